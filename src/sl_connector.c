@@ -1,0 +1,78 @@
+/* sl_connector.c -- the registry of connectors and its lookup functions. */
+#include <string.h>
+
+#include "sl_connector.h"
+
+extern const sl_connector sl_connector_tcp;
+extern const sl_connector sl_connector_file_source;
+extern const sl_connector sl_connector_file_sink;
+extern const sl_connector sl_connector_stdout;
+extern const sl_connector sl_connector_generate;
+#ifdef SLUICE_WITH_KAFKA
+extern const sl_connector sl_connector_kafka_source;
+extern const sl_connector sl_connector_kafka_sink;
+#endif
+#ifdef SLUICE_WITH_POSTGRES
+extern const sl_connector sl_connector_postgres;
+#endif
+#ifdef SLUICE_WITH_REDIS
+extern const sl_connector sl_connector_redis;
+#endif
+
+const sl_connector *const sl__connectors[] = {
+    &sl_connector_tcp,
+    &sl_connector_file_source,
+    &sl_connector_generate,
+#ifdef SLUICE_WITH_KAFKA
+    &sl_connector_kafka_source,
+#endif
+    &sl_connector_stdout,
+    &sl_connector_file_sink,
+#ifdef SLUICE_WITH_KAFKA
+    &sl_connector_kafka_sink,
+#endif
+#ifdef SLUICE_WITH_POSTGRES
+    &sl_connector_postgres,
+#endif
+#ifdef SLUICE_WITH_REDIS
+    &sl_connector_redis,
+#endif
+    NULL,
+};
+
+const sl_connector *sl_connector_find(const char *name, unsigned role)
+{
+    for (size_t i = 0; sl__connectors[i]; i++) {
+        const sl_connector *c = sl__connectors[i];
+        if ((c->flags & role) && strcmp(c->name, name) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+const sl_connector *sl_connector_at(size_t i)
+{
+    size_t n = sizeof(sl__connectors) / sizeof(sl__connectors[0]) - 1;
+    return i < n ? sl__connectors[i] : NULL;
+}
+
+const char *sl_connector_name(const sl_connector *c)
+{
+    return c->name;
+}
+
+const char *sl_connector_description(const sl_connector *c)
+{
+    return c->description;
+}
+
+unsigned sl_connector_flags(const sl_connector *c)
+{
+    return c->flags;
+}
+
+const sl_option *sl_connector_options(const sl_connector *c)
+{
+    return c->options;
+}

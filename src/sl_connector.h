@@ -1,0 +1,112 @@
+/* sl_connector.h -- the connector interface: what a source or sink implements, and the
+ * engine services (receivers, logging, options) it may call. Included by connectors/. */
+#ifndef SL_CONNECTOR_H
+#define SL_CONNECTOR_H
+
+#include "sluice.h"
+
+/* An instance of a connector in a pipeline: its name, options, statistics and, for
+ * receiver sources, the block generator. Owned by the engine. */
+typedef struct sl_instance sl_instance;
+
+/* ==== Source input of one batch (for sources that define batches themselves) ==== */
+
+/* What a direct source (one that is not a receiver) hands to the engine for a batch. It
+ * appends partitions of records with sl_batch_input_add_partition(). */
+typedef struct sl_batch_input sl_batch_input;
+
+/* Adds a partition whose records are copied (bytes too) into batch memory. */
+int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t n);
+/* Describes the batch's input for the batch info and the checkpoint (offset ranges, file
+ * names): appended, printf-style. */
+void sl_batch_input_describe(sl_batch_input *in, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ==== Sink output of one batch ==== */
+
+typedef struct sl_batch_output {
+    int64_t batch_time;        /* ms */
+    const sl_dataset *ds;      /* borrowed for the call */
+    const char *pipeline;      /* application name */
+    const char *sink;          /* sink instance name */
+    const char *inputs;        /* description of the batch's input (ranges, blocks) */
+    int attempt;               /* 0 on the first try, then 1, 2, ... */
+} sl_batch_output;
+
+/* ==== The connector ==== */
+
+#define SL_RECEIVER 0x4u /* source with a receiver thread: the engine cuts its blocks */
+
+struct sl_connector {
+    const char *name;                /* the YAML `type:` */
+    const char *description;
+    unsigned flags;                  /* SL_SOURCE | SL_SINK | SL_RECEIVER */
+    const sl_option *options;        /* parsed into the context struct at each offset */
+    size_t ctx_size;                 /* the context struct, zeroed then filled with options */
+
+    /* Checks the parsed options and prepares. No thread, no connection yet. */
+    int (*init)(sl_instance *ins, void *ctx, char *errstr, size_t errsize);
+    /* Starts threads and connections. Receivers start their thread here. */
+    int (*start)(void *ctx);
+    /* Direct sources: the input of the batch at batch_time. */
+    int (*next_batch)(void *ctx, int64_t batch_time, sl_batch_input *in);
+    /* Sinks: write a batch. SL_OK, SL_ERR_RETRY (retried with backoff) or an error. */
+    int (*write)(void *ctx, const sl_batch_output *out);
+    /* Sources: batch_time is complete in every sink (commit offsets, release WAL). */
+    void (*on_batch_done)(void *ctx, int64_t batch_time);
+    void (*pause)(void *ctx);
+    void (*resume)(void *ctx);
+    /* Stops threads and flushes; receivers push what they hold before returning. */
+    void (*stop)(void *ctx);
+    /* Frees what init and start allocated. Called once, also when init failed. */
+    void (*destroy)(void *ctx);
+};
+
+/* ==== Engine services for connectors ==== */
+
+const char *sl_instance_name(const sl_instance *ins);
+const sl_options *sl_instance_options(const sl_instance *ins);
+sl_context *sl_instance_context(const sl_instance *ins);
+
+/* Logs at level with the instance name as prefix. */
+void sl_instance_log(const sl_instance *ins, sl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records an error shown in the status (last error and its time) and logs it. */
+void sl_instance_error(sl_instance *ins, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Marks the instance active (connected) or not, for the status. */
+void sl_instance_set_active(sl_instance *ins, bool active);
+/* Counts records a source dropped for exceeding max_record_size. */
+void sl_instance_count_oversize(sl_instance *ins, uint64_t n);
+/* The engine's max_record_size for this source (bytes). */
+size_t sl_instance_max_record_size(const sl_instance *ins);
+/* True once the engine asked the instance to stop. */
+bool sl_instance_stopping(const sl_instance *ins);
+
+/* ==== Receivers ====
+ * A receiver thread pushes records; the engine cuts them into blocks every block interval
+ * and hands the blocks received up to a batch time to that batch, one partition each. */
+
+/* Copies n records (their key, value and meta) into the current block. Blocks the caller
+ * while the receiver holds more unprocessed data than max_buffered or while the rate
+ * limiter says so, which is what makes TCP senders slow down: nothing is dropped. Returns
+ * SL_OK, or SL_ERR_STATE when the engine is stopping (the records were still taken). */
+int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n);
+/* Waits (bounded by timeout_ms) until the receiver may push again; true when it may. */
+bool sl_receiver_wait_room(sl_instance *ins, int64_t timeout_ms);
+
+/* ==== Connectors that are not in the registry ====
+ * A program may bring its own source or sink (Spark's custom receivers). conn must outlive
+ * the context. Same results as sl_context_add_source and sl_stream_to. */
+sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *conn,
+                                           const char *name, const sl_options *opts,
+                                           char *errstr, size_t errsize);
+int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *name,
+                           const sl_options *opts, char *errstr, size_t errsize);
+
+/* ==== Registry ==== */
+
+/* Every connector, NULL-terminated. Defined in sl_connector.c. */
+extern const sl_connector *const sl__connectors[];
+
+#endif /* SL_CONNECTOR_H */

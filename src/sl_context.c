@@ -1,0 +1,1147 @@
+/* sl_context.c -- the context: connector instances, outputs, and the scheduler.
+ *
+ * Threads: the timer thread cuts receiver blocks every block interval and, at every batch
+ * time, generates a job: each source's input for the interval is fixed (receiver blocks
+ * or a direct source's next_batch) and the job is queued. The job thread runs one job at
+ * a time (Spark's concurrentJobs = 1), so a slow batch shows up as scheduling delay of the
+ * next. The worker pool runs each job's parallel stages. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_engine.h"
+#include "sl_options.h"
+
+#define RETRY_BACKOFF_MIN_MS 100
+#define RETRY_BACKOFF_MAX_MS 5000
+
+/* ==== Common options ==== */
+
+static const sl_option common_source_options[] = {
+    {.name = "max_record_size", .type = SL_OPT_SIZE, .def = "1MiB", .min = 1, .max = 1 << 30,
+     .offset = offsetof(sl_source_common, max_record_size),
+     .doc = "longest record accepted; longer ones are counted, reported and skipped"},
+    {.name = "max_buffered", .type = SL_OPT_SIZE, .def = "256MiB", .min = 0, .max = 1e15,
+     .offset = offsetof(sl_source_common, max_buffered),
+     .doc = "received bytes not yet processed before the receiver stops reading (0: none)"},
+    {0},
+};
+
+static const sl_option common_sink_options[] = {
+    {0},
+};
+
+const sl_option *sl_common_source_options(void)
+{
+    return common_source_options;
+}
+
+const sl_option *sl_common_sink_options(void)
+{
+    return common_sink_options;
+}
+
+/* ==== Instances ==== */
+
+static sl_options *options_copy(const sl_options *o)
+{
+    sl_options *c = sl_options_new();
+    for (size_t i = 0; c && i < sl_options_count(o); i++) {
+        const char *k, *v;
+        sl_options_at(o, i, &k, &v);
+        if (sl_options_set(c, k, v) != SL_OK) {
+            sl_options_destroy(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigned role,
+                              const char *name, const sl_options *opts, char *errstr,
+                              size_t errsize)
+{
+    const sl_option *common = role == SL_SOURCE ? common_source_options : common_sink_options;
+    char why[512];
+    if (sl_options_check(conn->options, common, opts, why, sizeof(why), NULL) != SL_OK) {
+        snprintf(errstr, errsize, "%s '%s' (type %s): %s", role == SL_SOURCE ? "source" : "sink",
+                 name, conn->name, why);
+        return NULL;
+    }
+    sl_instance *ins = calloc(1, sizeof(*ins));
+    if (!ins) {
+        snprintf(errstr, errsize, "out of memory");
+        return NULL;
+    }
+    ins->ctx = ctx;
+    ins->conn = conn;
+    ins->role = role;
+    sl__receiver_init(&ins->rcv);
+    pthread_mutex_init(&ins->err_lock, NULL);
+    ins->name = strdup(name);
+    ins->opts = options_copy(opts);
+    ins->cctx = calloc(1, conn->ctx_size ? conn->ctx_size : 1);
+    if (!ins->name || !ins->opts || !ins->cctx) {
+        snprintf(errstr, errsize, "out of memory");
+        sl__instance_destroy(ins);
+        return NULL;
+    }
+    if (sl__options_apply(conn->options, ins->opts, ins->cctx, why, sizeof(why)) != SL_OK ||
+        sl__options_apply(common, ins->opts, &ins->common, why, sizeof(why)) != SL_OK) {
+        snprintf(errstr, errsize, "%s '%s': %s", role == SL_SOURCE ? "source" : "sink", name,
+                 why);
+        sl__instance_destroy(ins);
+        return NULL;
+    }
+    if (conn->init && conn->init(ins, ins->cctx, why, sizeof(why)) != SL_OK) {
+        snprintf(errstr, errsize, "%s '%s' (type %s): %s", role == SL_SOURCE ? "source" : "sink",
+                 name, conn->name, why);
+        sl__instance_destroy(ins);
+        return NULL;
+    }
+    return ins;
+}
+
+void sl__instance_destroy(sl_instance *ins)
+{
+    if (!ins) {
+        return;
+    }
+    if (ins->cctx && ins->conn->destroy) {
+        ins->conn->destroy(ins->cctx);
+    }
+    sl__receiver_destroy(&ins->rcv);
+    pthread_mutex_destroy(&ins->err_lock);
+    sl_options_destroy(ins->opts);
+    free(ins->cctx);
+    free(ins->name);
+    free(ins);
+}
+
+const char *sl_instance_name(const sl_instance *ins)
+{
+    return ins->name;
+}
+
+const sl_options *sl_instance_options(const sl_instance *ins)
+{
+    return ins->opts;
+}
+
+sl_context *sl_instance_context(const sl_instance *ins)
+{
+    return ins->ctx;
+}
+
+void sl_instance_log(const sl_instance *ins, sl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl__vlog(level, ins->name, fmt, ap);
+    va_end(ap);
+}
+
+void sl_instance_error(sl_instance *ins, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&ins->err_lock);
+    sl__strlcpy(ins->last_error, msg, sizeof(ins->last_error));
+    ins->last_error_time = sl__now_ms();
+    pthread_mutex_unlock(&ins->err_lock);
+    sl_instance_log(ins, SL_LOG_ERROR, "%s", msg);
+}
+
+void sl_instance_set_active(sl_instance *ins, bool active)
+{
+    atomic_store(&ins->active, active);
+}
+
+void sl_instance_count_oversize(sl_instance *ins, uint64_t n)
+{
+    atomic_fetch_add(&ins->oversize, n);
+}
+
+size_t sl_instance_max_record_size(const sl_instance *ins)
+{
+    return (size_t)ins->common.max_record_size;
+}
+
+bool sl_instance_stopping(const sl_instance *ins)
+{
+    return atomic_load(&ins->stopping);
+}
+
+/* ==== Direct source input ==== */
+
+struct sl_batch_input {
+    sl_dataset *ds;
+    char desc[96];
+    size_t desc_len;
+};
+
+int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t n)
+{
+    sl_dataset *ds = in->ds;
+    sl_part *parts = realloc(ds->parts, (ds->nparts + 1) * sizeof(*parts));
+    if (!parts) {
+        return SL_ERR_NOMEM;
+    }
+    ds->parts = parts;
+    sl_part *p = &parts[ds->nparts++];
+    memset(p, 0, sizeof(*p));
+    sl__arena_init(&p->arena, 0);
+    p->recs = malloc((n ? n : 1) * sizeof(sl_record));
+    if (!p->recs) {
+        return SL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sl_record c = recs[i];
+        c.key = sl__arena_dup(&p->arena, recs[i].key, recs[i].key_len);
+        c.value = sl__arena_dup(&p->arena, recs[i].value, recs[i].value_len);
+        if (recs[i].meta) {
+            sl_record_meta *m = sl__arena_alloc(&p->arena, sizeof(*m));
+            if (!m) {
+                return SL_ERR_NOMEM;
+            }
+            *m = *recs[i].meta;
+            m->source = m->source ? sl__arena_dup(&p->arena, m->source, strlen(m->source) + 1)
+                                  : NULL;
+            m->topic = m->topic ? sl__arena_dup(&p->arena, m->topic, strlen(m->topic) + 1)
+                                : NULL;
+            c.meta = m;
+        }
+        if (!c.key || !c.value) {
+            return SL_ERR_NOMEM;
+        }
+        p->recs[p->n++] = c;
+    }
+    return SL_OK;
+}
+
+void sl_batch_input_describe(sl_batch_input *in, const char *fmt, ...)
+{
+    if (in->desc_len >= sizeof(in->desc) - 1) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(in->desc + in->desc_len, sizeof(in->desc) - in->desc_len, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        in->desc_len = SL_MIN(in->desc_len + (size_t)n, sizeof(in->desc) - 1);
+    }
+}
+
+/* ==== Context ==== */
+
+sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t errsize)
+{
+    if (!conf || conf->batch_interval_ms < 10) {
+        snprintf(errstr, errsize, "batch interval must be at least 10ms");
+        return NULL;
+    }
+    if (conf->workers < 0 || conf->workers > 256) {
+        snprintf(errstr, errsize, "workers must be between 1 and 256 (0: number of cores)");
+        return NULL;
+    }
+    if (conf->block_interval_ms < 0 || conf->default_partitions < 0) {
+        snprintf(errstr, errsize, "block interval and partitions must not be negative");
+        return NULL;
+    }
+    sl_context *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        snprintf(errstr, errsize, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ctx->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    ctx->batch_interval = conf->batch_interval_ms;
+    ctx->block_interval = conf->block_interval_ms ? conf->block_interval_ms : 200;
+    ctx->block_interval = SL_MIN(ctx->block_interval, ctx->batch_interval);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ctx->workers = conf->workers ? conf->workers : (int)(cores > 0 ? cores : 1);
+    ctx->default_partitions = conf->default_partitions ? conf->default_partitions : ctx->workers;
+    ctx->max_infos = conf->max_batches_kept ? conf->max_batches_kept : 1000;
+    ctx->name = strdup(conf->name ? conf->name : "sluice");
+    ctx->checkpoint_dir = conf->checkpoint_dir ? strdup(conf->checkpoint_dir) : NULL;
+    ctx->infos = calloc(ctx->max_infos, sizeof(*ctx->infos));
+    ctx->pool = sl__pool_new(ctx->workers);
+    if (!ctx->name || !ctx->infos || !ctx->pool ||
+        (conf->checkpoint_dir && !ctx->checkpoint_dir)) {
+        snprintf(errstr, errsize, "out of memory or threads");
+        sl_context_destroy(ctx);
+        return NULL;
+    }
+    ctx->state = SL_CTX_CREATED;
+    return ctx;
+}
+
+int64_t sl_context_batch_interval(const sl_context *ctx)
+{
+    return ctx->batch_interval;
+}
+
+int sl_context_workers(const sl_context *ctx)
+{
+    return ctx->workers;
+}
+
+static bool name_taken(sl_context *ctx, const char *name)
+{
+    for (sl_instance *i = ctx->sources; i; i = i->next) {
+        if (strcmp(i->name, name) == 0) {
+            return true;
+        }
+    }
+    for (sl_instance *i = ctx->sinks; i; i = i->next) {
+        if (strcmp(i->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void append_instance(sl_instance **list, sl_instance *ins)
+{
+    while (*list) {
+        list = &(*list)->next;
+    }
+    *list = ins;
+}
+
+sl_stream *sl_context_add_source(sl_context *ctx, const char *type, const char *name,
+                                 const sl_options *opts, char *errstr, size_t errsize)
+{
+    const sl_connector *conn = sl_connector_find(type, SL_SOURCE);
+    if (!conn) {
+        snprintf(errstr, errsize, "unknown source type '%s' (run 'sluice connectors')", type);
+        return NULL;
+    }
+    return sl_context_add_source_connector(ctx, conn, name, opts, errstr, errsize);
+}
+
+sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *conn,
+                                           const char *name, const sl_options *opts,
+                                           char *errstr, size_t errsize)
+{
+    if (!(conn->flags & SL_SOURCE)) {
+        snprintf(errstr, errsize, "connector '%s' is not a source", conn->name);
+        return NULL;
+    }
+    if (name_taken(ctx, name)) {
+        snprintf(errstr, errsize, "a source or sink named '%s' exists already", name);
+        return NULL;
+    }
+    if (ctx->nsources >= SL_MAX_INPUTS_PER_INFO) {
+        snprintf(errstr, errsize, "at most %d sources per context", SL_MAX_INPUTS_PER_INFO);
+        return NULL;
+    }
+    sl_options *empty = opts ? NULL : sl_options_new();
+    sl_instance *ins = sl__instance_new(ctx, conn, SL_SOURCE, name, opts ? opts : empty, errstr,
+                                        errsize);
+    sl_options_destroy(empty);
+    if (!ins) {
+        return NULL;
+    }
+    sl_stream *s = sl__stream_new(ctx, SL_OP_SOURCE, NULL, NULL);
+    if (!s) {
+        snprintf(errstr, errsize, "cannot add a source to a running context");
+        sl__instance_destroy(ins);
+        return NULL;
+    }
+    s->source = ins;
+    sl_stream_set_name(s, name);
+    ins->stream = s;
+    append_instance(&ctx->sources, ins);
+    ctx->nsources++;
+    return s;
+}
+
+static sl_stream *simple_source(sl_context *ctx, const char *type, const char *prefix,
+                                const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    char name[64], errstr[512];
+    snprintf(name, sizeof(name), "%s-%d", prefix, ctx->nstreams);
+    sl_options *o = sl_options_new();
+    if (!o) {
+        return NULL;
+    }
+    sl_options_set(o, k1, v1);
+    if (k2) {
+        sl_options_set(o, k2, v2);
+    }
+    sl_stream *s = sl_context_add_source(ctx, type, name, o, errstr, sizeof(errstr));
+    sl_options_destroy(o);
+    if (!s) {
+        sl_log(SL_LOG_ERROR, "%s", errstr);
+    }
+    return s;
+}
+
+sl_stream *sl_socket_text_stream(sl_context *ctx, const char *host, int port)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    return simple_source(ctx, "tcp", "socket", "host", host, "port", p);
+}
+
+sl_stream *sl_text_file_stream(sl_context *ctx, const char *directory)
+{
+    return simple_source(ctx, "file", "files", "path", directory, NULL, NULL);
+}
+
+/* ==== Outputs ==== */
+
+static int add_output(sl_stream *s, sl_instance *sink, sl_foreach_fn fn, void *opaque,
+                      const char *name)
+{
+    sl_context *ctx = s->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    bool created = ctx->state == SL_CTX_CREATED;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!created) {
+        sl_log(SL_LOG_ERROR, "outputs cannot be added to a context that has started");
+        return SL_ERR_STATE;
+    }
+    sl_output *o = calloc(1, sizeof(*o));
+    if (!o) {
+        return SL_ERR_NOMEM;
+    }
+    o->stream = s;
+    o->sink = sink;
+    o->foreach = fn;
+    o->opaque = opaque;
+    sl__strlcpy(o->name, name, sizeof(o->name));
+    s->nconsumers++;
+    if (ctx->outputs_tail) {
+        ctx->outputs_tail->next = o;
+    } else {
+        ctx->outputs = o;
+    }
+    ctx->outputs_tail = o;
+    ctx->noutputs++;
+    return SL_OK;
+}
+
+int sl_stream_to(sl_stream *s, const char *type, const char *name, const sl_options *opts,
+                 char *errstr, size_t errsize)
+{
+    if (!s) {
+        snprintf(errstr, errsize, "no stream");
+        return SL_ERR_INVAL;
+    }
+    const sl_connector *conn = sl_connector_find(type, SL_SINK);
+    if (!conn) {
+        snprintf(errstr, errsize, "unknown sink type '%s' (run 'sluice connectors')", type);
+        return SL_ERR_NOTFOUND;
+    }
+    return sl_stream_to_connector(s, conn, name, opts, errstr, errsize);
+}
+
+int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *name,
+                           const sl_options *opts, char *errstr, size_t errsize)
+{
+    if (!s) {
+        snprintf(errstr, errsize, "no stream");
+        return SL_ERR_INVAL;
+    }
+    sl_context *ctx = s->ctx;
+    if (!(conn->flags & SL_SINK)) {
+        snprintf(errstr, errsize, "connector '%s' is not a sink", conn->name);
+        return SL_ERR_INVAL;
+    }
+    if (name_taken(ctx, name)) {
+        snprintf(errstr, errsize, "a source or sink named '%s' exists already", name);
+        return SL_ERR_INVAL;
+    }
+    sl_options *empty = opts ? NULL : sl_options_new();
+    sl_instance *ins = sl__instance_new(ctx, conn, SL_SINK, name, opts ? opts : empty, errstr,
+                                        errsize);
+    sl_options_destroy(empty);
+    if (!ins) {
+        return SL_ERR_INVAL;
+    }
+    int rc = add_output(s, ins, NULL, NULL, name);
+    if (rc != SL_OK) {
+        snprintf(errstr, errsize, "%s", sl_err2str(rc));
+        sl__instance_destroy(ins);
+        return rc;
+    }
+    append_instance(&ctx->sinks, ins);
+    return SL_OK;
+}
+
+static int simple_sink(sl_stream *s, const char *type, const char *prefix, const char *k1,
+                       const char *v1, const char *k2, const char *v2)
+{
+    if (!s) {
+        return SL_ERR_INVAL;
+    }
+    char name[64], errstr[512];
+    snprintf(name, sizeof(name), "%s-%d", prefix, s->ctx->noutputs);
+    sl_options *o = sl_options_new();
+    if (!o) {
+        return SL_ERR_NOMEM;
+    }
+    sl_options_set(o, k1, v1);
+    if (k2 && v2) {
+        sl_options_set(o, k2, v2);
+    }
+    int rc = sl_stream_to(s, type, name, o, errstr, sizeof(errstr));
+    sl_options_destroy(o);
+    if (rc != SL_OK) {
+        sl_log(SL_LOG_ERROR, "%s", errstr);
+    }
+    return rc;
+}
+
+int sl_stream_print(sl_stream *s, int n)
+{
+    char num[16];
+    snprintf(num, sizeof(num), "%d", n);
+    return simple_sink(s, "stdout", "print", "num", num, NULL, NULL);
+}
+
+int sl_stream_save_as_text_files(sl_stream *s, const char *prefix, const char *suffix)
+{
+    return simple_sink(s, "file", "files", "prefix", prefix, "suffix", suffix);
+}
+
+int sl_stream_foreach_batch(sl_stream *s, sl_foreach_fn fn, void *opaque)
+{
+    if (!s || !fn) {
+        return SL_ERR_INVAL;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "foreach-%d", s->ctx->noutputs);
+    return add_output(s, NULL, fn, opaque, name);
+}
+
+int sl_context_add_batch_listener(sl_context *ctx, sl_batch_listener_fn fn, void *opaque)
+{
+    sl_listener *l = calloc(1, sizeof(*l));
+    if (!l) {
+        return SL_ERR_NOMEM;
+    }
+    l->fn = fn;
+    l->opaque = opaque;
+    pthread_mutex_lock(&ctx->lock);
+    l->next = ctx->listeners;
+    ctx->listeners = l;
+    pthread_mutex_unlock(&ctx->lock);
+    return SL_OK;
+}
+
+/* ==== Job generation (timer thread) ==== */
+
+static sl_job *generate_job(sl_context *ctx, int64_t t)
+{
+    sl_job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        return NULL;
+    }
+    job->inputs = calloc(ctx->nsources + 1, sizeof(*job->inputs));
+    if (!job->inputs) {
+        free(job);
+        return NULL;
+    }
+    job->time = t;
+    job->info.batch_time = t;
+    job->info.scheduling_delay = -1;
+    job->info.processing_time = -1;
+    job->info.total_delay = -1;
+    size_t i = 0;
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
+        sl_dataset *ds = NULL;
+        char desc[96] = "";
+        int rc;
+        if (ins->conn->flags & SL_RECEIVER) {
+            rc = sl__receiver_take(ins, t, &ds);
+            if (rc == SL_OK) {
+                snprintf(desc, sizeof(desc), "%zu blocks", ds->nparts);
+            }
+        } else {
+            sl_batch_input in = {.ds = sl__dataset_new(0, t)};
+            rc = in.ds ? ins->conn->next_batch(ins->cctx, t, &in) : SL_ERR_NOMEM;
+            if (rc == SL_OK) {
+                ds = in.ds;
+                sl__strlcpy(desc, in.desc, sizeof(desc));
+            } else {
+                sl__dataset_release(in.ds);
+            }
+        }
+        if (rc != SL_OK || !ds) {
+            sl_instance_error(ins, "no input for batch %" PRId64 ": %s", t, sl_err2str(rc));
+            ds = sl__dataset_new(0, t);
+        }
+        size_t n = ds ? sl_dataset_count(ds) : 0;
+        if (!(ins->conn->flags & SL_RECEIVER)) {
+            atomic_fetch_add(&ins->records, n);
+            atomic_fetch_add(&ctx->records_received, n);
+        }
+        job->inputs[i] = ds;
+        job->info.inputs[i].name = ins->name;
+        job->info.inputs[i].records = n;
+        sl__strlcpy(job->info.inputs[i].description, desc, sizeof(desc));
+        job->info.records += n;
+    }
+    job->ninputs = i;
+    job->info.ninputs = i;
+    job->info.submission_time = sl__now_ms();
+    return job;
+}
+
+static void job_free(sl_job *job)
+{
+    for (size_t i = 0; i < job->ninputs; i++) {
+        sl__dataset_release(job->inputs[i]);
+    }
+    free(job->inputs);
+    free(job);
+}
+
+static void cut_blocks(sl_context *ctx)
+{
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+        if (ins->conn->flags & SL_RECEIVER) {
+            sl__receiver_cut(ins);
+        }
+    }
+}
+
+static void *stop_thread_main(void *arg)
+{
+    sl_context_stop(arg, true);
+    return NULL;
+}
+
+/* Waits on ctx->cond until the wall-clock time until_ms or a change of state. Batch times
+ * are wall-clock times; the wait itself runs on the monotonic clock, so a clock step
+ * shortens or lengthens one wait at most. @locks ctx->lock held */
+static void wait_until(sl_context *ctx, int64_t until_ms)
+{
+    int64_t d = until_ms - sl__now_ms();
+    if (d <= 0) {
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += d / 1000;
+    ts.tv_nsec += (d % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
+}
+
+static void *timer_main(void *arg)
+{
+    sl_context *ctx = arg;
+    int64_t next_batch = ctx->zero_time + ctx->batch_interval;
+    int64_t next_block = sl__now_ms() + ctx->block_interval;
+    pthread_mutex_lock(&ctx->lock);
+    for (;;) {
+        if (atomic_load(&ctx->stop_requested) && ctx->state == SL_CTX_RUNNING &&
+            !ctx->stop_thread_started) {
+            /* A signal asked to stop: stop from another thread, which joins this one. */
+            ctx->stop_thread_started =
+                pthread_create(&ctx->stop_thread, NULL, stop_thread_main, ctx) == 0;
+        }
+        if (ctx->state == SL_CTX_STOPPING && (!ctx->graceful || ctx->timer_running == false)) {
+            break;
+        }
+        int64_t wake = SL_MIN(next_batch, next_block);
+        if (atomic_load(&ctx->stop_requested) && !ctx->stop_thread_started) {
+            wake = SL_MIN(wake, sl__now_ms() + 50);
+        }
+        wait_until(ctx, SL_MIN(wake, sl__now_ms() + 200));
+        int64_t now = sl__now_ms();
+        bool final = ctx->state == SL_CTX_STOPPING;
+        if (ctx->state == SL_CTX_STOPPING && !ctx->graceful) {
+            break;
+        }
+        if (now >= next_block) {
+            pthread_mutex_unlock(&ctx->lock);
+            cut_blocks(ctx);
+            pthread_mutex_lock(&ctx->lock);
+            next_block += ctx->block_interval * ((now - next_block) / ctx->block_interval + 1);
+        }
+        if (now < next_batch) {
+            continue;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        sl_job *job = generate_job(ctx, next_batch);
+        pthread_mutex_lock(&ctx->lock);
+        if (job) {
+            if (ctx->queue_tail) {
+                ctx->queue_tail->next = job;
+            } else {
+                ctx->queue_head = job;
+            }
+            ctx->queue_tail = job;
+            ctx->queued++;
+            pthread_cond_broadcast(&ctx->cond);
+        } else {
+            sl_log(SL_LOG_ERROR, "out of memory generating batch %" PRId64, next_batch);
+        }
+        next_batch += ctx->batch_interval;
+        if (final) {
+            /* Graceful stop: the sources had stopped before this batch took their last
+             * data. It is the last one. */
+            break;
+        }
+    }
+    ctx->timer_running = false;
+    pthread_cond_broadcast(&ctx->cond);
+    pthread_mutex_unlock(&ctx->lock);
+    return NULL;
+}
+
+/* ==== Running jobs (job thread) ==== */
+
+static bool abandon(sl_context *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    bool a = ctx->state == SL_CTX_STOPPING && !ctx->graceful;
+    pthread_mutex_unlock(&ctx->lock);
+    return a;
+}
+
+/* Runs one output for the batch, retrying with capped exponential backoff while it asks
+ * to be retried: a sink that is down holds the batch, it never drops it. */
+static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, size_t errsize)
+{
+    sl_dataset *ds;
+    int rc = sl__stream_compute(o->stream, job->time, &ds);
+    if (rc != SL_OK) {
+        snprintf(err, errsize, "%s: computing '%s' failed: %s", o->name, o->stream->name,
+                 sl_err2str(rc));
+        return rc;
+    }
+    sl_dataset empty = {.nparts = 0, .time = job->time};
+    if (!ds) {
+        ds = &empty;
+    }
+    int64_t backoff = RETRY_BACKOFF_MIN_MS;
+    for (int attempt = 0;; attempt++) {
+        if (o->sink) {
+            sl_batch_output out = {
+                .batch_time = job->time,
+                .ds = ds,
+                .pipeline = ctx->name,
+                .sink = o->sink->name,
+                .inputs = job->info.ninputs ? job->info.inputs[0].description : "",
+                .attempt = attempt,
+            };
+            rc = o->sink->conn->write(o->sink->cctx, &out);
+        } else {
+            rc = o->foreach(ds, job->time, o->opaque);
+        }
+        if (rc == SL_OK) {
+            if (o->sink) {
+                atomic_fetch_add(&o->sink->records, sl_dataset_count(ds));
+                sl_instance_set_active(o->sink, true);
+            }
+            return SL_OK;
+        }
+        char why[256];
+        sl__strlcpy(why, sl_err2str(rc), sizeof(why));
+        if (o->sink) {
+            pthread_mutex_lock(&o->sink->err_lock);
+            if (o->sink->last_error[0]) {
+                sl__strlcpy(why, o->sink->last_error, sizeof(why));
+            }
+            pthread_mutex_unlock(&o->sink->err_lock);
+        }
+        snprintf(err, errsize, "%.60s: %.190s", o->name, why);
+        if (rc != SL_ERR_RETRY) {
+            return rc;
+        }
+        if (o->sink) {
+            sl_instance_set_active(o->sink, false);
+        }
+        if (attempt == 0 || attempt % 10 == 0) {
+            sl_log(SL_LOG_WARN, "output '%s' failed for batch %" PRId64 ", retrying: %s",
+                   o->name, job->time, err);
+        }
+        for (int64_t slept = 0; slept < backoff; slept += 50) {
+            if (abandon(ctx)) {
+                return SL_ERR_RETRY;
+            }
+            sl__sleep_ms(50);
+        }
+        backoff = SL_MIN(backoff * 2, RETRY_BACKOFF_MAX_MS);
+    }
+}
+
+static void run_job(sl_context *ctx, sl_job *job)
+{
+    sl_batch_info *info = &job->info;
+    info->processing_start = sl__now_ms();
+    info->scheduling_delay = info->processing_start - info->submission_time;
+    uint64_t failed_before = atomic_load(&ctx->records_failed);
+
+    size_t i = 0;
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
+        sl__stream_put(ins->stream, job->time, job->inputs[i]);
+        job->inputs[i] = NULL;
+    }
+    for (sl_output *o = ctx->outputs; o; o = o->next) {
+        if (!sl__stream_valid_time(o->stream, job->time)) {
+            continue;
+        }
+        info->outputs_total++;
+        char err[256] = "";
+        if (run_output(ctx, o, job, err, sizeof(err)) == SL_OK) {
+            info->outputs_succeeded++;
+        } else if (!info->error[0]) {
+            sl__strlcpy(info->error, err, sizeof(info->error));
+            sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", job->time, err);
+        }
+    }
+    for (sl_stream *s = ctx->streams; s; s = s->next) {
+        sl__stream_forget(s, job->time);
+    }
+    info->failed_records = atomic_load(&ctx->records_failed) - failed_before;
+    if (info->failed_records) {
+        sl_log(SL_LOG_WARN, "batch %" PRId64 ": %" PRIu64 " records were rejected by operators",
+               job->time, info->failed_records);
+    }
+    if (info->outputs_succeeded == info->outputs_total) {
+        for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+            if (ins->conn->on_batch_done) {
+                ins->conn->on_batch_done(ins->cctx, job->time);
+            }
+        }
+    }
+    info->processing_end = sl__now_ms();
+    info->processing_time = info->processing_end - info->processing_start;
+    info->total_delay = info->processing_end - info->batch_time;
+}
+
+static void record_info(sl_context *ctx, const sl_batch_info *info)
+{
+    ctx->infos[ctx->info_next] = *info;
+    ctx->info_next = (ctx->info_next + 1) % ctx->max_infos;
+    if (ctx->ninfos < ctx->max_infos) {
+        ctx->ninfos++;
+    }
+    ctx->last_sched_delay = info->scheduling_delay;
+    ctx->last_proc_time = info->processing_time;
+    ctx->last_total_delay = info->total_delay;
+    atomic_fetch_add(&ctx->batches_completed, 1);
+    atomic_fetch_add(&ctx->records_processed, info->records);
+}
+
+static void *job_main(void *arg)
+{
+    sl_context *ctx = arg;
+    pthread_mutex_lock(&ctx->lock);
+    for (;;) {
+        while (!ctx->queue_head && ctx->timer_running &&
+               !(ctx->state == SL_CTX_STOPPING && !ctx->graceful)) {
+            pthread_cond_wait(&ctx->cond, &ctx->lock);
+        }
+        if (ctx->state == SL_CTX_STOPPING && !ctx->graceful) {
+            break; /* queued batches are dropped: replayable inputs re-run them */
+        }
+        sl_job *job = ctx->queue_head;
+        if (!job) {
+            break; /* the timer has finished and everything is done */
+        }
+        ctx->queue_head = job->next;
+        if (!ctx->queue_head) {
+            ctx->queue_tail = NULL;
+        }
+        ctx->queued--;
+        ctx->running = job;
+        pthread_mutex_unlock(&ctx->lock);
+
+        run_job(ctx, job);
+
+        pthread_mutex_lock(&ctx->lock);
+        ctx->running = NULL;
+        record_info(ctx, &job->info);
+        sl_listener *listeners = ctx->listeners;
+        pthread_mutex_unlock(&ctx->lock);
+        for (sl_listener *l = listeners; l; l = l->next) {
+            l->fn(&job->info, l->opaque);
+        }
+        job_free(job);
+        pthread_mutex_lock(&ctx->lock);
+    }
+    ctx->job_running = false;
+    pthread_cond_broadcast(&ctx->cond);
+    pthread_mutex_unlock(&ctx->lock);
+    return NULL;
+}
+
+/* ==== Synchronous batches (tests) ==== */
+
+int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info)
+{
+    pthread_mutex_lock(&ctx->lock);
+    bool created = ctx->state == SL_CTX_CREATED;
+    if (created && !ctx->stepping) {
+        ctx->stepping = true;
+        ctx->zero_time = t - ctx->batch_interval;
+        ctx->start_time = ctx->zero_time;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (!created) {
+        return SL_ERR_STATE;
+    }
+    if (!ctx->graph_prepared) {
+        sl__graph_prepare(ctx);
+        ctx->graph_prepared = true;
+    }
+    cut_blocks(ctx);
+    sl_job *job = generate_job(ctx, t);
+    if (!job) {
+        return SL_ERR_NOMEM;
+    }
+    run_job(ctx, job);
+    pthread_mutex_lock(&ctx->lock);
+    record_info(ctx, &job->info);
+    pthread_mutex_unlock(&ctx->lock);
+    if (info) {
+        *info = job->info;
+    }
+    job_free(job);
+    return SL_OK;
+}
+
+/* ==== Start and stop ==== */
+
+static void stop_instances(sl_instance *list)
+{
+    for (sl_instance *ins = list; ins; ins = ins->next) {
+        atomic_store(&ins->stopping, true);
+        if (ins->role == SL_SOURCE) {
+            sl__receiver_close(ins);
+        }
+        if (ins->started && ins->conn->stop) {
+            ins->conn->stop(ins->cctx);
+        }
+        ins->started = false;
+    }
+}
+
+int sl_context_start(sl_context *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->state != SL_CTX_CREATED) {
+        pthread_mutex_unlock(&ctx->lock);
+        return SL_ERR_STATE;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (!ctx->outputs) {
+        sl_log(SL_LOG_ERROR, "no output operation: nothing would be computed");
+        return SL_ERR_INVAL;
+    }
+    if (!ctx->graph_prepared) {
+        sl__graph_prepare(ctx);
+        ctx->graph_prepared = true;
+    }
+    sl_instance *lists[2] = {ctx->sinks, ctx->sources};
+    for (int k = 0; k < 2; k++) {
+        for (sl_instance *ins = lists[k]; ins; ins = ins->next) {
+            int rc = ins->conn->start ? ins->conn->start(ins->cctx) : SL_OK;
+            if (rc != SL_OK) {
+                sl_log(SL_LOG_ERROR, "%s '%s' could not start: %s",
+                       ins->role == SL_SOURCE ? "source" : "sink", ins->name,
+                       ins->last_error[0] ? ins->last_error : sl_err2str(rc));
+                stop_instances(ctx->sources);
+                stop_instances(ctx->sinks);
+                pthread_mutex_lock(&ctx->lock);
+                ctx->state = SL_CTX_STOPPED;
+                ctx->fatal_err = rc;
+                pthread_mutex_unlock(&ctx->lock);
+                return rc;
+            }
+            ins->started = true;
+        }
+    }
+    pthread_mutex_lock(&ctx->lock);
+    ctx->start_time = sl__now_ms();
+    /* The first batch time is the next multiple of the interval, as in Spark. */
+    ctx->zero_time = (ctx->start_time / ctx->batch_interval) * ctx->batch_interval;
+    ctx->state = SL_CTX_RUNNING;
+    ctx->timer_running = true;
+    ctx->job_running = true;
+    if (pthread_create(&ctx->job_thread, NULL, job_main, ctx) != 0) {
+        ctx->job_running = false;
+    }
+    if (pthread_create(&ctx->timer_thread, NULL, timer_main, ctx) != 0) {
+        ctx->timer_running = false;
+    }
+    bool ok = ctx->job_running && ctx->timer_running;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!ok) {
+        sl_log(SL_LOG_ERROR, "cannot create the scheduler's threads");
+        sl_context_stop(ctx, false);
+        return SL_ERR_FATAL;
+    }
+    sl_log(SL_LOG_INFO, "'%s' started: batch interval %" PRId64 "ms, %d workers, %zu sources, "
+           "%d outputs", ctx->name, ctx->batch_interval, ctx->workers, ctx->nsources,
+           ctx->noutputs);
+    return SL_OK;
+}
+
+void sl_context_stop(sl_context *ctx, bool graceful)
+{
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->state != SL_CTX_RUNNING) {
+        if (ctx->state == SL_CTX_CREATED) {
+            ctx->state = SL_CTX_STOPPED;
+            pthread_cond_broadcast(&ctx->cond);
+        } else if (ctx->state == SL_CTX_STOPPING && !graceful) {
+            ctx->graceful = false; /* a second, impatient stop */
+            pthread_cond_broadcast(&ctx->cond);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        return;
+    }
+    ctx->state = SL_CTX_STOPPING;
+    ctx->graceful = graceful;
+    pthread_mutex_unlock(&ctx->lock);
+    sl_log(SL_LOG_INFO, "stopping%s", graceful ? " gracefully" : "");
+
+    /* Sources first: what they hold goes into their blocks; the timer's last batch takes
+     * it. */
+    stop_instances(ctx->sources);
+    pthread_mutex_lock(&ctx->lock);
+    pthread_cond_broadcast(&ctx->cond);
+    pthread_mutex_unlock(&ctx->lock);
+    pthread_join(ctx->timer_thread, NULL);
+    pthread_join(ctx->job_thread, NULL);
+    stop_instances(ctx->sinks);
+
+    pthread_mutex_lock(&ctx->lock);
+    for (sl_job *j = ctx->queue_head; j;) {
+        sl_job *next = j->next;
+        job_free(j);
+        j = next;
+    }
+    ctx->queue_head = ctx->queue_tail = NULL;
+    ctx->queued = 0;
+    ctx->state = SL_CTX_STOPPED;
+    pthread_cond_broadcast(&ctx->cond);
+    pthread_mutex_unlock(&ctx->lock);
+    sl_log(SL_LOG_INFO, "stopped after %" PRIu64 " batches", atomic_load(&ctx->batches_completed));
+}
+
+void sl_context_request_stop(sl_context *ctx)
+{
+    atomic_store(&ctx->stop_requested, true);
+}
+
+int sl_context_await_termination_or_timeout(sl_context *ctx, int64_t timeout_ms)
+{
+    int64_t deadline = sl__now_ms() + timeout_ms;
+    pthread_mutex_lock(&ctx->lock);
+    while (ctx->state != SL_CTX_STOPPED) {
+        if (timeout_ms >= 0 && sl__now_ms() >= deadline) {
+            pthread_mutex_unlock(&ctx->lock);
+            return SL_ERR_RETRY;
+        }
+        wait_until(ctx, timeout_ms >= 0 ? SL_MIN(deadline, sl__now_ms() + 200)
+                                        : sl__now_ms() + 200);
+    }
+    int rc = ctx->fatal_err;
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+int sl_context_await_termination(sl_context *ctx)
+{
+    return sl_context_await_termination_or_timeout(ctx, -1);
+}
+
+void sl_context_destroy(sl_context *ctx)
+{
+    if (!ctx) {
+        return;
+    }
+    sl_context_stop(ctx, false);
+    if (ctx->stop_thread_started) {
+        pthread_join(ctx->stop_thread, NULL);
+    }
+    /* Datasets go before the instances whose receivers they give space back to. */
+    for (sl_stream *s = ctx->streams; s;) {
+        sl_stream *next = s->next;
+        sl__stream_free(s);
+        s = next;
+    }
+    sl_instance *lists[2] = {ctx->sources, ctx->sinks};
+    for (int k = 0; k < 2; k++) {
+        for (sl_instance *ins = lists[k]; ins;) {
+            sl_instance *next = ins->next;
+            sl__instance_destroy(ins);
+            ins = next;
+        }
+    }
+    for (sl_output *o = ctx->outputs; o;) {
+        sl_output *next = o->next;
+        free(o);
+        o = next;
+    }
+    for (sl_listener *l = ctx->listeners; l;) {
+        sl_listener *next = l->next;
+        free(l);
+        l = next;
+    }
+    sl__pool_destroy(ctx->pool);
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_cond_destroy(&ctx->cond);
+    free(ctx->infos);
+    free(ctx->name);
+    free(ctx->checkpoint_dir);
+    free(ctx);
+}
+
+/* ==== Batch information and statistics ==== */
+
+size_t sl_context_recent_batches(sl_context *ctx, sl_batch_info *out, size_t max)
+{
+    pthread_mutex_lock(&ctx->lock);
+    size_t n = SL_MIN(max, ctx->ninfos);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (ctx->info_next + ctx->max_infos - 1 - i) % ctx->max_infos;
+        out[i] = ctx->infos[at];
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return n;
+}
+
+void sl_context_get_stats(sl_context *ctx, sl_context_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&ctx->lock);
+    st->start_time = ctx->start_time;
+    st->batches_waiting = ctx->queued;
+    st->last_scheduling_delay = ctx->last_sched_delay;
+    st->last_processing_time = ctx->last_proc_time;
+    st->last_total_delay = ctx->last_total_delay;
+    pthread_mutex_unlock(&ctx->lock);
+    st->batches_completed = atomic_load(&ctx->batches_completed);
+    st->records_received = atomic_load(&ctx->records_received);
+    st->records_processed = atomic_load(&ctx->records_processed);
+    st->records_failed = atomic_load(&ctx->records_failed);
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+        st->records_oversize += atomic_load(&ins->oversize);
+    }
+}

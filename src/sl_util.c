@@ -1,0 +1,329 @@
+/* sl_util.c -- clocks, arenas, hashing, the key table, logging and error names. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "sl_util.h"
+
+/* ==== Clocks ==== */
+
+int64_t sl__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sl__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sl__sleep_ms(int64_t ms)
+{
+    if (ms <= 0) {
+        return;
+    }
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ==== Arena ==== */
+
+struct sl_arena_chunk {
+    sl_arena_chunk *next;
+    size_t size, used;
+    _Alignas(16) char data[];
+};
+
+void sl__arena_init(sl_arena *a, size_t chunk_size)
+{
+    a->head = NULL;
+    a->chunk_size = chunk_size ? chunk_size : 64 * 1024;
+    a->bytes = 0;
+}
+
+void *sl__arena_alloc(sl_arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    sl_arena_chunk *c = a->head;
+    if (!c || c->size - c->used < n) {
+        /* A large allocation gets a chunk of its own, placed behind the current one so
+         * that the space left in the current chunk is not wasted. */
+        size_t size = n > a->chunk_size / 4 ? n : a->chunk_size;
+        sl_arena_chunk *nc = malloc(sizeof(*nc) + size);
+        if (!nc) {
+            return NULL;
+        }
+        nc->size = size;
+        nc->used = 0;
+        a->bytes += size;
+        if (c && size != a->chunk_size) {
+            nc->next = c->next;
+            c->next = nc;
+        } else {
+            nc->next = c;
+            a->head = nc;
+        }
+        c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+void *sl__arena_dup(sl_arena *a, const void *p, size_t n)
+{
+    void *d = sl__arena_alloc(a, n ? n : 1);
+    if (d && n) {
+        memcpy(d, p, n);
+    }
+    return d;
+}
+
+void sl__arena_steal(sl_arena *dst, sl_arena *src)
+{
+    if (!src->head) {
+        return;
+    }
+    /* Keep dst's current chunk in front: it is the one with room. */
+    sl_arena_chunk *tail = src->head;
+    while (tail->next) {
+        tail = tail->next;
+    }
+    if (dst->head) {
+        tail->next = dst->head->next;
+        dst->head->next = src->head;
+    } else {
+        dst->head = src->head;
+    }
+    dst->bytes += src->bytes;
+    src->head = NULL;
+    src->bytes = 0;
+}
+
+void sl__arena_free(sl_arena *a)
+{
+    sl_arena_chunk *c = a->head;
+    while (c) {
+        sl_arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->bytes = 0;
+}
+
+/* ==== Hashing ====
+ * 64-bit multiply-xorshift over 8-byte words, finished with an avalanche step. Fast on
+ * short keys (words), good enough spread for open addressing and partitioning. */
+
+static inline uint64_t load64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t sl__hash(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    const uint64_t m = 0x9e3779b97f4a7c15ULL;
+    uint64_t h = 0x2545f4914f6cdd1dULL ^ (n * m);
+    while (n >= 8) {
+        h = (h ^ load64(s)) * m;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t t = 0;
+        memcpy(&t, s, n);
+        h = (h ^ t) * m;
+        h ^= h >> 29;
+    }
+    return mix64(h);
+}
+
+/* ==== Key table ==== */
+
+void sl__keytab_init(sl_keytab *t)
+{
+    memset(t, 0, sizeof(*t));
+}
+
+static int keytab_grow(sl_keytab *t)
+{
+    size_t nslots = t->mask ? (t->mask + 1) * 2 : 64;
+    uint32_t *slots = calloc(nslots, sizeof(*slots));
+    if (!slots) {
+        return SL_ERR_NOMEM;
+    }
+    size_t mask = nslots - 1;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t s = t->hashes[i] & mask;
+        while (slots[s]) {
+            s = (s + 1) & mask;
+        }
+        slots[s] = (uint32_t)(i + 1);
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = mask;
+    return SL_OK;
+}
+
+sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64_t h,
+                             int *added)
+{
+    /* Load factor at most 1/2: probes stay short. */
+    if ((t->n + 1) * 2 > t->mask + 1 && keytab_grow(t) != SL_OK) {
+        return NULL;
+    }
+    size_t s = h & t->mask;
+    for (;;) {
+        uint32_t idx = t->slots[s];
+        if (!idx) {
+            break;
+        }
+        sl_record *r = &t->recs[idx - 1];
+        if (t->hashes[idx - 1] == h && r->key_len == len && memcmp(r->key, key, len) == 0) {
+            *added = 0;
+            return r;
+        }
+        s = (s + 1) & t->mask;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        sl_record *recs = realloc(t->recs, cap * sizeof(*recs));
+        if (!recs) {
+            return NULL;
+        }
+        t->recs = recs;
+        uint64_t *hashes = realloc(t->hashes, cap * sizeof(*hashes));
+        if (!hashes) {
+            return NULL;
+        }
+        t->hashes = hashes;
+        t->cap = cap;
+    }
+    size_t i = t->n++;
+    t->slots[s] = (uint32_t)(i + 1);
+    t->hashes[i] = h;
+    memset(&t->recs[i], 0, sizeof(t->recs[i]));
+    *added = 1;
+    return &t->recs[i];
+}
+
+void sl__keytab_free(sl_keytab *t)
+{
+    free(t->slots);
+    free(t->recs);
+    free(t->hashes);
+    memset(t, 0, sizeof(*t));
+}
+
+int sl__recvec_push(sl_recvec *v, const sl_record *r)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        sl_record *recs = realloc(v->recs, cap * sizeof(*recs));
+        if (!recs) {
+            return SL_ERR_NOMEM;
+        }
+        v->recs = recs;
+        v->cap = cap;
+    }
+    v->recs[v->n++] = *r;
+    return SL_OK;
+}
+
+/* ==== Logging ==== */
+
+static _Atomic int log_level = SL_LOG_INFO;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void sl_set_log_level(sl_log_level level)
+{
+    atomic_store(&log_level, (int)level);
+}
+
+int sl__log_enabled(sl_log_level level)
+{
+    return (int)level <= atomic_load(&log_level);
+}
+
+void sl__vlog(sl_log_level level, const char *prefix, const char *fmt, va_list ap)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    if (!sl__log_enabled(level)) {
+        return;
+    }
+    char msg[2048];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    pthread_mutex_lock(&log_lock);
+    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] %s%s%s\n", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+            names[level], prefix ? prefix : "", prefix ? ": " : "", msg);
+    pthread_mutex_unlock(&log_lock);
+}
+
+void sl_log(sl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sl__vlog(level, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void sl__strlcpy(char *dst, const char *src, size_t size)
+{
+    if (size == 0) {
+        return;
+    }
+    size_t n = strlen(src);
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* ==== Errors ==== */
+
+const char *sl_err2str(int err)
+{
+    switch (err) {
+    case SL_OK: return "success";
+    case SL_ERR_NOMEM: return "out of memory";
+    case SL_ERR_INVAL: return "invalid argument";
+    case SL_ERR_IO: return "I/O error";
+    case SL_ERR_RETRY: return "temporary failure, retrying";
+    case SL_ERR_STATE: return "not allowed in this state";
+    case SL_ERR_NOTFOUND: return "not found";
+    case SL_ERR_RECORD: return "record could not be processed";
+    case SL_ERR_TOOBIG: return "record too large";
+    case SL_ERR_FATAL: return "fatal error";
+    default: return "unknown error";
+    }
+}

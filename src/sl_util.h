@@ -1,0 +1,95 @@
+/* sl_util.h -- small internals shared by the engine: clocks, arenas, hashing. */
+#ifndef SL_UTIL_H
+#define SL_UTIL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sluice.h"
+
+#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ==== Clocks ==== */
+
+/* Wall clock in ms since the epoch (batch times are wall-clock times, as in Spark). */
+int64_t sl__now_ms(void);
+/* Monotonic clock in ns, for measuring durations. */
+int64_t sl__mono_ns(void);
+/* Sleeps ms milliseconds (restarting after signals). */
+void sl__sleep_ms(int64_t ms);
+
+/* ==== Arena ====
+ * A chain of chunks; allocations are freed all at once. Not thread-safe: one arena per
+ * task or partition. */
+
+typedef struct sl_arena_chunk sl_arena_chunk;
+
+typedef struct sl_arena {
+    sl_arena_chunk *head;
+    size_t chunk_size;  /* size of ordinary chunks */
+    size_t bytes;       /* bytes held in chunks */
+} sl_arena;
+
+void sl__arena_init(sl_arena *a, size_t chunk_size);
+/* 8-byte aligned memory, NULL when out of memory. */
+void *sl__arena_alloc(sl_arena *a, size_t n);
+/* Copies n bytes; NULL when out of memory. n == 0 returns a valid non-NULL pointer. */
+void *sl__arena_dup(sl_arena *a, const void *p, size_t n);
+/* Moves every chunk of src to dst; src is left empty. */
+void sl__arena_steal(sl_arena *dst, sl_arena *src);
+void sl__arena_free(sl_arena *a);
+
+/* ==== Hashing ==== */
+
+uint64_t sl__hash(const void *p, size_t n);
+
+/* Maps a hash onto [0, n) using its high bits (the low ones index hash tables). */
+static inline size_t sl__hash_bucket(uint64_t h, size_t n)
+{
+    return (size_t)(((unsigned __int128)(h >> 32 | h << 32) * n) >> 64);
+}
+
+/* ==== Key table ====
+ * An open-addressing table from key bytes to records, used to combine by key. Records
+ * live in one array, in insertion order, so that the array can become a partition. */
+
+typedef struct sl_keytab {
+    uint32_t *slots;     /* index + 1 into recs; 0 = empty */
+    size_t mask;         /* slots - 1 */
+    sl_record *recs;
+    uint64_t *hashes;
+    size_t n, cap;
+} sl_keytab;
+
+void sl__keytab_init(sl_keytab *t);
+/* Finds the key or adds a zeroed record for it (*added = 1). NULL when out of memory.
+ * The returned pointer is valid until the next insertion. */
+sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64_t h,
+                             int *added);
+/* Frees the table; the record array is freed too unless it was taken. */
+void sl__keytab_free(sl_keytab *t);
+
+/* ==== Records vectors ==== */
+
+typedef struct sl_recvec {
+    sl_record *recs;
+    size_t n, cap;
+} sl_recvec;
+
+/* Appends r; SL_OK or SL_ERR_NOMEM. */
+int sl__recvec_push(sl_recvec *v, const sl_record *r);
+
+/* ==== Logging ==== */
+
+void sl__vlog(sl_log_level level, const char *prefix, const char *fmt, va_list ap);
+int sl__log_enabled(sl_log_level level);
+
+/* Formats into a fixed buffer, always terminated. */
+void sl__strlcpy(char *dst, const char *src, size_t size);
+
+#endif

@@ -1,0 +1,391 @@
+/* sluice.h -- the one public header of libsluice, a micro-batch stream processor.
+ *
+ * The model is Spark Streaming's DStream: a live stream is cut into batches every batch
+ * interval; each batch runs through a graph of operators; output operations push the
+ * results of every batch to sinks.
+ *
+ *     sl_context *ctx = sl_context_new(&conf, errstr, sizeof(errstr));
+ *     sl_stream *lines = sl_socket_text_stream(ctx, "localhost", 9999);
+ *     sl_stream *words = sl_stream_flat_map(lines, split_words, NULL);
+ *     sl_stream *pairs = sl_stream_map(words, to_pair, NULL);
+ *     sl_stream *counts = sl_stream_reduce_by_key(pairs, sl_reduce_sum, NULL, 0);
+ *     sl_stream_print(counts, 10);
+ *     sl_context_start(ctx);
+ *     sl_context_await_termination(ctx);
+ *     sl_context_destroy(ctx);
+ *
+ * Ownership: streams belong to their context and are freed with it. Records handed to a
+ * user function are borrowed for the call. Every _new has a _destroy that accepts NULL.
+ * Errors are SL_OK (0) or a negative SL_ERR_*; sl_err2str() names them.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLUICE_VERSION "0.1.0"
+
+/* ==== Errors ==== */
+
+typedef enum sl_err {
+    SL_OK = 0,
+    SL_ERR_NOMEM = -1,   /* out of memory */
+    SL_ERR_INVAL = -2,   /* invalid argument or configuration */
+    SL_ERR_IO = -3,      /* I/O or system call failed */
+    SL_ERR_RETRY = -4,   /* transient failure: the engine retries, nothing is lost */
+    SL_ERR_STATE = -5,   /* call not allowed in the current state */
+    SL_ERR_NOTFOUND = -6,/* no such stream, connector or option */
+    SL_ERR_RECORD = -7,  /* a record could not be processed (counted and reported) */
+    SL_ERR_TOOBIG = -8,  /* a record exceeded a size limit */
+    SL_ERR_FATAL = -9,   /* unrecoverable: the pipeline stops */
+} sl_err;
+
+/* Returns a static string naming the error code. Never NULL. */
+const char *sl_err2str(int err);
+
+/* ==== Records ==== */
+
+typedef enum sl_num_type {
+    SL_NUM_NONE = 0, /* no typed value */
+    SL_NUM_INT = 1,
+    SL_NUM_DOUBLE = 2,
+} sl_num_type;
+
+/* Where a record came from. Sources that have no such notion leave it NULL. */
+typedef struct sl_record_meta {
+    const char *source;     /* input name */
+    const char *topic;      /* Kafka topic, file name or peer address; may be NULL */
+    int32_t partition;      /* -1 when not applicable */
+    int64_t offset;         /* offset in partition, or line number in a file; -1 if none */
+} sl_record_meta;
+
+/* A record: key and value bytes, a typed value for aggregation and a timestamp (ms).
+ * Bytes are not NUL-terminated and may contain NUL. A record is a value type: copying the
+ * struct copies the references, not the bytes. */
+typedef struct sl_record {
+    const char *key;
+    const char *value;
+    uint32_t key_len;
+    uint32_t value_len;
+    uint8_t num_type;       /* sl_num_type */
+    union {
+        int64_t i;
+        double d;
+    } num;
+    int64_t ts;             /* event or ingestion time, ms since the epoch */
+    const sl_record_meta *meta;
+} sl_record;
+
+/* Typed-value helpers. sl_record_num() converts to double whatever the type (0 if none). */
+double sl_record_num(const sl_record *r);
+void sl_record_set_int(sl_record *r, int64_t v);
+void sl_record_set_double(sl_record *r, double v);
+
+/* ==== Emitting records from user functions ==== */
+
+/* An emitter receives the records an operator function produces. The bytes a record
+ * points to must stay valid for the batch: point into the input record's bytes, or into
+ * memory from sl_emitter_alloc()/sl_emitter_copy(), which live as long as the batch's
+ * data. No other memory may be referenced. */
+typedef struct sl_emitter sl_emitter;
+
+/* Hands r on to the next operator. Returns SL_OK or a negative error. */
+int sl_emit(sl_emitter *e, const sl_record *r);
+/* Memory for bytes of emitted records, freed with the batch. NULL when out of memory. */
+void *sl_emitter_alloc(sl_emitter *e, size_t size);
+/* Copies size bytes into batch memory and returns the copy. NULL when out of memory. */
+const char *sl_emitter_copy(sl_emitter *e, const void *bytes, size_t size);
+/* The batch time (ms) that is being computed. */
+int64_t sl_emitter_batch_time(const sl_emitter *e);
+
+/* ==== Operator functions ====
+ * Functions run on worker threads, several at once: they must be thread-safe. A negative
+ * return marks the input record as failed: it is counted, reported with its source
+ * coordinates, and processing goes on. */
+
+/* map: *out starts as a copy of *in; change what should change. */
+typedef int (*sl_map_fn)(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
+/* flat_map: emit zero or more records with sl_emit(). */
+typedef int (*sl_flat_map_fn)(const sl_record *in, sl_emitter *e, void *opaque);
+/* filter: 1 keeps the record, 0 drops it, negative marks it failed. */
+typedef int (*sl_filter_fn)(const sl_record *in, void *opaque);
+/* reduce: fold r into acc (acc starts as a copy of the first record of its key). Must be
+ * associative and commutative. Allocate new bytes with e. */
+typedef int (*sl_reduce_fn)(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaque);
+/* join: build *out from a left and a right record of the same key; right is NULL for an
+ * unmatched left record of a left join. *out starts with the key and the left record. */
+typedef int (*sl_join_fn)(const sl_record *left, const sl_record *right, sl_record *out,
+                          sl_emitter *e, void *opaque);
+
+/* Built-in reducers over the typed value. They drop the value bytes of the result.
+ * Integer inputs stay integer; a double among them makes the result double. */
+int sl_reduce_sum(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaque);
+int sl_reduce_min(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaque);
+int sl_reduce_max(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaque);
+
+/* ==== Datasets (read access, for transform and foreach_batch) ==== */
+
+/* The records of one stream at one batch time, split in partitions. Borrowed. */
+typedef struct sl_dataset sl_dataset;
+
+size_t sl_dataset_partitions(const sl_dataset *ds);
+/* Returns the records of partition p and stores their count in *n. */
+const sl_record *sl_dataset_partition(const sl_dataset *ds, size_t p, size_t *n);
+/* Total number of records. */
+size_t sl_dataset_count(const sl_dataset *ds);
+
+/* transform: compute a new dataset from a whole dataset. Emit into e (the output has one
+ * partition per emitter; e is the only one). */
+typedef int (*sl_transform_fn)(const sl_dataset *in, int64_t batch_time, sl_emitter *e,
+                               void *opaque);
+/* foreach_batch: an output operation called once per batch on the job thread. Return
+ * SL_OK, SL_ERR_RETRY to have the engine retry the batch later, or another error. */
+typedef int (*sl_foreach_fn)(const sl_dataset *ds, int64_t batch_time, void *opaque);
+
+/* ==== Options ====
+ * Connectors are configured with string key/value options, checked against the
+ * connector's option table (sluice connectors prints them). */
+
+typedef struct sl_options sl_options;
+
+sl_options *sl_options_new(void);
+void sl_options_destroy(sl_options *o);
+/* Sets key to value (both copied); a later set of the same key replaces it. */
+int sl_options_set(sl_options *o, const char *key, const char *value);
+/* Returns the value of key, or NULL. */
+const char *sl_options_get(const sl_options *o, const char *key);
+size_t sl_options_count(const sl_options *o);
+/* The i-th key and value, in order of first set. */
+void sl_options_at(const sl_options *o, size_t i, const char **key, const char **value);
+
+typedef enum sl_opt_type {
+    SL_OPT_STR,
+    SL_OPT_INT,
+    SL_OPT_BOOL,
+    SL_OPT_DOUBLE,
+    SL_OPT_DURATION, /* "250ms", "1s", "5m", "2h": stored as int64 ms */
+    SL_OPT_SIZE,     /* "512", "64KiB", "1MiB", "1GiB": stored as int64 bytes */
+    SL_OPT_ENUM,     /* one of choices, stored as a string */
+    SL_OPT_LIST,     /* a comma-separated list (a YAML sequence), stored as a string */
+} sl_opt_type;
+
+#define SL_OPT_REQUIRED 0x1u /* must be given */
+#define SL_OPT_SECRET 0x2u   /* never printed, logged or shown */
+
+/* One entry of an option table. Tables end with an entry whose name is NULL. */
+typedef struct sl_option {
+    const char *name;
+    sl_opt_type type;
+    const char *def;       /* default as a string, NULL for none */
+    double min, max;       /* range for numbers, durations and sizes; min > max: none */
+    const char *choices;   /* ENUM: "a|b|c" */
+    unsigned flags;        /* SL_OPT_* */
+    size_t offset;         /* where the parsed value goes in the connector's config */
+    const char *doc;
+} sl_option;
+
+/* Parses a duration such as "250ms", "1.5s", "5m", "2h" into ms. Returns SL_OK or
+ * SL_ERR_INVAL. */
+int sl_parse_duration(const char *s, int64_t *ms);
+/* Parses a size such as "512", "64KiB", "1MiB", "2GB" into bytes. */
+int sl_parse_size(const char *s, int64_t *bytes);
+
+/* ==== Connectors ==== */
+
+#define SL_SOURCE 0x1u
+#define SL_SINK 0x2u
+
+typedef struct sl_connector sl_connector;
+
+/* Looks up a connector by its type name and role (SL_SOURCE or SL_SINK): a type such as
+ * "file" can be both, with different options. NULL if there is none. */
+const sl_connector *sl_connector_find(const char *name, unsigned role);
+/* The i-th registered connector, NULL past the end. */
+const sl_connector *sl_connector_at(size_t i);
+const char *sl_connector_name(const sl_connector *c);
+const char *sl_connector_description(const sl_connector *c);
+unsigned sl_connector_flags(const sl_connector *c);
+/* The option table, terminated by an entry with a NULL name. Engine options common to
+ * every source or sink come first (see sl_common_source_options). */
+const sl_option *sl_connector_options(const sl_connector *c);
+/* Options the engine takes for every source (name, max_record_size, ...) or sink. */
+const sl_option *sl_common_source_options(void);
+const sl_option *sl_common_sink_options(void);
+
+/* Checks options against a table: unknown keys, types and ranges. Returns SL_OK, or
+ * SL_ERR_INVAL with errstr naming the key, the problem and, for unknown keys, the valid
+ * ones. The key at fault is stored in *bad_key when bad_key is not NULL. */
+int sl_options_check(const sl_option *table, const sl_option *table2, const sl_options *o,
+                     char *errstr, size_t errsize, const char **bad_key);
+
+/* ==== Context ==== */
+
+typedef struct sl_context sl_context;
+typedef struct sl_stream sl_stream;
+
+typedef enum sl_log_level {
+    SL_LOG_ERROR = 0,
+    SL_LOG_WARN = 1,
+    SL_LOG_INFO = 2,
+    SL_LOG_DEBUG = 3,
+} sl_log_level;
+
+typedef struct sl_context_conf {
+    const char *name;          /* application name; default "sluice" */
+    int64_t batch_interval_ms; /* >= 10 */
+    int workers;               /* worker threads; 0 = number of cores */
+    const char *checkpoint_dir;/* NULL: none */
+    int64_t block_interval_ms; /* receivers cut blocks this often; 0 = 200 */
+    int default_partitions;    /* partitions of shuffles; 0 = workers */
+    size_t max_batches_kept;   /* batch infos kept for the status; 0 = 1000 */
+} sl_context_conf;
+
+/* Creates a context. Returns NULL with errstr set when conf is invalid. */
+sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t errsize);
+/* Stops the context if it runs and frees it with every stream. NULL is fine. */
+void sl_context_destroy(sl_context *ctx);
+
+/* Starts receivers, the timer and the job thread. Returns SL_OK, or an error with the
+ * reason logged (a source or sink that cannot start). */
+int sl_context_start(sl_context *ctx);
+/* Stops. graceful: receivers stop, what they received is processed, sinks are flushed.
+ * Otherwise the running batch finishes and queued ones are dropped (they are re-run after
+ * a restart where the input can be replayed). May be called from any thread, also from a
+ * signal-handling thread; not from a signal handler (use sl_context_request_stop). */
+void sl_context_stop(sl_context *ctx, bool graceful);
+/* Async-signal-safe: asks the context to stop gracefully. */
+void sl_context_request_stop(sl_context *ctx);
+/* Waits until the context has stopped. Returns SL_OK, or the fatal error that stopped it. */
+int sl_context_await_termination(sl_context *ctx);
+/* As above with a timeout: returns SL_ERR_RETRY when still running after timeout_ms. */
+int sl_context_await_termination_or_timeout(sl_context *ctx, int64_t timeout_ms);
+
+int64_t sl_context_batch_interval(const sl_context *ctx);
+int sl_context_workers(const sl_context *ctx);
+
+/* Logging: the level and where lines go (default stderr). */
+void sl_set_log_level(sl_log_level level);
+void sl_log(sl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ==== Sources ====
+ * A source is a connector instance. Names must be unique in a context. */
+
+/* Adds a source of connector type with options; the source is a stream. Returns NULL with
+ * errstr set on bad options. opts is copied. */
+sl_stream *sl_context_add_source(sl_context *ctx, const char *type, const char *name,
+                                 const sl_options *opts, char *errstr, size_t errsize);
+/* Spark's socketTextStream: lines from host:port, reconnecting every 2 s. */
+sl_stream *sl_socket_text_stream(sl_context *ctx, const char *host, int port);
+/* Spark's textFileStream: new files of a directory, one record per line. */
+sl_stream *sl_text_file_stream(sl_context *ctx, const char *directory);
+
+/* ==== Transformations ====
+ * Each returns a new stream, or NULL (with the reason logged) when an argument is invalid.
+ * A NULL parent yields NULL, so calls can be chained and checked once at the end.
+ * partitions: 0 means the context's default. */
+
+sl_stream *sl_stream_map(sl_stream *s, sl_map_fn fn, void *opaque);
+sl_stream *sl_stream_flat_map(sl_stream *s, sl_flat_map_fn fn, void *opaque);
+sl_stream *sl_stream_filter(sl_stream *s, sl_filter_fn fn, void *opaque);
+/* map_values: fn may change only the value and the typed value; the key is kept. */
+sl_stream *sl_stream_map_values(sl_stream *s, sl_map_fn fn, void *opaque);
+/* key_by: fn returns the key in *out (out->key, out->key_len); the rest is kept. */
+sl_stream *sl_stream_key_by(sl_stream *s, sl_map_fn fn, void *opaque);
+sl_stream *sl_stream_union(sl_stream *a, sl_stream *b);
+sl_stream *sl_stream_repartition(sl_stream *s, int partitions);
+sl_stream *sl_stream_transform(sl_stream *s, sl_transform_fn fn, void *opaque);
+/* count: one record per batch with the number of records as its typed value (0 too). */
+sl_stream *sl_stream_count(sl_stream *s);
+/* count_by_value: one record per distinct value (bytes): key = value, typed value = count. */
+sl_stream *sl_stream_count_by_value(sl_stream *s, int partitions);
+/* reduce: one record per batch (none when the batch is empty). */
+sl_stream *sl_stream_reduce(sl_stream *s, sl_reduce_fn fn, void *opaque);
+/* reduce_by_key: hash shuffle by key into partitions, combining on the map side. */
+sl_stream *sl_stream_reduce_by_key(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                   int partitions);
+/* join: every pair of records of a and b with equal keys in the same batch. fn NULL:
+ * the output value is "(left,right)" in text and the typed value is the left one. */
+sl_stream *sl_stream_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque,
+                          int partitions);
+sl_stream *sl_stream_left_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque,
+                               int partitions);
+/* window: the union of the parent's batches in (t - length, t], computed every slide.
+ * Length and slide must be multiples of the parent's slide (slide 0 = parent's slide). */
+sl_stream *sl_stream_window(sl_stream *s, int64_t length_ms, int64_t slide_ms);
+
+/* The stream's slide (batch interval for most streams) and name (for logs and errors). */
+int64_t sl_stream_slide(const sl_stream *s);
+const char *sl_stream_name(const sl_stream *s);
+void sl_stream_set_name(sl_stream *s, const char *name);
+sl_context *sl_stream_context(const sl_stream *s);
+
+/* ==== Output operations ==== */
+
+/* DStream.print(): a header with the batch time and the first n records, on stdout. */
+int sl_stream_print(sl_stream *s, int n);
+/* saveAsTextFiles: <prefix>-<batch ms>[.<suffix>]/part-NNNNN, renamed when complete. */
+int sl_stream_save_as_text_files(sl_stream *s, const char *prefix, const char *suffix);
+int sl_stream_foreach_batch(sl_stream *s, sl_foreach_fn fn, void *opaque);
+/* Pushes every batch to a sink connector of type with options. */
+int sl_stream_to(sl_stream *s, const char *type, const char *name, const sl_options *opts,
+                 char *errstr, size_t errsize);
+
+/* ==== Batch information ==== */
+
+#define SL_MAX_INPUTS_PER_INFO 16
+
+typedef struct sl_batch_info {
+    int64_t batch_time;         /* ms */
+    int64_t submission_time;    /* ms: when the batch was generated and queued */
+    int64_t processing_start;   /* ms; 0 while waiting */
+    int64_t processing_end;     /* ms; 0 while waiting or running */
+    int64_t scheduling_delay;   /* start - submission; -1 while waiting */
+    int64_t processing_time;    /* end - start; -1 until done */
+    int64_t total_delay;        /* end - batch_time; -1 until done */
+    uint64_t records;           /* records of all inputs */
+    size_t ninputs;
+    struct {
+        const char *name;
+        uint64_t records;
+        char description[96];   /* e.g. blocks, offset ranges or files */
+    } inputs[SL_MAX_INPUTS_PER_INFO];
+    int outputs_total;
+    int outputs_succeeded;
+    uint64_t failed_records;    /* records an operator rejected in this batch */
+    char error[256];            /* first output error, empty when none */
+} sl_batch_info;
+
+/* Called on the job thread after every batch completes (successfully or not). */
+typedef void (*sl_batch_listener_fn)(const sl_batch_info *info, void *opaque);
+int sl_context_add_batch_listener(sl_context *ctx, sl_batch_listener_fn fn, void *opaque);
+
+/* Copies up to max of the most recent completed batch infos, newest first. */
+size_t sl_context_recent_batches(sl_context *ctx, sl_batch_info *out, size_t max);
+
+/* Counters since start. */
+typedef struct sl_context_stats {
+    int64_t start_time;           /* ms */
+    uint64_t batches_completed;
+    uint64_t batches_waiting;
+    uint64_t records_received;
+    uint64_t records_processed;
+    uint64_t records_failed;      /* rejected by operators */
+    uint64_t records_oversize;    /* dropped by sources for exceeding max_record_size */
+    int64_t last_scheduling_delay;
+    int64_t last_processing_time;
+    int64_t last_total_delay;
+} sl_context_stats;
+
+void sl_context_get_stats(sl_context *ctx, sl_context_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLUICE_H */

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the demo and the tests need.
+# Idempotent: does nothing when everything is already installed.
+set -euo pipefail
+
+PKGS=(
+    build-essential cmake pkg-config clang-format
+    librdkafka-dev libpq-dev libhiredis-dev libjansson-dev libyaml-dev
+    libmicrohttpd-dev libcunit1-dev
+    kcat postgresql redis-server redis-tools
+    netcat-openbsd procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
