@@ -305,7 +305,7 @@ static int parse_value(const sl_option *opt, const char *value, double *num, cha
         *num = (double)i64;
         break;
     }
-    if (opt->min <= opt->max && (*num < opt->min || *num > opt->max)) {
+    if (opt->min < opt->max && (*num < opt->min || *num > opt->max)) {
         if (opt->type == SL_OPT_DURATION) {
             snprintf(errstr, errsize, "option '%s': %s is out of range [%.0fms, %.0fms]",
                      opt->name, shown, opt->min, opt->max);

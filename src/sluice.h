@@ -183,7 +183,7 @@ typedef struct sl_option {
     const char *name;
     sl_opt_type type;
     const char *def;       /* default as a string, NULL for none */
-    double min, max;       /* range for numbers, durations and sizes; min > max: none */
+    double min, max;       /* range for numbers, durations and sizes, checked when min < max */
     const char *choices;   /* ENUM: "a|b|c" */
     unsigned flags;        /* SL_OPT_* */
     size_t offset;         /* where the parsed value goes in the connector's config */

@@ -1,0 +1,215 @@
+/* test_util.c -- arenas, hashing, the key table, options, durations and sizes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "sl_engine.h"
+#include "sl_options.h"
+
+static void test_arena_alignment_and_large(void)
+{
+    sl_arena a;
+    sl__arena_init(&a, 1024);
+    for (int i = 0; i < 1000; i++) {
+        char *p = sl__arena_alloc(&a, (size_t)(i % 13) + 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        CU_ASSERT_EQUAL((uintptr_t)p % 8, 0);
+        memset(p, 'x', (size_t)(i % 13) + 1);
+    }
+    char *big = sl__arena_alloc(&a, 100000); /* larger than a chunk: a chunk of its own */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    memset(big, 'y', 100000);
+    char *after = sl__arena_alloc(&a, 8); /* still served from the current chunk */
+    CU_ASSERT_PTR_NOT_NULL(after);
+    CU_ASSERT(a.bytes >= 100000);
+    sl_arena b;
+    sl__arena_init(&b, 0);
+    const char *d = sl__arena_dup(&b, "hello", 5);
+    CU_ASSERT_EQUAL(memcmp(d, "hello", 5), 0);
+    size_t total = a.bytes + b.bytes;
+    sl__arena_steal(&a, &b);
+    CU_ASSERT_EQUAL(a.bytes, total);
+    CU_ASSERT_EQUAL(b.bytes, 0);
+    CU_ASSERT_EQUAL(memcmp(d, "hello", 5), 0);
+    CU_ASSERT_PTR_NOT_NULL(sl__arena_dup(&a, NULL, 0));
+    sl__arena_free(&a);
+    sl__arena_free(&b);
+}
+
+static void test_hash_spread(void)
+{
+    /* Keys that differ in one byte land in different buckets about evenly. */
+    size_t buckets[8] = {0};
+    for (int i = 0; i < 8000; i++) {
+        char k[16];
+        int n = snprintf(k, sizeof(k), "key%d", i);
+        buckets[sl__hash_bucket(sl__hash(k, (size_t)n), 8)]++;
+    }
+    for (int b = 0; b < 8; b++) {
+        CU_ASSERT(buckets[b] > 800 && buckets[b] < 1200);
+    }
+    CU_ASSERT_NOT_EQUAL(sl__hash("a", 1), sl__hash("b", 1));
+    CU_ASSERT_NOT_EQUAL(sl__hash("", 0), sl__hash("\0", 1));
+    CU_ASSERT_EQUAL(sl__hash("abcdefghij", 10), sl__hash("abcdefghij", 10));
+}
+
+static void test_keytab(void)
+{
+    sl_keytab t;
+    sl__keytab_init(&t);
+    char keys[3000][8];
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(keys[i], sizeof(keys[i]), "%d", i % 1000);
+        int added;
+        sl_record *r = sl__keytab_upsert(&t, keys[i], (uint32_t)n, sl__hash(keys[i], (size_t)n),
+                                         &added);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_EQUAL(added, i < 1000);
+        if (added) {
+            r->key = keys[i];
+            r->key_len = (uint32_t)n;
+        }
+        r->num.i++;
+    }
+    CU_ASSERT_EQUAL(t.n, 1000);
+    for (size_t i = 0; i < t.n; i++) {
+        CU_ASSERT_EQUAL(t.recs[i].num.i, 3);
+    }
+    sl__keytab_free(&t);
+}
+
+static void test_durations(void)
+{
+    int64_t ms;
+    CU_ASSERT_EQUAL(sl_parse_duration("250ms", &ms), SL_OK);
+    CU_ASSERT_EQUAL(ms, 250);
+    CU_ASSERT_EQUAL(sl_parse_duration("1s", &ms), SL_OK);
+    CU_ASSERT_EQUAL(ms, 1000);
+    CU_ASSERT_EQUAL(sl_parse_duration("1.5s", &ms), SL_OK);
+    CU_ASSERT_EQUAL(ms, 1500);
+    CU_ASSERT_EQUAL(sl_parse_duration("5m", &ms), SL_OK);
+    CU_ASSERT_EQUAL(ms, 300000);
+    CU_ASSERT_EQUAL(sl_parse_duration("2h", &ms), SL_OK);
+    CU_ASSERT_EQUAL(ms, 7200000);
+    CU_ASSERT_EQUAL(sl_parse_duration("0", &ms), SL_OK);
+    CU_ASSERT_EQUAL(ms, 0);
+    const char *bad[] = {"", "s", "10", "-1s", "1x", "1.0001ms", "ms5", "1 s s", "nan", NULL};
+    for (int i = 0; bad[i]; i++) {
+        CU_ASSERT_EQUAL(sl_parse_duration(bad[i], &ms), SL_ERR_INVAL);
+    }
+}
+
+static void test_sizes(void)
+{
+    int64_t b;
+    CU_ASSERT_EQUAL(sl_parse_size("512", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 512);
+    CU_ASSERT_EQUAL(sl_parse_size("64KiB", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 65536);
+    CU_ASSERT_EQUAL(sl_parse_size("1MiB", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 1048576);
+    CU_ASSERT_EQUAL(sl_parse_size("2GB", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 2000000000);
+    CU_ASSERT_EQUAL(sl_parse_size("1.5kb", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 1500);
+    CU_ASSERT_EQUAL(sl_parse_size("12 parsecs", &b), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(sl_parse_size("-1", &b), SL_ERR_INVAL);
+}
+
+typedef struct conf {
+    const char *host;
+    int64_t port;
+    bool tls;
+    double ratio;
+    int64_t wait;
+    int64_t buf;
+    const char *mode;
+    const char *password;
+} conf;
+
+static const sl_option table[] = {
+    {.name = "host", .type = SL_OPT_STR, .def = "localhost", .offset = offsetof(conf, host)},
+    {.name = "port", .type = SL_OPT_INT, .min = 1, .max = 65535, .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(conf, port), .doc = "TCP port"},
+    {.name = "tls", .type = SL_OPT_BOOL, .def = "false", .offset = offsetof(conf, tls)},
+    {.name = "ratio", .type = SL_OPT_DOUBLE, .def = "0.5", .min = 0, .max = 1,
+     .offset = offsetof(conf, ratio)},
+    {.name = "wait", .type = SL_OPT_DURATION, .def = "2s", .min = 0, .max = 60000,
+     .offset = offsetof(conf, wait)},
+    {.name = "buf", .type = SL_OPT_SIZE, .def = "64KiB", .min = 1, .max = -1,
+     .offset = offsetof(conf, buf)},
+    {.name = "mode", .type = SL_OPT_ENUM, .def = "connect", .choices = "connect|listen",
+     .offset = offsetof(conf, mode)},
+    {.name = "password", .type = SL_OPT_STR, .flags = SL_OPT_SECRET,
+     .offset = offsetof(conf, password)},
+    {0},
+};
+
+static int check(const char *k1, const char *v1, const char *k2, const char *v2, char *err)
+{
+    sl_options *o = sl_options_new();
+    sl_options_set(o, k1, v1);
+    if (k2) {
+        sl_options_set(o, k2, v2);
+    }
+    int rc = sl_options_check(table, NULL, o, err, 512, NULL);
+    sl_options_destroy(o);
+    return rc;
+}
+
+static void test_option_tables(void)
+{
+    char err[512];
+    CU_ASSERT_EQUAL(check("port", "80", NULL, NULL, err), SL_OK);
+    CU_ASSERT_EQUAL(check("prot", "80", NULL, NULL, err), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown option 'prot'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "host, port, tls"));
+    CU_ASSERT_EQUAL(check("port", "eighty", NULL, NULL, err), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not an integer"));
+    CU_ASSERT_EQUAL(check("port", "70000", NULL, NULL, err), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "out of range [1, 65535]"));
+    CU_ASSERT_EQUAL(check("port", "1", "wait", "soon", err), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a duration"));
+    CU_ASSERT_EQUAL(check("port", "1", "mode", "both", err), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "connect|listen"));
+    CU_ASSERT_EQUAL(check("port", "1", "tls", "maybe", err), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(check("host", "x", NULL, NULL, err), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing required option 'port'"));
+    /* A secret's value never shows in an error. */
+    CU_ASSERT_EQUAL(check("port", "1", "ratio", "hunter2", err), SL_ERR_INVAL);
+    const sl_option secret_num[] = {
+        {.name = "pin", .type = SL_OPT_INT, .flags = SL_OPT_SECRET, .min = 1, .max = 0}, {0}};
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "pin", "hunter2");
+    CU_ASSERT_EQUAL(sl_options_check(secret_num, NULL, o, err, sizeof(err), NULL), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NULL(strstr(err, "hunter2"));
+    sl_options_destroy(o);
+
+    conf c;
+    memset(&c, 0, sizeof(c));
+    o = sl_options_new();
+    sl_options_set(o, "port", "9092");
+    sl_options_set(o, "tls", "yes");
+    sl_options_set(o, "wait", "250ms");
+    sl_options_set(o, "port", "9093"); /* a later set replaces */
+    CU_ASSERT_EQUAL(sl__options_apply(table, o, &c, err, sizeof(err)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c.host, "localhost");
+    CU_ASSERT_EQUAL(c.port, 9093);
+    CU_ASSERT_TRUE(c.tls);
+    CU_ASSERT_DOUBLE_EQUAL(c.ratio, 0.5, 1e-12);
+    CU_ASSERT_EQUAL(c.wait, 250);
+    CU_ASSERT_EQUAL(c.buf, 65536);
+    CU_ASSERT_STRING_EQUAL(c.mode, "connect");
+    CU_ASSERT_PTR_NULL(c.password);
+    CU_ASSERT_EQUAL(sl_options_count(o), 3);
+    sl_options_destroy(o);
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("util", {"arena_alignment_and_large", test_arena_alignment_and_large},
+             {"hash_spread", test_hash_spread}, {"keytab", test_keytab});
+    SL_SUITE("options", {"durations", test_durations}, {"sizes", test_sizes},
+             {"option_tables", test_option_tables});
+}
