@@ -28,6 +28,9 @@ static const sl_option common_source_options[] = {
     {.name = "max_buffered", .type = SL_OPT_SIZE, .def = "256MiB", .min = 0, .max = 1e15,
      .offset = offsetof(sl_source_common, max_buffered),
      .doc = "received bytes not yet processed before the receiver stops reading (0: none)"},
+    {.name = "max_rate", .type = SL_OPT_DOUBLE, .def = "0", .min = 0, .max = 1e12,
+     .offset = offsetof(sl_source_common, max_rate),
+     .doc = "receivers: most records per second taken from the source (0: no limit)"},
     {0},
 };
 
@@ -291,6 +294,16 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
 int64_t sl_context_batch_interval(const sl_context *ctx)
 {
     return ctx->batch_interval;
+}
+
+const char *sl_context_checkpoint_dir(const sl_context *ctx)
+{
+    return ctx->checkpoint_dir;
+}
+
+const char *sl_context_name(const sl_context *ctx)
+{
+    return ctx->name;
 }
 
 int sl_context_workers(const sl_context *ctx)

@@ -172,6 +172,7 @@ typedef struct sl_receiver {
     sl_block *head, *tail;      /* cut, waiting for a batch */
     size_t buffered;            /* bytes pushed and not yet freed */
     bool closed;                /* no more waiting for room */
+    int64_t rate_next_ns;       /* token bucket: when the next record may be pushed */
 } sl_receiver;
 
 typedef struct sl_source_common {

@@ -93,9 +93,35 @@ static size_t block_bytes(const sl_block *b)
     return b->arena.bytes + b->v.cap * sizeof(sl_record);
 }
 
+/* The rate limit: records are spaced 1/max_rate apart, with a burst of at most one block
+ * interval's worth, like Spark's receiver RateLimiter. Sleeps in the caller's thread, so
+ * a TCP receiver stops reading and the sender is slowed by TCP itself. */
+static void rate_wait(sl_instance *ins, size_t n)
+{
+    double rate = ins->common.max_rate;
+    if (rate <= 0 || n == 0) {
+        return;
+    }
+    sl_receiver *r = &ins->rcv;
+    int64_t now = sl__mono_ns();
+    int64_t burst = ins->ctx->block_interval * 1000000;
+    pthread_mutex_lock(&r->lock);
+    if (r->rate_next_ns < now - burst) {
+        r->rate_next_ns = now - burst;
+    }
+    int64_t at = r->rate_next_ns;
+    r->rate_next_ns += (int64_t)((double)n * 1e9 / rate);
+    pthread_mutex_unlock(&r->lock);
+    while (at > now && !atomic_load(&ins->stopping)) {
+        sl__sleep_ms(SL_MIN((at - now) / 1000000 + 1, 100));
+        now = sl__mono_ns();
+    }
+}
+
 int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
 {
     sl_receiver *r = &ins->rcv;
+    rate_wait(ins, n);
     pthread_mutex_lock(&r->lock);
     while (full(ins)) {
         pthread_cond_wait(&r->room, &r->lock);

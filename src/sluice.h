@@ -267,6 +267,9 @@ int sl_context_await_termination(sl_context *ctx);
 int sl_context_await_termination_or_timeout(sl_context *ctx, int64_t timeout_ms);
 
 int64_t sl_context_batch_interval(const sl_context *ctx);
+/* The checkpoint directory, NULL when none was configured. */
+const char *sl_context_checkpoint_dir(const sl_context *ctx);
+const char *sl_context_name(const sl_context *ctx);
 int sl_context_workers(const sl_context *ctx);
 
 /* Logging: the level and where lines go (default stderr). */

@@ -207,6 +207,35 @@ static void test_request_stop_from_signal_path(void)
     sl_context_destroy(ctx);
 }
 
+/* max_rate holds a receiver to its rate: 2000 records at 4000/s take about half a second
+ * (minus the burst of one block interval). */
+static void test_max_rate_limits_receiver(void)
+{
+    sl_context *ctx = ts_context(100, 1);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "total", "2000");
+    sl_options_set(o, "max_rate", "4000");
+    char err[256];
+    sl_stream *in = sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err,
+                                                    sizeof(err));
+    sl_options_destroy(o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    totals t = {0};
+    sl_stream_foreach_batch(in, count_batch, &t);
+    int64_t start = sl__mono_ns();
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    while (atomic_load(&last_rcv->pushed) < 2000 && sl__mono_ns() - start < 5000000000LL) {
+        sl__sleep_ms(5);
+    }
+    double secs = (double)(sl__mono_ns() - start) / 1e9;
+    CU_ASSERT(secs >= 0.25);
+    CU_ASSERT(secs < 2.0);
+    sl_context_stop(ctx, true);
+    sl_context_await_termination(ctx);
+    CU_ASSERT_EQUAL(atomic_load(&t.records), 2000);
+    sl_context_destroy(ctx);
+}
+
 static void test_destroy_without_start(void)
 {
     sl_context *ctx = ts_context(50, 2);
@@ -223,5 +252,6 @@ void sl_test_register(void)
              {"flow_control_bounds_buffer", test_flow_control_bounds_buffer},
              {"batch_times_are_aligned", test_batch_times_are_aligned},
              {"request_stop_from_signal_path", test_request_stop_from_signal_path},
+             {"max_rate_limits_receiver", test_max_rate_limits_receiver},
              {"destroy_without_start", test_destroy_without_start});
 }

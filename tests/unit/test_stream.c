@@ -97,6 +97,7 @@ static int min_bytes(sl_record *acc, const sl_record *r, sl_emitter *e, void *op
         acc->value = r->value;
         acc->value_len = r->value_len;
     }
+    acc->num_type = SL_NUM_NONE;
     return SL_OK;
 }
 
@@ -264,10 +265,8 @@ static void test_min_max_and_custom_reduce(void)
     CU_ASSERT_EQUAL(sl__context_step(ctx, T0, NULL), SL_OK);
     CU_ASSERT_STRING_EQUAL(mn.text, "a:-3 b:2.5");
     CU_ASSERT_STRING_EQUAL(mx.text, "a:9 b:2.5");
-    /* The custom reducer's result keeps bytes, which outlive the batch's input. */
-    char keep[256];
-    snprintf(keep, sizeof(keep), "%s", custom.text);
-    CU_ASSERT_PTR_NOT_NULL(strstr(keep, "a:"));
+    /* The custom reducer's result keeps bytes of its inputs. */
+    CU_ASSERT_STRING_EQUAL(custom.text, "a=apple b:2.5");
     sl_context_destroy(ctx);
 }
 
