@@ -26,8 +26,8 @@
 #include "sluice.h"
 
 #define WORDS_PER_LINE 10
-#define VOCABULARY 10000
-#define TEXT_LINES 100000 /* a text of this many lines is sent again and again */
+#define VOCABULARY     10000
+#define TEXT_LINES     100000 /* a text of this many lines is sent again and again */
 
 typedef struct result {
     int ok;
@@ -158,8 +158,8 @@ static int split_words(const sl_record *line, sl_emitter *out, void *opaque)
             p++;
         }
         if (p > start) {
-            sl_record w = {.key = start, .key_len = (uint32_t)(p - start),
-                           .num_type = SL_NUM_INT, .num.i = 1};
+            sl_record w = {
+                .key = start, .key_len = (uint32_t)(p - start), .num_type = SL_NUM_INT, .num.i = 1};
             int rc = sl_emit(out, &w);
             if (rc != SL_OK) {
                 return rc;
@@ -200,10 +200,9 @@ static void on_batch(const sl_batch_info *info, void *opaque)
     pthread_mutex_lock(&pr->lock);
     if (info->records) {
         pr->batches++;
-        pr->max_sched = info->scheduling_delay > pr->max_sched ? info->scheduling_delay
-                                                                : pr->max_sched;
-        pr->max_proc = info->processing_time > pr->max_proc ? info->processing_time
-                                                             : pr->max_proc;
+        pr->max_sched =
+            info->scheduling_delay > pr->max_sched ? info->scheduling_delay : pr->max_sched;
+        pr->max_proc = info->processing_time > pr->max_proc ? info->processing_time : pr->max_proc;
     }
     pr->lines += info->records;
     pr->end = now_s();
@@ -321,8 +320,8 @@ static result run_baseline(uint64_t lines)
                 continue;
             }
             size_t i = h & (nslots - 1);
-            while (tab[i].len && !(tab[i].hash == h && tab[i].len == len &&
-                                   memcmp(tab[i].word, w, len) == 0)) {
+            while (tab[i].len &&
+                   !(tab[i].hash == h && tab[i].len == len && memcmp(tab[i].word, w, len) == 0)) {
                 i = (i + 1) & (nslots - 1);
             }
             if (!tab[i].len) {
@@ -385,8 +384,8 @@ int main(int argc, char **argv)
     printf("TCP word count: %" PRIu64 " lines of %d words, %d-word vocabulary, batch %" PRId64
            " ms, %ld cores\n\n",
            lines, WORDS_PER_LINE, VOCABULARY, batch_ms, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("%-22s %8s %12s %13s %9s %10s %10s %9s %s\n", "run", "seconds", "lines/s",
-           "words/s", "batches", "max sched", "max proc", "peak RSS", "vs baseline");
+    printf("%-22s %8s %12s %13s %9s %10s %10s %9s %s\n", "run", "seconds", "lines/s", "words/s",
+           "batches", "max sched", "max proc", "peak RSS", "vs baseline");
     result base = in_child(0, lines, batch_ms);
     double base_rate = base.lines / base.seconds;
     printf("%-22s %8.2f %12.0f %13.0f %9s %10s %10s %6ld MiB %s\n", "baseline (1 thread C)",
@@ -406,6 +405,7 @@ int main(int argc, char **argv)
         exit_code |= !r.ok;
     }
     printf("\nmax sched: the largest scheduling delay of a batch (target: under one batch "
-           "interval, %" PRId64 " ms)\n", batch_ms);
+           "interval, %" PRId64 " ms)\n",
+           batch_ms);
     return exit_code;
 }

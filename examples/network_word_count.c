@@ -68,8 +68,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char errstr[256];
-    sl_context_conf conf = {.name = "network_word_count", .batch_interval_ms = 1000,
-                            .workers = 2};
+    sl_context_conf conf = {.name = "network_word_count", .batch_interval_ms = 1000, .workers = 2};
     ctx = sl_context_new(&conf, errstr, sizeof(errstr));
     if (!ctx) {
         fprintf(stderr, "%s\n", errstr);

@@ -25,12 +25,12 @@ void sl_batch_input_describe(sl_batch_input *in, const char *fmt, ...)
 /* ==== Sink output of one batch ==== */
 
 typedef struct sl_batch_output {
-    int64_t batch_time;        /* ms */
-    const sl_dataset *ds;      /* borrowed for the call */
-    const char *pipeline;      /* application name */
-    const char *sink;          /* sink instance name */
-    const char *inputs;        /* description of the batch's input (ranges, blocks) */
-    int attempt;               /* 0 on the first try, then 1, 2, ... */
+    int64_t batch_time;   /* ms */
+    const sl_dataset *ds; /* borrowed for the call */
+    const char *pipeline; /* application name */
+    const char *sink;     /* sink instance name */
+    const char *inputs;   /* description of the batch's input (ranges, blocks) */
+    int attempt;          /* 0 on the first try, then 1, 2, ... */
 } sl_batch_output;
 
 /* ==== The connector ==== */
@@ -38,11 +38,11 @@ typedef struct sl_batch_output {
 #define SL_RECEIVER 0x4u /* source with a receiver thread: the engine cuts its blocks */
 
 struct sl_connector {
-    const char *name;                /* the YAML `type:` */
+    const char *name; /* the YAML `type:` */
     const char *description;
-    unsigned flags;                  /* SL_SOURCE | SL_SINK | SL_RECEIVER */
-    const sl_option *options;        /* parsed into the context struct at each offset */
-    size_t ctx_size;                 /* the context struct, zeroed then filled with options */
+    unsigned flags;           /* SL_SOURCE | SL_SINK | SL_RECEIVER */
+    const sl_option *options; /* parsed into the context struct at each offset */
+    size_t ctx_size;          /* the context struct, zeroed then filled with options */
 
     /* Checks the parsed options and prepares. No thread, no connection yet. */
     int (*init)(sl_instance *ins, void *ctx, char *errstr, size_t errsize);
@@ -99,8 +99,8 @@ bool sl_receiver_wait_room(sl_instance *ins, int64_t timeout_ms);
  * A program may bring its own source or sink (Spark's custom receivers). conn must outlive
  * the context. Same results as sl_context_add_source and sl_stream_to. */
 sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *conn,
-                                           const char *name, const sl_options *opts,
-                                           char *errstr, size_t errsize);
+                                           const char *name, const sl_options *opts, char *errstr,
+                                           size_t errsize);
 int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *name,
                            const sl_options *opts, char *errstr, size_t errsize);
 

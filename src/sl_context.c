@@ -22,13 +22,25 @@
 /* ==== Common options ==== */
 
 static const sl_option common_source_options[] = {
-    {.name = "max_record_size", .type = SL_OPT_SIZE, .def = "1MiB", .min = 1, .max = 1 << 30,
+    {.name = "max_record_size",
+     .type = SL_OPT_SIZE,
+     .def = "1MiB",
+     .min = 1,
+     .max = 1 << 30,
      .offset = offsetof(sl_source_common, max_record_size),
      .doc = "longest record accepted; longer ones are counted, reported and skipped"},
-    {.name = "max_buffered", .type = SL_OPT_SIZE, .def = "256MiB", .min = 0, .max = 1e15,
+    {.name = "max_buffered",
+     .type = SL_OPT_SIZE,
+     .def = "256MiB",
+     .min = 0,
+     .max = 1e15,
      .offset = offsetof(sl_source_common, max_buffered),
      .doc = "received bytes not yet processed before the receiver stops reading (0: none)"},
-    {.name = "max_rate", .type = SL_OPT_DOUBLE, .def = "0", .min = 0, .max = 1e12,
+    {.name = "max_rate",
+     .type = SL_OPT_DOUBLE,
+     .def = "0",
+     .min = 0,
+     .max = 1e12,
      .offset = offsetof(sl_source_common, max_rate),
      .doc = "receivers: most records per second taken from the source (0: no limit)"},
     {0},
@@ -95,8 +107,7 @@ sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigne
     }
     if (sl__options_apply(conn->options, ins->opts, ins->cctx, why, sizeof(why)) != SL_OK ||
         sl__options_apply(common, ins->opts, &ins->common, why, sizeof(why)) != SL_OK) {
-        snprintf(errstr, errsize, "%s '%s': %s", role == SL_SOURCE ? "source" : "sink", name,
-                 why);
+        snprintf(errstr, errsize, "%s '%s': %s", role == SL_SOURCE ? "source" : "sink", name, why);
         sl__instance_destroy(ins);
         return NULL;
     }
@@ -215,10 +226,9 @@ int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t
                 return SL_ERR_NOMEM;
             }
             *m = *recs[i].meta;
-            m->source = m->source ? sl__arena_dup(&p->arena, m->source, strlen(m->source) + 1)
-                                  : NULL;
-            m->topic = m->topic ? sl__arena_dup(&p->arena, m->topic, strlen(m->topic) + 1)
-                                : NULL;
+            m->source =
+                m->source ? sl__arena_dup(&p->arena, m->source, strlen(m->source) + 1) : NULL;
+            m->topic = m->topic ? sl__arena_dup(&p->arena, m->topic, strlen(m->topic) + 1) : NULL;
             c.meta = m;
         }
         if (!c.key || !c.value) {
@@ -281,8 +291,7 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
     ctx->checkpoint_dir = conf->checkpoint_dir ? strdup(conf->checkpoint_dir) : NULL;
     ctx->infos = calloc(ctx->max_infos, sizeof(*ctx->infos));
     ctx->pool = sl__pool_new(ctx->workers);
-    if (!ctx->name || !ctx->infos || !ctx->pool ||
-        (conf->checkpoint_dir && !ctx->checkpoint_dir)) {
+    if (!ctx->name || !ctx->infos || !ctx->pool || (conf->checkpoint_dir && !ctx->checkpoint_dir)) {
         snprintf(errstr, errsize, "out of memory or threads");
         sl_context_destroy(ctx);
         return NULL;
@@ -346,8 +355,8 @@ sl_stream *sl_context_add_source(sl_context *ctx, const char *type, const char *
 }
 
 sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *conn,
-                                           const char *name, const sl_options *opts,
-                                           char *errstr, size_t errsize)
+                                           const char *name, const sl_options *opts, char *errstr,
+                                           size_t errsize)
 {
     if (!(conn->flags & SL_SOURCE)) {
         snprintf(errstr, errsize, "connector '%s' is not a source", conn->name);
@@ -362,8 +371,8 @@ sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *
         return NULL;
     }
     sl_options *empty = opts ? NULL : sl_options_new();
-    sl_instance *ins = sl__instance_new(ctx, conn, SL_SOURCE, name, opts ? opts : empty, errstr,
-                                        errsize);
+    sl_instance *ins =
+        sl__instance_new(ctx, conn, SL_SOURCE, name, opts ? opts : empty, errstr, errsize);
     sl_options_destroy(empty);
     if (!ins) {
         return NULL;
@@ -480,8 +489,8 @@ int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *n
         return SL_ERR_INVAL;
     }
     sl_options *empty = opts ? NULL : sl_options_new();
-    sl_instance *ins = sl__instance_new(ctx, conn, SL_SINK, name, opts ? opts : empty, errstr,
-                                        errsize);
+    sl_instance *ins =
+        sl__instance_new(ctx, conn, SL_SINK, name, opts ? opts : empty, errstr, errsize);
     sl_options_destroy(empty);
     if (!ins) {
         return SL_ERR_INVAL;
@@ -636,7 +645,11 @@ static void cut_blocks(sl_context *ctx)
 
 static void *stop_thread_main(void *arg)
 {
-    sl_context_stop(arg, true);
+    sl_context *ctx = arg;
+    pthread_mutex_lock(&ctx->lock);
+    bool graceful = ctx->fatal_err == SL_OK; /* after a fatal error, nothing more to do */
+    pthread_mutex_unlock(&ctx->lock);
+    sl_context_stop(ctx, graceful);
     return NULL;
 }
 
@@ -761,7 +774,7 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
             };
             rc = o->sink->conn->write(o->sink->cctx, &out);
         } else {
-            rc = o->foreach(ds, job->time, o->opaque);
+            rc = o->foreach (ds, job->time, o->opaque);
         }
         if (rc == SL_OK) {
             if (o->sink) {
@@ -787,8 +800,8 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
             sl_instance_set_active(o->sink, false);
         }
         if (attempt == 0 || attempt % 10 == 0) {
-            sl_log(SL_LOG_WARN, "output '%s' failed for batch %" PRId64 ", retrying: %s",
-                   o->name, job->time, err);
+            sl_log(SL_LOG_WARN, "output '%s' failed for batch %" PRId64 ", retrying: %s", o->name,
+                   job->time, err);
         }
         for (int64_t slept = 0; slept < backoff; slept += 50) {
             if (abandon(ctx)) {
@@ -818,11 +831,24 @@ static void run_job(sl_context *ctx, sl_job *job)
         }
         info->outputs_total++;
         char err[256] = "";
-        if (run_output(ctx, o, job, err, sizeof(err)) == SL_OK) {
+        int rc = run_output(ctx, o, job, err, sizeof(err));
+        if (rc == SL_OK) {
             info->outputs_succeeded++;
-        } else if (!info->error[0]) {
+            continue;
+        }
+        if (!info->error[0]) {
             sl__strlcpy(info->error, err, sizeof(info->error));
             sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", job->time, err);
+        }
+        if (rc == SL_ERR_FATAL) {
+            /* Unrecoverable: the context stops at once, and says why. */
+            pthread_mutex_lock(&ctx->lock);
+            if (!ctx->fatal_err) {
+                ctx->fatal_err = rc;
+            }
+            pthread_mutex_unlock(&ctx->lock);
+            atomic_store(&ctx->stop_requested, true);
+            sl_log(SL_LOG_ERROR, "stopping: output '%s' failed and cannot recover", o->name);
         }
     }
     for (sl_stream *s = ctx->streams; s; s = s->next) {
@@ -1008,9 +1034,10 @@ int sl_context_start(sl_context *ctx)
         sl_context_stop(ctx, false);
         return SL_ERR_FATAL;
     }
-    sl_log(SL_LOG_INFO, "'%s' started: batch interval %" PRId64 "ms, %d workers, %zu sources, "
-           "%d outputs", ctx->name, ctx->batch_interval, ctx->workers, ctx->nsources,
-           ctx->noutputs);
+    sl_log(SL_LOG_INFO,
+           "'%s' started: batch interval %" PRId64 "ms, %d workers, %zu sources, "
+           "%d outputs",
+           ctx->name, ctx->batch_interval, ctx->workers, ctx->nsources, ctx->noutputs);
     return SL_OK;
 }
 
@@ -1055,6 +1082,13 @@ void sl_context_stop(sl_context *ctx, bool graceful)
     pthread_cond_broadcast(&ctx->cond);
     pthread_mutex_unlock(&ctx->lock);
     sl_log(SL_LOG_INFO, "stopped after %" PRIu64 " batches", atomic_load(&ctx->batches_completed));
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+        uint64_t over = atomic_load(&ins->oversize);
+        sl_log(over ? SL_LOG_WARN : SL_LOG_INFO,
+               "source '%s': %" PRIu64 " records received, %" PRIu64
+               " skipped for exceeding max_record_size (%" PRId64 " bytes)",
+               ins->name, atomic_load(&ins->records), over, ins->common.max_record_size);
+    }
 }
 
 void sl_context_request_stop(sl_context *ctx)
@@ -1071,8 +1105,8 @@ int sl_context_await_termination_or_timeout(sl_context *ctx, int64_t timeout_ms)
             pthread_mutex_unlock(&ctx->lock);
             return SL_ERR_RETRY;
         }
-        wait_until(ctx, timeout_ms >= 0 ? SL_MIN(deadline, sl__now_ms() + 200)
-                                        : sl__now_ms() + 200);
+        wait_until(ctx,
+                   timeout_ms >= 0 ? SL_MIN(deadline, sl__now_ms() + 200) : sl__now_ms() + 200);
     }
     int rc = ctx->fatal_err;
     pthread_mutex_unlock(&ctx->lock);

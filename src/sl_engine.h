@@ -26,8 +26,8 @@ int sl__pool_run(sl_pool *p, size_t ntasks, sl_task_fn fn, void *arg);
 typedef struct sl_part {
     sl_record *recs;
     size_t n;
-    sl_arena arena;  /* bytes of records created for this partition */
-    bool borrowed;   /* recs belong to another dataset (a window's union) */
+    sl_arena arena; /* bytes of records created for this partition */
+    bool borrowed;  /* recs belong to another dataset (a window's union) */
 } sl_part;
 
 struct sl_dataset {
@@ -57,11 +57,11 @@ size_t sl__dataset_bytes(const sl_dataset *ds);
 
 struct sl_emitter {
     int (*push)(sl_emitter *e, const sl_record *r);
-    sl_emitter *next;     /* where this operator's output goes */
-    sl_arena *arena;      /* memory for new bytes */
+    sl_emitter *next; /* where this operator's output goes */
+    sl_arena *arena;  /* memory for new bytes */
     int64_t batch_time;
-    sl_stream *node;      /* the operator */
-    void *state;          /* the terminal consumer's state */
+    sl_stream *node; /* the operator */
+    void *state;     /* the terminal consumer's state */
 };
 
 /* ==== The DStream graph ==== */
@@ -81,9 +81,9 @@ typedef enum sl_op_kind {
     SL_OP_WINDOW,
 } sl_op_kind;
 
-#define SL_RBK_GLOBAL 0x1u        /* ignore keys: one group (reduce, count) */
+#define SL_RBK_GLOBAL        0x1u /* ignore keys: one group (reduce, count) */
 #define SL_RBK_ZERO_IF_EMPTY 0x2u /* an empty batch yields one record of 0 (count) */
-#define SL_JOIN_LEFT 0x4u
+#define SL_JOIN_LEFT         0x4u
 
 typedef struct sl_gen {
     int64_t time;
@@ -97,12 +97,12 @@ struct sl_stream {
     sl_op_kind kind;
     sl_stream *parents[2];
     int nparents;
-    int nconsumers;        /* child streams and outputs reading this one */
+    int nconsumers; /* child streams and outputs reading this one */
     bool remembered_by_window;
-    bool materialize;      /* computed once per batch and cached; otherwise fused */
-    int64_t slide;         /* ms */
-    int64_t window_len;    /* ms, windows only */
-    int64_t remember;      /* how long generated datasets are kept, ms */
+    bool materialize;   /* computed once per batch and cached; otherwise fused */
+    int64_t slide;      /* ms */
+    int64_t window_len; /* ms, windows only */
+    int64_t remember;   /* how long generated datasets are kept, ms */
     union {
         sl_map_fn map;
         sl_flat_map_fn flat_map;
@@ -114,10 +114,10 @@ struct sl_stream {
     void *opaque;
     int partitions;
     unsigned flags;
-    sl_instance *source;   /* SL_OP_SOURCE */
-    sl_gen *gen;           /* generated datasets, oldest first */
+    sl_instance *source; /* SL_OP_SOURCE */
+    sl_gen *gen;         /* generated datasets, oldest first */
     size_t ngen, capgen;
-    _Atomic uint64_t failed;      /* records an operator function rejected */
+    _Atomic uint64_t failed; /* records an operator function rejected */
     _Atomic uint64_t failed_logged;
     sl_stream *next;
 };
@@ -145,7 +145,7 @@ int sl__shuffle_join(sl_stream *s, int64_t t, sl_dataset **out);
 /* Chain execution, shared by sl_stream.c and sl_shuffle.c. */
 typedef struct sl_chain_ctx {
     int64_t time;
-    sl_dataset *deps_into;   /* materialized ancestors are added as its deps; may be NULL */
+    sl_dataset *deps_into; /* materialized ancestors are added as its deps; may be NULL */
 } sl_chain_ctx;
 
 /* Makes every materialized ancestor feeding s's chain computed at t and adds it to the
@@ -168,11 +168,11 @@ typedef struct sl_block {
 typedef struct sl_receiver {
     pthread_mutex_t lock;
     pthread_cond_t room;
-    sl_block *cur;              /* being filled */
-    sl_block *head, *tail;      /* cut, waiting for a batch */
-    size_t buffered;            /* bytes pushed and not yet freed */
-    bool closed;                /* no more waiting for room */
-    int64_t rate_next_ns;       /* token bucket: when the next record may be pushed */
+    sl_block *cur;         /* being filled */
+    sl_block *head, *tail; /* cut, waiting for a batch */
+    size_t buffered;       /* bytes pushed and not yet freed */
+    bool closed;           /* no more waiting for room */
+    int64_t rate_next_ns;  /* token bucket: when the next record may be pushed */
 } sl_receiver;
 
 typedef struct sl_source_common {
@@ -185,14 +185,14 @@ struct sl_instance {
     sl_context *ctx;
     const sl_connector *conn;
     char *name;
-    unsigned role;              /* SL_SOURCE or SL_SINK */
+    unsigned role; /* SL_SOURCE or SL_SINK */
     sl_options *opts;
-    void *cctx;                 /* the connector's context */
+    void *cctx; /* the connector's context */
     bool started;
     sl_source_common common;
     sl_receiver rcv;
-    sl_stream *stream;          /* sources: their stream */
-    _Atomic uint64_t records;   /* sources: received; sinks: written */
+    sl_stream *stream;        /* sources: their stream */
+    _Atomic uint64_t records; /* sources: received; sinks: written */
     _Atomic uint64_t oversize;
     _Atomic bool active;
     _Atomic bool stopping;
@@ -223,7 +223,7 @@ void sl__receiver_close(sl_instance *ins);
 
 typedef struct sl_output {
     sl_stream *stream;
-    sl_instance *sink;          /* a sink connector, or NULL */
+    sl_instance *sink; /* a sink connector, or NULL */
     sl_foreach_fn foreach;
     void *opaque;
     char name[64];
@@ -235,7 +235,7 @@ typedef struct sl_output {
 typedef struct sl_job {
     int64_t time;
     size_t ninputs;
-    sl_dataset **inputs;        /* one per source, in source order */
+    sl_dataset **inputs; /* one per source, in source order */
     sl_batch_info info;
     struct sl_job *next;
 } sl_job;
@@ -271,7 +271,7 @@ struct sl_context {
     int noutputs;
     sl_listener *listeners;
 
-    pthread_mutex_t lock;       /* state, the job queue, infos */
+    pthread_mutex_t lock; /* state, the job queue, infos */
     pthread_cond_t cond;
     sl_ctx_state state;
     bool graceful;
@@ -281,14 +281,14 @@ struct sl_context {
     pthread_t timer_thread, job_thread, stop_thread;
     bool stop_thread_started;
     bool graph_prepared;
-    bool stepping;              /* driven by sl__context_step, no threads */
+    bool stepping; /* driven by sl__context_step, no threads */
     sl_job *queue_head, *queue_tail;
     size_t queued;
     sl_job *running;
-    int64_t zero_time;          /* batch times are zero_time + k * batch_interval */
+    int64_t zero_time; /* batch times are zero_time + k * batch_interval */
     int64_t start_time;
 
-    sl_batch_info *infos;       /* ring of completed batch infos */
+    sl_batch_info *infos; /* ring of completed batch infos */
     size_t ninfos, info_next;
 
     _Atomic uint64_t batches_completed;

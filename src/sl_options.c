@@ -163,9 +163,9 @@ int sl_parse_size(const char *s, int64_t *bytes)
     static const struct {
         const char *unit;
         double mul;
-    } units[] = {{"", 1},          {"b", 1},          {"k", 1e3},          {"kb", 1e3},
-                 {"kib", 1024.0},  {"m", 1e6},        {"mb", 1e6},         {"mib", 1048576.0},
-                 {"g", 1e9},       {"gb", 1e9},       {"gib", 1073741824.0}};
+    } units[] = {{"", 1},         {"b", 1},    {"k", 1e3},           {"kb", 1e3},
+                 {"kib", 1024.0}, {"m", 1e6},  {"mb", 1e6},          {"mib", 1048576.0},
+                 {"g", 1e9},      {"gb", 1e9}, {"gib", 1073741824.0}};
     double v;
     const char *unit;
     if (!s || parse_number_unit(s, &v, &unit) != SL_OK) {
@@ -307,19 +307,18 @@ static int parse_value(const sl_option *opt, const char *value, double *num, cha
     }
     if (opt->min < opt->max && (*num < opt->min || *num > opt->max)) {
         if (opt->type == SL_OPT_DURATION) {
-            snprintf(errstr, errsize, "option '%s': %s is out of range [%.0fms, %.0fms]",
-                     opt->name, shown, opt->min, opt->max);
+            snprintf(errstr, errsize, "option '%s': %s is out of range [%.0fms, %.0fms]", opt->name,
+                     shown, opt->min, opt->max);
         } else {
-            snprintf(errstr, errsize, "option '%s': %s is out of range [%.15g, %.15g]",
-                     opt->name, shown, opt->min, opt->max);
+            snprintf(errstr, errsize, "option '%s': %s is out of range [%.15g, %.15g]", opt->name,
+                     shown, opt->min, opt->max);
         }
         return SL_ERR_INVAL;
     }
     return SL_OK;
 }
 
-int sl__option_check_value(const sl_option *opt, const char *value, char *errstr,
-                           size_t errsize)
+int sl__option_check_value(const sl_option *opt, const char *value, char *errstr, size_t errsize)
 {
     double num;
     return parse_value(opt, value, &num, errstr, errsize);
@@ -428,9 +427,7 @@ int sl__options_apply(const sl_option *table, const sl_options *o, void *base, c
         switch (opt->type) {
         case SL_OPT_STR:
         case SL_OPT_ENUM:
-        case SL_OPT_LIST:
-            *(const char **)field = v;
-            break;
+        case SL_OPT_LIST: *(const char **)field = v; break;
         case SL_OPT_BOOL: {
             bool b = false;
             parse_bool(v, &b);
@@ -440,15 +437,9 @@ int sl__options_apply(const sl_option *table, const sl_options *o, void *base, c
         case SL_OPT_INT:
             *(int64_t *)field = strtoll(v, NULL, 10); /* exact beyond 2^53 */
             break;
-        case SL_OPT_DURATION:
-            sl_parse_duration(v, (int64_t *)field);
-            break;
-        case SL_OPT_SIZE:
-            sl_parse_size(v, (int64_t *)field);
-            break;
-        case SL_OPT_DOUBLE:
-            *(double *)field = num;
-            break;
+        case SL_OPT_DURATION: sl_parse_duration(v, (int64_t *)field); break;
+        case SL_OPT_SIZE: sl_parse_size(v, (int64_t *)field); break;
+        case SL_OPT_DOUBLE: *(double *)field = num; break;
         }
     }
     return SL_OK;

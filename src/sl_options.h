@@ -15,7 +15,6 @@ int sl__options_apply(const sl_option *table, const sl_options *o, void *base, c
 int sl__options_has(const sl_option *table, const char *key);
 
 /* Checks one value against one option: type, range, choices. */
-int sl__option_check_value(const sl_option *opt, const char *value, char *errstr,
-                           size_t errsize);
+int sl__option_check_value(const sl_option *opt, const char *value, char *errstr, size_t errsize);
 
 #endif

@@ -9,13 +9,13 @@ struct sl_pool {
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t work, done;
-    uint64_t stage;             /* incremented for every stage */
+    uint64_t stage; /* incremented for every stage */
     bool quit;
     sl_task_fn fn;
     void *arg;
     size_t ntasks;
-    _Atomic size_t next;        /* next task to claim */
-    size_t finished;            /* threads done with the current stage */
+    _Atomic size_t next; /* next task to claim */
+    size_t finished;     /* threads done with the current stage */
     _Atomic int err;
 };
 

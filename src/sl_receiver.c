@@ -142,8 +142,7 @@ int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
     for (i = 0; i < n; i++) {
         sl_record c = recs[i];
         c.key = c.key_len ? sl__arena_dup(&b->arena, recs[i].key, recs[i].key_len) : NULL;
-        c.value = c.value_len ? sl__arena_dup(&b->arena, recs[i].value, recs[i].value_len)
-                              : NULL;
+        c.value = c.value_len ? sl__arena_dup(&b->arena, recs[i].value, recs[i].value_len) : NULL;
         c.meta = copy_meta(&b->arena, recs[i].meta, &mc);
         if ((c.key_len && !c.key) || (c.value_len && !c.value) || (recs[i].meta && !c.meta) ||
             sl__recvec_push(&b->v, &c) != SL_OK) {

@@ -42,8 +42,8 @@ typedef struct rbk_stage {
     int64_t t;
     size_t nmap, nred;
     bool numeric;
-    sl_keytab *tabs;      /* one per map task */
-    sl_arena *arenas;     /* one per map task */
+    sl_keytab *tabs;  /* one per map task */
+    sl_arena *arenas; /* one per map task */
     sl_dataset *out;
 } rbk_stage;
 
@@ -211,18 +211,18 @@ done:
 
 typedef struct bucket_stage {
     sl_stream *s;
-    sl_stream *side;          /* the parent being mapped */
+    sl_stream *side; /* the parent being mapped */
     int64_t t;
     size_t nmap, nred;
-    sl_recvec *buckets;       /* nmap * nred, task-major */
-    sl_arena *arenas;         /* one per map task */
-    bool by_key;              /* hash of the key, else round-robin */
+    sl_recvec *buckets; /* nmap * nred, task-major */
+    sl_arena *arenas;   /* one per map task */
+    bool by_key;        /* hash of the key, else round-robin */
 } bucket_stage;
 
 typedef struct bucket_task {
     bucket_stage *st;
     size_t task;
-    size_t rr;                /* round-robin position */
+    size_t rr; /* round-robin position */
     int err;
 } bucket_task;
 
@@ -250,8 +250,8 @@ static int bucket_map_task(void *arg, size_t i)
 }
 
 /* Runs the map stage of side into buckets; the caller frees them with buckets_free. */
-static int buckets_fill(bucket_stage *st, sl_stream *s, sl_stream *side, int64_t t,
-                        size_t nred, bool by_key, sl_dataset *deps_into)
+static int buckets_fill(bucket_stage *st, sl_stream *s, sl_stream *side, int64_t t, size_t nred,
+                        bool by_key, sl_dataset *deps_into)
 {
     *st = (bucket_stage){.s = s, .side = side, .t = t, .nred = nred, .by_key = by_key};
     int rc = sl__chain_prepare(side, t, deps_into);

@@ -33,8 +33,8 @@ static const char *kind_name(sl_op_kind k)
 
 static bool is_narrow(sl_op_kind k)
 {
-    return k == SL_OP_MAP || k == SL_OP_FLAT_MAP || k == SL_OP_FILTER ||
-           k == SL_OP_MAP_VALUES || k == SL_OP_KEY_BY || k == SL_OP_UNION;
+    return k == SL_OP_MAP || k == SL_OP_FLAT_MAP || k == SL_OP_FILTER || k == SL_OP_MAP_VALUES ||
+           k == SL_OP_KEY_BY || k == SL_OP_UNION;
 }
 
 /* ==== Building the graph ==== */
@@ -178,8 +178,7 @@ static sl_stream *reduce_node(sl_stream *s, sl_reduce_fn fn, void *opaque, int p
     return n;
 }
 
-sl_stream *sl_stream_reduce_by_key(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                   int partitions)
+sl_stream *sl_stream_reduce_by_key(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions)
 {
     return reduce_node(s, fn, opaque, partitions, 0);
 }
@@ -226,16 +225,16 @@ sl_stream *sl_stream_count(sl_stream *s)
 
 sl_stream *sl_stream_count_by_value(sl_stream *s, int partitions)
 {
-    sl_stream *n = reduce_node(sl_stream_map(s, value_to_key_one, NULL), sl_reduce_sum, NULL,
-                               partitions, 0);
+    sl_stream *n =
+        reduce_node(sl_stream_map(s, value_to_key_one, NULL), sl_reduce_sum, NULL, partitions, 0);
     if (n) {
         snprintf(n->name, sizeof(n->name), "count_by_value-%d", n->id);
     }
     return n;
 }
 
-static sl_stream *join_node(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque,
-                            int partitions, unsigned flags)
+static sl_stream *join_node(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque, int partitions,
+                            unsigned flags)
 {
     if (!a || !b || partitions < 0 || !same_context_and_slide(a, b, "join")) {
         return NULL;
@@ -250,8 +249,7 @@ static sl_stream *join_node(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opa
     return n;
 }
 
-sl_stream *sl_stream_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque,
-                          int partitions)
+sl_stream *sl_stream_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque, int partitions)
 {
     return join_node(a, b, fn, opaque, partitions, 0);
 }
@@ -379,9 +377,9 @@ void sl__record_failed(sl_stream *node, const sl_record *r, int err)
     sl_log(SL_LOG_WARN,
            "operator '%s' rejected a record (%s) from %s%s%s partition %d offset %" PRId64
            ": \"%s%s\"",
-           node->name, sl_err2str(err), m && m->source ? m->source : "?",
-           m && m->topic ? " " : "", m && m->topic ? m->topic : "", m ? m->partition : -1,
-           m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
+           node->name, sl_err2str(err), m && m->source ? m->source : "?", m && m->topic ? " " : "",
+           m && m->topic ? m->topic : "", m ? m->partition : -1, m ? m->offset : (int64_t)-1,
+           preview, r->value_len > 60 ? "..." : "");
 }
 
 /* ==== Fused chains ==== */
@@ -428,8 +426,7 @@ static int op_push(sl_emitter *e, const sl_record *r)
             return SL_OK;
         }
         return rc ? e->next->push(e->next, r) : SL_OK;
-    default:
-        return SL_ERR_STATE;
+    default: return SL_ERR_STATE;
     }
 }
 
@@ -715,26 +712,13 @@ int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
     case SL_OP_FILTER:
     case SL_OP_MAP_VALUES:
     case SL_OP_KEY_BY:
-    case SL_OP_UNION:
-        rc = compute_narrow(s, t, &ds);
-        break;
-    case SL_OP_REPARTITION:
-        rc = sl__shuffle_repartition(s, t, &ds);
-        break;
-    case SL_OP_REDUCE_BY_KEY:
-        rc = sl__shuffle_reduce_by_key(s, t, &ds);
-        break;
-    case SL_OP_JOIN:
-        rc = sl__shuffle_join(s, t, &ds);
-        break;
-    case SL_OP_TRANSFORM:
-        rc = compute_transform(s, t, &ds);
-        break;
-    case SL_OP_WINDOW:
-        rc = compute_window(s, t, &ds);
-        break;
-    default:
-        rc = SL_ERR_STATE;
+    case SL_OP_UNION: rc = compute_narrow(s, t, &ds); break;
+    case SL_OP_REPARTITION: rc = sl__shuffle_repartition(s, t, &ds); break;
+    case SL_OP_REDUCE_BY_KEY: rc = sl__shuffle_reduce_by_key(s, t, &ds); break;
+    case SL_OP_JOIN: rc = sl__shuffle_join(s, t, &ds); break;
+    case SL_OP_TRANSFORM: rc = compute_transform(s, t, &ds); break;
+    case SL_OP_WINDOW: rc = compute_window(s, t, &ds); break;
+    default: rc = SL_ERR_STATE;
     }
     if (rc != SL_OK) {
         return rc;

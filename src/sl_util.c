@@ -189,8 +189,7 @@ static int keytab_grow(sl_keytab *t)
     return SL_OK;
 }
 
-sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64_t h,
-                             int *added)
+sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64_t h, int *added)
 {
     /* Load factor at most 1/2: probes stay short. */
     if ((t->n + 1) * 2 > t->mask + 1 && keytab_grow(t) != SL_OK) {

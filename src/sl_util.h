@@ -10,8 +10,8 @@
 
 #include "sluice.h"
 
-#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SL_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b)    ((a) > (b) ? (a) : (b))
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ==== Clocks ==== */
@@ -31,8 +31,8 @@ typedef struct sl_arena_chunk sl_arena_chunk;
 
 typedef struct sl_arena {
     sl_arena_chunk *head;
-    size_t chunk_size;  /* size of ordinary chunks */
-    size_t bytes;       /* bytes held in chunks */
+    size_t chunk_size; /* size of ordinary chunks */
+    size_t bytes;      /* bytes held in chunks */
 } sl_arena;
 
 void sl__arena_init(sl_arena *a, size_t chunk_size);
@@ -59,8 +59,8 @@ static inline size_t sl__hash_bucket(uint64_t h, size_t n)
  * live in one array, in insertion order, so that the array can become a partition. */
 
 typedef struct sl_keytab {
-    uint32_t *slots;     /* index + 1 into recs; 0 = empty */
-    size_t mask;         /* slots - 1 */
+    uint32_t *slots; /* index + 1 into recs; 0 = empty */
+    size_t mask;     /* slots - 1 */
     sl_record *recs;
     uint64_t *hashes;
     size_t n, cap;
@@ -69,8 +69,7 @@ typedef struct sl_keytab {
 void sl__keytab_init(sl_keytab *t);
 /* Finds the key or adds a zeroed record for it (*added = 1). NULL when out of memory.
  * The returned pointer is valid until the next insertion. */
-sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64_t h,
-                             int *added);
+sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64_t h, int *added);
 /* Frees the table; the record array is freed too unless it was taken. */
 void sl__keytab_free(sl_keytab *t);
 

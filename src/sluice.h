@@ -35,15 +35,15 @@ extern "C" {
 
 typedef enum sl_err {
     SL_OK = 0,
-    SL_ERR_NOMEM = -1,   /* out of memory */
-    SL_ERR_INVAL = -2,   /* invalid argument or configuration */
-    SL_ERR_IO = -3,      /* I/O or system call failed */
-    SL_ERR_RETRY = -4,   /* transient failure: the engine retries, nothing is lost */
-    SL_ERR_STATE = -5,   /* call not allowed in the current state */
-    SL_ERR_NOTFOUND = -6,/* no such stream, connector or option */
-    SL_ERR_RECORD = -7,  /* a record could not be processed (counted and reported) */
-    SL_ERR_TOOBIG = -8,  /* a record exceeded a size limit */
-    SL_ERR_FATAL = -9,   /* unrecoverable: the pipeline stops */
+    SL_ERR_NOMEM = -1,    /* out of memory */
+    SL_ERR_INVAL = -2,    /* invalid argument or configuration */
+    SL_ERR_IO = -3,       /* I/O or system call failed */
+    SL_ERR_RETRY = -4,    /* transient failure: the engine retries, nothing is lost */
+    SL_ERR_STATE = -5,    /* call not allowed in the current state */
+    SL_ERR_NOTFOUND = -6, /* no such stream, connector or option */
+    SL_ERR_RECORD = -7,   /* a record could not be processed (counted and reported) */
+    SL_ERR_TOOBIG = -8,   /* a record exceeded a size limit */
+    SL_ERR_FATAL = -9,    /* unrecoverable: the pipeline stops */
 } sl_err;
 
 /* Returns a static string naming the error code. Never NULL. */
@@ -59,10 +59,10 @@ typedef enum sl_num_type {
 
 /* Where a record came from. Sources that have no such notion leave it NULL. */
 typedef struct sl_record_meta {
-    const char *source;     /* input name */
-    const char *topic;      /* Kafka topic, file name or peer address; may be NULL */
-    int32_t partition;      /* -1 when not applicable */
-    int64_t offset;         /* offset in partition, or line number in a file; -1 if none */
+    const char *source; /* input name */
+    const char *topic;  /* Kafka topic, file name or peer address; may be NULL */
+    int32_t partition;  /* -1 when not applicable */
+    int64_t offset;     /* offset in partition, or line number in a file; -1 if none */
 } sl_record_meta;
 
 /* A record: key and value bytes, a typed value for aggregation and a timestamp (ms).
@@ -73,12 +73,12 @@ typedef struct sl_record {
     const char *value;
     uint32_t key_len;
     uint32_t value_len;
-    uint8_t num_type;       /* sl_num_type */
+    uint8_t num_type; /* sl_num_type */
     union {
         int64_t i;
         double d;
     } num;
-    int64_t ts;             /* event or ingestion time, ms since the epoch */
+    int64_t ts; /* event or ingestion time, ms since the epoch */
     const sl_record_meta *meta;
 } sl_record;
 
@@ -176,17 +176,17 @@ typedef enum sl_opt_type {
 } sl_opt_type;
 
 #define SL_OPT_REQUIRED 0x1u /* must be given */
-#define SL_OPT_SECRET 0x2u   /* never printed, logged or shown */
+#define SL_OPT_SECRET   0x2u /* never printed, logged or shown */
 
 /* One entry of an option table. Tables end with an entry whose name is NULL. */
 typedef struct sl_option {
     const char *name;
     sl_opt_type type;
-    const char *def;       /* default as a string, NULL for none */
-    double min, max;       /* range for numbers, durations and sizes, checked when min < max */
-    const char *choices;   /* ENUM: "a|b|c" */
-    unsigned flags;        /* SL_OPT_* */
-    size_t offset;         /* where the parsed value goes in the connector's config */
+    const char *def;     /* default as a string, NULL for none */
+    double min, max;     /* range for numbers, durations and sizes, checked when min < max */
+    const char *choices; /* ENUM: "a|b|c" */
+    unsigned flags;      /* SL_OPT_* */
+    size_t offset;       /* where the parsed value goes in the connector's config */
     const char *doc;
 } sl_option;
 
@@ -199,7 +199,7 @@ int sl_parse_size(const char *s, int64_t *bytes);
 /* ==== Connectors ==== */
 
 #define SL_SOURCE 0x1u
-#define SL_SINK 0x2u
+#define SL_SINK   0x2u
 
 typedef struct sl_connector sl_connector;
 
@@ -237,13 +237,13 @@ typedef enum sl_log_level {
 } sl_log_level;
 
 typedef struct sl_context_conf {
-    const char *name;          /* application name; default "sluice" */
-    int64_t batch_interval_ms; /* >= 10 */
-    int workers;               /* worker threads; 0 = number of cores */
-    const char *checkpoint_dir;/* NULL: none */
-    int64_t block_interval_ms; /* receivers cut blocks this often; 0 = 200 */
-    int default_partitions;    /* partitions of shuffles; 0 = workers */
-    size_t max_batches_kept;   /* batch infos kept for the status; 0 = 1000 */
+    const char *name;           /* application name; default "sluice" */
+    int64_t batch_interval_ms;  /* >= 10 */
+    int workers;                /* worker threads; 0 = number of cores */
+    const char *checkpoint_dir; /* NULL: none */
+    int64_t block_interval_ms;  /* receivers cut blocks this often; 0 = 200 */
+    int default_partitions;     /* partitions of shuffles; 0 = workers */
+    size_t max_batches_kept;    /* batch infos kept for the status; 0 = 1000 */
 } sl_context_conf;
 
 /* Creates a context. Returns NULL with errstr set when conf is invalid. */
@@ -310,12 +310,10 @@ sl_stream *sl_stream_count_by_value(sl_stream *s, int partitions);
 /* reduce: one record per batch (none when the batch is empty). */
 sl_stream *sl_stream_reduce(sl_stream *s, sl_reduce_fn fn, void *opaque);
 /* reduce_by_key: hash shuffle by key into partitions, combining on the map side. */
-sl_stream *sl_stream_reduce_by_key(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                   int partitions);
+sl_stream *sl_stream_reduce_by_key(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions);
 /* join: every pair of records of a and b with equal keys in the same batch. fn NULL:
  * the output value is "(left,right)" in text and the typed value is the left one. */
-sl_stream *sl_stream_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque,
-                          int partitions);
+sl_stream *sl_stream_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque, int partitions);
 sl_stream *sl_stream_left_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *opaque,
                                int partitions);
 /* window: the union of the parent's batches in (t - length, t], computed every slide.
@@ -344,24 +342,24 @@ int sl_stream_to(sl_stream *s, const char *type, const char *name, const sl_opti
 #define SL_MAX_INPUTS_PER_INFO 16
 
 typedef struct sl_batch_info {
-    int64_t batch_time;         /* ms */
-    int64_t submission_time;    /* ms: when the batch was generated and queued */
-    int64_t processing_start;   /* ms; 0 while waiting */
-    int64_t processing_end;     /* ms; 0 while waiting or running */
-    int64_t scheduling_delay;   /* start - submission; -1 while waiting */
-    int64_t processing_time;    /* end - start; -1 until done */
-    int64_t total_delay;        /* end - batch_time; -1 until done */
-    uint64_t records;           /* records of all inputs */
+    int64_t batch_time;       /* ms */
+    int64_t submission_time;  /* ms: when the batch was generated and queued */
+    int64_t processing_start; /* ms; 0 while waiting */
+    int64_t processing_end;   /* ms; 0 while waiting or running */
+    int64_t scheduling_delay; /* start - submission; -1 while waiting */
+    int64_t processing_time;  /* end - start; -1 until done */
+    int64_t total_delay;      /* end - batch_time; -1 until done */
+    uint64_t records;         /* records of all inputs */
     size_t ninputs;
     struct {
         const char *name;
         uint64_t records;
-        char description[96];   /* e.g. blocks, offset ranges or files */
+        char description[96]; /* e.g. blocks, offset ranges or files */
     } inputs[SL_MAX_INPUTS_PER_INFO];
     int outputs_total;
     int outputs_succeeded;
-    uint64_t failed_records;    /* records an operator rejected in this batch */
-    char error[256];            /* first output error, empty when none */
+    uint64_t failed_records; /* records an operator rejected in this batch */
+    char error[256];         /* first output error, empty when none */
 } sl_batch_info;
 
 /* Called on the job thread after every batch completes (successfully or not). */
@@ -373,13 +371,13 @@ size_t sl_context_recent_batches(sl_context *ctx, sl_batch_info *out, size_t max
 
 /* Counters since start. */
 typedef struct sl_context_stats {
-    int64_t start_time;           /* ms */
+    int64_t start_time; /* ms */
     uint64_t batches_completed;
     uint64_t batches_waiting;
     uint64_t records_received;
     uint64_t records_processed;
-    uint64_t records_failed;      /* rejected by operators */
-    uint64_t records_oversize;    /* dropped by sources for exceeding max_record_size */
+    uint64_t records_failed;   /* rejected by operators */
+    uint64_t records_oversize; /* dropped by sources for exceeding max_record_size */
     int64_t last_scheduling_delay;
     int64_t last_processing_time;
     int64_t last_total_delay;

@@ -74,8 +74,8 @@ static const sl_connector ts_connector = {
 sl_stream *ts_source_add(sl_context *ctx, const char *name, ts_source **src)
 {
     char err[256];
-    sl_stream *s = sl_context_add_source_connector(ctx, &ts_connector, name, NULL, err,
-                                                   sizeof(err));
+    sl_stream *s =
+        sl_context_add_source_connector(ctx, &ts_connector, name, NULL, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "ts_source_add: %s\n", err);
         return NULL;

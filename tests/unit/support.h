@@ -17,11 +17,11 @@ void ts_feed_records(ts_source *src, const sl_record *recs, size_t n);
 /* Collects a stream's batches: the text of the last batch's records, sorted. */
 typedef struct ts_out {
     char text[65536];
-    size_t batches;      /* batches seen */
-    size_t records;      /* records in the last batch */
-    size_t partitions;   /* partitions of the last batch */
+    size_t batches;    /* batches seen */
+    size_t records;    /* records in the last batch */
+    size_t partitions; /* partitions of the last batch */
     int64_t last_time;
-    int fail_times;      /* return SL_ERR_RETRY this many times first */
+    int fail_times; /* return SL_ERR_RETRY this many times first */
 } ts_out;
 
 int ts_collect(sl_stream *s, ts_out *out);

@@ -22,7 +22,9 @@ static counter_rcv *last_rcv;
 
 static const sl_option counter_options[] = {
     {.name = "total", .type = SL_OPT_INT, .def = "1000", .offset = offsetof(counter_rcv, total)},
-    {.name = "record_size", .type = SL_OPT_SIZE, .def = "16",
+    {.name = "record_size",
+     .type = SL_OPT_SIZE,
+     .def = "16",
      .offset = offsetof(counter_rcv, record_size)},
     {0},
 };
@@ -101,8 +103,8 @@ static sl_stream *add_counter(sl_context *ctx, const char *total, const char *ma
         sl_options_set(o, "max_buffered", max_buffered);
     }
     char err[256];
-    sl_stream *s = sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err,
-                                                   sizeof(err));
+    sl_stream *s =
+        sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "add_counter: %s\n", err);
     }
@@ -216,8 +218,8 @@ static void test_max_rate_limits_receiver(void)
     sl_options_set(o, "total", "2000");
     sl_options_set(o, "max_rate", "4000");
     char err[256];
-    sl_stream *in = sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err,
-                                                    sizeof(err));
+    sl_stream *in =
+        sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err, sizeof(err));
     sl_options_destroy(o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(in);
     totals t = {0};
@@ -233,6 +235,22 @@ static void test_max_rate_limits_receiver(void)
     sl_context_stop(ctx, true);
     sl_context_await_termination(ctx);
     CU_ASSERT_EQUAL(atomic_load(&t.records), 2000);
+    sl_context_destroy(ctx);
+}
+
+static int fail_fatally(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    return sl_dataset_count(ds) ? SL_ERR_FATAL : SL_OK;
+}
+
+/* An output that cannot recover stops the context, and await says why. */
+static void test_fatal_output_stops_context(void)
+{
+    sl_context *ctx = ts_context(50, 1);
+    sl_stream *in = add_counter(ctx, "10", NULL);
+    sl_stream_foreach_batch(in, fail_fatally, NULL);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    CU_ASSERT_EQUAL(sl_context_await_termination_or_timeout(ctx, 5000), SL_ERR_FATAL);
     sl_context_destroy(ctx);
 }
 
@@ -253,5 +271,6 @@ void sl_test_register(void)
              {"batch_times_are_aligned", test_batch_times_are_aligned},
              {"request_stop_from_signal_path", test_request_stop_from_signal_path},
              {"max_rate_limits_receiver", test_max_rate_limits_receiver},
+             {"fatal_output_stops_context", test_fatal_output_stops_context},
              {"destroy_without_start", test_destroy_without_start});
 }

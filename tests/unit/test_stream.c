@@ -50,8 +50,8 @@ static int upper(const sl_record *in, sl_record *out, sl_emitter *e, void *opaqu
         return SL_ERR_NOMEM;
     }
     for (uint32_t i = 0; i < in->value_len; i++) {
-        p[i] = (char)(in->value[i] >= 'a' && in->value[i] <= 'z' ? in->value[i] - 32
-                                                                   : in->value[i]);
+        p[i] =
+            (char)(in->value[i] >= 'a' && in->value[i] <= 'z' ? in->value[i] - 32 : in->value[i]);
     }
     out->value = p;
     return SL_OK;
@@ -101,8 +101,8 @@ static int min_bytes(sl_record *acc, const sl_record *r, sl_emitter *e, void *op
     return SL_OK;
 }
 
-static const char *const lines1[] = {"the quick brown fox", "jumps over the lazy dog",
-                                     "the end", NULL};
+static const char *const lines1[] = {"the quick brown fox", "jumps over the lazy dog", "the end",
+                                     NULL};
 
 /* ==== Tests ==== */
 
@@ -140,11 +140,14 @@ static void test_reduce_by_key_many_keys(void)
     sl_context *ctx = ts_context(1000, 2);
     ts_source *src;
     sl_stream *in = ts_source_add(ctx, "in", &src);
-    sl_stream *counts = sl_stream_reduce_by_key(sl_stream_map(in, to_pair, NULL),
-                                                sl_reduce_sum, NULL, 7);
+    sl_stream *counts =
+        sl_stream_reduce_by_key(sl_stream_map(in, to_pair, NULL), sl_reduce_sum, NULL, 7);
     ts_out out;
     ts_collect(counts, &out);
-    enum { NKEYS = 5000, N = 60000 };
+    enum {
+        NKEYS = 5000,
+        N = 60000
+    };
     static int expect[NKEYS];
     memset(expect, 0, sizeof(expect));
     unsigned seed = 42;
@@ -228,8 +231,7 @@ static void test_count_reduce_count_by_value(void)
     ts_out c, cbv, red;
     ts_collect(sl_stream_count(words), &c);
     ts_collect(sl_stream_count_by_value(words, 0), &cbv);
-    ts_collect(sl_stream_reduce(sl_stream_map(words, to_pair, NULL), sl_reduce_sum, NULL),
-               &red);
+    ts_collect(sl_stream_reduce(sl_stream_map(words, to_pair, NULL), sl_reduce_sum, NULL), &red);
     ts_feed(src, (const char *const[]){"x y x", "z x", NULL});
     CU_ASSERT_EQUAL(sl__context_step(ctx, T0, NULL), SL_OK);
     CU_ASSERT_STRING_EQUAL(c.text, ":5");
@@ -252,13 +254,29 @@ static void test_min_max_and_custom_reduce(void)
     ts_collect(sl_stream_reduce_by_key(in, sl_reduce_max, NULL, 0), &mx);
     ts_collect(sl_stream_reduce_by_key(in, min_bytes, NULL, 0), &custom);
     sl_record recs[] = {
-        {.key = "a", .key_len = 1, .value = "pear", .value_len = 4, .num_type = SL_NUM_INT,
+        {.key = "a",
+         .key_len = 1,
+         .value = "pear",
+         .value_len = 4,
+         .num_type = SL_NUM_INT,
          .num.i = 5},
-        {.key = "a", .key_len = 1, .value = "apple", .value_len = 5, .num_type = SL_NUM_INT,
+        {.key = "a",
+         .key_len = 1,
+         .value = "apple",
+         .value_len = 5,
+         .num_type = SL_NUM_INT,
          .num.i = -3},
-        {.key = "b", .key_len = 1, .value = "fig", .value_len = 3, .num_type = SL_NUM_DOUBLE,
+        {.key = "b",
+         .key_len = 1,
+         .value = "fig",
+         .value_len = 3,
+         .num_type = SL_NUM_DOUBLE,
          .num.d = 2.5},
-        {.key = "a", .key_len = 1, .value = "plum", .value_len = 4, .num_type = SL_NUM_INT,
+        {.key = "a",
+         .key_len = 1,
+         .value = "plum",
+         .value_len = 4,
+         .num_type = SL_NUM_INT,
          .num.i = 9},
     };
     ts_feed_records(src, recs, 4);

@@ -62,8 +62,8 @@ static void test_keytab(void)
     for (int i = 0; i < 3000; i++) {
         int n = snprintf(keys[i], sizeof(keys[i]), "%d", i % 1000);
         int added;
-        sl_record *r = sl__keytab_upsert(&t, keys[i], (uint32_t)n, sl__hash(keys[i], (size_t)n),
-                                         &added);
+        sl_record *r =
+            sl__keytab_upsert(&t, keys[i], (uint32_t)n, sl__hash(keys[i], (size_t)n), &added);
         CU_ASSERT_PTR_NOT_NULL_FATAL(r);
         CU_ASSERT_EQUAL(added, i < 1000);
         if (added) {
@@ -130,18 +130,40 @@ typedef struct conf {
 
 static const sl_option table[] = {
     {.name = "host", .type = SL_OPT_STR, .def = "localhost", .offset = offsetof(conf, host)},
-    {.name = "port", .type = SL_OPT_INT, .min = 1, .max = 65535, .flags = SL_OPT_REQUIRED,
-     .offset = offsetof(conf, port), .doc = "TCP port"},
+    {.name = "port",
+     .type = SL_OPT_INT,
+     .min = 1,
+     .max = 65535,
+     .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(conf, port),
+     .doc = "TCP port"},
     {.name = "tls", .type = SL_OPT_BOOL, .def = "false", .offset = offsetof(conf, tls)},
-    {.name = "ratio", .type = SL_OPT_DOUBLE, .def = "0.5", .min = 0, .max = 1,
+    {.name = "ratio",
+     .type = SL_OPT_DOUBLE,
+     .def = "0.5",
+     .min = 0,
+     .max = 1,
      .offset = offsetof(conf, ratio)},
-    {.name = "wait", .type = SL_OPT_DURATION, .def = "2s", .min = 0, .max = 60000,
+    {.name = "wait",
+     .type = SL_OPT_DURATION,
+     .def = "2s",
+     .min = 0,
+     .max = 60000,
      .offset = offsetof(conf, wait)},
-    {.name = "buf", .type = SL_OPT_SIZE, .def = "64KiB", .min = 1, .max = -1,
+    {.name = "buf",
+     .type = SL_OPT_SIZE,
+     .def = "64KiB",
+     .min = 1,
+     .max = -1,
      .offset = offsetof(conf, buf)},
-    {.name = "mode", .type = SL_OPT_ENUM, .def = "connect", .choices = "connect|listen",
+    {.name = "mode",
+     .type = SL_OPT_ENUM,
+     .def = "connect",
+     .choices = "connect|listen",
      .offset = offsetof(conf, mode)},
-    {.name = "password", .type = SL_OPT_STR, .flags = SL_OPT_SECRET,
+    {.name = "password",
+     .type = SL_OPT_STR,
+     .flags = SL_OPT_SECRET,
      .offset = offsetof(conf, password)},
     {0},
 };

@@ -1,0 +1,128 @@
+/* stdout.c -- the stdout sink, DStream.print(): each batch, a header with the batch time and
+ * its first num records. Also the record formatter shared with the file sink. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stdout.h"
+
+#define STDOUT_RULE "-------------------------------------------\n"
+
+/* ==== Record formatting ==== */
+
+/* The shortest "%.Ng" form of d that reads back as d (at most 17 digits). */
+static void record_format_double(double d, char *buf, size_t size)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) {
+            return;
+        }
+    }
+}
+
+int sl__record_write(FILE *f, const sl_record *r)
+{
+    bool keyed = r->key_len > 0;
+    if (keyed) {
+        fputc('(', f);
+        fwrite(r->key, 1, r->key_len, f);
+        fputc(',', f);
+    }
+    if (r->num_type == SL_NUM_INT) {
+        fprintf(f, "%" PRId64, r->num.i);
+    } else if (r->num_type == SL_NUM_DOUBLE) {
+        char num[32];
+        record_format_double(r->num.d, num, sizeof(num));
+        fputs(num, f);
+    } else if (r->value_len > 0) {
+        fwrite(r->value, 1, r->value_len, f);
+    }
+    if (keyed) {
+        fputc(')', f);
+    }
+    fputc('\n', f);
+    return ferror(f) ? -1 : 0;
+}
+
+/* ==== The sink ==== */
+
+static int stdout_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    sl_stdout_ctx *ctx = data;
+    ctx->ins = ins;
+    if (ctx->num < 1) {
+        snprintf(errstr, errsize, "num: %lld is less than 1", (long long)ctx->num);
+        return SL_ERR_INVAL;
+    }
+    return SL_OK;
+}
+
+/* Prints the batch as Spark's print() does, flushed once. Runs on the job thread; stdout is
+ * locked for the batch so that two print sinks do not interleave. */
+static int stdout_write(void *data, const sl_batch_output *out)
+{
+    sl_stdout_ctx *ctx = data;
+    size_t total = out->ds ? sl_dataset_count(out->ds) : 0;
+    size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
+    size_t left = (size_t)ctx->num;
+
+    flockfile(stdout);
+    fprintf(stdout, STDOUT_RULE "Time: %lld ms\n" STDOUT_RULE, (long long)out->batch_time);
+    for (size_t p = 0; p < nparts && left > 0; p++) {
+        size_t n = 0;
+        const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
+        for (size_t i = 0; i < n && left > 0; i++, left--) {
+            sl__record_write(stdout, &recs[i]);
+        }
+    }
+    if (total > (size_t)ctx->num) {
+        fputs("...\n", stdout);
+    }
+    fputc('\n', stdout);
+    int failed = fflush(stdout) != 0 || ferror(stdout);
+    int e = errno;
+    if (failed) {
+        clearerr(stdout);
+    }
+    funlockfile(stdout);
+
+    if (failed) {
+        sl_instance_error(ctx->ins, "writing batch %lld to stdout: %s", (long long)out->batch_time,
+                          strerror(e));
+        /* Nobody reads any more (a closed pipe): no retry can help, the pipeline stops. */
+        return e == EPIPE ? SL_ERR_FATAL : SL_ERR_IO;
+    }
+    return SL_OK;
+}
+
+static void stdout_destroy(void *data)
+{
+    (void)data; /* nothing allocated */
+}
+
+/* ==== Registration ==== */
+
+static const sl_option stdout_options[] = {
+    {.name = "num",
+     .type = SL_OPT_INT,
+     .def = "10",
+     .min = 1,
+     .max = 1e9,
+     .offset = offsetof(sl_stdout_ctx, num),
+     .doc = "records printed per batch; \"...\" follows when there are more"},
+    {0},
+};
+
+const sl_connector sl_connector_stdout = {
+    .name = "stdout",
+    .description = "Prints each batch's first records on stdout (DStream.print())",
+    .flags = SL_SINK,
+    .options = stdout_options,
+    .ctx_size = sizeof(sl_stdout_ctx),
+    .init = stdout_init,
+    .write = stdout_write,
+    .destroy = stdout_destroy,
+};

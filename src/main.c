@@ -1,0 +1,587 @@
+/* main.c -- the sluice daemon and command line: run, check, connectors, demo.
+ *
+ * Exit status: 0 ok, 1 runtime failure (the pipeline could not start or stopped on a fatal
+ * error), 2 bad configuration or usage.
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread before the context exists and
+ * taken by a dedicated thread with sigwait(). The first one stops the pipeline gracefully
+ * (sl_context_stop(ctx, true): the running batch finishes, what receivers hold is
+ * processed, sinks are flushed), then sluice exits 0; a second one stops without waiting
+ * for the queued batches (sl_context_stop(ctx, false)); a third exits at once.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_config.h"
+#include "sluice.h"
+
+#define EXIT_OK          0
+#define EXIT_RUNTIME     1
+#define EXIT_USAGE       2
+#define SIGNAL_REPEAT_MS 250
+
+/* The pipeline of `sluice demo`; config/demo.yaml holds the same text (test_cli.sh checks
+ * that they agree with `sluice demo --print-config`). */
+static const char demo_yaml[] =
+    "# demo.yaml -- the pipeline that `sluice demo` runs (the same text is compiled into the\n"
+    "# binary): a word count over a built-in poem, one batch per second, printed on stdout.\n"
+    "# Needs no file and no server. Run it from a file with: sluice run config/demo.yaml\n"
+    "app:\n"
+    "  name: demo\n"
+    "  batch_interval: 1s        # one batch per second\n"
+    "  workers: 2                # worker threads for the partitions of a batch\n"
+    "sources:\n"
+    "  - name: lines\n"
+    "    type: generate          # emits the lines of a text at a steady rate\n"
+    "    rate: 20                # lines per second (the default text is a 24-line poem)\n"
+    "streams:\n"
+    "  - name: counts\n"
+    "    from: lines\n"
+    "    ops:\n"
+    "      - split: whitespace   # one record per word\n"
+    "      - key: value          # the word is the key\n"
+    "      - value: 1            # each word counts 1\n"
+    "      - reduce_by_key: sum  # words and their counts in this batch\n"
+    "sinks:\n"
+    "  - name: out\n"
+    "    type: stdout            # prints \"Time: <batch ms> ms\" and the first records\n"
+    "    from: counts\n"
+    "    num: 10                 # records printed per batch\n";
+
+/* ==== Usage ==== */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: sluice COMMAND [ARGS] [OPTIONS]\n"
+               "\n"
+               "sluice is a micro-batch stream processor (Spark Streaming's DStream model).\n"
+               "\n"
+               "Commands:\n"
+               "  run FILE       run the pipeline described by the YAML file FILE; Ctrl-C (or\n"
+               "                 SIGTERM) stops it gracefully: the running batch finishes and the\n"
+               "                 sinks are flushed; a second Ctrl-C drops the queued batches\n"
+               "  check FILE     check FILE and print the pipeline it describes\n"
+               "  connectors     list every source and sink with its options\n"
+               "  demo           run a word count over a built-in text, printed every second\n"
+               "                 (no file, no server needed)\n"
+               "  help           show this help\n"
+               "\n"
+               "Options:\n"
+               "  --log-level LEVEL  error, warn, info or debug (overrides app.log_level)\n"
+               "  --seconds N        run, demo: stop gracefully after N seconds\n"
+               "  --markdown         connectors: print a Markdown table per connector\n"
+               "  --print-config     demo: print the demo's YAML instead of running it\n"
+               "  -h, --help         show this help\n"
+               "  --version          print the version\n"
+               "\n"
+               "Exit status: 0 ok, 1 runtime failure, 2 bad configuration or usage.\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sluice: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n");
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+/* ==== Running ==== */
+
+static atomic_int stop_signals;
+static sigset_t stop_set; /* SIGINT and SIGTERM; read by the signal thread for its lifetime */
+/* The running context, for the signal thread; cleared under the lock before it is freed. */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static sl_context *running_ctx;
+
+static int64_t now_ms(void);
+
+/* The signal thread: takes SIGINT and SIGTERM with sigwait. The first signal is left to the
+ * main thread, which calls sl_context_stop(ctx, true) within 100 ms; a second one (at least
+ * SIGNAL_REPEAT_MS later, so the graceful stop has begun) makes that stop impatient, which
+ * returns at once; a third one exits. */
+static void *signal_main(void *arg)
+{
+    const sigset_t *set = arg;
+    int64_t last = 0;
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) != 0) {
+            continue;
+        }
+        /* One signal may arrive twice at once: sent to the process and to its group (as
+         * timeout(1) does). Only a repeat after SIGNAL_REPEAT_MS counts as a second one. */
+        int64_t t = now_ms();
+        if (last && t - last < SIGNAL_REPEAT_MS) {
+            continue;
+        }
+        last = t;
+        int n = atomic_fetch_add(&stop_signals, 1) + 1;
+        if (n == 1) {
+            fprintf(stderr,
+                    "sluice: %s: stopping gracefully (finishing the running batch, "
+                    "flushing the sinks); send it again to stop without waiting\n",
+                    sig == SIGINT ? "interrupt" : "terminate");
+        } else if (n == 2) {
+            fprintf(stderr, "sluice: second signal: stopping without waiting for queued "
+                            "batches; a third one exits at once\n");
+            pthread_mutex_lock(&running_lock);
+            if (running_ctx) {
+                sl_context_stop(running_ctx, false);
+            }
+            pthread_mutex_unlock(&running_lock);
+        } else {
+            fprintf(stderr, "sluice: exiting now\n");
+            _exit(EXIT_RUNTIME);
+        }
+    }
+    return NULL;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Builds and runs a loaded pipeline until a signal, the time limit (seconds > 0) or a
+ * fatal error. Returns the exit status. */
+static int run_config(sl_config *cfg, double seconds)
+{
+    char err[1024];
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    /* Blocked before the context creates threads, so that they all inherit the mask. */
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    if (!ctx) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_USAGE;
+    }
+    pthread_mutex_lock(&running_lock);
+    running_ctx = ctx;
+    pthread_mutex_unlock(&running_lock);
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, signal_main, &stop_set) != 0) {
+        fprintf(stderr, "sluice: cannot create the signal thread\n");
+        pthread_mutex_lock(&running_lock);
+        running_ctx = NULL;
+        pthread_mutex_unlock(&running_lock);
+        sl_context_destroy(ctx);
+        return EXIT_RUNTIME;
+    }
+    pthread_detach(sig_thread);
+
+    int rc = sl_context_start(ctx);
+    if (rc != SL_OK) {
+        fprintf(stderr, "sluice: the pipeline could not start: %s (see the log above)\n",
+                sl_err2str(rc));
+        pthread_mutex_lock(&running_lock);
+        running_ctx = NULL;
+        pthread_mutex_unlock(&running_lock);
+        sl_context_destroy(ctx);
+        return EXIT_RUNTIME;
+    }
+    int64_t deadline = seconds > 0 ? now_ms() + (int64_t)(seconds * 1000.0) : 0;
+    for (;;) {
+        rc = sl_context_await_termination_or_timeout(ctx, 100);
+        if (rc != SL_ERR_RETRY) {
+            break;
+        }
+        bool timeout = deadline && now_ms() >= deadline;
+        if (atomic_load(&stop_signals) > 0 || timeout) {
+            sl_context_stop(ctx, true);
+            rc = sl_context_await_termination(ctx);
+            break;
+        }
+    }
+    /* From here a late signal stops nothing: the context is about to be freed. */
+    pthread_mutex_lock(&running_lock);
+    running_ctx = NULL;
+    pthread_mutex_unlock(&running_lock);
+    sl_context_destroy(ctx);
+    if (rc != SL_OK) {
+        fprintf(stderr, "sluice: the pipeline stopped on an error: %s\n", sl_err2str(rc));
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* Applies the log level: the command line's, else the config's. */
+static void apply_log_level(const sl_config *cfg, int cli_level)
+{
+    sl_log_level level;
+    if (cli_level >= 0) {
+        sl_set_log_level((sl_log_level)cli_level);
+    } else if (cfg && sl_config_log_level(cfg, &level)) {
+        sl_set_log_level(level);
+    }
+}
+
+static int cmd_run(const char *path, const char *text, int cli_level, double seconds)
+{
+    char err[1024];
+    sl_config *cfg;
+    int rc = text ? sl_config_load_string(text, strlen(text), path, &cfg, err, sizeof(err))
+                  : sl_config_load(path, &cfg, err, sizeof(err));
+    if (rc != SL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_USAGE;
+    }
+    apply_log_level(cfg, cli_level);
+    int status = run_config(cfg, seconds);
+    sl_config_destroy(cfg);
+    return status;
+}
+
+static int cmd_check(const char *path, int cli_level)
+{
+    char err[1024];
+    sl_config *cfg;
+    if (sl_config_load(path, &cfg, err, sizeof(err)) != SL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_USAGE;
+    }
+    apply_log_level(cfg, cli_level);
+    /* Building runs the connectors' own checks (init); nothing starts. */
+    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    if (!ctx) {
+        fprintf(stderr, "%s\n", err);
+        sl_config_destroy(cfg);
+        return EXIT_USAGE;
+    }
+    sl_context_destroy(ctx);
+    printf("%s: ok\n", path);
+    sl_config_print_graph(cfg, stdout);
+    sl_config_destroy(cfg);
+    return EXIT_OK;
+}
+
+/* ==== sluice connectors ==== */
+
+static const char *type_name(sl_opt_type t)
+{
+    switch (t) {
+    case SL_OPT_STR: return "string";
+    case SL_OPT_INT: return "int";
+    case SL_OPT_BOOL: return "bool";
+    case SL_OPT_DOUBLE: return "double";
+    case SL_OPT_DURATION: return "duration";
+    case SL_OPT_SIZE: return "size";
+    case SL_OPT_ENUM: return "enum";
+    case SL_OPT_LIST: return "list";
+    }
+    return "?";
+}
+
+static void fmt_duration(double ms, char *buf, size_t size)
+{
+    long long v = (long long)ms;
+    if (v != 0 && v % 3600000 == 0) {
+        snprintf(buf, size, "%lldh", v / 3600000);
+    } else if (v != 0 && v % 60000 == 0) {
+        snprintf(buf, size, "%lldm", v / 60000);
+    } else if (v != 0 && v % 1000 == 0) {
+        snprintf(buf, size, "%llds", v / 1000);
+    } else {
+        snprintf(buf, size, "%lldms", v);
+    }
+}
+
+static void fmt_size(double bytes, char *buf, size_t size)
+{
+    long long v = (long long)bytes;
+    if (v != 0 && v % (1LL << 30) == 0) {
+        snprintf(buf, size, "%lldGiB", v >> 30);
+    } else if (v != 0 && v % (1LL << 20) == 0) {
+        snprintf(buf, size, "%lldMiB", v >> 20);
+    } else if (v != 0 && v % 1024 == 0) {
+        snprintf(buf, size, "%lldKiB", v >> 10);
+    } else {
+        snprintf(buf, size, "%lld", v);
+    }
+}
+
+static void fmt_number(const sl_option *o, double v, char *buf, size_t size)
+{
+    if (o->type == SL_OPT_DURATION) {
+        fmt_duration(v, buf, size);
+    } else if (o->type == SL_OPT_SIZE) {
+        fmt_size(v, buf, size);
+    } else {
+        snprintf(buf, size, "%.15g", v);
+    }
+}
+
+/* The range or the choices of an option, "" when it has none. */
+static void fmt_range(const sl_option *o, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (o->type == SL_OPT_ENUM && o->choices) {
+        snprintf(buf, size, "%s", o->choices);
+        return;
+    }
+    bool numeric = o->type == SL_OPT_INT || o->type == SL_OPT_DOUBLE ||
+                   o->type == SL_OPT_DURATION || o->type == SL_OPT_SIZE;
+    if (!numeric || o->min > o->max) {
+        return;
+    }
+    char lo[32], hi[32];
+    fmt_number(o, o->min, lo, sizeof(lo));
+    if (o->max >= 1e12) {
+        snprintf(buf, size, ">= %s", lo);
+        return;
+    }
+    fmt_number(o, o->max, hi, sizeof(hi));
+    snprintf(buf, size, "%s..%s", lo, hi);
+}
+
+static const char *fmt_flags(const sl_option *o)
+{
+    bool req = o->flags & SL_OPT_REQUIRED, sec = o->flags & SL_OPT_SECRET;
+    return req && sec ? "required, secret" : req ? "required" : sec ? "secret" : "";
+}
+
+static const char *role_name(unsigned flags)
+{
+    if ((flags & SL_SOURCE) && (flags & SL_SINK)) {
+        return "source and sink";
+    }
+    return flags & SL_SOURCE ? "source" : "sink";
+}
+
+/* Prints one option table as aligned text columns. */
+static void print_table_text(const sl_option *table)
+{
+    int wn = 6, wt = 4, wd = 7, wr = 13, wf = 5;
+    char range[128];
+    if (!table || !table->name) {
+        printf("    (no options)\n");
+        return;
+    }
+    for (const sl_option *o = table; o->name; o++) {
+        fmt_range(o, range, sizeof(range));
+        int n = (int)strlen(o->name), t = (int)strlen(type_name(o->type));
+        int d = o->def ? (int)strlen(o->def) : 1, r = (int)strlen(range);
+        int f = (int)strlen(fmt_flags(o));
+        wn = n > wn ? n : wn;
+        wt = t > wt ? t : wt;
+        wd = d > wd ? d : wd;
+        wr = r > wr ? r : wr;
+        wf = f > wf ? f : wf;
+    }
+    printf("    %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, "OPTION", wt, "TYPE", wd, "DEFAULT", wr,
+           "RANGE/CHOICES", wf, "FLAGS", "DESCRIPTION");
+    for (const sl_option *o = table; o->name; o++) {
+        fmt_range(o, range, sizeof(range));
+        printf("    %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, o->name, wt, type_name(o->type), wd,
+               o->def ? o->def : "-", wr, range[0] ? range : "-", wf,
+               fmt_flags(o)[0] ? fmt_flags(o) : "-", o->doc ? o->doc : "");
+    }
+}
+
+/* Prints s for a Markdown table cell: pipes escaped. */
+static void md_cell(const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '|') {
+            fputs("\\|", stdout);
+        } else if (*s == '\n') {
+            fputc(' ', stdout);
+        } else {
+            fputc(*s, stdout);
+        }
+    }
+}
+
+static void print_table_markdown(const sl_option *table)
+{
+    char range[128];
+    if (!table || !table->name) {
+        printf("No options.\n\n");
+        return;
+    }
+    printf("| Option | Type | Default | Range / choices | Required / secret | Description |\n");
+    printf("|---|---|---|---|---|---|\n");
+    for (const sl_option *o = table; o->name; o++) {
+        fmt_range(o, range, sizeof(range));
+        printf("| `%s` | %s | ", o->name, type_name(o->type));
+        if (o->def) {
+            printf("`");
+            md_cell(o->def);
+            printf("`");
+        }
+        printf(" | ");
+        md_cell(range);
+        printf(" | %s | ", fmt_flags(o));
+        md_cell(o->doc);
+        printf(" |\n");
+    }
+    printf("\n");
+}
+
+static int cmd_connectors(bool markdown)
+{
+    if (markdown) {
+        printf("# Connectors\n\n");
+        printf("Generated by `sluice connectors --markdown`. In a pipeline file, a source or "
+               "sink item takes `name`, `type` (the connector) and these options.\n\n");
+        printf("## Options of every source\n\n");
+        print_table_markdown(sl_common_source_options());
+        printf("## Options of every sink\n\n");
+        print_table_markdown(sl_common_sink_options());
+    } else {
+        printf("Options of every source:\n");
+        print_table_text(sl_common_source_options());
+        printf("\nOptions of every sink:\n");
+        print_table_text(sl_common_sink_options());
+    }
+    for (size_t i = 0;; i++) {
+        const sl_connector *c = sl_connector_at(i);
+        if (!c) {
+            break;
+        }
+        const char *desc = sl_connector_description(c);
+        if (markdown) {
+            printf("## %s (%s)\n\n%s\n\n", sl_connector_name(c), role_name(sl_connector_flags(c)),
+                   desc ? desc : "");
+            print_table_markdown(sl_connector_options(c));
+        } else {
+            printf("\n%s (%s)\n    %s\n", sl_connector_name(c), role_name(sl_connector_flags(c)),
+                   desc ? desc : "");
+            print_table_text(sl_connector_options(c));
+        }
+    }
+    return EXIT_OK;
+}
+
+/* ==== Arguments ==== */
+
+static int parse_level(const char *s)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *positional[8];
+    int npos = 0;
+    int level = -1;
+    double seconds = 0;
+    bool markdown = false, print_config = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            printf("sluice %s\n", SLUICE_VERSION);
+            return EXIT_OK;
+        }
+        if (strcmp(a, "--markdown") == 0) {
+            markdown = true;
+            continue;
+        }
+        if (strcmp(a, "--print-config") == 0) {
+            print_config = true;
+            continue;
+        }
+        bool is_level = strncmp(a, "--log-level", 11) == 0 && (a[11] == '\0' || a[11] == '=');
+        bool is_secs = strncmp(a, "--seconds", 9) == 0 && (a[9] == '\0' || a[9] == '=');
+        if (is_level || is_secs) {
+            const char *eq = strchr(a, '=');
+            if (eq) {
+                val = eq + 1;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                return usage_error("option %s needs a value", a);
+            }
+            if (is_level && (level = parse_level(val)) < 0) {
+                return usage_error("bad log level '%s' (error, warn, info or debug)", val);
+            }
+            if (is_secs) {
+                char *end;
+                errno = 0;
+                seconds = strtod(val, &end);
+                if (errno || end == val || *end || !(seconds > 0) || seconds > 1e9) {
+                    return usage_error("bad --seconds '%s' (a positive number)", val);
+                }
+            }
+            continue;
+        }
+        if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("unknown option '%s'", a);
+        }
+        if (npos == (int)(sizeof(positional) / sizeof(positional[0]))) {
+            return usage_error("too many arguments%s", "");
+        }
+        positional[npos++] = a;
+    }
+    if (npos == 0) {
+        return usage_error("no command given%s", "");
+    }
+    const char *cmd = positional[0];
+    if (level >= 0) {
+        sl_set_log_level((sl_log_level)level);
+    }
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    bool needs_file = strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0;
+    int want = needs_file ? 2 : 1;
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "connectors") != 0 &&
+        strcmp(cmd, "demo") != 0) {
+        return usage_error("unknown command '%s'", cmd);
+    }
+    if (npos < want) {
+        return usage_error("'%s' needs a FILE", cmd);
+    }
+    if (npos > want) {
+        return usage_error("unexpected argument '%s'", positional[want]);
+    }
+    if (markdown && strcmp(cmd, "connectors") != 0) {
+        return usage_error("--markdown is an option of 'connectors', not of '%s'", cmd);
+    }
+    if (print_config && strcmp(cmd, "demo") != 0) {
+        return usage_error("--print-config is an option of 'demo', not of '%s'", cmd);
+    }
+    if (seconds > 0 && strcmp(cmd, "run") != 0 && strcmp(cmd, "demo") != 0) {
+        return usage_error("--seconds is an option of 'run' and 'demo', not of '%s'", cmd);
+    }
+    if (strcmp(cmd, "run") == 0) {
+        return cmd_run(positional[1], NULL, level, seconds);
+    }
+    if (strcmp(cmd, "check") == 0) {
+        return cmd_check(positional[1], level);
+    }
+    if (strcmp(cmd, "connectors") == 0) {
+        return cmd_connectors(markdown);
+    }
+    if (print_config) {
+        fputs(demo_yaml, stdout);
+        return EXIT_OK;
+    }
+    return cmd_run("demo.yaml", demo_yaml, level, seconds);
+}

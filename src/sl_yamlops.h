@@ -1,0 +1,94 @@
+/* sl_yamlops.h -- the built-in operations of the YAML front end (split, key, value, filter,
+ * map), written as ordinary operator functions of the public API.
+ *
+ * An operation is described by an sl_yamlop, built once at load time (regular expressions
+ * compiled, JSON paths split, literals parsed). The operator functions below take it as
+ * their opaque argument: sl_stream_flat_map(s, sl_yamlops_flat_map, op) and so on. They
+ * only read the op, so one op may be used by every worker thread at once.
+ *
+ * Ownership: an sl_yamlop must outlive every stream that uses it (the config that made it
+ * is destroyed after the context). sl_yamlops_destroy() accepts NULL.
+ *
+ * Records the functions reject (malformed JSON, a missing field where one is needed, a
+ * field that is not a number where one is needed) make them return SL_ERR_RECORD, which the
+ * engine counts as a failed record; processing goes on.
+ */
+#ifndef SL_YAMLOPS_H
+#define SL_YAMLOPS_H
+
+#include "sluice.h"
+
+typedef struct sl_yamlop sl_yamlop;
+
+/* What a filter compares. */
+typedef enum sl_yamlop_cmp {
+    SL_YOP_EQUALS,
+    SL_YOP_NOT_EQUALS,
+    SL_YOP_GT,
+    SL_YOP_GE,
+    SL_YOP_LT,
+    SL_YOP_LE,
+    SL_YOP_CONTAINS,
+    SL_YOP_MATCHES, /* POSIX extended regular expression, unanchored */
+} sl_yamlop_cmp;
+
+/* What a filter looks at. */
+typedef enum sl_yamlop_target {
+    SL_YOP_ON_VALUE, /* the value bytes (the typed value for numeric compares, if set) */
+    SL_YOP_ON_KEY,   /* the key bytes */
+    SL_YOP_ON_JSON,  /* a field of the value parsed as JSON */
+} sl_yamlop_target;
+
+/* ==== Constructors: NULL with errstr set on a bad argument ==== */
+
+/* split: delim NULL splits on runs of ASCII whitespace; otherwise on every occurrence of
+ * the delimiter bytes. Empty tokens are dropped. Each token becomes the value of a record
+ * that otherwise copies the input (key, timestamp, meta); the typed value is cleared. */
+sl_yamlop *sl_yamlops_split_new(const char *delim, char *errstr, size_t errsize);
+/* key: json_path NULL sets the key to the value bytes; otherwise to the text of the JSON
+ * field at the dotted path (user.id; a number segment indexes an array: items.0.sku). */
+sl_yamlop *sl_yamlops_key_new(const char *json_path, char *errstr, size_t errsize);
+/* value: a literal typed value, "1" (int) or "0.5" (double). */
+sl_yamlop *sl_yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize);
+/* value: from a JSON field; as_text false sets the typed value from a number (or a string
+ * holding a number), true sets the value bytes to the field's text. */
+sl_yamlop *sl_yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
+                                     size_t errsize);
+/* filter: target (json_path for SL_YOP_ON_JSON, else NULL), comparison and operand. GT..LE
+ * need a numeric operand; MATCHES compiles the operand as an extended regex. */
+sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *json_path, sl_yamlop_cmp cmp,
+                                 const char *operand, char *errstr, size_t errsize);
+/* map: "lower", "upper" (ASCII) or "trim" (ASCII whitespace at both ends) of the value. */
+sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsize);
+
+void sl_yamlops_destroy(sl_yamlop *op);
+
+/* Names of comparisons as written in YAML ("equals", "gt", ...); -1 if unknown. */
+int sl_yamlops_cmp_from_name(const char *name);
+const char *sl_yamlops_cmp_name(sl_yamlop_cmp cmp);
+
+/* ==== Operator functions (opaque is the sl_yamlop) ==== */
+
+/* For sl_stream_flat_map with a split op. */
+int sl_yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque);
+/* For sl_stream_key_by (key op), sl_stream_map_values (value op) and sl_stream_map
+ * (transform op). */
+int sl_yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
+/* For sl_stream_filter with a filter op: 1 keeps, 0 drops, SL_ERR_RECORD fails. */
+int sl_yamlops_filter(const sl_record *in, void *opaque);
+
+/* ==== The same without an emitter (what the functions above use; unit tests call them) ==== */
+
+/* Allocates size bytes that live as long as the output record. NULL when out of memory. */
+typedef void *(*sl_yamlops_alloc_fn)(void *arg, size_t size);
+
+/* Applies a key, value or transform op: *out must start as a copy of *in. Returns SL_OK,
+ * SL_ERR_RECORD for a record the op rejects, or SL_ERR_NOMEM. */
+int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
+                     sl_yamlops_alloc_fn alloc, void *arg);
+/* Iterates the tokens of a split op over s[0..len): start with *pos = 0; returns 1 and the
+ * token in *tok and *toklen, or 0 at the end. */
+int sl_yamlops_split_next(const sl_yamlop *op, const char *s, size_t len, size_t *pos,
+                          const char **tok, size_t *toklen);
+
+#endif /* SL_YAMLOPS_H */

@@ -1,0 +1,540 @@
+/* test_yamlops.c -- the built-in ops of the YAML front end: split, key, value, filter, map,
+ * on their own (sl_yamlops_apply, sl_yamlops_split_next, sl_yamlops_filter) and through
+ * the engine (sl__context_step with a scripted source). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "sl_engine.h"
+#include "sl_yamlops.h"
+#include "support.h"
+
+#define T0 1000000
+
+/* ==== Helpers ==== */
+
+/* An allocator for sl_yamlops_apply: a list of blocks freed by test_free_all. */
+typedef struct test_arena {
+    void *blocks[64];
+    size_t n;
+} test_arena;
+
+static void *test_alloc(void *arg, size_t size)
+{
+    test_arena *a = arg;
+    if (a->n == 64) {
+        return NULL;
+    }
+    a->blocks[a->n] = malloc(size);
+    return a->blocks[a->n++];
+}
+
+static void test_free_all(test_arena *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->blocks[i]);
+    }
+    a->n = 0;
+}
+
+static sl_record rec(const char *value)
+{
+    sl_record r = {0};
+    r.value = value;
+    r.value_len = (uint32_t)strlen(value);
+    return r;
+}
+
+static sl_record keyed(const char *key, const char *value)
+{
+    sl_record r = rec(value);
+    r.key = key;
+    r.key_len = (uint32_t)strlen(key);
+    return r;
+}
+
+/* Applies op to a record whose value is json; returns the code, the result in *out. */
+static int apply(const sl_yamlop *op, const char *value, sl_record *out, test_arena *a)
+{
+    sl_record in = rec(value);
+    *out = in;
+    return sl_yamlops_apply(op, &in, out, test_alloc, a);
+}
+
+static int filter_value(sl_yamlop_target target, const char *path, sl_yamlop_cmp cmp,
+                        const char *operand, const char *value)
+{
+    char err[256];
+    sl_yamlop *op = sl_yamlops_filter_new(target, path, cmp, operand, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    sl_record r = rec(value);
+    int rc = sl_yamlops_filter(&r, op);
+    sl_yamlops_destroy(op);
+    return rc;
+}
+
+static int filter_json(const char *path, sl_yamlop_cmp cmp, const char *operand, const char *json)
+{
+    return filter_value(SL_YOP_ON_JSON, path, cmp, operand, json);
+}
+
+/* The tokens of a split, joined with '|'. */
+static void split_all(const char *delim, const char *s, size_t len, char *buf, size_t size)
+{
+    char err[128];
+    sl_yamlop *op = sl_yamlops_split_new(delim, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    size_t pos = 0, off = 0;
+    const char *tok;
+    size_t toklen;
+    buf[0] = '\0';
+    while (sl_yamlops_split_next(op, s, len, &pos, &tok, &toklen)) {
+        off += (size_t)snprintf(buf + off, size - off, "%s%.*s", off ? "|" : "", (int)toklen, tok);
+    }
+    sl_yamlops_destroy(op);
+}
+
+/* ==== Split ==== */
+
+static void test_split_whitespace_drops_empty_tokens(void)
+{
+    char buf[256];
+    const char *s = "  the\tquick  brown\r\nfox ";
+    split_all(NULL, s, strlen(s), buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "the|quick|brown|fox");
+    split_all(NULL, "", 0, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    split_all(NULL, "   ", 3, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "");
+}
+
+static void test_split_delimiter(void)
+{
+    char buf[256];
+    split_all(",", "a,,b,c,", 7, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "a|b|c");
+    split_all("::", "x::y:z::::w", 11, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "x|y:z|w");
+    /* Bytes past the length are not read: the value is not NUL-terminated. */
+    split_all(",", "a,b,c", 3, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "a|b");
+    char err[128];
+    CU_ASSERT_PTR_NULL(sl_yamlops_split_new("", err, sizeof(err)));
+}
+
+/* ==== Key and value ==== */
+
+static void test_key_value_bytes(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_yamlop *op = sl_yamlops_key_new(NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    sl_record out;
+    CU_ASSERT_EQUAL(apply(op, "word", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.key_len, 4);
+    CU_ASSERT_EQUAL(memcmp(out.key, "word", 4), 0);
+    CU_ASSERT_EQUAL(out.value_len, 4);
+    sl_yamlops_destroy(op);
+    test_free_all(&a);
+}
+
+static void test_key_json_nested_paths(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_record out;
+    const char *doc = "{\"user\": {\"id\": \"u\\\"42\", \"n\": 7, \"r\": 0.5, \"ok\": true,"
+                      " \"tags\": [\"a\", {\"b\": 3}]}, \"e\": \"\"}";
+    static const struct {
+        const char *path;
+        const char *want;
+    } cases[] = {
+        {"user.id", "u\"42"},
+        {"user.n", "7"},
+        {"user.r", "0.5"},
+        {"user.ok", "true"},
+        {"user.tags.0", "a"},
+        {"user.tags.1.b", "3"},
+        {"user.tags.1", "{\"b\":3}"},
+        {"e", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl_yamlop *op = sl_yamlops_key_new(cases[i].path, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+        CU_ASSERT_EQUAL(apply(op, doc, &out, &a), SL_OK);
+        CU_ASSERT_EQUAL(out.key_len, strlen(cases[i].want));
+        CU_ASSERT_EQUAL(memcmp(out.key, cases[i].want, out.key_len), 0);
+        sl_yamlops_destroy(op);
+    }
+    test_free_all(&a);
+}
+
+static void test_key_json_missing_or_malformed_fails_record(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_record out;
+    sl_yamlop *op = sl_yamlops_key_new("user.id", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    static const char *const bad[] = {
+        "{\"user\": {}}",
+        "{\"user\": 3}",
+        "{\"user\": {\"id\": ",
+        "not json",
+        "",
+        "[1,2]",
+        "{\"user\": {\"id\": 1}} trailing",
+        "\xff\xfe{}",
+        "{\"user\": [1]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(apply(op, bad[i], &out, &a), SL_ERR_RECORD);
+    }
+    sl_yamlops_destroy(op);
+    /* Paths with empty segments are refused at load. */
+    CU_ASSERT_PTR_NULL(sl_yamlops_key_new("a..b", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "empty segment"));
+    CU_ASSERT_PTR_NULL(sl_yamlops_key_new("a.", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl_yamlops_key_new("", err, sizeof(err)));
+    test_free_all(&a);
+}
+
+static void test_value_literal(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_record out;
+    sl_yamlop *op = sl_yamlops_value_literal_new("1", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL(apply(op, "word", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
+    CU_ASSERT_EQUAL(out.num.i, 1);
+    CU_ASSERT_EQUAL(out.value_len, 4); /* the bytes stay */
+    sl_yamlops_destroy(op);
+    op = sl_yamlops_value_literal_new("-2.5e1", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL(apply(op, "x", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_DOUBLE);
+    CU_ASSERT_DOUBLE_EQUAL(out.num.d, -25.0, 1e-12);
+    sl_yamlops_destroy(op);
+    static const char *const bad[] = {"abc", "", "1x", "0x10", "nan", "inf", "1.", "-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (strcmp(bad[i], "1.") == 0) {
+            continue; /* "1." is a valid float */
+        }
+        CU_ASSERT_PTR_NULL(sl_yamlops_value_literal_new(bad[i], err, sizeof(err)));
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a number"));
+    test_free_all(&a);
+}
+
+static void test_value_json_number_and_text(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_record out;
+    sl_yamlop *num = sl_yamlops_value_json_new("order.amount", false, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(num);
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": 12}}", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
+    CU_ASSERT_EQUAL(out.num.i, 12);
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": 1.25}}", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_DOUBLE);
+    CU_ASSERT_DOUBLE_EQUAL(out.num.d, 1.25, 1e-12);
+    /* A string that holds a number is a number. */
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": \" 7 \"}}", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num.i, 7);
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": \"seven\"}}", &out, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": true}}", &out, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {}}", &out, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": 1", &out, &a), SL_ERR_RECORD);
+    sl_yamlops_destroy(num);
+
+    sl_yamlop *text = sl_yamlops_value_json_new("name", true, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_EQUAL(apply(text, "{\"name\": \"caf\\u00e9\"}", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 5);
+    CU_ASSERT_EQUAL(memcmp(out.value, "caf\xc3\xa9", 5), 0);
+    CU_ASSERT_EQUAL(apply(text, "{\"name\": 3.0e2}", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 3);
+    CU_ASSERT_EQUAL(memcmp(out.value, "300", 3), 0);
+    CU_ASSERT_EQUAL(apply(text, "{\"name\": 0.1}", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 3);
+    CU_ASSERT_EQUAL(memcmp(out.value, "0.1", 3), 0);
+    CU_ASSERT_EQUAL(apply(text, "{\"nam\": 1}", &out, &a), SL_ERR_RECORD);
+    sl_yamlops_destroy(text);
+    test_free_all(&a);
+}
+
+static void test_map_lower_upper_trim(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_record out;
+    sl_yamlop *lower = sl_yamlops_transform_new("lower", err, sizeof(err));
+    sl_yamlop *upper = sl_yamlops_transform_new("upper", err, sizeof(err));
+    sl_yamlop *trim = sl_yamlops_transform_new("trim", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lower);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(upper);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(trim);
+    const char *in = "The River";
+    CU_ASSERT_EQUAL(apply(lower, in, &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(memcmp(out.value, "the river", 9), 0);
+    CU_ASSERT_STRING_EQUAL(in, "The River"); /* the input is not changed */
+    CU_ASSERT_EQUAL(apply(upper, in, &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(memcmp(out.value, "THE RIVER", 9), 0);
+    CU_ASSERT_EQUAL(apply(trim, " \t x y \r\n", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 3);
+    CU_ASSERT_EQUAL(memcmp(out.value, "x y", 3), 0);
+    CU_ASSERT_EQUAL(apply(trim, "   ", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 0);
+    CU_ASSERT_EQUAL(apply(lower, "", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 0);
+    CU_ASSERT_PTR_NULL(sl_yamlops_transform_new("title", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "lower, upper, trim"));
+    sl_yamlops_destroy(lower);
+    sl_yamlops_destroy(upper);
+    sl_yamlops_destroy(trim);
+    test_free_all(&a);
+}
+
+/* ==== Filters ==== */
+
+static void test_filter_json_equals_and_missing_fields(void)
+{
+    const char *err_line = "{\"level\": \"error\", \"code\": 5, \"ctx\": {\"host\": \"a1\"}}";
+    CU_ASSERT_EQUAL(filter_json("level", SL_YOP_EQUALS, "error", err_line), 1);
+    CU_ASSERT_EQUAL(filter_json("level", SL_YOP_EQUALS, "warn", err_line), 0);
+    CU_ASSERT_EQUAL(filter_json("level", SL_YOP_NOT_EQUALS, "warn", err_line), 1);
+    CU_ASSERT_EQUAL(filter_json("ctx.host", SL_YOP_EQUALS, "a1", err_line), 1);
+    /* Numbers compare as numbers when both sides are numbers. */
+    CU_ASSERT_EQUAL(filter_json("code", SL_YOP_EQUALS, "5.0", err_line), 1);
+    CU_ASSERT_EQUAL(filter_json("code", SL_YOP_NOT_EQUALS, "5", err_line), 0);
+    /* A missing field equals nothing. */
+    CU_ASSERT_EQUAL(filter_json("nope", SL_YOP_EQUALS, "error", err_line), 0);
+    CU_ASSERT_EQUAL(filter_json("nope", SL_YOP_NOT_EQUALS, "error", err_line), 1);
+    CU_ASSERT_EQUAL(filter_json("nope", SL_YOP_GT, "1", err_line), 0);
+    CU_ASSERT_EQUAL(filter_json("nope", SL_YOP_MATCHES, ".*", err_line), 0);
+    CU_ASSERT_EQUAL(filter_json("level.x", SL_YOP_CONTAINS, "e", err_line), 0);
+}
+
+static void test_filter_json_numeric_compares(void)
+{
+    const char *doc = "{\"n\": 10, \"d\": 2.5, \"s\": \"12\", \"t\": \"abc\", \"b\": false}";
+    CU_ASSERT_EQUAL(filter_json("n", SL_YOP_GT, "9", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("n", SL_YOP_GT, "10", doc), 0);
+    CU_ASSERT_EQUAL(filter_json("n", SL_YOP_GE, "10", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("n", SL_YOP_LT, "10.5", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("n", SL_YOP_LE, "9.99", doc), 0);
+    CU_ASSERT_EQUAL(filter_json("d", SL_YOP_GT, "2", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("d", SL_YOP_LE, "2.5", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("s", SL_YOP_GT, "11", doc), 1);
+    /* A field that is no number cannot be compared: the record fails. */
+    CU_ASSERT_EQUAL(filter_json("t", SL_YOP_GT, "1", doc), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(filter_json("b", SL_YOP_LT, "1", doc), SL_ERR_RECORD);
+    /* Large integers compare exactly. */
+    CU_ASSERT_EQUAL(filter_json("x", SL_YOP_GT, "9007199254740992", "{\"x\": 9007199254740993}"),
+                    1);
+}
+
+static void test_filter_contains_and_regex(void)
+{
+    const char *doc = "{\"msg\": \"disk full on /dev/sda1\", \"n\": 42}";
+    CU_ASSERT_EQUAL(filter_json("msg", SL_YOP_CONTAINS, "full", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("msg", SL_YOP_CONTAINS, "empty", doc), 0);
+    CU_ASSERT_EQUAL(filter_json("msg", SL_YOP_MATCHES, "^disk (full|empty)", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("msg", SL_YOP_MATCHES, "sda[0-9]$", doc), 1);
+    CU_ASSERT_EQUAL(filter_json("msg", SL_YOP_MATCHES, "^full", doc), 0);
+    CU_ASSERT_EQUAL(filter_json("n", SL_YOP_MATCHES, "^4[0-9]$", doc), 1);
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "^[a-z]+$", "word"), 1);
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "^[a-z]+$", "w0rd"), 0);
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_CONTAINS, "or", "word"), 1);
+
+    /* The regex sees only value_len bytes: "abcX" with length 3 ends at "c". */
+    char err[256];
+    sl_yamlop *op =
+        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "c$", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    sl_record r = rec("abcX");
+    r.value_len = 3;
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, op), 1);
+    r.value_len = 4;
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, op), 0);
+    sl_yamlops_destroy(op);
+
+    /* A bad regex is refused when the op is built, with regerror's reason. */
+    CU_ASSERT_PTR_NULL(
+        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "a(b", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad regular expression 'a(b'"));
+    CU_ASSERT_PTR_NULL(
+        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "ten", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gt needs a number"));
+}
+
+static void test_filter_value_bytes_typed_value_and_key(void)
+{
+    char err[256];
+    /* Bytes: equals is exact. */
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_EQUALS, "error", "error"), 1);
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_EQUALS, "error", "errors"), 0);
+    /* Numeric compares parse the bytes when there is no typed value. */
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "3", "4"), 1);
+    CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "3", "four"), SL_ERR_RECORD);
+    /* The typed value wins when there is one. */
+    sl_yamlop *gt =
+        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "100", err, sizeof(err));
+    sl_yamlop *eq =
+        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_EQUALS, "3", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gt);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(eq);
+    sl_record r = keyed("word", "");
+    sl_record_set_int(&r, 150);
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, gt), 1);
+    sl_record_set_double(&r, 99.5);
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, gt), 0);
+    sl_record_set_int(&r, 3);
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, eq), 1);
+    sl_yamlops_destroy(gt);
+    sl_yamlops_destroy(eq);
+    /* key: true looks at the key. */
+    sl_yamlop *k =
+        sl_yamlops_filter_new(SL_YOP_ON_KEY, NULL, SL_YOP_MATCHES, "^u[0-9]+$", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    r = keyed("u42", "value");
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, k), 1);
+    r = keyed("x42", "u42");
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, k), 0);
+    sl_yamlops_destroy(k);
+}
+
+static void test_filter_malformed_json_fails_record(void)
+{
+    static const char *const bad[] = {
+        "", "{", "{\"a\":}", "nul", "{\"a\": 1,}", "\"unterminated", "{\"a\": [1, 2}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT(filter_json("a", SL_YOP_EQUALS, "1", bad[i]) < 0);
+        CU_ASSERT(filter_json("a", SL_YOP_NOT_EQUALS, "1", bad[i]) < 0);
+    }
+}
+
+/* Random and truncated inputs: every op returns a code, none crashes. */
+static void test_ops_survive_garbage(void)
+{
+    char err[256];
+    test_arena a = {0};
+    sl_yamlop *ops[] = {
+        sl_yamlops_key_new("a.b.0", err, sizeof(err)),
+        sl_yamlops_value_json_new("a", false, err, sizeof(err)),
+        sl_yamlops_value_json_new("a.b", true, err, sizeof(err)),
+    };
+    sl_yamlop *flt =
+        sl_yamlops_filter_new(SL_YOP_ON_JSON, "a", SL_YOP_MATCHES, "x", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(flt);
+    const char *good = "{\"a\": {\"b\": [\"x\", 2]}, \"c\": \"\\u0000\"}";
+    char buf[128];
+    unsigned seed = 12345;
+    for (int iter = 0; iter < 4000; iter++) {
+        size_t len;
+        if (iter % 2 == 0) {
+            len = (size_t)iter % strlen(good); /* truncated JSON */
+            memcpy(buf, good, len);
+        } else {
+            len = (size_t)(rand_r(&seed) % sizeof(buf));
+            for (size_t i = 0; i < len; i++) {
+                buf[i] = "{}[]\":,0123456789.eE-+abtrufnl\\ \x00\xff"[rand_r(&seed) % 35];
+            }
+        }
+        sl_record in = {.value = buf, .value_len = (uint32_t)len};
+        for (size_t k = 0; k < 3; k++) {
+            CU_ASSERT_PTR_NOT_NULL_FATAL(ops[k]);
+            sl_record out = in;
+            int rc = sl_yamlops_apply(ops[k], &in, &out, test_alloc, &a);
+            CU_ASSERT(rc == SL_OK || rc == SL_ERR_RECORD);
+            test_free_all(&a);
+        }
+        int rc = sl_yamlops_filter(&in, flt);
+        CU_ASSERT(rc == 0 || rc == 1 || rc == SL_ERR_RECORD);
+    }
+    for (size_t k = 0; k < 3; k++) {
+        sl_yamlops_destroy(ops[k]);
+    }
+    sl_yamlops_destroy(flt);
+    sl_yamlops_destroy(NULL);
+}
+
+/* ==== Through the engine ==== */
+
+/* The ops as operator functions of streams: a JSON word count with a filter, and the
+ * failed-record count for malformed lines. */
+static void test_ops_in_a_pipeline(void)
+{
+    char err[256];
+    sl_yamlop *flt =
+        sl_yamlops_filter_new(SL_YOP_ON_JSON, "level", SL_YOP_EQUALS, "error", err, sizeof(err));
+    sl_yamlop *text = sl_yamlops_value_json_new("msg", true, err, sizeof(err));
+    sl_yamlop *lower = sl_yamlops_transform_new("lower", err, sizeof(err));
+    sl_yamlop *split = sl_yamlops_split_new(NULL, err, sizeof(err));
+    sl_yamlop *key = sl_yamlops_key_new(NULL, err, sizeof(err));
+    sl_yamlop *one = sl_yamlops_value_literal_new("1", err, sizeof(err));
+    CU_ASSERT_FATAL(flt && text && lower && split && key && one);
+
+    sl_context *ctx = ts_context(1000, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "in", &src);
+    s = sl_stream_filter(s, sl_yamlops_filter, flt);
+    s = sl_stream_map_values(s, sl_yamlops_map, text);
+    s = sl_stream_map(s, sl_yamlops_map, lower);
+    s = sl_stream_flat_map(s, sl_yamlops_flat_map, split);
+    s = sl_stream_key_by(s, sl_yamlops_map, key);
+    s = sl_stream_map_values(s, sl_yamlops_map, one);
+    s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    ts_out out;
+    CU_ASSERT_EQUAL_FATAL(ts_collect(s, &out), SL_OK);
+    static const char *const lines[] = {
+        "{\"level\": \"error\", \"msg\": \"Disk full\"}",
+        "{\"level\": \"info\", \"msg\": \"disk ok\"}",
+        "{\"level\": \"error\", \"msg\": \"disk  FULL again\"}",
+        "{\"level\": \"error\"",                        /* malformed: fails in the filter */
+        "{\"level\": \"error\", \"text\": \"no msg\"}", /* no msg: fails in value */
+        NULL,
+    };
+    ts_feed(src, lines);
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0, &info), SL_OK);
+    CU_ASSERT_STRING_EQUAL(out.text, "again:1 disk:2 full:2");
+    CU_ASSERT_EQUAL(info.failed_records, 2);
+    sl_context_destroy(ctx);
+    sl_yamlops_destroy(flt);
+    sl_yamlops_destroy(text);
+    sl_yamlops_destroy(lower);
+    sl_yamlops_destroy(split);
+    sl_yamlops_destroy(key);
+    sl_yamlops_destroy(one);
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("yamlops_split",
+             {"split_whitespace_drops_empty_tokens", test_split_whitespace_drops_empty_tokens},
+             {"split_delimiter", test_split_delimiter});
+    SL_SUITE("yamlops_key_value", {"key_value_bytes", test_key_value_bytes},
+             {"key_json_nested_paths", test_key_json_nested_paths},
+             {"key_json_missing_or_malformed_fails_record",
+              test_key_json_missing_or_malformed_fails_record},
+             {"value_literal", test_value_literal},
+             {"value_json_number_and_text", test_value_json_number_and_text},
+             {"map_lower_upper_trim", test_map_lower_upper_trim});
+    SL_SUITE(
+        "yamlops_filter",
+        {"filter_json_equals_and_missing_fields", test_filter_json_equals_and_missing_fields},
+        {"filter_json_numeric_compares", test_filter_json_numeric_compares},
+        {"filter_contains_and_regex", test_filter_contains_and_regex},
+        {"filter_value_bytes_typed_value_and_key", test_filter_value_bytes_typed_value_and_key},
+        {"filter_malformed_json_fails_record", test_filter_malformed_json_fails_record},
+        {"ops_survive_garbage", test_ops_survive_garbage});
+    SL_SUITE("yamlops_engine", {"ops_in_a_pipeline", test_ops_in_a_pipeline});
+}
