@@ -813,11 +813,21 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
     }
 }
 
+/* Publishes the running batch's progress for sl_context_pending_batches. */
+static void publish_info(sl_context *ctx, sl_job *job, const sl_batch_info *info)
+{
+    pthread_mutex_lock(&ctx->lock);
+    job->info = *info;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 static void run_job(sl_context *ctx, sl_job *job)
 {
-    sl_batch_info *info = &job->info;
+    sl_batch_info local = job->info;
+    sl_batch_info *info = &local;
     info->processing_start = sl__now_ms();
     info->scheduling_delay = info->processing_start - info->submission_time;
+    publish_info(ctx, job, info);
     uint64_t failed_before = atomic_load(&ctx->records_failed);
 
     size_t i = 0;
@@ -834,6 +844,7 @@ static void run_job(sl_context *ctx, sl_job *job)
         int rc = run_output(ctx, o, job, err, sizeof(err));
         if (rc == SL_OK) {
             info->outputs_succeeded++;
+            publish_info(ctx, job, info);
             continue;
         }
         if (!info->error[0]) {
@@ -869,6 +880,7 @@ static void run_job(sl_context *ctx, sl_job *job)
     info->processing_end = sl__now_ms();
     info->processing_time = info->processing_end - info->processing_start;
     info->total_delay = info->processing_end - info->batch_time;
+    publish_info(ctx, job, info);
 }
 
 static void record_info(sl_context *ctx, const sl_batch_info *info)
@@ -1191,4 +1203,45 @@ void sl_context_get_stats(sl_context *ctx, sl_context_stats *st)
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         st->records_oversize += atomic_load(&ins->oversize);
     }
+}
+
+size_t sl_context_pending_batches(sl_context *ctx, sl_batch_info *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->running && n < max) {
+        out[n++] = ctx->running->info;
+    }
+    for (sl_job *j = ctx->queue_head; j && n < max; j = j->next) {
+        out[n++] = j->info;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return n;
+}
+
+size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
+{
+    size_t n = 0;
+    sl_instance *lists[2] = {ctx->sources, ctx->sinks};
+    for (int k = 0; k < 2; k++) {
+        for (sl_instance *ins = lists[k]; ins; ins = ins->next, n++) {
+            if (n >= max) {
+                continue;
+            }
+            sl_instance_info *i = &out[n];
+            memset(i, 0, sizeof(*i));
+            i->name = ins->name;
+            i->type = ins->conn->name;
+            i->role = ins->role;
+            i->active = atomic_load(&ins->active);
+            i->records = atomic_load(&ins->records);
+            i->oversize = atomic_load(&ins->oversize);
+            i->max_rate = ins->common.max_rate;
+            pthread_mutex_lock(&ins->err_lock);
+            i->last_error_time = ins->last_error_time;
+            sl__strlcpy(i->last_error, ins->last_error, sizeof(i->last_error));
+            pthread_mutex_unlock(&ins->err_lock);
+        }
+    }
+    return n;
 }

@@ -385,6 +385,28 @@ typedef struct sl_context_stats {
 
 void sl_context_get_stats(sl_context *ctx, sl_context_stats *st);
 
+/* Batches generated and not completed: the running one first (processing_start set),
+ * then the waiting ones in order. Returns how many were copied. */
+size_t sl_context_pending_batches(sl_context *ctx, sl_batch_info *out, size_t max);
+
+/* The state of a source or sink, for status pages and metrics. No option values: secrets
+ * stay out. */
+typedef struct sl_instance_info {
+    const char *name;          /* valid while the context lives */
+    const char *type;          /* connector name */
+    unsigned role;             /* SL_SOURCE or SL_SINK */
+    bool active;               /* connected / last write succeeded */
+    uint64_t records;          /* sources: received; sinks: written */
+    uint64_t oversize;         /* sources: skipped for exceeding max_record_size */
+    int64_t last_error_time;   /* ms, 0 when none */
+    char last_error[256];
+    double max_rate;           /* sources: configured max_rate, 0 = none */
+} sl_instance_info;
+
+/* Copies the state of up to max instances, sources first. Returns the number of
+ * instances (which may exceed max). */
+size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max);
+
 #ifdef __cplusplus
 }
 #endif

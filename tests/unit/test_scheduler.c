@@ -166,6 +166,20 @@ static void test_flow_control_bounds_buffer(void)
         CU_ASSERT_EQUAL(infos[i].total_delay, infos[i].processing_end - infos[i].batch_time);
     }
     CU_ASSERT_TRUE(delayed); /* 100 ms batches every 50 ms queue up */
+    /* The status sees the running batch first, then waiting ones. */
+    sl_batch_info pending[16];
+    size_t np = sl_context_pending_batches(ctx, pending, 16);
+    CU_ASSERT(np >= 1);
+    for (size_t i = 1; i < np; i++) {
+        CU_ASSERT(pending[i].batch_time > pending[i - 1].batch_time);
+        CU_ASSERT_EQUAL(pending[i].processing_start, 0);
+    }
+    sl_instance_info ii[4];
+    CU_ASSERT_EQUAL(sl_context_instances(ctx, ii, 4), 1);
+    CU_ASSERT_STRING_EQUAL(ii[0].name, "counter");
+    CU_ASSERT_STRING_EQUAL(ii[0].type, "counter");
+    CU_ASSERT_EQUAL(ii[0].role, SL_SOURCE);
+    CU_ASSERT(ii[0].records > 0);
     sl_context_stop(ctx, false);
     sl_context_destroy(ctx);
 }

@@ -1,0 +1,99 @@
+/* sl_wal.h -- the write-ahead log of receivers: blocks of records appended to segment files
+ * under <dir>/wal/<name>/, each framed with its length and a CRC-32C, made durable with
+ * fsync, replayed after a crash, and deleted once a marker says they were processed.
+ *
+ * Layout: segment files <seq>.log (seq from 1, zero-padded so names sort) hold blocks
+ *
+ *     u32 payload length | u32 crc32c(length bytes, payload) | payload
+ *
+ * (little-endian). The payload is the serialized records of one append (key, value,
+ * timestamp, typed value, and meta topic/partition/offset). The file `processed` holds the
+ * position up to which every block was processed (written to a temporary file, fsynced and
+ * renamed, so it is the old or the new one after a crash).
+ *
+ * A torn or corrupt block (short read, impossible length, CRC mismatch) ends its segment:
+ * replay logs it and goes on with the next segment. At open, a torn tail of the last
+ * segment is cut off so that appends continue right after the last good block.
+ *
+ * Positions: an sl_wal_pos is (segment seq << 32 | byte offset in that segment); they grow
+ * with every append. Appends return the position just past their block.
+ *
+ * Threads: every function may be called from any thread; a mutex serializes them. Replay
+ * reads with its own file descriptors and may run while appends go on.
+ */
+#ifndef SL_WAL_H
+#define SL_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice.h"
+
+typedef struct sl_wal sl_wal;
+
+typedef uint64_t sl_wal_pos;
+
+#define SL_WAL_POS(seq, off) (((uint64_t)(seq) << 32) | (uint64_t)(uint32_t)(off))
+#define SL_WAL_POS_SEQ(pos) ((uint32_t)((pos) >> 32))
+#define SL_WAL_POS_OFF(pos) ((uint32_t)(pos))
+
+/* When appended bytes reach the disk. */
+typedef enum sl_wal_fsync {
+    SL_WAL_FSYNC_EXPLICIT = 0, /* at sl_wal_sync() (and when a segment is rolled) */
+    SL_WAL_FSYNC_ALWAYS = 1,   /* at every append */
+    SL_WAL_FSYNC_NEVER = 2,    /* never: the OS decides (benchmarks, tests) */
+} sl_wal_fsync;
+
+typedef struct sl_wal_conf {
+    sl_wal_fsync fsync;
+    uint64_t segment_size; /* a segment is rolled once it holds this much; 0 = 64 MiB */
+} sl_wal_conf;
+
+/* Opens (creating) the log <dir>/wal/<name>/. conf NULL takes the defaults. Returns NULL
+ * with errstr set when the directory cannot be created or a segment cannot be read. */
+sl_wal *sl_wal_open(const char *dir, const char *name, const sl_wal_conf *conf, char *errstr,
+                    size_t errsize);
+/* Syncs (unless the policy is NEVER) and frees. NULL is fine. */
+void sl_wal_close(sl_wal *wal);
+
+/* Appends one block holding recs[0..n) and stores the position just past it in *end (when
+ * not NULL). Returns SL_OK, SL_ERR_NOMEM, SL_ERR_TOOBIG (a block over 1 GiB) or SL_ERR_IO (the
+ * segment is cut back to its last good block). Durable after sl_wal_sync() unless the policy
+ * is ALWAYS. */
+int sl_wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end);
+/* fsyncs what was appended. Returns SL_OK or SL_ERR_IO. */
+int sl_wal_sync(sl_wal *wal);
+
+/* The position just past the last block appended. */
+sl_wal_pos sl_wal_end(sl_wal *wal);
+/* The position up to which blocks are marked processed (0 when none). */
+sl_wal_pos sl_wal_processed(sl_wal *wal);
+
+/* Called for each block replayed: its records (bytes and meta borrowed for the call; the
+ * meta's source is the log's name) and the position just past the block. A return other
+ * than SL_OK stops the replay and is returned by it. */
+typedef int (*sl_wal_replay_fn)(void *arg, const sl_record *recs, size_t n, sl_wal_pos end);
+
+/* Replays every good block that starts at or after from, in order, up to the end of the
+ * log as it was when the replay started. A torn or corrupt block is logged and the rest of
+ * its segment skipped. *blocks (when not NULL) gets the number of blocks replayed. Returns
+ * SL_OK, SL_ERR_IO, SL_ERR_NOMEM or the callback's error. */
+int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg,
+                  uint64_t *blocks);
+
+/* Records durably that every block ending at or before pos was processed (a position not
+ * past the current marker is ignored). Returns SL_OK or SL_ERR_IO. */
+int sl_wal_mark_processed(sl_wal *wal, sl_wal_pos pos);
+/* Deletes the segments that hold only processed blocks (never the one being written).
+ * Returns the number of segments deleted, or SL_ERR_IO. */
+int sl_wal_cleanup(sl_wal *wal);
+
+/* The number of segment files and the directory of the log (for logs and tests). */
+size_t sl_wal_segments(sl_wal *wal);
+const char *sl_wal_dir(const sl_wal *wal);
+
+/* CRC-32C (Castagnoli), table-driven, slicing by 8: crc is 0 for a fresh checksum, or the
+ * result of a previous call to continue one. */
+uint32_t sl__crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif /* SL_WAL_H */
