@@ -8,13 +8,13 @@
 void sl_test_register(void);
 
 /* Adds a suite with the given tests, NULL-terminated {name, fn} pairs. */
-#define SL_SUITE(name, ...)                                                                    \
-    do {                                                                                       \
-        CU_pSuite s_ = CU_add_suite(name, NULL, NULL);                                         \
-        CU_TestInfo t_[] = {__VA_ARGS__, CU_TEST_INFO_NULL};                                   \
-        for (CU_TestInfo *i_ = t_; i_->pName; i_++) {                                          \
-            CU_add_test(s_, i_->pName, i_->pTestFunc);                                         \
-        }                                                                                      \
+#define SL_SUITE(name, ...)                                                                        \
+    do {                                                                                           \
+        CU_pSuite s_ = CU_add_suite(name, NULL, NULL);                                             \
+        CU_TestInfo t_[] = {__VA_ARGS__, CU_TEST_INFO_NULL};                                       \
+        for (CU_TestInfo *i_ = t_; i_->pName; i_++) {                                              \
+            CU_add_test(s_, i_->pName, i_->pTestFunc);                                             \
+        }                                                                                          \
     } while (0)
 
 #endif
