@@ -80,6 +80,13 @@ void sl_instance_set_active(sl_instance *ins, bool active);
 void sl_instance_count_oversize(sl_instance *ins, uint64_t n);
 /* The engine's max_record_size for this source (bytes). */
 size_t sl_instance_max_record_size(const sl_instance *ins);
+/* The rate limit in force for a source (records/s, 0 = none): the backpressure estimate
+ * (or the initial rate until there is one) capped by max_rate. Receivers get it applied by
+ * sl_receiver_push; direct sources apply it themselves. */
+double sl_instance_rate_limit(const sl_instance *ins);
+/* The backpressure rate alone (estimate, else initial rate; 0 = none or disabled), for
+ * direct sources that split it themselves (Kafka: by lag over partitions). */
+double sl_instance_backpressure_rate(const sl_instance *ins);
 /* True once the engine asked the instance to stop. */
 bool sl_instance_stopping(const sl_instance *ins);
 

@@ -97,6 +97,7 @@ sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigne
     ins->role = role;
     sl__receiver_init(&ins->rcv);
     pthread_mutex_init(&ins->err_lock, NULL);
+    pthread_mutex_init(&ins->pid_lock, NULL);
     ins->name = strdup(name);
     ins->opts = options_copy(opts);
     ins->cctx = calloc(1, conn->ctx_size ? conn->ctx_size : 1);
@@ -130,6 +131,7 @@ void sl__instance_destroy(sl_instance *ins)
     }
     sl__receiver_destroy(&ins->rcv);
     pthread_mutex_destroy(&ins->err_lock);
+    pthread_mutex_destroy(&ins->pid_lock);
     sl_options_destroy(ins->opts);
     free(ins->cctx);
     free(ins->name);
@@ -186,6 +188,26 @@ void sl_instance_count_oversize(sl_instance *ins, uint64_t n)
 size_t sl_instance_max_record_size(const sl_instance *ins)
 {
     return (size_t)ins->common.max_record_size;
+}
+
+double sl_instance_backpressure_rate(const sl_instance *ins)
+{
+    const sl_backpressure_conf *bp = &ins->ctx->backpressure;
+    if (!bp->enabled) {
+        return 0;
+    }
+    double est = atomic_load(&ins->estimated_rate);
+    return est > 0 ? est : bp->initial_rate;
+}
+
+double sl_instance_rate_limit(const sl_instance *ins)
+{
+    double bp = sl_instance_backpressure_rate(ins);
+    double cap = ins->common.max_rate;
+    if (bp > 0 && cap > 0) {
+        return SL_MIN(bp, cap);
+    }
+    return bp > 0 ? bp : cap;
 }
 
 bool sl_instance_stopping(const sl_instance *ins)
@@ -296,8 +318,44 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
         sl_context_destroy(ctx);
         return NULL;
     }
+    sl_backpressure_defaults(&ctx->backpressure);
     ctx->state = SL_CTX_CREATED;
     return ctx;
+}
+
+void sl_backpressure_defaults(sl_backpressure_conf *bp)
+{
+    *bp = (sl_backpressure_conf){
+        .enabled = false,
+        .initial_rate = 0,
+        .proportional = 1.0,
+        .integral = 0.2,
+        .derivative = 0.0,
+        .min_rate = 100,
+    };
+}
+
+int sl_context_set_backpressure(sl_context *ctx, const sl_backpressure_conf *bp, char *errstr,
+                                size_t errsize)
+{
+    if (bp->proportional < 0 || bp->integral < 0 || bp->derivative < 0 || bp->min_rate <= 0 ||
+        bp->initial_rate < 0) {
+        snprintf(errstr, errsize,
+                 "backpressure: proportional, integral, derivative and initial_rate must be "
+                 ">= 0 and min_rate > 0");
+        return SL_ERR_INVAL;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    bool created = ctx->state == SL_CTX_CREATED;
+    if (created) {
+        ctx->backpressure = *bp;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (!created) {
+        snprintf(errstr, errsize, "backpressure must be set before the context starts");
+        return SL_ERR_STATE;
+    }
+    return SL_OK;
 }
 
 int64_t sl_context_batch_interval(const sl_context *ctx)
@@ -615,6 +673,7 @@ static sl_job *generate_job(sl_context *ctx, int64_t t)
         }
         job->inputs[i] = ds;
         job->info.inputs[i].name = ins->name;
+        job->info.inputs[i].rate = sl_instance_rate_limit(ins);
         job->info.inputs[i].records = n;
         sl__strlcpy(job->info.inputs[i].description, desc, sizeof(desc));
         job->info.records += n;
@@ -813,6 +872,28 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
     }
 }
 
+/* Backpressure: every completed batch, failed outputs included, feeds each input's PID
+ * estimator with that input's records and the batch's delays. */
+static void feed_estimators(sl_context *ctx, const sl_batch_info *info)
+{
+    if (!ctx->backpressure.enabled) {
+        return;
+    }
+    size_t i = 0;
+    for (sl_instance *ins = ctx->sources; ins && i < info->ninputs; ins = ins->next, i++) {
+        double rate;
+        pthread_mutex_lock(&ins->pid_lock);
+        bool got = sl__pid_compute(&ins->pid, info->processing_end,
+                                   (int64_t)info->inputs[i].records, info->processing_time,
+                                   info->scheduling_delay, &rate);
+        pthread_mutex_unlock(&ins->pid_lock);
+        if (got) {
+            atomic_store(&ins->estimated_rate, rate);
+            sl_log(SL_LOG_DEBUG, "backpressure: '%s' rate %.1f records/s", ins->name, rate);
+        }
+    }
+}
+
 /* Publishes the running batch's progress for sl_context_pending_batches. */
 static void publish_info(sl_context *ctx, sl_job *job, const sl_batch_info *info)
 {
@@ -881,6 +962,7 @@ static void run_job(sl_context *ctx, sl_job *job)
     info->processing_time = info->processing_end - info->processing_start;
     info->total_delay = info->processing_end - info->batch_time;
     publish_info(ctx, job, info);
+    feed_estimators(ctx, info);
 }
 
 static void record_info(sl_context *ctx, const sl_batch_info *info)
@@ -940,6 +1022,25 @@ static void *job_main(void *arg)
     return NULL;
 }
 
+/* Sets up the estimators, and warns where nothing bounds the first batch: with
+ * backpressure on, Spark's most reported pain is a huge first batch when neither an
+ * initial rate nor a cap is given. */
+static void backpressure_prepare(sl_context *ctx)
+{
+    const sl_backpressure_conf *bp = &ctx->backpressure;
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+        sl__pid_init(&ins->pid, ctx->batch_interval, bp->proportional, bp->integral,
+                     bp->derivative, bp->min_rate);
+        if (bp->enabled && bp->initial_rate <= 0 && ins->common.max_rate <= 0 &&
+            (ins->conn->flags & SL_RECEIVER)) {
+            sl_log(SL_LOG_WARN,
+                   "source '%s': backpressure is on but neither backpressure.initial_rate nor "
+                   "max_rate bounds the first batch: it takes whatever arrived",
+                   ins->name);
+        }
+    }
+}
+
 /* ==== Synchronous batches (tests) ==== */
 
 int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info)
@@ -957,6 +1058,7 @@ int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info)
     }
     if (!ctx->graph_prepared) {
         sl__graph_prepare(ctx);
+        backpressure_prepare(ctx);
         ctx->graph_prepared = true;
     }
     cut_blocks(ctx);
@@ -1007,6 +1109,7 @@ int sl_context_start(sl_context *ctx)
         sl__graph_prepare(ctx);
         ctx->graph_prepared = true;
     }
+    backpressure_prepare(ctx);
     sl_instance *lists[2] = {ctx->sinks, ctx->sources};
     for (int k = 0; k < 2; k++) {
         for (sl_instance *ins = lists[k]; ins; ins = ins->next) {
@@ -1237,6 +1340,13 @@ size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
             i->records = atomic_load(&ins->records);
             i->oversize = atomic_load(&ins->oversize);
             i->max_rate = ins->common.max_rate;
+            i->rate_limit = sl_instance_rate_limit(ins);
+            i->estimated_rate = atomic_load(&ins->estimated_rate);
+            pthread_mutex_lock(&ins->pid_lock);
+            i->pid_processing_rate = ins->pid.processing_rate;
+            i->pid_error = ins->pid.error;
+            i->pid_historical_error = ins->pid.historical_error;
+            pthread_mutex_unlock(&ins->pid_lock);
             pthread_mutex_lock(&ins->err_lock);
             i->last_error_time = ins->last_error_time;
             sl__strlcpy(i->last_error, ins->last_error, sizeof(i->last_error));

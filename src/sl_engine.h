@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "sl_connector.h"
+#include "sl_rate.h"
 #include "sl_util.h"
 
 /* ==== Worker pool ==== */
@@ -192,6 +193,9 @@ struct sl_instance {
     sl_source_common common;
     sl_receiver rcv;
     sl_stream *stream;        /* sources: their stream */
+    sl_pid pid;               /* sources: the backpressure estimator (job thread) */
+    _Atomic double estimated_rate; /* its last rate, 0 = none yet */
+    pthread_mutex_t pid_lock; /* guards pid's terms for readers off the job thread */
     _Atomic uint64_t records; /* sources: received; sinks: written */
     _Atomic uint64_t oversize;
     _Atomic bool active;
@@ -270,6 +274,7 @@ struct sl_context {
     sl_output *outputs, *outputs_tail;
     int noutputs;
     sl_listener *listeners;
+    sl_backpressure_conf backpressure;
 
     pthread_mutex_t lock; /* state, the job queue, infos */
     pthread_cond_t cond;

@@ -98,7 +98,7 @@ static size_t block_bytes(const sl_block *b)
  * a TCP receiver stops reading and the sender is slowed by TCP itself. */
 static void rate_wait(sl_instance *ins, size_t n)
 {
-    double rate = ins->common.max_rate;
+    double rate = sl_instance_rate_limit(ins);
     if (rate <= 0 || n == 0) {
         return;
     }

@@ -266,6 +266,24 @@ int sl_context_await_termination(sl_context *ctx);
 /* As above with a timeout: returns SL_ERR_RETRY when still running after timeout_ms. */
 int sl_context_await_termination_or_timeout(sl_context *ctx, int64_t timeout_ms);
 
+/* Backpressure (Spark's spark.streaming.backpressure.*): a PID estimator per input sets
+ * the rate at which it is read from each completed batch's size and delays. */
+typedef struct sl_backpressure_conf {
+    bool enabled;
+    double initial_rate;   /* records/s per input until the estimator has a rate; 0: none */
+    double proportional;   /* >= 0, default 1.0 */
+    double integral;       /* >= 0, default 0.2 */
+    double derivative;     /* >= 0, default 0.0 */
+    double min_rate;       /* > 0, default 100 records/s */
+} sl_backpressure_conf;
+
+/* Fills bp with Spark's defaults (disabled). */
+void sl_backpressure_defaults(sl_backpressure_conf *bp);
+/* Sets backpressure before the context starts. SL_ERR_INVAL with errstr when a parameter
+ * is out of range, SL_ERR_STATE after start. */
+int sl_context_set_backpressure(sl_context *ctx, const sl_backpressure_conf *bp, char *errstr,
+                                size_t errsize);
+
 int64_t sl_context_batch_interval(const sl_context *ctx);
 /* The checkpoint directory, NULL when none was configured. */
 const char *sl_context_checkpoint_dir(const sl_context *ctx);
@@ -354,6 +372,7 @@ typedef struct sl_batch_info {
     struct {
         const char *name;
         uint64_t records;
+        double rate;          /* rate limit in force when the batch was cut, 0: none */
         char description[96]; /* e.g. blocks, offset ranges or files */
     } inputs[SL_MAX_INPUTS_PER_INFO];
     int outputs_total;
@@ -401,6 +420,11 @@ typedef struct sl_instance_info {
     int64_t last_error_time;   /* ms, 0 when none */
     char last_error[256];
     double max_rate;           /* sources: configured max_rate, 0 = none */
+    double rate_limit;         /* sources: the limit in force now (records/s), 0 = none */
+    double estimated_rate;     /* sources: the backpressure estimate, 0 = none yet */
+    double pid_processing_rate;/* the estimator's last terms (records/s) */
+    double pid_error;
+    double pid_historical_error;
 } sl_instance_info;
 
 /* Copies the state of up to max instances, sources first. Returns the number of

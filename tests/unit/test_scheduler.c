@@ -252,6 +252,59 @@ static void test_max_rate_limits_receiver(void)
     sl_context_destroy(ctx);
 }
 
+/* An output whose cost is 50 us per record: capacity 20000 records/s. */
+static int costly_output(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    totals *tt = opaque;
+    size_t n = sl_dataset_count(ds);
+    atomic_fetch_add(&tt->records, (int64_t)n);
+    atomic_fetch_add(&tt->batches, 1);
+    sl__sleep_ms((int64_t)n / 20);
+    return SL_OK;
+}
+
+/* A receiver that could push millions of records per second, with backpressure: the
+ * estimated rate settles near the capacity and batches keep up. */
+static void test_backpressure_settles_at_capacity(void)
+{
+    sl_context *ctx = ts_context(200, 1);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "total", "100000000");
+    char err[256];
+    sl_stream *in = sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err,
+                                                    sizeof(err));
+    sl_options_destroy(o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    totals t = {0};
+    sl_stream_foreach_batch(in, costly_output, &t);
+    sl_backpressure_conf bp;
+    sl_backpressure_defaults(&bp);
+    bp.enabled = true;
+    bp.initial_rate = 5000;
+    CU_ASSERT_EQUAL(sl_context_set_backpressure(ctx, &bp, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    sl__sleep_ms(5000);
+    sl_instance_info ii;
+    sl_context_instances(ctx, &ii, 1);
+    sl_batch_info infos[5];
+    size_t n = sl_context_recent_batches(ctx, infos, 5);
+    sl_context_stop(ctx, false);
+    CU_ASSERT(ii.estimated_rate > 14000 && ii.estimated_rate < 26000);
+    CU_ASSERT_DOUBLE_EQUAL(ii.rate_limit, ii.estimated_rate, 1e-9);
+    CU_ASSERT_EQUAL(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT(infos[i].scheduling_delay < 400); /* under 2 batch intervals */
+        CU_ASSERT(infos[i].inputs[0].rate > 0);
+    }
+    /* Set after start: refused. */
+    CU_ASSERT_EQUAL(sl_context_set_backpressure(ctx, &bp, err, sizeof(err)), SL_ERR_STATE);
+    bp.min_rate = 0;
+    sl_context_destroy(ctx);
+    sl_context *c2 = ts_context(200, 1);
+    CU_ASSERT_EQUAL(sl_context_set_backpressure(c2, &bp, err, sizeof(err)), SL_ERR_INVAL);
+    sl_context_destroy(c2);
+}
+
 static int fail_fatally(const sl_dataset *ds, int64_t t, void *opaque)
 {
     return sl_dataset_count(ds) ? SL_ERR_FATAL : SL_OK;
@@ -286,5 +339,6 @@ void sl_test_register(void)
              {"request_stop_from_signal_path", test_request_stop_from_signal_path},
              {"max_rate_limits_receiver", test_max_rate_limits_receiver},
              {"fatal_output_stops_context", test_fatal_output_stops_context},
+             {"backpressure_settles_at_capacity", test_backpressure_settles_at_capacity},
              {"destroy_without_start", test_destroy_without_start});
 }
