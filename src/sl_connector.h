@@ -17,6 +17,10 @@ typedef struct sl_batch_input sl_batch_input;
 
 /* Adds a partition whose records are copied (bytes too) into batch memory. */
 int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t n);
+/* Replayable direct sources: the definition of this batch's input (e.g. Kafka offset ranges
+ * as JSON), written to the checkpoint before the batch runs; after a restart, replay() gets
+ * it back to read the same records again. Copied. */
+int sl_batch_input_set_definition(sl_batch_input *in, const char *definition);
 /* Describes the batch's input for the batch info and the checkpoint (offset ranges, file
  * names): appended, printf-style. */
 void sl_batch_input_describe(sl_batch_input *in, const char *fmt, ...)
@@ -56,6 +60,13 @@ struct sl_connector {
     void (*on_batch_done)(void *ctx, int64_t batch_time);
     void (*pause)(void *ctx);
     void (*resume)(void *ctx);
+    /* Replayable direct sources, after a restart: read again the input of the batch whose
+     * definition next_batch set (pending when the process stopped). Must not move the
+     * source's position. */
+    int (*replay)(void *ctx, int64_t batch_time, const char *definition, sl_batch_input *in);
+    /* Replayable direct sources, after a restart and before start: continue after the
+     * batch with this definition (the last one generated before the stop). */
+    int (*restore)(void *ctx, const char *definition);
     /* Stops threads and flushes; receivers push what they hold before returning. */
     void (*stop)(void *ctx);
     /* Frees what init and start allocated. Called once, also when init failed. */

@@ -221,7 +221,19 @@ struct sl_batch_input {
     sl_dataset *ds;
     char desc[96];
     size_t desc_len;
+    char *definition;
 };
+
+int sl_batch_input_set_definition(sl_batch_input *in, const char *definition)
+{
+    char *d = strdup(definition);
+    if (!d) {
+        return SL_ERR_NOMEM;
+    }
+    free(in->definition);
+    in->definition = d;
+    return SL_OK;
+}
 
 int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t n)
 {
@@ -626,15 +638,64 @@ int sl_context_add_batch_listener(sl_context *ctx, sl_batch_listener_fn fn, void
 
 /* ==== Job generation (timer thread) ==== */
 
-static sl_job *generate_job(sl_context *ctx, int64_t t)
+/* The input of one source for batch t: a receiver's blocks, a direct source's next batch,
+ * or (replay != NULL) a direct source's batch read again from its definition. *def gets
+ * the definition to checkpoint (caller frees). */
+static sl_dataset *source_input(sl_instance *ins, int64_t t, const char *replay, char *desc,
+                                size_t descsize, char **def)
+{
+    sl_dataset *ds = NULL;
+    int rc;
+    *def = NULL;
+    if (ins->conn->flags & SL_RECEIVER) {
+        if (replay) {
+            return sl__dataset_new(0, t); /* blocks do not survive a restart */
+        }
+        rc = sl__receiver_take(ins, t, &ds);
+        if (rc == SL_OK) {
+            snprintf(desc, descsize, "%zu blocks", ds->nparts);
+        }
+    } else {
+        sl_batch_input in = {.ds = sl__dataset_new(0, t)};
+        if (!in.ds) {
+            rc = SL_ERR_NOMEM;
+        } else if (replay) {
+            rc = ins->conn->replay ? ins->conn->replay(ins->cctx, t, replay, &in) : SL_ERR_STATE;
+        } else {
+            rc = ins->conn->next_batch(ins->cctx, t, &in);
+        }
+        if (rc == SL_OK) {
+            ds = in.ds;
+            sl__strlcpy(desc, in.desc, descsize);
+            *def = in.definition;
+        } else {
+            sl__dataset_release(in.ds);
+            free(in.definition);
+        }
+    }
+    if (rc != SL_OK || !ds) {
+        sl_instance_error(ins, "no input for batch %" PRId64 "%s: %s", t,
+                          replay ? " (replayed)" : "", sl_err2str(rc));
+        ds = sl__dataset_new(0, t);
+    }
+    return ds;
+}
+
+/* Generates batch t: fixes every source's input (or, with replay, reads again the inputs
+ * recorded in the checkpoint) and, with a checkpoint, records the inputs before the batch
+ * can run. */
+static sl_job *generate_job(sl_context *ctx, int64_t t, const sl_ckpt_batch *replay)
 {
     sl_job *job = calloc(1, sizeof(*job));
     if (!job) {
         return NULL;
     }
     job->inputs = calloc(ctx->nsources + 1, sizeof(*job->inputs));
-    if (!job->inputs) {
+    char **defs = calloc(ctx->nsources + 1, sizeof(*defs));
+    if (!job->inputs || !defs) {
+        free(job->inputs);
         free(job);
+        free(defs);
         return NULL;
     }
     job->time = t;
@@ -642,30 +703,11 @@ static sl_job *generate_job(sl_context *ctx, int64_t t)
     job->info.scheduling_delay = -1;
     job->info.processing_time = -1;
     job->info.total_delay = -1;
-    size_t i = 0;
+    size_t i = 0, off = 0;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
-        sl_dataset *ds = NULL;
         char desc[96] = "";
-        int rc;
-        if (ins->conn->flags & SL_RECEIVER) {
-            rc = sl__receiver_take(ins, t, &ds);
-            if (rc == SL_OK) {
-                snprintf(desc, sizeof(desc), "%zu blocks", ds->nparts);
-            }
-        } else {
-            sl_batch_input in = {.ds = sl__dataset_new(0, t)};
-            rc = in.ds ? ins->conn->next_batch(ins->cctx, t, &in) : SL_ERR_NOMEM;
-            if (rc == SL_OK) {
-                ds = in.ds;
-                sl__strlcpy(desc, in.desc, sizeof(desc));
-            } else {
-                sl__dataset_release(in.ds);
-            }
-        }
-        if (rc != SL_OK || !ds) {
-            sl_instance_error(ins, "no input for batch %" PRId64 ": %s", t, sl_err2str(rc));
-            ds = sl__dataset_new(0, t);
-        }
+        const char *rdef = replay ? (replay->defs[i] ? replay->defs[i] : "") : NULL;
+        sl_dataset *ds = source_input(ins, t, rdef, desc, sizeof(desc), &defs[i]);
         size_t n = ds ? sl_dataset_count(ds) : 0;
         if (!(ins->conn->flags & SL_RECEIVER)) {
             atomic_fetch_add(&ins->records, n);
@@ -674,13 +716,25 @@ static sl_job *generate_job(sl_context *ctx, int64_t t)
         job->inputs[i] = ds;
         job->info.inputs[i].name = ins->name;
         job->info.inputs[i].rate = sl_instance_rate_limit(ins);
-        job->info.inputs[i].records = n;
         sl__strlcpy(job->info.inputs[i].description, desc, sizeof(desc));
+        job->info.inputs[i].records = n;
         job->info.records += n;
+        int w = snprintf(job->inputs_desc + off, sizeof(job->inputs_desc) - off, "%s%s: %s",
+                         off ? "; " : "", ins->name, desc);
+        if (w > 0) {
+            off = SL_MIN(off + (size_t)w, sizeof(job->inputs_desc) - 1);
+        }
     }
     job->ninputs = i;
     job->info.ninputs = i;
     job->info.submission_time = sl__now_ms();
+    if (ctx->ckpt && !replay) {
+        sl__ckpt_generated(ctx->ckpt, t, (const char *const *)defs);
+    }
+    for (i = 0; i < ctx->nsources; i++) {
+        free(defs[i]);
+    }
+    free(defs);
     return job;
 }
 
@@ -735,7 +789,7 @@ static void wait_until(sl_context *ctx, int64_t until_ms)
 static void *timer_main(void *arg)
 {
     sl_context *ctx = arg;
-    int64_t next_batch = ctx->zero_time + ctx->batch_interval;
+    int64_t next_batch = ctx->first_batch;
     int64_t next_block = sl__now_ms() + ctx->block_interval;
     pthread_mutex_lock(&ctx->lock);
     for (;;) {
@@ -768,7 +822,7 @@ static void *timer_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&ctx->lock);
-        sl_job *job = generate_job(ctx, next_batch);
+        sl_job *job = generate_job(ctx, next_batch, NULL);
         pthread_mutex_lock(&ctx->lock);
         if (job) {
             if (ctx->queue_tail) {
@@ -828,7 +882,7 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
                 .ds = ds,
                 .pipeline = ctx->name,
                 .sink = o->sink->name,
-                .inputs = job->info.ninputs ? job->info.inputs[0].description : "",
+                .inputs = job->inputs_desc,
                 .attempt = attempt,
             };
             rc = o->sink->conn->write(o->sink->cctx, &out);
@@ -910,6 +964,7 @@ static void run_job(sl_context *ctx, sl_job *job)
     info->scheduling_delay = info->processing_start - info->submission_time;
     publish_info(ctx, job, info);
     uint64_t failed_before = atomic_load(&ctx->records_failed);
+    bool abandoned = false; /* stopped while an output was retrying: the batch stays pending */
 
     size_t i = 0;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
@@ -932,6 +987,10 @@ static void run_job(sl_context *ctx, sl_job *job)
             sl__strlcpy(info->error, err, sizeof(info->error));
             sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", job->time, err);
         }
+        if (rc == SL_ERR_RETRY) {
+            abandoned = true;
+            break;
+        }
         if (rc == SL_ERR_FATAL) {
             /* Unrecoverable: the context stops at once, and says why. */
             pthread_mutex_lock(&ctx->lock);
@@ -951,12 +1010,15 @@ static void run_job(sl_context *ctx, sl_job *job)
         sl_log(SL_LOG_WARN, "batch %" PRId64 ": %" PRIu64 " records were rejected by operators",
                job->time, info->failed_records);
     }
-    if (info->outputs_succeeded == info->outputs_total) {
+    if (!abandoned && info->outputs_succeeded == info->outputs_total) {
         for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
             if (ins->conn->on_batch_done) {
                 ins->conn->on_batch_done(ins->cctx, job->time);
             }
         }
+    }
+    if (ctx->ckpt && !abandoned) {
+        sl__ckpt_completed(ctx->ckpt, job->time);
     }
     info->processing_end = sl__now_ms();
     info->processing_time = info->processing_end - info->processing_start;
@@ -1062,7 +1124,7 @@ int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info)
         ctx->graph_prepared = true;
     }
     cut_blocks(ctx);
-    sl_job *job = generate_job(ctx, t);
+    sl_job *job = generate_job(ctx, t, NULL);
     if (!job) {
         return SL_ERR_NOMEM;
     }
@@ -1093,6 +1155,106 @@ static void stop_instances(sl_instance *list)
     }
 }
 
+/* Opens the checkpoint and loads it. A new checkpoint records the zero time. */
+static int checkpoint_open(sl_context *ctx)
+{
+    char err[1536];
+    char *graph = sl__graph_describe(ctx);
+    const char **names = calloc(ctx->nsources + 1, sizeof(*names));
+    if (!graph || !names) {
+        free(graph);
+        free(names);
+        return SL_ERR_NOMEM;
+    }
+    size_t i = 0;
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+        names[i++] = ins->name;
+    }
+    ctx->ckpt = sl__ckpt_new(ctx->checkpoint_dir, graph, ctx->batch_interval, ctx->nsources,
+                             names, err, sizeof(err));
+    free(graph);
+    free(names);
+    if (!ctx->ckpt) {
+        sl_log(SL_LOG_ERROR, "%s", err);
+        return SL_ERR_IO;
+    }
+    bool found;
+    if (sl__ckpt_load(ctx->ckpt, &found, err, sizeof(err)) != SL_OK) {
+        sl_log(SL_LOG_ERROR, "%s", err);
+        sl__ckpt_destroy(ctx->ckpt);
+        ctx->ckpt = NULL;
+        return SL_ERR_INVAL;
+    }
+    return SL_OK;
+}
+
+/* After a restart: sources continue after their last generated batch, and the batches that
+ * were generated but did not complete are queued again with the same inputs, ahead of new
+ * ones. Batch times keep the old alignment; the times the process was down are not
+ * generated (their data is in the next batch). @locality the starting thread */
+static int recover(sl_context *ctx)
+{
+    sl_checkpoint *ck = ctx->ckpt;
+    if (!ck) {
+        return SL_OK;
+    }
+    if (ck->zero_time == 0) { /* a new checkpoint */
+        ck->zero_time = ctx->zero_time;
+        return sl__ckpt_write(ck) == SL_OK ? SL_OK : SL_ERR_IO;
+    }
+    ctx->zero_time = ck->zero_time;
+    int64_t now = sl__now_ms();
+    int64_t k = (now - ctx->zero_time) / ctx->batch_interval + 1;
+    ctx->first_batch = ctx->zero_time + k * ctx->batch_interval;
+    if (ck->last_completed >= ctx->first_batch) {
+        ctx->first_batch = ck->last_completed + ctx->batch_interval;
+    }
+    for (size_t j = 0; j < ck->npending; j++) {
+        if (ck->pending[j].time >= ctx->first_batch) {
+            ctx->first_batch = ck->pending[j].time + ctx->batch_interval;
+        }
+    }
+    sl_log(SL_LOG_INFO,
+           "recovering from the checkpoint in %s: last completed batch %" PRId64
+           ", %zu to run again",
+           ck->dir, ck->last_completed, ck->npending);
+    for (size_t j = 0; j < ck->npending; j++) {
+        sl_job *job = generate_job(ctx, ck->pending[j].time, &ck->pending[j]);
+        if (!job) {
+            return SL_ERR_NOMEM;
+        }
+        if (ctx->queue_tail) {
+            ctx->queue_tail->next = job;
+        } else {
+            ctx->queue_head = job;
+        }
+        ctx->queue_tail = job;
+        ctx->queued++;
+    }
+    return SL_OK;
+}
+
+/* Sources continue after the batch each generated last before the restart. */
+static int restore_sources(sl_context *ctx)
+{
+    if (!ctx->ckpt || ctx->ckpt->zero_time == 0) {
+        return SL_OK;
+    }
+    size_t i = 0;
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
+        const char *def = ctx->ckpt->last_defs[i];
+        if (def && ins->conn->restore) {
+            int rc = ins->conn->restore(ins->cctx, def);
+            if (rc != SL_OK) {
+                sl_log(SL_LOG_ERROR, "source '%s' cannot continue from the checkpoint: %s",
+                       ins->name, sl_err2str(rc));
+                return rc;
+            }
+        }
+    }
+    return SL_OK;
+}
+
 int sl_context_start(sl_context *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
@@ -1110,6 +1272,19 @@ int sl_context_start(sl_context *ctx)
         ctx->graph_prepared = true;
     }
     backpressure_prepare(ctx);
+    if (ctx->checkpoint_dir && !ctx->ckpt) {
+        int rc = checkpoint_open(ctx);
+        if (rc == SL_OK) {
+            rc = restore_sources(ctx);
+        }
+        if (rc != SL_OK) {
+            pthread_mutex_lock(&ctx->lock);
+            ctx->state = SL_CTX_STOPPED;
+            ctx->fatal_err = rc;
+            pthread_mutex_unlock(&ctx->lock);
+            return rc;
+        }
+    }
     sl_instance *lists[2] = {ctx->sinks, ctx->sources};
     for (int k = 0; k < 2; k++) {
         for (sl_instance *ins = lists[k]; ins; ins = ins->next) {
@@ -1133,6 +1308,19 @@ int sl_context_start(sl_context *ctx)
     ctx->start_time = sl__now_ms();
     /* The first batch time is the next multiple of the interval, as in Spark. */
     ctx->zero_time = (ctx->start_time / ctx->batch_interval) * ctx->batch_interval;
+    ctx->first_batch = ctx->zero_time + ctx->batch_interval;
+    pthread_mutex_unlock(&ctx->lock);
+    int crc = recover(ctx);
+    if (crc != SL_OK) {
+        stop_instances(ctx->sources);
+        stop_instances(ctx->sinks);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->state = SL_CTX_STOPPED;
+        ctx->fatal_err = crc;
+        pthread_mutex_unlock(&ctx->lock);
+        return crc;
+    }
+    pthread_mutex_lock(&ctx->lock);
     ctx->state = SL_CTX_RUNNING;
     ctx->timer_running = true;
     ctx->job_running = true;
@@ -1267,6 +1455,7 @@ void sl_context_destroy(sl_context *ctx)
         l = next;
     }
     sl__pool_destroy(ctx->pool);
+    sl__ckpt_destroy(ctx->ckpt);
     pthread_mutex_destroy(&ctx->lock);
     pthread_cond_destroy(&ctx->cond);
     free(ctx->infos);
@@ -1354,4 +1543,33 @@ size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
         }
     }
     return n;
+}
+
+sl_context *sl_context_get_or_create(const char *dir,
+                                     sl_context *(*create)(const char *dir, void *opaque),
+                                     void *opaque, char *errstr, size_t errsize)
+{
+    sl_context *ctx = create(dir, opaque);
+    if (!ctx) {
+        snprintf(errstr, errsize, "the creating function returned no context");
+        return NULL;
+    }
+    if (!ctx->checkpoint_dir || strcmp(ctx->checkpoint_dir, dir) != 0) {
+        snprintf(errstr, errsize, "the context was not created with checkpoint_dir %s", dir);
+        sl_context_destroy(ctx);
+        return NULL;
+    }
+    sl__graph_prepare(ctx);
+    ctx->graph_prepared = true;
+    if (checkpoint_open(ctx) != SL_OK) {
+        snprintf(errstr, errsize, "cannot use the checkpoint in %s (see the log)", dir);
+        sl_context_destroy(ctx);
+        return NULL;
+    }
+    if (restore_sources(ctx) != SL_OK) {
+        snprintf(errstr, errsize, "sources cannot continue from the checkpoint in %s", dir);
+        sl_context_destroy(ctx);
+        return NULL;
+    }
+    return ctx;
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "sl_checkpoint.h"
 #include "sl_connector.h"
 #include "sl_rate.h"
 #include "sl_util.h"
@@ -240,6 +241,7 @@ typedef struct sl_job {
     int64_t time;
     size_t ninputs;
     sl_dataset **inputs; /* one per source, in source order */
+    char inputs_desc[1024]; /* every input's description, for sinks' manifests */
     sl_batch_info info;
     struct sl_job *next;
 } sl_job;
@@ -275,6 +277,8 @@ struct sl_context {
     int noutputs;
     sl_listener *listeners;
     sl_backpressure_conf backpressure;
+    sl_checkpoint *ckpt;        /* NULL without checkpoint_dir */
+    int64_t first_batch;        /* the timer's first batch time */
 
     pthread_mutex_t lock; /* state, the job queue, infos */
     pthread_cond_t cond;
@@ -307,6 +311,10 @@ struct sl_context {
  * thread: for tests. The first call fixes the zero time at t - batch interval. Sources
  * need not be started; receivers' pushed records go into the batch. */
 int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info);
+
+/* The pipeline's structure as text, one line per source, stream and output: its hash is
+ * the checkpoint's fingerprint. Caller frees. */
+char *sl__graph_describe(sl_context *ctx);
 
 /* Records a rejected record of node: counted, the first few logged with where it came from. */
 void sl__record_failed(sl_stream *node, const sl_record *r, int err);

@@ -248,6 +248,14 @@ typedef struct sl_context_conf {
 
 /* Creates a context. Returns NULL with errstr set when conf is invalid. */
 sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t errsize);
+/* Spark's StreamingContext.getOrCreate: create builds the pipeline (with checkpoint_dir set
+ * to dir) and returns it not started. If dir holds a checkpoint of the same pipeline,
+ * sl_context_start recovers from it: sources continue where they were, and batches that
+ * were generated but not completed run again with the same input. A checkpoint of a
+ * different pipeline is refused here: NULL with errstr saying what differs. */
+sl_context *sl_context_get_or_create(const char *dir,
+                                     sl_context *(*create)(const char *dir, void *opaque),
+                                     void *opaque, char *errstr, size_t errsize);
 /* Stops the context if it runs and frees it with every stream. NULL is fine. */
 void sl_context_destroy(sl_context *ctx);
 
@@ -430,6 +438,59 @@ typedef struct sl_instance_info {
 /* Copies the state of up to max instances, sources first. Returns the number of
  * instances (which may exceed max). */
 size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max);
+
+/* ==== HTTP status server ====
+ * A status page like Spark's Streaming tab, a JSON API, Prometheus /metrics, /health and
+ * /ready, served from memory by libmicrohttpd on threads of its own (the paths and the
+ * JSON shapes are described at the top of sl_http.c). The token and the values of options
+ * flagged SL_OPT_SECRET never appear in a page, a JSON document, a metric or a log. */
+
+typedef struct sl_http_conf {
+    /* "HOST:PORT", "[IPv6]:PORT" or a host name; NULL: "127.0.0.1:4040". Port 0 lets the
+     * kernel choose (sl_http_port tells which). */
+    const char *listen;
+    /* NULL or "": no authentication. Otherwise every request needs the header
+     * "Authorization: Bearer TOKEN" or the query argument token=TOKEN (for the page). */
+    const char *token;
+    bool allow_remote;        /* serve a non-loopback address without a token */
+    int port_retries;         /* when the port is taken, try up to this many next ports */
+    unsigned max_connections; /* open connections at once; 0: 64 */
+    unsigned timeout_s;       /* an idle connection is closed after this; 0: 10 s */
+} sl_http_conf;
+
+typedef struct sl_http_server sl_http_server;
+
+/* Starts serving the status of ctx. Returns the server, or NULL with errstr set: bad listen
+ * address, a non-loopback address without a token (unless allow_remote), a port that is
+ * taken. conf is copied. ctx is borrowed: stop the server before sl_context_destroy. It may
+ * start before sl_context_start (the page then shows that nothing runs yet).
+ * @locality any thread; requests are served on the server's own threads. */
+sl_http_server *sl_http_start(sl_context *ctx, const sl_http_conf *conf, char *errstr,
+                              size_t errsize);
+/* Stops serving (waits for the requests being answered) and frees srv. NULL is fine. */
+void sl_http_stop(sl_http_server *srv);
+/* The port srv listens on. */
+int sl_http_port(const sl_http_server *srv);
+/* The page's address, e.g. "http://127.0.0.1:4040/" (never with the token). Valid while srv
+ * lives. */
+const char *sl_http_url(const sl_http_server *srv);
+
+/* Gauges of engine modules, connectors and programs, exported in /metrics next to the
+ * built-in metrics: e.g. a Kafka source's consumer lag per partition, the backpressure
+ * rate, WAL and checkpoint sizes. name: [a-zA-Z_:][a-zA-Z0-9_:]*, given the prefix
+ * "sluice_" when it has none; it must not be a built-in metric's name. help: one line
+ * (NULL keeps the previous one). labels: NULL or "" for none, else preformatted as
+ * `partition="3",topic="t"`, values escaped (sl_metrics_escape_label). Setting an existing
+ * series (same name and labels) replaces its value. At most 1024 series per context.
+ * Returns SL_OK, SL_ERR_INVAL (bad name or labels), SL_ERR_TOOBIG (too many series) or
+ * SL_ERR_NOMEM. @locality any thread; thread-safe. */
+int sl_metrics_gauge_set(sl_context *ctx, const char *name, const char *help, const char *labels,
+                         double value);
+/* Removes a series (e.g. a partition that was revoked). SL_OK or SL_ERR_NOTFOUND. */
+int sl_metrics_gauge_remove(sl_context *ctx, const char *name, const char *labels);
+/* Writes value escaped for a label value (\\, \" and \n) into buf, always terminated.
+ * Returns the length the escaped text needs (like snprintf). */
+size_t sl_metrics_escape_label(const char *value, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,486 @@
+/* sl_checkpoint.c -- checkpoint metadata files (see sl_checkpoint.h).
+ *
+ * A file is one header line and a JSON document:
+ *     SLUICE-CHECKPOINT 1 <crc32c of the JSON, hex> <length of the JSON>\n{...}
+ * named checkpoint-<seq>.json, seq growing by one per write. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "sl_checkpoint.h"
+#include "sl_util.h"
+#include "sl_wal.h"
+
+#define MAGIC "SLUICE-CHECKPOINT 1"
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -1;
+    }
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+uint64_t sl__ckpt_fingerprint(const char *graph)
+{
+    return sl__hash(graph, strlen(graph));
+}
+
+static void batch_free(sl_ckpt_batch *b, size_t nsources)
+{
+    for (size_t i = 0; b->defs && i < nsources; i++) {
+        free(b->defs[i]);
+    }
+    free(b->defs);
+    b->defs = NULL;
+}
+
+static void clear_state(sl_checkpoint *ck)
+{
+    for (size_t i = 0; i < ck->npending; i++) {
+        batch_free(&ck->pending[i], ck->nsources);
+    }
+    free(ck->pending);
+    ck->pending = NULL;
+    ck->npending = 0;
+    for (size_t i = 0; i < ck->nsources; i++) {
+        free(ck->last_defs[i]);
+        ck->last_defs[i] = NULL;
+    }
+}
+
+void sl__ckpt_destroy(sl_checkpoint *ck)
+{
+    if (!ck) {
+        return;
+    }
+    clear_state(ck);
+    for (size_t i = 0; i < ck->nsources; i++) {
+        free(ck->source_names[i]);
+    }
+    free(ck->source_names);
+    free(ck->last_defs);
+    free(ck->graph);
+    free(ck->dir);
+    pthread_mutex_destroy(&ck->lock);
+    free(ck);
+}
+
+/* Lists checkpoint-<seq>.json files; returns their seqs sorted descending. */
+static size_t list_files(const char *dir, uint64_t **out)
+{
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) {
+        return 0;
+    }
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        unsigned long long seq;
+        char tail[8];
+        if (sscanf(e->d_name, "checkpoint-%llu.%7s", &seq, tail) == 2 &&
+            strcmp(tail, "json") == 0) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                uint64_t *o = realloc(*out, cap * sizeof(**out));
+                if (!o) {
+                    break;
+                }
+                *out = o;
+            }
+            (*out)[n++] = seq;
+        }
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) { /* insertion sort, descending: few files */
+        uint64_t v = (*out)[i];
+        size_t j = i;
+        while (j > 0 && (*out)[j - 1] < v) {
+            (*out)[j] = (*out)[j - 1];
+            j--;
+        }
+        (*out)[j] = v;
+    }
+    return n;
+}
+
+sl_checkpoint *sl__ckpt_new(const char *dir, const char *graph, int64_t batch_interval,
+                            size_t nsources, const char *const *source_names, char *errstr,
+                            size_t errsize)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/metadata", dir);
+    if (mkdirs(path) != 0) {
+        snprintf(errstr, errsize, "checkpoint directory %s cannot be created: %s", path,
+                 strerror(errno));
+        return NULL;
+    }
+    char probe[4200];
+    snprintf(probe, sizeof(probe), "%s/.write-test-%d", path, (int)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        snprintf(errstr, errsize, "checkpoint directory %s is not writable: %s", path,
+                 strerror(errno));
+        return NULL;
+    }
+    close(fd);
+    unlink(probe);
+    sl_checkpoint *ck = calloc(1, sizeof(*ck));
+    if (!ck) {
+        snprintf(errstr, errsize, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&ck->lock, NULL);
+    ck->dir = strdup(path);
+    ck->graph = strdup(graph);
+    ck->batch_interval = batch_interval;
+    ck->nsources = nsources;
+    ck->source_names = calloc(nsources + 1, sizeof(char *));
+    ck->last_defs = calloc(nsources + 1, sizeof(char *));
+    if (!ck->dir || !ck->graph || !ck->source_names || !ck->last_defs) {
+        snprintf(errstr, errsize, "out of memory");
+        sl__ckpt_destroy(ck);
+        return NULL;
+    }
+    for (size_t i = 0; i < nsources; i++) {
+        ck->source_names[i] = strdup(source_names[i]);
+    }
+    uint64_t *seqs;
+    size_t n = list_files(ck->dir, &seqs);
+    ck->seq = n ? seqs[0] + 1 : 1;
+    free(seqs);
+    return ck;
+}
+
+/* ==== Writing ==== */
+
+static json_t *defs_json(const sl_checkpoint *ck, char *const *defs)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < ck->nsources; i++) {
+        if (defs[i]) {
+            json_object_set_new(o, ck->source_names[i], json_string(defs[i]));
+        }
+    }
+    return o;
+}
+
+static char *serialize(const sl_checkpoint *ck)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "fingerprint",
+                        json_sprintf("%016" PRIx64, sl__ckpt_fingerprint(ck->graph)));
+    json_object_set_new(root, "graph", json_string(ck->graph));
+    json_object_set_new(root, "batch_interval", json_integer(ck->batch_interval));
+    json_object_set_new(root, "zero_time", json_integer(ck->zero_time));
+    json_object_set_new(root, "last_completed", json_integer(ck->last_completed));
+    json_t *pending = json_array();
+    for (size_t i = 0; i < ck->npending; i++) {
+        json_t *b = json_object();
+        json_object_set_new(b, "time", json_integer(ck->pending[i].time));
+        json_object_set_new(b, "inputs", defs_json(ck, ck->pending[i].defs));
+        json_array_append_new(pending, b);
+    }
+    json_object_set_new(root, "pending", pending);
+    json_object_set_new(root, "positions", defs_json(ck, ck->last_defs));
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
+}
+
+/* @locks ck->lock held */
+static int write_locked(sl_checkpoint *ck)
+{
+    char *json = serialize(ck);
+    if (!json) {
+        return SL_ERR_NOMEM;
+    }
+    size_t len = strlen(json);
+    char header[96];
+    int hlen = snprintf(header, sizeof(header), "%s %08x %zu\n", MAGIC,
+                        sl__crc32c(0, json, len), len);
+    char tmp[4200], final[4200];
+    snprintf(tmp, sizeof(tmp), "%s/.checkpoint-%" PRIu64 ".tmp", ck->dir, ck->seq);
+    snprintf(final, sizeof(final), "%s/checkpoint-%010" PRIu64 ".json", ck->dir, ck->seq);
+    int rc = SL_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, header, (size_t)hlen) != hlen ||
+        write(fd, json, len) != (ssize_t)len || fsync(fd) != 0) {
+        rc = SL_ERR_IO;
+    }
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (rc == SL_OK && (rename(tmp, final) != 0 || fsync_dir(ck->dir) != 0)) {
+        rc = SL_ERR_IO;
+        e = errno;
+    }
+    free(json);
+    if (rc != SL_OK) {
+        unlink(tmp);
+        if (ck->last_error == SL_OK) {
+            sl_log(SL_LOG_ERROR, "cannot write a checkpoint in %s: %s", ck->dir, strerror(e));
+        }
+        ck->last_error = rc;
+        return rc;
+    }
+    if (ck->last_error != SL_OK) {
+        sl_log(SL_LOG_INFO, "checkpoints are written again in %s", ck->dir);
+    }
+    ck->last_error = SL_OK;
+    ck->bytes = (size_t)hlen + len;
+    ck->seq++;
+    /* Keep the newest few. */
+    uint64_t *seqs;
+    size_t n = list_files(ck->dir, &seqs);
+    for (size_t i = SL_CKPT_KEEP; i < n; i++) {
+        char old[4200];
+        snprintf(old, sizeof(old), "%s/checkpoint-%010" PRIu64 ".json", ck->dir, seqs[i]);
+        unlink(old);
+    }
+    free(seqs);
+    return SL_OK;
+}
+
+int sl__ckpt_write(sl_checkpoint *ck)
+{
+    pthread_mutex_lock(&ck->lock);
+    int rc = write_locked(ck);
+    pthread_mutex_unlock(&ck->lock);
+    return rc;
+}
+
+static char **copy_defs(size_t n, const char *const *defs)
+{
+    char **c = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; c && i < n; i++) {
+        c[i] = defs && defs[i] ? strdup(defs[i]) : NULL;
+    }
+    return c;
+}
+
+int sl__ckpt_generated(sl_checkpoint *ck, int64_t t, const char *const *defs)
+{
+    pthread_mutex_lock(&ck->lock);
+    sl_ckpt_batch *p = realloc(ck->pending, (ck->npending + 1) * sizeof(*p));
+    if (!p) {
+        pthread_mutex_unlock(&ck->lock);
+        return SL_ERR_NOMEM;
+    }
+    ck->pending = p;
+    ck->pending[ck->npending].time = t;
+    ck->pending[ck->npending].defs = copy_defs(ck->nsources, defs);
+    ck->npending++;
+    for (size_t i = 0; defs && i < ck->nsources; i++) {
+        if (defs[i]) {
+            free(ck->last_defs[i]);
+            ck->last_defs[i] = strdup(defs[i]);
+        }
+    }
+    int rc = write_locked(ck);
+    pthread_mutex_unlock(&ck->lock);
+    return rc;
+}
+
+int sl__ckpt_completed(sl_checkpoint *ck, int64_t t)
+{
+    pthread_mutex_lock(&ck->lock);
+    for (size_t i = 0; i < ck->npending; i++) {
+        if (ck->pending[i].time == t) {
+            batch_free(&ck->pending[i], ck->nsources);
+            memmove(&ck->pending[i], &ck->pending[i + 1],
+                    (ck->npending - i - 1) * sizeof(*ck->pending));
+            ck->npending--;
+            break;
+        }
+    }
+    if (t > ck->last_completed) {
+        ck->last_completed = t;
+    }
+    int rc = write_locked(ck);
+    pthread_mutex_unlock(&ck->lock);
+    return rc;
+}
+
+/* ==== Loading ==== */
+
+/* Reads and verifies one file; returns its JSON or NULL with why set. */
+static json_t *read_file(const char *path, char *why, size_t whysize)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, whysize, "%s", strerror(errno));
+        return NULL;
+    }
+    char header[128];
+    unsigned crc;
+    size_t len;
+    char magic[64];
+    json_t *root = NULL;
+    if (!fgets(header, sizeof(header), f) ||
+        sscanf(header, "SLUICE-CHECKPOINT %63s %x %zu", magic, &crc, &len) != 3 ||
+        strcmp(magic, "1") != 0 || len > (1u << 30)) {
+        snprintf(why, whysize, "not a checkpoint file (bad header)");
+        fclose(f);
+        return NULL;
+    }
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        fclose(f);
+        snprintf(why, whysize, "out of memory");
+        return NULL;
+    }
+    size_t got = fread(buf, 1, len, f);
+    fclose(f);
+    if (got != len) {
+        snprintf(why, whysize, "truncated: %zu of %zu bytes", got, len);
+    } else if (sl__crc32c(0, buf, len) != crc) {
+        snprintf(why, whysize, "checksum mismatch: the file is corrupt");
+    } else {
+        json_error_t jerr;
+        root = json_loadb(buf, len, 0, &jerr);
+        if (!root) {
+            snprintf(why, whysize, "invalid JSON: %s", jerr.text);
+        }
+    }
+    free(buf);
+    return root;
+}
+
+/* Lines of a that are not in b, prefixed, into out. */
+static void diff_lines(const char *a, const char *b, const char *prefix, char *out, size_t size)
+{
+    const char *p = a;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        bool found = false;
+        for (const char *q = b; *q;) {
+            const char *qnl = strchr(q, '\n');
+            size_t m = qnl ? (size_t)(qnl - q) : strlen(q);
+            if (m == n && strncmp(p, q, n) == 0) {
+                found = true;
+                break;
+            }
+            q += m + (qnl ? 1 : 0);
+        }
+        size_t used = strlen(out);
+        if (!found && used + n + 8 < size) {
+            snprintf(out + used, size - used, "%s%.*s; ", prefix, (int)n, p);
+        }
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+static char *json_str_dup(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? strdup(s) : NULL;
+}
+
+static void load_defs(sl_checkpoint *ck, json_t *o, char **defs)
+{
+    for (size_t i = 0; i < ck->nsources; i++) {
+        defs[i] = json_str_dup(o, ck->source_names[i]);
+    }
+}
+
+int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize)
+{
+    *found = false;
+    uint64_t *seqs;
+    size_t n = list_files(ck->dir, &seqs);
+    json_t *root = NULL;
+    for (size_t i = 0; i < n && !root; i++) {
+        char path[4200], why[256];
+        snprintf(path, sizeof(path), "%s/checkpoint-%010" PRIu64 ".json", ck->dir, seqs[i]);
+        root = read_file(path, why, sizeof(why));
+        if (!root) {
+            sl_log(SL_LOG_WARN, "checkpoint %s is unusable (%s): using the one before it", path,
+                   why);
+        }
+    }
+    free(seqs);
+    if (!root) {
+        if (n) {
+            sl_log(SL_LOG_WARN, "no usable checkpoint in %s: starting fresh", ck->dir);
+        }
+        return SL_OK;
+    }
+    const char *old_graph = json_string_value(json_object_get(root, "graph"));
+    int64_t interval = json_integer_value(json_object_get(root, "batch_interval"));
+    if (!old_graph || strcmp(old_graph, ck->graph) != 0 || interval != ck->batch_interval) {
+        char diff[1024] = "";
+        if (interval != ck->batch_interval) {
+            snprintf(diff, sizeof(diff), "batch interval %" PRId64 "ms -> %" PRId64 "ms; ",
+                     interval, ck->batch_interval);
+        }
+        if (old_graph) {
+            diff_lines(old_graph, ck->graph, "was: ", diff, sizeof(diff));
+            diff_lines(ck->graph, old_graph, "now: ", diff, sizeof(diff));
+        }
+        snprintf(errstr, errsize,
+                 "the checkpoint in %s was written by a different pipeline (%s): to start "
+                 "fresh, move or delete that directory, or set another checkpoint_dir",
+                 ck->dir, diff);
+        json_decref(root);
+        return SL_ERR_INVAL;
+    }
+    pthread_mutex_lock(&ck->lock);
+    clear_state(ck);
+    ck->zero_time = json_integer_value(json_object_get(root, "zero_time"));
+    ck->last_completed = json_integer_value(json_object_get(root, "last_completed"));
+    load_defs(ck, json_object_get(root, "positions"), ck->last_defs);
+    json_t *pending = json_object_get(root, "pending");
+    size_t np = json_array_size(pending);
+    ck->pending = calloc(np + 1, sizeof(*ck->pending));
+    for (size_t i = 0; ck->pending && i < np; i++) {
+        json_t *b = json_array_get(pending, i);
+        ck->pending[i].time = json_integer_value(json_object_get(b, "time"));
+        ck->pending[i].defs = calloc(ck->nsources + 1, sizeof(char *));
+        if (ck->pending[i].defs) {
+            load_defs(ck, json_object_get(b, "inputs"), ck->pending[i].defs);
+        }
+        ck->npending++;
+    }
+    pthread_mutex_unlock(&ck->lock);
+    json_decref(root);
+    *found = true;
+    return SL_OK;
+}

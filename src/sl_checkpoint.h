@@ -1,0 +1,63 @@
+/* sl_checkpoint.h -- checkpoint metadata: which pipeline wrote it (a fingerprint of the
+ * graph), the zero time, the last completed batch, the batches generated and not completed
+ * with the definition of each source's input, and each source's last definition (where it
+ * continues). Written before every batch runs and after it completes: to a temporary file,
+ * fsynced, renamed, the directory fsynced; the newest few files are kept, each with a
+ * CRC-32C so that a torn or corrupt one is detected and the one before it used. */
+#ifndef SL_CHECKPOINT_H
+#define SL_CHECKPOINT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_CKPT_KEEP 3
+
+typedef struct sl_ckpt_batch {
+    int64_t time;
+    char **defs;                /* per source, NULL when the source has no definition */
+} sl_ckpt_batch;
+
+typedef struct sl_checkpoint {
+    char *dir;                  /* <checkpoint_dir>/metadata */
+    pthread_mutex_t lock;
+    uint64_t seq;               /* number of the next file */
+    char *graph;                /* the pipeline's description; its hash is the fingerprint */
+    int64_t batch_interval;
+    int64_t zero_time;
+    int64_t last_completed;     /* 0: none */
+    size_t nsources;
+    char **source_names;
+    char **last_defs;           /* per source: definition of the last generated batch */
+    sl_ckpt_batch *pending;
+    size_t npending;
+    size_t bytes;               /* size of the last file written */
+    int last_error;             /* SL_OK or the error of the last write */
+} sl_checkpoint;
+
+/* Creates <dir>/metadata if needed and checks that it can be written. Returns NULL with
+ * errstr naming the directory and the reason. */
+sl_checkpoint *sl__ckpt_new(const char *dir, const char *graph, int64_t batch_interval,
+                            size_t nsources, const char *const *source_names, char *errstr,
+                            size_t errsize);
+void sl__ckpt_destroy(sl_checkpoint *ck);
+
+/* Loads the newest valid checkpoint of the directory into ck (the graph of ck is the new
+ * pipeline's). Returns SL_OK with *found false when there is none, SL_OK with *found true
+ * when it was loaded, SL_ERR_INVAL with errstr saying what differs when it was written by
+ * an incompatible pipeline. Corrupt or truncated files are logged and skipped. */
+int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize);
+
+/* Records that batch t was generated with these per-source definitions (copied; NULLs
+ * allowed) and writes the checkpoint. */
+int sl__ckpt_generated(sl_checkpoint *ck, int64_t t, const char *const *defs);
+/* Records that batch t completed and writes the checkpoint. */
+int sl__ckpt_completed(sl_checkpoint *ck, int64_t t);
+/* Writes the checkpoint as it is. */
+int sl__ckpt_write(sl_checkpoint *ck);
+
+/* The 64-bit fingerprint of a graph description. */
+uint64_t sl__ckpt_fingerprint(const char *graph);
+
+#endif

@@ -1,0 +1,357 @@
+/* test_checkpoint.c -- checkpoint files (atomic, checksummed, the newest few kept, corrupt
+ * ones skipped), incompatible pipelines refused, and recovery: batches generated but not
+ * completed run again after a restart with the same input, and a replayable source
+ * continues where it was. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cu_main.h"
+#include "sl_engine.h"
+
+static char dir[256];
+
+static void fresh_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/sluice-ckpt-test-%d-XXXXXX", (int)getpid());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static const char *names[] = {"k", "tcp"};
+
+static sl_checkpoint *open_ck(const char *graph)
+{
+    char err[512];
+    sl_checkpoint *ck = sl__ckpt_new(dir, graph, 1000, 2, names, err, sizeof(err));
+    if (!ck) {
+        fprintf(stderr, "%s\n", err);
+    }
+    return ck;
+}
+
+static int count_files(void)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/metadata", dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        n += strncmp(e->d_name, "checkpoint-", 11) == 0;
+    }
+    if (d) {
+        closedir(d);
+    }
+    return n;
+}
+
+static void newest_file(char *out, size_t size)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/metadata", dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char best[256] = "";
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "checkpoint-", 11) == 0 && strcmp(e->d_name, best) > 0) {
+            snprintf(best, sizeof(best), "%s", e->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    snprintf(out, size, "%s/%s", path, best);
+}
+
+static void test_round_trip_and_keep(void)
+{
+    fresh_dir();
+    sl_checkpoint *ck = open_ck("source 0 k type=kafka\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ck);
+    ck->zero_time = 5000;
+    const char *d1[] = {"{\"r\":[0,10]}", NULL};
+    const char *d2[] = {"{\"r\":[10,20]}", NULL};
+    CU_ASSERT_EQUAL(sl__ckpt_generated(ck, 6000, d1), SL_OK);
+    CU_ASSERT_EQUAL(sl__ckpt_generated(ck, 7000, d2), SL_OK);
+    CU_ASSERT_EQUAL(sl__ckpt_completed(ck, 6000), SL_OK);
+    CU_ASSERT_EQUAL(count_files(), SL_CKPT_KEEP); /* 3 writes, 3 kept */
+    CU_ASSERT_EQUAL(sl__ckpt_write(ck), SL_OK);
+    CU_ASSERT_EQUAL(count_files(), SL_CKPT_KEEP); /* the oldest went */
+    sl__ckpt_destroy(ck);
+
+    ck = open_ck("source 0 k type=kafka\n");
+    bool found;
+    char err[512];
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_TRUE(found);
+    CU_ASSERT_EQUAL(ck->zero_time, 5000);
+    CU_ASSERT_EQUAL(ck->last_completed, 6000);
+    CU_ASSERT_EQUAL_FATAL(ck->npending, 1);
+    CU_ASSERT_EQUAL(ck->pending[0].time, 7000);
+    CU_ASSERT_STRING_EQUAL(ck->pending[0].defs[0], "{\"r\":[10,20]}");
+    CU_ASSERT_PTR_NULL(ck->pending[0].defs[1]);
+    CU_ASSERT_STRING_EQUAL(ck->last_defs[0], "{\"r\":[10,20]}");
+    sl__ckpt_destroy(ck);
+    remove_dir();
+}
+
+static void test_corrupt_and_truncated_use_previous(void)
+{
+    fresh_dir();
+    sl_checkpoint *ck = open_ck("g\n");
+    ck->zero_time = 1000;
+    const char *d[] = {"a", NULL};
+    sl__ckpt_generated(ck, 2000, d); /* file 1: pending 2000 */
+    sl__ckpt_completed(ck, 2000);    /* file 2: last 2000 */
+    sl__ckpt_generated(ck, 3000, d); /* file 3: pending 3000 */
+    sl__ckpt_destroy(ck);
+
+    /* Flip one byte of the newest file's JSON: its checksum no longer matches. */
+    char path[600];
+    newest_file(path, sizeof(path));
+    int fd = open(path, O_RDWR);
+    CU_ASSERT_FATAL(fd >= 0);
+    char c;
+    CU_ASSERT_EQUAL(pread(fd, &c, 1, 60), 1);
+    c ^= 0x20;
+    CU_ASSERT_EQUAL(pwrite(fd, &c, 1, 60), 1);
+    close(fd);
+    ck = open_ck("g\n");
+    bool found;
+    char err[512];
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_TRUE(found);
+    CU_ASSERT_EQUAL(ck->last_completed, 2000); /* file 2 */
+    CU_ASSERT_EQUAL(ck->npending, 0);
+    sl__ckpt_destroy(ck);
+
+    /* Truncate it instead: the same. */
+    CU_ASSERT_EQUAL(truncate(path, 40), 0);
+    ck = open_ck("g\n");
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_TRUE(found);
+    CU_ASSERT_EQUAL(ck->last_completed, 2000);
+    sl__ckpt_destroy(ck);
+    remove_dir();
+}
+
+static void test_incompatible_pipeline_refused(void)
+{
+    fresh_dir();
+    sl_checkpoint *ck = open_ck("source 0 k type=kafka\nstream 1 map parents=0,-1\n");
+    ck->zero_time = 1000;
+    CU_ASSERT_EQUAL(sl__ckpt_write(ck), SL_OK);
+    sl__ckpt_destroy(ck);
+    ck = open_ck("source 0 k type=kafka\nstream 1 filter parents=0,-1\n");
+    bool found;
+    char err[1024];
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_ERR_INVAL);
+    CU_ASSERT_FALSE(found);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "different pipeline"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "was: stream 1 map"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "now: stream 1 filter"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "delete"));
+    sl__ckpt_destroy(ck);
+    remove_dir();
+}
+
+static void test_unusable_directory(void)
+{
+    char err[512];
+    /* A path below a regular file cannot be a directory. */
+    sl_checkpoint *ck = sl__ckpt_new("/etc/hostname/ckpt", "g", 1000, 0, NULL, err,
+                                     sizeof(err));
+    CU_ASSERT_PTR_NULL(ck);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/etc/hostname/ckpt/metadata"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot be created"));
+    /* A missing directory is created. */
+    fresh_dir();
+    char sub[400];
+    snprintf(sub, sizeof(sub), "%s/a/b", dir);
+    ck = sl__ckpt_new(sub, "g", 1000, 0, NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL(ck);
+    sl__ckpt_destroy(ck);
+    remove_dir();
+}
+
+/* ==== Recovery with a replayable source ====
+ * A direct source over an endless numbered log: each batch takes the next 10 numbers, its
+ * definition "from,until". */
+
+typedef struct log_src {
+    int64_t pos;
+    int replays;
+} log_src;
+
+static int log_emit(sl_batch_input *in, int64_t from, int64_t until)
+{
+    sl_record recs[16];
+    char texts[16][24];
+    for (int64_t i = from; i < until; i++) {
+        int n = snprintf(texts[i - from], sizeof(texts[0]), "%" PRId64, i);
+        recs[i - from] = (sl_record){.value = texts[i - from], .value_len = (uint32_t)n};
+        sl_record_set_int(&recs[i - from], i);
+    }
+    char def[64];
+    snprintf(def, sizeof(def), "%" PRId64 ",%" PRId64, from, until);
+    sl_batch_input_describe(in, "%s", def);
+    int rc = sl_batch_input_add_records(in, recs, (size_t)(until - from));
+    return rc == SL_OK ? sl_batch_input_set_definition(in, def) : rc;
+}
+
+static int log_next(void *ctx, int64_t t, sl_batch_input *in)
+{
+    log_src *s = ctx;
+    int rc = log_emit(in, s->pos, s->pos + 10);
+    s->pos += 10;
+    return rc;
+}
+
+static int log_replay(void *ctx, int64_t t, const char *def, sl_batch_input *in)
+{
+    log_src *s = ctx;
+    long long from, until;
+    if (sscanf(def, "%lld,%lld", &from, &until) != 2) {
+        return SL_ERR_INVAL;
+    }
+    s->replays++;
+    return log_emit(in, from, until);
+}
+
+static int log_restore(void *ctx, const char *def)
+{
+    log_src *s = ctx;
+    long long from, until;
+    if (sscanf(def, "%lld,%lld", &from, &until) != 2) {
+        return SL_ERR_INVAL;
+    }
+    s->pos = until;
+    return SL_OK;
+}
+
+static const sl_option log_options[] = {{0}};
+static const sl_connector log_connector = {
+    .name = "numbers",
+    .flags = SL_SOURCE,
+    .options = log_options,
+    .ctx_size = sizeof(log_src),
+    .next_batch = log_next,
+    .replay = log_replay,
+    .restore = log_restore,
+};
+
+/* The output: sums what it saw; fails (retry) from a batch on, to leave it pending. */
+typedef struct seen {
+    _Atomic int64_t sum, count;
+    _Atomic int64_t first, last;
+    _Atomic int stuck; /* refuse every batch */
+} seen;
+
+static int sum_numbers(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    seen *s = opaque;
+    if (atomic_load(&s->stuck) && sl_dataset_count(ds)) {
+        return SL_ERR_RETRY;
+    }
+    for (size_t p = 0; p < sl_dataset_partitions(ds); p++) {
+        size_t n;
+        const sl_record *r = sl_dataset_partition(ds, p, &n);
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = r[i].num.i;
+            atomic_fetch_add(&s->sum, v);
+            atomic_fetch_add(&s->count, 1);
+            if (atomic_load(&s->first) < 0) {
+                atomic_store(&s->first, v);
+            }
+            atomic_store(&s->last, v);
+        }
+    }
+    return SL_OK;
+}
+
+static sl_context *build(seen *s, sl_stream **src)
+{
+    char err[256];
+    sl_context_conf conf = {.name = "replay", .batch_interval_ms = 100, .workers = 1,
+                            .checkpoint_dir = dir};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    *src = sl_context_add_source_connector(ctx, &log_connector, "numbers", NULL, err,
+                                           sizeof(err));
+    sl_stream_foreach_batch(*src, sum_numbers, s);
+    return ctx;
+}
+
+static sl_context *create_fn(const char *d, void *opaque)
+{
+    sl_stream *src;
+    return build(opaque, &src);
+}
+
+static void test_pending_batches_replayed_after_restart(void)
+{
+    fresh_dir();
+    seen a = {.first = -1};
+    sl_stream *src;
+    sl_context *ctx = build(&a, &src);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    while (atomic_load(&a.count) < 50) {
+        sl__sleep_ms(10);
+    }
+    atomic_store(&a.stuck, 1); /* the sink goes down: batches stay pending */
+    sl__sleep_ms(350);
+    sl_context_stop(ctx, false); /* a crash, as far as the checkpoint is concerned */
+    int64_t done = atomic_load(&a.count);
+    int64_t last = atomic_load(&a.last);
+    CU_ASSERT_EQUAL(done % 10, 0);
+    CU_ASSERT_EQUAL(last, done - 1); /* 0 .. done-1, each once */
+    sl_context_destroy(ctx);
+
+    /* Restart: what was not written is written now, from done on, each number once. */
+    seen b = {.first = -1};
+    char err[512];
+    ctx = sl_context_get_or_create(dir, create_fn, &b, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    int64_t want = done + 100;
+    for (int i = 0; i < 500 && atomic_load(&b.last) < want; i++) {
+        sl__sleep_ms(10);
+    }
+    sl_context_stop(ctx, true);
+    CU_ASSERT_EQUAL(atomic_load(&b.first), done);
+    int64_t n = atomic_load(&b.count), l = atomic_load(&b.last);
+    CU_ASSERT_EQUAL(l, done + n - 1);
+    CU_ASSERT_EQUAL(atomic_load(&b.sum), (done + l) * n / 2); /* no gap, no repeat */
+    log_src *ls = ctx->sources->cctx;
+    CU_ASSERT(ls->replays >= 1);
+    sl_context_destroy(ctx);
+
+    /* The same directory with another pipeline: refused, with the difference. */
+    seen c = {.first = -1};
+    char err2[1024];
+    sl_context *other = sl_context_get_or_create(dir, create_fn, &c, err2, sizeof(err2));
+    CU_ASSERT_PTR_NOT_NULL(other); /* same pipeline: fine */
+    sl_context_destroy(other);
+    remove_dir();
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("checkpoint", {"round_trip_and_keep", test_round_trip_and_keep},
+             {"corrupt_and_truncated_use_previous", test_corrupt_and_truncated_use_previous},
+             {"incompatible_pipeline_refused", test_incompatible_pipeline_refused},
+             {"unusable_directory", test_unusable_directory},
+             {"pending_batches_replayed_after_restart",
+              test_pending_batches_replayed_after_restart});
+}
