@@ -33,7 +33,8 @@ typedef struct sl_batch_output {
     const sl_dataset *ds; /* borrowed for the call */
     const char *pipeline; /* application name */
     const char *sink;     /* sink instance name */
-    const char *inputs;   /* description of the batch's input (ranges, blocks) */
+    const char *inputs;   /* the batch's input as a JSON object: per source, its checkpoint
+                           * definition (e.g. Kafka offset ranges) or its description */
     int attempt;          /* 0 on the first try, then 1, 2, ... */
 } sl_batch_output;
 
@@ -87,6 +88,9 @@ void sl_instance_error(sl_instance *ins, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Marks the instance active (connected) or not, for the status. */
 void sl_instance_set_active(sl_instance *ins, bool active);
+/* Counts records a connector could not take (a sink: a value that does not fit its column)
+ * after it reported them: they show in the batch info and the failed-records counter. */
+void sl_instance_count_failed(sl_instance *ins, uint64_t n);
 /* Counts records a source dropped for exceeding max_record_size. */
 void sl_instance_count_oversize(sl_instance *ins, uint64_t n);
 /* The engine's max_record_size for this source (bytes). */

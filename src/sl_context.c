@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "sl_engine.h"
 #include "sl_options.h"
 
@@ -178,6 +180,11 @@ void sl_instance_error(sl_instance *ins, const char *fmt, ...)
 void sl_instance_set_active(sl_instance *ins, bool active)
 {
     atomic_store(&ins->active, active);
+}
+
+void sl_instance_count_failed(sl_instance *ins, uint64_t n)
+{
+    atomic_fetch_add(&ins->ctx->records_failed, n);
 }
 
 void sl_instance_count_oversize(sl_instance *ins, uint64_t n)
@@ -405,6 +412,28 @@ static bool name_taken(sl_context *ctx, const char *name)
     return false;
 }
 
+/* A new instance of conn in role, its name unique among sources and sinks. NULL with
+ * errstr on failure. */
+static sl_instance *add_instance(sl_context *ctx, const sl_connector *conn, unsigned role,
+                                 const char *name, const sl_options *opts, char *errstr,
+                                 size_t errsize)
+{
+    if (!(conn->flags & role)) {
+        snprintf(errstr, errsize, "connector '%s' is not a %s", conn->name,
+                 role == SL_SOURCE ? "source" : "sink");
+        return NULL;
+    }
+    if (name_taken(ctx, name)) {
+        snprintf(errstr, errsize, "a source or sink named '%s' exists already", name);
+        return NULL;
+    }
+    sl_options *empty = opts ? NULL : sl_options_new();
+    sl_instance *ins =
+        sl__instance_new(ctx, conn, role, name, opts ? opts : empty, errstr, errsize);
+    sl_options_destroy(empty);
+    return ins;
+}
+
 static void append_instance(sl_instance **list, sl_instance *ins)
 {
     while (*list) {
@@ -428,22 +457,11 @@ sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *
                                            const char *name, const sl_options *opts, char *errstr,
                                            size_t errsize)
 {
-    if (!(conn->flags & SL_SOURCE)) {
-        snprintf(errstr, errsize, "connector '%s' is not a source", conn->name);
-        return NULL;
-    }
-    if (name_taken(ctx, name)) {
-        snprintf(errstr, errsize, "a source or sink named '%s' exists already", name);
-        return NULL;
-    }
     if (ctx->nsources >= SL_MAX_INPUTS_PER_INFO) {
         snprintf(errstr, errsize, "at most %d sources per context", SL_MAX_INPUTS_PER_INFO);
         return NULL;
     }
-    sl_options *empty = opts ? NULL : sl_options_new();
-    sl_instance *ins =
-        sl__instance_new(ctx, conn, SL_SOURCE, name, opts ? opts : empty, errstr, errsize);
-    sl_options_destroy(empty);
+    sl_instance *ins = add_instance(ctx, conn, SL_SOURCE, name, opts, errstr, errsize);
     if (!ins) {
         return NULL;
     }
@@ -550,18 +568,7 @@ int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *n
         return SL_ERR_INVAL;
     }
     sl_context *ctx = s->ctx;
-    if (!(conn->flags & SL_SINK)) {
-        snprintf(errstr, errsize, "connector '%s' is not a sink", conn->name);
-        return SL_ERR_INVAL;
-    }
-    if (name_taken(ctx, name)) {
-        snprintf(errstr, errsize, "a source or sink named '%s' exists already", name);
-        return SL_ERR_INVAL;
-    }
-    sl_options *empty = opts ? NULL : sl_options_new();
-    sl_instance *ins =
-        sl__instance_new(ctx, conn, SL_SINK, name, opts ? opts : empty, errstr, errsize);
-    sl_options_destroy(empty);
+    sl_instance *ins = add_instance(ctx, conn, SL_SINK, name, opts, errstr, errsize);
     if (!ins) {
         return SL_ERR_INVAL;
     }
@@ -703,7 +710,8 @@ static sl_job *generate_job(sl_context *ctx, int64_t t, const sl_ckpt_batch *rep
     job->info.scheduling_delay = -1;
     job->info.processing_time = -1;
     job->info.total_delay = -1;
-    size_t i = 0, off = 0;
+    size_t i = 0;
+    json_t *inputs = json_object();
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
         char desc[96] = "";
         const char *rdef = replay ? (replay->defs[i] ? replay->defs[i] : "") : NULL;
@@ -719,12 +727,11 @@ static sl_job *generate_job(sl_context *ctx, int64_t t, const sl_ckpt_batch *rep
         sl__strlcpy(job->info.inputs[i].description, desc, sizeof(desc));
         job->info.inputs[i].records = n;
         job->info.records += n;
-        int w = snprintf(job->inputs_desc + off, sizeof(job->inputs_desc) - off, "%s%s: %s",
-                         off ? "; " : "", ins->name, desc);
-        if (w > 0) {
-            off = SL_MIN(off + (size_t)w, sizeof(job->inputs_desc) - 1);
-        }
+        json_t *def = defs[i] ? json_loads(defs[i], JSON_DECODE_ANY, NULL) : NULL;
+        json_object_set_new(inputs, ins->name, def ? def : json_string(desc));
     }
+    job->inputs_json = json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(inputs);
     job->ninputs = i;
     job->info.ninputs = i;
     job->info.submission_time = sl__now_ms();
@@ -740,6 +747,7 @@ static sl_job *generate_job(sl_context *ctx, int64_t t, const sl_ckpt_batch *rep
 
 static void job_free(sl_job *job)
 {
+    free(job->inputs_json);
     for (size_t i = 0; i < job->ninputs; i++) {
         sl__dataset_release(job->inputs[i]);
     }
@@ -882,7 +890,7 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
                 .ds = ds,
                 .pipeline = ctx->name,
                 .sink = o->sink->name,
-                .inputs = job->inputs_desc,
+                .inputs = job->inputs_json ? job->inputs_json : "{}",
                 .attempt = attempt,
             };
             rc = o->sink->conn->write(o->sink->cctx, &out);
@@ -971,7 +979,15 @@ static void run_job(sl_context *ctx, sl_job *job)
         sl__stream_put(ins->stream, job->time, job->inputs[i]);
         job->inputs[i] = NULL;
     }
-    for (sl_output *o = ctx->outputs; o; o = o->next) {
+    if (job->state_only) {
+        /* Completed before a restart, after the state snapshot: only its state counts. */
+        int rc = sl__state_replay(ctx, job->time);
+        if (rc != SL_OK) {
+            sl_log(SL_LOG_ERROR, "rebuilding the state at batch %" PRId64 " failed: %s",
+                   job->time, sl_err2str(rc));
+        }
+    }
+    for (sl_output *o = job->state_only ? NULL : ctx->outputs; o; o = o->next) {
         if (!sl__stream_valid_time(o->stream, job->time)) {
             continue;
         }
@@ -1010,6 +1026,10 @@ static void run_job(sl_context *ctx, sl_job *job)
         sl_log(SL_LOG_WARN, "batch %" PRId64 ": %" PRIu64 " records were rejected by operators",
                job->time, info->failed_records);
     }
+    sl__state_account(ctx);
+    if (job->state_only) {
+        return;
+    }
     if (!abandoned && info->outputs_succeeded == info->outputs_total) {
         for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
             if (ins->conn->on_batch_done) {
@@ -1018,6 +1038,7 @@ static void run_job(sl_context *ctx, sl_job *job)
         }
     }
     if (ctx->ckpt && !abandoned) {
+        sl__state_checkpoint(ctx, job->time); /* recorded by the completion's write */
         sl__ckpt_completed(ctx->ckpt, job->time);
     }
     info->processing_end = sl__now_ms();
@@ -1069,8 +1090,10 @@ static void *job_main(void *arg)
 
         pthread_mutex_lock(&ctx->lock);
         ctx->running = NULL;
-        record_info(ctx, &job->info);
-        sl_listener *listeners = ctx->listeners;
+        if (!job->state_only) {
+            record_info(ctx, &job->info);
+        }
+        sl_listener *listeners = job->state_only ? NULL : ctx->listeners;
         pthread_mutex_unlock(&ctx->lock);
         for (sl_listener *l = listeners; l; l = l->next) {
             l->fn(&job->info, l->opaque);
@@ -1105,6 +1128,10 @@ static void backpressure_prepare(sl_context *ctx)
 
 /* ==== Synchronous batches (tests) ==== */
 
+static int checkpoint_open(sl_context *ctx);
+static int restore_sources(sl_context *ctx);
+static int recover(sl_context *ctx);
+
 int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info)
 {
     pthread_mutex_lock(&ctx->lock);
@@ -1122,6 +1149,33 @@ int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info)
         sl__graph_prepare(ctx);
         backpressure_prepare(ctx);
         ctx->graph_prepared = true;
+    }
+    if (ctx->checkpoint_dir && !ctx->ckpt) {
+        /* With a checkpoint directory, stepping checkpoints and recovers too: the state and
+         * the batches to run again are loaded, and those batches run first. */
+        int rc = checkpoint_open(ctx);
+        if (rc == SL_OK) {
+            rc = restore_sources(ctx);
+        }
+        if (rc == SL_OK) {
+            rc = recover(ctx);
+        }
+        while (rc == SL_OK && ctx->queue_head) {
+            sl_job *j = ctx->queue_head;
+            ctx->queue_head = j->next;
+            ctx->queued--;
+            run_job(ctx, j);
+            if (!j->state_only) {
+                pthread_mutex_lock(&ctx->lock);
+                record_info(ctx, &j->info);
+                pthread_mutex_unlock(&ctx->lock);
+            }
+            job_free(j);
+        }
+        ctx->queue_tail = NULL;
+        if (rc != SL_OK) {
+            return rc;
+        }
     }
     cut_blocks(ctx);
     sl_job *job = generate_job(ctx, t, NULL);
@@ -1198,11 +1252,17 @@ static int recover(sl_context *ctx)
     if (!ck) {
         return SL_OK;
     }
+    char err[1536];
     if (ck->zero_time == 0) { /* a new checkpoint */
         ck->zero_time = ctx->zero_time;
+        ck->keep_done = sl__state_interval(ctx) > 0;
         return sl__ckpt_write(ck) == SL_OK ? SL_OK : SL_ERR_IO;
     }
     ctx->zero_time = ck->zero_time;
+    if (sl__state_restore(ctx, err, sizeof(err)) != SL_OK) {
+        sl_log(SL_LOG_ERROR, "%s", err);
+        return SL_ERR_INVAL;
+    }
     int64_t now = sl__now_ms();
     int64_t k = (now - ctx->zero_time) / ctx->batch_interval + 1;
     ctx->first_batch = ctx->zero_time + k * ctx->batch_interval;
@@ -1218,11 +1278,15 @@ static int recover(sl_context *ctx)
            "recovering from the checkpoint in %s: last completed batch %" PRId64
            ", %zu to run again",
            ck->dir, ck->last_completed, ck->npending);
-    for (size_t j = 0; j < ck->npending; j++) {
-        sl_job *job = generate_job(ctx, ck->pending[j].time, &ck->pending[j]);
+    /* Completed batches after the state snapshot run first, for their state only. */
+    for (size_t j = 0; j < ck->ndone + ck->npending; j++) {
+        bool done = j < ck->ndone;
+        sl_ckpt_batch *b = done ? &ck->done[j] : &ck->pending[j - ck->ndone];
+        sl_job *job = generate_job(ctx, b->time, b);
         if (!job) {
             return SL_ERR_NOMEM;
         }
+        job->state_only = done;
         if (ctx->queue_tail) {
             ctx->queue_tail->next = job;
         } else {
@@ -1270,6 +1334,11 @@ int sl_context_start(sl_context *ctx)
     if (!ctx->graph_prepared) {
         sl__graph_prepare(ctx);
         ctx->graph_prepared = true;
+    }
+    if (!ctx->checkpoint_dir && sl__state_interval(ctx) > 0) {
+        sl_log(SL_LOG_ERROR, "the pipeline keeps state across batches (stateful streams or "
+               "windows with an inverse function): it needs a checkpoint directory");
+        return SL_ERR_INVAL;
     }
     backpressure_prepare(ctx);
     if (ctx->checkpoint_dir && !ctx->ckpt) {
@@ -1371,6 +1440,7 @@ void sl_context_stop(sl_context *ctx, bool graceful)
     pthread_mutex_unlock(&ctx->lock);
     pthread_join(ctx->timer_thread, NULL);
     pthread_join(ctx->job_thread, NULL);
+    sl__state_final_checkpoint(ctx);
     stop_instances(ctx->sinks);
 
     pthread_mutex_lock(&ctx->lock);
@@ -1495,6 +1565,10 @@ void sl_context_get_stats(sl_context *ctx, sl_context_stats *st)
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         st->records_oversize += atomic_load(&ins->oversize);
     }
+    st->window_bytes = atomic_load(&ctx->window_bytes);
+    st->window_keys = atomic_load(&ctx->window_keys);
+    st->state_bytes = atomic_load(&ctx->state_bytes);
+    st->state_keys = atomic_load(&ctx->state_keys);
 }
 
 size_t sl_context_pending_batches(sl_context *ctx, sl_batch_info *out, size_t max)

@@ -81,6 +81,9 @@ typedef enum sl_op_kind {
     SL_OP_REDUCE_BY_KEY,
     SL_OP_JOIN,
     SL_OP_WINDOW,
+    SL_OP_WINDOW_INV,   /* reduce_by_key_and_window with an inverse (sl_window.c) */
+    SL_OP_UPDATE_STATE, /* update_state_by_key (sl_state.c) */
+    SL_OP_MAP_STATE,    /* map_with_state (sl_state.c) */
 } sl_op_kind;
 
 #define SL_RBK_GLOBAL        0x1u /* ignore keys: one group (reduce, count) */
@@ -112,12 +115,22 @@ struct sl_stream {
         sl_reduce_fn reduce;
         sl_join_fn join;
         sl_transform_fn transform;
+        sl_update_state_fn update_state;
+        sl_map_with_state_fn map_state;
     } fn;
     void *opaque;
     int partitions;
     unsigned flags;
     sl_instance *source; /* SL_OP_SOURCE */
-    sl_gen *gen;         /* generated datasets, oldest first */
+    /* Windows with an inverse and stateful operators (sl_window.c, sl_state.c). */
+    sl_reduce_fn inv;         /* SL_OP_WINDOW_INV: the inverse of fn.reduce */
+    sl_filter_fn keep;        /* SL_OP_WINDOW_INV: keys of the result it refuses are dropped */
+    int64_t timeout;          /* SL_OP_MAP_STATE: idle timeout, ms; 0: none */
+    int64_t remember_parents; /* > 0: how long the parents keep their datasets for this node,
+                               * instead of its own remember (a materialized node whose
+                               * past datasets a window reads from its own cache) */
+    struct sl_kstate *kstate; /* keyed state of the node, NULL for other kinds */
+    sl_gen *gen;              /* generated datasets, oldest first */
     size_t ngen, capgen;
     _Atomic uint64_t failed; /* records an operator function rejected */
     _Atomic uint64_t failed_logged;
@@ -129,6 +142,9 @@ sl_stream *sl__stream_new(sl_context *ctx, sl_op_kind kind, sl_stream *a, sl_str
 /* Computes the stream's dataset at time t (cached). *out is borrowed (NULL when the time is
  * not one of the stream's). @locality the job thread. */
 int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out);
+/* Checks a window's length and slide against the parent s (slide 0 becomes s's slide):
+ * positive multiples of s's slide. Logs what is wrong, naming what, and returns false. */
+bool sl__window_args(const sl_stream *s, int64_t length_ms, int64_t *slide_ms, const char *what);
 /* Stores a source's input for time t. Takes over the reference. */
 int sl__stream_put(sl_stream *s, int64_t t, sl_dataset *ds);
 /* Forgets datasets no longer needed after batch t completed. */
@@ -143,6 +159,112 @@ void sl__stream_free(sl_stream *s);
 int sl__shuffle_reduce_by_key(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_repartition(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_join(sl_stream *s, int64_t t, sl_dataset **out);
+
+/* ==== Keyed state (sl_state.c) ====
+ * A table per partition from key bytes to a typed value and bytes, the storage of
+ * update_state_by_key, map_with_state and of windows with an inverse. Open addressing over
+ * an entry array; keys and value bytes live in a storage dataset whose bytes never change
+ * once written, so that output records may point into it (an output keeps the storage as a
+ * dependency). Removed entries and replaced bytes are garbage until the table is compacted
+ * into a new storage, which happens when garbage piles up. One thread at a time. */
+
+typedef struct sl_kentry {
+    uint64_t hash;
+    const char *key;   /* in the storage */
+    const char *bytes; /* in the storage; NULL when len is 0 */
+    uint32_t key_len, len;
+    uint8_t num_type; /* sl_num_type */
+    uint8_t dead;     /* removed: skipped until the next compaction */
+    uint32_t mark;    /* the batch (kstate epoch) that last touched the key */
+    union {
+        int64_t i;
+        double d;
+    } num;
+    int64_t ts; /* last batch time with data for the key */
+} sl_kentry;
+
+typedef struct sl_ktable {
+    uint32_t *slots; /* index + 1 into e; 0 = empty; dead entries stay as tombstones */
+    size_t mask;     /* slots - 1; 0 when there are none */
+    size_t used;     /* slots in use, tombstones included */
+    sl_kentry *e;
+    size_t n, cap; /* entries, dead ones included */
+    size_t live;
+    sl_dataset *store; /* storage of keys and bytes: parts[0].arena */
+    size_t garbage;    /* bytes of the storage held by dead keys and replaced bytes */
+} sl_ktable;
+
+void sl__ktable_init(sl_ktable *t);
+void sl__ktable_free(sl_ktable *t);
+/* Drops every entry (a new storage; outputs keep the old one alive). */
+void sl__ktable_clear(sl_ktable *t);
+/* The live entry of key, or NULL. Entry pointers stay valid until the next add or compact. */
+sl_kentry *sl__ktable_find(sl_ktable *t, const char *key, uint32_t len, uint64_t h);
+/* Adds key (copied into the storage), which must not be present: a zeroed entry. NULL when
+ * out of memory. */
+sl_kentry *sl__ktable_add(sl_ktable *t, const char *key, uint32_t len, uint64_t h);
+/* Sets the bytes of e: copied into the storage unless they are e's bytes already. */
+int sl__ktable_set_bytes(sl_ktable *t, sl_kentry *e, const char *bytes, uint32_t len);
+void sl__ktable_remove(sl_ktable *t, sl_kentry *e);
+/* Compacts when removed entries or replaced bytes pile up (or always with force). */
+int sl__ktable_compact(sl_ktable *t, bool force);
+/* Memory held: slots, entries and storage. */
+size_t sl__ktable_bytes(const sl_ktable *t);
+/* Fills part with one record per live entry (key and bytes point into the storage; ts is
+ * the entry's unless ts_override > 0). The caller adds t->store to the dataset's deps. */
+int sl__ktable_to_part(const sl_ktable *t, sl_part *part, int64_t ts_override);
+
+/* The keyed state of a node: one table per partition. */
+typedef struct sl_kstate {
+    size_t nparts;
+    sl_ktable *tabs;
+    int64_t time;   /* the batch time the tables reflect; 0: none yet */
+    uint32_t epoch;        /* counts the batches applied */
+    int64_t saved_upto;    /* windows: reduced batches up to this time are on disk */
+    uint64_t inconsistent; /* windows: leaving keys missing from the previous result */
+} sl_kstate;
+
+sl_kstate *sl__kstate_new(size_t nparts);
+void sl__kstate_free(sl_kstate *ks);
+
+/* update_state_by_key and map_with_state at t. @locality the job thread. */
+int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out);
+/* reduce_by_key_and_window with an inverse at t (sl_window.c). @locality the job thread. */
+int sl__window_compute(sl_stream *s, int64_t t, sl_dataset **out);
+/* The partitions of a shuffle of s (its own, or the context's default). */
+size_t sl__stream_partitions(const sl_stream *s);
+/* True when partition r of parent's datasets holds exactly the keys that hash to bucket r of
+ * nparts (a reduce_by_key with that many partitions): no shuffle is needed to read it by
+ * key. */
+bool sl__copartitioned(const sl_stream *parent, size_t nparts);
+/* A cached dataset of s at t, NULL when there is none. */
+sl_dataset *sl__stream_cached(sl_stream *s, int64_t t);
+
+/* ==== Checkpoints of state (sl_state.c) ====
+ * Nodes whose result depends on earlier batches (stateful operators and windows with an
+ * inverse) write their state under <checkpoint_dir>/state every max(1, ceil(10 s / slide))
+ * slides, recorded in the checkpoint metadata with the batch time it reflects. Completed
+ * batches after that time stay in the metadata; after a restart the state is loaded and
+ * those batches run again (their state only, no outputs) before the pending ones. */
+
+/* True for the kinds that keep state across batches and need a checkpoint directory. */
+bool sl__stream_is_stateful(const sl_stream *s);
+/* Refuses a stateful node of a context without a checkpoint directory (logged). */
+bool sl__state_check_dir(sl_context *ctx, const char *what);
+/* Milliseconds between state snapshots, 0 when the pipeline has no stateful node. */
+int64_t sl__state_interval(sl_context *ctx);
+/* After batch t completed: when t is a snapshot time, writes the state files and records
+ * them in the checkpoint (written by the completion that follows). @locality job thread */
+int sl__state_checkpoint(sl_context *ctx, int64_t t);
+/* At stop: a last snapshot at the last completed batch when the state reflects it. */
+void sl__state_final_checkpoint(sl_context *ctx);
+/* After the metadata was loaded: loads the state files it names. SL_OK, or an error with
+ * errstr saying which file and why. */
+int sl__state_restore(sl_context *ctx, char *errstr, size_t errsize);
+/* A batch re-run after a restart to rebuild state: computes the stateful nodes at t. */
+int sl__state_replay(sl_context *ctx, int64_t t);
+/* Updates the context's window and state memory figures. @locality the job thread */
+void sl__state_account(sl_context *ctx);
 
 /* Chain execution, shared by sl_stream.c and sl_shuffle.c. */
 typedef struct sl_chain_ctx {
@@ -241,7 +363,8 @@ typedef struct sl_job {
     int64_t time;
     size_t ninputs;
     sl_dataset **inputs; /* one per source, in source order */
-    char inputs_desc[1024]; /* every input's description, for sinks' manifests */
+    char *inputs_json;    /* every input's definition or description, for sinks */
+    bool state_only;        /* re-run after a restart to rebuild state: no outputs */
     sl_batch_info info;
     struct sl_job *next;
 } sl_job;
@@ -305,6 +428,10 @@ struct sl_context {
     _Atomic uint64_t records_processed;
     _Atomic uint64_t records_failed;
     int64_t last_sched_delay, last_proc_time, last_total_delay;
+    /* Memory of windows and state (sl__state_account), and state snapshots. */
+    _Atomic uint64_t window_bytes, window_keys, state_bytes, state_keys;
+    int64_t state_gens[4]; /* times of the state snapshots whose files are kept, oldest first */
+    size_t nstate_gens;
 };
 
 /* Generates and runs the batch at time t on the calling thread, with no timer or job

@@ -1,0 +1,181 @@
+/* postgres.h -- the postgres sink's context: each batch is written in one transaction
+ * together with its row in the commit table, so that a replayed batch is skipped.
+ *
+ * postgres_config.c parses the options and generates every SQL statement once, before any
+ * connection (pure functions, unit-tested); postgres_rows.c turns records into column
+ * values and escapes them for COPY and for array parameters (pure too); postgres.c holds
+ * the connection, the transaction and the registration. Only this folder includes
+ * libpq-fe.h: the context keeps the connection as the opaque struct pg_conn. */
+#ifndef SL_POSTGRES_H
+#define SL_POSTGRES_H
+
+#include <stdatomic.h>
+
+#include "sl_connector.h"
+
+struct pg_conn; /* libpq's PGconn */
+
+typedef enum sl_pg_mode {
+    SL_PG_APPEND = 0,    /* COPY FROM STDIN */
+    SL_PG_UPSERT = 1,    /* INSERT ... ON CONFLICT DO UPDATE SET c = EXCLUDED.c */
+    SL_PG_INCREMENT = 2, /* ... SET c = table.c + EXCLUDED.c for numeric columns */
+} sl_pg_mode;
+
+/* Where a column's value comes from. */
+typedef enum sl_pg_source {
+    SL_PG_SRC_KEY,        /* key bytes */
+    SL_PG_SRC_VALUE,      /* the typed value if any, else the value bytes (as print()) */
+    SL_PG_SRC_NUM,        /* the typed value, else the value bytes read as a number */
+    SL_PG_SRC_TS,         /* record timestamp */
+    SL_PG_SRC_BATCH_TIME, /* the batch's time */
+    SL_PG_SRC_TOPIC,      /* meta: topic, file name or peer */
+    SL_PG_SRC_PARTITION,  /* meta: partition */
+    SL_PG_SRC_OFFSET,     /* meta: offset or line number */
+    SL_PG_SRC_JSON,       /* a field of the value parsed as JSON */
+} sl_pg_source;
+
+/* The SQL type of a column: inferred from the source, or given as col=source::type. */
+typedef enum sl_pg_type {
+    SL_PG_TEXT,
+    SL_PG_BIGINT,
+    SL_PG_DOUBLE,
+    SL_PG_NUMERIC,
+    SL_PG_TIMESTAMPTZ,
+    SL_PG_BOOLEAN,
+    SL_PG_JSONB,
+} sl_pg_type;
+
+typedef struct sl_pg_column {
+    char *name;  /* as written in the option (the table's column name) */
+    char *qname; /* quoted identifier */
+    sl_pg_source src;
+    sl_pg_type type;
+    char **path; /* SL_PG_SRC_JSON: the dotted path's segments */
+    size_t depth;
+    bool key; /* one of key_columns */
+} sl_pg_column;
+
+/* Every statement the sink runs, generated at init. Parameters are $n, never data. */
+typedef struct sl_pg_sql {
+    char *create_commits; /* CREATE TABLE IF NOT EXISTS commit table */
+    char *create_table;   /* NULL unless create_table */
+    char *check_table;    /* SELECT the mapped columns ... LIMIT 0: the table fits */
+    char *select_commit;  /* $1 pipeline $2 sink $3 instance $4 batch_time */
+    char *insert_commit;  /* $1..$4 as above, $5 inputs */
+    char *prune_commits;  /* $1..$3, $4 oldest batch_time kept */
+    char *last_commit;    /* $1..$3: the newest row */
+    char *copy;           /* append mode: COPY ... FROM STDIN */
+    char *insert;         /* INSERT ... SELECT FROM unnest($1::type[], ...) [ON CONFLICT] */
+} sl_pg_sql;
+
+typedef struct sl_pg_ctx {
+    /* Options, filled by the engine. */
+    const char *conninfo; /* secret; empty: libpq's PG* environment */
+    const char *schema;   /* NULL: the search_path */
+    const char *table;
+    const char *mode;
+    const char *columns;
+    const char *key_columns;
+    bool create_table;
+    const char *commit_table;
+    const char *instance;    /* tells instances of one pipeline apart in the commit table */
+    int64_t connect_timeout; /* ms */
+    int64_t query_timeout;   /* ms */
+    int64_t rows_per_statement;
+    int64_t commit_retention; /* ms; 0 keeps every commit row */
+
+    /* Derived at init. ins is set first; destroy does nothing more when it is NULL. */
+    sl_instance *ins;
+    sl_pg_mode pmode;
+    sl_pg_column *cols;
+    size_t ncols;
+    bool need_json; /* some column reads the value as JSON */
+    sl_pg_sql sql;
+    char *password; /* the conninfo's password: scrubbed from messages; NULL if none */
+
+    /* Connection: used by the job thread only. */
+    struct pg_conn *conn;
+    uint64_t writes; /* batches written, for pruning every so often */
+    _Atomic uint64_t skipped_records;
+} sl_pg_ctx;
+
+/* ==== postgres_config.c ==== */
+
+/* Checks the options, parses columns and key_columns and generates the SQL. Returns SL_OK
+ * or SL_ERR_INVAL / SL_ERR_NOMEM with errstr set. What it allocates is freed by
+ * sl__pg_config_free, also after a failure. */
+int sl__pg_config_check(sl_pg_ctx *ctx, char *errstr, size_t errsize);
+void sl__pg_config_free(sl_pg_ctx *ctx);
+
+/* Parses the columns list ("col=source[::type],...") and key_columns into cols. Returns
+ * SL_OK or SL_ERR_INVAL with errstr naming the entry. */
+int sl__pg_columns_parse(const char *columns, const char *key_columns, sl_pg_mode mode,
+                         sl_pg_column **cols, size_t *ncols, char *errstr, size_t errsize);
+void sl__pg_columns_free(sl_pg_column *cols, size_t ncols);
+
+/* Generates the statements for the parsed ctx (cols, schema, table, commit_table). */
+int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize);
+
+/* Quotes an identifier as PQescapeIdentifier does for a UTF-8 connection: in double
+ * quotes, each '"' doubled. Returns a malloc'ed string, NULL when out of memory or when s
+ * is empty or not valid UTF-8. PQescapeIdentifier itself needs a connection; the SQL is
+ * generated at load, before there is one, so that a bad name fails early and the text can
+ * be unit-tested (the connection's client_encoding is always UTF8). */
+char *sl__pg_quote_ident(const char *s);
+
+/* The SQL name of a type ("bigint", "double precision", ...). */
+const char *sl__pg_type_name(sl_pg_type t);
+
+/* ==== postgres_rows.c ==== */
+
+/* A growable byte buffer. */
+typedef struct sl_pg_buf {
+    char *p;
+    size_t len, cap;
+} sl_pg_buf;
+
+int sl__pg_buf_put(sl_pg_buf *b, const void *bytes, size_t n);
+void sl__pg_buf_free(sl_pg_buf *b);
+
+/* One record's column values as text: vals[i] (lens[i] bytes) or NULL for SQL NULL. The
+ * texts live in scratch (reset by the caller per record) or in the record. */
+typedef struct sl_pg_row {
+    const char **vals;
+    size_t *lens;
+    sl_pg_buf scratch;
+    size_t *offs; /* offsets into scratch for values stored there, (size_t)-1 otherwise */
+} sl_pg_row;
+
+int sl__pg_row_init(sl_pg_row *row, size_t ncols);
+void sl__pg_row_free(sl_pg_row *row);
+
+/* Computes the text of every column of r for batch_time and checks it fits the column's
+ * type. Returns SL_OK, SL_ERR_RECORD with why (a static-length message naming the column)
+ * when the record cannot be written, or SL_ERR_NOMEM. */
+int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, const sl_record *r,
+                     int64_t batch_time, sl_pg_row *row, char *why, size_t whysize);
+
+/* Appends the row as one line of COPY's text format (tab-separated, \N for NULL). */
+int sl__pg_copy_line(sl_pg_buf *b, const sl_pg_row *row, size_t ncols);
+/* Appends one element to an array literal being built in b ("{" and "}" are the caller's):
+ * a double-quoted element with '"' and '\' escaped, or NULL. */
+int sl__pg_array_elem(sl_pg_buf *b, const char *val, size_t len, bool first);
+
+/* Formats a time in ms since the epoch as "YYYY-MM-DD HH:MM:SS.mmm+00". */
+void sl__pg_format_ms(int64_t ms, char *buf, size_t size);
+
+/* True when s (len bytes) is valid UTF-8 without NUL. */
+bool sl__pg_utf8_ok(const char *s, size_t len);
+
+/* ==== postgres.c: for the engine and the Kafka source ==== */
+
+/* Reads the newest row of the commit table for (pipeline, this sink, instance): the batch
+ * time in *batch_time and the batch's input description in *inputs (malloc'ed, the
+ * caller frees it). Returns SL_OK, SL_ERR_NOTFOUND when the sink committed no batch yet,
+ * SL_ERR_RETRY when the server cannot be reached, or another error, with errstr set.
+ * Uses a connection of its own: may be called from any thread, before or after start.
+ * ctx is the sink's context (the connector's ctx pointer). */
+int sl_postgres_last_commit(void *ctx, const char *pipeline, int64_t *batch_time, char **inputs,
+                            char *errstr, size_t errsize);
+
+#endif /* SL_POSTGRES_H */

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test_redis_wordcount.sh -- a word count over TCP into a Redis hash with HINCRBY: two
+# senders, the text spread over several batches, words with quotes, backslashes, semicolons
+# and non-ASCII letters. The hash, read with redis-cli, equals an independent count of the
+# text (tr | sort | uniq -c), and there is one commit key per batch.
+set -euo pipefail
+source "$(dirname "$0")/../e2e/lib.sh"
+set -e
+sl_setup
+
+PASS=0
+FAIL=0
+check() { # NAME COMMAND...: one line per check
+    if "${@:2}"; then
+        echo "ok: $1"
+        PASS=$((PASS + 1))
+    else
+        echo "FAIL: $1"
+        FAIL=$((FAIL + 1))
+    fi
+}
+DONE=0
+finish() {
+    DONE=1
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}
+unfinished() { # the summary of a run that stopped early counts that as a failure
+    [ "$DONE" = 1 ] || echo "$PASS passed, $((FAIL + 1)) failed"
+}
+trap 'unfinished; sl_cleanup' EXIT
+
+bash "$SLUICE_SRC/tests/infra/redis.sh" start >/dev/null 2>&1 ||
+    sl_fail "cannot start Redis (tests/infra/redis.sh)"
+set -a
+. "${SLUICE_STATE:-/tmp/sluice-infra}/redis/env"
+set +a
+r() { timeout 10 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --raw "$@"; }
+
+id="$$_$RANDOM"
+hash="wordcount:$id"
+app="redis_wordcount_$id"
+prefix="sluice:commit:$app:"
+trap 'unfinished; r DEL "$hash" >/dev/null 2>&1 || true; r --scan --pattern "$prefix*" 2>/dev/null | while read -r k; do r DEL "$k" >/dev/null; done || true; sl_cleanup' EXIT
+
+# 20000 lines of 0 to 12 words from a 10-word vocabulary.
+awk 'BEGIN {
+    srand(11)
+    n = split("spark streaming sluice kafka it'"'"'s \"quoted\" back\\slash semi;colon Grüße x", v, " ")
+    for (i = 0; i < 20000; i++) {
+        k = int(rand() * 13); line = ""
+        for (j = 0; j < k; j++) line = line (j ? " " : "") v[1 + int(rand() * n)]
+        print line
+    }
+}' >"$SL_TMP/text.txt"
+tr -s ' ' '\n' <"$SL_TMP/text.txt" | grep -v '^$' | LC_ALL=C sort | uniq -c |
+    awk '{ print $2 " " $1 }' >"$SL_TMP/expected.txt"
+total=$(awk '{ s += $2 } END { print s }' "$SL_TMP/expected.txt")
+[ "$(wc -l <"$SL_TMP/expected.txt")" -eq 10 ] || sl_fail "the generated text lacks words"
+
+port=$(sl_free_port)
+cat >"$SL_TMP/wc.yaml" <<YAML
+app:
+  name: $app
+  batch_interval: 500ms
+sources:
+  - name: lines
+    type: tcp
+    mode: listen
+    host: 127.0.0.1
+    port: $port
+streams:
+  - name: counts
+    from: lines
+    ops:
+      - split: whitespace
+      - key: value
+      - value: 1
+      - reduce_by_key: {fn: sum, partitions: 3}
+sinks:
+  - name: kv
+    type: redis
+    from: counts
+    host: $REDIS_HOST
+    port: $REDIS_PORT
+    command: hincrby
+    key: "$hash"
+    field: "{key}"
+    pipeline_depth: 100
+YAML
+sl_start wc "$SL_TMP/wc.yaml"
+pid=$SL_LAST_PID
+sl_wait_port "$port" 20 || sl_fail "sluice did not listen on $port"
+
+paced() { # FIRST LAST: the lines in 5 chunks, 0.3 s apart
+    local i step=$((($2 - $1 + 1) / 5))
+    for i in 0 1 2 3 4; do
+        sed -n "$(($1 + i * step)),$(($1 + i * step + step - 1))p" "$SL_TMP/text.txt"
+        sleep 0.3
+    done
+}
+paced 1 10000 | nc -N 127.0.0.1 "$port" &
+first=$!
+paced 10001 20000 | nc -N 127.0.0.1 "$port"
+wait "$first"
+
+hsum() { r HVALS "$hash" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+counted() { [ "$(hsum)" = "$total" ]; }
+check "all $total words counted within 60 s" sl_wait_until 60 counted
+sleep 1 # a batch that would count too much would land now
+sl_stop "$pid" || true
+check "sluice stopped cleanly" bash -c "! grep -q '\\[error\\]' '$SL_TMP/wc.log'"
+r HGETALL "$hash" | paste -d' ' - - | LC_ALL=C sort >"$SL_TMP/got.txt"
+check "hash equals the independent count (redis-cli vs awk)" diff "$SL_TMP/got.txt" "$SL_TMP/expected.txt"
+batches=$(r --scan --pattern "$prefix*" | wc -l)
+check "a commit key per batch ($batches batches)" test "$batches" -ge 3
+check "commit keys hold the batch's inputs" bash -c "r() { redis-cli -h '$REDIS_HOST' -p '$REDIS_PORT' --raw \"\$@\"; }; k=\$(r --scan --pattern '$prefix*' | head -n 1); r GET \"\$k\" | grep -q '^lines: '"
+
+finish

@@ -1,0 +1,290 @@
+/* test_redis.c -- the redis sink without a server: key templates, the command each record
+ * becomes (binary-safe arguments, numbers checked), commit keys and option checks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "sluice.h"
+
+#ifdef SLUICE_WITH_REDIS
+
+#include "../../connectors/redis/redis.h"
+
+/* ==== Helpers ==== */
+
+static void ctx_defaults(sl_redis_ctx *ctx, const char *command, const char *key)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->host = "127.0.0.1";
+    ctx->port = 6379;
+    ctx->command = command;
+    ctx->key = key;
+    ctx->field = "{key}";
+    ctx->value = "{value}";
+    ctx->member = "{key}";
+    ctx->commit_prefix = "sluice:commit:";
+    ctx->commit_ttl = 7 * 24 * 3600 * 1000LL;
+    ctx->instance = "";
+    ctx->connect_timeout = 5000;
+    ctx->timeout = 30000;
+    ctx->pipeline_depth = 1000;
+}
+
+static sl_record rec_kv(const char *key, const char *value)
+{
+    sl_record r = {0};
+    r.key = key;
+    r.key_len = key ? (uint32_t)strlen(key) : 0;
+    r.value = value;
+    r.value_len = value ? (uint32_t)strlen(value) : 0;
+    return r;
+}
+
+/* Command c of the record as text, arguments joined by ' '. */
+static void cmd_text(const sl_redis_cmds *cmds, int c, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < cmds->argc[c]; i++) {
+        n += (size_t)snprintf(out + n, size - n, "%s%.*s", i ? " " : "", (int)cmds->argvlen[c][i],
+                              cmds->argv[c][i]);
+    }
+}
+
+/* Builds the record's command for ctx; returns the rc and the text of command 0 (and 1). */
+static int build(sl_redis_ctx *ctx, const sl_record *r, char *c0, char *c1, size_t size)
+{
+    char err[256], why[256];
+    CU_ASSERT_EQUAL_FATAL(sl__redis_config_check(ctx, err, sizeof(err)), SL_OK);
+    sl_redis_cmds cmds = {0};
+    int rc = sl__redis_build(ctx, r, 1700000000000, &cmds, why, sizeof(why));
+    c0[0] = '\0';
+    if (c1) {
+        c1[0] = '\0';
+    }
+    if (rc == SL_OK) {
+        cmd_text(&cmds, 0, c0, size);
+        if (c1 && cmds.ncmds > 1) {
+            cmd_text(&cmds, 1, c1, size);
+        }
+    }
+    sl__redis_buf_free(&cmds.buf);
+    sl__redis_config_free(ctx);
+    return rc;
+}
+
+/* ==== Templates ==== */
+
+static void test_redis_template_expands_placeholders(void)
+{
+    sl_redis_tpl t;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(sl__redis_tpl_parse(&t,
+                                              "w:{key}:{{{batch_time}}}:{value}:{topic}/"
+                                              "{partition}/{offset}",
+                                              "key", err, sizeof(err)),
+                          SL_OK);
+    sl_record_meta m = {.source = "s", .topic = "tp", .partition = 2, .offset = 9};
+    sl_record r = rec_kv("hello", "v");
+    r.meta = &m;
+    sl_record_set_int(&r, 5);
+    sl_redis_buf b = {0};
+    CU_ASSERT_EQUAL(sl__redis_tpl_expand(&t, &r, 1000, &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "w:hello:{1000}:5:tp/2/9");
+    sl__redis_buf_free(&b);
+    sl__redis_tpl_free(&t);
+}
+
+static void test_redis_template_errors(void)
+{
+    sl_redis_tpl t;
+    char err[256];
+    CU_ASSERT_EQUAL(sl__redis_tpl_parse(&t, "a:{nope}", "key", err, sizeof(err)), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown placeholder {nope}"));
+    sl__redis_tpl_free(&t);
+    CU_ASSERT_EQUAL(sl__redis_tpl_parse(&t, "a:{key", "key", err, sizeof(err)), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "without '}'"));
+    sl__redis_tpl_free(&t);
+    CU_ASSERT_EQUAL(sl__redis_tpl_parse(&t, "a}b", "field", err, sizeof(err)), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "field: 'a}b': a lone '}'"));
+    sl__redis_tpl_free(&t);
+}
+
+/* ==== Commands ==== */
+
+static void test_redis_commands_of_each_kind(void)
+{
+    sl_redis_ctx ctx;
+    char c0[512], c1[512];
+    sl_record r = rec_kv("w", "hello");
+
+    ctx_defaults(&ctx, "set", "k:{key}");
+    ctx.ttl = 60000;
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "SET k:w hello PX 60000");
+
+    ctx_defaults(&ctx, "hset", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "HSET h w hello");
+
+    sl_record n = rec_kv("w", NULL);
+    sl_record_set_int(&n, 3);
+    ctx_defaults(&ctx, "hincrby", "wordcount");
+    CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "HINCRBY wordcount w 3");
+
+    ctx_defaults(&ctx, "incrby", "c:{key}");
+    CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "INCRBY c:w 3");
+
+    sl_record_set_double(&n, 0.25);
+    ctx_defaults(&ctx, "incrbyfloat", "f");
+    CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "INCRBYFLOAT f 0.25");
+
+    ctx_defaults(&ctx, "zadd", "z");
+    CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "ZADD z 0.25 w");
+
+    ctx_defaults(&ctx, "zincrby", "z");
+    ctx.member = "m:{key}";
+    CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "ZINCRBY z 0.25 m:w");
+
+    ctx_defaults(&ctx, "xadd", "s");
+    ctx.maxlen = 100;
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "XADD s MAXLEN ~ 100 * key w value hello");
+
+    ctx_defaults(&ctx, "lpush", "l");
+    ctx.trim = 10;
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "LPUSH l hello");
+    CU_ASSERT_STRING_EQUAL(c1, "LTRIM l 0 9");
+}
+
+static void test_redis_numbers_are_checked(void)
+{
+    sl_redis_ctx ctx;
+    char c0[256];
+    sl_record r = rec_kv("w", "12");
+    ctx_defaults(&ctx, "hincrby", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "HINCRBY h w 12");
+    r = rec_kv("w", "abc");
+    ctx_defaults(&ctx, "hincrby", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
+    r = rec_kv("w", "1.5");
+    ctx_defaults(&ctx, "incrby", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
+    ctx_defaults(&ctx, "incrbyfloat", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "INCRBYFLOAT h 1.5");
+    r = rec_kv("w", NULL);
+    sl_record_set_double(&r, 4.0);
+    ctx_defaults(&ctx, "incrby", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "INCRBY h 4");
+    r = rec_kv("w", NULL);
+    ctx_defaults(&ctx, "zadd", "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
+}
+
+static void test_redis_arguments_are_binary_safe(void)
+{
+    sl_redis_ctx ctx;
+    char err[256], why[256];
+    ctx_defaults(&ctx, "hset", "h:{key}");
+    CU_ASSERT_EQUAL_FATAL(sl__redis_config_check(&ctx, err, sizeof(err)), SL_OK);
+    sl_record r = {0};
+    r.key = "a\0b\r\n";
+    r.key_len = 5;
+    r.value = "\"'; FLUSHALL\r\n";
+    r.value_len = (uint32_t)strlen(r.value);
+    sl_redis_cmds cmds = {0};
+    CU_ASSERT_EQUAL(sl__redis_build(&ctx, &r, 0, &cmds, why, sizeof(why)), SL_OK);
+    CU_ASSERT_EQUAL(cmds.argc[0], 4);
+    CU_ASSERT_EQUAL(cmds.argvlen[0][1], 7);
+    CU_ASSERT(memcmp(cmds.argv[0][1], "h:a\0b\r\n", 7) == 0);
+    CU_ASSERT_EQUAL(cmds.argvlen[0][2], 5);
+    CU_ASSERT(memcmp(cmds.argv[0][2], "a\0b\r\n", 5) == 0);
+    CU_ASSERT_EQUAL(cmds.argvlen[0][3], r.value_len);
+    CU_ASSERT(memcmp(cmds.argv[0][3], r.value, r.value_len) == 0);
+    sl__redis_buf_free(&cmds.buf);
+    sl__redis_config_free(&ctx);
+}
+
+static void test_redis_commit_key(void)
+{
+    sl_redis_ctx ctx;
+    sl_redis_buf b = {0};
+    ctx_defaults(&ctx, "set", "k");
+    CU_ASSERT_EQUAL(sl__redis_commit_key(&ctx, "wc", "out", 1000, &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "sluice:commit:wc:out:1000");
+    ctx.instance = "host-2";
+    CU_ASSERT_EQUAL(sl__redis_commit_key(&ctx, "wc", "out", 1000, &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "sluice:commit:wc:out:host-2:1000");
+    sl__redis_buf_free(&b);
+}
+
+static void expect_config_error(sl_redis_ctx *ctx, const char *part)
+{
+    char err[512] = "";
+    CU_ASSERT_EQUAL(sl__redis_config_check(ctx, err, sizeof(err)), SL_ERR_INVAL);
+    if (!strstr(err, part)) {
+        fprintf(stderr, "\nerror '%s' lacks '%s'\n", err, part);
+        CU_FAIL("error message");
+    }
+    sl__redis_config_free(ctx);
+}
+
+static void test_redis_config_errors(void)
+{
+    sl_redis_ctx ctx;
+    ctx_defaults(&ctx, "hincrby", "h");
+    ctx.ttl = 1000;
+    expect_config_error(&ctx, "ttl: only for command set");
+    ctx_defaults(&ctx, "set", "h");
+    ctx.trim = 5;
+    expect_config_error(&ctx, "trim: only for command lpush");
+    ctx_defaults(&ctx, "set", "h");
+    ctx.maxlen = 5;
+    expect_config_error(&ctx, "maxlen: only for command xadd");
+    ctx_defaults(&ctx, "publish", "h");
+    expect_config_error(&ctx, "command: 'publish'");
+    ctx_defaults(&ctx, "set", "");
+    expect_config_error(&ctx, "key: required");
+    ctx_defaults(&ctx, "set", "k");
+    ctx.username = "u";
+    expect_config_error(&ctx, "needs a password");
+    ctx_defaults(&ctx, "hset", "k");
+    ctx.field = "{nope}";
+    expect_config_error(&ctx, "field:");
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("redis_templates",
+             {"redis_template_expands_placeholders", test_redis_template_expands_placeholders},
+             {"redis_template_errors", test_redis_template_errors});
+    SL_SUITE("redis_commands", {"redis_commands_of_each_kind", test_redis_commands_of_each_kind},
+             {"redis_numbers_are_checked", test_redis_numbers_are_checked},
+             {"redis_arguments_are_binary_safe", test_redis_arguments_are_binary_safe},
+             {"redis_commit_key", test_redis_commit_key},
+             {"redis_config_errors", test_redis_config_errors});
+}
+
+#else /* !SLUICE_WITH_REDIS */
+
+static void test_redis_not_built(void)
+{
+    CU_PASS("built without the redis sink");
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("redis", {"redis_not_built", test_redis_not_built});
+}
+
+#endif
