@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "sl_config.h"
+#include "sl_http.h"
 #include "sluice.h"
 
 #define EXIT_OK          0
@@ -152,9 +153,48 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Starts the status server that the config's http: section asks for; `sluice demo` serves
+ * on 127.0.0.1:4040, or the next free port, without one. Returns false when a configured
+ * server cannot start (the demo goes on without its page instead). */
+static bool start_http(const sl_config *cfg, sl_context *ctx, bool demo, sl_http_server **out)
+{
+    char err[512];
+    sl_http_conf conf;
+    bool present;
+    bool want = sl_config_http(cfg, &conf, &present);
+    bool demo_default = demo && !present;
+    *out = NULL;
+    if (demo_default) {
+        want = true;
+        conf.port_retries = 16;
+    }
+    if (!want) {
+        return true;
+    }
+    sl_http_server *srv = sl_http_start(ctx, &conf, err, sizeof(err));
+    if (!srv) {
+        if (demo_default) {
+            sl_log(SL_LOG_WARN, "the status page is not served: %s", err);
+            return true;
+        }
+        fprintf(stderr, "sluice: cannot serve the status page: %s\n", err);
+        return false;
+    }
+    char wanted[32];
+    snprintf(wanted, sizeof(wanted), ":%d/", 4040);
+    if (demo_default && !strstr(sl_http_url(srv), wanted)) {
+        sl_log(SL_LOG_INFO, "status page at %s (port 4040 is busy)", sl_http_url(srv));
+    } else {
+        sl_log(SL_LOG_INFO, "status page at %s%s", sl_http_url(srv),
+               conf.token ? " (requests need the token)" : "");
+    }
+    *out = srv;
+    return true;
+}
+
 /* Builds and runs a loaded pipeline until a signal, the time limit (seconds > 0) or a
  * fatal error. Returns the exit status. */
-static int run_config(sl_config *cfg, double seconds)
+static int run_config(sl_config *cfg, double seconds, bool demo)
 {
     char err[1024];
     sigemptyset(&stop_set);
@@ -183,10 +223,15 @@ static int run_config(sl_config *cfg, double seconds)
     }
     pthread_detach(sig_thread);
 
-    int rc = sl_context_start(ctx);
+    sl_http_server *http = NULL;
+    bool served = start_http(cfg, ctx, demo, &http);
+    int rc = served ? sl_context_start(ctx) : SL_ERR_IO;
     if (rc != SL_OK) {
-        fprintf(stderr, "sluice: the pipeline could not start: %s (see the log above)\n",
-                sl_err2str(rc));
+        if (served) {
+            fprintf(stderr, "sluice: the pipeline could not start: %s (see the log above)\n",
+                    sl_err2str(rc));
+        }
+        sl_http_stop(http);
         pthread_mutex_lock(&running_lock);
         running_ctx = NULL;
         pthread_mutex_unlock(&running_lock);
@@ -210,6 +255,7 @@ static int run_config(sl_config *cfg, double seconds)
     pthread_mutex_lock(&running_lock);
     running_ctx = NULL;
     pthread_mutex_unlock(&running_lock);
+    sl_http_stop(http);
     sl_context_destroy(ctx);
     if (rc != SL_OK) {
         fprintf(stderr, "sluice: the pipeline stopped on an error: %s\n", sl_err2str(rc));
@@ -229,7 +275,7 @@ static void apply_log_level(const sl_config *cfg, int cli_level)
     }
 }
 
-static int cmd_run(const char *path, const char *text, int cli_level, double seconds)
+static int cmd_run(const char *path, const char *text, int cli_level, double seconds, bool demo)
 {
     char err[1024];
     sl_config *cfg;
@@ -240,7 +286,7 @@ static int cmd_run(const char *path, const char *text, int cli_level, double sec
         return EXIT_USAGE;
     }
     apply_log_level(cfg, cli_level);
-    int status = run_config(cfg, seconds);
+    int status = run_config(cfg, seconds, demo);
     sl_config_destroy(cfg);
     return status;
 }
@@ -571,7 +617,7 @@ int main(int argc, char **argv)
         return usage_error("--seconds is an option of 'run' and 'demo', not of '%s'", cmd);
     }
     if (strcmp(cmd, "run") == 0) {
-        return cmd_run(positional[1], NULL, level, seconds);
+        return cmd_run(positional[1], NULL, level, seconds, false);
     }
     if (strcmp(cmd, "check") == 0) {
         return cmd_check(positional[1], level);
@@ -583,5 +629,5 @@ int main(int argc, char **argv)
         fputs(demo_yaml, stdout);
         return EXIT_OK;
     }
-    return cmd_run("demo.yaml", demo_yaml, level, seconds);
+    return cmd_run("demo.yaml", demo_yaml, level, seconds, true);
 }

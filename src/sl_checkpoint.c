@@ -69,6 +69,16 @@ static void batch_free(sl_ckpt_batch *b, size_t nsources)
     b->defs = NULL;
 }
 
+static void state_files_free(sl_checkpoint *ck)
+{
+    for (size_t i = 0; i < ck->nstate_files; i++) {
+        free(ck->state_files[i].file);
+    }
+    free(ck->state_files);
+    ck->state_files = NULL;
+    ck->nstate_files = 0;
+}
+
 static void clear_state(sl_checkpoint *ck)
 {
     for (size_t i = 0; i < ck->npending; i++) {
@@ -77,6 +87,14 @@ static void clear_state(sl_checkpoint *ck)
     free(ck->pending);
     ck->pending = NULL;
     ck->npending = 0;
+    for (size_t i = 0; i < ck->ndone; i++) {
+        batch_free(&ck->done[i], ck->nsources);
+    }
+    free(ck->done);
+    ck->done = NULL;
+    ck->ndone = 0;
+    state_files_free(ck);
+    ck->state_time = 0;
     for (size_t i = 0; i < ck->nsources; i++) {
         free(ck->last_defs[i]);
         ck->last_defs[i] = NULL;
@@ -218,6 +236,28 @@ static char *serialize(const sl_checkpoint *ck)
     }
     json_object_set_new(root, "pending", pending);
     json_object_set_new(root, "positions", defs_json(ck, ck->last_defs));
+    if (ck->state_time || ck->ndone) {
+        json_t *state = json_object();
+        json_t *files = json_array();
+        for (size_t i = 0; i < ck->nstate_files; i++) {
+            json_t *f = json_object();
+            json_object_set_new(f, "node", json_integer(ck->state_files[i].node));
+            json_object_set_new(f, "time", json_integer(ck->state_files[i].time));
+            json_object_set_new(f, "file", json_string(ck->state_files[i].file));
+            json_array_append_new(files, f);
+        }
+        json_t *done = json_array();
+        for (size_t i = 0; i < ck->ndone; i++) {
+            json_t *b = json_object();
+            json_object_set_new(b, "time", json_integer(ck->done[i].time));
+            json_object_set_new(b, "inputs", defs_json(ck, ck->done[i].defs));
+            json_array_append_new(done, b);
+        }
+        json_object_set_new(state, "time", json_integer(ck->state_time));
+        json_object_set_new(state, "files", files);
+        json_object_set_new(state, "done", done);
+        json_object_set_new(root, "state", state);
+    }
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return text;
@@ -318,11 +358,61 @@ int sl__ckpt_generated(sl_checkpoint *ck, int64_t t, const char *const *defs)
     return rc;
 }
 
+/* Drops the kept completed batches up to the state's time. @locks ck->lock held */
+static void prune_done(sl_checkpoint *ck)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < ck->ndone; i++) {
+        if (ck->done[i].time <= ck->state_time) {
+            batch_free(&ck->done[i], ck->nsources);
+        } else {
+            ck->done[keep++] = ck->done[i];
+        }
+    }
+    ck->ndone = keep;
+}
+
+int sl__ckpt_set_state(sl_checkpoint *ck, int64_t t, const sl_ckpt_state_file *files, size_t n)
+{
+    sl_ckpt_state_file *c = calloc(n + 1, sizeof(*c));
+    for (size_t i = 0; c && i < n; i++) {
+        c[i] = files[i];
+        c[i].file = strdup(files[i].file);
+        if (!c[i].file) {
+            for (size_t j = 0; j < i; j++) {
+                free(c[j].file);
+            }
+            free(c);
+            c = NULL;
+        }
+    }
+    if (!c) {
+        return SL_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&ck->lock);
+    state_files_free(ck);
+    ck->state_files = c;
+    ck->nstate_files = n;
+    ck->state_time = t;
+    prune_done(ck);
+    pthread_mutex_unlock(&ck->lock);
+    return SL_OK;
+}
+
 int sl__ckpt_completed(sl_checkpoint *ck, int64_t t)
 {
     pthread_mutex_lock(&ck->lock);
     for (size_t i = 0; i < ck->npending; i++) {
         if (ck->pending[i].time == t) {
+            sl_ckpt_batch *d = ck->keep_done && t > ck->state_time
+                                   ? realloc(ck->done, (ck->ndone + 1) * sizeof(*ck->done))
+                                   : NULL;
+            if (d) {
+                /* Kept: after a restart it runs again to rebuild the state. */
+                ck->done = d;
+                ck->done[ck->ndone++] = ck->pending[i];
+                ck->pending[i].defs = NULL;
+            }
             batch_free(&ck->pending[i], ck->nsources);
             memmove(&ck->pending[i], &ck->pending[i + 1],
                     (ck->npending - i - 1) * sizeof(*ck->pending));
@@ -478,6 +568,33 @@ int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize)
             load_defs(ck, json_object_get(b, "inputs"), ck->pending[i].defs);
         }
         ck->npending++;
+    }
+    json_t *state = json_object_get(root, "state");
+    ck->state_time = json_integer_value(json_object_get(state, "time"));
+    json_t *files = json_object_get(state, "files");
+    size_t nf = json_array_size(files);
+    ck->state_files = calloc(nf + 1, sizeof(*ck->state_files));
+    for (size_t i = 0; ck->state_files && i < nf; i++) {
+        json_t *f = json_array_get(files, i);
+        sl_ckpt_state_file *sf = &ck->state_files[ck->nstate_files];
+        sf->node = (int)json_integer_value(json_object_get(f, "node"));
+        sf->time = json_integer_value(json_object_get(f, "time"));
+        sf->file = json_str_dup(f, "file");
+        if (sf->file) {
+            ck->nstate_files++;
+        }
+    }
+    json_t *done = json_object_get(state, "done");
+    size_t nd = json_array_size(done);
+    ck->done = calloc(nd + 1, sizeof(*ck->done));
+    for (size_t i = 0; ck->done && i < nd; i++) {
+        json_t *b = json_array_get(done, i);
+        ck->done[i].time = json_integer_value(json_object_get(b, "time"));
+        ck->done[i].defs = calloc(ck->nsources + 1, sizeof(char *));
+        if (ck->done[i].defs) {
+            load_defs(ck, json_object_get(b, "inputs"), ck->done[i].defs);
+        }
+        ck->ndone++;
     }
     pthread_mutex_unlock(&ck->lock);
     json_decref(root);

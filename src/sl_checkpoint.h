@@ -1,9 +1,11 @@
 /* sl_checkpoint.h -- checkpoint metadata: which pipeline wrote it (a fingerprint of the
  * graph), the zero time, the last completed batch, the batches generated and not completed
  * with the definition of each source's input, and each source's last definition (where it
- * continues). Written before every batch runs and after it completes: to a temporary file,
- * fsynced, renamed, the directory fsynced; the newest few files are kept, each with a
- * CRC-32C so that a torn or corrupt one is detected and the one before it used. */
+ * continues), and the state data of stateful streams: the files of the last snapshot, the
+ * batch time they reflect and the completed batches since. Written before every batch runs and
+ * after it completes: to a temporary file, fsynced, renamed, the directory fsynced; the newest few
+ * files are kept, each with a CRC-32C so that a torn or corrupt one is detected and the one before
+ * it used. */
 #ifndef SL_CHECKPOINT_H
 #define SL_CHECKPOINT_H
 
@@ -19,6 +21,13 @@ typedef struct sl_ckpt_batch {
     char **defs;                /* per source, NULL when the source has no definition */
 } sl_ckpt_batch;
 
+/* A file of state data under <checkpoint_dir>/state (see sl_state.c). */
+typedef struct sl_ckpt_state_file {
+    int node;     /* the stream's id */
+    int64_t time; /* the batch time its content reflects */
+    char *file;   /* name in the state directory */
+} sl_ckpt_state_file;
+
 typedef struct sl_checkpoint {
     char *dir;                  /* <checkpoint_dir>/metadata */
     pthread_mutex_t lock;
@@ -32,6 +41,15 @@ typedef struct sl_checkpoint {
     char **last_defs;           /* per source: definition of the last generated batch */
     sl_ckpt_batch *pending;
     size_t npending;
+    /* State data: the files of the last snapshot and the batch time they reflect; with
+     * keep_done (a pipeline with stateful streams), the completed batches after it, which
+     * run again after a restart to bring the state up to the last completed batch. */
+    bool keep_done;
+    int64_t state_time; /* 0: no snapshot */
+    sl_ckpt_state_file *state_files;
+    size_t nstate_files;
+    sl_ckpt_batch *done; /* oldest first */
+    size_t ndone;
     size_t bytes;               /* size of the last file written */
     int last_error;             /* SL_OK or the error of the last write */
 } sl_checkpoint;
@@ -54,6 +72,9 @@ int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize);
 int sl__ckpt_generated(sl_checkpoint *ck, int64_t t, const char *const *defs);
 /* Records that batch t completed and writes the checkpoint. */
 int sl__ckpt_completed(sl_checkpoint *ck, int64_t t);
+/* Records a snapshot of the state at batch t: its files (copied) replace the previous
+ * ones, and completed batches up to t are no longer kept. Written with the next write. */
+int sl__ckpt_set_state(sl_checkpoint *ck, int64_t t, const sl_ckpt_state_file *files, size_t n);
 /* Writes the checkpoint as it is. */
 int sl__ckpt_write(sl_checkpoint *ck);
 

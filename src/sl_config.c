@@ -39,15 +39,27 @@
  *         - repartition: 4
  *         - window: {length: 30s, slide: 10s}   # slide optional (= parent's slide)
  *         - join: other_stream   # or {with: other_stream, type: inner|left, partitions: 4}
+ *         - reduce_by_key_and_window: {fn: sum, length: 30s, slide: 10s, inverse: true}
+ *         - count_by_window: {length: 30s, slide: 10s}
+ *         - reduce_by_window: {fn: max, length: 30s, slide: 10s}
+ *         - count_by_value_and_window: {length: 30s, slide: 10s}
+ *         - running: {fn: count, ttl: 10m}     # running aggregate per key (state)
  *   sinks:
  *     - name: out                # required; unique among sinks
  *       type: stdout             # a sink connector
  *       from: counts             # one stream or source
  *       num: 20                  # the connector's options and the common sink options
+ *   http:                        # optional: the status page, JSON API and /metrics
+ *     listen: 127.0.0.1:4040     # HOST:PORT or [IPV6]:PORT; port 0 = any free port
+ *     token: ${SLUICE_TOKEN}     # optional secret: clients send "Authorization: Bearer T"
+ *     allow_remote: false        # a non-loopback listen address needs a token unless true
+ *     enabled: true              # false: no server (sluice demo serves 127.0.0.1:4040
+ *                                # without this section, or the next free port)
  *
  * Sections: app (required), sources (at least one), streams (optional), sinks (at least
- * one). Streams may be declared in any order: they are built in dependency order, and a
- * cycle is an error naming it (a -> b -> a). Names are letters, digits, '_', '-', '.'.
+ * one), http (optional; the token is never printed nor logged). Streams may be declared in
+ * any order: they are built in dependency order, and a cycle is an error naming it
+ * (a -> b -> a). Names are letters, digits, '_', '-', '.'.
  *
  * Ops in detail:
  *   split: whitespace | {delimiter: STR}   flat_map; empty tokens are dropped.
@@ -70,6 +82,28 @@
  *                                           must be multiples of the parent's slide.
  *   join: NAME | {with: NAME, type: inner|left, partitions: N}   the current stream is the
  *                                           left side; both must have the same slide.
+ *   reduce_by_key_and_window: {fn: sum|count|min|max, length: D, slide: D, inverse: BOOL,
+ *                             drop_zero: BOOL, partitions: N}
+ *                                           per key over the window, every slide (slide
+ *                                           optional: the parent's). inverse: true (sum and
+ *                                           count only) updates the previous window with the
+ *                                           batches that leave and enter instead of reducing
+ *                                           the whole window; drop_zero: true drops keys whose
+ *                                           value is 0. Default false for both.
+ *   count_by_window: {length: D, slide: D}  one record per slide: the window's record count.
+ *   reduce_by_window: {fn: sum|count|min|max, length: D, slide: D}   one record per slide
+ *                                           (none for an empty window).
+ *   count_by_value_and_window: {length: D, slide: D, partitions: N}   key := value, typed
+ *                                           value := its count in the window; zero counts
+ *                                           are dropped (computed with the inverse).
+ *   running: {fn: sum|count|min|max, ttl: D, partitions: N}   a running aggregate per key
+ *                                           kept across batches: each batch emits (key, the
+ *                                           aggregate so far) for the keys it has; a key idle
+ *                                           for longer than ttl is forgotten (optional; no
+ *                                           ttl: kept forever).
+ *   Windows' lengths and slides must be multiples of the parent's slide. Ops that keep state
+ *   across batches (reduce_by_key_and_window with inverse: true, count_by_value_and_window,
+ *   running) need app.checkpoint_dir, where their state is checkpointed.
  * Records an op cannot process (malformed JSON, missing field where one is needed, not a
  * number) are counted as failed by the engine; processing goes on.
  *
@@ -96,6 +130,7 @@
 #include <yaml.h>
 
 #include "sl_config.h"
+#include "sl_http.h"
 #include "sl_yamlops.h"
 
 #define CFG_MAX_PARTITIONS 4096
@@ -144,6 +179,11 @@ typedef enum cfg_op_kind {
     OP_REPARTITION,
     OP_WINDOW,
     OP_JOIN,
+    OP_REDUCE_BY_KEY_AND_WINDOW,
+    OP_COUNT_BY_WINDOW,
+    OP_REDUCE_BY_WINDOW,
+    OP_COUNT_BY_VALUE_AND_WINDOW,
+    OP_RUNNING,
 } cfg_op_kind;
 
 typedef struct cfg_op {
@@ -157,6 +197,10 @@ typedef struct cfg_op {
     int64_t slide_ms;  /* window; 0: the parent's slide */
     cfg_ref with;      /* join */
     bool left;         /* join */
+    bool inverse;      /* reduce_by_key_and_window */
+    bool drop_zero;    /* reduce_by_key_and_window */
+    int64_t ttl_ms;    /* running; 0: none */
+    sl_yamlop *run;    /* running */
 } cfg_op;
 
 typedef struct cfg_stream {
@@ -188,6 +232,11 @@ struct sl_config {
     cfg_endpoint *sinks;
     size_t nsinks;
     size_t *order; /* stream indexes in build order */
+    bool has_http; /* an http: section (sl_config_http) */
+    bool http_enabled;
+    bool http_allow_remote;
+    char *http_listen;
+    char *http_token; /* secret: never printed */
 };
 
 /* ==== Parser state and errors ==== */
@@ -828,6 +877,79 @@ static int cfg_parse_app(cfg_parser *p, yaml_node_t *app, cfg_loc root_loc)
     return SL_OK;
 }
 
+/* ==== http ==== */
+
+static const char *const cfg_http_keys[] = {"listen", "token", "allow_remote", "enabled", NULL};
+
+/* The optional http: section. An empty one ("http:") serves with the defaults. The token's
+ * value never goes into a message. */
+static int cfg_parse_http(cfg_parser *p, yaml_node_t *http)
+{
+    sl_config *cfg = p->cfg;
+    if (!http) {
+        return SL_OK;
+    }
+    cfg->has_http = true;
+    cfg->http_enabled = true;
+    if (cfg_is_null(p, http)) {
+        return SL_OK;
+    }
+    int rc = cfg_check_map(p, http, "http", cfg_http_keys);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    yaml_node_t *n;
+    if ((n = cfg_get(p, http, "enabled")) && !cfg_is_null(p, n)) {
+        if ((rc = cfg_bool(p, n, "http.enabled", &cfg->http_enabled)) != SL_OK) {
+            return rc;
+        }
+    }
+    if ((n = cfg_get(p, http, "allow_remote")) && !cfg_is_null(p, n)) {
+        if ((rc = cfg_bool(p, n, "http.allow_remote", &cfg->http_allow_remote)) != SL_OK) {
+            return rc;
+        }
+    }
+    const char *token, *listen;
+    yaml_node_t *tn, *ln;
+    if ((rc = cfg_key_scalar(p, http, "token", "http", false, &token, &tn)) != SL_OK) {
+        return rc;
+    }
+    if (token && !*token) {
+        return cfg_error(p, cfg_loc_of(tn),
+                         "http.token is empty (remove it for no token, or set a secret; an "
+                         "unset ${VAR} in it needs a default)");
+    }
+    if (token && !(cfg->http_token = strdup(token))) {
+        return cfg_error(p, cfg_loc_of(tn), "out of memory");
+    }
+    if ((rc = cfg_key_scalar(p, http, "listen", "http", false, &listen, &ln)) != SL_OK) {
+        return rc;
+    }
+    if (!(cfg->http_listen = strdup(listen ? listen : SL_HTTP_DEFAULT_LISTEN))) {
+        return cfg_error(p, cfg_loc_of(http), "out of memory");
+    }
+    if (cfg->http_enabled) {
+        char msg[512];
+        if (sl_http_check_listen(cfg->http_listen, token != NULL, cfg->http_allow_remote, msg,
+                                 sizeof(msg)) != SL_OK) {
+            return cfg_error(p, cfg_loc_of(ln ? ln : http), "http.listen: %s", msg);
+        }
+    }
+    return SL_OK;
+}
+
+bool sl_config_http(const sl_config *cfg, sl_http_conf *conf, bool *present)
+{
+    memset(conf, 0, sizeof(*conf));
+    conf->listen = cfg->http_listen ? cfg->http_listen : SL_HTTP_DEFAULT_LISTEN;
+    conf->token = cfg->http_token;
+    conf->allow_remote = cfg->http_allow_remote;
+    if (present) {
+        *present = cfg->has_http;
+    }
+    return cfg->has_http && cfg->http_enabled;
+}
+
 /* ==== Names ==== */
 
 /* Where another item of the same namespace called name is (name itself is skipped), or
@@ -1160,6 +1282,11 @@ static const char *const cfg_op_names[] = {
     [OP_REPARTITION] = "repartition",
     [OP_WINDOW] = "window",
     [OP_JOIN] = "join",
+    [OP_REDUCE_BY_KEY_AND_WINDOW] = "reduce_by_key_and_window",
+    [OP_COUNT_BY_WINDOW] = "count_by_window",
+    [OP_REDUCE_BY_WINDOW] = "reduce_by_window",
+    [OP_COUNT_BY_VALUE_AND_WINDOW] = "count_by_value_and_window",
+    [OP_RUNNING] = "running",
     NULL,
 };
 
@@ -1469,6 +1596,166 @@ static int cfg_op_join(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     return SL_OK;
 }
 
+/* ==== Windowed and stateful ops ==== */
+
+/* An op that keeps state across batches needs app.checkpoint_dir (parsed before streams). */
+static int cfg_op_needs_checkpoint(cfg_parser *p, cfg_loc loc, const char *what)
+{
+    if (p->cfg->checkpoint_dir) {
+        return SL_OK;
+    }
+    return cfg_error(p, loc,
+                     "%s keeps state across batches: it needs app.checkpoint_dir (a directory "
+                     "where that state is checkpointed)",
+                     what);
+}
+
+/* length (required) and slide (optional: the parent's) of a windowed op. */
+static int cfg_op_window_span(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op)
+{
+    char what[96];
+    yaml_node_t *n = cfg_get(p, arg, "length");
+    if (!n || cfg_is_null(p, n)) {
+        return cfg_error(p, cfg_loc_of(arg), "missing required key 'length' in op '%s'", opname);
+    }
+    snprintf(what, sizeof(what), "%s.length", opname);
+    int rc = cfg_duration(p, n, what, 1, &op->length_ms);
+    if (rc == SL_OK && (n = cfg_get(p, arg, "slide")) && !cfg_is_null(p, n)) {
+        snprintf(what, sizeof(what), "%s.slide", opname);
+        rc = cfg_duration(p, n, what, 1, &op->slide_ms);
+    }
+    return rc;
+}
+
+/* The required fn of a windowed or running op; sets the reducer. *which gets its index. */
+static int cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op, int *which)
+{
+    yaml_node_t *fn = cfg_get(p, arg, "fn");
+    if (!fn || cfg_is_null(p, fn)) {
+        return cfg_error(p, cfg_loc_of(arg),
+                         "missing required key 'fn' in op '%s' (one of sum, count, min, max)",
+                         opname);
+    }
+    char what[96];
+    snprintf(what, sizeof(what), "%s.fn", opname);
+    int rc = cfg_choice(p, fn, what, cfg_reducers, which);
+    return rc == SL_OK ? cfg_set_reducer(p, op, *which, cfg_loc_of(fn)) : rc;
+}
+
+/* " length 30s slide 10s" for descriptions. */
+static void cfg_span_desc(const cfg_op *op, char *buf, size_t size)
+{
+    char l[32], s[32];
+    cfg_fmt_duration(op->length_ms, l, sizeof(l));
+    cfg_fmt_duration(op->slide_ms, s, sizeof(s));
+    if (op->slide_ms) {
+        snprintf(buf, size, " length %s slide %s", l, s);
+    } else {
+        snprintf(buf, size, " length %s", l);
+    }
+}
+
+static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys_rbkw[] = {"fn",        "length",     "slide", "inverse",
+                                            "drop_zero", "partitions", NULL};
+    static const char *const keys_cbw[] = {"length", "slide", NULL};
+    static const char *const keys_rbw[] = {"fn", "length", "slide", NULL};
+    static const char *const keys_cbvw[] = {"length", "slide", "partitions", NULL};
+    const char *opname = cfg_op_names[op->kind];
+    const char *const *keys = op->kind == OP_REDUCE_BY_KEY_AND_WINDOW ? keys_rbkw
+                              : op->kind == OP_COUNT_BY_WINDOW        ? keys_cbw
+                              : op->kind == OP_REDUCE_BY_WINDOW       ? keys_rbw
+                                                                      : keys_cbvw;
+    int rc = cfg_op_args(p, arg, opname, keys);
+    int which = -1;
+    if (rc == SL_OK) {
+        rc = cfg_op_window_span(p, arg, opname, op);
+    }
+    if (rc == SL_OK &&
+        (op->kind == OP_REDUCE_BY_KEY_AND_WINDOW || op->kind == OP_REDUCE_BY_WINDOW)) {
+        rc = cfg_op_fn(p, arg, opname, op, &which);
+    }
+    if (rc == SL_OK && op->kind != OP_COUNT_BY_WINDOW && op->kind != OP_REDUCE_BY_WINDOW) {
+        rc = cfg_op_partitions(p, arg, opname, op);
+    }
+    yaml_node_t *n;
+    if (rc == SL_OK && (n = cfg_get(p, arg, "drop_zero")) && !cfg_is_null(p, n)) {
+        rc = cfg_bool(p, n, "reduce_by_key_and_window.drop_zero", &op->drop_zero);
+    }
+    if (rc == SL_OK && (n = cfg_get(p, arg, "inverse")) && !cfg_is_null(p, n)) {
+        rc = cfg_bool(p, n, "reduce_by_key_and_window.inverse", &op->inverse);
+        if (rc == SL_OK && op->inverse && op->reduce != sl_reduce_sum) {
+            return cfg_error(p, cfg_loc_of(n),
+                             "reduce_by_key_and_window.inverse: true is available for fn sum "
+                             "and count only (%s has no inverse)",
+                             cfg_reducers[which]);
+        }
+        if (rc == SL_OK && op->inverse) {
+            rc = cfg_op_needs_checkpoint(p, cfg_loc_of(n),
+                                         "reduce_by_key_and_window with inverse: true");
+        }
+    }
+    if (rc == SL_OK && op->kind == OP_COUNT_BY_VALUE_AND_WINDOW) {
+        rc = cfg_op_needs_checkpoint(p, op->loc, "count_by_value_and_window");
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char span[96], parts[32] = "";
+    cfg_span_desc(op, span, sizeof(span));
+    if (op->partitions) {
+        snprintf(parts, sizeof(parts), " (partitions %d)", op->partitions);
+    }
+    op->desc = cfg_strdupf("%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
+                           which >= 0 ? cfg_reducers[which] : "", span,
+                           op->inverse ? " inverse" : "", op->drop_zero ? " drop_zero" : "");
+    if (op->desc && parts[0]) {
+        char *d = cfg_strdupf("%s%s", op->desc, parts);
+        free(op->desc);
+        op->desc = d;
+    }
+    return SL_OK;
+}
+
+static int cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"fn", "ttl", "partitions", NULL};
+    int which = -1;
+    int rc = cfg_op_args(p, arg, "running", keys);
+    if (rc == SL_OK) {
+        rc = cfg_op_fn(p, arg, "running", op, &which);
+    }
+    if (rc == SL_OK) {
+        rc = cfg_op_partitions(p, arg, "running", op);
+    }
+    yaml_node_t *n;
+    if (rc == SL_OK && (n = cfg_get(p, arg, "ttl")) && !cfg_is_null(p, n)) {
+        rc = cfg_duration(p, n, "running.ttl", 1, &op->ttl_ms);
+    }
+    if (rc == SL_OK) {
+        rc = cfg_op_needs_checkpoint(p, op->loc, "op 'running'");
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char msg[256], ttl[32] = "";
+    op->run = sl_yamlops_running_new(cfg_reducers[which], msg, sizeof(msg));
+    if (!op->run) {
+        return cfg_error(p, op->loc, "running: %s", msg);
+    }
+    if (op->ttl_ms) {
+        cfg_fmt_duration(op->ttl_ms, ttl, sizeof(ttl));
+    }
+    if (op->partitions) {
+        op->desc = cfg_strdupf("running %s%s%s (partitions %d)", cfg_reducers[which],
+                               ttl[0] ? " ttl " : "", ttl, op->partitions);
+    } else {
+        op->desc = cfg_strdupf("running %s%s%s", cfg_reducers[which], ttl[0] ? " ttl " : "", ttl);
+    }
+    return SL_OK;
+}
+
 /* Parses one item of ops: NAME: ARG, or a bare NAME for ops without arguments. */
 static int cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg_op *op)
 {
@@ -1557,6 +1844,11 @@ static int cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg
         return SL_OK;
     case OP_WINDOW: return cfg_op_window(p, arg, op);
     case OP_JOIN: return cfg_op_join(p, arg, op);
+    case OP_REDUCE_BY_KEY_AND_WINDOW:
+    case OP_COUNT_BY_WINDOW:
+    case OP_REDUCE_BY_WINDOW:
+    case OP_COUNT_BY_VALUE_AND_WINDOW: return cfg_op_windowed(p, arg, op);
+    case OP_RUNNING: return cfg_op_running(p, arg, op);
     }
     return SL_OK;
 }
@@ -1670,7 +1962,7 @@ static int cfg_section_items(cfg_parser *p, yaml_node_t *sec, const char *name,
     return SL_OK;
 }
 
-static const char *const cfg_sections[] = {"app", "sources", "streams", "sinks", NULL};
+static const char *const cfg_sections[] = {"app", "sources", "streams", "sinks", "http", NULL};
 
 /* ==== References, cycles and slides ==== */
 
@@ -1779,7 +2071,9 @@ static int cfg_check_slides(cfg_parser *p)
         }
         for (size_t j = 0; j < st->nops; j++) {
             cfg_op *op = &st->ops[j];
-            if (op->kind == OP_WINDOW) {
+            if (op->kind == OP_WINDOW || op->kind == OP_REDUCE_BY_KEY_AND_WINDOW ||
+                op->kind == OP_COUNT_BY_WINDOW || op->kind == OP_REDUCE_BY_WINDOW ||
+                op->kind == OP_COUNT_BY_VALUE_AND_WINDOW) {
                 cfg_fmt_duration(slide, b, sizeof(b));
                 if (op->length_ms % slide != 0) {
                     cfg_fmt_duration(op->length_ms, a, sizeof(a));
@@ -1902,6 +2196,7 @@ void sl_config_destroy(sl_config *cfg)
             free(st->ops[j].desc);
             free(st->ops[j].with.name);
             sl_yamlops_destroy(st->ops[j].yop);
+            sl_yamlops_destroy(st->ops[j].run);
         }
         free(st->from);
         free(st->ops);
@@ -1914,6 +2209,11 @@ void sl_config_destroy(sl_config *cfg)
     free(cfg->path);
     free(cfg->name);
     free(cfg->checkpoint_dir);
+    free(cfg->http_listen);
+    if (cfg->http_token) {
+        memset(cfg->http_token, 0, strlen(cfg->http_token));
+    }
+    free(cfg->http_token);
     free(cfg);
 }
 
@@ -1960,6 +2260,9 @@ static int cfg_parse_doc(cfg_parser *p)
         return rc;
     }
     if ((rc = cfg_parse_app(p, cfg_get(p, root, "app"), root_loc)) != SL_OK) {
+        return rc;
+    }
+    if ((rc = cfg_parse_http(p, cfg_get(p, root, "http"))) != SL_OK) {
         return rc;
     }
     yaml_node_item_t *items;
@@ -2216,6 +2519,29 @@ static sl_stream *cfg_apply_op(const cfg_op *op, sl_stream *s, sl_stream *const 
             return sl_stream_left_join(s, handles[op->with.idx], NULL, NULL, op->partitions);
         }
         return sl_stream_join(s, handles[op->with.idx], NULL, NULL, op->partitions);
+    case OP_REDUCE_BY_KEY_AND_WINDOW:
+        if (op->yop) {
+            s = sl_stream_map_values(s, sl_yamlops_map, op->yop);
+        }
+        return sl_stream_reduce_by_key_and_window(s, op->reduce,
+                                                  op->inverse ? sl_reduce_sum_inverse : NULL,
+                                                  op->drop_zero ? sl_filter_nonzero : NULL, NULL,
+                                                  op->length_ms, op->slide_ms, op->partitions);
+    case OP_COUNT_BY_WINDOW: return sl_stream_count_by_window(s, op->length_ms, op->slide_ms);
+    case OP_REDUCE_BY_WINDOW:
+        if (op->yop) {
+            s = sl_stream_map_values(s, sl_yamlops_map, op->yop);
+        }
+        return sl_stream_reduce_by_window(s, op->reduce, NULL, op->length_ms, op->slide_ms);
+    case OP_COUNT_BY_VALUE_AND_WINDOW:
+        return sl_stream_count_by_value_and_window(s, op->length_ms, op->slide_ms, op->partitions);
+    case OP_RUNNING:
+        /* One record per key and batch (reduced first), folded into the key's state. */
+        if (op->yop) {
+            s = sl_stream_map_values(s, sl_yamlops_map, op->yop);
+        }
+        s = sl_stream_reduce_by_key(s, op->reduce, NULL, op->partitions);
+        return sl_stream_map_with_state(s, sl_yamlops_running, op->run, op->ttl_ms, op->partitions);
     }
     return NULL;
 }
@@ -2373,5 +2699,13 @@ void sl_config_print_graph(const sl_config *cfg, FILE *f)
         fprintf(f, "  %s (%s) <- %s\n", cfg->sinks[i].name, cfg->sinks[i].type,
                 cfg->sinks[i].from.name);
         cfg_print_options(&cfg->sinks[i], f);
+    }
+    if (cfg->has_http) {
+        fprintf(f, "http:%s\n", cfg->http_enabled ? "" : " (disabled)");
+        fprintf(f, "  listen: %s\n", cfg->http_listen ? cfg->http_listen : SL_HTTP_DEFAULT_LISTEN);
+        fprintf(f, "  token: %s\n", cfg->http_token ? "***" : "(none)");
+        if (cfg->http_allow_remote) {
+            fprintf(f, "  allow_remote: true\n");
+        }
     }
 }

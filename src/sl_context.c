@@ -983,8 +983,8 @@ static void run_job(sl_context *ctx, sl_job *job)
         /* Completed before a restart, after the state snapshot: only its state counts. */
         int rc = sl__state_replay(ctx, job->time);
         if (rc != SL_OK) {
-            sl_log(SL_LOG_ERROR, "rebuilding the state at batch %" PRId64 " failed: %s",
-                   job->time, sl_err2str(rc));
+            sl_log(SL_LOG_ERROR, "rebuilding the state at batch %" PRId64 " failed: %s", job->time,
+                   sl_err2str(rc));
         }
     }
     for (sl_output *o = job->state_only ? NULL : ctx->outputs; o; o = o->next) {
@@ -1337,7 +1337,7 @@ int sl_context_start(sl_context *ctx)
     }
     if (!ctx->checkpoint_dir && sl__state_interval(ctx) > 0) {
         sl_log(SL_LOG_ERROR, "the pipeline keeps state across batches (stateful streams or "
-               "windows with an inverse function): it needs a checkpoint directory");
+                             "windows with an inverse function): it needs a checkpoint directory");
         return SL_ERR_INVAL;
     }
     backpressure_prepare(ctx);

@@ -218,7 +218,7 @@ int sl__ktable_to_part(const sl_ktable *t, sl_part *part, int64_t ts_override);
 typedef struct sl_kstate {
     size_t nparts;
     sl_ktable *tabs;
-    int64_t time;   /* the batch time the tables reflect; 0: none yet */
+    int64_t time;          /* the batch time the tables reflect; 0: none yet */
     uint32_t epoch;        /* counts the batches applied */
     int64_t saved_upto;    /* windows: reduced batches up to this time are on disk */
     uint64_t inconsistent; /* windows: leaving keys missing from the previous result */
@@ -364,7 +364,7 @@ typedef struct sl_job {
     size_t ninputs;
     sl_dataset **inputs; /* one per source, in source order */
     char *inputs_json;    /* every input's definition or description, for sinks */
-    bool state_only;        /* re-run after a restart to rebuild state: no outputs */
+    bool state_only;      /* re-run after a restart to rebuild state: no outputs */
     sl_batch_info info;
     struct sl_job *next;
 } sl_job;

@@ -28,6 +28,9 @@ static const char *kind_name(sl_op_kind k)
     case SL_OP_REDUCE_BY_KEY: return "reduce_by_key";
     case SL_OP_JOIN: return "join";
     case SL_OP_WINDOW: return "window";
+    case SL_OP_WINDOW_INV: return "reduce_by_key_and_window";
+    case SL_OP_UPDATE_STATE: return "update_state_by_key";
+    case SL_OP_MAP_STATE: return "map_with_state";
     }
     return "?";
 }
@@ -261,19 +264,24 @@ sl_stream *sl_stream_left_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *
     return join_node(a, b, fn, opaque, partitions, SL_JOIN_LEFT);
 }
 
+bool sl__window_args(const sl_stream *s, int64_t length_ms, int64_t *slide_ms, const char *what)
+{
+    if (*slide_ms == 0) {
+        *slide_ms = s->slide;
+    }
+    if (length_ms <= 0 || *slide_ms <= 0 || length_ms % s->slide || *slide_ms % s->slide) {
+        sl_log(SL_LOG_ERROR,
+               "%s of '%s': length %" PRId64 "ms and slide %" PRId64
+               "ms must be positive multiples of the parent's slide %" PRId64 "ms",
+               what, s->name, length_ms, *slide_ms, s->slide);
+        return false;
+    }
+    return true;
+}
+
 sl_stream *sl_stream_window(sl_stream *s, int64_t length_ms, int64_t slide_ms)
 {
-    if (!s) {
-        return NULL;
-    }
-    if (slide_ms == 0) {
-        slide_ms = s->slide;
-    }
-    if (length_ms <= 0 || slide_ms <= 0 || length_ms % s->slide || slide_ms % s->slide) {
-        sl_log(SL_LOG_ERROR,
-               "window of '%s': length %" PRId64 "ms and slide %" PRId64
-               "ms must be positive multiples of the parent's slide %" PRId64 "ms",
-               s->name, length_ms, slide_ms, s->slide);
+    if (!s || !sl__window_args(s, length_ms, &slide_ms, "window")) {
         return NULL;
     }
     sl_stream *n = sl__stream_new(s->ctx, SL_OP_WINDOW, s, NULL);
@@ -312,6 +320,7 @@ void sl__stream_free(sl_stream *s)
         sl__dataset_release(s->gen[i].ds);
     }
     free(s->gen);
+    sl__kstate_free(s->kstate);
     free(s);
 }
 
@@ -329,14 +338,18 @@ void sl__graph_prepare(sl_context *ctx)
     }
     for (int i = n - 1; i >= 0; i--) {
         sl_stream *s = order[i];
-        int64_t need = s->remember;
+        int64_t need = s->remember_parents > 0 ? s->remember_parents : s->remember;
         if (s->kind == SL_OP_WINDOW) {
             need += s->window_len;
+        } else if (s->kind == SL_OP_WINDOW_INV) {
+            /* The previous result is updated with the batches leaving the window: the
+             * parent (the reduced batches) keeps them a slide longer than the window. */
+            need = s->remember + s->window_len + s->slide;
         }
         for (int k = 0; k < s->nparents; k++) {
             sl_stream *p = s->parents[k];
             p->remember = SL_MAX(p->remember, need);
-            if (s->kind == SL_OP_WINDOW) {
+            if (s->kind == SL_OP_WINDOW || s->kind == SL_OP_WINDOW_INV) {
                 p->remembered_by_window = true;
             }
         }
@@ -719,6 +732,9 @@ int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
     case SL_OP_JOIN: rc = sl__shuffle_join(s, t, &ds); break;
     case SL_OP_TRANSFORM: rc = compute_transform(s, t, &ds); break;
     case SL_OP_WINDOW: rc = compute_window(s, t, &ds); break;
+    case SL_OP_WINDOW_INV: rc = sl__window_compute(s, t, &ds); break;
+    case SL_OP_UPDATE_STATE:
+    case SL_OP_MAP_STATE: rc = sl__state_compute(s, t, &ds); break;
     default: rc = SL_ERR_STATE;
     }
     if (rc != SL_OK) {

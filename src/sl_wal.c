@@ -16,12 +16,12 @@
 #include "sl_util.h"
 #include "sl_wal.h"
 
-#define WAL_HEADER 8u                           /* u32 length, u32 crc */
-#define WAL_MAX_BLOCK (1u << 30)                /* payload bytes of one block */
-#define WAL_DEFAULT_SEGMENT (64u * 1024 * 1024) /* bytes */
-#define WAL_MAX_SEGMENT (2048u * 1024 * 1024)   /* offsets are 32 bits */
-#define WAL_REC_HEADER 40u                      /* fixed part of a serialized record */
-#define WAL_MARKER "processed"
+#define WAL_HEADER          8u                    /* u32 length, u32 crc */
+#define WAL_MAX_BLOCK       (1u << 30)            /* payload bytes of one block */
+#define WAL_DEFAULT_SEGMENT (64u * 1024 * 1024)   /* bytes */
+#define WAL_MAX_SEGMENT     (2048u * 1024 * 1024) /* offsets are 32 bits */
+#define WAL_REC_HEADER      40u                   /* fixed part of a serialized record */
+#define WAL_MARKER          "processed"
 
 /* ==== CRC-32C ==== */
 
@@ -224,7 +224,9 @@ static int seg_scan(sl_wal *wal, char *errstr, size_t errsize)
         snprintf(errstr, errsize, "out of memory");
         return rc;
     }
-    qsort(wal->segs, wal->nsegs, sizeof(*wal->segs), cmp_u32);
+    if (wal->nsegs > 1) {
+        qsort(wal->segs, wal->nsegs, sizeof(*wal->segs), cmp_u32);
+    }
     return SL_OK;
 }
 
@@ -270,9 +272,9 @@ static ssize_t read_at(int fd, void *buf, size_t n, uint64_t off)
     return (ssize_t)got;
 }
 
-#define BLOCK_END 0  /* a clean end */
+#define BLOCK_END  0 /* a clean end */
 #define BLOCK_GOOD 1 /* a block was read */
-#define BLOCK_BAD 2  /* a torn or corrupt block */
+#define BLOCK_BAD  2 /* a torn or corrupt block */
 
 /* Reads the block at off of a segment whose readable part ends at limit. Returns BLOCK_GOOD
  * with the payload in *buf (grown as needed) and its length in *len, BLOCK_END, BLOCK_BAD
@@ -596,8 +598,8 @@ int sl_wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end)
             sl_log(SL_LOG_ERROR, "wal %s: writing segment %" PRIu32 " failed: %s", wal->name,
                    wal->cur_seq, strerror(errno));
             if (ftruncate(wal->fd, (off_t)wal->cur_size) != 0) {
-                sl_log(SL_LOG_ERROR, "wal %s: cannot cut segment %" PRIu32 " back: %s",
-                       wal->name, wal->cur_seq, strerror(errno));
+                sl_log(SL_LOG_ERROR, "wal %s: cannot cut segment %" PRIu32 " back: %s", wal->name,
+                       wal->cur_seq, strerror(errno));
             }
             rc = SL_ERR_IO;
         }
@@ -622,17 +624,30 @@ int sl_wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end)
 
 int sl_wal_sync(sl_wal *wal)
 {
-    int rc = SL_OK;
+    /* The fsync runs on a duplicate of the descriptor, without the lock, so that appends go
+     * on meanwhile; what was appended before the call is durable when it returns. */
     pthread_mutex_lock(&wal->lock);
-    if (wal->dirty && wal->conf.fsync != SL_WAL_FSYNC_NEVER) {
-        if (fdatasync(wal->fd) != 0) {
-            sl_log(SL_LOG_ERROR, "wal %s: fsync failed: %s", wal->name, strerror(errno));
-            rc = SL_ERR_IO;
-        } else {
-            wal->dirty = false;
-        }
+    if (!wal->dirty || wal->conf.fsync == SL_WAL_FSYNC_NEVER) {
+        pthread_mutex_unlock(&wal->lock);
+        return SL_OK;
     }
+    int fd = dup(wal->fd);
+    if (fd < 0) {
+        int rc = fdatasync(wal->fd) == 0 ? SL_OK : SL_ERR_IO;
+        wal->dirty = rc != SL_OK;
+        pthread_mutex_unlock(&wal->lock);
+        return rc;
+    }
+    wal->dirty = false;
     pthread_mutex_unlock(&wal->lock);
+    int rc = fdatasync(fd) == 0 ? SL_OK : SL_ERR_IO;
+    if (rc != SL_OK) {
+        sl_log(SL_LOG_ERROR, "wal %s: fsync failed: %s", wal->name, strerror(errno));
+        pthread_mutex_lock(&wal->lock);
+        wal->dirty = true;
+        pthread_mutex_unlock(&wal->lock);
+    }
+    close(fd);
     return rc;
 }
 
@@ -661,8 +676,7 @@ typedef struct decode_buf {
 } decode_buf;
 
 /* Decodes a payload into d. Returns the number of records, or -1 when it is malformed. */
-static ssize_t block_decode(const unsigned char *p, size_t len, const char *source,
-                            decode_buf *d)
+static ssize_t block_decode(const unsigned char *p, size_t len, const char *source, decode_buf *d)
 {
     if (len < 4) {
         return -1;
@@ -731,8 +745,8 @@ static ssize_t block_decode(const unsigned char *p, size_t len, const char *sour
 }
 
 /* Replays the blocks of segment seq from off up to limit. */
-static int seg_replay(sl_wal *wal, uint32_t seq, uint64_t off, uint64_t limit,
-                      sl_wal_replay_fn fn, void *arg, uint64_t *blocks)
+static int seg_replay(sl_wal *wal, uint32_t seq, uint64_t off, uint64_t limit, sl_wal_replay_fn fn,
+                      void *arg, uint64_t *blocks)
 {
     char path[PATH_MAX];
     seg_path(wal, seq, path, sizeof(path));
@@ -791,8 +805,7 @@ static int seg_replay(sl_wal *wal, uint32_t seq, uint64_t off, uint64_t limit,
     return rc;
 }
 
-int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg,
-                  uint64_t *blocks)
+int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, uint64_t *blocks)
 {
     if (blocks) {
         *blocks = 0;
@@ -802,7 +815,7 @@ int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg,
     uint64_t end_off = wal->cur_size;
     size_t n = wal->nsegs;
     uint32_t *segs = malloc((n ? n : 1) * sizeof(*segs));
-    if (segs) {
+    if (segs && n > 0) {
         memcpy(segs, wal->segs, n * sizeof(*segs));
     }
     pthread_mutex_unlock(&wal->lock);
@@ -879,8 +892,7 @@ int sl_wal_cleanup(sl_wal *wal)
             }
         }
         if (done && unlink(path) != 0 && errno != ENOENT) {
-            sl_log(SL_LOG_ERROR, "wal %s: cannot delete %s: %s", wal->name, path,
-                   strerror(errno));
+            sl_log(SL_LOG_ERROR, "wal %s: cannot delete %s: %s", wal->name, path, strerror(errno));
             rc = SL_ERR_IO;
             done = false;
         }

@@ -34,8 +34,8 @@ typedef struct sl_wal sl_wal;
 typedef uint64_t sl_wal_pos;
 
 #define SL_WAL_POS(seq, off) (((uint64_t)(seq) << 32) | (uint64_t)(uint32_t)(off))
-#define SL_WAL_POS_SEQ(pos) ((uint32_t)((pos) >> 32))
-#define SL_WAL_POS_OFF(pos) ((uint32_t)(pos))
+#define SL_WAL_POS_SEQ(pos)  ((uint32_t)((pos) >> 32))
+#define SL_WAL_POS_OFF(pos)  ((uint32_t)(pos))
 
 /* When appended bytes reach the disk. */
 typedef enum sl_wal_fsync {
@@ -78,8 +78,7 @@ typedef int (*sl_wal_replay_fn)(void *arg, const sl_record *recs, size_t n, sl_w
  * log as it was when the replay started. A torn or corrupt block is logged and the rest of
  * its segment skipped. *blocks (when not NULL) gets the number of blocks replayed. Returns
  * SL_OK, SL_ERR_IO, SL_ERR_NOMEM or the callback's error. */
-int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg,
-                  uint64_t *blocks);
+int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, uint64_t *blocks);
 
 /* Records durably that every block ending at or before pos was processed (a position not
  * past the current marker is ignored). Returns SL_OK or SL_ERR_IO. */

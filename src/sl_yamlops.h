@@ -1,5 +1,5 @@
 /* sl_yamlops.h -- the built-in operations of the YAML front end (split, key, value, filter,
- * map), written as ordinary operator functions of the public API.
+ * map, running), written as ordinary operator functions of the public API.
  *
  * An operation is described by an sl_yamlop, built once at load time (regular expressions
  * compiled, JSON paths split, literals parsed). The operator functions below take it as
@@ -61,6 +61,10 @@ sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *json_path,
 /* map: "lower", "upper" (ASCII) or "trim" (ASCII whitespace at both ends) of the value. */
 sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsize);
 
+/* running: a running sum, count, min or max per key (count is a sum of 1s: map the typed
+ * value to 1 first), for sl_stream_map_with_state. */
+sl_yamlop *sl_yamlops_running_new(const char *fn, char *errstr, size_t errsize);
+
 void sl_yamlops_destroy(sl_yamlop *op);
 
 /* Names of comparisons as written in YAML ("equals", "gt", ...); -1 if unknown. */
@@ -76,6 +80,11 @@ int sl_yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque);
 int sl_yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
 /* For sl_stream_filter with a filter op: 1 keeps, 0 drops, SL_ERR_RECORD fails. */
 int sl_yamlops_filter(const sl_record *in, void *opaque);
+/* For sl_stream_map_with_state with a running op: folds the record's typed value into the
+ * key's state and emits (key, the new aggregate, ts = batch time); expiring keys emit
+ * nothing. Meant to follow a reduce_by_key with the same function (one record per key and
+ * batch, so one output per key and batch). */
+int sl_yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void *opaque);
 
 /* ==== The same without an emitter (what the functions above use; unit tests call them) ==== */
 

@@ -345,6 +345,86 @@ sl_stream *sl_stream_left_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *
 /* window: the union of the parent's batches in (t - length, t], computed every slide.
  * Length and slide must be multiples of the parent's slide (slide 0 = parent's slide). */
 sl_stream *sl_stream_window(sl_stream *s, int64_t length_ms, int64_t slide_ms);
+/* reduce_by_window: every slide, one record reducing the window's records with fn (none when
+ * the window is empty): each batch is reduced once, then the window's reductions. */
+sl_stream *sl_stream_reduce_by_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                      int64_t length_ms, int64_t slide_ms);
+/* count_by_window: every slide, one record whose typed value counts the window's records
+ * (0 too). */
+sl_stream *sl_stream_count_by_window(sl_stream *s, int64_t length_ms, int64_t slide_ms);
+/* reduce_by_key_and_window: every slide, one record per key of the window, its values
+ * reduced with fn. Records are hash-partitioned by key into partitions.
+ * Without inv_fn, each batch is reduced by key once and the window's reductions reduced
+ * again (Spark's way). With inv_fn, the inverse of fn (inv_fn(fn(a, b), b) == a, e.g.
+ * sl_reduce_sum_inverse), the previous window's result is updated per key:
+ * new = fn(inv_fn(prev, reduce(leaving batches)), reduce(entering batches)), which costs the
+ * batches that enter and leave instead of the whole window; a key whose value returns to
+ * the identity stays (with 0) unless filter_fn drops it (it keeps a key when it returns 1;
+ * sl_filter_nonzero drops zeros). Without inv_fn, filter_fn (if any) filters the result.
+ * With inv_fn the stream keeps state across batches: the context needs a checkpoint
+ * directory (NULL otherwise), where the previous result and the reduced batches of the
+ * window are checkpointed. opaque goes to the three functions. */
+sl_stream *sl_stream_reduce_by_key_and_window(sl_stream *s, sl_reduce_fn fn, sl_reduce_fn inv_fn,
+                                              sl_filter_fn filter_fn, void *opaque,
+                                              int64_t length_ms, int64_t slide_ms, int partitions);
+/* count_by_value_and_window: every slide, one record per distinct value (bytes) of the
+ * window: key = value, typed value = its count in the window. Computed with the inverse
+ * (counts of leaving batches are subtracted) and zero counts dropped: needs a checkpoint
+ * directory. */
+sl_stream *sl_stream_count_by_value_and_window(sl_stream *s, int64_t length_ms, int64_t slide_ms,
+                                               int partitions);
+/* The inverse of sl_reduce_sum: acc -= r (integers stay integers). */
+int sl_reduce_sum_inverse(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaque);
+/* A filter keeping records whose typed value is not 0 (or that have none). */
+int sl_filter_nonzero(const sl_record *r, void *opaque);
+
+/* ==== State across batches ====
+ * The state of a key is a typed value and bytes, like a record's. The engine owns it: the
+ * bytes a function finds in an sl_state are valid during the call only. To change them,
+ * point bytes at other memory valid during the call (sl_emitter_alloc, or a value's bytes):
+ * the engine copies them. Records emitted must not point into state bytes (copy them with
+ * sl_emitter_copy). State lives in one table per partition, without a malloc per key, and
+ * is checkpointed: stateful streams need a checkpoint directory (they are NULL otherwise). */
+
+typedef struct sl_state {
+    bool exists;      /* in: the key has state; out: false removes it ("none") */
+    bool timing_out;  /* map_with_state: the last call for a key idle past the timeout;
+                       * the state is removed whatever the function does */
+    uint8_t num_type; /* sl_num_type */
+    union {
+        int64_t i;
+        double d;
+    } num;
+    const char *bytes; /* NULL when len is 0 */
+    uint32_t len;
+    int64_t updated; /* in: the last batch time that brought data for the key (ms) */
+} sl_state;
+
+/* update_state_by_key: called for every key that has state or values in the batch, with
+ * the batch's values of the key (n may be 0; they are borrowed) and its state (exists false
+ * for a new key). Set *state to the new state; exists = false removes the key. A negative
+ * return marks the key's first value (or the key) failed and keeps the old state. Emitting
+ * is not allowed (e is for memory: sl_emitter_alloc). */
+typedef int (*sl_update_state_fn)(const char *key, uint32_t key_len, const sl_record *values,
+                                  size_t n, sl_state *state, sl_emitter *e, void *opaque);
+/* map_with_state: called once per record of the batch, in order, with the state of its key
+ * as the previous calls left it; emits any number of mapped records with sl_emit(). With an
+ * idle timeout, a key that got no record for longer than the timeout gets one last call with
+ * state->timing_out set and a record that has the key only (no value, no typed value); its
+ * state is then removed. */
+typedef int (*sl_map_with_state_fn)(const sl_record *in, sl_state *state, sl_emitter *e,
+                                    void *opaque);
+
+/* update_state_by_key: Spark's updateStateByKey. The output has one record per key with
+ * state after the batch: key, the state's bytes as value, its typed value, ts = batch
+ * time. Records are hash-partitioned by key into partitions (no shuffle when the parent
+ * is a reduce_by_key with as many partitions). */
+sl_stream *sl_stream_update_state_by_key(sl_stream *s, sl_update_state_fn fn, void *opaque,
+                                         int partitions);
+/* map_with_state: Spark's mapWithState with StateSpec.timeout(idle_timeout_ms) (0: keys
+ * never time out). The output is what fn emits. */
+sl_stream *sl_stream_map_with_state(sl_stream *s, sl_map_with_state_fn fn, void *opaque,
+                                    int64_t idle_timeout_ms, int partitions);
 
 /* The stream's slide (batch interval for most streams) and name (for logs and errors). */
 int64_t sl_stream_slide(const sl_stream *s);
@@ -408,6 +488,12 @@ typedef struct sl_context_stats {
     int64_t last_scheduling_delay;
     int64_t last_processing_time;
     int64_t last_total_delay;
+    /* Memory held across batches, as of the last batch: datasets remembered for windows
+     * and the tables of windows with an inverse; the tables of stateful operators. */
+    uint64_t window_bytes;
+    uint64_t window_keys; /* keys in the results of windows with an inverse */
+    uint64_t state_bytes;
+    uint64_t state_keys;
 } sl_context_stats;
 
 void sl_context_get_stats(sl_context *ctx, sl_context_stats *st);
@@ -462,8 +548,9 @@ typedef struct sl_http_server sl_http_server;
 
 /* Starts serving the status of ctx. Returns the server, or NULL with errstr set: bad listen
  * address, a non-loopback address without a token (unless allow_remote), a port that is
- * taken. conf is copied. ctx is borrowed: stop the server before sl_context_destroy. It may
- * start before sl_context_start (the page then shows that nothing runs yet).
+ * taken. conf is copied. ctx is borrowed: call this once its sources and sinks are added,
+ * and stop the server before sl_context_destroy. It may start before sl_context_start (the
+ * page then shows that nothing runs yet).
  * @locality any thread; requests are served on the server's own threads. */
 sl_http_server *sl_http_start(sl_context *ctx, const sl_http_conf *conf, char *errstr,
                               size_t errsize);

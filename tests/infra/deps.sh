@@ -9,7 +9,13 @@ PKGS=(
     libmicrohttpd-dev libcunit1-dev
     kcat postgresql redis-server redis-tools
     netcat-openbsd procps
+    chromium prometheus
 )
+# The status page's browser test drives Chromium with playwright-core from npm; promtool
+# (Debian's prometheus package) checks /metrics. Node.js and npm come with the machine;
+# install Debian's where they do not.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,458 @@
+/* test_wal.c -- the write-ahead log: round trips, segments, torn and corrupt tails, the
+ * processed marker and cleanup, reopening. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cu_main.h"
+#include "sl_wal.h"
+
+/* ==== Helpers ==== */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *tmp_dir(void)
+{
+    char *d = strdup("/tmp/sluice-test-wal-XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(d) != NULL);
+    return d;
+}
+
+static sl_wal *wal_open(const char *dir, uint64_t segment_size)
+{
+    char err[256] = "";
+    sl_wal_conf conf = {.fsync = SL_WAL_FSYNC_EXPLICIT, .segment_size = segment_size};
+    sl_wal *wal = sl_wal_open(dir, "src", &conf, err, sizeof(err));
+    if (!wal) {
+        fprintf(stderr, "sl_wal_open: %s\n", err);
+    }
+    return wal;
+}
+
+/* Appends block number b: b + 1 records "b<b>-r<i>" with meta topic "t", partition b % 3 and
+ * offset b * 100 + i. */
+static sl_wal_pos append_block(sl_wal *wal, int b)
+{
+    sl_record recs[16];
+    sl_record_meta metas[16];
+    char bufs[16][32];
+    int n = b % 15 + 1;
+    for (int i = 0; i < n; i++) {
+        snprintf(bufs[i], sizeof(bufs[i]), "b%d-r%d", b, i);
+        metas[i] = (sl_record_meta){
+            .source = "ignored", .topic = "t", .partition = b % 3, .offset = b * 100 + i};
+        recs[i] = (sl_record){.key = i % 2 ? "k" : NULL,
+                              .key_len = i % 2 ? 1 : 0,
+                              .value = bufs[i],
+                              .value_len = (uint32_t)strlen(bufs[i]),
+                              .ts = 1000 + b,
+                              .meta = i == 3 ? NULL : &metas[i]};
+        if (i == 2) {
+            sl_record_set_int(&recs[i], -42);
+        } else if (i == 4) {
+            sl_record_set_double(&recs[i], 2.5);
+        }
+    }
+    sl_wal_pos end = 0;
+    CU_ASSERT(sl_wal_append(wal, recs, (size_t)n, &end) == SL_OK);
+    return end;
+}
+
+/* What replay saw: the block numbers in order, each block's records checked. */
+typedef struct seen {
+    int blocks[4096];
+    sl_wal_pos ends[4096];
+    int n;
+    int bad;
+} seen;
+
+static int on_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
+{
+    seen *s = arg;
+    int b = -1;
+    if (n > 0 && sscanf(recs[0].value, "b%d-", &b) != 1) {
+        s->bad++;
+        return SL_OK;
+    }
+    if ((int)n != b % 15 + 1) {
+        s->bad++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "b%d-r%zu", b, i);
+        const sl_record *r = &recs[i];
+        bool ok = r->value_len == strlen(want) && memcmp(r->value, want, r->value_len) == 0 &&
+                  r->ts == 1000 + b && r->key_len == (i % 2 ? 1u : 0u);
+        if (i == 3) {
+            ok = ok && r->meta == NULL;
+        } else {
+            ok = ok && r->meta && strcmp(r->meta->topic, "t") == 0 &&
+                 strcmp(r->meta->source, "src") == 0 && r->meta->partition == b % 3 &&
+                 r->meta->offset == b * 100 + (int64_t)i;
+        }
+        if (i == 2) {
+            ok = ok && r->num_type == SL_NUM_INT && r->num.i == -42;
+        } else if (i == 4) {
+            ok = ok && r->num_type == SL_NUM_DOUBLE && r->num.d == 2.5;
+        } else {
+            ok = ok && r->num_type == SL_NUM_NONE;
+        }
+        if (!ok) {
+            s->bad++;
+        }
+    }
+    if (s->n < 4096) {
+        s->ends[s->n] = end;
+        s->blocks[s->n++] = b;
+    }
+    return SL_OK;
+}
+
+static seen *replay(sl_wal *wal, sl_wal_pos from)
+{
+    seen *s = calloc(1, sizeof(*s));
+    uint64_t blocks = 0;
+    CU_ASSERT(sl_wal_replay(wal, from, on_block, s, &blocks) == SL_OK);
+    CU_ASSERT(blocks == (uint64_t)s->n);
+    CU_ASSERT(s->bad == 0);
+    return s;
+}
+
+static size_t count_files(const char *dir, const char *suffix)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/wal/src", dir);
+    DIR *d = opendir(path);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name), sl = strlen(suffix);
+        if (l > sl && strcmp(de->d_name + l - sl, suffix) == 0) {
+            n++;
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    return n;
+}
+
+static void seg_file(const char *dir, uint32_t seq, char *path, size_t size)
+{
+    snprintf(path, size, "%s/wal/src/%010u.log", dir, seq);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* ==== Tests ==== */
+
+static void test_crc32c_known_vectors(void)
+{
+    CU_ASSERT(sl__crc32c(0, "123456789", 9) == 0xE3069283u);
+    CU_ASSERT(sl__crc32c(0, "", 0) == 0);
+    /* Continuing a checksum equals one pass; unaligned starts give the same result. */
+    char buf[1000];
+    for (int i = 0; i < 1000; i++) {
+        buf[i] = (char)(i * 7 + 3);
+    }
+    uint32_t whole = sl__crc32c(0, buf, sizeof(buf));
+    CU_ASSERT(sl__crc32c(sl__crc32c(0, buf, 333), buf + 333, 667) == whole);
+    char shifted[1001];
+    memcpy(shifted + 1, buf, sizeof(buf));
+    CU_ASSERT(sl__crc32c(0, shifted + 1, sizeof(buf)) == whole);
+    /* 32 zero bytes: a published CRC-32C test vector (RFC 3720). */
+    char zeros[32] = {0};
+    CU_ASSERT(sl__crc32c(0, zeros, sizeof(zeros)) == 0x8A9136AAu);
+}
+
+static void test_wal_round_trip(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_wal_pos ends[20];
+    for (int b = 0; b < 20; b++) {
+        ends[b] = append_block(wal, b);
+        CU_ASSERT(b == 0 || ends[b] > ends[b - 1]);
+    }
+    CU_ASSERT(sl_wal_sync(wal) == SL_OK);
+    CU_ASSERT(sl_wal_end(wal) == ends[19]);
+    seen *s = replay(wal, 0);
+    CU_ASSERT(s->n == 20);
+    for (int b = 0; b < 20 && b < s->n; b++) {
+        CU_ASSERT(s->blocks[b] == b);
+        CU_ASSERT(s->ends[b] == ends[b]);
+    }
+    free(s);
+    /* From a block's end position: the blocks after it only. */
+    s = replay(wal, ends[9]);
+    CU_ASSERT(s->n == 10);
+    CU_ASSERT(s->n > 0 && s->blocks[0] == 10);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_empty_records_and_block(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_record r = {.value = "", .value_len = 0};
+    sl_wal_pos end;
+    CU_ASSERT(sl_wal_append(wal, &r, 1, &end) == SL_OK);
+    CU_ASSERT(sl_wal_append(wal, NULL, 0, &end) == SL_OK);
+    uint64_t blocks = 0;
+    seen *s = calloc(1, sizeof(*s));
+    CU_ASSERT(sl_wal_replay(wal, 0, on_block, s, &blocks) == SL_OK);
+    CU_ASSERT(blocks == 2);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_many_segments(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 1024);
+    CU_ASSERT_FATAL(wal != NULL);
+    for (int b = 0; b < 300; b++) {
+        append_block(wal, b);
+    }
+    CU_ASSERT(sl_wal_segments(wal) > 20);
+    CU_ASSERT(count_files(dir, ".log") == sl_wal_segments(wal));
+    seen *s = replay(wal, 0);
+    CU_ASSERT(s->n == 300);
+    for (int b = 0; b < s->n; b++) {
+        CU_ASSERT(s->blocks[b] == b);
+    }
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_torn_tail_is_cut_at_open(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_wal_pos ends[5];
+    for (int b = 0; b < 5; b++) {
+        ends[b] = append_block(wal, b);
+    }
+    sl_wal_close(wal);
+    /* A crash in the middle of the last write: part of block 4 is missing. */
+    char path[512];
+    seg_file(dir, 1, path, sizeof(path));
+    CU_ASSERT(truncate(path, file_size(path) - 5) == 0);
+
+    /* Replay stops cleanly before the torn block... */
+    wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    CU_ASSERT(sl_wal_end(wal) == ends[3]);
+    CU_ASSERT(file_size(path) == (off_t)SL_WAL_POS_OFF(ends[3]));
+    seen *s = replay(wal, 0);
+    CU_ASSERT(s->n == 4);
+    free(s);
+    /* ... and a new block follows the last good one, readable after it. */
+    append_block(wal, 5);
+    s = replay(wal, 0);
+    CU_ASSERT(s->n == 5);
+    CU_ASSERT(s->n == 5 && s->blocks[3] == 3 && s->blocks[4] == 5);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_torn_header_only(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_wal_pos end = append_block(wal, 1);
+    sl_wal_close(wal);
+    char path[512];
+    seg_file(dir, 1, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_APPEND);
+    CU_ASSERT(write(fd, "\x10\x00\x00", 3) == 3); /* 3 bytes of a header */
+    close(fd);
+    wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    CU_ASSERT(sl_wal_end(wal) == end);
+    seen *s = replay(wal, 0);
+    CU_ASSERT(s->n == 1);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_flipped_byte_ends_segment(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 4096);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_wal_pos ends[40];
+    for (int b = 0; b < 40; b++) {
+        ends[b] = append_block(wal, b);
+    }
+    CU_ASSERT_FATAL(SL_WAL_POS_SEQ(ends[39]) >= 3);
+    /* Flip one payload byte of the third block of segment 1. */
+    int third = 2;
+    CU_ASSERT_FATAL(SL_WAL_POS_SEQ(ends[third]) == 1);
+    char path[512];
+    seg_file(dir, 1, path, sizeof(path));
+    off_t at = (off_t)SL_WAL_POS_OFF(ends[third - 1]) + 8 + 20;
+    int fd = open(path, O_RDWR);
+    char c;
+    CU_ASSERT(pread(fd, &c, 1, at) == 1);
+    c ^= 0x40;
+    CU_ASSERT(pwrite(fd, &c, 1, at) == 1);
+    close(fd);
+
+    /* Blocks 0 and 1, then nothing more of segment 1, then every block of the others. */
+    seen *s = replay(wal, 0);
+    int first_of_2 = 0;
+    while (SL_WAL_POS_SEQ(ends[first_of_2]) == 1) {
+        first_of_2++;
+    }
+    CU_ASSERT(s->n == 2 + (40 - first_of_2));
+    CU_ASSERT(s->n > 2 && s->blocks[0] == 0 && s->blocks[1] == 1 && s->blocks[2] == first_of_2);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_cleanup_deletes_only_processed_segments(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 1024);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_wal_pos ends[100];
+    for (int b = 0; b < 100; b++) {
+        ends[b] = append_block(wal, b);
+    }
+    size_t before = sl_wal_segments(wal);
+    CU_ASSERT(sl_wal_cleanup(wal) == 0); /* nothing processed yet */
+    CU_ASSERT(sl_wal_segments(wal) == before);
+
+    /* Blocks 0..59 processed: segments before block 60's one go, block 60's stays. */
+    CU_ASSERT(sl_wal_mark_processed(wal, ends[59]) == SL_OK);
+    CU_ASSERT(sl_wal_processed(wal) == ends[59]);
+    int deleted = sl_wal_cleanup(wal);
+    CU_ASSERT(deleted > 0);
+    CU_ASSERT(sl_wal_segments(wal) == before - (size_t)deleted);
+    CU_ASSERT(count_files(dir, ".log") == sl_wal_segments(wal));
+    char path[512];
+    uint32_t seq60 = SL_WAL_POS_SEQ(ends[60]);
+    if (SL_WAL_POS_OFF(ends[59]) < (uint32_t)SL_WAL_POS_OFF(ends[60]) &&
+        SL_WAL_POS_SEQ(ends[59]) == seq60) {
+        seg_file(dir, seq60, path, sizeof(path));
+        CU_ASSERT(file_size(path) > 0);
+    }
+    seg_file(dir, seq60 - 1, path, sizeof(path));
+    CU_ASSERT(file_size(path) < 0 || SL_WAL_POS_SEQ(ends[59]) == seq60 - 1);
+    /* What is left replays from the marker: exactly blocks 60..99. */
+    seen *s = replay(wal, sl_wal_processed(wal));
+    CU_ASSERT(s->n == 40);
+    CU_ASSERT(s->n > 0 && s->blocks[0] == 60);
+    free(s);
+    /* A marker that goes backwards is ignored. */
+    CU_ASSERT(sl_wal_mark_processed(wal, ends[10]) == SL_OK);
+    CU_ASSERT(sl_wal_processed(wal) == ends[59]);
+    /* Everything processed: only the segment being written stays. */
+    CU_ASSERT(sl_wal_mark_processed(wal, ends[99]) == SL_OK);
+    CU_ASSERT(sl_wal_cleanup(wal) > 0);
+    CU_ASSERT(sl_wal_segments(wal) == 1);
+    s = replay(wal, sl_wal_processed(wal));
+    CU_ASSERT(s->n == 0);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_reopen_continues_after_last_block(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 2048);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_wal_pos last = 0, mark = 0;
+    for (int b = 0; b < 30; b++) {
+        last = append_block(wal, b);
+        if (b == 11) {
+            mark = last;
+        }
+    }
+    CU_ASSERT(sl_wal_mark_processed(wal, mark) == SL_OK);
+    CU_ASSERT(sl_wal_sync(wal) == SL_OK);
+    sl_wal_close(wal);
+
+    wal = wal_open(dir, 2048);
+    CU_ASSERT_FATAL(wal != NULL);
+    CU_ASSERT(sl_wal_end(wal) == last);
+    CU_ASSERT(sl_wal_processed(wal) == mark);
+    sl_wal_pos next = append_block(wal, 30);
+    CU_ASSERT(next > last);
+    seen *s = replay(wal, sl_wal_processed(wal));
+    CU_ASSERT(s->n == 19);
+    for (int i = 0; i < s->n; i++) {
+        CU_ASSERT(s->blocks[i] == 12 + i);
+    }
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_wal_bad_name_is_an_error(void)
+{
+    char err[256] = "";
+    char *dir = tmp_dir();
+    CU_ASSERT(sl_wal_open(dir, "../x", NULL, err, sizeof(err)) == NULL);
+    CU_ASSERT(strstr(err, "../x") != NULL);
+    CU_ASSERT(sl_wal_open("/proc/nonexistent-dir-for-wal", "a", NULL, err, sizeof(err)) == NULL);
+    CU_ASSERT(strstr(err, "cannot create") != NULL);
+    rm_rf(dir);
+    free(dir);
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("wal", {"crc32c_known_vectors", test_crc32c_known_vectors},
+             {"round_trip", test_wal_round_trip},
+             {"empty_records_and_block", test_wal_empty_records_and_block},
+             {"many_segments", test_wal_many_segments},
+             {"torn_tail_is_cut_at_open", test_wal_torn_tail_is_cut_at_open},
+             {"torn_header_only", test_wal_torn_header_only},
+             {"flipped_byte_ends_segment", test_wal_flipped_byte_ends_segment},
+             {"cleanup_deletes_only_processed_segments",
+              test_wal_cleanup_deletes_only_processed_segments},
+             {"reopen_continues_after_last_block", test_wal_reopen_continues_after_last_block},
+             {"bad_name_is_an_error", test_wal_bad_name_is_an_error});
+}
