@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "sl_engine.h"
+#include "sl_metrics.h"
 #include "sl_options.h"
 
 #define RETRY_BACKOFF_MIN_MS 100
@@ -1526,6 +1527,7 @@ void sl_context_destroy(sl_context *ctx)
     }
     sl__pool_destroy(ctx->pool);
     sl__ckpt_destroy(ctx->ckpt);
+    sl__metrics_forget(ctx);
     pthread_mutex_destroy(&ctx->lock);
     pthread_cond_destroy(&ctx->cond);
     free(ctx->infos);
