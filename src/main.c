@@ -28,33 +28,9 @@
 #define EXIT_USAGE       2
 #define SIGNAL_REPEAT_MS 250
 
-/* The pipeline of `sluice demo`; config/demo.yaml holds the same text (test_cli.sh checks
- * that they agree with `sluice demo --print-config`). */
-static const char demo_yaml[] =
-    "# demo.yaml -- the pipeline that `sluice demo` runs (the same text is compiled into the\n"
-    "# binary): a word count over a built-in poem, one batch per second, printed on stdout.\n"
-    "# Needs no file and no server. Run it from a file with: sluice run config/demo.yaml\n"
-    "app:\n"
-    "  name: demo\n"
-    "  batch_interval: 1s        # one batch per second\n"
-    "  workers: 2                # worker threads for the partitions of a batch\n"
-    "sources:\n"
-    "  - name: lines\n"
-    "    type: generate          # emits the lines of a text at a steady rate\n"
-    "    rate: 20                # lines per second (the default text is a 24-line poem)\n"
-    "streams:\n"
-    "  - name: counts\n"
-    "    from: lines\n"
-    "    ops:\n"
-    "      - split: whitespace   # one record per word\n"
-    "      - key: value          # the word is the key\n"
-    "      - value: 1            # each word counts 1\n"
-    "      - reduce_by_key: sum  # words and their counts in this batch\n"
-    "sinks:\n"
-    "  - name: out\n"
-    "    type: stdout            # prints \"Time: <batch ms> ms\" and the first records\n"
-    "    from: counts\n"
-    "    num: 10                 # records printed per batch\n";
+/* The pipeline of `sluice demo`: config/demo.yaml (or, built without Kafka,
+ * config/generate_wordcount.yaml), compiled in by CMake as the array demo_yaml. */
+#include "demo_yaml.h"
 
 /* ==== Usage ==== */
 

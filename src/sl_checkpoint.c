@@ -272,15 +272,15 @@ static int write_locked(sl_checkpoint *ck)
     }
     size_t len = strlen(json);
     char header[96];
-    int hlen = snprintf(header, sizeof(header), "%s %08x %zu\n", MAGIC,
-                        sl__crc32c(0, json, len), len);
+    int hlen =
+        snprintf(header, sizeof(header), "%s %08x %zu\n", MAGIC, sl__crc32c(0, json, len), len);
     char tmp[4200], final[4200];
     snprintf(tmp, sizeof(tmp), "%s/.checkpoint-%" PRIu64 ".tmp", ck->dir, ck->seq);
     snprintf(final, sizeof(final), "%s/checkpoint-%010" PRIu64 ".json", ck->dir, ck->seq);
     int rc = SL_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, header, (size_t)hlen) != hlen ||
-        write(fd, json, len) != (ssize_t)len || fsync(fd) != 0) {
+    if (fd < 0 || write(fd, header, (size_t)hlen) != hlen || write(fd, json, len) != (ssize_t)len ||
+        fsync(fd) != 0) {
         rc = SL_ERR_IO;
     }
     int e = errno;

@@ -18,7 +18,7 @@
 
 typedef struct sl_ckpt_batch {
     int64_t time;
-    char **defs;                /* per source, NULL when the source has no definition */
+    char **defs; /* per source, NULL when the source has no definition */
 } sl_ckpt_batch;
 
 /* A file of state data under <checkpoint_dir>/state (see sl_state.c). */
@@ -29,16 +29,16 @@ typedef struct sl_ckpt_state_file {
 } sl_ckpt_state_file;
 
 typedef struct sl_checkpoint {
-    char *dir;                  /* <checkpoint_dir>/metadata */
+    char *dir; /* <checkpoint_dir>/metadata */
     pthread_mutex_t lock;
-    uint64_t seq;               /* number of the next file */
-    char *graph;                /* the pipeline's description; its hash is the fingerprint */
+    uint64_t seq; /* number of the next file */
+    char *graph;  /* the pipeline's description; its hash is the fingerprint */
     int64_t batch_interval;
     int64_t zero_time;
-    int64_t last_completed;     /* 0: none */
+    int64_t last_completed; /* 0: none */
     size_t nsources;
     char **source_names;
-    char **last_defs;           /* per source: definition of the last generated batch */
+    char **last_defs; /* per source: definition of the last generated batch */
     sl_ckpt_batch *pending;
     size_t npending;
     /* State data: the files of the last snapshot and the batch time they reflect; with
@@ -50,8 +50,8 @@ typedef struct sl_checkpoint {
     size_t nstate_files;
     sl_ckpt_batch *done; /* oldest first */
     size_t ndone;
-    size_t bytes;               /* size of the last file written */
-    int last_error;             /* SL_OK or the error of the last write */
+    size_t bytes;   /* size of the last file written */
+    int last_error; /* SL_OK or the error of the last write */
 } sl_checkpoint;
 
 /* Creates <dir>/metadata if needed and checks that it can be written. Returns NULL with

@@ -102,6 +102,10 @@ double sl_instance_rate_limit(const sl_instance *ins);
 /* The backpressure rate alone (estimate, else initial rate; 0 = none or disabled), for
  * direct sources that split it themselves (Kafka: by lag over partitions). */
 double sl_instance_backpressure_rate(const sl_instance *ins);
+/* Makes this instance a receiver (blocks of sl_receiver_push) or a direct source (next_batch),
+ * whatever its connector's SL_RECEIVER flag says: for connectors whose options choose (the
+ * kafka source's mode). Call it in init. */
+void sl_instance_set_receiver(sl_instance *ins, bool receiver);
 /* True once the engine asked the instance to stop. */
 bool sl_instance_stopping(const sl_instance *ins);
 

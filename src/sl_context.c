@@ -97,6 +97,7 @@ sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigne
     }
     ins->ctx = ctx;
     ins->conn = conn;
+    ins->receiver = (conn->flags & SL_RECEIVER) != 0;
     ins->role = role;
     sl__receiver_init(&ins->rcv);
     pthread_mutex_init(&ins->err_lock, NULL);
@@ -216,6 +217,11 @@ double sl_instance_rate_limit(const sl_instance *ins)
         return SL_MIN(bp, cap);
     }
     return bp > 0 ? bp : cap;
+}
+
+void sl_instance_set_receiver(sl_instance *ins, bool receiver)
+{
+    ins->receiver = receiver;
 }
 
 bool sl_instance_stopping(const sl_instance *ins)
@@ -655,7 +661,7 @@ static sl_dataset *source_input(sl_instance *ins, int64_t t, const char *replay,
     sl_dataset *ds = NULL;
     int rc;
     *def = NULL;
-    if (ins->conn->flags & SL_RECEIVER) {
+    if (ins->receiver) {
         if (replay) {
             return sl__dataset_new(0, t); /* blocks do not survive a restart */
         }
@@ -718,7 +724,7 @@ static sl_job *generate_job(sl_context *ctx, int64_t t, const sl_ckpt_batch *rep
         const char *rdef = replay ? (replay->defs[i] ? replay->defs[i] : "") : NULL;
         sl_dataset *ds = source_input(ins, t, rdef, desc, sizeof(desc), &defs[i]);
         size_t n = ds ? sl_dataset_count(ds) : 0;
-        if (!(ins->conn->flags & SL_RECEIVER)) {
+        if (!ins->receiver) {
             atomic_fetch_add(&ins->records, n);
             atomic_fetch_add(&ctx->records_received, n);
         }
@@ -759,7 +765,7 @@ static void job_free(sl_job *job)
 static void cut_blocks(sl_context *ctx)
 {
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
-        if (ins->conn->flags & SL_RECEIVER) {
+        if (ins->receiver) {
             sl__receiver_cut(ins);
         }
     }
@@ -946,9 +952,9 @@ static void feed_estimators(sl_context *ctx, const sl_batch_info *info)
     for (sl_instance *ins = ctx->sources; ins && i < info->ninputs; ins = ins->next, i++) {
         double rate;
         pthread_mutex_lock(&ins->pid_lock);
-        bool got = sl__pid_compute(&ins->pid, info->processing_end,
-                                   (int64_t)info->inputs[i].records, info->processing_time,
-                                   info->scheduling_delay, &rate);
+        bool got =
+            sl__pid_compute(&ins->pid, info->processing_end, (int64_t)info->inputs[i].records,
+                            info->processing_time, info->scheduling_delay, &rate);
         pthread_mutex_unlock(&ins->pid_lock);
         if (got) {
             atomic_store(&ins->estimated_rate, rate);
@@ -1115,10 +1121,9 @@ static void backpressure_prepare(sl_context *ctx)
 {
     const sl_backpressure_conf *bp = &ctx->backpressure;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
-        sl__pid_init(&ins->pid, ctx->batch_interval, bp->proportional, bp->integral,
-                     bp->derivative, bp->min_rate);
-        if (bp->enabled && bp->initial_rate <= 0 && ins->common.max_rate <= 0 &&
-            (ins->conn->flags & SL_RECEIVER)) {
+        sl__pid_init(&ins->pid, ctx->batch_interval, bp->proportional, bp->integral, bp->derivative,
+                     bp->min_rate);
+        if (bp->enabled && bp->initial_rate <= 0 && ins->common.max_rate <= 0 && ins->receiver) {
             sl_log(SL_LOG_WARN,
                    "source '%s': backpressure is on but neither backpressure.initial_rate nor "
                    "max_rate bounds the first batch: it takes whatever arrived",
@@ -1225,8 +1230,8 @@ static int checkpoint_open(sl_context *ctx)
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         names[i++] = ins->name;
     }
-    ctx->ckpt = sl__ckpt_new(ctx->checkpoint_dir, graph, ctx->batch_interval, ctx->nsources,
-                             names, err, sizeof(err));
+    ctx->ckpt = sl__ckpt_new(ctx->checkpoint_dir, graph, ctx->batch_interval, ctx->nsources, names,
+                             err, sizeof(err));
     free(graph);
     free(names);
     if (!ctx->ckpt) {

@@ -313,13 +313,14 @@ struct sl_instance {
     sl_options *opts;
     void *cctx; /* the connector's context */
     bool started;
+    bool receiver; /* a receiver: blocks, not next_batch */
     sl_source_common common;
     sl_receiver rcv;
-    sl_stream *stream;        /* sources: their stream */
-    sl_pid pid;               /* sources: the backpressure estimator (job thread) */
+    sl_stream *stream;             /* sources: their stream */
+    sl_pid pid;                    /* sources: the backpressure estimator (job thread) */
     _Atomic double estimated_rate; /* its last rate, 0 = none yet */
-    pthread_mutex_t pid_lock; /* guards pid's terms for readers off the job thread */
-    _Atomic uint64_t records; /* sources: received; sinks: written */
+    pthread_mutex_t pid_lock;      /* guards pid's terms for readers off the job thread */
+    _Atomic uint64_t records;      /* sources: received; sinks: written */
     _Atomic uint64_t oversize;
     _Atomic bool active;
     _Atomic bool stopping;
@@ -363,8 +364,8 @@ typedef struct sl_job {
     int64_t time;
     size_t ninputs;
     sl_dataset **inputs; /* one per source, in source order */
-    char *inputs_json;    /* every input's definition or description, for sinks */
-    bool state_only;      /* re-run after a restart to rebuild state: no outputs */
+    char *inputs_json;   /* every input's definition or description, for sinks */
+    bool state_only;     /* re-run after a restart to rebuild state: no outputs */
     sl_batch_info info;
     struct sl_job *next;
 } sl_job;
@@ -400,8 +401,8 @@ struct sl_context {
     int noutputs;
     sl_listener *listeners;
     sl_backpressure_conf backpressure;
-    sl_checkpoint *ckpt;        /* NULL without checkpoint_dir */
-    int64_t first_batch;        /* the timer's first batch time */
+    sl_checkpoint *ckpt; /* NULL without checkpoint_dir */
+    int64_t first_batch; /* the timer's first batch time */
 
     pthread_mutex_t lock; /* state, the job queue, infos */
     pthread_cond_t cond;

@@ -557,7 +557,7 @@ static json_t *status_json(sl_http_server *srv)
         inputs++;
         inputs_active += infos[i].active;
         sl_instance *ins = find_instance(ctx, infos[i].name, SL_SOURCE);
-        if (ins && (ins->conn->flags & SL_RECEIVER)) {
+        if (ins && ins->receiver) {
             receivers++;
             receivers_active += infos[i].active;
         }
@@ -648,8 +648,7 @@ static json_t *inputs_json(sl_http_server *srv)
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(in->name));
         json_object_set_new(o, "type", json_string(in->type));
-        json_object_set_new(o, "receiver",
-                            json_boolean(ins && (ins->conn->flags & SL_RECEIVER) != 0));
+        json_object_set_new(o, "receiver", json_boolean(ins && ins->receiver));
         json_object_set_new(o, "active", json_boolean(in->active));
         json_object_set_new(o, "records", json_integer((json_int_t)in->records));
         json_object_set_new(o, "records_oversize", json_integer((json_int_t)in->oversize));

@@ -630,7 +630,7 @@ static bool is_receiver(sl_context *ctx, const char *name)
 {
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         if (ins->name == name) {
-            return (ins->conn->flags & SL_RECEIVER) != 0;
+            return ins->receiver;
         }
     }
     return false;

@@ -11,7 +11,7 @@ typedef struct sl_pid {
     int64_t batch_interval; /* ms */
     double proportional, integral, derivative, min_rate;
     bool first_run;
-    int64_t last_time;      /* ms; processing end of the last batch that counted */
+    int64_t last_time; /* ms; processing end of the last batch that counted */
     double last_rate;
     double last_error;
     /* The last computation's terms, for the status. */

@@ -278,11 +278,11 @@ int sl_context_await_termination_or_timeout(sl_context *ctx, int64_t timeout_ms)
  * the rate at which it is read from each completed batch's size and delays. */
 typedef struct sl_backpressure_conf {
     bool enabled;
-    double initial_rate;   /* records/s per input until the estimator has a rate; 0: none */
-    double proportional;   /* >= 0, default 1.0 */
-    double integral;       /* >= 0, default 0.2 */
-    double derivative;     /* >= 0, default 0.0 */
-    double min_rate;       /* > 0, default 100 records/s */
+    double initial_rate; /* records/s per input until the estimator has a rate; 0: none */
+    double proportional; /* >= 0, default 1.0 */
+    double integral;     /* >= 0, default 0.2 */
+    double derivative;   /* >= 0, default 0.0 */
+    double min_rate;     /* > 0, default 100 records/s */
 } sl_backpressure_conf;
 
 /* Fills bp with Spark's defaults (disabled). */
@@ -505,18 +505,18 @@ size_t sl_context_pending_batches(sl_context *ctx, sl_batch_info *out, size_t ma
 /* The state of a source or sink, for status pages and metrics. No option values: secrets
  * stay out. */
 typedef struct sl_instance_info {
-    const char *name;          /* valid while the context lives */
-    const char *type;          /* connector name */
-    unsigned role;             /* SL_SOURCE or SL_SINK */
-    bool active;               /* connected / last write succeeded */
-    uint64_t records;          /* sources: received; sinks: written */
-    uint64_t oversize;         /* sources: skipped for exceeding max_record_size */
-    int64_t last_error_time;   /* ms, 0 when none */
+    const char *name;        /* valid while the context lives */
+    const char *type;        /* connector name */
+    unsigned role;           /* SL_SOURCE or SL_SINK */
+    bool active;             /* connected / last write succeeded */
+    uint64_t records;        /* sources: received; sinks: written */
+    uint64_t oversize;       /* sources: skipped for exceeding max_record_size */
+    int64_t last_error_time; /* ms, 0 when none */
     char last_error[256];
-    double max_rate;           /* sources: configured max_rate, 0 = none */
-    double rate_limit;         /* sources: the limit in force now (records/s), 0 = none */
-    double estimated_rate;     /* sources: the backpressure estimate, 0 = none yet */
-    double pid_processing_rate;/* the estimator's last terms (records/s) */
+    double max_rate;            /* sources: configured max_rate, 0 = none */
+    double rate_limit;          /* sources: the limit in force now (records/s), 0 = none */
+    double estimated_rate;      /* sources: the backpressure estimate, 0 = none yet */
+    double pid_processing_rate; /* the estimator's last terms (records/s) */
     double pid_error;
     double pid_historical_error;
 } sl_instance_info;

@@ -171,8 +171,7 @@ static void test_unusable_directory(void)
 {
     char err[512];
     /* A path below a regular file cannot be a directory. */
-    sl_checkpoint *ck = sl__ckpt_new("/etc/hostname/ckpt", "g", 1000, 0, NULL, err,
-                                     sizeof(err));
+    sl_checkpoint *ck = sl__ckpt_new("/etc/hostname/ckpt", "g", 1000, 0, NULL, err, sizeof(err));
     CU_ASSERT_PTR_NULL(ck);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "/etc/hostname/ckpt/metadata"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot be created"));
@@ -284,11 +283,10 @@ static int sum_numbers(const sl_dataset *ds, int64_t t, void *opaque)
 static sl_context *build(seen *s, sl_stream **src)
 {
     char err[256];
-    sl_context_conf conf = {.name = "replay", .batch_interval_ms = 100, .workers = 1,
-                            .checkpoint_dir = dir};
+    sl_context_conf conf = {
+        .name = "replay", .batch_interval_ms = 100, .workers = 1, .checkpoint_dir = dir};
     sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
-    *src = sl_context_add_source_connector(ctx, &log_connector, "numbers", NULL, err,
-                                           sizeof(err));
+    *src = sl_context_add_source_connector(ctx, &log_connector, "numbers", NULL, err, sizeof(err));
     sl_stream_foreach_batch(*src, sum_numbers, s);
     return ctx;
 }
@@ -348,10 +346,10 @@ static void test_pending_batches_replayed_after_restart(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("checkpoint", {"round_trip_and_keep", test_round_trip_and_keep},
-             {"corrupt_and_truncated_use_previous", test_corrupt_and_truncated_use_previous},
-             {"incompatible_pipeline_refused", test_incompatible_pipeline_refused},
-             {"unusable_directory", test_unusable_directory},
-             {"pending_batches_replayed_after_restart",
-              test_pending_batches_replayed_after_restart});
+    SL_SUITE(
+        "checkpoint", {"round_trip_and_keep", test_round_trip_and_keep},
+        {"corrupt_and_truncated_use_previous", test_corrupt_and_truncated_use_previous},
+        {"incompatible_pipeline_refused", test_incompatible_pipeline_refused},
+        {"unusable_directory", test_unusable_directory},
+        {"pending_batches_replayed_after_restart", test_pending_batches_replayed_after_restart});
 }

@@ -271,8 +271,8 @@ static void test_backpressure_settles_at_capacity(void)
     sl_options *o = sl_options_new();
     sl_options_set(o, "total", "100000000");
     char err[256];
-    sl_stream *in = sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err,
-                                                    sizeof(err));
+    sl_stream *in =
+        sl_context_add_source_connector(ctx, &counter_connector, "counter", o, err, sizeof(err));
     sl_options_destroy(o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(in);
     totals t = {0};

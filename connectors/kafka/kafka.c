@@ -1,0 +1,423 @@
+/* kafka.c -- the kafka connector: the source's callbacks (direct and receiver modes, see
+ * kafka_direct.c and kafka_receiver.c), the helpers they share, and the registration of the
+ * source and the sink with their option tables. */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+
+/* ==== Shared helpers ==== */
+
+int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *offsets,
+                          int64_t timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(ctx->rk);
+    if (!q) {
+        return SL_ERR_NOMEM;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(ctx->rk, offsets, q, NULL, NULL);
+    if (!err) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms);
+        if (!ev) {
+            err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        } else {
+            err = rd_kafka_event_error(ev);
+            const rd_kafka_topic_partition_list_t *l = rd_kafka_event_topic_partition_list(ev);
+            for (int i = 0; !err && l && i < l->cnt; i++) {
+                err = l->elems[i].err;
+            }
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        return SL_OK;
+    }
+    if (err) {
+        sl_instance_log(ctx->ins, SL_LOG_WARN, "committing offsets to group %s failed: %s",
+                        ctx->group, rd_kafka_err2str(err));
+        return sl__kafka_err(err);
+    }
+    return SL_OK;
+}
+
+void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_err_t err)
+{
+    if (!atomic_exchange(&ctx->brokers_down, true)) {
+        ctx->down_reported = sl__kafka_mono_ms();
+        sl_instance_set_active(ctx->ins, false);
+        sl_instance_error(ctx->ins, "Kafka at %s is not reachable: %s: %s; retrying",
+                          ctx->bootstrap ? ctx->bootstrap : ctx->brokers, what,
+                          rd_kafka_err2str(err));
+    } else {
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "Kafka still not reachable: %s: %s", what,
+                        rd_kafka_err2str(err));
+    }
+}
+
+void sl__kafka_report_up(sl_kafka_src *ctx)
+{
+    if (atomic_exchange(&ctx->brokers_down, false)) {
+        sl_instance_log(ctx->ins, SL_LOG_INFO, "Kafka at %s is reachable again (after %lld ms)",
+                        ctx->bootstrap, (long long)(sl__kafka_mono_ms() - ctx->down_reported));
+    }
+    sl_instance_set_active(ctx->ins, true);
+}
+
+int sl__kafka_src_bootstrap(sl_kafka_src *ctx)
+{
+    if (ctx->bootstrap) {
+        return SL_OK;
+    }
+    if (!ctx->embedded) {
+        ctx->bootstrap = strdup(ctx->brokers);
+        return ctx->bootstrap ? SL_OK : SL_ERR_NOMEM;
+    }
+    char errstr[256];
+    ctx->bootstrap = sl__kafka_embedded_acquire((const char *const *)ctx->topic_list,
+                                                (int)ctx->embedded_partitions, ctx->embedded_sample,
+                                                ctx->embedded_rate, errstr, sizeof(errstr));
+    if (!ctx->bootstrap) {
+        sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_IO;
+    }
+    return SL_OK;
+}
+
+/* ==== The source ==== */
+
+/* Sees every batch: a batch whose outputs did not all succeed makes the source read its
+ * input again (direct) or push it again (receiver). @locality the job thread */
+static void kafka_batch_listener(const sl_batch_info *info, void *opaque)
+{
+    sl_kafka_src *ctx = opaque;
+    if (info->outputs_succeeded >= info->outputs_total) {
+        return;
+    }
+    if (ctx->receiver) {
+        sl__kafka_receiver_failed(ctx, info->batch_time);
+    } else {
+        sl__kafka_direct_failed(ctx, info->batch_time);
+    }
+}
+
+static int kafka_src_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    sl_kafka_src *ctx = data;
+    ctx->ins = ins;
+    ctx->name = sl_instance_name(ins);
+    ctx->batch_ms = sl_context_batch_interval(sl_instance_context(ins));
+    atomic_init(&ctx->stop, false);
+    atomic_init(&ctx->brokers_down, false);
+    atomic_init(&ctx->malformed, 0);
+    atomic_init(&ctx->oversize, 0);
+    atomic_init(&ctx->replay_wanted, false);
+    atomic_init(&ctx->fail_gen, 0);
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_cond_init(&ctx->cond, NULL);
+    ctx->lock_init = true;
+
+    int rc = sl__kafka_src_config(ctx, errstr, errsize);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    /* Every property is checked by librdkafka now, so that a bad one fails the config. */
+    rd_kafka_conf_t *conf = sl__kafka_conf_new(ins, ctx->embedded ? "127.0.0.1:9092" : ctx->brokers,
+                                               ctx->properties, SL_KAFKA_DIRECT, errstr, errsize);
+    if (!conf) {
+        return SL_ERR_INVAL;
+    }
+    rd_kafka_conf_destroy(conf);
+
+    if (ctx->receiver) {
+        sl_instance_set_receiver(ins, true); /* the kafka source is a receiver in this mode */
+    } else {
+        bool from_earliest = ctx->start == SL_KAFKA_START_EARLIEST ||
+                             (ctx->start == SL_KAFKA_START_COMMITTED &&
+                              ctx->start_fallback == SL_KAFKA_START_EARLIEST);
+        if (from_earliest && ctx->initial_rate <= 0 && ctx->max_rate_per_partition <= 0) {
+            sl_instance_log(ins, SL_LOG_WARN,
+                            "start: earliest with neither initial_rate nor "
+                            "max_rate_per_partition: the first batch takes every message of "
+                            "the topics at once; set max_rate_per_partition to bound it");
+        }
+    }
+    return SL_OK;
+}
+
+static int kafka_src_start(void *data)
+{
+    sl_kafka_src *ctx = data;
+    if (ctx->started) {
+        return SL_ERR_STATE;
+    }
+    int rc = ctx->receiver ? sl__kafka_receiver_start(ctx) : sl__kafka_direct_start(ctx);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    sl_context_add_batch_listener(sl_instance_context(ctx->ins), kafka_batch_listener, ctx);
+    ctx->started = true;
+    return SL_OK;
+}
+
+static int kafka_src_next_batch(void *data, int64_t batch_time, sl_batch_input *in)
+{
+    sl_kafka_src *ctx = data;
+    if (ctx->receiver) {
+        return SL_OK; /* the engine cuts a receiver's blocks itself */
+    }
+    return sl__kafka_direct_next_batch(ctx, batch_time, in);
+}
+
+static int kafka_src_replay(void *data, int64_t batch_time, const char *definition,
+                            sl_batch_input *in)
+{
+    sl_kafka_src *ctx = data;
+    if (ctx->receiver) {
+        return SL_OK; /* the write-ahead log replays what a receiver held */
+    }
+    return sl__kafka_direct_replay(ctx, batch_time, definition, in);
+}
+
+static int kafka_src_restore(void *data, const char *definition)
+{
+    sl_kafka_src *ctx = data;
+    return ctx->receiver ? SL_OK : sl__kafka_direct_restore(ctx, definition);
+}
+
+static void kafka_src_batch_done(void *data, int64_t batch_time)
+{
+    sl_kafka_src *ctx = data;
+    if (ctx->receiver) {
+        sl__kafka_receiver_done(ctx, batch_time);
+    } else {
+        sl__kafka_direct_done(ctx, batch_time);
+    }
+}
+
+/* Receivers stop their thread, pushing what they hold; a direct source keeps its consumer
+ * for the last batch and commits in destroy. */
+static void kafka_src_stop(void *data)
+{
+    sl_kafka_src *ctx = data;
+    atomic_store(&ctx->stop, true);
+    if (ctx->receiver) {
+        sl__kafka_receiver_stop(ctx);
+    }
+}
+
+static void kafka_src_destroy(void *data)
+{
+    sl_kafka_src *ctx = data;
+    if (!ctx->ins) {
+        return;
+    }
+    if (ctx->lock_init) {
+        if (ctx->receiver) {
+            sl__kafka_receiver_destroy(ctx);
+        } else {
+            sl__kafka_direct_destroy(ctx);
+        }
+    }
+    uint64_t malformed = atomic_load(&ctx->malformed);
+    if (malformed > 0) {
+        sl_instance_log(ctx->ins, SL_LOG_WARN, "%" PRIu64 " malformed JSON records were skipped",
+                        malformed);
+    }
+    if (ctx->embedded && ctx->bootstrap) {
+        sl__kafka_embedded_release();
+    }
+    free(ctx->bootstrap);
+    for (size_t i = 0; i < ctx->ntopic_list; i++) {
+        free(ctx->topic_list[i]);
+    }
+    free(ctx->topic_list);
+    if (ctx->has_pattern) {
+        regfree(&ctx->pattern);
+    }
+    for (size_t i = 0; i < ctx->ninterned; i++) {
+        free(ctx->interned[i]);
+    }
+    free(ctx->interned);
+    free(ctx->parts);
+    free(ctx->saved);
+    for (size_t i = 0; i < ctx->caprbufs; i++) {
+        free(ctx->rbufs[i].recs);
+        free(ctx->rbufs[i].metas);
+        free(ctx->rbufs[i].held);
+    }
+    free(ctx->rbufs);
+    free(ctx->chunk);
+    free(ctx->from_buf);
+    free(ctx->latest_buf);
+    free(ctx->until_buf);
+    if (ctx->lock_init) {
+        pthread_mutex_destroy(&ctx->lock);
+        pthread_cond_destroy(&ctx->cond);
+    }
+}
+
+/* ==== Registration ==== */
+
+static const sl_option kafka_src_options[] = {
+    {.name = "mode",
+     .type = SL_OPT_ENUM,
+     .def = "direct",
+     .choices = "direct|receiver",
+     .offset = offsetof(sl_kafka_src, mode),
+     .doc = "direct: each batch reads exact offset ranges (Spark's direct stream, exactly-once "
+            "input); receiver: a consumer-group member on its own thread with a write-ahead "
+            "log"},
+    {.name = "brokers",
+     .type = SL_OPT_STR,
+     .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(sl_kafka_src, brokers),
+     .doc = "bootstrap brokers host:port,...; 'embedded' starts an in-process mock cluster "
+            "(no server needed: demos and tests)"},
+    {.name = "topics",
+     .type = SL_OPT_LIST,
+     .offset = offsetof(sl_kafka_src, topics),
+     .doc = "topics to read (give this or topic_pattern)"},
+    {.name = "topic_pattern",
+     .type = SL_OPT_STR,
+     .offset = offsetof(sl_kafka_src, topic_pattern),
+     .doc = "POSIX extended regular expression, anchored at the start, for the topics to read; "
+            "new matching topics are picked up"},
+    {.name = "group",
+     .type = SL_OPT_STR,
+     .offset = offsetof(sl_kafka_src, group),
+     .doc = "consumer group: offsets are committed to it after each batch completes, and "
+            "instances with the same group share the partitions"},
+    {.name = "start",
+     .type = SL_OPT_ENUM,
+     .def = "latest",
+     .choices = "earliest|latest|committed",
+     .offset = offsetof(sl_kafka_src, start_opt),
+     .doc = "where a partition starts when no checkpoint holds its offset; committed: the "
+            "group's committed offset (needs group), else start_fallback"},
+    {.name = "start_fallback",
+     .type = SL_OPT_ENUM,
+     .def = "latest",
+     .choices = "earliest|latest",
+     .offset = offsetof(sl_kafka_src, start_fallback_opt),
+     .doc = "start: committed, for partitions without a committed offset"},
+    {.name = "max_rate_per_partition",
+     .type = SL_OPT_DOUBLE,
+     .def = "0",
+     .min = 0,
+     .max = 1e12,
+     .offset = offsetof(sl_kafka_src, max_rate_per_partition),
+     .doc = "direct: most messages per second per partition in a batch (0: no cap)"},
+    {.name = "min_rate_per_partition",
+     .type = SL_OPT_INT,
+     .def = "1",
+     .min = 1,
+     .max = 1e12,
+     .offset = offsetof(sl_kafka_src, min_rate_per_partition),
+     .doc = "direct: when batches are capped, each partition with lag still takes at least "
+            "this many messages per batch"},
+    {.name = "initial_rate",
+     .type = SL_OPT_DOUBLE,
+     .def = "0",
+     .min = 0,
+     .max = 1e12,
+     .offset = offsetof(sl_kafka_src, initial_rate),
+     .doc = "direct: messages per second of the whole input, split by lag, until the first "
+            "batch completes (0: none)"},
+    {.name = "on_offset_out_of_range",
+     .type = SL_OPT_ENUM,
+     .def = "fail",
+     .choices = "fail|earliest|latest",
+     .offset = offsetof(sl_kafka_src, oor_opt),
+     .doc = "direct: when a partition no longer holds the next offset (retention): fail stops "
+            "reading it; earliest or latest jump there (messages are lost); always logged"},
+    {.name = "format",
+     .type = SL_OPT_ENUM,
+     .def = "text",
+     .choices = "text|json|bytes",
+     .offset = offsetof(sl_kafka_src, format_opt),
+     .doc = "text and bytes pass messages through; json skips (counts and reports) messages "
+            "that are not JSON"},
+    {.name = "properties",
+     .type = SL_OPT_LIST,
+     .flags = SL_OPT_SECRET,
+     .offset = offsetof(sl_kafka_src, properties),
+     .doc = "librdkafka settings key=value (security.protocol, sasl.*, ssl.*, fetch sizes), "
+            "each checked at start; never shown"},
+    {.name = "poll_timeout",
+     .type = SL_OPT_DURATION,
+     .def = "5s",
+     .min = 10,
+     .max = 600000,
+     .offset = offsetof(sl_kafka_src, poll_timeout),
+     .doc = "longest wait for the brokers in a batch (offset look-ups, a range's messages); "
+            "what does not come in time goes to the next batch"},
+    {.name = "metadata_refresh",
+     .type = SL_OPT_DURATION,
+     .def = "5s",
+     .min = 100,
+     .max = 3600000,
+     .offset = offsetof(sl_kafka_src, metadata_refresh),
+     .doc = "how often new partitions and topics are looked for"},
+    {.name = "embedded_partitions",
+     .type = SL_OPT_INT,
+     .def = "4",
+     .min = 1,
+     .max = 1000,
+     .offset = offsetof(sl_kafka_src, embedded_partitions),
+     .doc = "brokers: embedded: partitions of each topic created"},
+    {.name = "embedded_sample",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .offset = offsetof(sl_kafka_src, embedded_sample),
+     .doc = "brokers: embedded: fill the topics with sample text lines"},
+    {.name = "embedded_rate",
+     .type = SL_OPT_DOUBLE,
+     .def = "10",
+     .min = 0,
+     .max = 1e6,
+     .offset = offsetof(sl_kafka_src, embedded_rate),
+     .doc = "brokers: embedded with embedded_sample: sample lines per second after the first "
+            "fill (0: none)"},
+    {.name = "wal",
+     .type = SL_OPT_BOOL,
+     .def = "true",
+     .offset = offsetof(sl_kafka_src, wal_opt),
+     .doc = "receiver: keep a write-ahead log under the checkpoint directory (when there is "
+            "one): offsets are committed once records are in it"},
+    {.name = "wal_segment_size",
+     .type = SL_OPT_SIZE,
+     .def = "64MiB",
+     .min = 65536,
+     .max = 1073741824.0,
+     .offset = offsetof(sl_kafka_src, wal_segment_size),
+     .doc = "receiver: write-ahead log segment files are rolled at this size"},
+    {.name = "wal_fsync",
+     .type = SL_OPT_ENUM,
+     .def = "block",
+     .choices = "block|always|never",
+     .offset = offsetof(sl_kafka_src, wal_fsync_opt),
+     .doc = "receiver: block: fsync each block before committing its offsets; always: each "
+            "append; never: leave it to the OS (a crash may lose records)"},
+    {0},
+};
+
+const sl_connector sl_connector_kafka_source = {
+    .name = "kafka",
+    .description = "Kafka topics: direct (exact offset ranges per batch, Spark's direct "
+                   "stream) or receiver (consumer group, write-ahead log)",
+    .flags = SL_SOURCE,
+    .options = kafka_src_options,
+    .ctx_size = sizeof(sl_kafka_src),
+    .init = kafka_src_init,
+    .start = kafka_src_start,
+    .next_batch = kafka_src_next_batch,
+    .on_batch_done = kafka_src_batch_done,
+    .replay = kafka_src_replay,
+    .restore = kafka_src_restore,
+    .stop = kafka_src_stop,
+    .destroy = kafka_src_destroy,
+};

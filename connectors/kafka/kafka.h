@@ -1,0 +1,325 @@
+/* kafka.h -- the kafka connector's context structs: the source (direct mode, Spark's direct
+ * stream; receiver mode, a consumer-group member with a write-ahead log) and the sink (a
+ * producer), plus the functions the files of the connector share. */
+#ifndef SL_KAFKA_H
+#define SL_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "sl_connector.h"
+#include "sl_wal.h"
+#include "kafka_ranges.h"
+
+#define SL_KAFKA_EMBEDDED "embedded"
+
+typedef enum sl_kafka_start {
+    SL_KAFKA_START_EARLIEST,
+    SL_KAFKA_START_LATEST,
+    SL_KAFKA_START_COMMITTED,
+} sl_kafka_start;
+
+typedef enum sl_kafka_oor {
+    SL_KAFKA_OOR_FAIL,
+    SL_KAFKA_OOR_EARLIEST,
+    SL_KAFKA_OOR_LATEST,
+} sl_kafka_oor;
+
+typedef enum sl_kafka_format {
+    SL_KAFKA_FORMAT_TEXT,
+    SL_KAFKA_FORMAT_JSON,
+    SL_KAFKA_FORMAT_BYTES,
+} sl_kafka_format;
+
+/* ==== Direct mode ==== */
+
+/* One partition assigned to a direct source. */
+typedef struct sl_kafka_part {
+    const char *topic; /* interned: lives as long as the source */
+    int32_t partition;
+    rd_kafka_queue_t *queue;    /* its own fetch queue (not forwarded to the consumer's) */
+    int64_t next;               /* where the next batch starts (the generation cursor) */
+    int64_t read;               /* where the queue and stash continue */
+    int64_t done;               /* every batch up to here completed; committed */
+    int64_t committed;          /* last offset sent in a commit; -1 none */
+    int64_t latest;             /* high watermark at the last batch; -1 unknown */
+    rd_kafka_message_t **stash; /* messages fetched past a batch's end, in offset order */
+    size_t nstash, capstash;
+    int want;                /* SL_KAFKA_WANT_*: how its start offset is still to be found */
+    bool assigned;           /* handed to librdkafka (rd_kafka_*assign) */
+    bool broken;             /* out of range with on_offset_out_of_range: fail */
+    int64_t broken_reported; /* ms, when the breakage was last reported */
+    int64_t stuck_at;        /* a range ended short here last time (a gap): do not wait */
+    int64_t jump_to;         /* out of range: the next batch starts here; -1 none */
+} sl_kafka_part;
+
+/* How the start offset of a partition is found. */
+#define SL_KAFKA_WANT_NONE      0 /* known: next is set */
+#define SL_KAFKA_WANT_COMMITTED 1 /* the group's committed offset, else the fallback */
+#define SL_KAFKA_WANT_EARLIEST  2
+#define SL_KAFKA_WANT_LATEST    3
+
+/* The records of one range while a direct batch is read: they borrow the bytes of the
+ * messages held until the engine copied them. */
+typedef struct sl_kafka_rbuf {
+    sl_record *recs;
+    sl_record_meta *metas;
+    rd_kafka_message_t **held;
+    size_t n, cap;
+} sl_kafka_rbuf;
+
+/* A position restored from the engine's checkpoint (direct mode). */
+typedef struct sl_kafka_saved {
+    const char *topic; /* interned */
+    int32_t partition;
+    int64_t offset;
+} sl_kafka_saved;
+
+/* A range of a generated batch. */
+typedef struct sl_kafka_range {
+    const char *topic; /* interned */
+    int32_t partition;
+    int64_t from, until;
+} sl_kafka_range;
+
+/* A batch generated and not yet known to be complete. */
+typedef struct sl_kafka_pending {
+    int64_t time;
+    sl_kafka_range *ranges;
+    size_t n;
+    struct sl_kafka_pending *next;
+} sl_kafka_pending;
+
+/* ==== Receiver mode ==== */
+
+/* Offsets and WAL position of records pushed to the engine, by the wall time the push
+ * ended: a batch at time t holds every record pushed before t. */
+typedef struct sl_kafka_pushed {
+    int64_t time;                             /* ms, wall clock, when the push returned */
+    sl_wal_pos wal_end;                       /* WAL position after these records; 0 none */
+    rd_kafka_topic_partition_list_t *offsets; /* next offsets per partition; may be NULL */
+    int gen;                                  /* the failure generation it was pushed in */
+    struct sl_kafka_pushed *next;
+} sl_kafka_pushed;
+
+/* ==== The source ==== */
+
+typedef struct sl_kafka_src {
+    sl_instance *ins; /* first, as in the sink: librdkafka's log callback finds it there; set
+                       * first in init, NULL means init never ran */
+
+    /* Options, filled by the engine. */
+    const char *mode;
+    const char *brokers;
+    const char *topics;
+    const char *topic_pattern;
+    const char *group;
+    const char *start_opt;
+    const char *start_fallback_opt;
+    double max_rate_per_partition;
+    int64_t min_rate_per_partition;
+    double initial_rate;
+    const char *oor_opt;
+    const char *format_opt;
+    const char *properties;
+    int64_t poll_timeout;     /* ms */
+    int64_t metadata_refresh; /* ms */
+    int64_t embedded_partitions;
+    bool embedded_sample;
+    double embedded_rate;
+    bool wal_opt;
+    int64_t wal_segment_size;
+    const char *wal_fsync_opt;
+
+    /* Parsed options. */
+    bool receiver;
+    sl_kafka_start start;
+    sl_kafka_start start_fallback; /* EARLIEST or LATEST */
+    sl_kafka_oor oor;
+    sl_kafka_format format;
+    char **topic_list; /* NULL-terminated, from topics */
+    size_t ntopic_list;
+    regex_t pattern; /* from topic_pattern */
+    bool has_pattern;
+    char *bootstrap; /* brokers, or the embedded cluster's address */
+    bool embedded;
+    const char *name; /* instance name */
+    int64_t batch_ms;
+
+    /* librdkafka. */
+    rd_kafka_t *rk;
+    bool started;
+    _Atomic bool stop;
+
+    /* Interned topic names (never freed before destroy). */
+    char **interned;
+    size_t ninterned, capinterned;
+
+    /* Reporting. */
+    _Atomic uint64_t malformed; /* JSON records skipped */
+    _Atomic uint64_t oversize;
+    _Atomic bool brokers_down; /* an outage was reported and has not ended */
+    int64_t down_reported;     /* ms */
+
+    /* Direct mode state; lock protects everything below. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* signalled when a batch completes or fails */
+    bool lock_init;
+    sl_kafka_part *parts;
+    size_t nparts, capparts;
+    bool assigned_once;   /* the first assignment (start applies) happened */
+    int64_t next_refresh; /* ms: next metadata look-up (without a group) */
+    bool subscribed;      /* group mode: partitions come from the group */
+    bool closing;         /* destroy runs: revokes do not wait */
+    sl_kafka_pending *pending, *pending_tail;
+    bool first_done;       /* a batch completed (initial_rate no longer applies) */
+    uint64_t rewinds;      /* failed batches made `next` go back this many times */
+    sl_kafka_saved *saved; /* positions restored from the engine's checkpoint */
+    size_t nsaved, capsaved;
+    bool restored;         /* restore() gave them: they come before anything else */
+    bool missing_reported; /* a missing topic was reported */
+    /* Buffers reused by every batch. */
+    sl_kafka_rbuf *rbufs; /* one per range of a batch */
+    size_t caprbufs;
+    rd_kafka_message_t **chunk; /* READ_CHUNK messages taken from a queue at once */
+    int64_t *from_buf, *latest_buf, *until_buf;
+    size_t capbuf;
+
+    /* Receiver mode state. */
+    pthread_t thread;
+    bool thread_started;
+    sl_wal *wal;
+    sl_kafka_pushed *pushed, *pushed_tail; /* guarded by lock */
+    _Atomic bool replay_wanted;            /* a batch failed: push again what is not processed */
+    _Atomic int fail_gen;                  /* batches that failed so far */
+    int push_gen;                          /* failures the thread has handled (thread) */
+    rd_kafka_topic_partition_list_t *appended; /* next offsets appended to the WAL (thread) */
+    int64_t last_sync;                         /* ms (thread) */
+    bool dirty; /* appended since the last sync and commit (thread) */
+    /* The syncer thread: fsyncs the log and then commits, while the receiver goes on. */
+    pthread_t sync_thread;
+    bool sync_started;
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_cond;
+    rd_kafka_topic_partition_list_t *sync_req; /* commit these once the log is fsynced */
+    bool sync_busy;
+    bool sync_stop;
+} sl_kafka_src;
+
+/* ==== The sink ==== */
+
+typedef struct sl_kafka_sink {
+    sl_instance *ins; /* first: see sl_kafka_src */
+
+    /* Options. */
+    const char *brokers;
+    const char *topic;
+    const char *properties;
+    int64_t flush_timeout; /* ms */
+
+    rd_kafka_t *rk;
+    char *bootstrap;
+    bool embedded;
+    _Atomic uint64_t failed; /* delivery failures of the current write */
+    char first_error[192];
+    pthread_mutex_t err_lock;
+    bool lock_init;
+} sl_kafka_sink;
+
+/* ==== kafka_config.c ==== */
+
+/* Checks and parses the source's options. Returns SL_OK or SL_ERR_INVAL with errstr. */
+int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize);
+/* What a librdkafka configuration is for: its defaults differ. */
+typedef enum sl_kafka_role {
+    SL_KAFKA_DIRECT,   /* a consumer with a fetch queue per partition */
+    SL_KAFKA_RECEIVER, /* a consumer whose partitions share one queue */
+    SL_KAFKA_PRODUCER,
+} sl_kafka_role;
+
+/* A librdkafka configuration: bootstrap servers, sluice's defaults for the role, then
+ * properties ("key=value" items), which override them. NULL with errstr naming the bad
+ * property. The caller owns the result (rd_kafka_conf_destroy, or rd_kafka_new takes it). */
+rd_kafka_conf_t *sl__kafka_conf_new(sl_instance *ins, const char *bootstrap, const char *properties,
+                                    sl_kafka_role role, char *errstr, size_t errsize);
+/* True when a librdkafka property name looks like it holds a secret. */
+bool sl__kafka_secret_key(const char *key);
+/* Routes librdkafka's logs and errors to the instance's log (set on every conf). */
+void sl__kafka_conf_logging(rd_kafka_conf_t *conf, sl_instance *ins);
+/* True when the topic is one the source reads (topics or topic_pattern). */
+bool sl__kafka_topic_wanted(const sl_kafka_src *ctx, const char *topic);
+/* The interned copy of a topic name (lives as long as ctx); NULL when out of memory. */
+const char *sl__kafka_intern(sl_kafka_src *ctx, const char *topic);
+
+/* ==== kafka_msg.c ==== */
+
+/* Fills r (and meta) from m, borrowing its bytes. Returns SL_OK, SL_ERR_RECORD for a record
+ * that format json rejects, or SL_ERR_TOOBIG for one over max_record_size; both are counted
+ * and reported with their topic, partition and offset. */
+int sl__kafka_msg_record(sl_kafka_src *ctx, const rd_kafka_message_t *m, const char *topic,
+                         sl_record *r, sl_record_meta *meta);
+/* Maps a librdkafka error to an sl_err. */
+int sl__kafka_err(rd_kafka_resp_err_t err);
+
+/* ==== kafka_embedded.c ==== */
+
+/* Starts (or shares) the in-process mock cluster with the topics created (partitions each)
+ * and, when sample is true, filled with text lines and fed rate lines per second. Returns
+ * its bootstrap address (owned by the caller) or NULL with errstr. */
+char *sl__kafka_embedded_acquire(const char *const *topics, int partitions, bool sample,
+                                 double rate, char *errstr, size_t errsize);
+void sl__kafka_embedded_release(void);
+
+/* ==== kafka_direct.c ==== */
+
+int sl__kafka_direct_start(sl_kafka_src *ctx);
+int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_input *in);
+void sl__kafka_direct_done(sl_kafka_src *ctx, int64_t batch_time);
+void sl__kafka_direct_failed(sl_kafka_src *ctx, int64_t batch_time);
+void sl__kafka_direct_destroy(sl_kafka_src *ctx);
+/* After a restart: reads again the ranges of a batch the checkpoint holds as pending
+ * (definition: what next_batch set), and continues after the last generated batch. */
+int sl__kafka_direct_replay(sl_kafka_src *ctx, int64_t batch_time, const char *definition,
+                            sl_batch_input *in);
+int sl__kafka_direct_restore(sl_kafka_src *ctx, const char *definition);
+
+/* ==== kafka_receiver.c ==== */
+
+int sl__kafka_receiver_start(sl_kafka_src *ctx);
+void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time);
+void sl__kafka_receiver_failed(sl_kafka_src *ctx, int64_t batch_time);
+void sl__kafka_receiver_stop(sl_kafka_src *ctx);
+void sl__kafka_receiver_destroy(sl_kafka_src *ctx);
+
+/* ==== Shared helpers (kafka.c) ==== */
+
+/* Wall clock (batch times are wall-clock times) and monotonic clock, in ms. */
+static inline int64_t sl__kafka_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t sl__kafka_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Commits offsets and waits at most timeout_ms for the result. Returns SL_OK or an error
+ * (logged). Any thread. */
+int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *offsets,
+                          int64_t timeout_ms);
+/* Sets ctx->bootstrap: the brokers, or the embedded cluster (started here). */
+int sl__kafka_src_bootstrap(sl_kafka_src *ctx);
+/* Reports a broker outage once (then at debug level) and its end. */
+void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_err_t err);
+void sl__kafka_report_up(sl_kafka_src *ctx);
+
+#endif /* SL_KAFKA_H */

@@ -1,0 +1,694 @@
+/* kafka_receiver.c -- the receiver source: a consumer-group member on its own thread that
+ * pushes what it consumes to the engine's block generator (sl_receiver_push: max_rate and
+ * max_buffered apply), Spark's reliable receiver.
+ *
+ * With a write-ahead log (a checkpoint directory and wal: true), each chunk of consumed
+ * records is appended to the log before it is pushed, and the offsets are committed to
+ * Kafka only after the log is fsynced: a crash loses nothing, the records in the log that
+ * no completed batch processed are pushed again at the next start. Without a log, offsets
+ * are committed when the batch that holds the records completed.
+ *
+ * Which records a batch holds: the engine hands a batch at time t every record pushed
+ * before t (blocks are cut at the batch time), so a push that returned at wall time < t is
+ * in a batch <= t. Each push is remembered with its time, its log position and (without a
+ * log) its offsets; when batch t completes, what was pushed before t is processed.
+ *
+ * A batch that fails makes the thread push again what is not processed: from the log, or
+ * (without one) by seeking back to the committed offsets. At-least-once: nothing is lost,
+ * records may come twice.
+ *
+ * Threads: the receiver thread consumes, appends, pushes and commits; the job thread runs
+ * on_batch_done and the failure listener; ctx->lock guards the list of pushes. The
+ * rebalance callback runs on the receiver thread (inside its consume call) or in destroy. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+
+#define RECV_CHUNK       2048  /* messages consumed at once */
+#define RECV_POLL_MS     100   /* longest wait in one consume call */
+#define SYNC_INTERVAL_MS 200   /* the log is fsynced and offsets committed this often */
+#define SYNC_TIMEOUT_MS  10000 /* synchronous commits (revoke, stop) */
+#define WAL_RETRY_MS     1000  /* a failing log is tried again after this long */
+
+/* ==== Offsets ==== */
+
+/* Sets the next offset of topic/partition in l to at least next. */
+static void offsets_note(rd_kafka_topic_partition_list_t *l, const char *topic, int32_t partition,
+                         int64_t next)
+{
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, topic, partition);
+    if (!tp) {
+        tp = rd_kafka_topic_partition_list_add(l, topic, partition);
+        tp->offset = next;
+    } else if (next > tp->offset) {
+        tp->offset = next;
+    }
+}
+
+/* The entries of `from` that are (also) in `only`, or all of them when only is NULL. */
+static rd_kafka_topic_partition_list_t *offsets_copy(const rd_kafka_topic_partition_list_t *from,
+                                                     const rd_kafka_topic_partition_list_t *only)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(from->cnt + 1);
+    for (int i = 0; i < from->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &from->elems[i];
+        if (!only || rd_kafka_topic_partition_list_find(only, tp->topic, tp->partition)) {
+            rd_kafka_topic_partition_list_add(l, tp->topic, tp->partition)->offset = tp->offset;
+        }
+    }
+    return l;
+}
+
+/* ==== Durability ==== */
+
+/* The syncer thread: fsyncs the log, then commits the offsets of what was appended before
+ * the request (asynchronously). The receiver thread goes on appending meanwhile. */
+static void *syncer_main(void *arg)
+{
+    sl_kafka_src *ctx = arg;
+    pthread_mutex_lock(&ctx->sync_lock);
+    for (;;) {
+        while (!ctx->sync_req && !ctx->sync_stop) {
+            pthread_cond_wait(&ctx->sync_cond, &ctx->sync_lock);
+        }
+        rd_kafka_topic_partition_list_t *l = ctx->sync_req;
+        if (!l) {
+            break; /* stopping, nothing left */
+        }
+        ctx->sync_req = NULL;
+        ctx->sync_busy = true;
+        pthread_mutex_unlock(&ctx->sync_lock);
+        if (sl_wal_sync(ctx->wal) == SL_OK) {
+            if (l->cnt > 0) {
+                rd_kafka_commit(ctx->rk, l, 1);
+            }
+        } else {
+            sl_instance_error(ctx->ins, "the write-ahead log cannot be synced: offsets are not "
+                                        "committed");
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        pthread_mutex_lock(&ctx->sync_lock);
+        ctx->sync_busy = false;
+        pthread_cond_broadcast(&ctx->sync_cond);
+    }
+    pthread_mutex_unlock(&ctx->sync_lock);
+    return NULL;
+}
+
+/* Asks the syncer to make what was appended so far durable, then commit it. A request not
+ * yet taken is replaced: the newer one covers it. @locality the receiver thread */
+static void request_sync(sl_kafka_src *ctx)
+{
+    if (!ctx->wal || !ctx->appended) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = offsets_copy(ctx->appended, NULL);
+    pthread_mutex_lock(&ctx->sync_lock);
+    if (ctx->sync_req) {
+        rd_kafka_topic_partition_list_destroy(ctx->sync_req);
+    }
+    ctx->sync_req = l;
+    pthread_cond_broadcast(&ctx->sync_cond);
+    pthread_mutex_unlock(&ctx->sync_lock);
+    ctx->dirty = false;
+    ctx->last_sync = sl__kafka_mono_ms();
+}
+
+/* Waits until the syncer has nothing to do. */
+static void syncer_drain(sl_kafka_src *ctx)
+{
+    if (!ctx->sync_started) {
+        return;
+    }
+    pthread_mutex_lock(&ctx->sync_lock);
+    while (ctx->sync_req || ctx->sync_busy) {
+        pthread_cond_wait(&ctx->sync_cond, &ctx->sync_lock);
+    }
+    pthread_mutex_unlock(&ctx->sync_lock);
+}
+
+/* fsyncs the log and commits what was appended (only the partitions of `only` when it is
+ * not NULL), synchronously, after what the syncer had to do: at a revoke and at the stop.
+ * @locality the receiver thread, or destroy */
+static void sync_and_commit(sl_kafka_src *ctx, const rd_kafka_topic_partition_list_t *only)
+{
+    if (!ctx->wal || !ctx->appended) {
+        return;
+    }
+    syncer_drain(ctx);
+    if (sl_wal_sync(ctx->wal) != SL_OK) {
+        sl_instance_error(ctx->ins, "the write-ahead log cannot be synced: offsets are not "
+                                    "committed");
+        return;
+    }
+    ctx->dirty = false;
+    ctx->last_sync = sl__kafka_mono_ms();
+    if (ctx->appended->cnt == 0) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = offsets_copy(ctx->appended, only);
+    if (l->cnt > 0) {
+        sl__kafka_commit_sync(ctx, l, SYNC_TIMEOUT_MS);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ==== Pushes ==== */
+
+/* Remembers a push that returned now. offsets is taken over (may be NULL). */
+static void pushed_add(sl_kafka_src *ctx, sl_wal_pos end, rd_kafka_topic_partition_list_t *offsets)
+{
+    sl_kafka_pushed *e = calloc(1, sizeof(*e));
+    if (!e) {
+        if (offsets) {
+            rd_kafka_topic_partition_list_destroy(offsets);
+        }
+        return; /* not tracked: its records are processed again after a restart */
+    }
+    e->time = sl__kafka_now_ms();
+    e->wal_end = end;
+    e->offsets = offsets;
+    e->gen = ctx->push_gen;
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->pushed_tail) {
+        ctx->pushed_tail->next = e;
+    } else {
+        ctx->pushed = e;
+    }
+    ctx->pushed_tail = e;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static void pushed_free_list(sl_kafka_pushed *e)
+{
+    while (e) {
+        sl_kafka_pushed *next = e->next;
+        if (e->offsets) {
+            rd_kafka_topic_partition_list_destroy(e->offsets);
+        }
+        free(e);
+        e = next;
+    }
+}
+
+/* Pushes records to the engine, waiting while it has no room. Returns SL_OK, or
+ * SL_ERR_STATE when the engine stops (the records were taken). */
+static int push(sl_kafka_src *ctx, const sl_record *recs, size_t n)
+{
+    return n > 0 ? sl_receiver_push(ctx->ins, recs, n) : SL_OK;
+}
+
+/* ==== Replay from the log ==== */
+
+typedef struct replay_state {
+    sl_kafka_src *ctx;
+    uint64_t records;
+} replay_state;
+
+static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
+{
+    replay_state *st = arg;
+    int rc = push(st->ctx, recs, n);
+    pushed_add(st->ctx, end, NULL);
+    st->records += n;
+    return rc == SL_ERR_STATE ? SL_OK : rc;
+}
+
+/* Pushes every record of the log that no completed batch processed. */
+static void replay_wal(sl_kafka_src *ctx, const char *why)
+{
+    replay_state st = {.ctx = ctx};
+    uint64_t blocks = 0;
+    sl_wal_pos from = sl_wal_processed(ctx->wal);
+    int rc = sl_wal_replay(ctx->wal, from, replay_block, &st, &blocks);
+    if (rc != SL_OK) {
+        sl_instance_error(ctx->ins, "replaying the write-ahead log failed: %s", sl_err2str(rc));
+    }
+    if (blocks > 0) {
+        sl_instance_log(ctx->ins, SL_LOG_INFO,
+                        "%s: %" PRIu64 " records (%" PRIu64 " blocks) pushed again from the "
+                        "write-ahead log %s",
+                        why, st.records, blocks, sl_wal_dir(ctx->wal));
+    }
+}
+
+/* Without a log: seeks the assigned partitions back to the group's committed offsets. */
+static void seek_to_committed(sl_kafka_src *ctx)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(ctx->rk, &l) || !l) {
+        return;
+    }
+    if (l->cnt > 0 && !rd_kafka_committed(ctx->rk, l, (int)ctx->poll_timeout)) {
+        rd_kafka_topic_partition_list_t *s = rd_kafka_topic_partition_list_new(l->cnt);
+        for (int i = 0; i < l->cnt; i++) {
+            if (!l->elems[i].err && l->elems[i].offset >= 0) {
+                rd_kafka_topic_partition_list_add(s, l->elems[i].topic, l->elems[i].partition)
+                    ->offset = l->elems[i].offset;
+            }
+        }
+        rd_kafka_error_t *e =
+            s->cnt ? rd_kafka_seek_partitions(ctx->rk, s, (int)ctx->poll_timeout) : NULL;
+        if (e) {
+            sl_instance_error(ctx->ins, "cannot seek back to the committed offsets: %s",
+                              rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        } else {
+            sl_instance_log(ctx->ins, SL_LOG_WARN,
+                            "a batch failed: %d partitions read again from their committed "
+                            "offsets",
+                            s->cnt);
+        }
+        rd_kafka_topic_partition_list_destroy(s);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ==== Rebalances ==== */
+
+static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    sl_kafka_src *ctx = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    char text[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < l->cnt && len + 1 < sizeof(text); i++) {
+        int n = snprintf(text + len, sizeof(text) - len, "%s%s[%" PRId32 "]", i ? " " : "",
+                         l->elems[i].topic, l->elems[i].partition);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s assigned %d partitions: %s", ctx->group,
+                        l->cnt, text);
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
+            if (e) {
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, l);
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        /* What was received is made durable and committed before the partitions go. */
+        if (!rd_kafka_assignment_lost(rk)) {
+            sync_and_commit(ctx, l);
+        }
+        if (ctx->appended) {
+            rd_kafka_topic_partition_list_t *keep = rd_kafka_topic_partition_list_new(4);
+            for (int i = 0; i < ctx->appended->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &ctx->appended->elems[i];
+                if (!rd_kafka_topic_partition_list_find(l, tp->topic, tp->partition)) {
+                    rd_kafka_topic_partition_list_add(keep, tp->topic, tp->partition)->offset =
+                        tp->offset;
+                }
+            }
+            rd_kafka_topic_partition_list_destroy(ctx->appended);
+            ctx->appended = keep;
+        }
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, l);
+            if (e) {
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+        sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s revoked %d partitions: %s", ctx->group,
+                        l->cnt, text);
+        return;
+    }
+    sl_instance_error(ctx->ins, "rebalance failed: %s", rd_kafka_err2str(err));
+    rd_kafka_assign(rk, NULL);
+}
+
+static void recv_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    sl_kafka_src *ctx = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        sl__kafka_report_down(ctx, reason, err);
+    } else if (rd_kafka_fatal_error(rk, NULL, 0)) {
+        sl_instance_error(ctx->ins, "fatal Kafka error: %s", reason);
+    } else {
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "librdkafka: %s: %s",
+                        rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+}
+
+/* ==== The thread ==== */
+
+static bool stopping(sl_kafka_src *ctx)
+{
+    return atomic_load(&ctx->stop) || sl_instance_stopping(ctx->ins);
+}
+
+/* Handles one consumed chunk: records made, appended to the log, pushed, remembered. */
+static void handle_chunk(sl_kafka_src *ctx, rd_kafka_message_t **msgs, size_t n, sl_record *recs,
+                         sl_record_meta *metas)
+{
+    size_t nrec = 0;
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = msgs[i];
+        if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+                if (!ctx->missing_reported) {
+                    sl_instance_error(ctx->ins, "%s (at %s); it is read once it is created",
+                                      rd_kafka_message_errstr(m), ctx->bootstrap);
+                    ctx->missing_reported = true;
+                }
+            } else if (m->err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                       m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+                sl__kafka_report_down(ctx, rd_kafka_message_errstr(m), m->err);
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                sl_instance_log(ctx->ins, SL_LOG_WARN, "Kafka: %s", rd_kafka_message_errstr(m));
+            }
+            continue;
+        }
+        const char *topic = sl__kafka_intern(ctx, rd_kafka_topic_name(m->rkt));
+        if (!topic) {
+            continue;
+        }
+        offsets_note(offsets, topic, m->partition, m->offset + 1);
+        if (sl__kafka_msg_record(ctx, m, topic, &recs[nrec], &metas[nrec]) == SL_OK) {
+            nrec++;
+        }
+    }
+    if (offsets->cnt > 0) {
+        sl__kafka_report_up(ctx);
+    }
+    sl_wal_pos end = 0;
+    if (ctx->wal && nrec > 0) {
+        int rc;
+        while ((rc = sl_wal_append(ctx->wal, recs, nrec, &end)) != SL_OK) {
+            sl_instance_error(ctx->ins, "cannot append to the write-ahead log %s: %s; retrying",
+                              sl_wal_dir(ctx->wal), sl_err2str(rc));
+            for (int64_t t = 0; t < WAL_RETRY_MS && !stopping(ctx); t += RECV_POLL_MS) {
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = RECV_POLL_MS * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            if (stopping(ctx)) {
+                break; /* not in the log: not committed either, so Kafka has them */
+            }
+        }
+        if (rc == SL_OK) {
+            ctx->dirty = true;
+        }
+    }
+    if (ctx->wal) {
+        for (int i = 0; i < offsets->cnt; i++) {
+            offsets_note(ctx->appended, offsets->elems[i].topic, offsets->elems[i].partition,
+                         offsets->elems[i].offset);
+        }
+    }
+    push(ctx, recs, nrec);
+    if (offsets->cnt > 0) {
+        pushed_add(ctx, end, ctx->wal ? NULL : offsets);
+        if (!ctx->wal) {
+            offsets = NULL;
+        }
+    }
+    if (offsets) {
+        rd_kafka_topic_partition_list_destroy(offsets);
+    }
+}
+
+static void *receiver_main(void *arg)
+{
+    sl_kafka_src *ctx = arg;
+    rd_kafka_message_t **msgs = malloc(RECV_CHUNK * sizeof(*msgs));
+    sl_record *recs = malloc(RECV_CHUNK * sizeof(*recs));
+    sl_record_meta *metas = malloc(RECV_CHUNK * sizeof(*metas));
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(ctx->rk);
+    if (!msgs || !recs || !metas || !q) {
+        sl_instance_error(ctx->ins, "out of memory");
+        goto out;
+    }
+    if (ctx->wal) {
+        replay_wal(ctx, "restart");
+    }
+    sl_instance_set_active(ctx->ins, true);
+    while (!stopping(ctx)) {
+        if (atomic_exchange(&ctx->replay_wanted, false)) {
+            /* Pushes from now on count; the ones before were dropped by the failure. */
+            ctx->push_gen = atomic_load(&ctx->fail_gen);
+            if (ctx->wal) {
+                sync_and_commit(ctx, NULL);
+                replay_wal(ctx, "a batch failed");
+            } else {
+                seek_to_committed(ctx);
+            }
+        }
+        ssize_t n = rd_kafka_consume_batch_queue(q, RECV_POLL_MS, msgs, RECV_CHUNK);
+        if (n < 0) {
+            sl_instance_log(ctx->ins, SL_LOG_WARN, "consuming failed: %s",
+                            rd_kafka_err2str(rd_kafka_last_error()));
+            continue;
+        }
+        if (n > 0) {
+            handle_chunk(ctx, msgs, (size_t)n, recs, metas);
+            for (ssize_t i = 0; i < n; i++) {
+                rd_kafka_message_destroy(msgs[i]);
+            }
+        }
+        if (ctx->dirty && (n == 0 || sl__kafka_mono_ms() - ctx->last_sync >= SYNC_INTERVAL_MS)) {
+            request_sync(ctx);
+        }
+    }
+    /* Stopping: what was received is durable and committed; the engine's last batch takes
+     * what was pushed. */
+    sync_and_commit(ctx, NULL);
+out:
+    if (q) {
+        rd_kafka_queue_destroy(q);
+    }
+    free(msgs);
+    free(recs);
+    free(metas);
+    sl_instance_set_active(ctx->ins, false);
+    return NULL;
+}
+
+/* ==== Callbacks ==== */
+
+static sl_wal_fsync fsync_policy(const sl_kafka_src *ctx)
+{
+    if (strcmp(ctx->wal_fsync_opt, "always") == 0) {
+        return SL_WAL_FSYNC_ALWAYS;
+    }
+    if (strcmp(ctx->wal_fsync_opt, "never") == 0) {
+        return SL_WAL_FSYNC_NEVER;
+    }
+    return SL_WAL_FSYNC_EXPLICIT;
+}
+
+int sl__kafka_receiver_start(sl_kafka_src *ctx)
+{
+    char errstr[512];
+    int rc = sl__kafka_src_bootstrap(ctx);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    const char *dir = sl_context_checkpoint_dir(sl_instance_context(ctx->ins));
+    if (ctx->wal_opt && dir) {
+        sl_wal_conf wc = {.fsync = fsync_policy(ctx),
+                          .segment_size = (uint64_t)ctx->wal_segment_size};
+        ctx->wal = sl_wal_open(dir, ctx->name, &wc, errstr, sizeof(errstr));
+        if (!ctx->wal) {
+            sl_instance_error(ctx->ins, "write-ahead log: %s", errstr);
+            return SL_ERR_IO;
+        }
+        ctx->appended = rd_kafka_topic_partition_list_new(8);
+        pthread_mutex_init(&ctx->sync_lock, NULL);
+        pthread_cond_init(&ctx->sync_cond, NULL);
+    } else if (ctx->wal_opt && sl_options_get(sl_instance_options(ctx->ins), "wal")) {
+        sl_instance_log(ctx->ins, SL_LOG_WARN,
+                        "wal: true without a checkpoint directory: no "
+                        "write-ahead log; offsets are committed after "
+                        "each batch completes");
+    }
+    rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
+                                               SL_KAFKA_RECEIVER, errstr, sizeof(errstr));
+    if (!conf) {
+        sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_INVAL;
+    }
+    sl_kafka_start s = ctx->start == SL_KAFKA_START_COMMITTED ? ctx->start_fallback : ctx->start;
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%lld", (long long)ctx->metadata_refresh);
+    if (rd_kafka_conf_set(conf, "group.id", ctx->group, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "auto.offset.reset",
+                          s == SL_KAFKA_START_EARLIEST ? "earliest" : "latest", errstr,
+                          sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_INVAL;
+    }
+    rd_kafka_conf_set_opaque(conf, ctx);
+    rd_kafka_conf_set_error_cb(conf, recv_error_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, recv_rebalance_cb);
+    ctx->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!ctx->rk) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "cannot create the Kafka consumer: %s", errstr);
+        return SL_ERR_INVAL;
+    }
+    rd_kafka_poll_set_consumer(ctx->rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    char re[1024];
+    if (ctx->has_pattern) {
+        snprintf(re, sizeof(re), "%s%s", ctx->topic_pattern[0] == '^' ? "" : "^",
+                 ctx->topic_pattern);
+        rd_kafka_topic_partition_list_add(l, re, RD_KAFKA_PARTITION_UA);
+    }
+    for (size_t i = 0; i < ctx->ntopic_list; i++) {
+        rd_kafka_topic_partition_list_add(l, ctx->topic_list[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(ctx->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        sl_instance_error(ctx->ins, "cannot subscribe: %s", rd_kafka_err2str(err));
+        return SL_ERR_INVAL;
+    }
+    atomic_store(&ctx->stop, false);
+    if (ctx->wal) {
+        int se = pthread_create(&ctx->sync_thread, NULL, syncer_main, ctx);
+        if (se != 0) {
+            sl_instance_error(ctx->ins, "cannot start the syncer thread: %s", strerror(se));
+            return SL_ERR_IO;
+        }
+        ctx->sync_started = true;
+    }
+    int e = pthread_create(&ctx->thread, NULL, receiver_main, ctx);
+    if (e != 0) {
+        sl_instance_error(ctx->ins, "cannot start the receiver thread: %s", strerror(e));
+        return SL_ERR_IO;
+    }
+    ctx->thread_started = true;
+    sl_instance_log(ctx->ins, SL_LOG_INFO, "Kafka receiver for group %s at %s%s%s", ctx->group,
+                    ctx->bootstrap, ctx->wal ? ", write-ahead log " : ", no write-ahead log",
+                    ctx->wal ? sl_wal_dir(ctx->wal) : "");
+    return SL_OK;
+}
+
+void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time)
+{
+    pthread_mutex_lock(&ctx->lock);
+    sl_kafka_pushed *done = NULL, **tail = &done;
+    while (ctx->pushed && ctx->pushed->time < batch_time) {
+        sl_kafka_pushed *e = ctx->pushed;
+        ctx->pushed = e->next;
+        e->next = NULL;
+        *tail = e;
+        tail = &e->next;
+    }
+    if (!ctx->pushed) {
+        ctx->pushed_tail = NULL;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (!done) {
+        return;
+    }
+    sl_wal_pos processed = 0;
+    rd_kafka_topic_partition_list_t *commit = NULL;
+    int gen = atomic_load(&ctx->fail_gen);
+    for (sl_kafka_pushed *e = done; e; e = e->next) {
+        if (e->gen != gen) {
+            continue; /* pushed before a failure was handled: it is pushed again */
+        }
+        if (e->wal_end > processed) {
+            processed = e->wal_end;
+        }
+        for (int i = 0; e->offsets && i < e->offsets->cnt; i++) {
+            if (!commit) {
+                commit = rd_kafka_topic_partition_list_new(8);
+            }
+            offsets_note(commit, e->offsets->elems[i].topic, e->offsets->elems[i].partition,
+                         e->offsets->elems[i].offset);
+        }
+    }
+    pushed_free_list(done);
+    if (ctx->wal && processed > 0) {
+        if (sl_wal_mark_processed(ctx->wal, processed) == SL_OK) {
+            int n = sl_wal_cleanup(ctx->wal);
+            if (n > 0) {
+                sl_instance_log(ctx->ins, SL_LOG_DEBUG, "%d write-ahead log segments deleted", n);
+            }
+        }
+    }
+    if (commit) {
+        if (ctx->rk) {
+            rd_kafka_commit(ctx->rk, commit, 1);
+        }
+        rd_kafka_topic_partition_list_destroy(commit);
+    }
+}
+
+void sl__kafka_receiver_failed(sl_kafka_src *ctx, int64_t batch_time)
+{
+    /* What was pushed so far is pushed again; none of it may be marked processed. */
+    pthread_mutex_lock(&ctx->lock);
+    pushed_free_list(ctx->pushed);
+    ctx->pushed = ctx->pushed_tail = NULL;
+    atomic_fetch_add(&ctx->fail_gen, 1);
+    pthread_mutex_unlock(&ctx->lock);
+    sl_instance_log(ctx->ins, SL_LOG_WARN,
+                    "batch %" PRId64 " did not complete: what it held is "
+                    "pushed again",
+                    batch_time);
+    atomic_store(&ctx->replay_wanted, true);
+}
+
+void sl__kafka_receiver_stop(sl_kafka_src *ctx)
+{
+    atomic_store(&ctx->stop, true);
+    if (ctx->thread_started) {
+        pthread_join(ctx->thread, NULL);
+        ctx->thread_started = false;
+    }
+    if (ctx->sync_started) {
+        pthread_mutex_lock(&ctx->sync_lock);
+        ctx->sync_stop = true;
+        pthread_cond_broadcast(&ctx->sync_cond);
+        pthread_mutex_unlock(&ctx->sync_lock);
+        pthread_join(ctx->sync_thread, NULL);
+        ctx->sync_started = false;
+    }
+}
+
+void sl__kafka_receiver_destroy(sl_kafka_src *ctx)
+{
+    sl__kafka_receiver_stop(ctx);
+    if (ctx->rk) {
+        if (!atomic_load(&ctx->brokers_down)) {
+            rd_kafka_consumer_close(ctx->rk);
+            rd_kafka_destroy(ctx->rk);
+        } else {
+            rd_kafka_destroy_flags(ctx->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
+        ctx->rk = NULL;
+    }
+    if (ctx->appended) {
+        rd_kafka_topic_partition_list_destroy(ctx->appended);
+        ctx->appended = NULL;
+        if (ctx->sync_req) {
+            rd_kafka_topic_partition_list_destroy(ctx->sync_req);
+            ctx->sync_req = NULL;
+        }
+        pthread_mutex_destroy(&ctx->sync_lock);
+        pthread_cond_destroy(&ctx->sync_cond);
+    }
+    sl_wal_close(ctx->wal);
+    ctx->wal = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    pushed_free_list(ctx->pushed);
+    ctx->pushed = ctx->pushed_tail = NULL;
+    pthread_mutex_unlock(&ctx->lock);
+}

@@ -1,0 +1,242 @@
+/* kafka_sink.c -- the kafka sink: a producer. Each record becomes a message (key: the
+ * record's key; value: its typed value as text when it has one, else its value bytes;
+ * timestamp: the record's). A batch is flushed before write returns; when a message cannot
+ * be delivered the write returns SL_ERR_RETRY and the engine writes the batch again
+ * (at-least-once: messages delivered by the failed attempt are sent twice). */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+
+#define PRODUCE_WAIT_MS 100 /* wait for room when librdkafka's queue is full */
+
+/* Delivery reports: counted per write, the first error kept. @locality librdkafka's poll,
+ * called from write on the job thread */
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    sl_kafka_sink *ctx = opaque;
+    (void)rk;
+    if (!m->err) {
+        return;
+    }
+    if (atomic_fetch_add(&ctx->failed, 1) == 0) {
+        pthread_mutex_lock(&ctx->err_lock);
+        snprintf(ctx->first_error, sizeof(ctx->first_error), "%s", rd_kafka_err2str(m->err));
+        pthread_mutex_unlock(&ctx->err_lock);
+    }
+}
+
+static void sink_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    sl_kafka_sink *ctx = opaque;
+    (void)rk;
+    sl_instance_log(ctx->ins,
+                    err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? SL_LOG_WARN : SL_LOG_DEBUG,
+                    "Kafka: %s", reason);
+}
+
+static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    sl_kafka_sink *ctx = data;
+    ctx->ins = ins;
+    pthread_mutex_init(&ctx->err_lock, NULL);
+    ctx->lock_init = true;
+    atomic_init(&ctx->failed, 0);
+    if (!ctx->brokers || !*ctx->brokers) {
+        snprintf(errstr, errsize, "brokers: give the bootstrap brokers or 'embedded'");
+        return SL_ERR_INVAL;
+    }
+    if (!ctx->topic || !*ctx->topic) {
+        snprintf(errstr, errsize, "topic: give the topic to produce to");
+        return SL_ERR_INVAL;
+    }
+    ctx->embedded = strcmp(ctx->brokers, SL_KAFKA_EMBEDDED) == 0;
+    rd_kafka_conf_t *conf = sl__kafka_conf_new(ins, ctx->embedded ? "127.0.0.1:9092" : ctx->brokers,
+                                               ctx->properties, SL_KAFKA_PRODUCER, errstr, errsize);
+    if (!conf) {
+        return SL_ERR_INVAL;
+    }
+    rd_kafka_conf_destroy(conf);
+    return SL_OK;
+}
+
+static int kafka_sink_start(void *data)
+{
+    sl_kafka_sink *ctx = data;
+    char errstr[512];
+    if (ctx->rk) {
+        return SL_OK;
+    }
+    if (!ctx->bootstrap) {
+        if (ctx->embedded) {
+            const char *topics[] = {ctx->topic, NULL};
+            ctx->bootstrap =
+                sl__kafka_embedded_acquire(topics, 4, false, 0, errstr, sizeof(errstr));
+        } else {
+            ctx->bootstrap = strdup(ctx->brokers);
+            snprintf(errstr, sizeof(errstr), "out of memory");
+        }
+        if (!ctx->bootstrap) {
+            sl_instance_error(ctx->ins, "%s", errstr);
+            return SL_ERR_IO;
+        }
+    }
+    rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
+                                               SL_KAFKA_PRODUCER, errstr, sizeof(errstr));
+    if (!conf) {
+        sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_INVAL;
+    }
+    rd_kafka_conf_set_opaque(conf, ctx);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, sink_error_cb);
+    ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!ctx->rk) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "cannot create the Kafka producer: %s", errstr);
+        return SL_ERR_INVAL;
+    }
+    return SL_OK;
+}
+
+/* The message value of r: its typed value as text, else its bytes. */
+static const char *sink_value(const sl_record *r, char *num, size_t size, size_t *len)
+{
+    if (r->num_type == SL_NUM_INT) {
+        *len = (size_t)snprintf(num, size, "%" PRId64, r->num.i);
+        return num;
+    }
+    if (r->num_type == SL_NUM_DOUBLE) {
+        for (int prec = 15; prec <= 17; prec++) {
+            *len = (size_t)snprintf(num, size, "%.*g", prec, r->num.d);
+            if (strtod(num, NULL) == r->num.d) {
+                break;
+            }
+        }
+        return num;
+    }
+    *len = r->value_len;
+    return r->value;
+}
+
+static int kafka_sink_write(void *data, const sl_batch_output *out)
+{
+    sl_kafka_sink *ctx = data;
+    if (!ctx->rk) {
+        int rc = kafka_sink_start(ctx); /* driven without start() (tests) */
+        if (rc != SL_OK) {
+            return SL_ERR_RETRY;
+        }
+    }
+    atomic_store(&ctx->failed, 0);
+    ctx->first_error[0] = '\0';
+    size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
+    rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t p = 0; p < nparts && !perr; p++) {
+        size_t n = 0;
+        const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
+        for (size_t i = 0; i < n && !perr; i++) {
+            const sl_record *r = &recs[i];
+            char num[40];
+            size_t vlen = 0;
+            const char *v = sink_value(r, num, sizeof(num), &vlen);
+            for (;;) {
+                perr = rd_kafka_producev(
+                    ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic),
+                    RD_KAFKA_V_KEY(r->key_len ? (void *)r->key : NULL, r->key_len),
+                    RD_KAFKA_V_VALUE(vlen ? (void *)v : NULL, vlen),
+                    RD_KAFKA_V_TIMESTAMP(r->ts > 0 ? r->ts : 0),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    break;
+                }
+                rd_kafka_poll(ctx->rk, PRODUCE_WAIT_MS);
+            }
+            if (perr) {
+                sl_instance_error(ctx->ins, "cannot produce to %s: %s", ctx->topic,
+                                  rd_kafka_err2str(perr));
+            }
+        }
+    }
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
+    uint64_t failed = atomic_load(&ctx->failed);
+    if (perr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        return SL_ERR_TOOBIG; /* retrying would not help */
+    }
+    if (perr || ferr || failed) {
+        pthread_mutex_lock(&ctx->err_lock);
+        sl_instance_error(ctx->ins,
+                          "batch %" PRId64 " not fully delivered to %s: %s; retrying the batch",
+                          out->batch_time, ctx->topic,
+                          failed ? ctx->first_error
+                          : ferr ? "flush timed out"
+                                 : rd_kafka_err2str(perr));
+        pthread_mutex_unlock(&ctx->err_lock);
+        return SL_ERR_RETRY;
+    }
+    sl_instance_set_active(ctx->ins, true);
+    return SL_OK;
+}
+
+static void kafka_sink_destroy(void *data)
+{
+    sl_kafka_sink *ctx = data;
+    if (!ctx->ins) {
+        return;
+    }
+    if (ctx->rk) {
+        rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
+        rd_kafka_destroy(ctx->rk);
+        ctx->rk = NULL;
+    }
+    if (ctx->embedded && ctx->bootstrap) {
+        sl__kafka_embedded_release();
+    }
+    free(ctx->bootstrap);
+    if (ctx->lock_init) {
+        pthread_mutex_destroy(&ctx->err_lock);
+    }
+}
+
+static const sl_option kafka_sink_options[] = {
+    {.name = "brokers",
+     .type = SL_OPT_STR,
+     .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(sl_kafka_sink, brokers),
+     .doc = "bootstrap brokers host:port,...; 'embedded': the in-process mock cluster"},
+    {.name = "topic",
+     .type = SL_OPT_STR,
+     .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(sl_kafka_sink, topic),
+     .doc = "topic to produce to"},
+    {.name = "properties",
+     .type = SL_OPT_LIST,
+     .flags = SL_OPT_SECRET,
+     .offset = offsetof(sl_kafka_sink, properties),
+     .doc = "librdkafka producer settings key=value (acks, compression.type, "
+            "message.max.bytes, security), each checked at start; never shown"},
+    {.name = "flush_timeout",
+     .type = SL_OPT_DURATION,
+     .def = "30s",
+     .min = 100,
+     .max = 3600000,
+     .offset = offsetof(sl_kafka_sink, flush_timeout),
+     .doc = "longest wait for a batch's messages to be delivered before it is retried"},
+    {0},
+};
+
+const sl_connector sl_connector_kafka_sink = {
+    .name = "kafka",
+    .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
+                   "flushed per batch",
+    .flags = SL_SINK,
+    .options = kafka_sink_options,
+    .ctx_size = sizeof(sl_kafka_sink),
+    .init = kafka_sink_init,
+    .start = kafka_sink_start,
+    .write = kafka_sink_write,
+    .destroy = kafka_sink_destroy,
+};
