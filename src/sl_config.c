@@ -16,6 +16,10 @@
  *     block_interval: 200ms      # optional; receivers cut blocks this often (>= 1ms)
  *     partitions: 4              # optional; default partitions of shuffles (1..4096)
  *     log_level: info            # error|warn|info|debug (sluice --log-level overrides)
+ *     backpressure:              # Spark's PID rate estimator per input (optional)
+ *       enabled: true            # default false
+ *       initial_rate: 1000       # records/s until the first estimate (0: none)
+ *       pid: {proportional: 1.0, integral: 0.2, derivative: 0.0, min_rate: 100}
  *   sources:
  *     - name: lines              # required; unique among sources and streams
  *       type: tcp                # a source connector (`sluice connectors` lists them)
@@ -225,6 +229,7 @@ struct sl_config {
     int partitions;
     bool has_log_level;
     sl_log_level log_level;
+    sl_backpressure_conf backpressure;
     cfg_endpoint *sources;
     size_t nsources;
     cfg_stream *streams;
@@ -808,9 +813,58 @@ static int cfg_name(cfg_parser *p, yaml_node_t *map, const char *where, char **o
 /* ==== app ==== */
 
 static const char *const cfg_app_keys[] = {
-    "name",           "batch_interval", "workers",   "checkpoint_dir",
-    "block_interval", "partitions",     "log_level", NULL,
+    "name",      "batch_interval", "workers", "checkpoint_dir", "block_interval", "partitions",
+    "log_level", "backpressure",   NULL,
 };
+
+/* A non-negative number (a rate or a PID gain), or, with positive, > 0. */
+static int cfg_number(cfg_parser *p, yaml_node_t *n, const char *what, bool positive, double *out)
+{
+    const char *s;
+    int rc = cfg_scalar(p, n, what, &s);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= 0) || v > 1e15 || (positive && v == 0)) {
+        return cfg_error(p, cfg_loc_of(n), "%s: '%s' is not a number %s", what, s,
+                         positive ? "> 0" : ">= 0");
+    }
+    *out = v;
+    return SL_OK;
+}
+
+/* app.backpressure: {enabled, initial_rate, pid: {proportional, integral, derivative,
+ * min_rate}}, Spark's spark.streaming.backpressure.* with its defaults. */
+static int cfg_parse_backpressure(cfg_parser *p, yaml_node_t *bp)
+{
+    static const char *const keys[] = {"enabled", "initial_rate", "pid", NULL};
+    static const char *const pid_keys[] = {"proportional", "integral", "derivative", "min_rate",
+                                           NULL};
+    sl_backpressure_conf *c = &p->cfg->backpressure;
+    int rc = cfg_check_map(p, bp, "app.backpressure", keys);
+    yaml_node_t *n;
+    if (rc == SL_OK && (n = cfg_get(p, bp, "enabled")) && !cfg_is_null(p, n)) {
+        rc = cfg_bool(p, n, "app.backpressure.enabled", &c->enabled);
+    }
+    if (rc == SL_OK && (n = cfg_get(p, bp, "initial_rate")) && !cfg_is_null(p, n)) {
+        rc = cfg_number(p, n, "app.backpressure.initial_rate", false, &c->initial_rate);
+    }
+    yaml_node_t *pid = rc == SL_OK ? cfg_get(p, bp, "pid") : NULL;
+    if (pid && !cfg_is_null(p, pid)) {
+        rc = cfg_check_map(p, pid, "app.backpressure.pid", pid_keys);
+        double *fields[] = {&c->proportional, &c->integral, &c->derivative, &c->min_rate};
+        for (int i = 0; rc == SL_OK && pid_keys[i]; i++) {
+            char what[64];
+            snprintf(what, sizeof(what), "app.backpressure.pid.%s", pid_keys[i]);
+            if ((n = cfg_get(p, pid, pid_keys[i])) && !cfg_is_null(p, n)) {
+                rc = cfg_number(p, n, what, i == 3, fields[i]);
+            }
+        }
+    }
+    return rc;
+}
 
 static const char *const cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
 
@@ -873,6 +927,12 @@ static int cfg_parse_app(cfg_parser *p, yaml_node_t *app, cfg_loc root_loc)
         }
         cfg->has_log_level = true;
         cfg->log_level = (sl_log_level)lvl;
+    }
+    sl_backpressure_defaults(&cfg->backpressure);
+    if ((n = cfg_get(p, app, "backpressure")) && !cfg_is_null(p, n)) {
+        if ((rc = cfg_parse_backpressure(p, n)) != SL_OK) {
+            return rc;
+        }
     }
     return SL_OK;
 }
@@ -2562,6 +2622,9 @@ sl_context *sl_config_build(const sl_config *cfg, char *errstr, size_t errsize)
     if (!ctx) {
         return cfg_build_fail(cfg, NULL, cfg->app_loc, NULL, errstr, errsize,
                               "cannot create the context: %s", msg[0] ? msg : "failed");
+    }
+    if (sl_context_set_backpressure(ctx, &cfg->backpressure, msg, sizeof(msg)) != SL_OK) {
+        return cfg_build_fail(cfg, ctx, cfg->app_loc, NULL, errstr, errsize, "%s", msg);
     }
     size_t total = cfg->nsources + cfg->nstreams;
     sl_stream **handles = calloc(total ? total : 1, sizeof(sl_stream *));
