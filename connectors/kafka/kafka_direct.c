@@ -35,6 +35,8 @@
 
 #include "kafka.h"
 
+static void publish_lag(sl_kafka_src *ctx, const size_t *idx, size_t n);
+
 #define READ_CHUNK       4096  /* messages taken from a queue at once */
 #define READ_SLICE_MS    100   /* longest single wait for messages */
 #define SYNC_TIMEOUT_MS  10000 /* commits at revoke and close */
@@ -1358,6 +1360,7 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
     if (n > 0) {
         seek_parts(ctx, idx, ctx->from_buf, n);
     }
+    publish_lag(ctx, idx, n);
 
     /* Read each range, one batch partition per Kafka partition. */
     sl_kafka_pending *e = calloc(1, sizeof(*e));
@@ -1475,6 +1478,27 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
     free(idx);
     pthread_mutex_unlock(&ctx->lock);
     return rc;
+}
+
+/* ==== Metrics ==== */
+
+/* Consumer lag per partition (latest offset - where the batch starts) in /metrics, like
+ * Kafka's consumer-group tool shows it. */
+static void publish_lag(sl_kafka_src *ctx, const size_t *idx, size_t n)
+{
+    sl_context *sc = sl_instance_context(ctx->ins);
+    char src[256], topic[512], labels[1024];
+    sl_metrics_escape_label(sl_instance_name(ctx->ins), src, sizeof(src));
+    for (size_t k = 0; k < n; k++) {
+        const sl_kafka_part *p = &ctx->parts[idx[k]];
+        sl_metrics_escape_label(p->topic, topic, sizeof(topic));
+        snprintf(labels, sizeof(labels), "input=\"%s\",topic=\"%s\",partition=\"%d\"", src, topic,
+                 (int)p->partition);
+        sl_metrics_gauge_set(sc, "kafka_consumer_lag",
+                             "messages between a partition's latest offset and where the "
+                             "batch starts",
+                             labels, (double)(ctx->latest_buf[k] - ctx->from_buf[k]));
+    }
 }
 
 /* ==== After a restart: replay and restore ==== */

@@ -12,6 +12,7 @@
 #include "../../connectors/kafka/kafka_ranges.h"
 #include "cu_main.h"
 #include "sl_engine.h"
+#include "sl_metrics.h"
 #include "support.h"
 
 /* ==== Offset ranges ==== */
@@ -275,6 +276,21 @@ static int64_t step_time(int64_t interval, int k)
 
 /* ==== The embedded cluster, end to end ==== */
 
+/* The sum of the kafka_consumer_lag series of /metrics; -1 when there are none. */
+static double lag_sum(sl_context *ctx)
+{
+    sl_metrics_buf b = {0};
+    sl__metrics_render(ctx, NULL, &b);
+    double sum = -1;
+    const char *prefix = "sluice_kafka_consumer_lag{input=\"k\",topic=\"unit-sample\",";
+    for (const char *p = b.s ? b.s : ""; (p = strstr(p, prefix)) != NULL; p++) {
+        const char *v = strchr(p, '}');
+        sum = (sum < 0 ? 0 : sum) + strtod(v + 1, NULL);
+    }
+    sl__metrics_buf_free(&b);
+    return sum;
+}
+
 static void test_embedded_sample_read_once(void)
 {
     sl_context *ctx = ts_context(1000, 2);
@@ -303,10 +319,13 @@ static void test_embedded_sample_read_once(void)
             }
         }
     }
-    /* Nothing new: the next batch is empty. */
+    /* /metrics has the consumer lag per partition: all 14 lines waited before the batch. */
+    CU_ASSERT(lag_sum(ctx) == 14);
+    /* Nothing new: the next batch is empty, and nothing lags. */
     CU_ASSERT(sl__context_step(ctx, t0 + 1000, &info) == SL_OK);
     CU_ASSERT(c.n == 14);
     CU_ASSERT(info.records == 0);
+    CU_ASSERT(lag_sum(ctx) == 0);
     sl_context_destroy(ctx);
     kcoll_free(&c);
 }
