@@ -48,6 +48,7 @@
  *         - reduce_by_window: {fn: max, length: 30s, slide: 10s}
  *         - count_by_value_and_window: {length: 30s, slide: 10s}
  *         - running: {fn: count, ttl: 10m}     # running aggregate per key (state)
+ *         - burn: 20us           # test only: costs 20us of CPU per record (see below)
  *   sinks:
  *     - name: out                # required; unique among sinks
  *       type: stdout             # a sink connector
@@ -105,6 +106,17 @@
  *                                           aggregate so far) for the keys it has; a key idle
  *                                           for longer than ttl is forgotten (optional; no
  *                                           ttl: kept forever).
+ *   burn: COST | {per_record: COST, schedule: [{after: D, per_record: COST}, ...]}
+ *                                           test only: a map that passes records on unchanged
+ *                                           and busy-loops COST of the worker's CPU time per
+ *                                           record (never sleeps), so that capacity is known
+ *                                           (1 worker: 1/COST records/s). COST: 20us, 0.5ms,
+ *                                           1s (at most 10s). The schedule changes the cost
+ *                                           when `after` has passed since the first record
+ *                                           the op saw (after values must increase), e.g.
+ *                                           {per_record: 20us, schedule: [{after: 30s,
+ *                                           per_record: 40us}, {after: 60s, per_record:
+ *                                           10us}]} halves then doubles capacity.
  *   Windows' lengths and slides must be multiples of the parent's slide. Ops that keep state
  *   across batches (reduce_by_key_and_window with inverse: true, count_by_value_and_window,
  *   running) need app.checkpoint_dir, where their state is checkpointed.
@@ -188,13 +200,14 @@ typedef enum cfg_op_kind {
     OP_REDUCE_BY_WINDOW,
     OP_COUNT_BY_VALUE_AND_WINDOW,
     OP_RUNNING,
+    OP_BURN,
 } cfg_op_kind;
 
 typedef struct cfg_op {
     cfg_op_kind kind;
     cfg_loc loc;
     char *desc;     /* as printed by sl_config_print_graph */
-    sl_yamlop *yop; /* split, key, value, filter, map; value 1 for a count reducer */
+    sl_yamlop *yop; /* split, key, value, filter, map, burn; value 1 for a count reducer */
     sl_reduce_fn reduce;
     int partitions;    /* 0: the context's default */
     int64_t length_ms; /* window */
@@ -1347,6 +1360,7 @@ static const char *const cfg_op_names[] = {
     [OP_REDUCE_BY_WINDOW] = "reduce_by_window",
     [OP_COUNT_BY_VALUE_AND_WINDOW] = "count_by_value_and_window",
     [OP_RUNNING] = "running",
+    [OP_BURN] = "burn",
     NULL,
 };
 
@@ -1816,6 +1830,86 @@ static int cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     return SL_OK;
 }
 
+/* A per-record cost of burn: 20us, 0.5ms, 1s. */
+static int cfg_burn_us(cfg_parser *p, yaml_node_t *n, const char *what, int64_t *us)
+{
+    const char *s;
+    int rc = cfg_scalar(p, n, what, &s);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (sl_yamlops_parse_us(s, us) != SL_OK) {
+        return cfg_error(p, cfg_loc_of(n),
+                         "%s: bad per-record cost '%s' (write e.g. 20us, 0.5ms; at most 10s)", what,
+                         s);
+    }
+    return SL_OK;
+}
+
+/* burn: COST | {per_record: COST, schedule: [{after: DURATION, per_record: COST}, ...]} */
+static int cfg_op_burn(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"per_record", "schedule", NULL};
+    static const char *const step_keys[] = {"after", "per_record", NULL};
+    sl_yamlops_burn_step steps[SL_YAMLOPS_BURN_MAX_STEPS];
+    size_t nsteps = 0;
+    int64_t us = 0;
+    int rc;
+    if (arg->type == YAML_SCALAR_NODE) {
+        rc = cfg_burn_us(p, arg, "burn", &us);
+    } else if ((rc = cfg_op_args(p, arg, "burn", keys)) == SL_OK) {
+        yaml_node_t *n = cfg_get(p, arg, "per_record");
+        if (!n || cfg_is_null(p, n)) {
+            return cfg_error(p, cfg_loc_of(arg), "missing required key 'per_record' in op 'burn'");
+        }
+        rc = cfg_burn_us(p, n, "burn.per_record", &us);
+        yaml_node_t *sched = cfg_get(p, arg, "schedule");
+        if (rc == SL_OK && sched && !cfg_is_null(p, sched)) {
+            if (sched->type != YAML_SEQUENCE_NODE) {
+                return cfg_error(p, cfg_loc_of(sched), "burn.schedule must be a list, got %s",
+                                 cfg_kind(sched));
+            }
+            size_t k = (size_t)(sched->data.sequence.items.top - sched->data.sequence.items.start);
+            if (k > SL_YAMLOPS_BURN_MAX_STEPS) {
+                return cfg_error(p, cfg_loc_of(sched), "burn.schedule has more than %d steps",
+                                 SL_YAMLOPS_BURN_MAX_STEPS);
+            }
+            for (size_t i = 0; i < k && rc == SL_OK; i++) {
+                yaml_node_t *st = cfg_node(p, sched->data.sequence.items.start[i]);
+                if ((rc = cfg_check_map(p, st, "a step of burn.schedule", step_keys)) != SL_OK) {
+                    break;
+                }
+                yaml_node_t *after = cfg_get(p, st, "after");
+                yaml_node_t *cost = cfg_get(p, st, "per_record");
+                if (!after || cfg_is_null(p, after) || !cost || cfg_is_null(p, cost)) {
+                    return cfg_error(p, cfg_loc_of(st),
+                                     "a step of burn.schedule needs 'after' and 'per_record'");
+                }
+                rc = cfg_duration(p, after, "burn.schedule.after", 0, &steps[i].after_ms);
+                if (rc == SL_OK) {
+                    rc = cfg_burn_us(p, cost, "burn.schedule.per_record", &steps[i].per_record_us);
+                }
+                if (rc == SL_OK && i > 0 && steps[i].after_ms <= steps[i - 1].after_ms) {
+                    return cfg_error(p, cfg_loc_of(after),
+                                     "burn.schedule: 'after' must increase from step to step");
+                }
+                nsteps = i + 1;
+            }
+        }
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char msg[256];
+    op->yop = sl_yamlops_burn_new(us, steps, nsteps, msg, sizeof(msg));
+    if (!op->yop) {
+        return cfg_error(p, op->loc, "burn: %s", msg);
+    }
+    op->desc = nsteps ? cfg_strdupf("burn %" PRId64 "us (schedule of %zu steps)", us, nsteps)
+                      : cfg_strdupf("burn %" PRId64 "us", us);
+    return SL_OK;
+}
+
 /* Parses one item of ops: NAME: ARG, or a bare NAME for ops without arguments. */
 static int cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg_op *op)
 {
@@ -1909,6 +2003,7 @@ static int cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg
     case OP_REDUCE_BY_WINDOW:
     case OP_COUNT_BY_VALUE_AND_WINDOW: return cfg_op_windowed(p, arg, op);
     case OP_RUNNING: return cfg_op_running(p, arg, op);
+    case OP_BURN: return cfg_op_burn(p, arg, op);
     }
     return SL_OK;
 }
@@ -2572,6 +2667,7 @@ static sl_stream *cfg_apply_op(const cfg_op *op, sl_stream *s, sl_stream *const 
     case OP_COUNT: return sl_stream_count(s);
     case OP_COUNT_BY_VALUE: return sl_stream_count_by_value(s, op->partitions);
     case OP_MAP: return sl_stream_map(s, sl_yamlops_map, op->yop);
+    case OP_BURN: return sl_stream_map(s, sl_yamlops_burn, op->yop);
     case OP_REPARTITION: return sl_stream_repartition(s, op->partitions);
     case OP_WINDOW: return sl_stream_window(s, op->length_ms, op->slide_ms);
     case OP_JOIN:

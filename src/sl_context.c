@@ -1034,15 +1034,18 @@ static void run_job(sl_context *ctx, sl_job *job)
                job->time, info->failed_records);
     }
     sl__state_account(ctx);
-    if (job->state_only) {
-        return;
-    }
     if (!abandoned && info->outputs_succeeded == info->outputs_total) {
+        /* A state-only re-run completed too (again): sources that track their batches
+         * (Kafka direct, replayed ones included) must see it, or they take the gap for a
+         * failure and read its input a third time. */
         for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
             if (ins->conn->on_batch_done) {
                 ins->conn->on_batch_done(ins->cctx, job->time);
             }
         }
+    }
+    if (job->state_only) {
+        return;
     }
     if (ctx->ckpt && !abandoned) {
         sl__state_checkpoint(ctx, job->time); /* recorded by the completion's write */

@@ -5,9 +5,11 @@
 #include <math.h>
 #include <regex.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -25,6 +27,7 @@ typedef enum yop_kind {
     YOP_UPPER,
     YOP_TRIM,
     YOP_RUNNING,
+    YOP_BURN,
 } yop_kind;
 
 /* A number as the ops see it: an int, a double, or none. */
@@ -54,6 +57,11 @@ struct sl_yamlop {
     regex_t regex;
     /* running */
     sl_reduce_fn reduce;
+    /* burn */
+    int64_t burn_us;
+    sl_yamlops_burn_step *steps;
+    size_t nsteps;
+    _Atomic int64_t *first_ns; /* CLOCK_MONOTONIC of the first record, 0 before */
 };
 
 static const char *const yop_cmp_names[] = {
@@ -475,6 +483,131 @@ sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsi
     return op;
 }
 
+/* ==== Burn (test only) ==== */
+
+sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
+                               size_t nsteps, char *errstr, size_t errsize)
+{
+    if (per_record_us < 0 || per_record_us > SL_YAMLOPS_BURN_MAX_US) {
+        yop_err(errstr, errsize, "per_record must be between 0us and 10s, got %" PRId64 "us",
+                per_record_us);
+        return NULL;
+    }
+    if (nsteps > SL_YAMLOPS_BURN_MAX_STEPS || (nsteps > 0 && !schedule)) {
+        yop_err(errstr, errsize, "a schedule has at most %d steps", SL_YAMLOPS_BURN_MAX_STEPS);
+        return NULL;
+    }
+    for (size_t i = 0; i < nsteps; i++) {
+        if (schedule[i].after_ms < 0 ||
+            (i > 0 && schedule[i].after_ms <= schedule[i - 1].after_ms)) {
+            yop_err(errstr, errsize, "schedule step %zu: 'after' must be >= 0 and increase", i + 1);
+            return NULL;
+        }
+        if (schedule[i].per_record_us < 0 || schedule[i].per_record_us > SL_YAMLOPS_BURN_MAX_US) {
+            yop_err(errstr, errsize, "schedule step %zu: per_record must be between 0us and 10s",
+                    i + 1);
+            return NULL;
+        }
+    }
+    sl_yamlop *op = yop_new(YOP_BURN);
+    if (!op || !(op->first_ns = calloc(1, sizeof(*op->first_ns))) ||
+        (nsteps > 0 && !(op->steps = malloc(nsteps * sizeof(*op->steps))))) {
+        sl_yamlops_destroy(op);
+        yop_err(errstr, errsize, "out of memory");
+        return NULL;
+    }
+    atomic_init(op->first_ns, 0);
+    op->burn_us = per_record_us;
+    if (nsteps > 0) {
+        memcpy(op->steps, schedule, nsteps * sizeof(*op->steps));
+    }
+    op->nsteps = nsteps;
+    return op;
+}
+
+int64_t sl_yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms)
+{
+    int64_t us = op->burn_us;
+    for (size_t i = 0; i < op->nsteps && elapsed_ms >= op->steps[i].after_ms; i++) {
+        us = op->steps[i].per_record_us;
+    }
+    return us;
+}
+
+int sl_yamlops_parse_us(const char *s, int64_t *us)
+{
+    if (!s) {
+        return SL_ERR_INVAL;
+    }
+    while (yop_is_space(*s)) {
+        s++;
+    }
+    if (!isdigit((unsigned char)*s) && *s != '.') {
+        return SL_ERR_INVAL;
+    }
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || !(v >= 0)) {
+        return SL_ERR_INVAL;
+    }
+    double mult;
+    if (strcmp(end, "us") == 0 || strcmp(end, "\u00b5s") == 0 || *end == '\0') {
+        mult = 1;
+    } else if (strcmp(end, "ms") == 0) {
+        mult = 1e3;
+    } else if (strcmp(end, "s") == 0) {
+        mult = 1e6;
+    } else {
+        return SL_ERR_INVAL;
+    }
+    v *= mult;
+    if (v > (double)SL_YAMLOPS_BURN_MAX_US) {
+        return SL_ERR_INVAL;
+    }
+    *us = (int64_t)(v + 0.5);
+    return SL_OK;
+}
+
+static int64_t yop_clock_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sl_yamlops_burn_spin(int64_t us)
+{
+    if (us <= 0) {
+        return;
+    }
+    int64_t until = yop_clock_ns(CLOCK_THREAD_CPUTIME_ID) + us * 1000;
+    while (yop_clock_ns(CLOCK_THREAD_CPUTIME_ID) < until) {
+        /* spin */
+    }
+}
+
+int sl_yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+{
+    (void)in;
+    (void)out;
+    (void)e;
+    const sl_yamlop *op = opaque;
+    int64_t us = op->burn_us;
+    if (op->nsteps > 0) {
+        int64_t now = yop_clock_ns(CLOCK_MONOTONIC);
+        int64_t first = atomic_load(op->first_ns);
+        if (first == 0 && !atomic_compare_exchange_strong(op->first_ns, &first, now)) {
+            /* another thread was first: first holds its time */
+        } else if (first == 0) {
+            first = now;
+        }
+        us = sl_yamlops_burn_cost_us(op, (now - first) / 1000000);
+    }
+    sl_yamlops_burn_spin(us);
+    return SL_OK;
+}
+
 void sl_yamlops_destroy(sl_yamlop *op)
 {
     if (!op) {
@@ -488,6 +621,8 @@ void sl_yamlops_destroy(sl_yamlop *op)
         free(op->path);
     }
     free(op->operand);
+    free(op->steps);
+    free((void *)op->first_ns);
     if (op->has_regex) {
         regfree(&op->regex);
     }
@@ -677,6 +812,7 @@ int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
         out->value_len = len;
         return SL_OK;
     }
+    case YOP_BURN: return sl_yamlops_burn(in, out, NULL, (void *)op);
     default: return SL_ERR_INVAL;
     }
 }

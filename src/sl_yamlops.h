@@ -1,5 +1,5 @@
 /* sl_yamlops.h -- the built-in operations of the YAML front end (split, key, value, filter,
- * map, running), written as ordinary operator functions of the public API.
+ * map, running, and the test-only burn), written as ordinary operator functions of the public API.
  *
  * An operation is described by an sl_yamlop, built once at load time (regular expressions
  * compiled, JSON paths split, literals parsed). The operator functions below take it as
@@ -65,6 +65,31 @@ sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsi
  * value to 1 first), for sl_stream_map_with_state. */
 sl_yamlop *sl_yamlops_running_new(const char *fn, char *errstr, size_t errsize);
 
+/* burn (test only): costs per_record_us of CPU time per record (a busy loop on the
+ * thread's CPU clock, never a sleep) and passes the record on unchanged, so that a
+ * pipeline's capacity is known. schedule (nsteps entries, after_ms strictly increasing,
+ * may be NULL when nsteps is 0) changes the cost once after_ms have passed since the first
+ * record the op saw (on any thread): the last step whose after_ms has passed applies. */
+typedef struct sl_yamlops_burn_step {
+    int64_t after_ms;
+    int64_t per_record_us;
+} sl_yamlops_burn_step;
+
+#define SL_YAMLOPS_BURN_MAX_STEPS 64
+#define SL_YAMLOPS_BURN_MAX_US    10000000 /* 10 s per record */
+
+sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
+                               size_t nsteps, char *errstr, size_t errsize);
+/* The cost (us per record) in force elapsed_ms after the first record. */
+int64_t sl_yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms);
+/* Parses a per-record cost: 20us, 0.5ms, 1s, or a bare number of microseconds; 0 allowed.
+ * Returns SL_OK or SL_ERR_INVAL. */
+int sl_yamlops_parse_us(const char *s, int64_t *us);
+/* Busy-loops for us microseconds of the calling thread's CPU time. */
+void sl_yamlops_burn_spin(int64_t us);
+/* For sl_stream_map with a burn op (sl_yamlops_map does the same). Thread-safe. */
+int sl_yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
+
 void sl_yamlops_destroy(sl_yamlop *op);
 
 /* Names of comparisons as written in YAML ("equals", "gt", ...); -1 if unknown. */
@@ -76,7 +101,7 @@ const char *sl_yamlops_cmp_name(sl_yamlop_cmp cmp);
 /* For sl_stream_flat_map with a split op. */
 int sl_yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque);
 /* For sl_stream_key_by (key op), sl_stream_map_values (value op) and sl_stream_map
- * (transform op). */
+ * (transform or burn op). */
 int sl_yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
 /* For sl_stream_filter with a filter op: 1 keeps, 0 drops, SL_ERR_RECORD fails. */
 int sl_yamlops_filter(const sl_record *in, void *opaque);
@@ -91,7 +116,7 @@ int sl_yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void
 /* Allocates size bytes that live as long as the output record. NULL when out of memory. */
 typedef void *(*sl_yamlops_alloc_fn)(void *arg, size_t size);
 
-/* Applies a key, value or transform op: *out must start as a copy of *in. Returns SL_OK,
+/* Applies a key, value, transform or burn op: *out must start as a copy of *in. Returns SL_OK,
  * SL_ERR_RECORD for a record the op rejects, or SL_ERR_NOMEM. */
 int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
                      sl_yamlops_alloc_fn alloc, void *arg);

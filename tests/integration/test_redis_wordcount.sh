@@ -114,6 +114,6 @@ r HGETALL "$hash" | paste -d' ' - - | LC_ALL=C sort >"$SL_TMP/got.txt"
 check "hash equals the independent count (redis-cli vs awk)" diff "$SL_TMP/got.txt" "$SL_TMP/expected.txt"
 batches=$(r --scan --pattern "$prefix*" | wc -l)
 check "a commit key per batch ($batches batches)" test "$batches" -ge 3
-check "commit keys hold the batch's inputs" bash -c "r() { redis-cli -h '$REDIS_HOST' -p '$REDIS_PORT' --raw \"\$@\"; }; k=\$(r --scan --pattern '$prefix*' | head -n 1); r GET \"\$k\" | grep -q '^lines: '"
+check "commit keys hold the batch's inputs" bash -c "r() { redis-cli -h '$REDIS_HOST' -p '$REDIS_PORT' --raw \"\$@\"; }; k=\$(r --scan --pattern '$prefix*' | head -n 1); r GET \"\$k\" | grep -q '^{.lines.:'"
 
 finish

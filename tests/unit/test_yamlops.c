@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cu_main.h"
 #include "sl_engine.h"
@@ -516,6 +517,88 @@ static void test_ops_in_a_pipeline(void)
     sl_yamlops_destroy(one);
 }
 
+/* ==== Burn ==== */
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void test_burn_parse_and_schedule(void)
+{
+    int64_t us = -1;
+    CU_ASSERT_EQUAL(sl_yamlops_parse_us("20us", &us), SL_OK);
+    CU_ASSERT_EQUAL(us, 20);
+    CU_ASSERT_EQUAL(sl_yamlops_parse_us("0.5ms", &us), SL_OK);
+    CU_ASSERT_EQUAL(us, 500);
+    CU_ASSERT_EQUAL(sl_yamlops_parse_us("2s", &us), SL_OK);
+    CU_ASSERT_EQUAL(us, 2000000);
+    CU_ASSERT_EQUAL(sl_yamlops_parse_us("7", &us), SL_OK);
+    CU_ASSERT_EQUAL(us, 7);
+    CU_ASSERT_EQUAL(sl_yamlops_parse_us("0us", &us), SL_OK);
+    CU_ASSERT_EQUAL(us, 0);
+    const char *bad[] = {"", "us", "-1us", "20 parsecs", "20m", "11s", "x20us"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(sl_yamlops_parse_us(bad[i], &us), SL_ERR_INVAL);
+    }
+
+    sl_yamlops_burn_step steps[] = {{30000, 40}, {60000, 10}};
+    char err[256];
+    sl_yamlop *op = sl_yamlops_burn_new(20, steps, 2, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 0), 20);
+    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 29999), 20);
+    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 30000), 40);
+    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 59999), 40);
+    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 60000), 10);
+    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 1000000), 10);
+    sl_yamlops_destroy(op);
+
+    sl_yamlops_burn_step unordered[] = {{60000, 40}, {30000, 10}};
+    CU_ASSERT_PTR_NULL(sl_yamlops_burn_new(20, unordered, 2, err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "increase"));
+    CU_ASSERT_PTR_NULL(sl_yamlops_burn_new(-1, NULL, 0, err, sizeof(err)));
+}
+
+/* The op passes records on unchanged and costs its CPU time per record, not less. */
+static void test_burn_costs_cpu_time(void)
+{
+    char err[256];
+    sl_yamlop *op = sl_yamlops_burn_new(500, NULL, 0, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    test_arena a = {0};
+    sl_record in = {.key = "k", .key_len = 1, .value = "v", .value_len = 1};
+    sl_record out = in;
+    double t0 = thread_cpu_s();
+    for (int i = 0; i < 20; i++) {
+        out = in;
+        CU_ASSERT_EQUAL(sl_yamlops_apply(op, &in, &out, test_alloc, &a), SL_OK);
+    }
+    double spent = thread_cpu_s() - t0;
+    CU_ASSERT(spent >= 0.010);
+    CU_ASSERT(spent < 0.050);
+    CU_ASSERT_PTR_EQUAL(out.value, in.value);
+    CU_ASSERT_EQUAL(out.value_len, 1);
+    sl_yamlops_destroy(op);
+
+    /* A schedule starts at the first record: 0us for 100 ms, then 2ms per record. */
+    sl_yamlops_burn_step steps[] = {{100, 2000}};
+    op = sl_yamlops_burn_new(0, steps, 1, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    t0 = thread_cpu_s();
+    CU_ASSERT_EQUAL(sl_yamlops_burn(&in, &out, NULL, op), SL_OK);
+    CU_ASSERT(thread_cpu_s() - t0 < 0.001);
+    struct timespec pause = {.tv_nsec = 120 * 1000000};
+    nanosleep(&pause, NULL);
+    t0 = thread_cpu_s();
+    CU_ASSERT_EQUAL(sl_yamlops_burn(&in, &out, NULL, op), SL_OK);
+    CU_ASSERT(thread_cpu_s() - t0 >= 0.002);
+    sl_yamlops_destroy(op);
+    test_free_all(&a);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("yamlops_split",
@@ -537,4 +620,6 @@ void sl_test_register(void)
         {"filter_malformed_json_fails_record", test_filter_malformed_json_fails_record},
         {"ops_survive_garbage", test_ops_survive_garbage});
     SL_SUITE("yamlops_engine", {"ops_in_a_pipeline", test_ops_in_a_pipeline});
+    SL_SUITE("yamlops_burn", {"burn_parse_and_schedule", test_burn_parse_and_schedule},
+             {"burn_costs_cpu_time", test_burn_costs_cpu_time});
 }
