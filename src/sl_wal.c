@@ -919,3 +919,17 @@ const char *sl_wal_dir(const sl_wal *wal)
 {
     return wal->dir;
 }
+
+uint64_t sl_wal_bytes(sl_wal *wal)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < wal->nsegs; i++) {
+        char path[4096];
+        struct stat st;
+        seg_path(wal, wal->segs[i], path, sizeof(path));
+        if (stat(path, &st) == 0) {
+            total += (uint64_t)st.st_size;
+        }
+    }
+    return total;
+}

@@ -89,6 +89,8 @@ int sl_wal_cleanup(sl_wal *wal);
 
 /* The number of segment files and the directory of the log (for logs and tests). */
 size_t sl_wal_segments(sl_wal *wal);
+/* Bytes on disk in the WAL's segment files (for /metrics). */
+uint64_t sl_wal_bytes(sl_wal *wal);
 const char *sl_wal_dir(const sl_wal *wal);
 
 /* CRC-32C (Castagnoli), table-driven, slicing by 8: crc is 0 for a fresh checksum, or the

@@ -621,6 +621,12 @@ void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time)
             if (n > 0) {
                 sl_instance_log(ctx->ins, SL_LOG_DEBUG, "%d write-ahead log segments deleted", n);
             }
+            char input[256], labels[300];
+            sl_metrics_escape_label(sl_instance_name(ctx->ins), input, sizeof(input));
+            snprintf(labels, sizeof(labels), "input=\"%s\"", input);
+            sl_metrics_gauge_set(sl_instance_context(ctx->ins), "wal_bytes",
+                                 "bytes in the write-ahead log's segment files", labels,
+                                 (double)sl_wal_bytes(ctx->wal));
         }
     }
     if (commit) {

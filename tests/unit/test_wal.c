@@ -358,8 +358,10 @@ static void test_wal_cleanup_deletes_only_processed_segments(void)
         ends[b] = append_block(wal, b);
     }
     size_t before = sl_wal_segments(wal);
+    uint64_t bytes_before = sl_wal_bytes(wal);
     CU_ASSERT(sl_wal_cleanup(wal) == 0); /* nothing processed yet */
     CU_ASSERT(sl_wal_segments(wal) == before);
+    CU_ASSERT(bytes_before > 0);
 
     /* Blocks 0..59 processed: segments before block 60's one go, block 60's stays. */
     CU_ASSERT(sl_wal_mark_processed(wal, ends[59]) == SL_OK);
@@ -368,6 +370,7 @@ static void test_wal_cleanup_deletes_only_processed_segments(void)
     CU_ASSERT(deleted > 0);
     CU_ASSERT(sl_wal_segments(wal) == before - (size_t)deleted);
     CU_ASSERT(count_files(dir, ".log") == sl_wal_segments(wal));
+    CU_ASSERT(sl_wal_bytes(wal) < bytes_before); /* what /metrics shows shrinks */
     char path[512];
     uint32_t seq60 = SL_WAL_POS_SEQ(ends[60]);
     if (SL_WAL_POS_OFF(ends[59]) < (uint32_t)SL_WAL_POS_OFF(ends[60]) &&
