@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_checkpoint_dir.sh -- `sluice run` with app.checkpoint_dir: a missing directory is
-# created and checkpoints appear in it; one that cannot be created is a clear error (exit
-# 1); a corrupt newest checkpoint is skipped for the one before it; a checkpoint written by
+# created and checkpoints appear in it; one that cannot be created or written (read-only)
+# is a clear error (exit 1); a corrupt newest checkpoint is skipped for the one before it; a checkpoint written by
 # a different pipeline is refused with what differs and how to start fresh.
 source "$(dirname "$0")/lib.sh"
 sl_setup
@@ -64,4 +64,14 @@ set -e
 [ "$rc" -eq 1 ] || sl_fail "unusable dir: exit $rc, expected 1"
 grep -q "$SL_TMP/file/ckpt/metadata cannot be created" "$SL_TMP/e.log" ||
     sl_fail "the unusable directory is not named"
+# 6. A directory that exists but cannot be written (procfs: read-only even for root, who
+#    passes any chmod): clear error naming it, exit 1.
+write_config "$SL_TMP/f.yaml" /proc/self "split: whitespace"
+set +e
+"$SLUICE_BIN" run "$SL_TMP/f.yaml" --seconds 1 >/dev/null 2>"$SL_TMP/f.log"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || sl_fail "read-only dir: exit $rc, expected 1"
+grep -q "checkpoint directory /proc/self/metadata cannot be created" "$SL_TMP/f.log" ||
+    sl_fail "the read-only directory is not named"
 sl_pass
