@@ -6,7 +6,7 @@
 #
 # Output: bench/out/backpressure_{a,b,c}.csv, bench/out/backpressure.png, and the tables on
 # stdout (also in bench/out/backpressure.txt). About 90 s.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-bench}
 OUT=bench/out
