@@ -264,20 +264,14 @@ int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t
     if (!p->recs) {
         return SL_ERR_NOMEM;
     }
+    sl_meta_cache mc = {0};
     for (size_t i = 0; i < n; i++) {
         sl_record c = recs[i];
         c.key = sl__arena_dup(&p->arena, recs[i].key, recs[i].key_len);
         c.value = sl__arena_dup(&p->arena, recs[i].value, recs[i].value_len);
-        if (recs[i].meta) {
-            sl_record_meta *m = sl__arena_alloc(&p->arena, sizeof(*m));
-            if (!m) {
-                return SL_ERR_NOMEM;
-            }
-            *m = *recs[i].meta;
-            m->source =
-                m->source ? sl__arena_dup(&p->arena, m->source, strlen(m->source) + 1) : NULL;
-            m->topic = m->topic ? sl__arena_dup(&p->arena, m->topic, strlen(m->topic) + 1) : NULL;
-            c.meta = m;
+        c.meta = sl__meta_copy(&p->arena, recs[i].meta, &mc);
+        if (recs[i].meta && !c.meta) {
+            return SL_ERR_NOMEM;
         }
         if (!c.key || !c.value) {
             return SL_ERR_NOMEM;

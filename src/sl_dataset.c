@@ -209,3 +209,44 @@ int sl_reduce_max(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaqu
 {
     return reduce_extreme(acc, r, 0);
 }
+
+/* ==== Record meta ==== */
+
+static const char *copy_str(sl_arena *a, const char *s, const char **from, const char **to)
+{
+    if (!s) {
+        return NULL;
+    }
+    if (s != *from) {
+        const char *c = sl__arena_dup(a, s, strlen(s) + 1);
+        if (!c) {
+            return NULL;
+        }
+        *to = c;
+        *from = s;
+    }
+    return *to;
+}
+
+const sl_record_meta *sl__meta_copy(sl_arena *a, const sl_record_meta *m, sl_meta_cache *mc)
+{
+    if (!m) {
+        return NULL;
+    }
+    if (m == mc->from && mc->to->offset == m->offset && mc->to->partition == m->partition) {
+        return mc->to;
+    }
+    sl_record_meta *c = sl__arena_alloc(a, sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    *c = *m;
+    c->source = copy_str(a, m->source, &mc->source_from, &mc->source_to);
+    c->topic = copy_str(a, m->topic, &mc->topic_from, &mc->topic_to);
+    if ((m->source && !c->source) || (m->topic && !c->topic)) {
+        return NULL;
+    }
+    mc->from = m;
+    mc->to = c;
+    return c;
+}

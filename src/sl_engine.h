@@ -55,6 +55,22 @@ int sl__dataset_add_dep(sl_dataset *ds, sl_dataset *dep);
 /* Bytes held by the dataset itself (arenas and record arrays). */
 size_t sl__dataset_bytes(const sl_dataset *ds);
 
+/* ==== Record meta ==== */
+
+/* Remembers the last meta and strings copied by one bulk copy (a receiver's push, a direct
+ * source's partition), so that a topic or source name shared by many records is stored
+ * once. Within one bulk copy, equal pointers must mean equal strings. */
+typedef struct sl_meta_cache {
+    const sl_record_meta *from;
+    sl_record_meta *to;
+    const char *source_from, *source_to;
+    const char *topic_from, *topic_to;
+} sl_meta_cache;
+
+/* Copies m (and its strings, once per cache) into a. NULL when m is NULL or out of
+ * memory. */
+const sl_record_meta *sl__meta_copy(sl_arena *a, const sl_record_meta *m, sl_meta_cache *mc);
+
 /* ==== Emitters ==== */
 
 struct sl_emitter {

@@ -47,47 +47,6 @@ static bool full(const sl_instance *ins)
            ins->rcv.buffered >= (size_t)ins->common.max_buffered;
 }
 
-/* Copies the meta of a record into the block, reusing the previous copy when a receiver
- * passes the same one again. */
-typedef struct meta_cache {
-    const sl_record_meta *from;
-    sl_record_meta *to;
-    const char *source_from, *source_to;
-    const char *topic_from, *topic_to;
-} meta_cache;
-
-static const char *copy_str(sl_arena *a, const char *s, const char **from, const char **to)
-{
-    if (!s) {
-        return NULL;
-    }
-    if (s != *from) {
-        *to = sl__arena_dup(a, s, strlen(s) + 1);
-        *from = s;
-    }
-    return *to;
-}
-
-static const sl_record_meta *copy_meta(sl_arena *a, const sl_record_meta *m, meta_cache *mc)
-{
-    if (!m) {
-        return NULL;
-    }
-    if (m == mc->from && mc->to->offset == m->offset && mc->to->partition == m->partition) {
-        return mc->to;
-    }
-    sl_record_meta *c = sl__arena_alloc(a, sizeof(*c));
-    if (!c) {
-        return NULL;
-    }
-    *c = *m;
-    c->source = copy_str(a, m->source, &mc->source_from, &mc->source_to);
-    c->topic = copy_str(a, m->topic, &mc->topic_from, &mc->topic_to);
-    mc->from = m;
-    mc->to = c;
-    return c;
-}
-
 static size_t block_bytes(const sl_block *b)
 {
     return b->arena.bytes + b->v.cap * sizeof(sl_record);
@@ -136,14 +95,14 @@ int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
     }
     sl_block *b = r->cur;
     size_t before = block_bytes(b);
-    meta_cache mc = {0};
+    sl_meta_cache mc = {0};
     int rc = SL_OK;
     size_t i;
     for (i = 0; i < n; i++) {
         sl_record c = recs[i];
         c.key = c.key_len ? sl__arena_dup(&b->arena, recs[i].key, recs[i].key_len) : NULL;
         c.value = c.value_len ? sl__arena_dup(&b->arena, recs[i].value, recs[i].value_len) : NULL;
-        c.meta = copy_meta(&b->arena, recs[i].meta, &mc);
+        c.meta = sl__meta_copy(&b->arena, recs[i].meta, &mc);
         if ((c.key_len && !c.key) || (c.value_len && !c.value) || (recs[i].meta && !c.meta) ||
             sl__recvec_push(&b->v, &c) != SL_OK) {
             rc = SL_ERR_NOMEM;
