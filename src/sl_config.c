@@ -672,6 +672,7 @@ static yaml_node_t *cfg_get_key(cfg_parser *p, yaml_node_t *map, const char *key
 /* The text of a scalar value; an error if n is not a scalar or is empty. */
 static int cfg_scalar(cfg_parser *p, yaml_node_t *n, const char *what, const char **out)
 {
+    *out = ""; /* set on every path: -O3 cannot see that cfg_error never returns SL_OK */
     if (n->type != YAML_SCALAR_NODE) {
         return cfg_error(p, cfg_loc_of(n), "%s must be a scalar, got %s", what, cfg_kind(n));
     }

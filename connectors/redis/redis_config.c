@@ -89,10 +89,14 @@ static int redis_tpl_add(sl_redis_tpl *t, sl_redis_part_kind kind, const char *t
     memset(p, 0, sizeof(*p));
     p->kind = kind;
     if (kind == SL_REDIS_LIT) {
-        p->text = strndup(text, len);
+        p->text = malloc(len + 1);
         if (!p->text) {
             return SL_ERR_NOMEM;
         }
+        if (len) {
+            memcpy(p->text, text, len);
+        }
+        p->text[len] = '\0';
         p->len = len;
     }
     t->nparts++;
