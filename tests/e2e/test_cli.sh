@@ -163,24 +163,68 @@ fi
 
 # ==== check on every example ====
 
-export WATCH_DIR="$WORK/watch" OUT_DIR="$WORK/out"
+export WATCH_DIR="$WORK/watch" OUT_DIR="$WORK/out" LOG_DIR="$WORK/watch"
 mkdir -p "$WATCH_DIR" "$OUT_DIR"
 nconfigs=0
-for cfg in "$SLUICE_SRC"/config/*.yaml; do
+nexamples=0
+for cfg in "$SLUICE_SRC"/config/*.yaml "$SLUICE_SRC"/config/examples/*.yaml; do
+    [ -f "$cfg" ] || continue
     nconfigs=$((nconfigs + 1))
-    name=$(basename "$cfg" .yaml)
+    rel=${cfg#"$SLUICE_SRC"/}
+    name=$(echo "${rel%.yaml}" | tr '/' '_')
+    case $rel in config/examples/*) nexamples=$((nexamples + 1)) ;; esac
     sl "check_$name" check "$cfg"
     if [ $RC -eq 0 ] && has "$WORK/check_$name.out" "$cfg: ok" &&
         has "$WORK/check_$name.out" "sources:" && has "$WORK/check_$name.out" "sinks:"; then
-        pass "check config/$name.yaml: exit 0, graph printed"
+        pass "check $rel: exit 0, graph printed"
     else
-        fail "check config/$name.yaml" "exit $RC: $(cat "$WORK/check_$name.err")"
+        fail "check $rel" "exit $RC: $(cat "$WORK/check_$name.err")"
     fi
 done
 if [ "$nconfigs" -ge 5 ]; then
     pass "config/ holds $nconfigs example pipelines"
 else
     fail "config/" "only $nconfigs example pipelines"
+fi
+
+# config/examples/: every connector in a source or sink of some example (and each mode of
+# kafka and tcp), the common pipelines, and a header saying what the file does and how to
+# run it.
+ex_types() { # the "type:" of every source (or sink) of the examples: kind name
+    awk '/^sources:/ { k = "source" } /^sinks:/ { k = "sink" } /^(app|streams|http):/ { k = "" }
+        k && /^ *-? *type: / { sub(/.*type: */, ""); sub(/ .*/, ""); print k, $0 }' \
+        "$SLUICE_SRC"/config/examples/*.yaml | sort -u
+}
+sl connectors_all connectors --markdown
+covered=$(ex_types)
+missing=""
+while read -r cname ckind; do
+    grep -qx "$ckind $cname" <<<"$covered" || missing="$missing $cname ($ckind)"
+done < <(sed -n 's/^## \([a-z_]*\) (\(source\|sink\))$/\1 \2/p' "$WORK/connectors_all.out")
+for mode in "kafka direct" "kafka receiver" "tcp connect" "tcp listen"; do
+    set -- $mode
+    grep -lq "type: $1" "$SLUICE_SRC"/config/examples/*.yaml &&
+        grep -qE "^ +mode: $2( |$)" "$SLUICE_SRC/config/examples/$1-$2.yaml" 2>/dev/null ||
+        missing="$missing $1-$2.yaml"
+done
+for f in kafka-wordcount-postgres json-events-postgres windowed-metrics-redis \
+    log-files-windowed-counts; do
+    [ -f "$SLUICE_SRC/config/examples/$f.yaml" ] || missing="$missing $f.yaml"
+done
+if [ "$nexamples" -gt 0 ] && [ -z "$missing" ]; then
+    pass "config/examples/ ($nexamples files) covers every connector, mode and common pipeline"
+else
+    fail "config/examples/" "${missing:-no examples}"
+fi
+noheader=""
+for cfg in "$SLUICE_SRC"/config/examples/*.yaml; do
+    head -n 1 "$cfg" | grep -q "^# $(basename "$cfg") -- " &&
+        grep -qE '^#.*sluice run ' "$cfg" || noheader="$noheader $(basename "$cfg")"
+done
+if [ -z "$noheader" ]; then
+    pass "every example opens with '# NAME -- what it does' and shows its 'sluice run'"
+else
+    fail "example headers" "missing in:$noheader"
 fi
 
 sl check_bad check "$SLUICE_SRC/config/does-not-exist.yaml"

@@ -8,11 +8,14 @@ PKGS=(
     librdkafka-dev libpq-dev libhiredis-dev libjansson-dev libyaml-dev
     libmicrohttpd-dev libcunit1-dev
     kcat postgresql redis-server redis-tools
-    netcat-openbsd procps
+    netcat-openbsd procps curl
+    docker-compose
     chromium prometheus
 )
-# The status page's browser test drives Chromium with playwright-core from npm; promtool
-# (Debian's prometheus package) checks /metrics. Node.js and npm come with the machine;
+# docker-compose checks docker/docker-compose.yml (its `config`: no container engine needed)
+# and brings python3-yaml, with which the compose tests read it. The status page's browser
+# test drives Chromium with playwright-core from npm; promtool (Debian's prometheus package)
+# checks /metrics. Node.js and npm come with the machine;
 # install Debian's where they do not.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
