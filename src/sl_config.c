@@ -32,7 +32,8 @@
  *       from: lines              # a source or stream name, or a list of them (a union)
  *       ops:                     # optional; applied in order
  *         - split: whitespace    # or {delimiter: ","}: each token becomes the value
- *         - key: value           # key := value bytes; or {json: user.id}: key := the field
+ *         - key: value           # key := value bytes; or {json: user.id}: key := the field;
+ *                                #   {meta: partition}, {header: trace-id}: see below
  *         - value: 1             # typed value := 1 (int or float literal)
  *         - filter: {json: level, equals: error}
  *         - reduce_by_key: sum   # sum|count|min|max, or {fn: sum, partitions: 4}
@@ -53,7 +54,12 @@
  *     - name: out                # required; unique among sinks
  *       type: stdout             # a sink connector
  *       from: counts             # one stream or source
- *       num: 20                  # the connector's options and the common sink options
+ *       num: 20                  # the connector's options and the common sink options:
+ *       errors:                  # records the sink cannot write (sl_deadletter.h)
+ *         tolerance: all         # all: skip, count, log, dead-letter; none: stop (exit 1)
+ *         dead_letter: {type: file, path: /var/lib/sluice/dead}   # or type: kafka, brokers,
+ *                                # topic, properties; nested keys are the dotted options
+ *                                # errors.tolerance, errors.dead_letter.type, ...
  *   http:                        # optional: the status page, JSON API and /metrics
  *     listen: 127.0.0.1:4040     # HOST:PORT or [IPV6]:PORT; port 0 = any free port
  *     token: ${SLUICE_TOKEN}     # optional secret: clients send "Authorization: Bearer T"
@@ -68,28 +74,33 @@
  *
  * Ops in detail:
  *   split: whitespace | {delimiter: STR}   flat_map; empty tokens are dropped.
- *   key: value | {json: PATH}               key_by. PATH is dotted (user.id); a number
- *                                           segment indexes an array (items.0.sku).
- *   value: NUMBER | {json: PATH, as: number|text}   map_values. as: number (default) sets
- *                                           the typed value from a JSON number (or a string
- *                                           holding one); as: text sets the value bytes to
- *                                           the field's text.
- *   filter: {[json: PATH | key: true], OP: OPERAND}  with exactly one OP of equals,
- *                                           not_equals, gt, ge, lt, le (numbers), contains,
- *                                           matches (POSIX extended regex, compiled at
- *                                           load). Without json: the value bytes (the typed
- *                                           value for gt..le, and for equals/not_equals with
- *                                           a number when the record has one); key: true
- *                                           looks at the key bytes. A missing JSON field
- *                                           matches no OP but not_equals.
- *   reduce_by_key / reduce: sum|min|max over the typed value; count counts records.
- *   window: {length: DURATION, slide: DURATION} or window: DURATION (length only). Both
- *                                           must be multiples of the parent's slide.
- *   join: NAME | {with: NAME, type: inner|left, partitions: N}   the current stream is the
- *                                           left side; both must have the same slide.
- *   reduce_by_key_and_window: {fn: sum|count|min|max, length: D, slide: D, inverse: BOOL,
- *                             drop_zero: BOOL, partitions: N}
- *                                           per key over the window, every slide (slide
+ *   key: value | {json: PATH} | {meta: NAME} | {header: NAME}   key_by. PATH is dotted
+ *                                           (user.id); a number segment indexes an array
+ *                                           (items.0.sku). meta NAME: topic, partition,
+ *                                           offset, source or timestamp (numbers as decimal
+ *                                           text); header NAME: a Kafka header's value (the
+ *                                           last of that name; a null value: empty). A Kafka
+ *                                           source already sets the key to the message key.
+ *   value: NUMBER | {json: PATH | meta: NAME | header: NAME, as: number|text}   map_values.
+ *                                           as: number (the default, but text for meta topic
+ *                                           and source) sets the typed value from a JSON
+ *                                           number, an integer meta attribute, or text holding
+ *                                           a number; as: text sets the value bytes to the
+ *                                           field's, attribute's or header's text.
+ *                                           A record without the field, attribute or header
+ *                                           is rejected (counted, logged with its source,
+ *                                           partition and offset).
+ *   filter: {[json: PATH | meta: NAME | header: NAME | key: true], OP: OPERAND}  with exactly one
+ * OP of equals, not_equals, gt, ge, lt, le (numbers), contains, matches (POSIX extended regex,
+ * compiled at load). Without json: the value bytes (the typed value for gt..le, and for
+ * equals/not_equals with a number when the record has one); key: true looks at the key bytes.
+ * Integer meta attributes compare as numbers (as text with contains and matches); headers as text.
+ * A missing JSON field, meta attribute or header matches no OP but not_equals. reduce_by_key /
+ * reduce: sum|min|max over the typed value; count counts records. window: {length: DURATION, slide:
+ * DURATION} or window: DURATION (length only). Both must be multiples of the parent's slide. join:
+ * NAME | {with: NAME, type: inner|left, partitions: N}   the current stream is the left side; both
+ * must have the same slide. reduce_by_key_and_window: {fn: sum|count|min|max, length: D, slide: D,
+ * inverse: BOOL, drop_zero: BOOL, partitions: N} per key over the window, every slide (slide
  *                                           optional: the parent's). inverse: true (sum and
  *                                           count only) updates the previous window with the
  *                                           batches that leave and enter instead of reducing
@@ -142,6 +153,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <yaml.h>
 
@@ -180,6 +192,9 @@ typedef struct cfg_endpoint {
     char **opt_keys; /* the options as written, and where their values are */
     cfg_loc *opt_locs;
     size_t nopt_locs;
+    char **flat_keys; /* dotted names of nested options (errors: {tolerance: none}) */
+    size_t nflat;
+    struct cfg_kv *kv; /* the options as written, nested ones flattened (cfg_flatten) */
 } cfg_endpoint;
 
 typedef enum cfg_op_kind {
@@ -218,6 +233,7 @@ typedef struct cfg_op {
     bool drop_zero;    /* reduce_by_key_and_window */
     int64_t ttl_ms;    /* running; 0: none */
     sl_yamlop *run;    /* running */
+    bool reads_header; /* key, value, filter: {header: NAME} */
 } cfg_op;
 
 typedef struct cfg_stream {
@@ -1133,6 +1149,117 @@ static void cfg_connector_names(unsigned role, const char **names, size_t max)
     names[n] = NULL;
 }
 
+/* An option of a source or sink item as written: nested mappings under a key that prefixes
+ * dotted option names are flattened (errors: {dead_letter: {type: file}} sets the option
+ * errors.dead_letter.type). */
+typedef struct cfg_kv {
+    const char *key; /* the node's text, or a dotted name held in ep->flat_keys */
+    yaml_node_t *k, *v;
+} cfg_kv;
+
+/* The distinct keys one level below prefix (NULL: the top level) of the options of t1 and
+ * t2, into names (NULL-terminated, at most max - 1); each is held in pool. */
+static void cfg_level_keys(const sl_option *t1, const sl_option *t2, const char *prefix,
+                           const char **names, char (*pool)[64], size_t max)
+{
+    size_t n = 0, plen = prefix ? strlen(prefix) : 0;
+    const sl_option *tables[2] = {t1, t2};
+    for (int t = 0; t < 2; t++) {
+        for (const sl_option *o = tables[t]; o && o->name && n + 1 < max; o++) {
+            const char *rest = o->name;
+            if (prefix) {
+                if (strncmp(o->name, prefix, plen) != 0 || o->name[plen] != '.') {
+                    continue;
+                }
+                rest = o->name + plen + 1;
+            }
+            size_t len = strcspn(rest, ".");
+            snprintf(pool[n], 64, "%.*s", (int)len, rest);
+            bool seen = false;
+            for (size_t i = 0; i < n && !seen; i++) {
+                seen = strcmp(names[i], pool[n]) == 0;
+            }
+            if (!seen) {
+                names[n] = pool[n];
+                n++;
+            }
+        }
+    }
+    names[n] = NULL;
+}
+
+/* True when an option of t1 or t2 is named prefix.SOMETHING. */
+static bool cfg_option_prefix(const sl_option *t1, const sl_option *t2, const char *prefix)
+{
+    const char *names[2];
+    char pool[2][64];
+    cfg_level_keys(t1, t2, prefix, names, pool, 2);
+    return names[0] != NULL;
+}
+
+/* Appends the pairs of map to *kv, flattening nested option mappings. */
+static int cfg_flatten(cfg_parser *p, yaml_node_t *map, const char *prefix, const sl_option *t1,
+                       const sl_option *t2, const char *where, cfg_endpoint *ep, cfg_kv **kv,
+                       size_t *n, size_t *cap)
+{
+    for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
+         a++) {
+        yaml_node_t *k = cfg_node(p, a->key);
+        yaml_node_t *v = cfg_node(p, a->value);
+        const char *name = cfg_text(p, k);
+        if (prefix) {
+            char **fk = realloc(ep->flat_keys, (ep->nflat + 1) * sizeof(*fk));
+            if (fk) {
+                ep->flat_keys = fk;
+            }
+            char *full = fk ? cfg_strdupf("%s.%s", prefix, name) : NULL;
+            if (!full) {
+                return cfg_error(p, cfg_loc_of(k), "out of memory");
+            }
+            ep->flat_keys[ep->nflat++] = full;
+            name = full;
+        }
+        bool nested = cfg_option_prefix(t1, t2, name);
+        if (nested && v->type == YAML_MAPPING_NODE) {
+            int rc = cfg_flatten(p, v, name, t1, t2, where, ep, kv, n, cap);
+            if (rc != SL_OK) {
+                return rc;
+            }
+            continue;
+        }
+        if (nested && !cfg_find_option(t1, t2, name)) {
+            const char *keys[64];
+            char pool[64][64], list[1024];
+            cfg_level_keys(t1, t2, name, keys, pool, 64);
+            return cfg_error(p, cfg_loc_of(v), "'%s' in %s must be a mapping with the keys: %s",
+                             name, where, cfg_join(keys, list, sizeof(list)));
+        }
+        if (prefix && !cfg_find_option(t1, t2, name)) {
+            const char *keys[64];
+            char pool[64][64], list[1024], hint[160] = "";
+            cfg_level_keys(t1, t2, prefix, keys, pool, 64);
+            const char *close = cfg_closest(cfg_text(p, k), keys);
+            if (close) {
+                snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
+            }
+            return cfg_error(p, cfg_loc_of(k), "unknown key '%s' in '%s' of %s%s; valid keys: %s",
+                             cfg_text(p, k), prefix, where, hint,
+                             cfg_join(keys, list, sizeof(list)));
+        }
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 16;
+            cfg_kv *x = realloc(*kv, c * sizeof(*x));
+            if (!x) {
+                return cfg_error(p, cfg_loc_of(k), "out of memory");
+            }
+            *kv = x;
+            *cap = c;
+        }
+        (*kv)[(*n)++] = (cfg_kv){.key = name, .k = k, .v = v};
+    }
+    return SL_OK;
+}
+
 /* Parses a source or sink item: name, type, from (sinks) and the connector's options. */
 static int cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_endpoint *ep)
 {
@@ -1215,18 +1342,20 @@ static int cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, c
     static const char *const src_structural[] = {"name", "type", NULL};
     static const char *const sink_structural[] = {"name", "type", "from", NULL};
     const char *const *structural = role == SL_SOURCE ? src_structural : sink_structural;
-    size_t npairs = (size_t)(item->data.mapping.pairs.top - item->data.mapping.pairs.start);
+    size_t npairs = 0, kvcap = 0;
+    if ((rc = cfg_flatten(p, item, NULL, common, copts, where, ep, &ep->kv, &npairs, &kvcap))) {
+        return rc;
+    }
     ep->opts = sl_options_new();
-    ep->opt_keys = calloc(npairs, sizeof(char *));
-    ep->opt_locs = calloc(npairs, sizeof(cfg_loc));
+    ep->opt_keys = calloc(npairs ? npairs : 1, sizeof(char *));
+    ep->opt_locs = calloc(npairs ? npairs : 1, sizeof(cfg_loc));
     if (!ep->opts || !ep->opt_keys || !ep->opt_locs) {
         return cfg_error(p, ep->loc, "out of memory");
     }
-    for (yaml_node_pair_t *a = item->data.mapping.pairs.start; a < item->data.mapping.pairs.top;
-         a++) {
-        yaml_node_t *k = cfg_node(p, a->key);
-        yaml_node_t *v = cfg_node(p, a->value);
-        const char *key = cfg_text(p, k);
+    for (size_t ki = 0; ki < npairs; ki++) {
+        yaml_node_t *k = ep->kv[ki].k;
+        yaml_node_t *v = ep->kv[ki].v;
+        const char *key = ep->kv[ki].key;
         const sl_option *o = cfg_find_option(common, copts, key);
         if (cfg_in_list(key, structural) && !o) {
             continue;
@@ -1237,12 +1366,12 @@ static int cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, c
             for (size_t i = 0; structural[i] && n < 255; i++) {
                 valid[n++] = structural[i];
             }
-            const sl_option *tables[2] = {common, copts};
-            for (int t = 0; t < 2; t++) {
-                for (const sl_option *x = tables[t]; x && x->name && n < 255; x++) {
-                    if (!cfg_in_list(x->name, structural)) {
-                        valid[n++] = x->name;
-                    }
+            const char *level[256];
+            char pool[256][64];
+            cfg_level_keys(common, copts, NULL, level, pool, 256);
+            for (size_t i = 0; level[i] && n < 255; i++) {
+                if (!cfg_in_list(level[i], structural)) {
+                    valid[n++] = level[i];
                 }
             }
             valid[n] = NULL;
@@ -1334,6 +1463,11 @@ static int cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, c
         yaml_node_t *bk = bad ? cfg_get_key(p, item, bad) : NULL;
         if (bk) {
             loc = cfg_loc_of(cfg_get(p, item, bad));
+        }
+        for (size_t i = 0; !bk && bad && i < ep->nopt_locs; i++) {
+            if (strcmp(ep->opt_keys[i], bad) == 0) {
+                loc = ep->opt_locs[i]; /* a nested option (errors: ...) */
+            }
         }
         cfg_scrub(msg, sizeof(msg), common, copts, ep->opts);
         return cfg_error(p, loc, "%s: %s", where, msg[0] ? msg : "invalid options");
@@ -1458,26 +1592,84 @@ static int cfg_op_json_path(cfg_parser *p, yaml_node_t *arg, const char *opname,
     return rc;
 }
 
+/* What a key, value or filter op reads besides the value bytes: at most one of json: PATH,
+ * meta: NAME (sl_yamlops_meta_from_name) and header: NAME. *target is SL_YOP_ON_VALUE when
+ * there is none (an error when required). *name is the path or name, *node its node. */
+static int cfg_op_attr(cfg_parser *p, yaml_node_t *arg, const char *opname, bool required,
+                       sl_yamlop_target *target, const char **name, yaml_node_t **node)
+{
+    static const char *const attrs[] = {"json", "meta", "header", NULL};
+    static const sl_yamlop_target targets[] = {SL_YOP_ON_JSON, SL_YOP_ON_META, SL_YOP_ON_HEADER};
+    char where[64];
+    snprintf(where, sizeof(where), "op '%s'", opname);
+    int which = -1;
+    *target = SL_YOP_ON_VALUE;
+    *name = NULL;
+    *node = NULL;
+    for (int i = 0; attrs[i]; i++) {
+        yaml_node_t *n = cfg_get(p, arg, attrs[i]);
+        if (!n) {
+            continue;
+        }
+        if (which >= 0) {
+            return cfg_error(p, cfg_loc_of(n),
+                             "%s reads one of json, meta or header, got '%s' and '%s'", where,
+                             attrs[which], attrs[i]);
+        }
+        which = i;
+    }
+    if (which < 0) {
+        return required ? cfg_error(p, cfg_loc_of(arg),
+                                    "%s needs one of json: PATH, meta: NAME or header: NAME", where)
+                        : SL_OK;
+    }
+    *target = targets[which];
+    if (*target == SL_YOP_ON_JSON) {
+        return cfg_op_json_path(p, arg, where, name, node);
+    }
+    int rc = cfg_key_scalar(p, arg, attrs[which], where, true, name, node);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (*target == SL_YOP_ON_META && sl_yamlops_meta_from_name(*name) < 0) {
+        return cfg_error(p, cfg_loc_of(*node), "unknown meta '%s' in %s (valid: %s)", *name, where,
+                         sl_yamlops_meta_names());
+    }
+    if (*target == SL_YOP_ON_HEADER && !**name) {
+        return cfg_error(p, cfg_loc_of(*node), "empty header name in %s", where);
+    }
+    return SL_OK;
+}
+
+static const char *const cfg_attr_words[] = {
+    [SL_YOP_ON_VALUE] = "value", [SL_YOP_ON_KEY] = "key",       [SL_YOP_ON_JSON] = "json",
+    [SL_YOP_ON_META] = "meta",   [SL_YOP_ON_HEADER] = "header",
+};
+
 static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     char msg[256];
     if (arg->type == YAML_SCALAR_NODE) {
         if (strcmp(cfg_text(p, arg), "value") != 0) {
-            return cfg_error(p, cfg_loc_of(arg), "key takes 'value' or {json: PATH}, got '%s'",
+            return cfg_error(p, cfg_loc_of(arg),
+                             "key takes 'value', {json: PATH}, {meta: NAME} or {header: NAME}, "
+                             "got '%s'",
                              cfg_text(p, arg));
         }
         op->yop = sl_yamlops_key_new(NULL, msg, sizeof(msg));
         op->desc = strdup("key value");
     } else {
-        static const char *const keys[] = {"json", NULL};
-        const char *path;
+        static const char *const keys[] = {"json", "meta", "header", NULL};
+        const char *name;
         yaml_node_t *n;
+        sl_yamlop_target target;
         int rc = cfg_op_args(p, arg, "key", keys);
-        if (rc != SL_OK || (rc = cfg_op_json_path(p, arg, "op 'key'", &path, &n)) != SL_OK) {
+        if (rc != SL_OK || (rc = cfg_op_attr(p, arg, "key", true, &target, &name, &n)) != SL_OK) {
             return rc;
         }
-        op->yop = sl_yamlops_key_new(path, msg, sizeof(msg));
-        op->desc = cfg_strdupf("key json %s", path);
+        op->yop = sl_yamlops_key_from_new(target, name, msg, sizeof(msg));
+        op->desc = cfg_strdupf("key %s %s", cfg_attr_words[target], name);
+        op->reads_header = target == SL_YOP_ON_HEADER;
     }
     return op->yop ? SL_OK : cfg_error(p, cfg_loc_of(arg), "key: %s", msg);
 }
@@ -1490,29 +1682,41 @@ static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         op->yop = sl_yamlops_value_literal_new(s, msg, sizeof(msg));
         op->desc = cfg_strdupf("value %s", s);
     } else {
-        static const char *const keys[] = {"json", "as", NULL};
+        static const char *const keys[] = {"json", "meta", "header", "as", NULL};
         static const char *const as_words[] = {"number", "text", NULL};
-        const char *path;
+        const char *name;
         yaml_node_t *n;
+        sl_yamlop_target target;
         int rc = cfg_op_args(p, arg, "value", keys);
-        if (rc != SL_OK || (rc = cfg_op_json_path(p, arg, "op 'value'", &path, &n)) != SL_OK) {
+        if (rc != SL_OK || (rc = cfg_op_attr(p, arg, "value", true, &target, &name, &n)) != SL_OK) {
             return rc;
         }
-        int as = 0;
-        if ((n = cfg_get(p, arg, "as")) && !cfg_is_null(p, n) &&
-            (rc = cfg_choice(p, n, "value.as", as_words, &as)) != SL_OK) {
-            return rc;
+        /* as: number by default, but text for the meta attributes that are text */
+        bool text_meta =
+            target == SL_YOP_ON_META &&
+            !sl_yamlops_meta_is_number((sl_yamlop_meta)sl_yamlops_meta_from_name(name));
+        int as = text_meta ? 1 : 0;
+        if ((n = cfg_get(p, arg, "as")) && !cfg_is_null(p, n)) {
+            if ((rc = cfg_choice(p, n, "value.as", as_words, &as)) != SL_OK) {
+                return rc;
+            }
+            if (text_meta && as == 0) {
+                return cfg_error(p, cfg_loc_of(n), "meta '%s' is text, not a number: use as: text",
+                                 name);
+            }
         }
-        op->yop = sl_yamlops_value_json_new(path, as == 1, msg, sizeof(msg));
-        op->desc = cfg_strdupf("value json %s as %s", path, as_words[as]);
+        op->yop = sl_yamlops_value_from_new(target, name, as == 1, msg, sizeof(msg));
+        op->desc = cfg_strdupf("value %s %s as %s", cfg_attr_words[target], name, as_words[as]);
+        op->reads_header = target == SL_YOP_ON_HEADER;
     }
     return op->yop ? SL_OK : cfg_error(p, cfg_loc_of(arg), "value: %s", msg);
 }
 
 static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
-    static const char *const keys[] = {"json", "key", "equals",   "not_equals", "gt", "ge",
-                                       "lt",   "le",  "contains", "matches",    NULL};
+    static const char *const keys[] = {"json",       "meta",    "header", "key", "equals",
+                                       "not_equals", "gt",      "ge",     "lt",  "le",
+                                       "contains",   "matches", NULL};
     int rc = cfg_op_args(p, arg, "filter", keys);
     if (rc != SL_OK) {
         return rc;
@@ -1538,7 +1742,8 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     }
     const char *path = NULL;
     yaml_node_t *n;
-    if (cfg_get(p, arg, "json") && (rc = cfg_op_json_path(p, arg, "op 'filter'", &path, &n))) {
+    sl_yamlop_target attr;
+    if ((rc = cfg_op_attr(p, arg, "filter", false, &attr, &path, &n)) != SL_OK) {
         return rc;
     }
     bool on_key = false;
@@ -1547,8 +1752,8 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     }
     if (path && on_key) {
         return cfg_error(p, cfg_loc_of(n),
-                         "filter looks at a JSON field (json:) or at the key "
-                         "(key: true), not both");
+                         "filter looks at a JSON field (json:), a meta attribute (meta:), a "
+                         "header (header:) or the key (key: true), only one");
     }
     const char *cmp_name = cfg_text(p, cmp_key);
     char what[64];
@@ -1559,14 +1764,16 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     }
     const char *operand = cfg_text(p, cmp_val);
     sl_yamlop_cmp cmp = (sl_yamlop_cmp)sl_yamlops_cmp_from_name(cmp_name);
-    sl_yamlop_target target = path ? SL_YOP_ON_JSON : on_key ? SL_YOP_ON_KEY : SL_YOP_ON_VALUE;
+    sl_yamlop_target target = path ? attr : on_key ? SL_YOP_ON_KEY : SL_YOP_ON_VALUE;
+    op->reads_header = target == SL_YOP_ON_HEADER;
     char msg[256];
     op->yop = sl_yamlops_filter_new(target, path, cmp, operand, msg, sizeof(msg));
     if (!op->yop) {
         return cfg_error(p, cfg_loc_of(cmp_val), "filter: %s", msg);
     }
     if (path) {
-        op->desc = cfg_strdupf("filter json %s %s '%s'", path, cmp_name, operand);
+        op->desc =
+            cfg_strdupf("filter %s %s %s '%s'", cfg_attr_words[attr], path, cmp_name, operand);
     } else {
         op->desc = cfg_strdupf("filter %s %s '%s'", on_key ? "key" : "value", cmp_name, operand);
     }
@@ -2206,6 +2413,58 @@ static int64_t cfg_slide_of(const sl_config *cfg, size_t idx)
     return idx < cfg->nsources ? cfg->batch_ms : cfg->streams[idx - cfg->nsources].slide_ms;
 }
 
+/* A kafka source gives records the messages' headers only with headers: true (finding them
+ * costs a parse per message). Turns it on for the kafka sources whose records reach an op
+ * that reads a header or a kafka sink that forwards them (headers not false), unless the
+ * file sets it. Needs the build order. */
+static int cfg_want_headers(cfg_parser *p)
+{
+    sl_config *cfg = p->cfg;
+    size_t n = cfg->nsources + cfg->nstreams;
+    bool *need = calloc(n ? n : 1, sizeof(*need));
+    if (!need) {
+        return cfg_error(p, cfg->app_loc, "out of memory");
+    }
+    for (size_t i = 0; i < cfg->nsinks; i++) {
+        const cfg_endpoint *ep = &cfg->sinks[i];
+        const char *h = sl_options_get(ep->opts, "headers");
+        bool off = h && (!strcasecmp(h, "false") || !strcasecmp(h, "no") || !strcasecmp(h, "off") ||
+                         !strcmp(h, "0"));
+        if (strcmp(ep->type, "kafka") == 0 && !off && ep->from.idx < n) {
+            need[ep->from.idx] = true;
+        }
+    }
+    /* Streams in reverse build order: a stream's need reaches its parents first. */
+    for (size_t k = cfg->nstreams; k-- > 0;) {
+        size_t s = cfg->order[k];
+        const cfg_stream *st = &cfg->streams[s];
+        for (size_t j = 0; j < st->nops; j++) {
+            need[cfg->nsources + s] = need[cfg->nsources + s] || st->ops[j].reads_header;
+        }
+        if (!need[cfg->nsources + s]) {
+            continue;
+        }
+        for (size_t j = 0; j < st->nfrom; j++) {
+            need[st->from[j].idx] = true;
+        }
+        for (size_t j = 0; j < st->nops; j++) {
+            if (st->ops[j].kind == OP_JOIN) {
+                need[st->ops[j].with.idx] = true;
+            }
+        }
+    }
+    int rc = SL_OK;
+    for (size_t i = 0; i < cfg->nsources && rc == SL_OK; i++) {
+        cfg_endpoint *ep = &cfg->sources[i];
+        if (need[i] && strcmp(ep->type, "kafka") == 0 && !sl_options_get(ep->opts, "headers") &&
+            sl_options_set(ep->opts, "headers", "true") != SL_OK) {
+            rc = cfg_error(p, ep->loc, "out of memory");
+        }
+    }
+    free(need);
+    return rc;
+}
+
 /* Computes each stream's slide in build order and checks windows, unions and joins. */
 static int cfg_check_slides(cfg_parser *p)
 {
@@ -2314,7 +2573,10 @@ static int cfg_check_graph(cfg_parser *p, cfg_loc root_loc)
     }
     free(state);
     free(path);
-    return rc == SL_OK ? cfg_check_slides(p) : rc;
+    if (rc == SL_OK) {
+        rc = cfg_check_slides(p);
+    }
+    return rc == SL_OK ? cfg_want_headers(p) : rc;
 }
 
 /* ==== Loading ==== */
@@ -2326,6 +2588,11 @@ static void cfg_free_endpoint(cfg_endpoint *ep)
     }
     free(ep->opt_keys);
     free(ep->opt_locs);
+    for (size_t i = 0; i < ep->nflat; i++) {
+        free(ep->flat_keys[i]);
+    }
+    free(ep->flat_keys);
+    free(ep->kv);
     free(ep->name);
     free(ep->type);
     free(ep->from.name);

@@ -36,7 +36,28 @@ typedef struct sl_batch_output {
     const char *inputs;   /* the batch's input as a JSON object: per source, its checkpoint
                            * definition (e.g. Kafka offset ranges) or its description */
     int attempt;          /* 0 on the first try, then 1, 2, ... */
+    /* The engine's reject queue, for sl_batch_output_reject; may be NULL. */
+    struct sl_rejects *rejects;
 } sl_batch_output;
+
+/* Rejected records (dead letters). A sink calls this for a record it cannot write (a value
+ * that does not fit its column, a command the server refused): the record is counted, the
+ * first few of a batch are logged with their source, topic, partition and offset (then a
+ * summary), and it is queued for the sink's dead-letter target (errors.dead_letter), copied.
+ * Rejecting the same record (the same pointer into out->ds) again in an attempt, as a sink
+ * that redoes its write does, counts it once. Returns SL_OK: leave the record out and go
+ * on; or SL_ERR_FATAL under errors.tolerance none (reported): abort the write without
+ * committing and return it; the pipeline stops and the batch runs again after a restart
+ * (likewise SL_ERR_RETRY when it cannot be queued for lack of memory: the batch is retried).
+ * @locality the thread of the sink's write */
+int sl_batch_output_reject(const sl_batch_output *out, const sl_record *r, const char *why);
+/* Makes the records rejected so far durable in the dead-letter target. Call it just before
+ * the sink's own commit (COMMIT, EXEC, rename), so that the dead letters of a committed batch
+ * exist. SL_OK (also without a target), or SL_ERR_RETRY (reported): do not commit, return
+ * it; the batch is retried and its dead letters may be written twice (at least once). The
+ * engine writes what is left after a successful write itself, for sinks that do not call
+ * this or reject records after their commit. */
+int sl_batch_output_flush_rejects(const sl_batch_output *out);
 
 /* ==== The connector ==== */
 
@@ -55,7 +76,10 @@ struct sl_connector {
     int (*start)(void *ctx);
     /* Direct sources: the input of the batch at batch_time. */
     int (*next_batch)(void *ctx, int64_t batch_time, sl_batch_input *in);
-    /* Sinks: write a batch. SL_OK, SL_ERR_RETRY (retried with backoff) or an error. */
+    /* Sinks: write a batch. SL_OK, SL_ERR_RETRY (retried with backoff) or an error. The
+     * sinks of one batch write concurrently, each on a thread of its own (the job thread
+     * when there is one sink): calls for one instance never overlap, calls for different
+     * instances may. */
     int (*write)(void *ctx, const sl_batch_output *out);
     /* Sources: batch_time is complete in every sink (commit offsets, release WAL). */
     void (*on_batch_done)(void *ctx, int64_t batch_time);
@@ -115,7 +139,8 @@ bool sl_instance_stopping(const sl_instance *ins);
 
 /* Copies n records (their key, value and meta) into the current block. Blocks the caller
  * while the receiver holds more unprocessed data than max_buffered or while the rate
- * limiter says so, which is what makes TCP senders slow down: nothing is dropped. Returns
+ * limiter says so, which is what makes TCP senders slow down: nothing is dropped. Under a
+ * rate limit the records go in a few at a time, so one push may span batches. Returns
  * SL_OK, or SL_ERR_STATE when the engine is stopping (the records were still taken). */
 int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n);
 /* Waits (bounded by timeout_ms) until the receiver may push again; true when it may. */

@@ -4,7 +4,8 @@
  * time, generates a job: each source's input for the interval is fixed (receiver blocks
  * or a direct source's next_batch) and the job is queued. The job thread runs one job at
  * a time (Spark's concurrentJobs = 1), so a slow batch shows up as scheduling delay of the
- * next. The worker pool runs each job's parallel stages. */
+ * next. The worker pool runs each job's parallel stages. The sinks of a job write
+ * concurrently, each on an output thread of its own made for the job (see run_outputs). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "sl_deadletter.h"
 #include "sl_engine.h"
 #include "sl_metrics.h"
 #include "sl_options.h"
@@ -49,10 +51,6 @@ static const sl_option common_source_options[] = {
     {0},
 };
 
-static const sl_option common_sink_options[] = {
-    {0},
-};
-
 const sl_option *sl_common_source_options(void)
 {
     return common_source_options;
@@ -60,7 +58,7 @@ const sl_option *sl_common_source_options(void)
 
 const sl_option *sl_common_sink_options(void)
 {
-    return common_sink_options;
+    return sl__deadletter_options(); /* errors.*: rejected records (sl_deadletter.c) */
 }
 
 /* ==== Instances ==== */
@@ -83,7 +81,7 @@ sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigne
                               const char *name, const sl_options *opts, char *errstr,
                               size_t errsize)
 {
-    const sl_option *common = role == SL_SOURCE ? common_source_options : common_sink_options;
+    const sl_option *common = role == SL_SOURCE ? common_source_options : sl_common_sink_options();
     char why[512];
     if (sl_options_check(conn->options, common, opts, why, sizeof(why), NULL) != SL_OK) {
         snprintf(errstr, errsize, "%s '%s' (type %s): %s", role == SL_SOURCE ? "source" : "sink",
@@ -111,7 +109,9 @@ sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigne
         return NULL;
     }
     if (sl__options_apply(conn->options, ins->opts, ins->cctx, why, sizeof(why)) != SL_OK ||
-        sl__options_apply(common, ins->opts, &ins->common, why, sizeof(why)) != SL_OK) {
+        (role == SL_SOURCE &&
+         sl__options_apply(common, ins->opts, &ins->common, why, sizeof(why)) != SL_OK) ||
+        (role == SL_SINK && !(ins->rejects = sl__rejects_new(ins, why, sizeof(why))))) {
         snprintf(errstr, errsize, "%s '%s': %s", role == SL_SOURCE ? "source" : "sink", name, why);
         sl__instance_destroy(ins);
         return NULL;
@@ -133,6 +133,7 @@ void sl__instance_destroy(sl_instance *ins)
     if (ins->cctx && ins->conn->destroy) {
         ins->conn->destroy(ins->cctx);
     }
+    sl__rejects_destroy(ins->rejects);
     sl__receiver_destroy(&ins->rcv);
     pthread_mutex_destroy(&ins->err_lock);
     pthread_mutex_destroy(&ins->pid_lock);
@@ -868,17 +869,15 @@ static bool abandon(sl_context *ctx)
     return a;
 }
 
-/* Runs one output for the batch, retrying with capped exponential backoff while it asks
- * to be retried: a sink that is down holds the batch, it never drops it. */
-static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, size_t errsize)
+/* Runs one output for the batch on its computed dataset ds (NULL: empty), retrying with
+ * capped exponential backoff while it asks to be retried: a sink that is down holds the
+ * batch, it never drops it. Returns SL_ERR_RETRY only when the context stops without
+ * waiting. @locality the job thread (foreach outputs) or an output thread (sinks; see
+ * run_outputs) */
+static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_dataset *ds, char *err,
+                      size_t errsize)
 {
-    sl_dataset *ds;
-    int rc = sl__stream_compute(o->stream, job->time, &ds);
-    if (rc != SL_OK) {
-        snprintf(err, errsize, "%s: computing '%s' failed: %s", o->name, o->stream->name,
-                 sl_err2str(rc));
-        return rc;
-    }
+    int rc;
     sl_dataset empty = {.nparts = 0, .time = job->time};
     if (!ds) {
         ds = &empty;
@@ -894,7 +893,9 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
                 .inputs = job->inputs_json ? job->inputs_json : "{}",
                 .attempt = attempt,
             };
+            sl__rejects_begin(o->sink->rejects, &out);
             rc = o->sink->conn->write(o->sink->cctx, &out);
+            rc = sl__rejects_end(o->sink->rejects, &out, rc); /* dead letters written */
         } else {
             rc = o->foreach (ds, job->time, o->opaque);
         }
@@ -935,6 +936,174 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, char *err, siz
     }
 }
 
+/* Publishes the running batch's progress for sl_context_pending_batches. */
+static void publish_info(sl_context *ctx, sl_job *job, const sl_batch_info *info)
+{
+    pthread_mutex_lock(&ctx->lock);
+    job->info = *info;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* ==== A batch's outputs ====
+ * Every output's dataset is computed first, in order, on the job thread: computing uses the
+ * worker pool and touches the graph's caches and keyed state, which only the job thread
+ * may. Then the sinks write concurrently, each on its own thread with its own retries, so
+ * that a sink that is down holds the batch without holding up the other sinks; meanwhile
+ * the foreach outputs (user callbacks, which need not be thread-safe) run one after the
+ * other on the job thread, in the order they were added, as Spark runs a batch's output
+ * operations. The batch is done when every output has returned. A batch with one lane of
+ * work (one sink, or foreach outputs only) runs it on the job thread: no thread is made. */
+
+typedef struct out_run {
+    sl_context *ctx;
+    sl_job *job;
+    pthread_mutex_t lock; /* guards info and abandoned; taken before ctx->lock */
+    sl_batch_info *info;
+    bool abandoned; /* an output was retrying when the context stopped: the batch stays */
+} out_run;
+
+typedef struct out_slot {
+    out_run *run;
+    sl_output *o;
+    sl_dataset *ds; /* borrowed from the stream's cache until sl__stream_forget */
+    int rc;         /* computing's result */
+    pthread_t thread;
+    bool threaded;
+} out_slot;
+
+/* Accounts for an output that returned rc: progress, the batch's first error, a retry
+ * abandoned by a stop, a fatal error that stops the context. @locality any output's thread */
+static void output_done(out_run *run, sl_output *o, int rc, const char *err)
+{
+    sl_context *ctx = run->ctx;
+    pthread_mutex_lock(&run->lock);
+    sl_batch_info *info = run->info;
+    if (rc == SL_OK) {
+        info->outputs_succeeded++;
+        publish_info(ctx, run->job, info);
+        pthread_mutex_unlock(&run->lock);
+        return;
+    }
+    if (!info->error[0]) {
+        sl__strlcpy(info->error, err, sizeof(info->error));
+        sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", run->job->time, err);
+    }
+    if (rc == SL_ERR_RETRY || rc == SL_ERR_FATAL) {
+        /* A fatal error stops the pipeline: the batch stays pending and runs again after a
+         * restart (a rejected record under errors.tolerance none, a table that does not fit). */
+        run->abandoned = true;
+    }
+    pthread_mutex_unlock(&run->lock);
+    if (rc == SL_ERR_FATAL) {
+        /* Unrecoverable: the context stops at once, and says why. */
+        pthread_mutex_lock(&ctx->lock);
+        if (!ctx->fatal_err) {
+            ctx->fatal_err = rc;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        atomic_store(&ctx->stop_requested, true);
+        sl_log(SL_LOG_ERROR, "stopping: output '%s' failed and cannot recover", o->name);
+    }
+}
+
+/* Writes one sink's output (with its retries) and accounts for it. @locality an output
+ * thread, or the job thread for a batch's only sink */
+static void *sink_main(void *arg)
+{
+    out_slot *s = arg;
+    char err[256] = "";
+    int rc = run_output(s->run->ctx, s->o, s->run->job, s->ds, err, sizeof(err));
+    output_done(s->run, s->o, rc, err);
+    return NULL;
+}
+
+/* Runs the foreach outputs among slots[0..n), in order. @locality the job thread */
+static void run_foreach_outputs(out_slot *slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!slots[i].o->sink && slots[i].rc == SL_OK) {
+            char err[256] = "";
+            int rc = run_output(slots[i].run->ctx, slots[i].o, slots[i].run->job, slots[i].ds, err,
+                                sizeof(err));
+            output_done(slots[i].run, slots[i].o, rc, err);
+        }
+    }
+}
+
+/* Runs every output of the job that has a dataset at its time: see the section comment.
+ * Returns true when an output was abandoned by a stop (the batch stays pending).
+ * @locality the job thread */
+static bool run_outputs(sl_context *ctx, sl_job *job, sl_batch_info *info)
+{
+    out_slot *slots = calloc((size_t)ctx->noutputs + 1, sizeof(*slots));
+    if (!slots) {
+        sl__strlcpy(info->error, "out of memory running the outputs", sizeof(info->error));
+        sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", job->time, info->error);
+        return true; /* the batch stays pending */
+    }
+    out_run run = {.ctx = ctx, .job = job, .info = info};
+    pthread_mutex_init(&run.lock, NULL);
+    size_t n = 0, nforeach = 0;
+    for (sl_output *o = ctx->outputs; o; o = o->next) {
+        if (sl__stream_valid_time(o->stream, job->time)) {
+            slots[n++] = (out_slot){.run = &run, .o = o};
+        }
+    }
+    info->outputs_total = (int)n;
+    publish_info(ctx, job, info);
+    /* Compute, in order, on this thread. */
+    for (size_t i = 0; i < n; i++) {
+        out_slot *s = &slots[i];
+        s->rc = sl__stream_compute(s->o->stream, job->time, &s->ds);
+        if (s->rc != SL_OK) {
+            char err[256];
+            snprintf(err, sizeof(err), "%s: computing '%s' failed: %s", s->o->name,
+                     s->o->stream->name, sl_err2str(s->rc));
+            output_done(&run, s->o, s->rc, err);
+        } else if (!s->o->sink) {
+            nforeach++;
+        }
+    }
+    /* Write: every sink on a thread of its own, except one sink when there are no foreach
+     * outputs for this thread to run. A sink that gets no thread is written here after. */
+    out_slot *own = NULL;
+    for (size_t i = 0; i < n; i++) {
+        out_slot *s = &slots[i];
+        if (!s->o->sink || s->rc != SL_OK) {
+            continue;
+        }
+        if (!nforeach && !own) {
+            own = s;
+            continue;
+        }
+        s->threaded = pthread_create(&s->thread, NULL, sink_main, s) == 0;
+        if (!s->threaded) {
+            sl_log(SL_LOG_WARN, "batch %" PRId64 ": no thread for output '%s': it writes later",
+                   job->time, s->o->name);
+        }
+    }
+    if (own) {
+        sink_main(own);
+    } else {
+        run_foreach_outputs(slots, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        out_slot *s = &slots[i];
+        if (s != own && s->o->sink && s->rc == SL_OK && !s->threaded) {
+            sink_main(s);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (slots[i].threaded) {
+            pthread_join(slots[i].thread, NULL);
+            slots[i].threaded = false;
+        }
+    }
+    pthread_mutex_destroy(&run.lock);
+    free(slots);
+    return run.abandoned;
+}
+
 /* Backpressure: every completed batch, failed outputs included, feeds each input's PID
  * estimator with that input's records and the batch's delays. */
 static void feed_estimators(sl_context *ctx, const sl_batch_info *info)
@@ -955,14 +1124,6 @@ static void feed_estimators(sl_context *ctx, const sl_batch_info *info)
             sl_log(SL_LOG_DEBUG, "backpressure: '%s' rate %.1f records/s", ins->name, rate);
         }
     }
-}
-
-/* Publishes the running batch's progress for sl_context_pending_batches. */
-static void publish_info(sl_context *ctx, sl_job *job, const sl_batch_info *info)
-{
-    pthread_mutex_lock(&ctx->lock);
-    job->info = *info;
-    pthread_mutex_unlock(&ctx->lock);
 }
 
 static void run_job(sl_context *ctx, sl_job *job)
@@ -988,36 +1149,8 @@ static void run_job(sl_context *ctx, sl_job *job)
                    sl_err2str(rc));
         }
     }
-    for (sl_output *o = job->state_only ? NULL : ctx->outputs; o; o = o->next) {
-        if (!sl__stream_valid_time(o->stream, job->time)) {
-            continue;
-        }
-        info->outputs_total++;
-        char err[256] = "";
-        int rc = run_output(ctx, o, job, err, sizeof(err));
-        if (rc == SL_OK) {
-            info->outputs_succeeded++;
-            publish_info(ctx, job, info);
-            continue;
-        }
-        if (!info->error[0]) {
-            sl__strlcpy(info->error, err, sizeof(info->error));
-            sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", job->time, err);
-        }
-        if (rc == SL_ERR_RETRY) {
-            abandoned = true;
-            break;
-        }
-        if (rc == SL_ERR_FATAL) {
-            /* Unrecoverable: the context stops at once, and says why. */
-            pthread_mutex_lock(&ctx->lock);
-            if (!ctx->fatal_err) {
-                ctx->fatal_err = rc;
-            }
-            pthread_mutex_unlock(&ctx->lock);
-            atomic_store(&ctx->stop_requested, true);
-            sl_log(SL_LOG_ERROR, "stopping: output '%s' failed and cannot recover", o->name);
-        }
+    if (!job->state_only) {
+        abandoned = run_outputs(ctx, job, info);
     }
     for (sl_stream *s = ctx->streams; s; s = s->next) {
         sl__stream_forget(s, job->time);
@@ -1606,6 +1739,8 @@ size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
             i->active = atomic_load(&ins->active);
             i->records = atomic_load(&ins->records);
             i->oversize = atomic_load(&ins->oversize);
+            i->rejected = sl__rejects_total(ins->rejects);
+            i->dead_letters = sl__rejects_dead_letters(ins->rejects);
             i->max_rate = ins->common.max_rate;
             i->rate_limit = sl_instance_rate_limit(ins);
             i->estimated_rate = atomic_load(&ins->estimated_rate);

@@ -119,6 +119,20 @@ double sl_record_num(const sl_record *r)
     }
 }
 
+const sl_header *sl_record_header(const sl_record *r, const char *name)
+{
+    const sl_record_meta *m = r ? r->meta : NULL;
+    if (!m || !name) {
+        return NULL;
+    }
+    for (uint32_t i = m->nheaders; i > 0; i--) {
+        if (strcmp(m->headers[i - 1].name, name) == 0) {
+            return &m->headers[i - 1];
+        }
+    }
+    return NULL;
+}
+
 void sl_record_set_int(sl_record *r, int64_t v)
 {
     r->num_type = SL_NUM_INT;
@@ -228,12 +242,38 @@ static const char *copy_str(sl_arena *a, const char *s, const char **from, const
     return *to;
 }
 
+/* Copies n headers (names and values) into a. NULL when out of memory. */
+static const sl_header *copy_headers(sl_arena *a, const sl_header *h, uint32_t n)
+{
+    sl_header *c = sl__arena_alloc(a, n * sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len = strlen(h[i].name) + 1;
+        c[i].name = sl__arena_dup(a, h[i].name, len);
+        c[i].value_len = h[i].value ? h[i].value_len : 0;
+        if (!h[i].value) {
+            c[i].value = NULL;
+        } else if (h[i].value_len == 0) {
+            c[i].value = ""; /* empty, not null */
+        } else {
+            c[i].value = sl__arena_dup(a, h[i].value, h[i].value_len);
+        }
+        if (!c[i].name || (h[i].value && !c[i].value)) {
+            return NULL;
+        }
+    }
+    return c;
+}
+
 const sl_record_meta *sl__meta_copy(sl_arena *a, const sl_record_meta *m, sl_meta_cache *mc)
 {
     if (!m) {
         return NULL;
     }
-    if (m == mc->from && mc->to->offset == m->offset && mc->to->partition == m->partition) {
+    if (m == mc->from && mc->to->offset == m->offset && mc->to->partition == m->partition &&
+        mc->to->nheaders == m->nheaders) {
         return mc->to;
     }
     sl_record_meta *c = sl__arena_alloc(a, sizeof(*c));
@@ -245,6 +285,17 @@ const sl_record_meta *sl__meta_copy(sl_arena *a, const sl_record_meta *m, sl_met
     c->topic = copy_str(a, m->topic, &mc->topic_from, &mc->topic_to);
     if ((m->source && !c->source) || (m->topic && !c->topic)) {
         return NULL;
+    }
+    /* Headers are per message: a meta with headers is copied with them (a message without
+     * any costs nothing more). */
+    c->headers = NULL;
+    c->nheaders = 0;
+    if (m->nheaders > 0 && m->headers) {
+        c->headers = copy_headers(a, m->headers, m->nheaders);
+        if (!c->headers) {
+            return NULL;
+        }
+        c->nheaders = m->nheaders;
     }
     mc->from = m;
     mc->to = c;

@@ -338,6 +338,7 @@ struct sl_instance {
     pthread_mutex_t pid_lock;      /* guards pid's terms for readers off the job thread */
     _Atomic uint64_t records;      /* sources: received; sinks: written */
     _Atomic uint64_t oversize;
+    struct sl_rejects *rejects; /* sinks: records rejected, dead letters (sl_deadletter.c) */
     _Atomic bool active;
     _Atomic bool stopping;
     pthread_mutex_t err_lock;

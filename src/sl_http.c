@@ -64,7 +64,9 @@
  *    0: none yet), "last_error": null | {"time": T, "message": "..."}}
  * sink (an element of /api/v1/sinks):
  *   {"name": "out", "type": "stdout", "state": "ok|failing|idle", "active": true,
- *    "records": 90, "last_error": null | {"time": T, "message": "..."}}
+ *    "records": 90, "records_rejected": 0 (left out: errors.tolerance all),
+ *    "dead_letters": 0 (written to errors.dead_letter),
+ *    "last_error": null | {"time": T, "message": "..."}}
  *
  * Secrets: no option value is ever served (instances are shown by name, type and state),
  * and error messages are scrubbed of the values of options flagged SL_OPT_SECRET and of the
@@ -685,6 +687,8 @@ static json_t *sinks_json(sl_http_server *srv)
         json_object_set_new(o, "state", json_string(state));
         json_object_set_new(o, "active", json_boolean(in->active));
         json_object_set_new(o, "records", json_integer((json_int_t)in->records));
+        json_object_set_new(o, "records_rejected", json_integer((json_int_t)in->rejected));
+        json_object_set_new(o, "dead_letters", json_integer((json_int_t)in->dead_letters));
         json_object_set_new(o, "last_error", last_error_json(srv, in));
         json_array_append_new(arr, o);
     }

@@ -11,7 +11,8 @@
  *   per input (label input=): sluice_input_records_total, sluice_input_records_oversize_total,
  *   sluice_input_active, sluice_input_last_error_timestamp_seconds, sluice_input_rate_limit,
  *   sluice_input_estimated_rate; per sink (label sink=): sluice_sink_records_total,
- *   sluice_sink_active, sluice_sink_last_error_timestamp_seconds.
+ *   sluice_sink_active, sluice_sink_last_error_timestamp_seconds,
+ *   sluice_sink_records_rejected_total, sluice_sink_dead_letters_total.
  * Then the published gauges, sorted by name and labels.
  *
  * The registry is process-wide, keyed by context, behind one mutex: a context has no slot
@@ -123,6 +124,8 @@ static const char *const builtin_names[] = {
     "sluice_sink_records_total",
     "sluice_sink_active",
     "sluice_sink_last_error_timestamp_seconds",
+    "sluice_sink_records_rejected_total",
+    "sluice_sink_dead_letters_total",
     NULL,
 };
 
@@ -604,6 +607,16 @@ static double v_oversize(const sl_instance_info *i)
     return (double)i->oversize;
 }
 
+static double v_rejected(const sl_instance_info *i)
+{
+    return (double)i->rejected;
+}
+
+static double v_dead_letters(const sl_instance_info *i)
+{
+    return (double)i->dead_letters;
+}
+
 static double v_active(const sl_instance_info *i)
 {
     return i->active ? 1 : 0;
@@ -737,6 +750,13 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_met
     per_instance(b, infos, n, SL_SINK, "sluice_sink_last_error_timestamp_seconds", "gauge",
                  "When the sink's last error happened, in seconds since the epoch (0: none).",
                  v_error_time);
+    per_instance(b, infos, n, SL_SINK, "sluice_sink_records_rejected_total", "counter",
+                 "Records the sink could not write and left out (errors.tolerance: all).",
+                 v_rejected);
+    per_instance(b, infos, n, SL_SINK, "sluice_sink_dead_letters_total", "counter",
+                 "Rejected records written to the sink's dead-letter target (a retried batch "
+                 "may write some twice).",
+                 v_dead_letters);
     free(infos);
 
     render_gauges(ctx, b);

@@ -21,6 +21,9 @@
 #define WAL_DEFAULT_SEGMENT (64u * 1024 * 1024)   /* bytes */
 #define WAL_MAX_SEGMENT     (2048u * 1024 * 1024) /* offsets are 32 bits */
 #define WAL_REC_HEADER      40u                   /* fixed part of a serialized record */
+#define WAL_F_META          0x1u       /* record flags (byte 17): the record has a meta */
+#define WAL_F_HEADERS       0x2u       /* its meta has headers (after the topic) */
+#define WAL_NULL_VALUE      UINT32_MAX /* the value length of a header whose value is null */
 #define WAL_MARKER          "processed"
 
 /* ==== CRC-32C ==== */
@@ -476,6 +479,20 @@ void sl_wal_close(sl_wal *wal)
 
 /* ==== Appending ==== */
 
+/* The bytes a record's headers take in a block (0 when it has none). */
+static uint64_t headers_size(const sl_record_meta *m)
+{
+    if (!m || m->nheaders == 0 || !m->headers) {
+        return 0;
+    }
+    uint64_t need = 4;
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        need += 8 + (uint64_t)strlen(m->headers[i].name) + 1 +
+                (m->headers[i].value ? m->headers[i].value_len : 0);
+    }
+    return need;
+}
+
 /* Serializes recs into wal->buf after the block header. Returns the payload length. */
 static int block_encode(sl_wal *wal, const sl_record *recs, size_t n, size_t *payload)
 {
@@ -486,7 +503,8 @@ static int block_encode(sl_wal *wal, const sl_record *recs, size_t n, size_t *pa
         if (tlen > UINT16_MAX) {
             tlen = 0; /* a topic name is at most 249 bytes; anything else is not one */
         }
-        need += WAL_REC_HEADER + (uint64_t)recs[i].key_len + recs[i].value_len + tlen;
+        need +=
+            WAL_REC_HEADER + (uint64_t)recs[i].key_len + recs[i].value_len + tlen + headers_size(m);
     }
     if (need > WAL_MAX_BLOCK || n > UINT32_MAX) {
         return SL_ERR_TOOBIG;
@@ -516,8 +534,9 @@ static int block_encode(sl_wal *wal, const sl_record *recs, size_t n, size_t *pa
         put_u32(p, r->key_len);
         put_u32(p + 4, r->value_len);
         put_u64(p + 8, (uint64_t)r->ts);
+        uint64_t hsize = headers_size(m);
         p[16] = r->num_type;
-        p[17] = m ? 1 : 0;
+        p[17] = (unsigned char)((m ? WAL_F_META : 0) | (hsize ? WAL_F_HEADERS : 0));
         put_u16(p + 18, (uint16_t)tlen);
         put_u32(p + 20, (uint32_t)(m ? m->partition : -1));
         put_u64(p + 24, (uint64_t)(m ? m->offset : -1));
@@ -534,6 +553,25 @@ static int block_encode(sl_wal *wal, const sl_record *recs, size_t n, size_t *pa
         if (tlen) {
             memcpy(p, m->topic, tlen);
             p += tlen;
+        }
+        if (hsize) {
+            /* u32 count, then per header: u32 name length (with its NUL), u32 value length
+             * (WAL_NULL_VALUE: null), the name, the value. */
+            put_u32(p, m->nheaders);
+            p += 4;
+            for (uint32_t h = 0; h < m->nheaders; h++) {
+                const sl_header *hd = &m->headers[h];
+                size_t nlen = strlen(hd->name) + 1;
+                uint32_t vlen = hd->value ? hd->value_len : 0;
+                put_u32(p, (uint32_t)nlen);
+                put_u32(p + 4, hd->value ? vlen : WAL_NULL_VALUE);
+                memcpy(p + 8, hd->name, nlen);
+                p += 8 + nlen;
+                if (vlen) {
+                    memcpy(p, hd->value, vlen);
+                    p += vlen;
+                }
+            }
         }
     }
     *payload = (size_t)need;
@@ -673,7 +711,60 @@ typedef struct decode_buf {
     sl_record *recs;
     sl_record_meta *metas;
     size_t cap;
+    sl_header *hdrs; /* the headers of a block's records, in order */
+    size_t nhdrs, caphdrs;
 } decode_buf;
+
+/* Decodes the headers of a record at *q (end: the payload's end) into d->hdrs; their count
+ * in *count. Returns 0, -1 when malformed, -2 when out of memory. */
+static int headers_decode(const unsigned char **q, const unsigned char *end, decode_buf *d,
+                          uint32_t *count)
+{
+    const unsigned char *p = *q;
+    if (end - p < 4) {
+        return -1;
+    }
+    uint32_t n = get_u32(p);
+    p += 4;
+    if (n == 0 || (uint64_t)n * 9 > (uint64_t)(end - p)) {
+        return -1; /* each header takes 9 bytes at least */
+    }
+    if (d->nhdrs + n > d->caphdrs) {
+        size_t cap = d->caphdrs ? d->caphdrs : 64;
+        while (cap < d->nhdrs + n) {
+            cap *= 2;
+        }
+        sl_header *h = realloc(d->hdrs, cap * sizeof(*h));
+        if (!h) {
+            return -2;
+        }
+        d->hdrs = h;
+        d->caphdrs = cap;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (end - p < 8) {
+            return -1;
+        }
+        uint32_t nlen = get_u32(p);
+        uint32_t vlen = get_u32(p + 4);
+        bool null = vlen == WAL_NULL_VALUE;
+        uint64_t body = (uint64_t)nlen + (null ? 0 : vlen);
+        p += 8;
+        if (nlen == 0 || body > (uint64_t)(end - p) || p[nlen - 1] != '\0') {
+            return -1;
+        }
+        sl_header *h = &d->hdrs[d->nhdrs + i];
+        h->name = (const char *)p;
+        p += nlen;
+        h->value = null ? NULL : vlen ? (const char *)p : "";
+        h->value_len = null ? 0 : vlen;
+        p += null ? 0 : vlen;
+    }
+    d->nhdrs += n;
+    *count = n;
+    *q = p;
+    return 0;
+}
 
 /* Decodes a payload into d. Returns the number of records, or -1 when it is malformed. */
 static ssize_t block_decode(const unsigned char *p, size_t len, const char *source, decode_buf *d)
@@ -685,6 +776,7 @@ static ssize_t block_decode(const unsigned char *p, size_t len, const char *sour
     if ((uint64_t)n * WAL_REC_HEADER > len - 4) {
         return -1;
     }
+    d->nhdrs = 0;
     if (d->cap < n) {
         sl_record *r = realloc(d->recs, n * sizeof(*r));
         if (r) {
@@ -710,7 +802,12 @@ static ssize_t block_decode(const unsigned char *p, size_t len, const char *sour
         r->value_len = get_u32(q + 4);
         r->ts = (int64_t)get_u64(q + 8);
         r->num_type = q[16];
-        bool has_meta = q[17] != 0;
+        /* Blocks written before headers were logged have 0 or 1 here: still read. */
+        unsigned flags = q[17];
+        bool has_meta = (flags & WAL_F_META) != 0;
+        if (flags & ~(WAL_F_META | WAL_F_HEADERS) || (flags & WAL_F_HEADERS && !has_meta)) {
+            return -1;
+        }
         uint16_t tlen = get_u16(q + 18);
         int32_t partition = (int32_t)get_u32(q + 20);
         int64_t offset = (int64_t)get_u64(q + 24);
@@ -737,9 +834,25 @@ static ssize_t block_decode(const unsigned char *p, size_t len, const char *sour
             }
             m->partition = partition;
             m->offset = offset;
+            m->headers = NULL;
+            m->nheaders = 0;
             r->meta = m;
         }
         q += tlen;
+        if (flags & WAL_F_HEADERS) {
+            int hrc = headers_decode(&q, end, d, &d->metas[i].nheaders);
+            if (hrc < 0) {
+                return hrc;
+            }
+        }
+    }
+    /* The header array is complete: point the metas into it, in order. */
+    size_t at = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (d->recs[i].meta && d->metas[i].nheaders > 0) {
+            d->metas[i].headers = &d->hdrs[at];
+            at += d->metas[i].nheaders;
+        }
     }
     return q == end ? (ssize_t)n : -1;
 }
@@ -801,6 +914,7 @@ static int seg_replay(sl_wal *wal, uint32_t seq, uint64_t off, uint64_t limit, s
     free(buf);
     free(d.recs);
     free(d.metas);
+    free(d.hdrs);
     close(fd);
     return rc;
 }

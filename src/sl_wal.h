@@ -7,7 +7,10 @@
  *     u32 payload length | u32 crc32c(length bytes, payload) | payload
  *
  * (little-endian). The payload is the serialized records of one append (key, value,
- * timestamp, typed value, and meta topic/partition/offset). The file `processed` holds the
+ * timestamp, typed value, and meta topic/partition/offset/headers). A record's flags byte
+ * says whether it has a meta (1) and headers (2); logs written before headers existed have
+ * 0 or 1 there and are read as they are, while a log holding headers cannot be read by a
+ * version without them (its blocks are reported malformed). The file `processed` holds the
  * position up to which every block was processed (written to a temporary file, fsynced and
  * renamed, so it is the old or the new one after a crash).
  *

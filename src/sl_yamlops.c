@@ -22,6 +22,9 @@ typedef enum yop_kind {
     YOP_VALUE_LITERAL,
     YOP_VALUE_JSON_NUM,
     YOP_VALUE_JSON_TEXT,
+    YOP_KEY_ATTR,        /* key from a meta attribute or a header */
+    YOP_VALUE_ATTR_NUM,  /* typed value from a meta attribute or a header */
+    YOP_VALUE_ATTR_TEXT, /* value bytes from a meta attribute or a header */
     YOP_FILTER,
     YOP_LOWER,
     YOP_UPPER,
@@ -47,8 +50,10 @@ struct sl_yamlop {
     size_t depth;
     /* literal value, numeric operand */
     yop_num num;
-    /* filter */
+    /* filter, and the key and value ops that read an attribute (SL_YOP_ON_META/HEADER) */
     sl_yamlop_target target;
+    sl_yamlop_meta meta;
+    char *header;
     sl_yamlop_cmp cmp;
     char *operand;
     size_t operand_len;
@@ -73,6 +78,12 @@ static const char *const yop_cmp_names[] = {
     [SL_YOP_LE] = "le",
     [SL_YOP_CONTAINS] = "contains",
     [SL_YOP_MATCHES] = "matches",
+};
+
+static const char *const yop_meta_names[] = {
+    [SL_YOP_META_TOPIC] = "topic",         [SL_YOP_META_PARTITION] = "partition",
+    [SL_YOP_META_OFFSET] = "offset",       [SL_YOP_META_SOURCE] = "source",
+    [SL_YOP_META_TIMESTAMP] = "timestamp",
 };
 
 /* ==== Helpers ==== */
@@ -335,6 +346,144 @@ static int yop_copy(const char *bytes, size_t len, const char *fallback, sl_yaml
     return SL_OK;
 }
 
+/* ==== Record attributes: meta and headers ==== */
+
+int sl_yamlops_meta_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(yop_meta_names) / sizeof(yop_meta_names[0]); i++) {
+        if (strcmp(name, yop_meta_names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+const char *sl_yamlops_meta_names(void)
+{
+    return "topic, partition, offset, source, timestamp";
+}
+
+bool sl_yamlops_meta_is_number(sl_yamlop_meta m)
+{
+    return m == SL_YOP_META_PARTITION || m == SL_YOP_META_OFFSET || m == SL_YOP_META_TIMESTAMP;
+}
+
+/* An attribute of a record as the ops see it: an integer, or text borrowed from the record
+ * (whose bytes live as long as the batch's data). */
+typedef struct yop_attr {
+    bool is_num;
+    yop_num num;
+    const char *s;
+    size_t len;
+} yop_attr;
+
+/* Reads op's attribute (SL_YOP_ON_META or SL_YOP_ON_HEADER) of in. false when in has none. */
+static bool yop_attr_get(const sl_yamlop *op, const sl_record *in, yop_attr *a)
+{
+    const sl_record_meta *m = in->meta;
+    memset(a, 0, sizeof(*a));
+    if (op->target == SL_YOP_ON_HEADER) {
+        const sl_header *h = sl_record_header(in, op->header);
+        if (!h) {
+            return false;
+        }
+        a->s = h->value ? h->value : "";
+        a->len = h->value ? h->value_len : 0;
+        return true;
+    }
+    int64_t v;
+    switch (op->meta) {
+    case SL_YOP_META_TOPIC:
+    case SL_YOP_META_SOURCE:
+        a->s = !m ? NULL : op->meta == SL_YOP_META_TOPIC ? m->topic : m->source;
+        if (!a->s) {
+            return false;
+        }
+        a->len = strlen(a->s);
+        return true;
+    case SL_YOP_META_PARTITION:
+    case SL_YOP_META_OFFSET:
+        v = !m ? -1 : op->meta == SL_YOP_META_PARTITION ? m->partition : m->offset;
+        if (v < 0) {
+            return false; /* -1: not applicable */
+        }
+        break;
+    case SL_YOP_META_TIMESTAMP: v = in->ts; break;
+    default: return false;
+    }
+    a->is_num = true;
+    a->num.type = SL_NUM_INT;
+    a->num.i = v;
+    a->num.d = (double)v;
+    return true;
+}
+
+/* The text of an attribute: an integer is formatted into buf. */
+static void yop_attr_text(const yop_attr *a, char *buf, size_t size, const char **s, size_t *len)
+{
+    if (a->is_num) {
+        int n = snprintf(buf, size, "%" PRId64, a->num.i);
+        *s = buf;
+        *len = n > 0 ? (size_t)n : 0;
+    } else {
+        *s = a->s;
+        *len = a->len;
+    }
+}
+
+/* The number an attribute holds: an integer, or text holding a number. */
+static bool yop_attr_num(const yop_attr *a, yop_num *n)
+{
+    if (a->is_num) {
+        *n = a->num;
+        return true;
+    }
+    return yop_parse_num(a->s, a->len, n);
+}
+
+/* Sets what op reads: a meta attribute by name or a header. */
+static int yop_set_attr(sl_yamlop *op, sl_yamlop_target target, const char *name, char *errstr,
+                        size_t errsize)
+{
+    op->target = target;
+    if (target == SL_YOP_ON_META) {
+        int m = sl_yamlops_meta_from_name(name);
+        if (m < 0) {
+            yop_err(errstr, errsize, "unknown meta '%s' (valid: %s)", name ? name : "",
+                    sl_yamlops_meta_names());
+            return SL_ERR_INVAL;
+        }
+        op->meta = (sl_yamlop_meta)m;
+        return SL_OK;
+    }
+    if (!name || !*name) {
+        yop_err(errstr, errsize, "empty header name");
+        return SL_ERR_INVAL;
+    }
+    op->header = strdup(name);
+    if (!op->header) {
+        yop_err(errstr, errsize, "out of memory");
+        return SL_ERR_NOMEM;
+    }
+    return SL_OK;
+}
+
+/* Builds an op of kind that reads an attribute (target SL_YOP_ON_META or _HEADER). */
+static sl_yamlop *yop_new_attr(yop_kind kind, sl_yamlop_target target, const char *name,
+                               char *errstr, size_t errsize)
+{
+    sl_yamlop *op = yop_new(kind);
+    if (!op) {
+        yop_err(errstr, errsize, "out of memory");
+        return NULL;
+    }
+    if (yop_set_attr(op, target, name, errstr, errsize) != SL_OK) {
+        sl_yamlops_destroy(op);
+        return NULL;
+    }
+    return op;
+}
+
 /* ==== Constructors ==== */
 
 sl_yamlop *sl_yamlops_split_new(const char *delim, char *errstr, size_t errsize)
@@ -391,6 +540,24 @@ sl_yamlop *sl_yamlops_key_new(const char *json_path, char *errstr, size_t errsiz
     return yop_new_json(YOP_KEY_JSON, json_path, errstr, errsize);
 }
 
+sl_yamlop *sl_yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
+                                   size_t errsize)
+{
+    switch (target) {
+    case SL_YOP_ON_VALUE: return sl_yamlops_key_new(NULL, errstr, errsize);
+    case SL_YOP_ON_JSON:
+        if (!name) {
+            yop_err(errstr, errsize, "empty JSON path");
+            return NULL;
+        }
+        return sl_yamlops_key_new(name, errstr, errsize);
+    case SL_YOP_ON_META:
+    case SL_YOP_ON_HEADER: return yop_new_attr(YOP_KEY_ATTR, target, name, errstr, errsize);
+    default: yop_err(errstr, errsize, "a key comes from the value, JSON, meta or a header");
+    }
+    return NULL;
+}
+
 sl_yamlop *sl_yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize)
 {
     yop_num n;
@@ -415,7 +582,27 @@ sl_yamlop *sl_yamlops_value_json_new(const char *json_path, bool as_text, char *
                         errsize);
 }
 
-sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *json_path, sl_yamlop_cmp cmp,
+sl_yamlop *sl_yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
+                                     char *errstr, size_t errsize)
+{
+    switch (target) {
+    case SL_YOP_ON_JSON: return sl_yamlops_value_json_new(name, as_text, errstr, errsize);
+    case SL_YOP_ON_META:
+        if (!as_text && sl_yamlops_meta_from_name(name) >= 0 &&
+            !sl_yamlops_meta_is_number((sl_yamlop_meta)sl_yamlops_meta_from_name(name))) {
+            yop_err(errstr, errsize, "meta '%s' is text, not a number: use as: text", name);
+            return NULL;
+        }
+        /* fall through */
+    case SL_YOP_ON_HEADER:
+        return yop_new_attr(as_text ? YOP_VALUE_ATTR_TEXT : YOP_VALUE_ATTR_NUM, target, name,
+                            errstr, errsize);
+    default: yop_err(errstr, errsize, "a value comes from JSON, meta or a header");
+    }
+    return NULL;
+}
+
+sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
                                  const char *operand, char *errstr, size_t errsize)
 {
     if ((unsigned)cmp > SL_YOP_MATCHES || !operand) {
@@ -424,7 +611,9 @@ sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *json_path,
     }
     sl_yamlop *op;
     if (target == SL_YOP_ON_JSON) {
-        op = yop_new_json(YOP_FILTER, json_path, errstr, errsize);
+        op = yop_new_json(YOP_FILTER, name, errstr, errsize);
+    } else if (target == SL_YOP_ON_META || target == SL_YOP_ON_HEADER) {
+        op = yop_new_attr(YOP_FILTER, target, name, errstr, errsize);
     } else {
         op = yop_new(YOP_FILTER);
         if (!op) {
@@ -621,6 +810,7 @@ void sl_yamlops_destroy(sl_yamlop *op)
         free(op->path);
     }
     free(op->operand);
+    free(op->header);
     free(op->steps);
     free((void *)op->first_ns);
     if (op->has_regex) {
@@ -758,6 +948,45 @@ static int yop_apply_json_num(const sl_yamlop *op, const sl_record *in, sl_recor
     return SL_OK;
 }
 
+/* Sets out's key or value bytes (to_key), or its typed value (as_num), from op's attribute.
+ * Text attributes are referenced, not copied: they live as long as the record's batch. */
+static int yop_apply_attr(const sl_yamlop *op, const sl_record *in, sl_record *out, bool to_key,
+                          bool as_num, sl_yamlops_alloc_fn alloc, void *arg)
+{
+    yop_attr a;
+    if (!yop_attr_get(op, in, &a)) {
+        return SL_ERR_RECORD;
+    }
+    if (as_num) {
+        yop_num n;
+        if (!yop_attr_num(&a, &n)) {
+            return SL_ERR_RECORD;
+        }
+        out->num_type = n.type;
+        if (n.type == SL_NUM_INT) {
+            out->num.i = n.i;
+        } else {
+            out->num.d = n.d;
+        }
+        return SL_OK;
+    }
+    const char **bytes = to_key ? &out->key : &out->value;
+    uint32_t *blen = to_key ? &out->key_len : &out->value_len;
+    if (a.is_num) {
+        char buf[32];
+        const char *t;
+        size_t len;
+        yop_attr_text(&a, buf, sizeof(buf), &t, &len);
+        return yop_copy(t, len, NULL, alloc, arg, bytes, blen);
+    }
+    if (a.len > UINT32_MAX) {
+        return SL_ERR_TOOBIG;
+    }
+    *bytes = a.s;
+    *blen = (uint32_t)a.len;
+    return SL_OK;
+}
+
 static int yop_apply_case(const sl_yamlop *op, const sl_record *in, sl_record *out,
                           sl_yamlops_alloc_fn alloc, void *arg)
 {
@@ -786,6 +1015,9 @@ int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
         out->key_len = in->value_len;
         return SL_OK;
     case YOP_KEY_JSON: return yop_apply_json_text(op, in, out, true, alloc, arg);
+    case YOP_KEY_ATTR: return yop_apply_attr(op, in, out, true, false, alloc, arg);
+    case YOP_VALUE_ATTR_NUM: return yop_apply_attr(op, in, out, false, true, alloc, arg);
+    case YOP_VALUE_ATTR_TEXT: return yop_apply_attr(op, in, out, false, false, alloc, arg);
     case YOP_VALUE_LITERAL:
         out->num_type = op->num.type;
         if (op->num.type == SL_NUM_INT) {
@@ -913,11 +1145,35 @@ static int yop_filter_json(const sl_yamlop *op, const sl_record *in)
     return rc;
 }
 
+static int yop_filter_attr(const sl_yamlop *op, const sl_record *in)
+{
+    yop_attr a;
+    if (!yop_attr_get(op, in, &a)) {
+        return op->cmp == SL_YOP_NOT_EQUALS; /* like a missing JSON field */
+    }
+    yop_num n;
+    if (yop_cmp_is_numeric(op->cmp)) {
+        return yop_attr_num(&a, &n) ? yop_filter_num(op, &n) : SL_ERR_RECORD;
+    }
+    if (a.is_num && op->operand_is_num &&
+        (op->cmp == SL_YOP_EQUALS || op->cmp == SL_YOP_NOT_EQUALS)) {
+        return yop_filter_num(op, &a.num);
+    }
+    char buf[32];
+    const char *t;
+    size_t len;
+    yop_attr_text(&a, buf, sizeof(buf), &t, &len);
+    return yop_filter_text(op, t, len);
+}
+
 int sl_yamlops_filter(const sl_record *in, void *opaque)
 {
     const sl_yamlop *op = opaque;
     if (op->target == SL_YOP_ON_JSON) {
         return yop_filter_json(op, in);
+    }
+    if (op->target == SL_YOP_ON_META || op->target == SL_YOP_ON_HEADER) {
+        return yop_filter_attr(op, in);
     }
     const char *s = op->target == SL_YOP_ON_KEY ? in->key : in->value;
     size_t len = op->target == SL_YOP_ON_KEY ? in->key_len : in->value_len;

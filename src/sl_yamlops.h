@@ -32,12 +32,32 @@ typedef enum sl_yamlop_cmp {
     SL_YOP_MATCHES, /* POSIX extended regular expression, unanchored */
 } sl_yamlop_cmp;
 
-/* What a filter looks at. */
+/* What a filter, a key or a value op looks at. */
 typedef enum sl_yamlop_target {
-    SL_YOP_ON_VALUE, /* the value bytes (the typed value for numeric compares, if set) */
-    SL_YOP_ON_KEY,   /* the key bytes */
-    SL_YOP_ON_JSON,  /* a field of the value parsed as JSON */
+    SL_YOP_ON_VALUE,  /* the value bytes (the typed value for numeric compares, if set) */
+    SL_YOP_ON_KEY,    /* the key bytes */
+    SL_YOP_ON_JSON,   /* a field of the value parsed as JSON */
+    SL_YOP_ON_META,   /* where the record came from, or its timestamp (sl_yamlop_meta) */
+    SL_YOP_ON_HEADER, /* a Kafka header's value (the last header of that name) */
 } sl_yamlop_target;
+
+/* The record attributes SL_YOP_ON_META reads, by their YAML names. partition, offset and
+ * timestamp are integers; topic and source are text. A record without the attribute (no
+ * meta, a NULL topic, a partition or offset of -1) does not have it. */
+typedef enum sl_yamlop_meta {
+    SL_YOP_META_TOPIC,     /* "topic": Kafka topic, file name or peer address */
+    SL_YOP_META_PARTITION, /* "partition" */
+    SL_YOP_META_OFFSET,    /* "offset": Kafka offset, or line number in a file */
+    SL_YOP_META_SOURCE,    /* "source": the input's name */
+    SL_YOP_META_TIMESTAMP, /* "timestamp": the record's timestamp, ms since the epoch */
+} sl_yamlop_meta;
+
+/* The attribute named name, or -1. */
+int sl_yamlops_meta_from_name(const char *name);
+/* The valid names, for error messages: "topic, partition, offset, source, timestamp". */
+const char *sl_yamlops_meta_names(void);
+/* True for the integer attributes (partition, offset, timestamp). */
+bool sl_yamlops_meta_is_number(sl_yamlop_meta m);
 
 /* ==== Constructors: NULL with errstr set on a bad argument ==== */
 
@@ -48,15 +68,32 @@ sl_yamlop *sl_yamlops_split_new(const char *delim, char *errstr, size_t errsize)
 /* key: json_path NULL sets the key to the value bytes; otherwise to the text of the JSON
  * field at the dotted path (user.id; a number segment indexes an array: items.0.sku). */
 sl_yamlop *sl_yamlops_key_new(const char *json_path, char *errstr, size_t errsize);
+/* key from another attribute: target SL_YOP_ON_VALUE (name NULL: as sl_yamlops_key_new(NULL)),
+ * SL_YOP_ON_JSON (name: the path), SL_YOP_ON_META (name: topic, partition, offset, source or
+ * timestamp; numbers become their decimal text) or SL_YOP_ON_HEADER (name: the header's
+ * name; a null value gives an empty key). A record without the attribute is rejected. */
+sl_yamlop *sl_yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
+                                   size_t errsize);
 /* value: a literal typed value, "1" (int) or "0.5" (double). */
 sl_yamlop *sl_yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize);
 /* value: from a JSON field; as_text false sets the typed value from a number (or a string
  * holding a number), true sets the value bytes to the field's text. */
 sl_yamlop *sl_yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
                                      size_t errsize);
-/* filter: target (json_path for SL_YOP_ON_JSON, else NULL), comparison and operand. GT..LE
- * need a numeric operand; MATCHES compiles the operand as an extended regex. */
-sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *json_path, sl_yamlop_cmp cmp,
+/* value from another attribute: target SL_YOP_ON_JSON (as sl_yamlops_value_json_new),
+ * SL_YOP_ON_META or SL_YOP_ON_HEADER with its name. as_text false sets the typed value from
+ * an integer attribute or from text holding a number (topic and source: SL_ERR_INVAL here);
+ * true sets the value bytes to its text (a null header value: empty). A record without the
+ * attribute, or whose text is not a number where one is needed, is rejected. */
+sl_yamlop *sl_yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
+                                     char *errstr, size_t errsize);
+/* filter: target, name (the JSON path for SL_YOP_ON_JSON, the attribute for SL_YOP_ON_META,
+ * the header for SL_YOP_ON_HEADER, else NULL), comparison and operand. GT..LE need a numeric
+ * operand; MATCHES compiles the operand as an extended regex. Integer attributes compare as
+ * numbers with GT..LE and with a numeric operand, else as their decimal text; headers and
+ * text attributes compare as text (as numbers with GT..LE). A missing JSON field, header or
+ * attribute matches no comparison but not_equals; a null header value compares as empty. */
+sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
                                  const char *operand, char *errstr, size_t errsize);
 /* map: "lower", "upper" (ASCII) or "trim" (ASCII whitespace at both ends) of the value. */
 sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsize);

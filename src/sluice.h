@@ -57,12 +57,25 @@ typedef enum sl_num_type {
     SL_NUM_DOUBLE = 2,
 } sl_num_type;
 
+/* A Kafka message header. Names may repeat within a message; order is the producer's. */
+typedef struct sl_header {
+    const char *name;   /* NUL-terminated */
+    const char *value;  /* value_len bytes, not NUL-terminated; NULL for a null value */
+    uint32_t value_len; /* 0 for a null or an empty value */
+} sl_header;
+
 /* Where a record came from. Sources that have no such notion leave it NULL. */
 typedef struct sl_record_meta {
     const char *source; /* input name */
     const char *topic;  /* Kafka topic, file name or peer address; may be NULL */
     int32_t partition;  /* -1 when not applicable */
     int64_t offset;     /* offset in partition, or line number in a file; -1 if none */
+    /* Kafka message headers, in the message's order, from kafka sources with the option
+     * headers: true (finding them costs a parse per message); NULL and 0 when there are none.
+     * Like the rest of the meta they live as long as the batch's data. Zero these fields
+     * when filling a meta by hand. */
+    const sl_header *headers;
+    uint32_t nheaders;
 } sl_record_meta;
 
 /* A record: key and value bytes, a typed value for aggregation and a timestamp (ms).
@@ -81,6 +94,11 @@ typedef struct sl_record {
     int64_t ts; /* event or ingestion time, ms since the epoch */
     const sl_record_meta *meta;
 } sl_record;
+
+/* The record's header called name (the last one when the name repeats: Kafka's
+ * lastHeader), or NULL when the record has no such header. A header whose value is null is
+ * returned with value NULL. Borrowed from the record. */
+const sl_header *sl_record_header(const sl_record *r, const char *name);
 
 /* Typed-value helpers. sl_record_num() converts to double whatever the type (0 if none). */
 double sl_record_num(const sl_record *r);
@@ -519,6 +537,8 @@ typedef struct sl_instance_info {
     double pid_processing_rate; /* the estimator's last terms (records/s) */
     double pid_error;
     double pid_historical_error;
+    uint64_t rejected;     /* sinks: records left out (errors.tolerance: all), since start */
+    uint64_t dead_letters; /* sinks: of which written to errors.dead_letter (retries count) */
 } sl_instance_info;
 
 /* Copies the state of up to max instances, sources first. Returns the number of

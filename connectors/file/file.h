@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "sl_connector.h"
 #include "../tcp/lines.h"
@@ -39,11 +40,42 @@ typedef struct sl_file_source_ctx {
     atomic_bool stop;
 } sl_file_source_ctx;
 
+/* How the file sink writes records (the format option). */
+typedef enum sl_file_format {
+    SL_FILE_TEXT, /* one line per record as print() shows it */
+    SL_FILE_JSON, /* JSON lines: one object per record */
+    SL_FILE_CSV,  /* RFC 4180 fields, one line per record */
+} sl_file_format;
+
+/* A CSV column (the columns option). */
+typedef enum sl_file_column {
+    SL_FILE_COL_KEY,
+    SL_FILE_COL_VALUE, /* the typed value when there is one, else the value bytes */
+    SL_FILE_COL_NUM,   /* the typed value; empty when there is none */
+    SL_FILE_COL_TS,
+    SL_FILE_COL_SOURCE,
+    SL_FILE_COL_TOPIC,
+    SL_FILE_COL_PARTITION,
+    SL_FILE_COL_OFFSET,
+    SL_FILE_COL_BATCH_TIME,
+} sl_file_column;
+
+#define SL_FILE_MAX_COLUMNS 32
+
 typedef struct sl_file_sink_ctx {
     /* Options, filled by the engine. */
-    const char *prefix; /* may include directories */
-    const char *suffix; /* NULL or "": none */
-    const char *format; /* "text" */
+    const char *prefix;  /* may include directories */
+    const char *suffix;  /* NULL or "": none */
+    const char *format;  /* "text", "json" or "csv" */
+    bool value_json;     /* json: a value that is a JSON document is written as JSON */
+    bool header;         /* csv: a header line opens each part */
+    const char *columns; /* csv: comma-separated column names */
+    bool manifest;       /* write _manifest.json into each batch directory */
+
+    /* Parsed by sl__file_sink_config_check. */
+    sl_file_format fmt;
+    sl_file_column cols[SL_FILE_MAX_COLUMNS];
+    size_t ncols;
 
     sl_instance *ins;
 } sl_file_sink_ctx;
@@ -51,5 +83,35 @@ typedef struct sl_file_sink_ctx {
 /* file_config.c: check the options. Return SL_OK or SL_ERR_INVAL with errstr set. */
 int sl__file_source_config_check(sl_file_source_ctx *ctx, char *errstr, size_t errsize);
 int sl__file_sink_config_check(sl_file_sink_ctx *ctx, char *errstr, size_t errsize);
+/* The name of a CSV column, as in the columns option and the header. */
+const char *sl__file_column_name(sl_file_column c);
+
+/* file_format.c: records in the sink's format. Each returns 0, or -1 when f reported an
+ * error. Bytes are never lost: JSON strings hold valid UTF-8 only (escaped), other bytes go
+ * base64-encoded under the field's name with "_base64" appended; CSV fields hold the bytes as
+ * they are, quoted when they contain a comma, a quote, CR, LF or NUL. */
+/* Writes r as one line in the sink's format; batch_time is for the batch_time column. */
+int sl__file_record_write(FILE *f, const sl_file_sink_ctx *ctx, const sl_record *r,
+                          int64_t batch_time);
+/* Writes what opens a part file: the CSV header when asked for, else nothing. */
+int sl__file_part_begin(FILE *f, const sl_file_sink_ctx *ctx);
+/* Writes bytes as a JSON string, "..." with escapes; false when they are not valid UTF-8
+ * (nothing written then). */
+bool sl__file_json_string(FILE *f, const char *bytes, size_t len);
+/* Writes bytes as one CSV field, quoted when needed. */
+void sl__file_csv_field(FILE *f, const char *bytes, size_t len);
+
+/* A part file of a batch directory, for the manifest. */
+typedef struct sl_file_part_info {
+    char name[32];
+    size_t records;
+    uint64_t bytes;
+} sl_file_part_info;
+
+/* The manifest of a batch directory as a JSON document and a newline (caller frees):
+ * pipeline, sink, batch_time, format (with value_json, or columns and header), records,
+ * parts and the batch's inputs (out->inputs parsed). NULL when out of memory. */
+char *sl__file_manifest(const sl_file_sink_ctx *ctx, const sl_batch_output *out,
+                        const sl_file_part_info *parts, size_t nparts);
 
 #endif /* SL_FILE_H */

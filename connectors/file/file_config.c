@@ -36,6 +36,67 @@ int sl__file_source_config_check(sl_file_source_ctx *ctx, char *errstr, size_t e
     return SL_OK;
 }
 
+/* CSV columns, in the order of sl_file_column. */
+static const char *const file_column_names[] = {
+    "key", "value", "num", "ts", "source", "topic", "partition", "offset", "batch_time",
+};
+
+const char *sl__file_column_name(sl_file_column c)
+{
+    return (size_t)c < sizeof(file_column_names) / sizeof(file_column_names[0])
+               ? file_column_names[c]
+               : "?";
+}
+
+/* Parses the columns option (comma-separated names) into ctx->cols. */
+static int file_columns_parse(sl_file_sink_ctx *ctx, char *errstr, size_t errsize)
+{
+    const char *p = ctx->columns && ctx->columns[0] ? ctx->columns : "key,value";
+    const size_t nnames = sizeof(file_column_names) / sizeof(file_column_names[0]);
+    ctx->ncols = 0;
+    if (ctx->columns && ctx->fmt != SL_FILE_CSV) {
+        snprintf(errstr, errsize, "columns: applies to format csv only");
+        return SL_ERR_INVAL;
+    }
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        size_t c = 0;
+        while (c < nnames && !(strlen(file_column_names[c]) == len &&
+                               strncmp(file_column_names[c], p, len) == 0)) {
+            c++;
+        }
+        if (c == nnames) {
+            snprintf(errstr, errsize,
+                     "columns: '%.*s' is not one of key, value, num, ts, source, topic, "
+                     "partition, offset, batch_time",
+                     len > 64 ? 64 : (int)len, p);
+            return SL_ERR_INVAL;
+        }
+        if (ctx->ncols == SL_FILE_MAX_COLUMNS) {
+            snprintf(errstr, errsize, "columns: more than %d", SL_FILE_MAX_COLUMNS);
+            return SL_ERR_INVAL;
+        }
+        ctx->cols[ctx->ncols++] = (sl_file_column)c;
+        if (!end) {
+            break;
+        }
+        p = end + 1;
+    }
+    if (ctx->ncols == 0) {
+        snprintf(errstr, errsize, "columns: none given");
+        return SL_ERR_INVAL;
+    }
+    return SL_OK;
+}
+
 int sl__file_sink_config_check(sl_file_sink_ctx *ctx, char *errstr, size_t errsize)
 {
     if (!ctx->prefix || !ctx->prefix[0]) {
@@ -54,9 +115,23 @@ int sl__file_sink_config_check(sl_file_sink_ctx *ctx, char *errstr, size_t errsi
         snprintf(errstr, errsize, "suffix: '%s' contains '/'", ctx->suffix);
         return SL_ERR_INVAL;
     }
-    if (ctx->format && strcmp(ctx->format, "text") != 0) {
-        snprintf(errstr, errsize, "format: '%s' is not one of text", ctx->format);
+    if (!ctx->format || strcmp(ctx->format, "text") == 0) {
+        ctx->fmt = SL_FILE_TEXT;
+    } else if (strcmp(ctx->format, "json") == 0) {
+        ctx->fmt = SL_FILE_JSON;
+    } else if (strcmp(ctx->format, "csv") == 0) {
+        ctx->fmt = SL_FILE_CSV;
+    } else {
+        snprintf(errstr, errsize, "format: '%s' is not one of text, json, csv", ctx->format);
         return SL_ERR_INVAL;
     }
-    return SL_OK;
+    if (ctx->value_json && ctx->fmt != SL_FILE_JSON) {
+        snprintf(errstr, errsize, "value_json: applies to format json only");
+        return SL_ERR_INVAL;
+    }
+    if (ctx->header && ctx->fmt != SL_FILE_CSV) {
+        snprintf(errstr, errsize, "header: applies to format csv only");
+        return SL_ERR_INVAL;
+    }
+    return file_columns_parse(ctx, errstr, errsize);
 }

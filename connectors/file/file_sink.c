@@ -1,8 +1,10 @@
 /* file_sink.c -- the file sink, Spark's saveAsTextFiles: each batch becomes the directory
  * <prefix>-<batch ms>[.<suffix>] holding one part-NNNNN file per partition, one line per
- * record. The directory is written under a hidden temporary name and renamed into place,
- * so a reader never sees half a batch, and a batch whose directory exists is skipped
- * (a replay after a restart): exactly one copy of each batch. */
+ * record (text, JSON lines or CSV: file_format.c), and _manifest.json: the batch's parts and
+ * its input (per source, e.g. Kafka offset ranges). The directory is written under a hidden
+ * temporary name, every file and the directory fsynced, and renamed into place, so a reader
+ * never sees half a batch, and a batch whose directory exists is skipped (a replay after a
+ * restart): exactly one copy of each batch. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +19,8 @@
 #include "file.h"
 #include "../stdout/stdout.h"
 
-#define FILE_SINK_BUFSIZE (64 * 1024)
+#define FILE_SINK_BUFSIZE  (64 * 1024)
+#define FILE_SINK_MANIFEST "_manifest.json"
 
 /* ==== Helpers ==== */
 
@@ -87,26 +90,102 @@ static int file_sync_dir(const char *dir)
     return rc;
 }
 
-/* Writes the records of one partition to path. Returns 0 or -1 with errno set. */
-static int file_write_part(const char *path, const sl_record *recs, size_t n)
+/* Writes partition p of out to path in the sink's format, fsynced; *info gets its records
+ * and bytes. Returns 0 or -1 with errno set. */
+static int file_write_part(const char *path, const sl_file_sink_ctx *ctx,
+                           const sl_batch_output *out, size_t p, sl_file_part_info *info)
 {
+    size_t n = 0;
+    const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
     FILE *f = fopen(path, "we");
     if (!f) {
         return -1;
     }
     setvbuf(f, NULL, _IOFBF, FILE_SINK_BUFSIZE);
-    int rc = 0;
+    int rc = sl__file_part_begin(f, ctx);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = sl__record_write(f, &recs[i]);
+        rc = sl__file_record_write(f, ctx, &recs[i], out->batch_time);
     }
     if (rc == 0 && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
         rc = -1;
     }
+    off_t bytes = rc == 0 ? ftello(f) : -1;
+    info->records = n;
+    info->bytes = bytes > 0 ? (uint64_t)bytes : 0;
     int e = errno;
     if (fclose(f) != 0 && rc == 0) {
         rc = -1;
         e = errno;
     }
+    errno = e;
+    return rc;
+}
+
+/* Writes bytes to path, fsynced. Returns 0 or -1 with errno set. */
+static int file_write_bytes(const char *path, const char *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        return -1;
+    }
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0;) {
+        ssize_t w = write(fd, bytes + off, len - off);
+        if (w < 0 && errno != EINTR) {
+            rc = -1;
+        } else if (w > 0) {
+            off += (size_t)w;
+        }
+    }
+    if (rc == 0 && fsync(fd) != 0) {
+        rc = -1;
+    }
+    int e = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    errno = e;
+    return rc;
+}
+
+/* Writes the batch's part files and, with the manifest option, _manifest.json into the
+ * directory dir. Returns 0, or -1 with errno set and what naming the file that failed. */
+static int file_write_batch(const sl_file_sink_ctx *ctx, const sl_batch_output *out,
+                            const char *dir, char *what, size_t whatsize)
+{
+    size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
+    sl_file_part_info *parts = calloc(nparts + 1, sizeof(*parts));
+    char *manifest = NULL;
+    int rc = -1;
+    snprintf(what, whatsize, "%s", dir);
+    if (!parts) {
+        errno = ENOMEM;
+        goto done;
+    }
+    for (size_t p = 0; p < nparts; p++) {
+        snprintf(parts[p].name, sizeof(parts[p].name), "part-%05zu", p);
+        snprintf(what, whatsize, "%s/%s", dir, parts[p].name);
+        if (file_write_part(what, ctx, out, p, &parts[p]) != 0) {
+            goto done;
+        }
+    }
+    if (ctx->manifest) {
+        snprintf(what, whatsize, "%s/" FILE_SINK_MANIFEST, dir);
+        manifest = sl__file_manifest(ctx, out, parts, nparts);
+        if (!manifest) {
+            errno = ENOMEM;
+            goto done;
+        }
+        if (file_write_bytes(what, manifest, strlen(manifest)) != 0) {
+            goto done;
+        }
+    }
+    rc = 0;
+done:;
+    int e = errno;
+    free(manifest);
+    free(parts);
     errno = e;
     return rc;
 }
@@ -120,12 +199,12 @@ static int file_sink_init(sl_instance *ins, void *data, char *errstr, size_t err
     return sl__file_sink_config_check(ctx, errstr, errsize);
 }
 
-/* Writes one batch: see the file comment. Runs on the job thread. Returns SL_OK (also
- * when the batch was there already) or SL_ERR_RETRY after an I/O error, reported. */
+/* Writes one batch: see the file comment. Runs on the sink's output thread. Returns SL_OK
+ * (also when the batch was there already) or SL_ERR_RETRY after an I/O error, reported. */
 static int file_sink_write(void *data, const sl_batch_output *out)
 {
     sl_file_sink_ctx *ctx = data;
-    char final[PATH_MAX], parent[PATH_MAX], tmp[PATH_MAX], part[PATH_MAX + 32];
+    char final[PATH_MAX], parent[PATH_MAX], tmp[PATH_MAX], what[PATH_MAX + 32];
     const char *suffix = ctx->suffix && ctx->suffix[0] ? ctx->suffix : NULL;
     struct stat st;
 
@@ -173,15 +252,10 @@ static int file_sink_write(void *data, const sl_batch_output *out)
     }
 
     size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
-    for (size_t p = 0; p < nparts; p++) {
-        size_t n = 0;
-        const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
-        snprintf(part, sizeof(part), "%s/part-%05zu", tmp, p);
-        if (file_write_part(part, recs, n) != 0) {
-            sl_instance_error(ctx->ins, "cannot write %s: %s", part, strerror(errno));
-            file_remove_tmp(tmp);
-            return SL_ERR_RETRY;
-        }
+    if (file_write_batch(ctx, out, tmp, what, sizeof(what)) != 0) {
+        sl_instance_error(ctx->ins, "cannot write %s: %s", what, strerror(errno));
+        file_remove_tmp(tmp);
+        return SL_ERR_RETRY;
     }
     if (file_sync_dir(tmp) != 0) {
         sl_instance_error(ctx->ins, "cannot sync %s: %s", tmp, strerror(errno));
@@ -234,9 +308,35 @@ static const sl_option file_sink_options[] = {
      .def = "text",
      .min = 1,
      .max = 0,
-     .choices = "text",
+     .choices = "text|json|csv",
      .offset = offsetof(sl_file_sink_ctx, format),
-     .doc = "text: one line per record, \"(key,value)\" or \"value\" as print() shows it"},
+     .doc = "text: one line per record, \"(key,value)\" or \"value\" as print() shows it; "
+            "json: one object per line, {key, value, num (typed value, when set), ts, source, "
+            "topic, partition, offset}, bytes that are not UTF-8 in base64 with "
+            "\"<field>_encoding\":\"base64\"; csv: RFC 4180 fields (see columns)"},
+    {.name = "value_json",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .offset = offsetof(sl_file_sink_ctx, value_json),
+     .doc = "json: a value that is a JSON document is written as that document, with "
+            "\"value_encoding\":\"json\"; other values stay strings"},
+    {.name = "columns",
+     .type = SL_OPT_LIST,
+     .offset = offsetof(sl_file_sink_ctx, columns),
+     .doc = "csv: the columns, default key,value; among key, value (the typed value when set, "
+            "else the bytes), num, ts, source, topic, partition, offset, batch_time"},
+    {.name = "header",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .offset = offsetof(sl_file_sink_ctx, header),
+     .doc = "csv: each part file opens with a line of the column names"},
+    {.name = "manifest",
+     .type = SL_OPT_BOOL,
+     .def = "true",
+     .offset = offsetof(sl_file_sink_ctx, manifest),
+     .doc = "write _manifest.json into each batch directory: pipeline, sink, batch_time, "
+            "format, records, parts (name, records, bytes) and inputs (per source, its offset "
+            "ranges or description)"},
     {0},
 };
 

@@ -63,6 +63,14 @@ typedef struct sl_kafka_part {
 #define SL_KAFKA_WANT_EARLIEST  2
 #define SL_KAFKA_WANT_LATEST    3
 
+/* Headers of the messages of a chunk or range, in record order: they borrow the names and
+ * values of the messages. Grown as needed and reused (no allocation per message). The metas
+ * point into it only once sl__kafka_hdrs_link ran: the array may move while it fills. */
+typedef struct sl_kafka_hdrs {
+    sl_header *v;
+    size_t n, cap;
+} sl_kafka_hdrs;
+
 /* The records of one range while a direct batch is read: they borrow the bytes of the
  * messages held until the engine copied them. */
 typedef struct sl_kafka_rbuf {
@@ -70,6 +78,7 @@ typedef struct sl_kafka_rbuf {
     sl_record_meta *metas;
     rd_kafka_message_t **held;
     size_t n, cap;
+    sl_kafka_hdrs hdrs;
 } sl_kafka_rbuf;
 
 /* A position restored from the engine's checkpoint (direct mode). */
@@ -132,6 +141,7 @@ typedef struct sl_kafka_src {
     bool embedded_sample;
     double embedded_rate;
     bool wal_opt;
+    bool headers_opt; /* read the messages' headers (they cost a parse per message) */
     int64_t wal_segment_size;
     const char *wal_fsync_opt;
 
@@ -199,7 +209,9 @@ typedef struct sl_kafka_src {
     int push_gen;                          /* failures the thread has handled (thread) */
     rd_kafka_topic_partition_list_t *appended; /* next offsets appended to the WAL (thread) */
     int64_t last_sync;                         /* ms (thread) */
-    bool dirty; /* appended since the last sync and commit (thread) */
+    bool dirty;           /* appended since the last sync and commit (thread) */
+    bool recv_paused;     /* the assignment is paused while a push waits (thread) */
+    bool recv_reassigned; /* a rebalance assigned partitions since the last pause (thread) */
     /* The syncer thread: fsyncs the log and then commits, while the receiver goes on. */
     pthread_t sync_thread;
     bool sync_started;
@@ -219,6 +231,7 @@ typedef struct sl_kafka_sink {
     const char *brokers;
     const char *topic;
     const char *properties;
+    bool headers;          /* forward the records' Kafka headers */
     int64_t flush_timeout; /* ms */
 
     rd_kafka_t *rk;
@@ -257,11 +270,15 @@ const char *sl__kafka_intern(sl_kafka_src *ctx, const char *topic);
 
 /* ==== kafka_msg.c ==== */
 
-/* Fills r (and meta) from m, borrowing its bytes. Returns SL_OK, SL_ERR_RECORD for a record
- * that format json rejects, or SL_ERR_TOOBIG for one over max_record_size; both are counted
- * and reported with their topic, partition and offset. */
+/* Fills r (and meta) from m, borrowing its bytes. m's headers, if any, are appended to hdrs
+ * (meta->nheaders says how many; meta->headers stays NULL until sl__kafka_hdrs_link).
+ * Returns SL_OK, SL_ERR_RECORD for a record that format json rejects, or SL_ERR_TOOBIG for
+ * one over max_record_size; both are counted and reported with their topic, partition and
+ * offset; SL_ERR_NOMEM when hdrs cannot grow. */
 int sl__kafka_msg_record(sl_kafka_src *ctx, const rd_kafka_message_t *m, const char *topic,
-                         sl_record *r, sl_record_meta *meta);
+                         sl_record *r, sl_record_meta *meta, sl_kafka_hdrs *hdrs);
+/* Points the metas of recs[0..n) that have headers at their place in hdrs, in order. */
+void sl__kafka_hdrs_link(sl_record_meta *metas, size_t n, sl_kafka_hdrs *hdrs);
 /* Maps a librdkafka error to an sl_err. */
 int sl__kafka_err(rd_kafka_resp_err_t err);
 

@@ -934,12 +934,14 @@ static int take_message(sl_kafka_src *ctx, range_read *rr, rd_kafka_message_t *m
         rd_kafka_message_destroy(m);
         return SL_ERR_NOMEM;
     }
-    if (sl__kafka_msg_record(ctx, m, rr->p->topic, &rb->recs[rb->n], &rb->metas[rb->n]) == SL_OK) {
+    int rc =
+        sl__kafka_msg_record(ctx, m, rr->p->topic, &rb->recs[rb->n], &rb->metas[rb->n], &rb->hdrs);
+    if (rc == SL_OK) {
         rb->held[rb->n++] = m;
     } else {
         rd_kafka_message_destroy(m);
     }
-    return SL_OK;
+    return rc == SL_ERR_NOMEM ? rc : SL_OK;
 }
 
 /* Handles one message taken from the range's queue. */
@@ -1388,6 +1390,7 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
             continue;
         }
         ctx->rbufs[nr].n = 0;
+        ctx->rbufs[nr].hdrs.n = 0;
         rrs[nr] = (range_read){.rk = ctx->rk,
                                .p = p,
                                .rb = &ctx->rbufs[nr],
@@ -1405,6 +1408,7 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
         for (size_t i = 0; i < rb->n; i++) {
             rb->recs[i].meta = &rb->metas[i]; /* the arrays may have moved */
         }
+        sl__kafka_hdrs_link(rb->metas, rb->n, &rb->hdrs);
         if (rc == SL_OK && rb->n > 0) {
             rc = sl_batch_input_add_records(in, rb->recs, rb->n);
         }
@@ -1422,6 +1426,7 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
             total += rb->n;
         }
         rb->n = 0;
+        rb->hdrs.n = 0;
     }
     free(rrs);
     free(rk);
@@ -1613,6 +1618,7 @@ int sl__kafka_direct_replay(sl_kafka_src *ctx, int64_t batch_time, const char *d
         for (size_t i = 0; i < rb->n; i++) {
             rb->recs[i].meta = &rb->metas[i];
         }
+        sl__kafka_hdrs_link(rb->metas, rb->n, &rb->hdrs);
         if (rc == SL_OK && rb->n > 0) {
             rc = sl_batch_input_add_records(in, rb->recs, rb->n);
         }
@@ -1624,6 +1630,7 @@ int sl__kafka_direct_replay(sl_kafka_src *ctx, int64_t batch_time, const char *d
         free(rb->recs);
         free(rb->metas);
         free(rb->held);
+        free(rb->hdrs.v);
         part_free(&tmp[r]);
     }
     if (rk) {

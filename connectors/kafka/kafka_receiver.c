@@ -17,6 +17,16 @@
  * (without one) by seeking back to the committed offsets. At-least-once: nothing is lost,
  * records may come twice.
  *
+ * Staying in the group: a push waits while the engine holds max_buffered bytes or the rate
+ * limit says so, which may last longer than max.poll.interval.ms (then librdkafka leaves the
+ * group and the partitions go to another member). A push that waits longer than
+ * KEEPALIVE_AFTER_MS pauses the assigned partitions and goes on polling (which fetches
+ * nothing but keeps the membership) until the engine has room, then resumes them. What a
+ * poll returns meanwhile (fetched before the pause took effect, or of partitions assigned
+ * by a rebalance) is kept in a backlog and handled next: nothing consumed is dropped, and
+ * librdkafka resumes fetching after the last message it handed out. A rate-limited push is
+ * cut into slices of RECV_POLL_MS worth of records, with a poll between them.
+ *
  * Threads: the receiver thread consumes, appends, pushes and commits; the job thread runs
  * on_batch_done and the failure listener; ctx->lock guards the list of pushes. The
  * rebalance callback runs on the receiver thread (inside its consume call) or in destroy. */
@@ -27,11 +37,12 @@
 
 #include "kafka.h"
 
-#define RECV_CHUNK       2048  /* messages consumed at once */
-#define RECV_POLL_MS     100   /* longest wait in one consume call */
-#define SYNC_INTERVAL_MS 200   /* the log is fsynced and offsets committed this often */
-#define SYNC_TIMEOUT_MS  10000 /* synchronous commits (revoke, stop) */
-#define WAL_RETRY_MS     1000  /* a failing log is tried again after this long */
+#define RECV_CHUNK         2048  /* messages consumed at once */
+#define RECV_POLL_MS       100   /* longest wait in one consume call */
+#define SYNC_INTERVAL_MS   200   /* the log is fsynced and offsets committed this often */
+#define SYNC_TIMEOUT_MS    10000 /* synchronous commits (revoke, stop) */
+#define WAL_RETRY_MS       1000  /* a failing log is tried again after this long */
+#define KEEPALIVE_AFTER_MS 500   /* a push waiting longer pauses the partitions and polls */
 
 /* ==== Offsets ==== */
 
@@ -194,33 +205,30 @@ static void pushed_free_list(sl_kafka_pushed *e)
     }
 }
 
-/* Pushes records to the engine, waiting while it has no room. Returns SL_OK, or
- * SL_ERR_STATE when the engine stops (the records were taken). */
-static int push(sl_kafka_src *ctx, const sl_record *recs, size_t n)
-{
-    return n > 0 ? sl_receiver_push(ctx->ins, recs, n) : SL_OK;
-}
-
 /* ==== Replay from the log ==== */
+
+typedef struct recv_io recv_io;
+static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n);
 
 typedef struct replay_state {
     sl_kafka_src *ctx;
+    recv_io *io;
     uint64_t records;
 } replay_state;
 
 static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
 {
     replay_state *st = arg;
-    int rc = push(st->ctx, recs, n);
+    int rc = n > 0 ? push_live(st->ctx, st->io, recs, n) : SL_OK;
     pushed_add(st->ctx, end, NULL);
     st->records += n;
     return rc == SL_ERR_STATE ? SL_OK : rc;
 }
 
 /* Pushes every record of the log that no completed batch processed. */
-static void replay_wal(sl_kafka_src *ctx, const char *why)
+static void replay_wal(sl_kafka_src *ctx, recv_io *io, const char *why)
 {
-    replay_state st = {.ctx = ctx};
+    replay_state st = {.ctx = ctx, .io = io};
     uint64_t blocks = 0;
     sl_wal_pos from = sl_wal_processed(ctx->wal);
     int rc = sl_wal_replay(ctx->wal, from, replay_block, &st, &blocks);
@@ -284,6 +292,7 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s assigned %d partitions: %s", ctx->group,
                         l->cnt, text);
+        ctx->recv_reassigned = true; /* paused while a push waits: pause these too */
         if (coop) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
             if (e) {
@@ -347,11 +356,132 @@ static bool stopping(sl_kafka_src *ctx)
     return atomic_load(&ctx->stop) || sl_instance_stopping(ctx->ins);
 }
 
+/* What the receiver thread consumes with: the chunk being handled and the messages polled
+ * while it waited. @locality the receiver thread */
+struct recv_io {
+    rd_kafka_queue_t *q;
+    rd_kafka_message_t **msgs; /* the chunk being handled, RECV_CHUNK at most */
+    sl_record *recs;
+    sl_record_meta *metas;
+    sl_kafka_hdrs hdrs;
+    rd_kafka_message_t **backlog; /* consumed while a push waited: handled next, in order */
+    size_t nbacklog, capbacklog;
+};
+
+/* Pauses (or resumes) every assigned partition. */
+static void recv_pause(sl_kafka_src *ctx, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(ctx->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) {
+        return;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t err =
+            pause ? rd_kafka_pause_partitions(ctx->rk, l) : rd_kafka_resume_partitions(ctx->rk, l);
+        if (err) {
+            sl_instance_log(ctx->ins, SL_LOG_WARN, "cannot %s the partitions: %s",
+                            pause ? "pause" : "resume", rd_kafka_err2str(err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Keeps the group membership while a push waits: pauses the assignment (again after a
+ * rebalance) and polls without waiting. What the poll returns goes to the backlog. */
+static void keepalive(sl_kafka_src *ctx, recv_io *io)
+{
+    if (!ctx->recv_paused || ctx->recv_reassigned) {
+        if (!ctx->recv_paused) {
+            sl_instance_log(ctx->ins, SL_LOG_DEBUG,
+                            "the engine has no room (max_buffered or the rate limit): "
+                            "partitions paused, polling to stay in group %s",
+                            ctx->group);
+        }
+        ctx->recv_reassigned = false;
+        ctx->recv_paused = true;
+        recv_pause(ctx, true);
+    }
+    if (io->nbacklog + RECV_CHUNK > io->capbacklog) {
+        size_t cap = io->capbacklog ? io->capbacklog * 2 : 2 * RECV_CHUNK;
+        rd_kafka_message_t **b = realloc(io->backlog, cap * sizeof(*b));
+        if (!b) {
+            return; /* no room to keep what a poll returns: do not poll now */
+        }
+        io->backlog = b;
+        io->capbacklog = cap;
+    }
+    ssize_t n = rd_kafka_consume_batch_queue(io->q, 0, io->backlog + io->nbacklog, RECV_CHUNK);
+    if (n > 0) {
+        io->nbacklog += (size_t)n;
+    }
+}
+
+/* Resumes the partitions a wait paused. */
+static void keepalive_end(sl_kafka_src *ctx)
+{
+    if (ctx->recv_paused) {
+        recv_pause(ctx, false);
+        ctx->recv_paused = false;
+        ctx->recv_reassigned = false;
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "the engine has room again: partitions resumed");
+    }
+}
+
+/* Sleeps ms (or until the source stops), polling to keep the membership when it must. */
+static void idle_wait(sl_kafka_src *ctx, recv_io *io, int64_t ms)
+{
+    for (int64_t t = 0; t < ms && !stopping(ctx); t += RECV_POLL_MS) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = RECV_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        keepalive(ctx, io);
+    }
+}
+
+/* Pushes records to the engine (sl_receiver_push: it waits while the engine has no room),
+ * without leaving the group however long that lasts (see the top of the file). Returns
+ * SL_OK, or SL_ERR_STATE when the engine stops (the records were taken). */
+static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n)
+{
+    size_t done = 0;
+    int rc = SL_OK;
+    int64_t waited = 0;
+    while (done < n) {
+        if (!sl_receiver_wait_room(ctx->ins, waited < KEEPALIVE_AFTER_MS ? RECV_POLL_MS : 0)) {
+            waited += RECV_POLL_MS;
+            if (waited >= KEEPALIVE_AFTER_MS) {
+                keepalive(ctx, io);
+                sl_receiver_wait_room(ctx->ins, RECV_POLL_MS);
+            }
+            continue;
+        }
+        size_t k = n - done;
+        double rate = sl_instance_rate_limit(ctx->ins);
+        if (rate > 0) {
+            double slice = rate * RECV_POLL_MS / 1000.0;
+            k = slice < 1 ? 1 : slice < (double)k ? (size_t)slice : k;
+        }
+        int64_t t0 = sl__kafka_mono_ms();
+        int prc = sl_receiver_push(ctx->ins, recs + done, k);
+        if (prc != SL_OK && rc == SL_OK) {
+            rc = prc;
+        }
+        done += k;
+        waited += sl__kafka_mono_ms() - t0;
+        if (done < n && waited >= KEEPALIVE_AFTER_MS) {
+            keepalive(ctx, io);
+        }
+    }
+    keepalive_end(ctx);
+    return rc;
+}
+
 /* Handles one consumed chunk: records made, appended to the log, pushed, remembered. */
-static void handle_chunk(sl_kafka_src *ctx, rd_kafka_message_t **msgs, size_t n, sl_record *recs,
-                         sl_record_meta *metas)
+static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **msgs, size_t n)
 {
     size_t nrec = 0;
+    sl_record *recs = io->recs;
+    sl_record_meta *metas = io->metas;
+    io->hdrs.n = 0;
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = msgs[i];
@@ -376,10 +506,11 @@ static void handle_chunk(sl_kafka_src *ctx, rd_kafka_message_t **msgs, size_t n,
             continue;
         }
         offsets_note(offsets, topic, m->partition, m->offset + 1);
-        if (sl__kafka_msg_record(ctx, m, topic, &recs[nrec], &metas[nrec]) == SL_OK) {
+        if (sl__kafka_msg_record(ctx, m, topic, &recs[nrec], &metas[nrec], &io->hdrs) == SL_OK) {
             nrec++;
         }
     }
+    sl__kafka_hdrs_link(metas, nrec, &io->hdrs);
     if (offsets->cnt > 0) {
         sl__kafka_report_up(ctx);
     }
@@ -389,14 +520,12 @@ static void handle_chunk(sl_kafka_src *ctx, rd_kafka_message_t **msgs, size_t n,
         while ((rc = sl_wal_append(ctx->wal, recs, nrec, &end)) != SL_OK) {
             sl_instance_error(ctx->ins, "cannot append to the write-ahead log %s: %s; retrying",
                               sl_wal_dir(ctx->wal), sl_err2str(rc));
-            for (int64_t t = 0; t < WAL_RETRY_MS && !stopping(ctx); t += RECV_POLL_MS) {
-                struct timespec ts = {.tv_sec = 0, .tv_nsec = RECV_POLL_MS * 1000000L};
-                nanosleep(&ts, NULL);
-            }
+            idle_wait(ctx, io, WAL_RETRY_MS);
             if (stopping(ctx)) {
                 break; /* not in the log: not committed either, so Kafka has them */
             }
         }
+        keepalive_end(ctx);
         if (rc == SL_OK) {
             ctx->dirty = true;
         }
@@ -407,7 +536,9 @@ static void handle_chunk(sl_kafka_src *ctx, rd_kafka_message_t **msgs, size_t n,
                          offsets->elems[i].offset);
         }
     }
-    push(ctx, recs, nrec);
+    if (nrec > 0) {
+        push_live(ctx, io, recs, nrec);
+    }
     if (offsets->cnt > 0) {
         pushed_add(ctx, end, ctx->wal ? NULL : offsets);
         if (!ctx->wal) {
@@ -419,19 +550,35 @@ static void handle_chunk(sl_kafka_src *ctx, rd_kafka_message_t **msgs, size_t n,
     }
 }
 
+/* The next chunk: the backlog's oldest messages first, else a consume call. Returns the
+ * number of messages in io->msgs, or -1 when consuming failed. */
+static ssize_t next_chunk(recv_io *io)
+{
+    if (io->nbacklog == 0) {
+        return rd_kafka_consume_batch_queue(io->q, RECV_POLL_MS, io->msgs, RECV_CHUNK);
+    }
+    size_t n = io->nbacklog < RECV_CHUNK ? io->nbacklog : RECV_CHUNK;
+    memcpy(io->msgs, io->backlog, n * sizeof(*io->msgs));
+    memmove(io->backlog, io->backlog + n, (io->nbacklog - n) * sizeof(*io->backlog));
+    io->nbacklog -= n;
+    return (ssize_t)n;
+}
+
 static void *receiver_main(void *arg)
 {
     sl_kafka_src *ctx = arg;
-    rd_kafka_message_t **msgs = malloc(RECV_CHUNK * sizeof(*msgs));
-    sl_record *recs = malloc(RECV_CHUNK * sizeof(*recs));
-    sl_record_meta *metas = malloc(RECV_CHUNK * sizeof(*metas));
-    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(ctx->rk);
-    if (!msgs || !recs || !metas || !q) {
+    recv_io io = {
+        .msgs = malloc(RECV_CHUNK * sizeof(*io.msgs)),
+        .recs = malloc(RECV_CHUNK * sizeof(*io.recs)),
+        .metas = malloc(RECV_CHUNK * sizeof(*io.metas)),
+        .q = rd_kafka_queue_get_consumer(ctx->rk),
+    };
+    if (!io.msgs || !io.recs || !io.metas || !io.q) {
         sl_instance_error(ctx->ins, "out of memory");
         goto out;
     }
     if (ctx->wal) {
-        replay_wal(ctx, "restart");
+        replay_wal(ctx, &io, "restart");
     }
     sl_instance_set_active(ctx->ins, true);
     while (!stopping(ctx)) {
@@ -440,21 +587,21 @@ static void *receiver_main(void *arg)
             ctx->push_gen = atomic_load(&ctx->fail_gen);
             if (ctx->wal) {
                 sync_and_commit(ctx, NULL);
-                replay_wal(ctx, "a batch failed");
+                replay_wal(ctx, &io, "a batch failed");
             } else {
                 seek_to_committed(ctx);
             }
         }
-        ssize_t n = rd_kafka_consume_batch_queue(q, RECV_POLL_MS, msgs, RECV_CHUNK);
+        ssize_t n = next_chunk(&io);
         if (n < 0) {
             sl_instance_log(ctx->ins, SL_LOG_WARN, "consuming failed: %s",
                             rd_kafka_err2str(rd_kafka_last_error()));
             continue;
         }
         if (n > 0) {
-            handle_chunk(ctx, msgs, (size_t)n, recs, metas);
+            handle_chunk(ctx, &io, io.msgs, (size_t)n);
             for (ssize_t i = 0; i < n; i++) {
-                rd_kafka_message_destroy(msgs[i]);
+                rd_kafka_message_destroy(io.msgs[i]);
             }
         }
         if (ctx->dirty && (n == 0 || sl__kafka_mono_ms() - ctx->last_sync >= SYNC_INTERVAL_MS)) {
@@ -462,15 +609,21 @@ static void *receiver_main(void *arg)
         }
     }
     /* Stopping: what was received is durable and committed; the engine's last batch takes
-     * what was pushed. */
+     * what was pushed. The backlog was neither logged nor pushed, so not committed either:
+     * Kafka still has it. */
     sync_and_commit(ctx, NULL);
 out:
-    if (q) {
-        rd_kafka_queue_destroy(q);
+    for (size_t i = 0; i < io.nbacklog; i++) {
+        rd_kafka_message_destroy(io.backlog[i]);
     }
-    free(msgs);
-    free(recs);
-    free(metas);
+    free(io.backlog);
+    if (io.q) {
+        rd_kafka_queue_destroy(io.q);
+    }
+    free(io.msgs);
+    free(io.recs);
+    free(io.metas);
+    free(io.hdrs.v);
     sl_instance_set_active(ctx->ins, false);
     return NULL;
 }

@@ -1,8 +1,9 @@
 /* kafka_sink.c -- the kafka sink: a producer. Each record becomes a message (key: the
  * record's key; value: its typed value as text when it has one, else its value bytes;
- * timestamp: the record's). A batch is flushed before write returns; when a message cannot
- * be delivered the write returns SL_ERR_RETRY and the engine writes the batch again
- * (at-least-once: messages delivered by the failed attempt are sent twice). */
+ * timestamp: the record's; headers: the Kafka headers it came with, unless headers: false).
+ * A batch is flushed before write returns; when a message cannot be delivered the write
+ * returns SL_ERR_RETRY and the engine writes the batch again (at-least-once: messages
+ * delivered by the failed attempt are sent twice). */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #define PRODUCE_WAIT_MS 100 /* wait for room when librdkafka's queue is full */
 
 /* Delivery reports: counted per write, the first error kept. @locality librdkafka's poll,
- * called from write on the job thread */
+ * called from write on the sink's output thread */
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     sl_kafka_sink *ctx = opaque;
@@ -122,6 +123,22 @@ static const char *sink_value(const sl_record *r, char *num, size_t size, size_t
     return r->value;
 }
 
+/* The headers to produce with r: its Kafka headers when the headers option is on, else
+ * NULL. The caller owns the result until rd_kafka_producev succeeds. */
+static rd_kafka_headers_t *sink_headers(const sl_kafka_sink *ctx, const sl_record *r)
+{
+    const sl_record_meta *m = r->meta;
+    if (!ctx->headers || !m || m->nheaders == 0 || !m->headers) {
+        return NULL;
+    }
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(m->nheaders);
+    for (uint32_t i = 0; hdrs && i < m->nheaders; i++) {
+        const sl_header *h = &m->headers[i];
+        rd_kafka_header_add(hdrs, h->name, -1, h->value, h->value ? (ssize_t)h->value_len : 0);
+    }
+    return hdrs;
+}
+
 static int kafka_sink_write(void *data, const sl_batch_output *out)
 {
     sl_kafka_sink *ctx = data;
@@ -143,17 +160,35 @@ static int kafka_sink_write(void *data, const sl_batch_output *out)
             char num[40];
             size_t vlen = 0;
             const char *v = sink_value(r, num, sizeof(num), &vlen);
+            rd_kafka_headers_t *hdrs = sink_headers(ctx, r);
             for (;;) {
                 perr = rd_kafka_producev(
                     ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic),
                     RD_KAFKA_V_KEY(r->key_len ? (void *)r->key : NULL, r->key_len),
                     RD_KAFKA_V_VALUE(vlen ? (void *)v : NULL, vlen),
-                    RD_KAFKA_V_TIMESTAMP(r->ts > 0 ? r->ts : 0),
+                    RD_KAFKA_V_TIMESTAMP(r->ts > 0 ? r->ts : 0), RD_KAFKA_V_HEADERS(hdrs),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
                 if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                     break;
                 }
                 rd_kafka_poll(ctx->rk, PRODUCE_WAIT_MS);
+            }
+            if (perr && hdrs) {
+                rd_kafka_headers_destroy(hdrs); /* taken by librdkafka only on success */
+            }
+            if (perr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+                /* A record error: left out and dead-lettered, or the pipeline stops. */
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "a message of %zu bytes is larger than message.max.bytes allows",
+                         (size_t)r->key_len + vlen);
+                int rrc = sl_batch_output_reject(out, r, why);
+                if (rrc != SL_OK) {
+                    rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
+                    return rrc;
+                }
+                perr = RD_KAFKA_RESP_ERR_NO_ERROR;
+                continue;
             }
             if (perr) {
                 sl_instance_error(ctx->ins, "cannot produce to %s: %s", ctx->topic,
@@ -218,6 +253,13 @@ static const sl_option kafka_sink_options[] = {
      .offset = offsetof(sl_kafka_sink, properties),
      .doc = "librdkafka producer settings key=value (acks, compression.type, "
             "message.max.bytes, security), each checked at start; never shown"},
+    {.name = "headers",
+     .type = SL_OPT_BOOL,
+     .def = "true",
+     .offset = offsetof(sl_kafka_sink, headers),
+     .doc = "produce each record with the Kafka headers it carries (records of a kafka source "
+            "with headers: true keep them through key, value, filter and map ops; aggregates "
+            "have none)"},
     {.name = "flush_timeout",
      .type = SL_OPT_DURATION,
      .def = "30s",

@@ -9,13 +9,16 @@
  *   INSERT INTO sluice_commits ...
  *   COMMIT
  *
- * Records whose values do not fit their columns are skipped, counted and logged before
- * anything is sent. Should the server still reject data (a constraint, a trigger), the
- * batch is written again with a savepoint per statement and then per row, so that only the
- * rejected rows are left out. Connection problems return SL_ERR_RETRY: the engine retries
- * the batch with backoff and each attempt reconnects, bounded by connect_timeout; a
- * replayed COMMIT whose reply was lost is caught by the commit row. Every call of the
- * sink runs on the job thread; sl_postgres_last_commit uses a connection of its own. */
+ * Records whose values do not fit their columns are rejected (sl_batch_output_reject: left
+ * out, counted, logged and sent to the sink's dead letters; or, with errors.tolerance none,
+ * the transaction is rolled back and the pipeline stops) before anything is sent. Should the
+ * server still reject data (a constraint, a trigger), the batch is written again with a
+ * savepoint per statement and then per row, so that only the rejected rows are left out (and
+ * rejected likewise). The dead letters are made durable just before COMMIT. Connection
+ * problems return SL_ERR_RETRY: the engine retries the batch with backoff and each attempt
+ * reconnects, bounded by connect_timeout; a replayed COMMIT whose reply was lost is caught
+ * by the commit row. Every call of the sink runs on its output thread, one at a time;
+ * sl_postgres_last_commit uses a connection of its own. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -30,7 +33,6 @@
 #include "postgres.h"
 
 #define PG_COPY_FLUSH  (256 * 1024) /* bytes of COPY data sent at once */
-#define PG_LOG_SKIPPED 5            /* skipped records logged one by one per batch */
 #define PG_PRUNE_EVERY 100          /* batches between deletions of old commit rows */
 #define PG_STMT_INSERT "sluice_insert"
 #define PG_STMT_CHECK  "sluice_check"
@@ -439,29 +441,24 @@ typedef struct pg_batch {
     uint64_t written, skipped;
 } pg_batch;
 
-static void pg_log_skipped(sl_pg_ctx *ctx, pg_batch *b, const sl_record *r, const char *why)
+/* Leaves r out of the batch: the engine counts, logs and dead-letters it. Returns SL_OK, or
+ * the code that aborts the write (errors.tolerance none). */
+static int pg_reject(pg_batch *b, const sl_record *r, const char *why)
 {
     b->skipped++;
-    if (b->skipped > PG_LOG_SKIPPED) {
-        return;
-    }
-    const sl_record_meta *m = r->meta;
-    sl_instance_log(ctx->ins, SL_LOG_WARN,
-                    "batch %" PRId64 ": record skipped (source %s, topic %s, partition %d, "
-                    "offset %" PRId64 "): %s",
-                    b->out->batch_time, m && m->source ? m->source : "-",
-                    m && m->topic ? m->topic : "-", m ? (int)m->partition : -1,
-                    m ? m->offset : (int64_t)-1, why);
+    return sl_batch_output_reject(b->out, r, why);
 }
 
-/* Builds the row of r into b->row. SL_OK, SL_ERR_RECORD (counted and logged) or NOMEM. */
+/* Builds the row of r into b->row. SL_OK, SL_ERR_RECORD (rejected: leave it out), NOMEM,
+ * or the code that aborts the write. */
 static int pg_row(sl_pg_ctx *ctx, pg_batch *b, const sl_record *r)
 {
     char why[256];
     int rc = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, r, b->out->batch_time, &b->row,
                               why, sizeof(why));
     if (rc == SL_ERR_RECORD) {
-        pg_log_skipped(ctx, b, r, why);
+        int rrc = pg_reject(b, r, why);
+        return rrc == SL_OK ? SL_ERR_RECORD : rrc;
     }
     return rc;
 }
@@ -482,6 +479,7 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
     PQclear(res);
     sl_pg_buf data = {0};
     const char *fail = NULL;
+    int abort_rc = SL_OK; /* a rejected record stops the write (errors.tolerance none) */
     size_t nparts = b->out->ds ? sl_dataset_partitions(b->out->ds) : 0;
     for (size_t p = 0; p < nparts && !fail; p++) {
         size_t n = 0;
@@ -490,6 +488,11 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
             int r = pg_row(ctx, b, &recs[i]);
             if (r == SL_ERR_RECORD) {
                 continue;
+            }
+            if (r != SL_OK && r != SL_ERR_NOMEM) {
+                fail = "a record was rejected";
+                abort_rc = r;
+                break;
             }
             if (r != SL_OK || sl__pg_copy_line(&data, &b->row, ctx->ncols) != SL_OK) {
                 fail = "out of memory";
@@ -521,6 +524,8 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
     }
     if (pg_res_ok(res)) {
         rc = SL_OK;
+    } else if (abort_rc != SL_OK) {
+        rc = abort_rc; /* the COPY was abandoned on purpose; the record was reported */
     } else if (fail && strcmp(fail, "out of memory") == 0) {
         sl_instance_error(ctx->ins, "postgres: COPY: out of memory");
         rc = SL_ERR_NOMEM;
@@ -604,7 +609,9 @@ static int pg_insert_one_by_one(sl_pg_ctx *ctx, pg_batch *b)
                      pg_sqlstate(rej));
             PQclear(rej);
             b->written--;
-            pg_log_skipped(ctx, b, b->recs[i], why);
+            if ((rc = pg_reject(b, b->recs[i], why)) != SL_OK) {
+                return rc; /* the transaction is rolled back */
+            }
             rc = pg_simple(ctx, "ROLLBACK TO SAVEPOINT sluice_row", "ROLLBACK TO SAVEPOINT");
         } else if (rc == SL_OK) {
             rc = pg_simple(ctx, "RELEASE SAVEPOINT sluice_row", "RELEASE SAVEPOINT");
@@ -756,6 +763,11 @@ static int pg_txn(sl_pg_ctx *ctx, pg_batch *b, const char *const *key, bool *ski
         PQclear(res);
     }
 
+    /* The dead letters of the batch exist before it commits (at least once). */
+    if ((rc = sl_batch_output_flush_rejects(b->out)) != SL_OK) {
+        pg_rollback(ctx);
+        return rc;
+    }
     res = pg_exec(ctx, "COMMIT", NULL, 0, NULL, "COMMIT", &rc);
     if (!res) {
         return rc; /* committed or not: the retry finds out through the commit row */
@@ -866,7 +878,7 @@ static int pg_start(void *data)
     return rc == SL_OK ? SL_OK : SL_ERR_INVAL;
 }
 
-/* Writes one batch: see the file comment. Runs on the job thread. */
+/* Writes one batch: see the file comment. Runs on the sink's output thread. */
 static int pg_write(void *data, const sl_batch_output *out)
 {
     sl_pg_ctx *ctx = data;
@@ -906,16 +918,10 @@ static int pg_write(void *data, const sl_batch_output *out)
         sl_instance_log(ctx->ins, SL_LOG_INFO,
                         "batch %" PRId64 " already committed (a replay): skipped", out->batch_time);
     } else if (rc == SL_OK) {
-        if (b.skipped > 0) {
-            atomic_fetch_add(&ctx->skipped_records, b.skipped);
-            sl_instance_log(ctx->ins, SL_LOG_WARN,
-                            "batch %" PRId64 ": %" PRIu64 " records skipped (not written), %" PRIu64
-                            " written; %" PRIu64 " skipped since start",
-                            out->batch_time, b.skipped, b.written,
-                            atomic_load(&ctx->skipped_records));
-        }
-        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "batch %" PRId64 ": %" PRIu64 " rows committed",
-                        out->batch_time, b.written);
+        /* The engine sums up the rejected records (sl_batch_output_reject). */
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG,
+                        "batch %" PRId64 ": %" PRIu64 " rows committed, %" PRIu64 " rejected",
+                        out->batch_time, b.written, b.skipped);
     } else if (rc == PG_ERR_DATA) {
         rc = SL_ERR_RETRY; /* careful mode handles data errors; cannot happen */
     }

@@ -93,10 +93,9 @@ typedef struct sl_pg_ctx {
     sl_pg_sql sql;
     char *password; /* the conninfo's password: scrubbed from messages; NULL if none */
 
-    /* Connection: used by the job thread only. */
+    /* Connection: used by the sink's writes only, one at a time. */
     struct pg_conn *conn;
     uint64_t writes; /* batches written, for pruning every so often */
-    _Atomic uint64_t skipped_records;
 } sl_pg_ctx;
 
 /* ==== postgres_config.c ==== */

@@ -8,11 +8,14 @@
  *
  * The commit key is <commit_prefix><pipeline>:<sink>[:<instance>]:<batch time>. Commands
  * are written pipeline_depth at a time before their replies are read. A record that cannot
- * make its command (no number for an increment) is skipped, counted and logged, and so is
- * one whose command fails inside EXEC (WRONGTYPE): Redis runs the others. Connection
- * problems return SL_ERR_RETRY: the engine retries with backoff and each attempt
- * reconnects. Every call runs on the job thread. Arguments are passed with their lengths
- * (binary-safe). */
+ * make its command (no number for an increment) is rejected (sl_batch_output_reject: left
+ * out, counted, logged, sent to the sink's dead letters, which are made durable just before
+ * EXEC; with errors.tolerance none the transaction is dropped and the pipeline stops), and
+ * so is one whose command fails inside EXEC (WRONGTYPE): Redis runs the others. Those are
+ * known only once EXEC ran: their dead letters are written after it, and errors.tolerance
+ * none cannot keep the rest of the batch out. Connection problems return SL_ERR_RETRY: the
+ * engine retries with backoff and each attempt reconnects. Calls never overlap (one thread
+ * at a time). Arguments are passed with their lengths (binary-safe). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +25,6 @@
 #include <hiredis/hiredis.h>
 
 #include "redis.h"
-
-#define REDIS_LOG_SKIPPED 5 /* skipped records logged one by one per batch */
 
 /* ==== Errors ==== */
 
@@ -155,20 +156,12 @@ typedef struct redis_batch {
     uint64_t written, skipped;
 } redis_batch;
 
-static void redis_log_skipped(sl_redis_ctx *ctx, redis_batch *b, const sl_record *r,
-                              const char *why)
+/* Leaves r out: the engine counts, logs and dead-letters it. Returns SL_OK, or the code
+ * that aborts the write (errors.tolerance none). */
+static int redis_reject(redis_batch *b, const sl_record *r, const char *why)
 {
     b->skipped++;
-    if (b->skipped > REDIS_LOG_SKIPPED) {
-        return;
-    }
-    const sl_record_meta *m = r->meta;
-    sl_instance_log(ctx->ins, SL_LOG_WARN,
-                    "batch %" PRId64 ": record skipped (source %s, topic %s, partition %d, "
-                    "offset %" PRId64 "): %s",
-                    b->out->batch_time, m && m->source ? m->source : "-",
-                    m && m->topic ? m->topic : "-", m ? (int)m->partition : -1,
-                    m ? m->offset : (int64_t)-1, why);
+    return sl_batch_output_reject(b->out, r, why);
 }
 
 /* Appends a command inside MULTI, remembering its record. */
@@ -274,7 +267,10 @@ static int redis_exec_reply(sl_redis_ctx *ctx, redis_batch *b)
                 char why[256];
                 snprintf(why, sizeof(why), "failed in EXEC: %.200s", e->str);
                 b->written--;
-                redis_log_skipped(ctx, b, r, why);
+                int rrc = redis_reject(b, r, why);
+                if (rrc != SL_OK && rc == SL_OK) {
+                    rc = rrc; /* tolerance none: too late to keep the others out */
+                }
             } else {
                 sl_instance_error(ctx->ins, "redis: batch %" PRId64 ": writing the commit key: %s",
                                   b->out->batch_time, e->str);
@@ -306,7 +302,7 @@ static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_redis_buf *ck, 
             char why[256];
             int r = sl__redis_build(ctx, &recs[i], b->out->batch_time, &cmds, why, sizeof(why));
             if (r == SL_ERR_RECORD) {
-                redis_log_skipped(ctx, b, &recs[i], why);
+                rc = redis_reject(b, &recs[i], why);
                 continue;
             }
             if (r != SL_OK) {
@@ -335,6 +331,9 @@ static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_redis_buf *ck, 
     const char *set[5] = {"SET", ck->p, inputs, "PX", ttl};
     size_t setlen[5] = {3, ck->len, strlen(inputs), 2, strlen(ttl)};
     rc = redis_queue(ctx, b, NULL, 5, set, setlen);
+    if (rc == SL_OK) {
+        rc = sl_batch_output_flush_rejects(b->out); /* dead letters exist before EXEC */
+    }
     if (rc == SL_OK && redisAppendCommand(ctx->conn, "EXEC") != REDIS_OK) {
         rc = redis_map_error(ctx, NULL, "EXEC");
     }
@@ -375,7 +374,7 @@ static int redis_start(void *data)
     return rc == SL_OK ? SL_OK : SL_ERR_INVAL;
 }
 
-/* Writes one batch: see the file comment. Runs on the job thread. */
+/* Writes one batch: see the file comment. Runs on the sink's output thread. */
 static int redis_write(void *data, const sl_batch_output *out)
 {
     sl_redis_ctx *ctx = data;
@@ -397,12 +396,11 @@ static int redis_write(void *data, const sl_batch_output *out)
                         "batch %" PRId64 " already committed (a replay): "
                         "skipped",
                         out->batch_time);
-    } else if (rc == SL_OK && b.skipped > 0) {
-        atomic_fetch_add(&ctx->skipped_records, b.skipped);
-        sl_instance_log(ctx->ins, SL_LOG_WARN,
-                        "batch %" PRId64 ": %" PRIu64 " records skipped (not written), %" PRIu64
-                        " written; %" PRIu64 " skipped since start",
-                        out->batch_time, b.skipped, b.written, atomic_load(&ctx->skipped_records));
+    } else if (rc == SL_OK) {
+        /* The engine sums up the rejected records (sl_batch_output_reject). */
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG,
+                        "batch %" PRId64 ": %" PRIu64 " records written, %" PRIu64 " rejected",
+                        out->batch_time, b.written, b.skipped);
     }
     free(b.recs);
     sl__redis_buf_free(&ck);

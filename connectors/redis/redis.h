@@ -95,9 +95,8 @@ typedef struct sl_redis_ctx {
     sl_redis_tpl tkey, tfield, tvalue, tmember;
     char ttl_text[24], trim_text[24], maxlen_text[24];
 
-    /* Connection: used by the job thread only. */
+    /* Connection: used by the sink's writes only, one at a time. */
     struct redisContext *conn;
-    _Atomic uint64_t skipped_records;
 } sl_redis_ctx;
 
 /* ==== redis_config.c ==== */

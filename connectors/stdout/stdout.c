@@ -12,8 +12,7 @@
 
 /* ==== Record formatting ==== */
 
-/* The shortest "%.Ng" form of d that reads back as d (at most 17 digits). */
-static void record_format_double(double d, char *buf, size_t size)
+void sl__record_format_double(double d, char *buf, size_t size)
 {
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, size, "%.*g", prec, d);
@@ -35,7 +34,7 @@ int sl__record_write(FILE *f, const sl_record *r)
         fprintf(f, "%" PRId64, r->num.i);
     } else if (r->num_type == SL_NUM_DOUBLE) {
         char num[32];
-        record_format_double(r->num.d, num, sizeof(num));
+        sl__record_format_double(r->num.d, num, sizeof(num));
         fputs(num, f);
     } else if (r->value_len > 0) {
         fwrite(r->value, 1, r->value_len, f);
@@ -60,8 +59,9 @@ static int stdout_init(sl_instance *ins, void *data, char *errstr, size_t errsiz
     return SL_OK;
 }
 
-/* Prints the batch as Spark's print() does, flushed once. Runs on the job thread; stdout is
- * locked for the batch so that two print sinks do not interleave. */
+/* Prints the batch as Spark's print() does, flushed once. Runs on the sink's output thread;
+ * stdout is locked for the batch so that two print sinks, which write concurrently, do not
+ * interleave. */
 static int stdout_write(void *data, const sl_batch_output *out)
 {
     sl_stdout_ctx *ctx = data;

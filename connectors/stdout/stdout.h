@@ -17,5 +17,7 @@ typedef struct sl_stdout_ctx {
  * in the shortest form that reads back the same). Bytes are written as they are, NUL
  * included, followed by "\n". Returns 0, or -1 when f reported an error. Does not lock f. */
 int sl__record_write(FILE *f, const sl_record *r);
+/* The shortest "%.Ng" form of d that reads back as d (at most 17 digits), into buf. */
+void sl__record_format_double(double d, char *buf, size_t size);
 
 #endif /* SL_STDOUT_H */

@@ -36,10 +36,8 @@ int sl__lines_batch_add(sl_lines_batch *b, const char *topic, int64_t offset, co
                         size_t len, int64_t ts)
 {
     sl_record_meta *m = &b->meta[b->n];
-    m->source = sl_instance_name(b->ins);
-    m->topic = topic;
-    m->partition = -1;
-    m->offset = offset;
+    *m = (sl_record_meta){
+        .source = sl_instance_name(b->ins), .topic = topic, .partition = -1, .offset = offset};
 
     sl_record *r = &b->recs[b->n];
     memset(r, 0, sizeof(*r));

@@ -70,19 +70,16 @@ sl_setup() {
     trap 'sl_fail "interrupted"' INT TERM
 }
 
-# Prints a TCP port on 127.0.0.1 that is free now (the kernel's choice).
+# Prints a TCP port on 127.0.0.1 that is free now: a random one in 20000-59999 that no TCP
+# socket of this machine uses as its local port (/proc/net/tcp and tcp6, any state) and on
+# which nothing accepts a connection.
 sl_free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-        return
-    fi
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 40000))
+    local port used
+    used=$(awk 'FNR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 \
+        2>/dev/null | sort -u | tr '\n' ' ')
+    for _ in $(seq 1 200); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        case " $used " in *" $(printf '%04X' "$port") "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return

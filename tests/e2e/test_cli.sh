@@ -53,11 +53,10 @@ has() {
 
 # A free TCP port on 127.0.0.1.
 free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
+    (
+        . "$SLUICE_SRC/tests/e2e/lib.sh"
+        sl_free_port
+    )
 }
 
 # wait_exit PID TIMEOUT_S: waits for a background process; sets RC (124 on timeout, after
@@ -316,14 +315,14 @@ fi
 
 # A source that cannot bind its port is a runtime failure: exit 1.
 port=$(free_port)
-python3 -c 'import socket, sys, time
-s = socket.socket()
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen()
-time.sleep(30)' "$port" &
+# netcat listens on the port for 30 s (-k: again after each connection, such as the probe's).
+timeout 30 nc -lk 127.0.0.1 "$port" </dev/null >/dev/null 2>&1 &
 holder=$!
 BG_PIDS+=("$holder")
-sleep 0.5
+for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+done
 RC=0
 PORT=$port timeout 30 "$SLUICE_BIN" run "$SLUICE_SRC/config/network_wordcount_listen.yaml" \
     >"$WORK/busy.out" 2>"$WORK/busy.err" || RC=$?

@@ -30,11 +30,12 @@ check() { # WHAT COMMAND...
 D=$SLUICE_SRC/docker
 COMPOSE=$D/docker-compose.yml
 ENVEX=$D/.env.example
-PY=$SLUICE_SRC/tests/e2e/compose.py
+CS=$SLUICE_SRC/tests/e2e/compose.sh
 
 command -v docker-compose >/dev/null 2>&1 ||
     sl_fail "docker-compose is not installed (tests/infra/deps.sh installs Debian's)"
-python3 -c 'import yaml' 2>/dev/null || sl_fail "python3-yaml is missing (a docker-compose dependency)"
+command -v yq >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 ||
+    sl_fail "yq and jq are not installed (tests/infra/deps.sh installs Debian's)"
 
 # ==== The compose file's syntax and its secrets ====
 
@@ -68,12 +69,12 @@ check "every variable of .env.example is used${unused:+ (unused: $unused)}" test
 # ==== Files it mounts and builds from ====
 
 nbinds=0
-for svc in $(python3 "$PY" services <"$SL_TMP/resolved.yml"); do
+for svc in $(bash "$CS" services <"$SL_TMP/resolved.yml"); do
     while IFS=$'\t' read -r src dst; do
         [ -n "$src" ] || continue
         nbinds=$((nbinds + 1))
         check "$svc mounts $src (exists) at $dst" test -e "$src"
-    done < <(python3 "$PY" binds "$svc" <"$SL_TMP/resolved.yml")
+    done < <(bash "$CS" binds "$svc" <"$SL_TMP/resolved.yml")
 done
 check "the compose file mounts files ($nbinds binds)" test "$nbinds" -ge 4
 check "docker/sample/lines.txt and events.jsonl are not empty" \
@@ -83,20 +84,20 @@ check "the build context holds the Dockerfile (context .., docker/Dockerfile)" \
 
 # ==== Each sluice service against its pipeline file ====
 
-services=$(python3 "$PY" sluice-services <"$SL_TMP/resolved.yml")
+services=$(bash "$CS" sluice-services <"$SL_TMP/resolved.yml")
 check "sluice services: $(echo $services)" test "$(echo "$services" | wc -w)" -ge 2
 image_cmd=$(grep -E '^CMD \[' "$D/Dockerfile" | tail -n 1)
 for svc in $services; do
-    cfg=$(python3 "$PY" config "$svc" <"$SL_TMP/resolved.yml") || {
+    cfg=$(bash "$CS" config "$svc" <"$SL_TMP/resolved.yml") || {
         fail "$svc: its command's file is not mounted"
         continue
     }
     check "$svc runs $(basename "$cfg") from config/examples/" \
         test "$(dirname "$cfg")" = "$SLUICE_SRC/config/examples"
-    target=$(python3 "$PY" command "$svc" <"$SL_TMP/resolved.yml" | sed -n 2p)
+    target=$(bash "$CS" command "$svc" <"$SL_TMP/resolved.yml" | sed -n 2p)
     check "$svc: the image's CMD runs the same file ($target)" \
         grep -qF "\"$target\"" <<<"$image_cmd"
-    python3 "$PY" env "$svc" <"$SL_TMP/resolved.yml" >"$SL_TMP/$svc.env"
+    bash "$CS" env "$svc" <"$SL_TMP/resolved.yml" >"$SL_TMP/$svc.env"
     set_vars=$(cut -d= -f1 "$SL_TMP/$svc.env" | sort -u)
     # The pipeline's variables: all of them, and those without a default.
     cfg_vars=$({ grep -v '^[[:space:]]*#' "$cfg" | grep -oE '\$\{[A-Za-z_][A-Za-z0-9_]*' || true; } |
@@ -126,23 +127,24 @@ for svc in $services; do
     else
         fail "$svc: sluice check with its environment: exit $RC: $(tail -n 3 "$SL_TMP/$svc.check")"
     fi
-    ports=$(python3 "$PY" ports "$svc" <"$SL_TMP/resolved.yml")
+    ports=$(bash "$CS" ports "$svc" <"$SL_TMP/resolved.yml")
     check "$svc publishes its HTTP port 4040, on 127.0.0.1 only ($(echo $ports))" \
         bash -c "grep -qE '^127\.0\.0\.1:[0-9]+:4040(/tcp)?$' <<<'$ports' &&
             ! grep -vqE '^127\.0\.0\.1:' <<<'$ports'"
-    deps=$(python3 "$PY" depends "$svc" <"$SL_TMP/resolved.yml")
+    deps=$(bash "$CS" depends "$svc" <"$SL_TMP/resolved.yml")
     check "$svc waits for a healthy kafka and a finished kafka-setup" \
         bash -c "grep -qx 'kafka service_healthy' <<<'$deps' &&
             grep -qx 'kafka-setup service_completed_successfully' <<<'$deps'"
 done
 # The services that sluice waits for have a healthcheck.
 for svc in kafka postgres redis; do
-    check "$svc has a healthcheck" test -n "$(python3 "$PY" healthcheck "$svc" <"$SL_TMP/resolved.yml")"
+    check "$svc has a healthcheck" \
+        test -n "$(bash "$CS" healthcheck "$svc" <"$SL_TMP/resolved.yml")"
 done
 # Scale-out: two services run the same file with the same group and their own INSTANCE.
 wc_services=""
 for svc in $services; do
-    if [ "$(python3 "$PY" config "$svc" <"$SL_TMP/resolved.yml")" = \
+    if [ "$(bash "$CS" config "$svc" <"$SL_TMP/resolved.yml")" = \
         "$SLUICE_SRC/config/examples/kafka-wordcount-postgres.yaml" ]; then
         wc_services="$wc_services $svc"
     fi
@@ -161,7 +163,7 @@ check "the runtime stage runs as the user sluice" \
     bash -c "awk '/^FROM/ { n++ } n == 2' '$df' | grep -qE '^USER sluice'"
 check "volumes /etc/sluice and /var/lib/sluice" \
     grep -qE '^VOLUME \["/etc/sluice", "/var/lib/sluice"\]' "$df"
-runtime=$(python3 "$PY" dockerfile-runtime-packages "$df")
+runtime=$(bash "$CS" dockerfile-runtime-packages "$df")
 check "the runtime stage installs no -dev package" bash -c "! grep -q -- '-dev$' <<<'$runtime'"
 for lib in $(LC_ALL=C readelf -d "$SLUICE_BIN" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
     pkgs=$({ dpkg -S "*/$lib" 2>/dev/null || true; } | cut -d: -f1 | sort -u)
@@ -181,7 +183,7 @@ check "the build stage installs the -dev packages of deps.sh" test "$want_dev" =
 
 # The HEALTHCHECK command, run here: against sluice with a token, with a wrong one, and with
 # nothing listening.
-hc=$(python3 "$PY" dockerfile-healthcheck "$df")
+hc=$(bash "$CS" dockerfile-healthcheck "$df")
 check "HEALTHCHECK GETs /health" grep -qF '/health' <<<"$hc"
 port=$(sl_free_port)
 cat >"$SL_TMP/hc.yaml" <<'EOF'

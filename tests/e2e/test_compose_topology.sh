@@ -12,11 +12,13 @@
 # Checks: the two word-count instances split the topic's partitions (one consumer group) and
 # both process records; the PostgreSQL table equals an independent count of
 # docker/sample/lines.txt (awk), their partial counts added up; the metrics instance's Redis
-# hashes equal awk's per-service counts, errors and maximum latency of
+# hashes equal jq's per-service counts, errors and maximum latency of
 # docker/sample/events.jsonl; the Dockerfile's HEALTHCHECK passes against each instance; all
 # stop gracefully. Needs the servers: ctest label integration (tests/run.sh starts them).
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/lib.sh" # sl_free_port
+set -euo pipefail
 
 it_setup 170
 kafka_up
@@ -36,7 +38,7 @@ q() {
 rcli() { timeout 10 redis-cli -h "$(rv REDIS_HOST)" -p "$(rv REDIS_PORT)" "$@"; }
 
 D=$SLUICE_SRC/docker
-PY=$SLUICE_SRC/tests/e2e/compose.py
+CS=$SLUICE_SRC/tests/e2e/compose.sh
 ENVFILE=$D/.env
 [ -f "$ENVFILE" ] || ENVFILE=$D/.env.example
 env -i PATH="$PATH" HOME="$IT_TMP" timeout 60 docker-compose --env-file "$ENVFILE" \
@@ -47,8 +49,8 @@ it_log "the compose file resolved with $(basename "$ENVFILE")"
 # ==== The services, as the compose file defines them ====
 
 run=$$$RANDOM
-SERVICES=$(python3 "$PY" sluice-services <"$IT_TMP/resolved.yml")
-python3 "$PY" env kafka-setup <"$IT_TMP/resolved.yml" >"$IT_TMP/kafka-setup.env"
+SERVICES=$(bash "$CS" sluice-services <"$IT_TMP/resolved.yml")
+bash "$CS" env kafka-setup <"$IT_TMP/resolved.yml" >"$IT_TMP/kafka-setup.env"
 setup_var() { sed -n "s/^$1=//p" "$IT_TMP/kafka-setup.env"; }
 PARTITIONS=$(setup_var KAFKA_PARTITIONS)
 [ -n "$PARTITIONS" ] || it_abort "kafka-setup sets no KAFKA_PARTITIONS"
@@ -70,20 +72,16 @@ native_env() {
         PG_TABLE) value=${value}_$run ;;
         esac
         printf '%s=%s\n' "$name" "$value"
-    done < <(python3 "$PY" env "$svc" <"$IT_TMP/resolved.yml")
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+    done < <(bash "$CS" env "$svc" <"$IT_TMP/resolved.yml")
 }
 
 declare -A PORT PID CFG
 for svc in $SERVICES; do
-    PORT[$svc]=$(free_port)
-    CFG[$svc]=$(python3 "$PY" config "$svc" <"$IT_TMP/resolved.yml") ||
+    PORT[$svc]=$(sl_free_port)
+    while [[ " ${PORT[*]} " == *" ${PORT[$svc]} "*" ${PORT[$svc]} "* ]]; do # taken by another
+        PORT[$svc]=$(sl_free_port)
+    done
+    CFG[$svc]=$(bash "$CS" config "$svc" <"$IT_TMP/resolved.yml") ||
         it_abort "$svc: no pipeline file mounted"
     mkdir -p "$IT_TMP/$svc"
     native_env "$svc" "${PORT[$svc]}" >"$IT_TMP/$svc.env"
@@ -183,7 +181,7 @@ fi
 api_records() { # SERVICE: records its inputs took, from /api/v1/inputs
     curl -fsS --max-time 5 -H "Authorization: Bearer $TOKEN" \
         "http://127.0.0.1:${PORT[$1]}/api/v1/inputs" |
-        python3 -c 'import json, sys; print(sum(i["records"] for i in json.load(sys.stdin)))'
+        jq -e 'map(.records) | add // 0'
 }
 r1=$(api_records "$WC1" || echo 0)
 r2=$(api_records "$WC2" || echo 0)
@@ -194,22 +192,13 @@ it_eq "together they took every line once" "$(wc -l <"$D/sample/lines.txt" | tr 
 
 # ==== The windowed metrics in Redis ====
 
-expected_metrics() { # count|errors|max: "service|value" per service, sorted (Python's json)
-    python3 - "$D/sample/events.jsonl" "$1" <<'EOF'
-import json, sys
-agg = {}
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if sys.argv[2] == "count":
-        agg[e["service"]] = agg.get(e["service"], 0) + 1
-    elif sys.argv[2] == "errors":
-        if e["status"] >= 500:
-            agg[e["service"]] = agg.get(e["service"], 0) + 1
-    else:
-        agg[e["service"]] = max(agg.get(e["service"], 0), e["latency_ms"])
-for k in sorted(agg):
-    print("%s|%s" % (k, agg[k]))
-EOF
+expected_metrics() { # count|errors|max: "service|value" per service, sorted (jq)
+    # errors: only the services with an error have a field.
+    jq -rs --arg kind "$1" 'group_by(.service)[] | {s: .[0].service, v: (
+        if $kind == "count" then length
+        elif $kind == "errors" then map(select(.status >= 500)) | length | select(. > 0)
+        else map(.latency_ms) + [0] | max end)} | "\(.s)|\(.v)"' "$D/sample/events.jsonl" |
+        LC_ALL=C sort
 }
 redis_hash() { # KEY: "field|value" per field, sorted
     rcli hgetall "$1" 2>/dev/null | paste -d'|' - - | LC_ALL=C sort
@@ -227,7 +216,7 @@ done
 
 # ==== The image's health check, against each instance ====
 
-hc=$(python3 "$PY" dockerfile-healthcheck "$D/Dockerfile")
+hc=$(bash "$CS" dockerfile-healthcheck "$D/Dockerfile")
 for svc in $SERVICES; do
     it_check "HEALTHCHECK passes against $svc" env -i PATH="$PATH" SLUICE_TOKEN="$TOKEN" \
         SLUICE_HTTP_PORT="${PORT[$svc]}" timeout 10 sh -c "$hc"

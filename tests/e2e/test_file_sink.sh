@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_file_sink.sh -- saveAsTextFiles end to end: lines sent to a listening tcp source are
-# counted and each batch is saved as <prefix>-<batch ms>.txt/part-NNNNN; no temporary
-# directory is left behind, and the saved counts add up to what was sent.
+# counted and each batch is saved as <prefix>-<batch ms>.txt/part-NNNNN with its
+# _manifest.json; no temporary directory is left behind, and the saved counts add up to what
+# was sent.
 source "$(dirname "$0")/lib.sh"
 sl_setup
 
@@ -56,7 +57,7 @@ green=$(saved | sl_sum_counts /dev/stdin green)
 [ "$red" = 600 ] && [ "$green" = 300 ] || sl_fail "saved counts: red=$red green=$green"
 ls -A "$out/sub" | grep -v -E '^counts-[0-9]+\.txt$' && sl_fail "unexpected entries in $out/sub"
 for d in "$out"/sub/counts-*.txt; do
-    [ "$(ls "$d")" = "$(printf 'part-00000\npart-00001\npart-00002')" ] ||
+    [ "$(ls "$d")" = "$(printf '_manifest.json\npart-00000\npart-00001\npart-00002')" ] ||
         sl_fail "$d holds $(ls "$d" | tr '\n' ' ')"
 done
 n=$(ls -d "$out"/sub/counts-*.txt | wc -l)

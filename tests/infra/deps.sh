@@ -10,13 +10,15 @@ PKGS=(
     kcat postgresql redis-server redis-tools
     netcat-openbsd procps curl
     docker-compose
+    yq jq
     chromium prometheus
 )
-# docker-compose checks docker/docker-compose.yml (its `config`: no container engine needed)
-# and brings python3-yaml, with which the compose tests read it. The status page's browser
-# test drives Chromium with playwright-core from npm; promtool (Debian's prometheus package)
-# checks /metrics. Node.js and npm come with the machine;
-# install Debian's where they do not.
+# docker-compose checks docker/docker-compose.yml (its `config`: no container engine needed).
+# yq (Debian's: the jq wrapper for YAML) reads its output in tests/e2e/compose.sh; jq reads
+# the JSON of the tests (the HTTP API, sample events, the file sink's output). The status
+# page's browser test drives Chromium with playwright-core from npm; promtool (Debian's
+# prometheus package) checks /metrics. Node.js and npm come with the machine; install
+# Debian's where they do not.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 

@@ -9,10 +9,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../connectors/kafka/kafka.h"
 #include "../../connectors/kafka/kafka_ranges.h"
 #include "cu_main.h"
 #include "sl_engine.h"
 #include "sl_metrics.h"
+#include "sl_wal.h"
+#include "sl_yamlops.h"
 #include "support.h"
 
 /* ==== Offset ranges ==== */
@@ -168,6 +175,60 @@ static void test_options_errors_name_the_problem(void)
     sl_context_destroy(ctx);
 }
 
+/* Adds a kafka source with the options (key, value, ..., NULL) and returns what it logged
+ * to stderr (static buffer). */
+static const char *add_source_logs(sl_context *ctx, const char *name, ...)
+{
+    static char logged[4096];
+    logged[0] = '\0';
+    char path[] = "/tmp/sluice-test-kafka-log-XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    sl_options *o = sl_options_new();
+    va_list ap;
+    va_start(ap, name);
+    for (const char *k = va_arg(ap, const char *); k; k = va_arg(ap, const char *)) {
+        sl_options_set(o, k, va_arg(ap, const char *));
+    }
+    va_end(ap);
+    char err[256];
+    CU_ASSERT(sl_context_add_source(ctx, "kafka", name, o, err, sizeof(err)) != NULL);
+    sl_options_destroy(o);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, logged, sizeof(logged) - 1, 0);
+    logged[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return logged;
+}
+
+/* The warning about a first batch that takes a whole topic read from the earliest offsets:
+ * given without a bound, not when backpressure's initial rate bounds it. */
+static void test_options_earliest_warning_knows_backpressure_initial_rate(void)
+{
+    sl_context *ctx = ts_context(1000, 1);
+    CU_ASSERT(strstr(add_source_logs(ctx, "a", "brokers", "localhost:9092", "topics", "a", "start",
+                                     "earliest", NULL),
+                     "first batch takes every message") != NULL);
+    sl_context_destroy(ctx);
+    ctx = ts_context(1000, 1);
+    sl_backpressure_conf bp;
+    sl_backpressure_defaults(&bp);
+    bp.enabled = true;
+    bp.initial_rate = 1000;
+    char err[256];
+    CU_ASSERT_EQUAL(sl_context_set_backpressure(ctx, &bp, err, sizeof(err)), SL_OK);
+    CU_ASSERT(strstr(add_source_logs(ctx, "b", "brokers", "localhost:9092", "topics", "a", "start",
+                                     "earliest", NULL),
+                     "first batch takes every message") == NULL);
+    sl_context_destroy(ctx);
+}
+
 static void test_options_bad_property_is_named_secret_hidden(void)
 {
     sl_context *ctx = ts_context(1000, 1);
@@ -203,6 +264,10 @@ typedef struct krec {
     int32_t partition;
     int64_t offset;
     int64_t batch;
+    char key[64];
+    char hdrs[256]; /* "name=value;" per header, "name=<null>;" for a null value */
+    uint32_t nheaders;
+    char dup[32]; /* sl_record_header(r, "dup"), "-" when none */
 } krec;
 
 typedef struct kcoll {
@@ -231,12 +296,26 @@ static int kcollect(const sl_dataset *ds, int64_t t, void *opaque)
             krec *k = &c->recs[c->n++];
             memset(k, 0, sizeof(*k));
             snprintf(k->value, sizeof(k->value), "%.*s", (int)r[i].value_len, r[i].value);
+            snprintf(k->key, sizeof(k->key), "%.*s", (int)r[i].key_len, r[i].key ? r[i].key : "");
             if (r[i].meta) {
                 snprintf(k->topic, sizeof(k->topic), "%s",
                          r[i].meta->topic ? r[i].meta->topic : "");
                 k->partition = r[i].meta->partition;
                 k->offset = r[i].meta->offset;
+                k->nheaders = r[i].meta->nheaders;
+                size_t off = 0;
+                for (uint32_t h = 0; h < r[i].meta->nheaders && off < sizeof(k->hdrs); h++) {
+                    const sl_header *hd = &r[i].meta->headers[h];
+                    int w = hd->value ? snprintf(k->hdrs + off, sizeof(k->hdrs) - off, "%s=%.*s;",
+                                                 hd->name, (int)hd->value_len, hd->value)
+                                      : snprintf(k->hdrs + off, sizeof(k->hdrs) - off, "%s=<null>;",
+                                                 hd->name);
+                    off += w > 0 ? (size_t)w : 0;
+                }
             }
+            const sl_header *dup = sl_record_header(&r[i], "dup");
+            snprintf(k->dup, sizeof(k->dup), "%.*s", dup ? (int)dup->value_len : 1,
+                     dup ? (dup->value ? dup->value : "") : "-");
             k->batch = t;
         }
     }
@@ -254,6 +333,16 @@ static void kcoll_free(kcoll *c)
 {
     free(c->recs);
     pthread_mutex_destroy(&c->lock);
+}
+
+static const krec *find_value(const kcoll *c, const char *v)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->recs[i].value, v) == 0) {
+            return &c->recs[i];
+        }
+    }
+    return NULL;
 }
 
 static int count_value(const kcoll *c, const char *v)
@@ -424,6 +513,604 @@ static void test_embedded_rate_cap_and_failed_batch_reread(void)
     kcoll_free(&c);
 }
 
+/* ==== Kafka headers ==== */
+
+/* The embedded cluster with topic (partitions each), held until emb_release. */
+static char *emb_acquire(const char *topic, int partitions)
+{
+    char err[256];
+    const char *topics[] = {topic, NULL};
+    char *bs = sl__kafka_embedded_acquire(topics, partitions, false, 0, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bs);
+    return bs;
+}
+
+static rd_kafka_t *raw_producer(const char *bootstrap)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rk);
+    return rk;
+}
+
+/* Produces value to topic/partition with headers given as "name=value" strings ("name" alone:
+ * a null value), NULL-terminated; extra (may be NULL) is added after them. */
+static void produce_hdrs(rd_kafka_t *rk, const char *topic, int32_t partition, const char *value,
+                         const char *const *hdrs, rd_kafka_headers_t *extra)
+{
+    rd_kafka_headers_t *h = extra ? extra : rd_kafka_headers_new(8);
+    for (size_t i = 0; hdrs && hdrs[i]; i++) {
+        const char *eq = strchr(hdrs[i], '=');
+        if (eq) {
+            rd_kafka_header_add(h, hdrs[i], eq - hdrs[i], eq + 1, -1);
+        } else {
+            rd_kafka_header_add(h, hdrs[i], -1, NULL, 0);
+        }
+    }
+    if (rd_kafka_header_cnt(h) == 0) {
+        rd_kafka_headers_destroy(h);
+        h = NULL;
+    }
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    CU_ASSERT_EQUAL(err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (err && h) {
+        rd_kafka_headers_destroy(h);
+    }
+}
+
+/* Five messages over three partitions: headers, a null and an empty value, none, many (203)
+ * with a repeated name, and one with a tenant only. */
+static void produce_header_sample(const char *bootstrap, const char *topic)
+{
+    rd_kafka_t *rk = raw_producer(bootstrap);
+    static const char *const h0[] = {"trace=t0", "tenant=acme", NULL};
+    static const char *const h1[] = {"flag", "empty=", "tenant=bolt", NULL};
+    static const char *const h3[] = {"tenant=acme", "dup=first", "dup=last", NULL};
+    static const char *const h4[] = {"tenant=acme", NULL};
+    produce_hdrs(rk, topic, 0, "m0", h0, NULL);
+    produce_hdrs(rk, topic, 0, "m1", h1, NULL);
+    produce_hdrs(rk, topic, 1, "m2", NULL, NULL);
+    rd_kafka_headers_t *many = rd_kafka_headers_new(256);
+    for (int i = 0; i < 200; i++) {
+        char name[16], value[16];
+        snprintf(name, sizeof(name), "h%d", i);
+        snprintf(value, sizeof(value), "v%d", i);
+        rd_kafka_header_add(many, name, -1, value, -1);
+    }
+    produce_hdrs(rk, topic, 1, "m3", h3, many);
+    produce_hdrs(rk, topic, 2, "m4", h4, NULL);
+    CU_ASSERT_EQUAL(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+/* What produce_header_sample's messages must look like when they arrive (with the
+ * partitions and offsets they were produced to when positions is true). */
+static void check_header_sample(const kcoll *c, bool positions)
+{
+    const krec *m0 = find_value(c, "m0"), *m1 = find_value(c, "m1"), *m2 = find_value(c, "m2");
+    const krec *m3 = find_value(c, "m3"), *m4 = find_value(c, "m4");
+    CU_ASSERT_FATAL(m0 && m1 && m2 && m3 && m4);
+    CU_ASSERT_STRING_EQUAL(m0->hdrs, "trace=t0;tenant=acme;");
+    CU_ASSERT_EQUAL(m0->nheaders, 2);
+    CU_ASSERT_STRING_EQUAL(m1->hdrs, "flag=<null>;empty=;tenant=bolt;");
+    CU_ASSERT_EQUAL(m2->nheaders, 0);
+    CU_ASSERT_STRING_EQUAL(m2->hdrs, "");
+    CU_ASSERT_EQUAL(m3->nheaders, 203);
+    CU_ASSERT(strncmp(m3->hdrs, "h0=v0;h1=v1;", 12) == 0);
+    CU_ASSERT_STRING_EQUAL(m3->dup, "last");
+    CU_ASSERT_STRING_EQUAL(m0->dup, "-");
+    CU_ASSERT_STRING_EQUAL(m4->hdrs, "tenant=acme;");
+    if (positions) {
+        CU_ASSERT(m0->partition == 0 && m1->partition == 0 && m3->partition == 1);
+        CU_ASSERT(m0->offset == 0 && m1->offset == 1 && m2->offset == 0 && m3->offset == 1);
+    }
+}
+
+/* Streams for the header checks: every record collected, and (tenant header, count) by
+ * key (records without the header are rejected). */
+typedef struct hdr_pipe {
+    kcoll all;
+    ts_out counts;
+    sl_yamlop *key, *one;
+} hdr_pipe;
+
+static void hdr_pipe_build(hdr_pipe *hp, sl_stream *src)
+{
+    char err[256];
+    kcoll_init(&hp->all);
+    hp->key = sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "tenant", err, sizeof(err));
+    hp->one = sl_yamlops_value_literal_new("1", err, sizeof(err));
+    CU_ASSERT_FATAL(hp->key && hp->one);
+    CU_ASSERT(sl_stream_foreach_batch(src, kcollect, &hp->all) == SL_OK);
+    sl_stream *s = sl_stream_key_by(src, sl_yamlops_map, hp->key);
+    s = sl_stream_map_values(s, sl_yamlops_map, hp->one);
+    s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 1);
+    CU_ASSERT(ts_collect(s, &hp->counts) == SL_OK);
+}
+
+static void hdr_pipe_free(hdr_pipe *hp)
+{
+    kcoll_free(&hp->all);
+    sl_yamlops_destroy(hp->key);
+    sl_yamlops_destroy(hp->one);
+}
+
+static void test_headers_direct_mode(void)
+{
+    char *bs = emb_acquire("unit-hdr", 3);
+    produce_header_sample(bs, "unit-hdr");
+    char err[512];
+    sl_context *ctx = ts_context(1000, 2);
+    CU_ASSERT_FATAL(add_source(ctx, "k", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-hdr", "start", "earliest", "headers", "true", NULL));
+    hdr_pipe hp;
+    hdr_pipe_build(&hp, ctx->streams);
+    sl_batch_info info;
+    uint64_t failed = 0;
+    int64_t t = step_time(1000, 0);
+    for (int k = 0; k < 5 && hp.all.n < 5; k++, t += 1000) {
+        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
+        failed += info.failed_records;
+    }
+    CU_ASSERT_EQUAL(hp.all.n, 5);
+    check_header_sample(&hp.all, true);
+    /* Keyed by the tenant header: m2 has none and is rejected. */
+    CU_ASSERT_STRING_EQUAL(hp.counts.text, "acme:3 bolt:1");
+    CU_ASSERT_EQUAL(failed, 1);
+    sl_context_destroy(ctx);
+    hdr_pipe_free(&hp);
+    sl__kafka_embedded_release();
+    free(bs);
+}
+
+/* Without headers: true a source does not look for headers (it costs a parse per message):
+ * records have none, and ops that read one reject them. */
+static void test_headers_off_by_default(void)
+{
+    char *bs = emb_acquire("unit-hdr-off", 3);
+    produce_header_sample(bs, "unit-hdr-off");
+    char err[512];
+    sl_context *ctx = ts_context(1000, 1);
+    CU_ASSERT_FATAL(add_source(ctx, "k", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-hdr-off", "start", "earliest", NULL));
+    hdr_pipe hp;
+    hdr_pipe_build(&hp, ctx->streams);
+    sl_batch_info info;
+    uint64_t failed = 0;
+    int64_t t = step_time(1000, 0);
+    for (int k = 0; k < 5 && hp.all.n < 5; k++, t += 1000) {
+        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
+        failed += info.failed_records;
+    }
+    CU_ASSERT_EQUAL(hp.all.n, 5);
+    for (size_t i = 0; i < hp.all.n; i++) {
+        CU_ASSERT_EQUAL(hp.all.recs[i].nheaders, 0);
+    }
+    CU_ASSERT_EQUAL(failed, 5);
+    sl_context_destroy(ctx);
+    hdr_pipe_free(&hp);
+    sl__kafka_embedded_release();
+    free(bs);
+}
+
+/* The kafka sink produces records with their headers (headers: true, the default) or
+ * without them (headers: false); read back by a direct source. */
+static void test_headers_sink_forwards_them(void)
+{
+    char *bs = emb_acquire("unit-hdr-src", 3);
+    char *bs2 = emb_acquire("unit-hdr-out", 1);
+    char *bs3 = emb_acquire("unit-hdr-none", 1);
+    produce_header_sample(bs, "unit-hdr-src");
+    char err[512];
+    sl_context *ctx = ts_context(1000, 1);
+    CU_ASSERT_FATAL(add_source(ctx, "k", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-hdr-src", "start", "earliest", "headers", "true", NULL));
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "brokers", "embedded");
+    sl_options_set(o, "topic", "unit-hdr-out");
+    CU_ASSERT_FATAL(sl_stream_to(ctx->streams, "kafka", "out", o, err, sizeof(err)) == SL_OK);
+    sl_options_set(o, "topic", "unit-hdr-none");
+    sl_options_set(o, "headers", "false");
+    CU_ASSERT_FATAL(sl_stream_to(ctx->streams, "kafka", "none", o, err, sizeof(err)) == SL_OK);
+    sl_options_destroy(o);
+    sl_batch_info info;
+    int64_t t = step_time(1000, 0);
+    uint64_t records = 0;
+    for (int k = 0; k < 5 && records < 5; k++, t += 1000) {
+        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
+        CU_ASSERT(info.outputs_succeeded == info.outputs_total);
+        records += info.records;
+    }
+    CU_ASSERT_EQUAL(records, 5);
+    sl_context_destroy(ctx);
+
+    sl_context *back = ts_context(1000, 1);
+    CU_ASSERT_FATAL(add_source(back, "with", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-hdr-out", "start", "earliest", "headers", "true", NULL));
+    CU_ASSERT_FATAL(add_source(back, "without", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-hdr-none", "start", "earliest", "headers", "true", NULL));
+    kcoll with, without;
+    kcoll_init(&with);
+    kcoll_init(&without);
+    for (sl_instance *ins = back->sources; ins; ins = ins->next) {
+        CU_ASSERT(sl_stream_foreach_batch(ins->stream, kcollect,
+                                          strcmp(ins->name, "with") == 0 ? &with : &without) ==
+                  SL_OK);
+    }
+    t = step_time(1000, 0);
+    for (int k = 0; k < 5 && (with.n < 5 || without.n < 5); k++, t += 1000) {
+        CU_ASSERT(sl__context_step(back, t, &info) == SL_OK);
+    }
+    CU_ASSERT_EQUAL(with.n, 5);
+    CU_ASSERT_EQUAL(without.n, 5);
+    if (with.n == 5) {
+        check_header_sample(&with, false);
+    }
+    for (size_t i = 0; i < without.n; i++) {
+        CU_ASSERT_EQUAL(without.recs[i].nheaders, 0);
+    }
+    sl_context_destroy(back);
+    kcoll_free(&with);
+    kcoll_free(&without);
+    for (int i = 0; i < 3; i++) {
+        sl__kafka_embedded_release();
+    }
+    free(bs);
+    free(bs2);
+    free(bs3);
+}
+
+/* The source instance of a context with one source, and its kafka context. */
+static sl_kafka_src *kafka_src_of(sl_context *ctx)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx->sources);
+    return ctx->sources->cctx;
+}
+
+/* Waits (bounded by ms) until the context's only source received at least n records. */
+static bool wait_received(sl_context *ctx, uint64_t n, int64_t ms)
+{
+    for (int64_t t = 0; t < ms; t += 50) {
+        if (atomic_load(&ctx->sources->records) >= n) {
+            return true;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50000000L};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static int rm_tree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+/* A receiver-mode context with a write-ahead log in dir, not started. */
+static sl_context *receiver_context(const char *dir, const char *topic, const char *group)
+{
+    char err[512];
+    sl_context_conf conf = {
+        .name = "hdr-rx", .batch_interval_ms = 1000, .workers = 1, .checkpoint_dir = dir};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_FATAL(add_source(ctx, "k", err, sizeof(err), "brokers", "embedded", "topics", topic,
+                               "mode", "receiver", "group", group, "start", "earliest", "wal_fsync",
+                               "never", "headers", "true", NULL));
+    return ctx;
+}
+
+typedef struct wal_seen {
+    kcoll c;
+} wal_seen;
+
+static int wal_seen_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
+{
+    (void)end;
+    sl_dataset *ds = sl__dataset_new(1, 0);
+    ds->parts[0].recs = (sl_record *)recs;
+    ds->parts[0].n = n;
+    ds->parts[0].borrowed = true;
+    kcollect(ds, 0, &((wal_seen *)arg)->c);
+    sl__dataset_release(ds);
+    return SL_OK;
+}
+
+/* Receiver mode: records keep their headers in the blocks, in the write-ahead log, and when
+ * a restart pushes the log's unprocessed records again. */
+static void test_headers_receiver_mode_survive_wal_restart(void)
+{
+    char dir[] = "/tmp/sluice-test-kafka-wal-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char *bs = emb_acquire("unit-hdr-rx", 3);
+    produce_header_sample(bs, "unit-hdr-rx");
+
+    /* Run 1: the receiver consumes and logs the five messages; no batch runs. */
+    sl_context *ctx = receiver_context(dir, "unit-hdr-rx", "g-hdr-rx");
+    CU_ASSERT_FATAL(ctx->sources->conn->start(ctx->sources->cctx) == SL_OK);
+    CU_ASSERT(wait_received(ctx, 5, 20000));
+    sl_context_destroy(ctx); /* the log is synced and the offsets committed */
+
+    /* The log holds them with their headers. */
+    char err[256];
+    sl_wal *wal = sl_wal_open(dir, "k", NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wal);
+    wal_seen ws;
+    kcoll_init(&ws.c);
+    CU_ASSERT(sl_wal_replay(wal, 0, wal_seen_block, &ws, NULL) == SL_OK);
+    CU_ASSERT_EQUAL(ws.c.n, 5);
+    if (ws.c.n == 5) {
+        check_header_sample(&ws.c, true);
+    }
+    kcoll_free(&ws.c);
+    sl_wal_close(wal);
+
+    /* Run 2: the restart pushes them again from the log (Kafka has nothing new for the group);
+     * a batch sees the headers, and ops read them. */
+    ctx = receiver_context(dir, "unit-hdr-rx", "g-hdr-rx");
+    hdr_pipe hp;
+    hdr_pipe_build(&hp, ctx->streams);
+    CU_ASSERT_FATAL(ctx->sources->conn->start(ctx->sources->cctx) == SL_OK);
+    CU_ASSERT(wait_received(ctx, 5, 20000));
+    sl_batch_info info;
+    CU_ASSERT(sl__context_step(ctx, step_time(1000, 0), &info) == SL_OK);
+    CU_ASSERT_EQUAL(hp.all.n, 5);
+    for (int i = 0; i < 5; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "m%d", i);
+        CU_ASSERT_EQUAL(count_value(&hp.all, v), 1);
+    }
+    if (hp.all.n == 5) {
+        check_header_sample(&hp.all, true);
+    }
+    CU_ASSERT_STRING_EQUAL(hp.counts.text, "acme:3 bolt:1");
+    CU_ASSERT_EQUAL(info.failed_records, 1);
+    sl_context_destroy(ctx);
+    hdr_pipe_free(&hp);
+    sl__kafka_embedded_release();
+    free(bs);
+    rm_tree(dir);
+}
+
+/* ==== Receiver mode: a push that waits long does not cost the partitions ==== */
+
+/* A second member of the group: a plain consumer that polls all along and counts the
+ * partitions the group gives it. */
+typedef struct member {
+    rd_kafka_t *rk;
+    pthread_t thread;
+    atomic_int assigned;
+    atomic_int most; /* the most it ever had */
+    atomic_bool stop;
+} member;
+
+static void member_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    member *m = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, l);
+        atomic_store(&m->assigned, l->cnt);
+        if (l->cnt > atomic_load(&m->most)) {
+            atomic_store(&m->most, l->cnt);
+        }
+    } else {
+        rd_kafka_assign(rk, NULL);
+        atomic_store(&m->assigned, 0);
+    }
+}
+
+static void *member_main(void *arg)
+{
+    member *m = arg;
+    while (!atomic_load(&m->stop)) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 50);
+        if (msg) {
+            rd_kafka_message_destroy(msg);
+        }
+    }
+    return NULL;
+}
+
+static void member_start(member *m, const char *bootstrap, const char *topic, const char *group)
+{
+    char err[256];
+    memset(m, 0, sizeof(*m));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+    rd_kafka_conf_set(conf, "session.timeout.ms", "6000", err, sizeof(err));
+    rd_kafka_conf_set(conf, "max.poll.interval.ms", "6000", err, sizeof(err));
+    rd_kafka_conf_set(conf, "heartbeat.interval.ms", "200", err, sizeof(err));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+    rd_kafka_conf_set_opaque(conf, m);
+    rd_kafka_conf_set_rebalance_cb(conf, member_rebalance);
+    m->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m->rk);
+    rd_kafka_poll_set_consumer(m->rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    CU_ASSERT(rd_kafka_subscribe(m->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    CU_ASSERT_FATAL(pthread_create(&m->thread, NULL, member_main, m) == 0);
+}
+
+static void member_stop(member *m)
+{
+    atomic_store(&m->stop, true);
+    pthread_join(m->thread, NULL);
+    rd_kafka_consumer_close(m->rk);
+    rd_kafka_destroy(m->rk);
+}
+
+/* The partitions a consumer has; -1 when it cannot tell. *first gets the first one. */
+static int assigned_count(rd_kafka_t *rk, int32_t *first)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(rk, &l) || !l) {
+        return -1;
+    }
+    int n = l->cnt;
+    if (n > 0 && first) {
+        *first = l->elems[0].partition;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return n;
+}
+
+/* An output that holds the batches with records until the gate opens, then collects. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+    int held;
+    kcoll *c;
+} gate;
+
+static int gated_collect(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    gate *g = opaque;
+    pthread_mutex_lock(&g->lock);
+    if (sl_dataset_count(ds) > 0 && !g->open) {
+        g->held++;
+        pthread_cond_broadcast(&g->cond);
+        while (!g->open) {
+            pthread_cond_wait(&g->cond, &g->lock);
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return kcollect(ds, t, g->c);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A receiver whose push waits (max_buffered reached while the sink holds a batch) longer
+ * than max.poll.interval.ms keeps its partitions: the other member of the group never gets
+ * them, the assignment is not lost, and every message of its partition is processed once the
+ * sink lets go. Before the fix the receiver stopped polling while it waited, librdkafka left
+ * the group, and the other member took both partitions. */
+static void test_receiver_blocked_push_keeps_partitions(void)
+{
+    char *bs = emb_acquire("unit-keepalive", 2);
+    char err[512];
+    sl_context *ctx = ts_context(200, 1);
+    CU_ASSERT_FATAL(add_source(ctx, "k", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-keepalive", "mode", "receiver", "group", "g-keepalive",
+                               "start", "earliest", "max_buffered", "1", "properties",
+                               "session.timeout.ms=6000,heartbeat.interval.ms=200,"
+                               "max.poll.interval.ms=6000",
+                               NULL));
+    kcoll c;
+    kcoll_init(&c);
+    gate g = {.c = &c};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    CU_ASSERT(sl_stream_foreach_batch(ctx->streams, gated_collect, &g) == SL_OK);
+    CU_ASSERT_FATAL(sl_context_start(ctx) == SL_OK);
+    sl_kafka_src *src = kafka_src_of(ctx);
+    /* The receiver joins first, then the other member; the group settles with one partition
+     * each. (The mock cluster holds a first join 3 s and drops members silent for
+     * session.timeout.ms meanwhile: hence 6 s, the brokers' usual minimum.) */
+    int32_t mine = -1;
+    for (int k = 0; k < 300 && assigned_count(src->rk, NULL) != 2; k++) {
+        sleep_ms(100);
+    }
+    member other;
+    member_start(&other, bs, "unit-keepalive", "g-keepalive");
+    bool settled = false;
+    for (int k = 0; k < 400 && !settled; k++) {
+        settled = assigned_count(src->rk, &mine) == 1 && atomic_load(&other.assigned) == 1;
+        if (!settled) {
+            sleep_ms(100);
+        }
+    }
+    CU_ASSERT_FATAL(settled);
+    atomic_store(&other.most, 1);
+
+    /* Wave 1 reaches a batch, which the sink holds: the receiver's buffer stays full. */
+    rd_kafka_t *rk = raw_producer(bs);
+    for (int i = 0; i < 5; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "w1-%d", i);
+        produce_hdrs(rk, "unit-keepalive", mine, v, NULL, NULL);
+    }
+    rd_kafka_flush(rk, 10000);
+    pthread_mutex_lock(&g.lock);
+    for (int k = 0; k < 200 && g.held == 0; k++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g.cond, &g.lock, &ts);
+    }
+    bool held = g.held > 0;
+    pthread_mutex_unlock(&g.lock);
+    CU_ASSERT_FATAL(held);
+
+    /* Wave 2: the receiver consumes it and its push waits, over twice max.poll.interval.ms. */
+    for (int i = 0; i < 20; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "w2-%d", i);
+        produce_hdrs(rk, "unit-keepalive", mine, v, NULL, NULL);
+    }
+    rd_kafka_flush(rk, 10000);
+    bool lost = false;
+    int least_mine = 1;
+    for (int k = 0; k < 130; k++) { /* 13 s: more than twice max.poll.interval.ms */
+        sleep_ms(100);
+        lost = lost || rd_kafka_assignment_lost(src->rk);
+        int n = assigned_count(src->rk, NULL);
+        least_mine = n < least_mine ? n : least_mine;
+    }
+    CU_ASSERT_EQUAL(atomic_load(&other.most), 1); /* the other member never took it over */
+    CU_ASSERT_EQUAL(atomic_load(&other.assigned), 1);
+    CU_ASSERT(!lost);
+    CU_ASSERT_EQUAL(least_mine, 1);
+
+    /* The sink lets go: every message of both waves is processed, none lost. */
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    int missing = 25;
+    for (int k = 0; k < 200 && missing > 0; k++) {
+        sleep_ms(100);
+        pthread_mutex_lock(&c.lock);
+        missing = 0;
+        for (int i = 0; i < 25; i++) {
+            char v[32];
+            snprintf(v, sizeof(v), i < 5 ? "w1-%d" : "w2-%d", i < 5 ? i : i - 5);
+            missing += count_value(&c, v) == 0;
+        }
+        pthread_mutex_unlock(&c.lock);
+    }
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT_EQUAL(atomic_load(&other.most), 1);
+    sl_context_stop(ctx, true);
+    sl_context_destroy(ctx);
+    member_stop(&other);
+    rd_kafka_destroy(rk);
+    kcoll_free(&c);
+    pthread_mutex_destroy(&g.lock);
+    pthread_cond_destroy(&g.cond);
+    sl__kafka_embedded_release();
+    free(bs);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("kafka_ranges",
@@ -437,8 +1124,16 @@ void sl_test_register(void)
              {"huge_cap_does_not_overflow", test_ranges_huge_cap_does_not_overflow});
     SL_SUITE(
         "kafka_options", {"errors_name_the_problem", test_options_errors_name_the_problem},
-        {"bad_property_is_named_secret_hidden", test_options_bad_property_is_named_secret_hidden});
+        {"bad_property_is_named_secret_hidden", test_options_bad_property_is_named_secret_hidden},
+        {"earliest_warning_knows_backpressure_initial_rate",
+         test_options_earliest_warning_knows_backpressure_initial_rate});
     SL_SUITE("kafka_embedded", {"sample_read_once", test_embedded_sample_read_once},
              {"sink_then_source_json", test_embedded_sink_then_source_json},
              {"rate_cap_and_failed_batch_reread", test_embedded_rate_cap_and_failed_batch_reread});
+    SL_SUITE("kafka_headers", {"direct_mode", test_headers_direct_mode},
+             {"off_by_default", test_headers_off_by_default},
+             {"sink_forwards_them", test_headers_sink_forwards_them},
+             {"receiver_mode_survive_wal_restart", test_headers_receiver_mode_survive_wal_restart});
+    SL_SUITE("kafka_receiver",
+             {"blocked_push_keeps_partitions", test_receiver_blocked_push_keeps_partitions});
 }

@@ -164,6 +164,157 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* ==== Kafka headers ==== */
+
+/* What a replay of header records saw: copies of every record's headers, as text lines
+ * "value|name=v,name=<null>,...". */
+typedef struct hseen {
+    char lines[8][8192];
+    int n;
+    uint32_t nheaders[8];
+} hseen;
+
+static int on_hblock(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
+{
+    (void)end;
+    hseen *s = arg;
+    for (size_t i = 0; i < n && s->n < 8; i++) {
+        const sl_record *r = &recs[i];
+        char *l = s->lines[s->n];
+        size_t off = (size_t)snprintf(l, 8192, "%.*s|", (int)r->value_len, r->value);
+        s->nheaders[s->n] = r->meta ? r->meta->nheaders : 0;
+        for (uint32_t h = 0; r->meta && h < r->meta->nheaders && off < 8000; h++) {
+            const sl_header *hd = &r->meta->headers[h];
+            if (!hd->value) {
+                off += (size_t)snprintf(l + off, 8192 - off, "%s=<null>,", hd->name);
+            } else {
+                off += (size_t)snprintf(l + off, 8192 - off, "%s=", hd->name);
+                for (uint32_t k = 0; k < hd->value_len && off < 8000; k++) {
+                    unsigned char c = (unsigned char)hd->value[k];
+                    off += (size_t)snprintf(l + off, 8192 - off,
+                                            c >= 0x20 && c < 0x7f ? "%c" : "\\x%02x", c);
+                }
+                off += (size_t)snprintf(l + off, 8192 - off, ",");
+            }
+        }
+        s->n++;
+    }
+    return SL_OK;
+}
+
+static void test_wal_headers_round_trip(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    static const sl_header h3[] = {
+        {.name = "trace", .value = "t-1", .value_len = 3},
+        {.name = "null", .value = NULL, .value_len = 0},
+        {.name = "empty", .value = "", .value_len = 0},
+        {.name = "bin", .value = "a\0b", .value_len = 3},
+    };
+    sl_header many[300];
+    char names[300][8];
+    for (int i = 0; i < 300; i++) {
+        snprintf(names[i], sizeof(names[i]), "h%d", i);
+        many[i] = (sl_header){.name = names[i], .value = names[i], .value_len = 1};
+    }
+    sl_record_meta m0 = {.topic = "t", .partition = 1, .offset = 10, .headers = h3, .nheaders = 4};
+    sl_record_meta m1 = {.topic = "t", .partition = 1, .offset = 11}; /* none */
+    sl_record_meta m3 = {
+        .topic = "t", .partition = 2, .offset = 12, .headers = many, .nheaders = 300};
+    sl_record recs[4] = {
+        {.value = "r0", .value_len = 2, .meta = &m0},
+        {.value = "r1", .value_len = 2, .meta = &m1},
+        {.value = "r2", .value_len = 2, .meta = NULL},
+        {.value = "r3", .value_len = 2, .meta = &m3},
+    };
+    CU_ASSERT(sl_wal_append(wal, recs, 4, NULL) == SL_OK);
+    sl_wal_close(wal); /* the round trip goes through the disk and a new open */
+    wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    hseen *s = calloc(1, sizeof(*s));
+    CU_ASSERT(sl_wal_replay(wal, 0, on_hblock, s, NULL) == SL_OK);
+    CU_ASSERT_EQUAL_FATAL(s->n, 4);
+    CU_ASSERT_STRING_EQUAL(s->lines[0], "r0|trace=t-1,null=<null>,empty=,bin=a\\x00b,");
+    CU_ASSERT_EQUAL(s->nheaders[0], 4);
+    CU_ASSERT_STRING_EQUAL(s->lines[1], "r1|");
+    CU_ASSERT_EQUAL(s->nheaders[1], 0);
+    CU_ASSERT_STRING_EQUAL(s->lines[2], "r2|");
+    CU_ASSERT_EQUAL(s->nheaders[3], 300);
+    CU_ASSERT(strncmp(s->lines[3], "r3|h0=h,h1=h,h2=h,", 18) == 0);
+    CU_ASSERT(strstr(s->lines[3], ",h299=h,") != NULL);
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A record without headers is written exactly as before headers existed (so a log written
+ * now without headers reads with an older sluice too), and a block written by an older
+ * sluice (flags byte 1, nothing after the topic) reads as it did. */
+static void test_wal_old_format_still_read(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_record_meta m = {.topic = "tp", .partition = 5, .offset = 77};
+    sl_record r = {.key = "k", .key_len = 1, .value = "val", .value_len = 3, .ts = 9, .meta = &m};
+    CU_ASSERT(sl_wal_append(wal, &r, 1, NULL) == SL_OK);
+    sl_wal_close(wal);
+    char path[512];
+    seg_file(dir, 1, path, sizeof(path));
+    /* 8 block header + 4 count + 40 record header + key + value + "tp\0" */
+    CU_ASSERT_EQUAL(file_size(path), 8 + 4 + 40 + 1 + 3 + 3);
+    /* The same block by hand, as the old code wrote it, in a segment of its own. */
+    unsigned char blk[8 + 4 + 40 + 1 + 3 + 3] = {0};
+    unsigned char *p = blk + 8;
+    p[0] = 1; /* one record */
+    p += 4;
+    p[0] = 1;   /* key length */
+    p[4] = 3;   /* value length */
+    p[8] = 9;   /* ts */
+    p[17] = 1;  /* has a meta */
+    p[18] = 3;  /* topic length with its NUL */
+    p[20] = 5;  /* partition */
+    p[24] = 77; /* offset */
+    memcpy(p + 40,
+           "kval"
+           "tp",
+           6);
+    uint32_t len = sizeof(blk) - 8;
+    for (int i = 0; i < 4; i++) {
+        blk[i] = (unsigned char)(len >> (8 * i));
+    }
+    uint32_t crc = sl__crc32c(sl__crc32c(0, blk, 4), blk + 8, len);
+    for (int i = 0; i < 4; i++) {
+        blk[4 + i] = (unsigned char)(crc >> (8 * i));
+    }
+    unsigned char disk[sizeof(blk)];
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fread(disk, 1, sizeof(disk), f), sizeof(disk));
+    fclose(f);
+    CU_ASSERT(memcmp(disk, blk, sizeof(blk)) == 0); /* byte for byte the old format */
+    seg_file(dir, 2, path, sizeof(path));
+    f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fwrite(blk, 1, sizeof(blk), f), sizeof(blk));
+    fclose(f);
+    wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    hseen *s = calloc(1, sizeof(*s));
+    uint64_t blocks = 0;
+    CU_ASSERT(sl_wal_replay(wal, 0, on_hblock, s, &blocks) == SL_OK);
+    CU_ASSERT_EQUAL(blocks, 2);
+    CU_ASSERT_EQUAL(s->n, 2);
+    CU_ASSERT_STRING_EQUAL(s->lines[1], "val|");
+    free(s);
+    sl_wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* ==== Tests ==== */
 
 static void test_crc32c_known_vectors(void)
@@ -457,5 +608,7 @@ void sl_test_register(void)
              {"cleanup_deletes_only_processed_segments",
               test_wal_cleanup_deletes_only_processed_segments},
              {"reopen_continues_after_last_block", test_wal_reopen_continues_after_last_block},
-             {"bad_name_is_an_error", test_wal_bad_name_is_an_error});
+             {"bad_name_is_an_error", test_wal_bad_name_is_an_error},
+             {"headers_round_trip", test_wal_headers_round_trip},
+             {"old_format_still_read", test_wal_old_format_still_read});
 }

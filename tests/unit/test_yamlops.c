@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cu_main.h"
+#include "sl_config.h"
 #include "sl_engine.h"
 #include "sl_yamlops.h"
 #include "support.h"
@@ -465,6 +466,461 @@ static void test_ops_survive_garbage(void)
     sl_yamlops_destroy(NULL);
 }
 
+/* ==== Record meta and Kafka headers ==== */
+
+/* A record from Kafka: topic "orders", partition 3, offset 42, ts 1700000000123, with the
+ * headers trace=t-9, null (a null value), empty (""), num=17, dup=first, dup=last. */
+static const sl_header kafka_headers[] = {
+    {.name = "trace", .value = "t-9", .value_len = 3},
+    {.name = "null", .value = NULL, .value_len = 0},
+    {.name = "empty", .value = "", .value_len = 0},
+    {.name = "num", .value = "17", .value_len = 2},
+    {.name = "dup", .value = "first", .value_len = 5},
+    {.name = "dup", .value = "last", .value_len = 4},
+};
+static const sl_record_meta kafka_meta = {
+    .source = "kin",
+    .topic = "orders",
+    .partition = 3,
+    .offset = 42,
+    .headers = kafka_headers,
+    .nheaders = 6,
+};
+
+static sl_record kafka_rec(void)
+{
+    sl_record r = keyed("k1", "{\"a\":1}");
+    r.ts = 1700000000123LL;
+    r.meta = &kafka_meta;
+    return r;
+}
+
+/* Applies op to kafka_rec(); the key or value bytes of the result as text in buf. */
+static int apply_kafka(const sl_yamlop *op, bool want_key, char *buf, size_t size, sl_record *out)
+{
+    test_arena a = {0};
+    sl_record in = kafka_rec();
+    *out = in;
+    int rc = sl_yamlops_apply(op, &in, out, test_alloc, &a);
+    snprintf(buf, size, "%.*s", (int)(want_key ? out->key_len : out->value_len),
+             want_key ? (out->key ? out->key : "") : (out->value ? out->value : ""));
+    test_free_all(&a);
+    return rc;
+}
+
+static void test_record_header_lookup(void)
+{
+    sl_record r = kafka_rec();
+    const sl_header *h = sl_record_header(&r, "trace");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_EQUAL(h->value_len, 3);
+    CU_ASSERT_EQUAL(memcmp(h->value, "t-9", 3), 0);
+    /* A repeated name: the last one (Kafka's lastHeader). */
+    h = sl_record_header(&r, "dup");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_EQUAL(memcmp(h->value, "last", 4), 0);
+    /* A null value is there, with value NULL; an empty one is not null. */
+    h = sl_record_header(&r, "null");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_PTR_NULL(h->value);
+    h = sl_record_header(&r, "empty");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_PTR_NOT_NULL(h->value);
+    CU_ASSERT_PTR_NULL(sl_record_header(&r, "TRACE")); /* names are case-sensitive */
+    CU_ASSERT_PTR_NULL(sl_record_header(&r, "missing"));
+    sl_record bare = rec("x");
+    CU_ASSERT_PTR_NULL(sl_record_header(&bare, "trace"));
+}
+
+static void test_key_from_meta_and_headers(void)
+{
+    static const struct {
+        sl_yamlop_target target;
+        const char *name;
+        const char *key;
+    } cases[] = {
+        {SL_YOP_ON_META, "topic", "orders"},
+        {SL_YOP_ON_META, "partition", "3"},
+        {SL_YOP_ON_META, "offset", "42"},
+        {SL_YOP_ON_META, "source", "kin"},
+        {SL_YOP_ON_META, "timestamp", "1700000000123"},
+        {SL_YOP_ON_HEADER, "trace", "t-9"},
+        {SL_YOP_ON_HEADER, "dup", "last"},
+        {SL_YOP_ON_HEADER, "null", ""},
+        {SL_YOP_ON_HEADER, "empty", ""},
+        {SL_YOP_ON_JSON, "a", "1"},
+        {SL_YOP_ON_VALUE, NULL, "{\"a\":1}"},
+    };
+    char err[256], buf[64];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl_yamlop *op = sl_yamlops_key_from_new(cases[i].target, cases[i].name, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+        sl_record out;
+        CU_ASSERT_EQUAL(apply_kafka(op, true, buf, sizeof(buf), &out), SL_OK);
+        CU_ASSERT_STRING_EQUAL(buf, cases[i].key);
+        CU_ASSERT_EQUAL(out.value_len, 7); /* the value is left alone */
+        sl_yamlops_destroy(op);
+    }
+}
+
+static void test_meta_and_header_missing_fail_record(void)
+{
+    char err[256];
+    sl_yamlop *hdr = sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "nope", err, sizeof(err));
+    sl_yamlop *part = sl_yamlops_key_from_new(SL_YOP_ON_META, "partition", err, sizeof(err));
+    sl_yamlop *topic = sl_yamlops_value_from_new(SL_YOP_ON_META, "topic", true, err, sizeof(err));
+    sl_yamlop *ts = sl_yamlops_value_from_new(SL_YOP_ON_META, "timestamp", false, err, sizeof(err));
+    CU_ASSERT_FATAL(hdr && part && topic && ts);
+    char buf[64];
+    sl_record out;
+    CU_ASSERT_EQUAL(apply_kafka(hdr, true, buf, sizeof(buf), &out), SL_ERR_RECORD);
+    /* A record without a meta (an aggregate) has no partition or topic, but a timestamp. */
+    test_arena a = {0};
+    sl_record in = rec("v");
+    in.ts = 5;
+    out = in;
+    CU_ASSERT_EQUAL(sl_yamlops_apply(part, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl_yamlops_apply(topic, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl_yamlops_apply(hdr, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl_yamlops_apply(ts, &in, &out, test_alloc, &a), SL_OK);
+    CU_ASSERT(out.num_type == SL_NUM_INT && out.num.i == 5);
+    /* A partition of -1 (a file or TCP source) is none. */
+    sl_record_meta m = {.source = "lines", .topic = NULL, .partition = -1, .offset = 7};
+    in.meta = &m;
+    out = in;
+    CU_ASSERT_EQUAL(sl_yamlops_apply(part, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl_yamlops_apply(topic, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    test_free_all(&a);
+    sl_yamlops_destroy(hdr);
+    sl_yamlops_destroy(part);
+    sl_yamlops_destroy(topic);
+    sl_yamlops_destroy(ts);
+}
+
+static void test_value_from_meta_and_headers(void)
+{
+    char err[256], buf[64];
+    sl_record out;
+    /* Integers become typed integers; the value bytes stay. */
+    sl_yamlop *off = sl_yamlops_value_from_new(SL_YOP_ON_META, "offset", false, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(off);
+    CU_ASSERT_EQUAL(apply_kafka(off, false, buf, sizeof(buf), &out), SL_OK);
+    CU_ASSERT(out.num_type == SL_NUM_INT && out.num.i == 42);
+    CU_ASSERT_STRING_EQUAL(buf, "{\"a\":1}");
+    sl_yamlops_destroy(off);
+    /* as text: the decimal text as the value bytes. */
+    sl_yamlop *part =
+        sl_yamlops_value_from_new(SL_YOP_ON_META, "partition", true, err, sizeof(err));
+    CU_ASSERT_EQUAL(apply_kafka(part, false, buf, sizeof(buf), &out), SL_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "3");
+    sl_yamlops_destroy(part);
+    /* A header as text, and as a number (text holding one). */
+    sl_yamlop *tr = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "trace", true, err, sizeof(err));
+    CU_ASSERT_EQUAL(apply_kafka(tr, false, buf, sizeof(buf), &out), SL_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "t-9");
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_NONE);
+    sl_yamlops_destroy(tr);
+    sl_yamlop *num = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "num", false, err, sizeof(err));
+    CU_ASSERT_EQUAL(apply_kafka(num, false, buf, sizeof(buf), &out), SL_OK);
+    CU_ASSERT(out.num_type == SL_NUM_INT && out.num.i == 17);
+    sl_yamlops_destroy(num);
+    /* Not a number, or a null value where a number is needed: rejected. */
+    sl_yamlop *bad = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "trace", false, err, sizeof(err));
+    CU_ASSERT_EQUAL(apply_kafka(bad, false, buf, sizeof(buf), &out), SL_ERR_RECORD);
+    sl_yamlops_destroy(bad);
+    bad = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "null", false, err, sizeof(err));
+    CU_ASSERT_EQUAL(apply_kafka(bad, false, buf, sizeof(buf), &out), SL_ERR_RECORD);
+    sl_yamlops_destroy(bad);
+    /* A null value as text is empty. */
+    sl_yamlop *nul = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "null", true, err, sizeof(err));
+    CU_ASSERT_EQUAL(apply_kafka(nul, false, buf, sizeof(buf), &out), SL_OK);
+    CU_ASSERT_EQUAL(out.value_len, 0);
+    sl_yamlops_destroy(nul);
+}
+
+static void test_meta_and_header_bad_names_rejected(void)
+{
+    char err[256];
+    CU_ASSERT_PTR_NULL(sl_yamlops_key_from_new(SL_YOP_ON_META, "offsets", err, sizeof(err)));
+    CU_ASSERT(strstr(err, "unknown meta 'offsets'") && strstr(err, "partition"));
+    CU_ASSERT_PTR_NULL(
+        sl_yamlops_filter_new(SL_YOP_ON_META, "lag", SL_YOP_EQUALS, "1", err, sizeof(err)));
+    CU_ASSERT(strstr(err, "unknown meta 'lag'") != NULL);
+    CU_ASSERT_PTR_NULL(sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "", err, sizeof(err)));
+    CU_ASSERT(strstr(err, "empty header name") != NULL);
+    CU_ASSERT_PTR_NULL(sl_yamlops_value_from_new(SL_YOP_ON_META, "topic", false, err, sizeof(err)));
+    CU_ASSERT(strstr(err, "as: text") != NULL);
+    CU_ASSERT_PTR_NULL(sl_yamlops_key_from_new(SL_YOP_ON_KEY, NULL, err, sizeof(err)));
+    CU_ASSERT_EQUAL(sl_yamlops_meta_from_name("timestamp"), SL_YOP_META_TIMESTAMP);
+    CU_ASSERT_EQUAL(sl_yamlops_meta_from_name("ts"), -1);
+}
+
+static int filter_kafka(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
+                        const char *operand)
+{
+    char err[256];
+    sl_yamlop *op = sl_yamlops_filter_new(target, name, cmp, operand, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    sl_record r = kafka_rec();
+    int rc = sl_yamlops_filter(&r, op);
+    sl_yamlops_destroy(op);
+    return rc;
+}
+
+static void test_filter_meta_and_headers(void)
+{
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "partition", SL_YOP_EQUALS, "3"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "partition", SL_YOP_EQUALS, "4"), 0);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "partition", SL_YOP_EQUALS, "3.0"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "partition", SL_YOP_NOT_EQUALS, "3"), 0);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "offset", SL_YOP_GE, "42"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "offset", SL_YOP_GT, "42"), 0);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "offset", SL_YOP_MATCHES, "^4[0-9]$"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "timestamp", SL_YOP_LT, "1800000000000"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "topic", SL_YOP_EQUALS, "orders"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "source", SL_YOP_CONTAINS, "ki"), 1);
+    /* Text in a numeric compare: the record is rejected, like a JSON string. */
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_META, "topic", SL_YOP_GT, "1"), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "trace", SL_YOP_EQUALS, "t-9"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "trace", SL_YOP_EQUALS, "t-1"), 0);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "dup", SL_YOP_EQUALS, "last"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "num", SL_YOP_GT, "16.5"), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "trace", SL_YOP_GT, "1"), SL_ERR_RECORD);
+    /* A null value compares as empty text; a missing header matches only not_equals. */
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "null", SL_YOP_EQUALS, ""), 1);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "missing", SL_YOP_EQUALS, ""), 0);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "missing", SL_YOP_CONTAINS, ""), 0);
+    CU_ASSERT_EQUAL(filter_kafka(SL_YOP_ON_HEADER, "missing", SL_YOP_NOT_EQUALS, "x"), 1);
+    /* A record without a meta: no partition (no match), but a timestamp. */
+    char err[256];
+    sl_yamlop *op =
+        sl_yamlops_filter_new(SL_YOP_ON_META, "partition", SL_YOP_EQUALS, "0", err, sizeof(err));
+    sl_record r = rec("x");
+    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, op), 0);
+    sl_yamlops_destroy(op);
+}
+
+/* Keyed by a header and counted through the engine: records without the header are
+ * rejected (counted as failed), with headers carried by the scripted source's records. */
+static void test_header_ops_in_a_pipeline(void)
+{
+    char err[256];
+    sl_yamlop *key = sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "tenant", err, sizeof(err));
+    sl_yamlop *one = sl_yamlops_value_literal_new("1", err, sizeof(err));
+    sl_yamlop *flt = sl_yamlops_filter_new(SL_YOP_ON_META, "partition", SL_YOP_NOT_EQUALS, "9", err,
+                                           sizeof(err));
+    CU_ASSERT_FATAL(key && one && flt);
+    sl_context *ctx = ts_context(1000, 2);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "in", &src);
+    s = sl_stream_filter(s, sl_yamlops_filter, flt);
+    s = sl_stream_key_by(s, sl_yamlops_map, key);
+    s = sl_stream_map_values(s, sl_yamlops_map, one);
+    s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 0);
+    ts_out out;
+    CU_ASSERT_EQUAL_FATAL(ts_collect(s, &out), SL_OK);
+    static const sl_header ha[] = {{.name = "tenant", .value = "acme", .value_len = 4}};
+    static const sl_header hb[] = {{.name = "x", .value = NULL},
+                                   {.name = "tenant", .value = "bolt", .value_len = 4}};
+    sl_record_meta ma = {
+        .source = "in", .topic = "t", .partition = 0, .headers = ha, .nheaders = 1};
+    sl_record_meta mb = {
+        .source = "in", .topic = "t", .partition = 1, .headers = hb, .nheaders = 2};
+    sl_record_meta mn = {.source = "in", .topic = "t", .partition = 2}; /* no headers */
+    sl_record_meta m9 = {
+        .source = "in", .topic = "t", .partition = 9, .headers = ha, .nheaders = 1};
+    sl_record recs[6];
+    const sl_record_meta *metas[6] = {&ma, &mb, &ma, &mn, &m9, &mb};
+    for (int i = 0; i < 6; i++) {
+        recs[i] = rec("v");
+        recs[i].meta = metas[i];
+    }
+    ts_feed_records(src, recs, 6);
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0, &info), SL_OK);
+    CU_ASSERT_STRING_EQUAL(out.text, "acme:2 bolt:2");
+    CU_ASSERT_EQUAL(info.failed_records, 1); /* the record without headers */
+    sl_context_destroy(ctx);
+    sl_yamlops_destroy(key);
+    sl_yamlops_destroy(one);
+    sl_yamlops_destroy(flt);
+}
+
+/* ==== In YAML (sl_config) ==== */
+
+/* A pipeline with `op` as its only op (on line 11, column 9). */
+static char *yaml_with_op(const char *op)
+{
+    static const char head[] = "app:\n"                 /* 1 */
+                               "  batch_interval: 1s\n" /* 2 */
+                               "sources:\n"             /* 3 */
+                               "  - name: lines\n"      /* 4 */
+                               "    type: tcp\n"        /* 5 */
+                               "    port: 9999\n"       /* 6 */
+                               "streams:\n"             /* 7 */
+                               "  - name: s\n"          /* 8 */
+                               "    from: lines\n"      /* 9 */
+                               "    ops:\n"             /* 10 */
+                               "      - ";              /* 11 */
+    static const char tail[] = "\nsinks:\n  - {name: out, type: stdout, from: s}\n";
+    char *y = malloc(sizeof(head) + strlen(op) + sizeof(tail));
+    sprintf(y, "%s%s%s", head, op, tail);
+    return y;
+}
+
+/* Loads the pipeline with op; returns the error (empty when it loaded) in err, and the graph
+ * line of the op in desc. */
+static int load_op(const char *op, char *err, size_t errsize, char *desc, size_t descsize)
+{
+    char *y = yaml_with_op(op);
+    sl_config *cfg = NULL;
+    err[0] = '\0';
+    desc[0] = '\0';
+    int rc = sl_config_load_string(y, strlen(y), "t.yaml", &cfg, err, errsize);
+    if (rc == SL_OK) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        sl_config_print_graph(cfg, f);
+        fclose(f);
+        snprintf(desc, descsize, "%s", buf ? buf : "");
+        free(buf);
+        sl_context *ctx = sl_config_build(cfg, err, errsize);
+        CU_ASSERT_PTR_NOT_NULL(ctx);
+        sl_context_destroy(ctx);
+    }
+    sl_config_destroy(cfg);
+    free(y);
+    return rc;
+}
+
+static void test_yaml_meta_and_header_ops(void)
+{
+    static const struct {
+        const char *op;
+        const char *desc;
+    } ok[] = {
+        {"key: {meta: partition}", "key meta partition"},
+        {"key: {meta: topic}", "key meta topic"},
+        {"key: {header: tenant}", "key header tenant"},
+        {"key: {json: user.id}", "key json user.id"},
+        {"value: {meta: offset}", "value meta offset as number"},
+        {"value: {meta: timestamp, as: text}", "value meta timestamp as text"},
+        {"value: {meta: source}", "value meta source as text"},
+        {"value: {header: amount}", "value header amount as number"},
+        {"value: {header: trace-id, as: text}", "value header trace-id as text"},
+        {"filter: {header: tenant, equals: acme}", "filter header tenant equals 'acme'"},
+        {"filter: {meta: partition, equals: 3}", "filter meta partition equals '3'"},
+        {"filter: {meta: offset, ge: 100}", "filter meta offset ge '100'"},
+        {"filter: {header: env, not_equals: test}", "filter header env not_equals 'test'"},
+    };
+    char err[1024], desc[4096];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        int rc = load_op(ok[i].op, err, sizeof(err), desc, sizeof(desc));
+        if (rc != SL_OK || !strstr(desc, ok[i].desc)) {
+            fprintf(stderr, "\n    %s: %s%s\n", ok[i].op, err, desc);
+        }
+        CU_ASSERT_EQUAL(rc, SL_OK);
+        CU_ASSERT_PTR_NOT_NULL(strstr(desc, ok[i].desc));
+    }
+}
+
+static void test_yaml_meta_and_header_errors(void)
+{
+    static const struct {
+        const char *op;
+        const char *prefix; /* FILE:LINE:COL: error: */
+        const char *words;
+    } bad[] = {
+        {"key: {meta: offsets}", "t.yaml:11:21: error: ",
+         "unknown meta 'offsets' in op 'key' (valid: topic, partition, offset, source, "
+         "timestamp)"},
+        {"value: {meta: lag}", "t.yaml:11:23: error: ", "unknown meta 'lag' in op 'value'"},
+        {"filter: {meta: part, equals: 3}", "t.yaml:11:24: error: ", "unknown meta 'part'"},
+        {"value: {meta: topic, as: number}",
+         "t.yaml:11:34: error: ", "meta 'topic' is text, not a number: use as: text"},
+        {"key: {header: \"\"}", "t.yaml:11:23: error: ", "empty header name in op 'key'"},
+        {"key: {json: a, header: b}", "t.yaml:11:32: error: ",
+         "op 'key' reads one of json, meta or header, got 'json' and 'header'"},
+        {"key: {}", "t.yaml:11:14: error: ", "op 'key' needs one of json: PATH, meta: NAME"},
+        {"key: {headers: x}", "t.yaml:11:15: error: ", "unknown key 'headers'"},
+        {"filter: {meta: partition, key: true, equals: 1}", "t.yaml:11:40: error: ", "only one"},
+        {"key: kafka_key", "t.yaml:11:14: error: ", "{header: NAME}"},
+    };
+    char err[1024], desc[4096];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = load_op(bad[i].op, err, sizeof(err), desc, sizeof(desc));
+        bool ok = rc == SL_ERR_INVAL && strncmp(err, bad[i].prefix, strlen(bad[i].prefix)) == 0 &&
+                  strstr(err, bad[i].words) && !strchr(err, '\n');
+        if (!ok) {
+            fprintf(stderr, "\n    %s: got '%s'\n", bad[i].op, err);
+        }
+        CU_ASSERT(ok);
+    }
+}
+
+/* The headers option of the kafka sources after loading yaml: "unset" when not set. */
+static void kafka_headers_opts(const char *yaml, char *out, size_t size)
+{
+    char err[1024];
+    sl_config *cfg = NULL;
+    out[0] = '\0';
+    int rc = sl_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err, sizeof(err));
+    if (rc != SL_OK) {
+        fprintf(stderr, "\n    %s\n", err);
+    }
+    CU_ASSERT_EQUAL_FATAL(rc, SL_OK);
+    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    size_t off = 0;
+    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
+        const char *h = sl_options_get(ins->opts, "headers");
+        off += (size_t)snprintf(out + off, size - off, "%s=%s ", ins->name, h ? h : "unset");
+    }
+    sl_context_destroy(ctx);
+    sl_config_destroy(cfg);
+}
+
+/* A YAML pipeline turns headers on for the kafka sources that feed an op reading a header
+ * (through streams, unions and joins) or a kafka sink, and leaves the others alone. */
+static void test_yaml_kafka_headers_turned_on_when_needed(void)
+{
+    static const char head[] = "app: {batch_interval: 1s}\n"
+                               "sources:\n"
+                               "  - {name: a, type: kafka, brokers: embedded, topics: [ta]}\n"
+                               "  - {name: b, type: kafka, brokers: embedded, topics: [tb]}\n"
+                               "  - {name: c, type: kafka, brokers: embedded, topics: [tc], "
+                               "headers: false}\n"
+                               "  - {name: d, type: kafka, brokers: embedded, topics: [td]}\n";
+    char yaml[4096], got[256];
+    /* a feeds a header op; b only a stream without one (a union with a); c says false. */
+    snprintf(yaml, sizeof(yaml),
+             "%sstreams:\n"
+             "  - {name: ab, from: [a, b], ops: [{key: value}]}\n"
+             "  - {name: x, from: a, ops: [{filter: {header: h, equals: v}}]}\n"
+             "  - {name: y, from: c, ops: [{key: {header: h}}]}\n"
+             "sinks:\n"
+             "  - {name: o1, type: stdout, from: x}\n"
+             "  - {name: o2, type: stdout, from: y}\n"
+             "  - {name: o3, type: stdout, from: ab}\n"
+             "  - {name: o4, type: stdout, from: d}\n",
+             head);
+    kafka_headers_opts(yaml, got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "a=true b=unset c=false d=unset ");
+    /* A header op after a join reaches both sides; a kafka sink wants its input's. */
+    snprintf(yaml, sizeof(yaml),
+             "%sstreams:\n"
+             "  - {name: j, from: a, ops: [{join: b}, {value: {header: n, as: text}}]}\n"
+             "sinks:\n"
+             "  - {name: o1, type: stdout, from: j}\n"
+             "  - {name: o2, type: kafka, from: d, brokers: embedded, topic: out}\n"
+             "  - {name: o3, type: kafka, from: c, brokers: embedded, topic: out2, "
+             "headers: false}\n",
+             head);
+    kafka_headers_opts(yaml, got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "a=true b=true c=false d=true ");
+}
+
 /* ==== Through the engine ==== */
 
 /* The ops as operator functions of streams: a JSON word count with a filter, and the
@@ -619,6 +1075,17 @@ void sl_test_register(void)
         {"filter_value_bytes_typed_value_and_key", test_filter_value_bytes_typed_value_and_key},
         {"filter_malformed_json_fails_record", test_filter_malformed_json_fails_record},
         {"ops_survive_garbage", test_ops_survive_garbage});
+    SL_SUITE("yamlops_meta_headers", {"record_header_lookup", test_record_header_lookup},
+             {"key_from_meta_and_headers", test_key_from_meta_and_headers},
+             {"meta_and_header_missing_fail_record", test_meta_and_header_missing_fail_record},
+             {"value_from_meta_and_headers", test_value_from_meta_and_headers},
+             {"meta_and_header_bad_names_rejected", test_meta_and_header_bad_names_rejected},
+             {"filter_meta_and_headers", test_filter_meta_and_headers},
+             {"header_ops_in_a_pipeline", test_header_ops_in_a_pipeline},
+             {"yaml_meta_and_header_ops", test_yaml_meta_and_header_ops},
+             {"yaml_meta_and_header_errors", test_yaml_meta_and_header_errors},
+             {"yaml_kafka_headers_turned_on_when_needed",
+              test_yaml_kafka_headers_turned_on_when_needed});
     SL_SUITE("yamlops_engine", {"ops_in_a_pipeline", test_ops_in_a_pipeline});
     SL_SUITE("yamlops_burn", {"burn_parse_and_schedule", test_burn_parse_and_schedule},
              {"burn_costs_cpu_time", test_burn_costs_cpu_time});

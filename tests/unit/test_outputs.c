@@ -1,0 +1,521 @@
+/* test_outputs.c -- the outputs of one batch: sinks write concurrently, each with its own
+ * retries; foreach outputs stay on the job thread, in order; a batch completes when every
+ * output has returned, a fatal sink stops the context, a stop during a retry leaves the
+ * batch pending. Test sinks record when each write started and ended, so that concurrency
+ * is checked by overlapping intervals, not by a duration. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cu_main.h"
+#include "sl_engine.h"
+#include "support.h"
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ==== A test sink ==== */
+
+#define TSINK_MAX_CALLS 64
+
+typedef struct tsink {
+    /* Options. */
+    int64_t sleep_ms; /* every call sleeps this long */
+    int64_t retries;  /* answer SL_ERR_RETRY this many times first; -1: always */
+    int64_t fatal;    /* 1: answer SL_ERR_FATAL to a batch with records */
+
+    pthread_mutex_t lock;
+    bool lock_ok;
+    int calls;   /* write calls */
+    int written; /* calls that returned SL_OK */
+    int64_t start_us[TSINK_MAX_CALLS], end_us[TSINK_MAX_CALLS];
+    int64_t times[TSINK_MAX_CALLS]; /* batch time of each call */
+    int attempts[TSINK_MAX_CALLS];  /* out->attempt of each call */
+    pthread_t thread[TSINK_MAX_CALLS];
+    size_t records; /* of the last successful write */
+} tsink;
+
+static const sl_option tsink_options[] = {
+    {.name = "sleep_ms", .type = SL_OPT_INT, .def = "0", .offset = offsetof(tsink, sleep_ms)},
+    {.name = "retries", .type = SL_OPT_INT, .def = "0", .offset = offsetof(tsink, retries)},
+    {.name = "fatal", .type = SL_OPT_INT, .def = "0", .offset = offsetof(tsink, fatal)},
+    {0},
+};
+
+static int tsink_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    tsink *k = data;
+    k->lock_ok = pthread_mutex_init(&k->lock, NULL) == 0;
+    return k->lock_ok ? SL_OK : SL_ERR_NOMEM;
+}
+
+static int tsink_write(void *data, const sl_batch_output *out)
+{
+    tsink *k = data;
+    int64_t start = mono_us();
+    if (k->sleep_ms > 0) {
+        sl__sleep_ms(k->sleep_ms);
+    }
+    pthread_mutex_lock(&k->lock);
+    int i = k->calls++;
+    int rc = SL_OK;
+    if (k->fatal && sl_dataset_count(out->ds) > 0) {
+        rc = SL_ERR_FATAL;
+    } else if (k->retries < 0 || i < k->retries) {
+        rc = SL_ERR_RETRY;
+    }
+    if (i < TSINK_MAX_CALLS) {
+        k->start_us[i] = start;
+        k->end_us[i] = mono_us();
+        k->times[i] = out->batch_time;
+        k->attempts[i] = out->attempt;
+        k->thread[i] = pthread_self();
+    }
+    if (rc == SL_OK) {
+        k->written++;
+        k->records = sl_dataset_count(out->ds);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return rc;
+}
+
+static void tsink_destroy(void *data)
+{
+    tsink *k = data;
+    if (k->lock_ok) {
+        pthread_mutex_destroy(&k->lock);
+    }
+}
+
+static const sl_connector tsink_connector = {
+    .name = "test-sink",
+    .description = "records its calls",
+    .flags = SL_SINK,
+    .options = tsink_options,
+    .ctx_size = sizeof(tsink),
+    .init = tsink_init,
+    .write = tsink_write,
+    .destroy = tsink_destroy,
+};
+
+/* Adds a test sink reading s; sleep_ms, retries and fatal as the options say. */
+static tsink *add_tsink(sl_stream *s, const char *name, int sleep_ms, int retries, int fatal)
+{
+    char v[3][24], err[256];
+    snprintf(v[0], sizeof(v[0]), "%d", sleep_ms);
+    snprintf(v[1], sizeof(v[1]), "%d", retries);
+    snprintf(v[2], sizeof(v[2]), "%d", fatal);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "sleep_ms", v[0]);
+    sl_options_set(o, "retries", v[1]);
+    sl_options_set(o, "fatal", v[2]);
+    int rc = sl_stream_to_connector(s, &tsink_connector, name, o, err, sizeof(err));
+    sl_options_destroy(o);
+    if (rc != SL_OK) {
+        fprintf(stderr, "add_tsink: %s\n", err);
+        return NULL;
+    }
+    for (sl_instance *ins = sl_stream_context(s)->sinks; ins; ins = ins->next) {
+        if (strcmp(ins->name, name) == 0) {
+            return ins->cctx;
+        }
+    }
+    return NULL;
+}
+
+static int tsink_calls(tsink *k)
+{
+    pthread_mutex_lock(&k->lock);
+    int n = k->calls;
+    pthread_mutex_unlock(&k->lock);
+    return n;
+}
+
+/* ==== A source that counts completed batches ==== */
+
+typedef struct csource {
+    int64_t records; /* option: records per batch */
+    pthread_mutex_t lock;
+    bool lock_ok;
+    int done; /* on_batch_done calls */
+    int64_t done_times[64];
+} csource;
+
+static const sl_option csource_options[] = {
+    {.name = "records", .type = SL_OPT_INT, .def = "3", .offset = offsetof(csource, records)},
+    {0},
+};
+
+static int csource_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    csource *c = data;
+    c->lock_ok = pthread_mutex_init(&c->lock, NULL) == 0;
+    return c->lock_ok ? SL_OK : SL_ERR_NOMEM;
+}
+
+static int csource_next_batch(void *data, int64_t t, sl_batch_input *in)
+{
+    csource *c = data;
+    sl_record recs[16];
+    size_t n = (size_t)SL_MIN(c->records, 16);
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = (sl_record){.value = "x", .value_len = 1};
+    }
+    sl_batch_input_describe(in, "%zu counted", n);
+    return sl_batch_input_add_records(in, recs, n);
+}
+
+static void csource_on_batch_done(void *data, int64_t t)
+{
+    csource *c = data;
+    pthread_mutex_lock(&c->lock);
+    if (c->done < 64) {
+        c->done_times[c->done] = t;
+    }
+    c->done++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void csource_destroy(void *data)
+{
+    csource *c = data;
+    if (c->lock_ok) {
+        pthread_mutex_destroy(&c->lock);
+    }
+}
+
+static const sl_connector csource_connector = {
+    .name = "counted-source",
+    .description = "records per batch, completions counted",
+    .flags = SL_SOURCE,
+    .options = csource_options,
+    .ctx_size = sizeof(csource),
+    .init = csource_init,
+    .next_batch = csource_next_batch,
+    .on_batch_done = csource_on_batch_done,
+    .destroy = csource_destroy,
+};
+
+static sl_stream *add_csource(sl_context *ctx, csource **out)
+{
+    char err[256];
+    sl_stream *s =
+        sl_context_add_source_connector(ctx, &csource_connector, "in", NULL, err, sizeof(err));
+    if (!s) {
+        fprintf(stderr, "add_csource: %s\n", err);
+        return NULL;
+    }
+    *out = s->source->cctx;
+    return s;
+}
+
+static bool batch_done(csource *c, int64_t t)
+{
+    pthread_mutex_lock(&c->lock);
+    bool found = false;
+    for (int i = 0; i < c->done && i < 64; i++) {
+        found = found || c->done_times[i] == t;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* ==== foreach outputs ==== */
+
+typedef struct fe_log {
+    pthread_mutex_t lock;
+    int order[8]; /* ids of the callbacks, in call order */
+    int n;
+    pthread_t thread[8];
+    int64_t start_us[8], end_us[8];
+} fe_log;
+
+typedef struct fe_out {
+    fe_log *log;
+    int id;
+    int sleep_ms;
+} fe_out;
+
+static int fe_record(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    fe_out *f = opaque;
+    int64_t start = mono_us();
+    if (f->sleep_ms) {
+        sl__sleep_ms(f->sleep_ms);
+    }
+    pthread_mutex_lock(&f->log->lock);
+    int i = f->log->n++;
+    if (i < 8) {
+        f->log->order[i] = f->id;
+        f->log->thread[i] = pthread_self();
+        f->log->start_us[i] = start;
+        f->log->end_us[i] = mono_us();
+    }
+    pthread_mutex_unlock(&f->log->lock);
+    return SL_OK;
+}
+
+/* ==== Tests ==== */
+
+/* Two sinks sleeping 300 ms each write one batch at the same time: their writes overlap,
+ * each writes once, and the batch takes about one write, not two. */
+static void test_two_sinks_write_concurrently(void)
+{
+    sl_context *ctx = ts_context(100, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    tsink *a = add_tsink(in, "a", 300, 0, 0);
+    tsink *b = add_tsink(in, "b", 300, 0, 0);
+    CU_ASSERT_FATAL(a && b);
+    sl_batch_info info;
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1000, &info), SL_OK);
+    CU_ASSERT_EQUAL(a->calls, 1);
+    CU_ASSERT_EQUAL(b->calls, 1);
+    CU_ASSERT_EQUAL(a->records, 3);
+    CU_ASSERT_EQUAL(b->records, 3);
+    /* Overlap: each started before the other ended. */
+    CU_ASSERT(a->start_us[0] < b->end_us[0]);
+    CU_ASSERT(b->start_us[0] < a->end_us[0]);
+    CU_ASSERT_FALSE(pthread_equal(a->thread[0], b->thread[0]));
+    CU_ASSERT_EQUAL(info.outputs_total, 2);
+    CU_ASSERT_EQUAL(info.outputs_succeeded, 2);
+    CU_ASSERT_STRING_EQUAL(info.error, "");
+    CU_ASSERT(info.processing_time >= 300);
+    CU_ASSERT(info.processing_time < 600); /* sequential writes take 600 ms at least */
+    CU_ASSERT_TRUE(batch_done(src, 1000));
+    sl_context_destroy(ctx);
+}
+
+/* A batch with one sink writes it on the thread that runs the batch: no thread is made. */
+static void test_single_sink_writes_on_the_job_thread(void)
+{
+    sl_context *ctx = ts_context(100, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    tsink *a = add_tsink(in, "only", 0, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1000, NULL), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(a->calls, 1);
+    CU_ASSERT_TRUE(pthread_equal(a->thread[0], pthread_self()));
+    sl_context_destroy(ctx);
+}
+
+/* foreach outputs run on the job thread one after the other, in the order they were added,
+ * while the sinks write on their own threads. */
+static void test_foreach_outputs_stay_on_the_job_thread_in_order(void)
+{
+    sl_context *ctx = ts_context(100, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    fe_log log = {.n = 0};
+    pthread_mutex_init(&log.lock, NULL);
+    fe_out f1 = {.log = &log, .id = 1, .sleep_ms = 150};
+    fe_out f2 = {.log = &log, .id = 2, .sleep_ms = 150};
+    CU_ASSERT_EQUAL(sl_stream_foreach_batch(in, fe_record, &f1), SL_OK);
+    tsink *a = add_tsink(in, "a", 300, 0, 0);
+    CU_ASSERT_EQUAL(sl_stream_foreach_batch(in, fe_record, &f2), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    sl_batch_info info;
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1000, &info), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(log.n, 2);
+    CU_ASSERT_EQUAL(log.order[0], 1);
+    CU_ASSERT_EQUAL(log.order[1], 2);
+    CU_ASSERT_TRUE(pthread_equal(log.thread[0], pthread_self()));
+    CU_ASSERT_TRUE(pthread_equal(log.thread[1], pthread_self()));
+    CU_ASSERT(log.end_us[0] <= log.start_us[1]); /* one after the other */
+    CU_ASSERT_EQUAL_FATAL(a->calls, 1);
+    CU_ASSERT_FALSE(pthread_equal(a->thread[0], pthread_self()));
+    CU_ASSERT(a->start_us[0] < log.end_us[0]); /* the sink wrote meanwhile */
+    CU_ASSERT_EQUAL(info.outputs_succeeded, 3);
+    pthread_mutex_destroy(&log.lock);
+    sl_context_destroy(ctx);
+}
+
+/* A sink answering "retry" twice holds the batch while the other sink writes it once and
+ * is not called again; the batch completes after the third attempt succeeds. */
+static void test_retrying_sink_holds_the_batch_not_the_other_sink(void)
+{
+    sl_context *ctx = ts_context(100, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    tsink *down = add_tsink(in, "down", 0, 2, 0);
+    tsink *up = add_tsink(in, "up", 0, 0, 0);
+    CU_ASSERT_FATAL(down && up);
+    sl_batch_info info;
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1000, &info), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(down->calls, 3);
+    CU_ASSERT_EQUAL(down->written, 1);
+    CU_ASSERT_EQUAL(down->attempts[0], 0);
+    CU_ASSERT_EQUAL(down->attempts[2], 2);
+    CU_ASSERT_EQUAL(up->calls, 1);
+    CU_ASSERT_EQUAL(up->written, 1);
+    CU_ASSERT_EQUAL(up->records, 3);
+    CU_ASSERT_EQUAL(down->records, 3);
+    /* The other sink was done before the down one's last attempt began (backoff 100 + 200
+     * ms): it did not wait for it. */
+    CU_ASSERT(up->end_us[0] < down->start_us[2]);
+    /* The batch completed after the retries (backoff 100 + 200 ms), and completed fully. */
+    CU_ASSERT(info.processing_time >= 300);
+    CU_ASSERT_EQUAL(info.outputs_total, 2);
+    CU_ASSERT_EQUAL(info.outputs_succeeded, 2);
+    CU_ASSERT_STRING_EQUAL(info.error, "");
+    CU_ASSERT_TRUE(batch_done(src, 1000));
+    /* The next batch calls each sink once more, nothing else. */
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1100, &info), SL_OK);
+    CU_ASSERT_EQUAL(down->calls, 4);
+    CU_ASSERT_EQUAL(up->calls, 2);
+    CU_ASSERT_EQUAL(down->times[3], 1100);
+    CU_ASSERT_EQUAL(up->times[1], 1100);
+    sl_context_destroy(ctx);
+}
+
+/* A fatal sink stops the running context with SL_ERR_FATAL; the other sink still wrote the
+ * batch; the batch is not reported done to the source. */
+static void test_fatal_sink_stops_the_context(void)
+{
+    sl_context *ctx = ts_context(50, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    tsink *bad = add_tsink(in, "bad", 0, 0, 1);
+    tsink *good = add_tsink(in, "good", 100, 0, 0);
+    CU_ASSERT_FATAL(bad && good);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    CU_ASSERT_EQUAL(sl_context_await_termination_or_timeout(ctx, 10000), SL_ERR_FATAL);
+    CU_ASSERT(tsink_calls(bad) >= 1);
+    pthread_mutex_lock(&good->lock);
+    CU_ASSERT(good->written >= 1);
+    int64_t t = good->calls > 0 ? good->times[0] : 0;
+    pthread_mutex_unlock(&good->lock);
+    CU_ASSERT_FALSE(batch_done(src, t));
+    sl_batch_info infos[4];
+    size_t n = sl_context_recent_batches(ctx, infos, 4);
+    CU_ASSERT(n >= 1);
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (infos[i].batch_time == t) {
+            found = true;
+            CU_ASSERT_EQUAL(infos[i].outputs_total, 2);
+            CU_ASSERT_EQUAL(infos[i].outputs_succeeded, 1);
+            CU_ASSERT_PTR_NOT_NULL(strstr(infos[i].error, "bad"));
+        }
+    }
+    CU_ASSERT_TRUE(found);
+    sl_context_destroy(ctx);
+}
+
+/* A stop without waiting while two sinks retry: both give up (the stop returns), the sink
+ * that worked wrote once, and the batch stays pending in the checkpoint, to run again after
+ * a restart. */
+static void test_stop_during_retry_leaves_the_batch_pending(void)
+{
+    char dir[] = "/tmp/sl_outputs_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char err[256];
+    sl_context_conf conf = {
+        .name = "outputs", .batch_interval_ms = 100, .workers = 2, .checkpoint_dir = dir};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    tsink *d1 = add_tsink(in, "down1", 0, -1, 0);
+    tsink *d2 = add_tsink(in, "down2", 0, -1, 0);
+    tsink *up = add_tsink(in, "up", 0, 0, 0);
+    CU_ASSERT_FATAL(d1 && d2 && up);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    /* Wait until both down sinks have retried the first batch at least once. */
+    for (int i = 0; i < 200 && (tsink_calls(d1) < 2 || tsink_calls(d2) < 2); i++) {
+        usleep(20 * 1000);
+    }
+    CU_ASSERT_FATAL(tsink_calls(d1) >= 2 && tsink_calls(d2) >= 2);
+    int64_t t0 = mono_us();
+    sl_context_stop(ctx, false);
+    int64_t stop_us = mono_us() - t0;
+    int64_t t = d1->times[0];             /* the threads that wrote it are joined */
+    CU_ASSERT(stop_us < 5 * 1000 * 1000); /* every retry loop observed the stop */
+    int c1 = tsink_calls(d1), c2 = tsink_calls(d2);
+    CU_ASSERT_EQUAL(d1->times[c1 - 1], t);
+    CU_ASSERT_EQUAL(d2->times[c2 - 1], t);
+    CU_ASSERT_EQUAL(d1->written, 0);
+    CU_ASSERT_EQUAL(d2->written, 0);
+    CU_ASSERT_EQUAL(up->written, 1); /* written once, not again for every retry */
+    CU_ASSERT_EQUAL(up->calls, 1);
+    CU_ASSERT_EQUAL(up->times[0], t);
+    CU_ASSERT_FALSE(batch_done(src, t));
+    usleep(200 * 1000);
+    CU_ASSERT_EQUAL(tsink_calls(d1), c1); /* nothing runs after the stop */
+    CU_ASSERT_EQUAL(tsink_calls(d2), c2);
+
+    /* The checkpoint on disk has t pending, not completed. */
+    char *graph = sl__graph_describe(ctx);
+    const char *names[] = {"in"};
+    sl_checkpoint *ck = sl__ckpt_new(dir, graph, 100, 1, names, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ck);
+    bool found = false;
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_TRUE(found);
+    CU_ASSERT(ck->last_completed < t);
+    bool pending = false;
+    for (size_t i = 0; i < ck->npending; i++) {
+        pending = pending || ck->pending[i].time == t;
+    }
+    CU_ASSERT_TRUE(pending);
+    sl__ckpt_destroy(ck);
+    free(graph);
+    sl_context_destroy(ctx);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* Batches run one at a time: with sinks slower than the batch interval, the next batch
+ * starts after the previous one ended, even though its sinks write concurrently. */
+static void test_next_batch_waits_for_every_sink(void)
+{
+    sl_context *ctx = ts_context(50, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    tsink *a = add_tsink(in, "a", 120, 0, 0);
+    tsink *b = add_tsink(in, "b", 60, 0, 0);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    for (int i = 0; i < 200 && tsink_calls(a) < 4; i++) {
+        usleep(20 * 1000);
+    }
+    sl_context_stop(ctx, false);
+    CU_ASSERT_FATAL(a->calls >= 4);
+    int n = SL_MIN(SL_MIN(a->calls, b->calls), TSINK_MAX_CALLS);
+    for (int i = 1; i < n; i++) {
+        CU_ASSERT_EQUAL(a->times[i], b->times[i]);
+        /* Batch i began after both writes of batch i - 1 ended. */
+        CU_ASSERT(a->start_us[i] >= a->end_us[i - 1]);
+        CU_ASSERT(a->start_us[i] >= b->end_us[i - 1]);
+        CU_ASSERT(b->start_us[i] >= a->end_us[i - 1]);
+    }
+    sl_batch_info infos[8];
+    size_t k = sl_context_recent_batches(ctx, infos, 8);
+    for (size_t i = 0; i + 1 < k; i++) {
+        CU_ASSERT(infos[i].processing_start >= infos[i + 1].processing_end);
+    }
+    sl_context_destroy(ctx);
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("outputs", {"two_sinks_write_concurrently", test_two_sinks_write_concurrently},
+             {"single_sink_writes_on_the_job_thread", test_single_sink_writes_on_the_job_thread},
+             {"foreach_outputs_stay_on_the_job_thread_in_order",
+              test_foreach_outputs_stay_on_the_job_thread_in_order},
+             {"retrying_sink_holds_the_batch_not_the_other_sink",
+              test_retrying_sink_holds_the_batch_not_the_other_sink},
+             {"fatal_sink_stops_the_context", test_fatal_sink_stops_the_context},
+             {"stop_during_retry_leaves_the_batch_pending",
+              test_stop_during_retry_leaves_the_batch_pending},
+             {"next_batch_waits_for_every_sink", test_next_batch_waits_for_every_sink});
+}
