@@ -21,40 +21,6 @@
 
 #define MAGIC "SLUICE-CHECKPOINT 1"
 
-static int mkdirs(const char *path)
-{
-    char buf[4096];
-    if (strlen(path) >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        return -1;
-    }
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 uint64_t sl__ckpt_fingerprint(const char *graph)
 {
     return sl__hash(graph, strlen(graph));
@@ -163,7 +129,7 @@ sl_checkpoint *sl__ckpt_new(const char *dir, const char *graph, int64_t batch_in
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/metadata", dir);
-    if (mkdirs(path) != 0) {
+    if (sl__mkdirs(path, 0755) != 0) {
         snprintf(errstr, errsize, "checkpoint directory %s cannot be created: %s", path,
                  strerror(errno));
         return NULL;
@@ -287,7 +253,7 @@ static int write_locked(sl_checkpoint *ck)
     if (fd >= 0) {
         close(fd);
     }
-    if (rc == SL_OK && (rename(tmp, final) != 0 || fsync_dir(ck->dir) != 0)) {
+    if (rc == SL_OK && (rename(tmp, final) != 0 || sl__fsync_dir(ck->dir) != 0)) {
         rc = SL_ERR_IO;
         e = errno;
     }

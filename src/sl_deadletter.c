@@ -139,84 +139,10 @@ static void buf_printf(dl_buf *b, const char *fmt, ...)
     buf_put(b, tmp, n > 0 ? (size_t)SL_MIN((size_t)n, sizeof(tmp) - 1) : 0);
 }
 
-/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * at most U+10FFFF), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* The JSON text writers' callback: appends to the dl_buf out. */
+static void buf_append(void *out, const void *s, size_t n)
 {
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        return 1;
-    }
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return len;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq((const unsigned char *)s + i, n - i);
-        if (!l) {
-            return false;
-        }
-        i += l;
-    }
-    return true;
-}
-
-/* A JSON string of n bytes of UTF-8 text; an invalid byte becomes U+FFFD (for names and
- * messages, whose bytes are not data). */
-static void json_text(dl_buf *b, const char *s, size_t n)
-{
-    buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t l = utf8_seq((const unsigned char *)s + i, n - i);
-        if (!l) {
-            buf_str(b, "\\ufffd");
-            i++;
-            continue;
-        }
-        if (l > 1) {
-            buf_put(b, s + i, l);
-        } else if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            buf_put(b, e, 2);
-        } else if (c == '\n') {
-            buf_str(b, "\\n");
-        } else if (c == '\r') {
-            buf_str(b, "\\r");
-        } else if (c == '\t') {
-            buf_str(b, "\\t");
-        } else if (c < 0x20 || c == 0x7f) {
-            buf_printf(b, "\\u%04x", c);
-        } else {
-            buf_put(b, s + i, 1);
-        }
-        i += l;
-    }
-    buf_put(b, "\"", 1);
+    buf_put(out, s, n);
 }
 
 static void json_name(dl_buf *b, const char *s)
@@ -224,41 +150,15 @@ static void json_name(dl_buf *b, const char *s)
     if (!s) {
         buf_str(b, "null");
     } else {
-        json_text(b, s, strlen(s));
+        sl__json_text(buf_append, b, s, strlen(s));
     }
 }
 
-static void base64(dl_buf *b, const unsigned char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n) {
-            v |= (uint32_t)s[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= s[i + 2];
-        }
-        char o[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
-                     i + 2 < n ? tab[v & 63] : '='};
-        buf_put(b, o, 4);
-    }
-    buf_put(b, "\"", 1);
-}
-
-/* "name":<bytes> as text, or base64 with "name_encoding":"base64"; null when absent. */
+/* ,"name":<bytes> as text, or base64 with "name_encoding":"base64"; null when absent. */
 static void json_bytes(dl_buf *b, const char *name, const char *s, size_t n)
 {
-    buf_printf(b, ",\"%s\":", name);
-    if (!s) {
-        buf_str(b, "null");
-    } else if (utf8_valid(s, n)) {
-        json_text(b, s, n);
-    } else {
-        base64(b, (const unsigned char *)s, n);
-        buf_printf(b, ",\"%s_encoding\":\"base64\"", name);
-    }
+    buf_put(b, ",", 1);
+    sl__json_bytes(buf_append, b, name, s, n);
 }
 
 int sl__dl_json_line(char **buf, size_t *len, size_t *cap, const sl_dl_batch *bt,
@@ -316,31 +216,6 @@ typedef struct dl_file {
     char *buf;
     size_t len, cap;
 } dl_file;
-
-/* Creates dir and its missing parents. Returns 0, or -1 with errno set. */
-static int dl_mkdirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len >= sizeof(path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(path, dir, len + 1);
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
-}
 
 /* A name of the file: the pipeline's and the sink's names with '/' replaced. */
 static void dl_file_name(char *out, size_t size, const char *pipeline, const char *sink)
@@ -415,7 +290,7 @@ static int dl_file_ensure(dl_file *f, char *errstr, size_t errsize)
     if (f->fd >= 0) {
         return SL_OK;
     }
-    if (dl_mkdirs(f->dir) != 0) {
+    if (sl__mkdirs(f->dir, 0777) != 0) {
         snprintf(errstr, errsize, "cannot create directory %s: %s", f->dir, strerror(errno));
         return SL_ERR_IO;
     }
@@ -432,11 +307,7 @@ static int dl_file_ensure(dl_file *f, char *errstr, size_t errsize)
         return SL_ERR_IO;
     }
     if (!existed) {
-        int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd); /* the new name is durable too */
-            close(dfd);
-        }
+        sl__fsync_dir(f->dir); /* the new name is durable too */
     }
     return SL_OK;
 }

@@ -1,5 +1,12 @@
-/* sl_rate.c -- the PID rate estimator (see sl_rate.h and SEMANTICS.md). */
+/* sl_rate.c -- the PID rate estimator and the receivers' token bucket (see sl_rate.h and
+ * SEMANTICS.md). */
 #include "sl_rate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+#include "sl_util.h"
 
 void sl__pid_init(sl_pid *p, int64_t batch_interval, double proportional, double integral,
                   double derivative, double min_rate)
@@ -50,3 +57,38 @@ bool sl__pid_compute(sl_pid *p, int64_t time, int64_t n, int64_t processing_dela
     *rate = new_rate;
     return true;
 }
+
+/* ==== Token bucket ==== */
+
+size_t sl__rate_take(int64_t *next_ns, double rate, int64_t burst_ns, int64_t now_ns, size_t want,
+                     int64_t *wait_ns)
+{
+    double per = 1e9 / rate; /* ns per record */
+    int64_t keep = burst_ns > SL_RATE_QUANTUM_NS ? burst_ns : SL_RATE_QUANTUM_NS;
+    if (*next_ns < now_ns - keep) {
+        *next_ns = now_ns - keep;
+    }
+    if (want == 0) {
+        return 0;
+    }
+    if (now_ns >= *next_ns) {
+        double avail = floor((double)(now_ns - *next_ns) / per) + 1;
+        size_t k = avail < (double)want ? (size_t)avail : want;
+        *next_ns += (int64_t)llround((double)k * per);
+        return k;
+    }
+    double quantum = floor((double)SL_RATE_QUANTUM_NS / per);
+    size_t q = quantum < 1 ? 1 : quantum < (double)want ? (size_t)quantum : want;
+    *wait_ns = *next_ns + (int64_t)ceil((double)(q - 1) * per) - now_ns;
+    return 0;
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (ns > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int64_t (*sl__rate_now_ns)(void) = sl__mono_ns;
+void (*sl__rate_sleep_ns)(int64_t ns) = sleep_ns;

@@ -52,35 +52,39 @@ static size_t block_bytes(const sl_block *b)
     return b->arena.bytes + b->v.cap * sizeof(sl_record);
 }
 
-/* The rate limit: records are spaced 1/max_rate apart, with a burst of at most one block
- * interval's worth, like Spark's receiver RateLimiter. Sleeps in the caller's thread, so
- * a TCP receiver stops reading and the sender is slowed by TCP itself. */
-static void rate_wait(sl_instance *ins, size_t n)
+/* The rate limit: how many of want records may go in now, after waiting for them (the
+ * token bucket of sl_rate.h, with a burst of at most one block interval's worth; Spark's
+ * receivers keep up to 1 s). A wait lasts until a quantum of records (1 ms of the rate) may
+ * go, so a big push goes in a few records at a time at the rate, and the rate is read again
+ * after each wait: a new estimate applies at once. Sleeps in the caller's thread, so a TCP
+ * receiver stops reading and the sender is slowed by TCP itself. Returns want when there
+ * is no limit or the instance is stopping or closed. */
+static size_t rate_take(sl_instance *ins, size_t want)
 {
-    double rate = sl_instance_rate_limit(ins);
-    if (rate <= 0 || n == 0) {
-        return;
-    }
     sl_receiver *r = &ins->rcv;
-    int64_t now = sl__mono_ns();
     int64_t burst = ins->ctx->block_interval * 1000000;
-    pthread_mutex_lock(&r->lock);
-    if (r->rate_next_ns < now - burst) {
-        r->rate_next_ns = now - burst;
-    }
-    int64_t at = r->rate_next_ns;
-    r->rate_next_ns += (int64_t)((double)n * 1e9 / rate);
-    pthread_mutex_unlock(&r->lock);
-    while (at > now && !atomic_load(&ins->stopping)) {
-        sl__sleep_ms(SL_MIN((at - now) / 1000000 + 1, 100));
-        now = sl__mono_ns();
+    for (;;) {
+        double rate = sl_instance_rate_limit(ins);
+        if (rate <= 0 || atomic_load(&ins->stopping)) {
+            return want;
+        }
+        int64_t wait = 0;
+        pthread_mutex_lock(&r->lock);
+        size_t k = r->closed ? want
+                             : sl__rate_take(&r->rate_next_ns, rate, burst, sl__rate_now_ns(), want,
+                                             &wait);
+        pthread_mutex_unlock(&r->lock);
+        if (k > 0) {
+            return k;
+        }
+        sl__rate_sleep_ns(SL_MIN(wait, 20000000)); /* 20 ms: a new rate is seen soon */
     }
 }
 
-int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
+/* Copies n records into the current block, waiting for room. @locks takes r->lock */
+static int push_some(sl_instance *ins, const sl_record *recs, size_t n)
 {
     sl_receiver *r = &ins->rcv;
-    rate_wait(ins, n);
     pthread_mutex_lock(&r->lock);
     while (full(ins)) {
         pthread_cond_wait(&r->room, &r->lock);
@@ -118,6 +122,28 @@ int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
     atomic_fetch_add(&ins->ctx->records_received, i);
     if (rc == SL_OK && closed) {
         rc = SL_ERR_STATE;
+    }
+    return rc;
+}
+
+/* Under a rate limit the records go in a few at a time (rate_take), so one push may span
+ * blocks and batches; it returns once all of them are in. */
+int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
+{
+    if (n == 0) {
+        return push_some(ins, recs, 0);
+    }
+    int rc = SL_OK;
+    for (size_t done = 0; done < n;) {
+        size_t k = rate_take(ins, n - done);
+        int e = push_some(ins, recs + done, k);
+        if (e == SL_ERR_NOMEM) {
+            return e;
+        }
+        if (e != SL_OK) {
+            rc = e; /* stopping: the records are still taken */
+        }
+        done += k;
     }
     return rc;
 }

@@ -955,17 +955,6 @@ static void state_dir(const sl_context *ctx, char *buf, size_t size)
     snprintf(buf, size, "%s/state", ctx->checkpoint_dir);
 }
 
-static int fsync_path(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        return -1;
-    }
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Writes body as file name of the state directory: temporary file, fsync, rename. */
 static int write_file(const char *dir, const char *name, const wbuf *body)
 {
@@ -1373,7 +1362,7 @@ static int snapshot(sl_context *ctx, int64_t t)
     if (rc == SL_OK && files.failed) {
         rc = SL_ERR_NOMEM;
     }
-    if (rc == SL_OK && fsync_path(dir) != 0) {
+    if (rc == SL_OK && sl__fsync_dir(dir) != 0) {
         rc = SL_ERR_IO;
     }
     if (rc == SL_OK) {

@@ -1,10 +1,15 @@
-/* sl_util.c -- clocks, arenas, hashing, the key table, logging and error names. */
+/* sl_util.c -- clocks, arenas, hashing, the key table, logging, error names, directories and
+ * JSON text. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sl_util.h"
 
@@ -324,5 +329,186 @@ const char *sl_err2str(int err)
     case SL_ERR_TOOBIG: return "record too large";
     case SL_ERR_FATAL: return "fatal error";
     default: return "unknown error";
+    }
+}
+
+/* ==== Directories ==== */
+
+int sl__mkdirs(const char *dir, mode_t mode)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (len >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') {
+            continue;
+        }
+        *p = '\0';
+        if (mkdir(path, mode) != 0 && errno != EEXIST) {
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(path, mode) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+int sl__fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* ==== JSON text ==== */
+
+size_t sl__utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        return 1;
+    }
+    /* The ranges of the second byte exclude overlong forms, surrogates and > U+10FFFF. */
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < len; i++) {
+        if (s[i] < 0x80 || s[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+bool sl__utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t l = sl__utf8_seq((const unsigned char *)s + i, n - i);
+        if (l == 0) {
+            return false;
+        }
+        i += l;
+    }
+    return true;
+}
+
+void sl__json_text(sl_json_put_fn put, void *out, const char *s, size_t n)
+{
+    put(out, "\"", 1);
+    size_t run = 0; /* bytes before i copied as they are, pending */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t l = sl__utf8_seq((const unsigned char *)s + i, n - i);
+        const char *esc = NULL;
+        char u[8];
+        if (l == 0) {
+            esc = "\\ufffd";
+            l = 1;
+        } else if (l == 1) {
+            switch (c) {
+            case '"': esc = "\\\""; break;
+            case '\\': esc = "\\\\"; break;
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            default:
+                if (c < 0x20 || c == 0x7F) {
+                    snprintf(u, sizeof(u), "\\u%04x", c);
+                    esc = u;
+                }
+            }
+        }
+        if (esc) {
+            if (run) {
+                put(out, s + i - run, run);
+                run = 0;
+            }
+            put(out, esc, strlen(esc));
+        } else {
+            run += l;
+        }
+        i += l;
+    }
+    if (run) {
+        put(out, s + n - run, run);
+    }
+    put(out, "\"", 1);
+}
+
+static void json_base64(sl_json_put_fn put, void *out, const unsigned char *s, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    put(out, "\"", 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < n) {
+            v |= (uint32_t)s[i + 1] << 8;
+        }
+        if (i + 2 < n) {
+            v |= s[i + 2];
+        }
+        char o[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
+                     i + 2 < n ? tab[v & 63] : '='};
+        put(out, o, 4);
+    }
+    put(out, "\"", 1);
+}
+
+void sl__json_bytes(sl_json_put_fn put, void *out, const char *name, const char *s, size_t n)
+{
+    size_t name_len = strlen(name);
+    put(out, "\"", 1);
+    put(out, name, name_len);
+    put(out, "\":", 2);
+    if (!s) {
+        put(out, "null", 4);
+    } else if (sl__utf8_valid(s, n)) {
+        sl__json_text(put, out, s, n);
+    } else {
+        json_base64(put, out, (const unsigned char *)s, n);
+        put(out, ",\"", 2);
+        put(out, name, name_len);
+        put(out, "_encoding\":\"base64\"", 19);
     }
 }

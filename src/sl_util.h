@@ -1,12 +1,15 @@
-/* sl_util.h -- small internals shared by the engine: clocks, arenas, hashing. */
+/* sl_util.h -- small internals shared by the engine (and the connectors that include it):
+ * clocks, arenas, hashing, directories, JSON text. */
 #ifndef SL_UTIL_H
 #define SL_UTIL_H
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "sluice.h"
 
@@ -90,5 +93,35 @@ int sl__log_enabled(sl_log_level level);
 
 /* Formats into a fixed buffer, always terminated. */
 void sl__strlcpy(char *dst, const char *src, size_t size);
+
+/* ==== Directories ==== */
+
+/* Creates dir and its missing parents with mode (before the umask), as mkdir -p does.
+ * Returns 0 when dir is a directory, or -1 with errno set (ENOTDIR when it is something
+ * else). */
+int sl__mkdirs(const char *dir, mode_t mode);
+/* fsyncs a directory so that the names in it (a file created, renamed) are durable.
+ * Returns 0 or -1 with errno set. */
+int sl__fsync_dir(const char *dir);
+
+/* ==== JSON text ====
+ * For JSON lines that never lose bytes (dead letters, the file sink's json format): bytes
+ * that are valid UTF-8 are written as a JSON string, other bytes in base64. Writers append
+ * through a callback, so that the same code fills a buffer or a FILE. */
+
+/* Appends n bytes of JSON text to out. */
+typedef void (*sl_json_put_fn)(void *out, const void *s, size_t n);
+
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), 0 when it is not one. n >= 1. */
+size_t sl__utf8_seq(const unsigned char *s, size_t n);
+/* True when the n bytes at s are valid UTF-8. */
+bool sl__utf8_valid(const char *s, size_t n);
+/* Writes n bytes as a JSON string, "..." with escapes; a byte that is not part of valid
+ * UTF-8 becomes U+FFFD (for names and messages; sl__json_bytes keeps every byte). */
+void sl__json_text(sl_json_put_fn put, void *out, const char *s, size_t n);
+/* Writes "name":<bytes>: a JSON string when they are valid UTF-8, else their base64 followed
+ * by ,"name_encoding":"base64"; null when s is NULL. */
+void sl__json_bytes(sl_json_put_fn put, void *out, const char *name, const char *s, size_t n);
 
 #endif

@@ -148,42 +148,6 @@ static void seg_path(const sl_wal *wal, uint32_t seq, char *path, size_t size)
     snprintf(path, size, "%s/%010" PRIu32 ".log", wal->dir, seq);
 }
 
-/* Creates dir and its missing parents. Returns 0, or -1 with errno set. */
-static int wal_mkdirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof(path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(path, dir, len + 1);
-    for (char *p = path + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
-}
-
-static int sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int seg_add(sl_wal *wal, uint32_t seq)
 {
     if (wal->nsegs == wal->capsegs) {
@@ -398,7 +362,7 @@ static int seg_open_write(sl_wal *wal, uint32_t seq, bool create, char *errstr, 
     wal->cur_size = size;
     wal->dirty = false;
     if (create && wal->conf.fsync != SL_WAL_FSYNC_NEVER) {
-        sync_dir(wal->dir);
+        sl__fsync_dir(wal->dir);
     }
     return SL_OK;
 }
@@ -434,7 +398,7 @@ sl_wal *sl_wal_open(const char *dir, const char *name, const sl_wal_conf *conf, 
         sl_wal_close(wal);
         return NULL;
     }
-    if (wal_mkdirs(wal->dir) != 0) {
+    if (sl__mkdirs(wal->dir, 0777) != 0) {
         snprintf(errstr, errsize, "cannot create %s: %s", wal->dir, strerror(errno));
         sl_wal_close(wal);
         return NULL;
@@ -972,7 +936,7 @@ int sl_wal_mark_processed(sl_wal *wal, sl_wal_pos pos)
         ok = close(fd) == 0 && ok;
         if (ok && rename(tmp, path) == 0) {
             if (wal->conf.fsync != SL_WAL_FSYNC_NEVER) {
-                sync_dir(wal->dir);
+                sl__fsync_dir(wal->dir);
             }
             wal->processed = pos;
             rc = SL_OK;

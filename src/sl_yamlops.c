@@ -926,6 +926,17 @@ static int yop_apply_json_text(const sl_yamlop *op, const sl_record *in, sl_reco
     return rc;
 }
 
+/* Gives out the typed value n. */
+static void yop_set_num(sl_record *out, const yop_num *n)
+{
+    out->num_type = n->type;
+    if (n->type == SL_NUM_INT) {
+        out->num.i = n->i;
+    } else {
+        out->num.d = n->d;
+    }
+}
+
 static int yop_apply_json_num(const sl_yamlop *op, const sl_record *in, sl_record *out)
 {
     json_t *root = yop_json_load(in);
@@ -939,12 +950,7 @@ static int yop_apply_json_num(const sl_yamlop *op, const sl_record *in, sl_recor
     if (!ok) {
         return SL_ERR_RECORD;
     }
-    out->num_type = n.type;
-    if (n.type == SL_NUM_INT) {
-        out->num.i = n.i;
-    } else {
-        out->num.d = n.d;
-    }
+    yop_set_num(out, &n);
     return SL_OK;
 }
 
@@ -962,12 +968,7 @@ static int yop_apply_attr(const sl_yamlop *op, const sl_record *in, sl_record *o
         if (!yop_attr_num(&a, &n)) {
             return SL_ERR_RECORD;
         }
-        out->num_type = n.type;
-        if (n.type == SL_NUM_INT) {
-            out->num.i = n.i;
-        } else {
-            out->num.d = n.d;
-        }
+        yop_set_num(out, &n);
         return SL_OK;
     }
     const char **bytes = to_key ? &out->key : &out->value;
@@ -1018,14 +1019,7 @@ int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
     case YOP_KEY_ATTR: return yop_apply_attr(op, in, out, true, false, alloc, arg);
     case YOP_VALUE_ATTR_NUM: return yop_apply_attr(op, in, out, false, true, alloc, arg);
     case YOP_VALUE_ATTR_TEXT: return yop_apply_attr(op, in, out, false, false, alloc, arg);
-    case YOP_VALUE_LITERAL:
-        out->num_type = op->num.type;
-        if (op->num.type == SL_NUM_INT) {
-            out->num.i = op->num.i;
-        } else {
-            out->num.d = op->num.d;
-        }
-        return SL_OK;
+    case YOP_VALUE_LITERAL: yop_set_num(out, &op->num); return SL_OK;
     case YOP_VALUE_JSON_NUM: return yop_apply_json_num(op, in, out);
     case YOP_VALUE_JSON_TEXT: return yop_apply_json_text(op, in, out, false, alloc, arg);
     case YOP_LOWER:

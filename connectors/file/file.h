@@ -88,16 +88,13 @@ const char *sl__file_column_name(sl_file_column c);
 
 /* file_format.c: records in the sink's format. Each returns 0, or -1 when f reported an
  * error. Bytes are never lost: JSON strings hold valid UTF-8 only (escaped), other bytes go
- * base64-encoded under the field's name with "_base64" appended; CSV fields hold the bytes as
+ * base64-encoded, followed by "<field>_encoding":"base64"; CSV fields hold the bytes as
  * they are, quoted when they contain a comma, a quote, CR, LF or NUL. */
 /* Writes r as one line in the sink's format; batch_time is for the batch_time column. */
 int sl__file_record_write(FILE *f, const sl_file_sink_ctx *ctx, const sl_record *r,
                           int64_t batch_time);
 /* Writes what opens a part file: the CSV header when asked for, else nothing. */
 int sl__file_part_begin(FILE *f, const sl_file_sink_ctx *ctx);
-/* Writes bytes as a JSON string, "..." with escapes; false when they are not valid UTF-8
- * (nothing written then). */
-bool sl__file_json_string(FILE *f, const char *bytes, size_t len);
 /* Writes bytes as one CSV field, quoted when needed. */
 void sl__file_csv_field(FILE *f, const char *bytes, size_t len);
 

@@ -24,124 +24,23 @@
 #include <jansson.h>
 
 #include "file.h"
+#include "sl_util.h"
 #include "../stdout/stdout.h"
 
 /* ==== JSON ==== */
 
-/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* The JSON text writers' callback: appends to the FILE out. */
+static void json_put(void *out, const void *s, size_t n)
 {
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp, min;
-    if (c < 0x80) {
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = cp << 6 | (s[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
+    fwrite(s, 1, n, out);
 }
 
-static bool utf8_valid(const char *s, size_t n)
+/* <sep>"name":<bytes>: text, or base64 followed by ,"name_encoding":"base64"; null when s is
+ * NULL. */
+static void json_bytes(FILE *f, const char *sep, const char *name, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq((const unsigned char *)s + i, n - i);
-        if (l == 0) {
-            return false;
-        }
-        i += l;
-    }
-    return true;
-}
-
-bool sl__file_json_string(FILE *f, const char *s, size_t n)
-{
-    if (!utf8_valid(s, n)) {
-        return false;
-    }
-    fputc('"', f);
-    size_t run = 0; /* bytes copied as they are, pending */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[8];
-        switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        default:
-            if (c < 0x20 || c == 0x7F) {
-                snprintf(u, sizeof(u), "\\u%04x", c);
-                esc = u;
-            }
-        }
-        if (!esc) {
-            run++;
-            continue;
-        }
-        fwrite(s + i - run, 1, run, f);
-        run = 0;
-        fputs(esc, f);
-    }
-    fwrite(s + n - run, 1, run, f);
-    fputc('"', f);
-    return true;
-}
-
-static void json_base64(FILE *f, const unsigned char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    fputc('"', f);
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n) {
-            v |= (uint32_t)s[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= s[i + 2];
-        }
-        char o[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
-                     i + 2 < n ? tab[v & 63] : '='};
-        fwrite(o, 1, 4, f);
-    }
-    fputc('"', f);
-}
-
-/* <sep>"name":<bytes>: text, or base64 followed by ,"name_encoding":"base64"; null when
- * absent. */
-static void json_bytes(FILE *f, const char *sep, const char *name, const char *s, size_t n,
-                       bool absent)
-{
-    fprintf(f, "%s\"%s\":", sep, name);
-    if (absent) {
-        fputs("null", f);
-    } else if (!sl__file_json_string(f, s ? s : "", s ? n : 0)) {
-        json_base64(f, (const unsigned char *)s, n);
-        fprintf(f, ",\"%s_encoding\":\"base64\"", name);
-    }
+    fputs(sep, f);
+    sl__json_bytes(json_put, f, name, s, n);
 }
 
 /* Writes the value as the JSON document it holds, if it is one: line breaks (which can only
@@ -189,17 +88,16 @@ static void json_number(FILE *f, const sl_record *r)
 static void json_record(FILE *f, const sl_file_sink_ctx *ctx, const sl_record *r)
 {
     const sl_record_meta *m = r->meta;
+    const char *source = m ? m->source : NULL, *topic = m ? m->topic : NULL;
     fputc('{', f);
-    json_bytes(f, "", "key", r->key, r->key_len, r->key_len == 0);
+    json_bytes(f, "", "key", r->key_len ? r->key : NULL, r->key_len);
     if (!(ctx->value_json && json_raw_value(f, r->value, r->value_len))) {
-        json_bytes(f, ",", "value", r->value, r->value_len, false);
+        json_bytes(f, ",", "value", r->value ? r->value : "", r->value ? r->value_len : 0);
     }
     json_number(f, r);
     fprintf(f, ",\"ts\":%" PRId64, r->ts);
-    json_bytes(f, ",", "source", m ? m->source : NULL, m && m->source ? strlen(m->source) : 0,
-               !m || !m->source);
-    json_bytes(f, ",", "topic", m ? m->topic : NULL, m && m->topic ? strlen(m->topic) : 0,
-               !m || !m->topic);
+    json_bytes(f, ",", "source", source, source ? strlen(source) : 0);
+    json_bytes(f, ",", "topic", topic, topic ? strlen(topic) : 0);
     if (m && m->partition >= 0) {
         fprintf(f, ",\"partition\":%" PRId32, m->partition);
     } else {
@@ -242,17 +140,6 @@ void sl__file_csv_field(FILE *f, const char *s, size_t n)
     fputc('"', f);
 }
 
-static void csv_number(FILE *f, const sl_record *r)
-{
-    if (r->num_type == SL_NUM_INT) {
-        fprintf(f, "%" PRId64, r->num.i);
-    } else if (r->num_type == SL_NUM_DOUBLE) {
-        char num[32];
-        sl__record_format_double(r->num.d, num, sizeof(num));
-        fputs(num, f);
-    }
-}
-
 static void csv_string(FILE *f, const char *s)
 {
     if (s) {
@@ -271,12 +158,12 @@ static void csv_record(FILE *f, const sl_file_sink_ctx *ctx, const sl_record *r,
         case SL_FILE_COL_KEY: sl__file_csv_field(f, r->key, r->key_len); break;
         case SL_FILE_COL_VALUE:
             if (r->num_type == SL_NUM_INT || r->num_type == SL_NUM_DOUBLE) {
-                csv_number(f, r);
+                sl__record_write_num(f, r);
             } else {
                 sl__file_csv_field(f, r->value, r->value_len);
             }
             break;
-        case SL_FILE_COL_NUM: csv_number(f, r); break;
+        case SL_FILE_COL_NUM: sl__record_write_num(f, r); break;
         case SL_FILE_COL_TS: fprintf(f, "%" PRId64, r->ts); break;
         case SL_FILE_COL_SOURCE: csv_string(f, m ? m->source : NULL); break;
         case SL_FILE_COL_TOPIC: csv_string(f, m ? m->topic : NULL); break;

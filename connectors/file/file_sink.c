@@ -17,46 +17,13 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "sl_util.h"
 #include "../stdout/stdout.h"
 
 #define FILE_SINK_BUFSIZE  (64 * 1024)
 #define FILE_SINK_MANIFEST "_manifest.json"
 
 /* ==== Helpers ==== */
-
-/* Creates dir and its missing parents. Returns 0, or -1 with errno set. */
-static int file_mkdirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len >= sizeof(path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(path, dir, len + 1);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') {
-            continue;
-        }
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-            return -1;
-        }
-        *p = '/';
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-        return -1;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
 
 /* Removes a temporary directory of ours and the files in it (it has no subdirectory). */
 static void file_remove_tmp(const char *dir)
@@ -74,20 +41,6 @@ static void file_remove_tmp(const char *dir)
     }
     closedir(d);
     rmdir(dir);
-}
-
-/* fsyncs a directory so that the names in it are durable. Returns 0 or -1 with errno. */
-static int file_sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
 }
 
 /* Writes partition p of out to path in the sink's format, fsynced; *info gets its records
@@ -241,7 +194,7 @@ static int file_sink_write(void *data, const sl_batch_output *out)
         sl_instance_error(ctx->ins, "%s: %s", final, strerror(ENAMETOOLONG));
         return SL_ERR_INVAL;
     }
-    if (file_mkdirs(parent) != 0) {
+    if (sl__mkdirs(parent, 0777) != 0) {
         sl_instance_error(ctx->ins, "cannot create directory %s: %s", parent, strerror(errno));
         return SL_ERR_RETRY;
     }
@@ -257,7 +210,7 @@ static int file_sink_write(void *data, const sl_batch_output *out)
         file_remove_tmp(tmp);
         return SL_ERR_RETRY;
     }
-    if (file_sync_dir(tmp) != 0) {
+    if (sl__fsync_dir(tmp) != 0) {
         sl_instance_error(ctx->ins, "cannot sync %s: %s", tmp, strerror(errno));
         file_remove_tmp(tmp);
         return SL_ERR_RETRY;
@@ -272,7 +225,7 @@ static int file_sink_write(void *data, const sl_batch_output *out)
         sl_instance_error(ctx->ins, "cannot rename %s to %s: %s", tmp, final, strerror(e));
         return SL_ERR_RETRY;
     }
-    if (file_sync_dir(parent) != 0) {
+    if (sl__fsync_dir(parent) != 0) {
         /* The batch is complete and visible; only its durability across a crash is in
          * doubt, and a replay would skip it. Report, do not retry. */
         sl_instance_log(ctx->ins, SL_LOG_WARN, "cannot sync %s: %s", parent, strerror(errno));

@@ -22,6 +22,17 @@ void sl__record_format_double(double d, char *buf, size_t size)
     }
 }
 
+void sl__record_write_num(FILE *f, const sl_record *r)
+{
+    if (r->num_type == SL_NUM_INT) {
+        fprintf(f, "%" PRId64, r->num.i);
+    } else if (r->num_type == SL_NUM_DOUBLE) {
+        char num[32];
+        sl__record_format_double(r->num.d, num, sizeof(num));
+        fputs(num, f);
+    }
+}
+
 int sl__record_write(FILE *f, const sl_record *r)
 {
     bool keyed = r->key_len > 0;
@@ -30,12 +41,8 @@ int sl__record_write(FILE *f, const sl_record *r)
         fwrite(r->key, 1, r->key_len, f);
         fputc(',', f);
     }
-    if (r->num_type == SL_NUM_INT) {
-        fprintf(f, "%" PRId64, r->num.i);
-    } else if (r->num_type == SL_NUM_DOUBLE) {
-        char num[32];
-        sl__record_format_double(r->num.d, num, sizeof(num));
-        fputs(num, f);
+    if (r->num_type == SL_NUM_INT || r->num_type == SL_NUM_DOUBLE) {
+        sl__record_write_num(f, r);
     } else if (r->value_len > 0) {
         fwrite(r->value, 1, r->value_len, f);
     }

@@ -17,6 +17,9 @@ typedef struct sl_stdout_ctx {
  * in the shortest form that reads back the same). Bytes are written as they are, NUL
  * included, followed by "\n". Returns 0, or -1 when f reported an error. Does not lock f. */
 int sl__record_write(FILE *f, const sl_record *r);
+/* Writes r's typed value to f: an integer exactly, a double in the shortest form that reads
+ * back the same; nothing when r has none. Does not lock f. */
+void sl__record_write_num(FILE *f, const sl_record *r);
 /* The shortest "%.Ng" form of d that reads back as d (at most 17 digits), into buf. */
 void sl__record_format_double(double d, char *buf, size_t size);
 

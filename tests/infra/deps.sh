@@ -11,6 +11,7 @@ PKGS=(
     netcat-openbsd procps curl
     docker-compose
     yq jq
+    miller # mlr: reads the file sink's CSV (RFC 4180) in tests/e2e/test_file_formats.sh
     chromium prometheus
 )
 # docker-compose checks docker/docker-compose.yml (its `config`: no container engine needed).

@@ -263,3 +263,39 @@ kafka_group() {
         --bootstrap-server "$KAFKA_BOOTSTRAP" --describe --group "$1" 2>/dev/null |
         awk -v g="$1" '$1 == g && $3 ~ /^[0-9]+$/ { print $2, $3, $4, $5, $6 }' | sort -k2,2n
 }
+
+# ==== PostgreSQL and Redis ====
+
+# infra_up NAME TITLE: starts the server tests/infra/NAME.sh runs (postgres, redis) unless it
+# runs, and exports its connection variables (PGHOST, PGPORT, ...; REDIS_HOST, REDIS_PORT).
+# TITLE names it when it does not start.
+infra_up() {
+    if ! bash "$SLUICE_SRC/tests/infra/$1.sh" status >/dev/null 2>&1; then
+        bash "$SLUICE_SRC/tests/infra/$1.sh" start >/dev/null 2>&1 || it_abort "$2 does not start"
+    fi
+    set -a
+    . "$SLUICE_STATE/$1/env"
+    set +a
+}
+
+# ==== Pipelines ====
+
+# it_yaml_kafka_head APP TOPIC GROUP: prints the start of a pipeline file: the app APP
+# (500ms batches, checkpoints in $IT_TMP/ckpt) and a kafka source named kin reading TOPIC
+# from the earliest offset in GROUP. The caller appends the source's other options (indented
+# by 4), then sinks:.
+it_yaml_kafka_head() {
+    cat <<HEAD
+app:
+  name: $1
+  batch_interval: 500ms
+  checkpoint_dir: $IT_TMP/ckpt
+sources:
+  - name: kin
+    type: kafka
+    brokers: $KAFKA_BOOTSTRAP
+    topics: [$2]
+    group: $3
+    start: earliest
+HEAD
+}

@@ -17,12 +17,7 @@ set -euo pipefail
 
 it_setup 120
 kafka_up
-if ! bash "$SLUICE_SRC/tests/infra/postgres.sh" status >/dev/null 2>&1; then
-    bash "$SLUICE_SRC/tests/infra/postgres.sh" start >/dev/null 2>&1 || it_abort "PostgreSQL does not start"
-fi
-set -a
-. "$SLUICE_STATE/postgres/env"
-set +a
+infra_up postgres PostgreSQL
 command -v jq >/dev/null || it_abort "jq is not installed"
 q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
@@ -55,18 +50,9 @@ ngood=$(wc -l <"$IT_TMP/good.txt" | tr -d ' ')
 it_eq "the input has 29 bad messages" 29 "$nbad"
 q "CREATE TABLE $TABLE (id bigint, n bigint CHECK (n < 800))"
 
-cat >"$IT_TMP/p.yaml" <<EOF
-app:
-  name: $APP
-  batch_interval: 500ms
-  checkpoint_dir: $IT_TMP/ckpt
-sources:
-  - name: kin
-    type: kafka
-    brokers: $KAFKA_BOOTSTRAP
-    topics: [$T]
-    group: $G
-    start: earliest
+{
+    it_yaml_kafka_head "$APP" "$T" "$G"
+    cat <<EOF
     max_rate_per_partition: 20
 sinks:
   - name: db
@@ -83,6 +69,7 @@ sinks:
 http:
   listen: 127.0.0.1:0
 EOF
+} >"$IT_TMP/p.yaml"
 it_sluice run "$IT_TMP/p.yaml" --log-level info
 PID=$IT_LAST_PID
 rows() { q "SELECT count(*) FROM $TABLE" 2>/dev/null || echo 0; }

@@ -13,12 +13,7 @@ set -euo pipefail
 
 it_setup 120
 kafka_up
-if ! bash "$SLUICE_SRC/tests/infra/redis.sh" status >/dev/null 2>&1; then
-    bash "$SLUICE_SRC/tests/infra/redis.sh" start >/dev/null 2>&1 || it_abort "Redis does not start"
-fi
-set -a
-. "$SLUICE_STATE/redis/env"
-set +a
+infra_up redis Redis
 r() { timeout 10 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --raw "$@"; }
 
 T=$(it_unique dlrin)
@@ -53,18 +48,9 @@ nbad=$(wc -l <"$IT_TMP/bad.tsv" | tr -d ' ')
 it_check "the input has bad messages of the three kinds ($nbad)" \
     bash -c "grep -q 'not a number' '$IT_TMP/bad.tsv' && grep -q 'not an integer$' '$IT_TMP/bad.tsv' && grep -q 'EXEC' '$IT_TMP/bad.tsv'"
 
-cat >"$IT_TMP/p.yaml" <<EOF
-app:
-  name: $APP
-  batch_interval: 500ms
-  checkpoint_dir: $IT_TMP/ckpt
-sources:
-  - name: kin
-    type: kafka
-    brokers: $KAFKA_BOOTSTRAP
-    topics: [$T]
-    group: $G
-    start: earliest
+{
+    it_yaml_kafka_head "$APP" "$T" "$G"
+    cat <<EOF
     max_rate_per_partition: 30
 sinks:
   - name: kv
@@ -82,6 +68,7 @@ sinks:
         brokers: $KAFKA_BOOTSTRAP
         topic: $D
 EOF
+} >"$IT_TMP/p.yaml"
 it_sluice run "$IT_TMP/p.yaml" --log-level info
 PID=$IT_LAST_PID
 dead_count() { kcat -C -b "$KAFKA_BOOTSTRAP" -t "$D" -e -q -f 'x\n' 2>/dev/null | wc -l | tr -d ' '; }

@@ -10,12 +10,7 @@ set -euo pipefail
 
 it_setup 120
 kafka_up
-if ! bash "$SLUICE_SRC/tests/infra/postgres.sh" status >/dev/null 2>&1; then
-    bash "$SLUICE_SRC/tests/infra/postgres.sh" start >/dev/null 2>&1 || it_abort "PostgreSQL does not start"
-fi
-set -a
-. "$SLUICE_STATE/postgres/env"
-set +a
+infra_up postgres PostgreSQL
 q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
 T=$(it_unique dlnone)
@@ -26,18 +21,9 @@ trap 'q "DROP TABLE IF EXISTS $TABLE; DELETE FROM sluice_commits WHERE pipeline 
 kafka_topic "$T" 1
 
 write_config() { # errors-block
-    cat >"$IT_TMP/p.yaml" <<EOF
-app:
-  name: $APP
-  batch_interval: 500ms
-  checkpoint_dir: $IT_TMP/ckpt
-sources:
-  - name: kin
-    type: kafka
-    brokers: $KAFKA_BOOTSTRAP
-    topics: [$T]
-    group: $G
-    start: earliest
+    {
+        it_yaml_kafka_head "$APP" "$T" "$G"
+        cat <<EOF
 sinks:
   - name: db
     type: postgres
@@ -47,6 +33,7 @@ sinks:
     columns: [id=json:id::bigint, n=json:n::bigint]
 $1
 EOF
+    } >"$IT_TMP/p.yaml"
 }
 rows() { q "SELECT count(*) FROM $TABLE" 2>/dev/null || echo 0; }
 

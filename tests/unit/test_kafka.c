@@ -641,6 +641,20 @@ static void hdr_pipe_free(hdr_pipe *hp)
     sl_yamlops_destroy(hp->one);
 }
 
+/* Runs batches until hp has the five records of the sample (five batches at most). Returns
+ * the records the ops rejected. */
+static uint64_t hdr_pipe_run(sl_context *ctx, hdr_pipe *hp)
+{
+    sl_batch_info info;
+    uint64_t failed = 0;
+    int64_t t = step_time(1000, 0);
+    for (int k = 0; k < 5 && hp->all.n < 5; k++, t += 1000) {
+        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
+        failed += info.failed_records;
+    }
+    return failed;
+}
+
 static void test_headers_direct_mode(void)
 {
     char *bs = emb_acquire("unit-hdr", 3);
@@ -651,13 +665,7 @@ static void test_headers_direct_mode(void)
                                "unit-hdr", "start", "earliest", "headers", "true", NULL));
     hdr_pipe hp;
     hdr_pipe_build(&hp, ctx->streams);
-    sl_batch_info info;
-    uint64_t failed = 0;
-    int64_t t = step_time(1000, 0);
-    for (int k = 0; k < 5 && hp.all.n < 5; k++, t += 1000) {
-        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
-        failed += info.failed_records;
-    }
+    uint64_t failed = hdr_pipe_run(ctx, &hp);
     CU_ASSERT_EQUAL(hp.all.n, 5);
     check_header_sample(&hp.all, true);
     /* Keyed by the tenant header: m2 has none and is rejected. */
@@ -681,13 +689,7 @@ static void test_headers_off_by_default(void)
                                "unit-hdr-off", "start", "earliest", NULL));
     hdr_pipe hp;
     hdr_pipe_build(&hp, ctx->streams);
-    sl_batch_info info;
-    uint64_t failed = 0;
-    int64_t t = step_time(1000, 0);
-    for (int k = 0; k < 5 && hp.all.n < 5; k++, t += 1000) {
-        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
-        failed += info.failed_records;
-    }
+    uint64_t failed = hdr_pipe_run(ctx, &hp);
     CU_ASSERT_EQUAL(hp.all.n, 5);
     for (size_t i = 0; i < hp.all.n; i++) {
         CU_ASSERT_EQUAL(hp.all.recs[i].nheaders, 0);

@@ -1,7 +1,10 @@
-/* test_util.c -- arenas, hashing, the key table, options, durations and sizes. */
+/* test_util.c -- arenas, hashing, the key table, directories, JSON text, options, durations
+ * and sizes. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cu_main.h"
 #include "sl_engine.h"
@@ -228,10 +231,81 @@ static void test_option_tables(void)
     sl_options_destroy(o);
 }
 
+/* mkdir -p: missing parents are created, an existing directory is fine, a file in the way
+ * or an empty name is an error. */
+static void test_mkdirs(void)
+{
+    char dir[] = "/tmp/sl_test_mkdirs_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char path[256], file[256];
+    snprintf(path, sizeof(path), "%s/a/b//c/", dir);
+    CU_ASSERT_EQUAL(sl__mkdirs(path, 0777), 0);
+    CU_ASSERT_EQUAL(sl__mkdirs(path, 0777), 0);
+    struct stat st;
+    CU_ASSERT(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+    CU_ASSERT_EQUAL(sl__fsync_dir(path), 0);
+    snprintf(file, sizeof(file), "%s/f", dir);
+    FILE *f = fopen(file, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fclose(f);
+    errno = 0;
+    CU_ASSERT_EQUAL(sl__mkdirs(file, 0777), -1);
+    CU_ASSERT_EQUAL(errno, ENOTDIR);
+    snprintf(path, sizeof(path), "%s/f/g", dir);
+    CU_ASSERT_EQUAL(sl__mkdirs(path, 0777), -1);
+    CU_ASSERT_EQUAL(sl__mkdirs("", 0777), -1);
+    CU_ASSERT_EQUAL(sl__fsync_dir(file), -1); /* not a directory */
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+typedef struct json_out {
+    char buf[512];
+    size_t len;
+} json_out;
+
+static void json_out_put(void *out, const void *s, size_t n)
+{
+    json_out *o = out;
+    CU_ASSERT_FATAL(o->len + n < sizeof(o->buf));
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    o->buf[o->len] = '\0';
+}
+
+/* Escapes (the two-character ones where JSON has one), multi-byte UTF-8 kept, an invalid
+ * byte as U+FFFD in text; bytes as text, base64 with <name>_encoding, or null. */
+static void test_json_text(void)
+{
+    static const char text[] = "q\"b\\n\nr\rt\tb\bf\f\x01\x1f\x7f\0 \xc3\xa9\xf0\x9f\x98\x80 \xff";
+    json_out o = {.len = 0};
+    sl__json_text(json_out_put, &o, text, sizeof(text) - 1);
+    CU_ASSERT_STRING_EQUAL(o.buf, "\"q\\\"b\\\\n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f\\u007f\\u0000 "
+                                  "\xc3\xa9\xf0\x9f\x98\x80 \\ufffd\"");
+    CU_ASSERT_TRUE(sl__utf8_valid("\xc3\xa9\xf0\x9f\x98\x80", 6));
+    CU_ASSERT_FALSE(sl__utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    CU_ASSERT_FALSE(sl__utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    CU_ASSERT_FALSE(sl__utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    CU_ASSERT_FALSE(sl__utf8_valid("\xe2\x82", 2));         /* truncated */
+
+    o.len = 0;
+    sl__json_bytes(json_out_put, &o, "key", "k\n", 2);
+    json_out_put(&o, ",", 1);
+    sl__json_bytes(json_out_put, &o, "value", "a\xff\0", 3);
+    json_out_put(&o, ",", 1);
+    sl__json_bytes(json_out_put, &o, "topic", NULL, 0);
+    json_out_put(&o, ",", 1);
+    sl__json_bytes(json_out_put, &o, "e", "", 0);
+    CU_ASSERT_STRING_EQUAL(o.buf, "\"key\":\"k\\n\",\"value\":\"Yf8A\",\"value_encoding\":"
+                                  "\"base64\",\"topic\":null,\"e\":\"\"");
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("util", {"arena_alignment_and_large", test_arena_alignment_and_large},
-             {"hash_spread", test_hash_spread}, {"keytab", test_keytab});
+             {"hash_spread", test_hash_spread}, {"keytab", test_keytab}, {"mkdirs", test_mkdirs},
+             {"json_text", test_json_text});
     SL_SUITE("options", {"durations", test_durations}, {"sizes", test_sizes},
              {"option_tables", test_option_tables});
 }
