@@ -2433,6 +2433,11 @@ static int cfg_want_headers(cfg_parser *p)
         if (strcmp(ep->type, "kafka") == 0 && !off && ep->from.idx < n) {
             need[ep->from.idx] = true;
         }
+        const char *cols = sl_options_get(ep->opts, "columns");
+        if (strcmp(ep->type, "postgres") == 0 && cols && strstr(cols, "header:") &&
+            ep->from.idx < n) {
+            need[ep->from.idx] = true; /* a column maps a header */
+        }
     }
     /* Streams in reverse build order: a stream's need reaches its parents first. */
     for (size_t k = cfg->nstreams; k-- > 0;) {

@@ -1031,7 +1031,8 @@ static const sl_option pg_options[] = {
      .def = "key=key,value=value",
      .offset = offsetof(sl_pg_ctx, columns),
      .doc = "COLUMN=SOURCE[::TYPE] entries; SOURCE: key, value, num, ts, batch_time, topic, "
-            "partition, offset, json:PATH; TYPE: text, bigint, double, numeric, timestamptz, "
+            "partition, offset, json:PATH, header:NAME (a Kafka header); TYPE: text, bigint, "
+            "double, numeric, timestamptz, "
             "boolean, jsonb (default from the source: num bigint, ts and batch_time "
             "timestamptz, partition and offset bigint, others text)"},
     {.name = "key_columns",

@@ -32,6 +32,7 @@ typedef enum sl_pg_source {
     SL_PG_SRC_PARTITION,  /* meta: partition */
     SL_PG_SRC_OFFSET,     /* meta: offset or line number */
     SL_PG_SRC_JSON,       /* a field of the value parsed as JSON */
+    SL_PG_SRC_HEADER,     /* a Kafka header's value (the last of that name); path[0] the name */
 } sl_pg_source;
 
 /* The SQL type of a column: inferred from the source, or given as col=source::type. */

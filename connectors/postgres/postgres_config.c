@@ -184,6 +184,20 @@ static int pg_source_parse(sl_pg_column *c, const char *spec, char *errstr, size
         c->type = SL_PG_TEXT;
         found = true;
         rc = pg_path_parse(c, src + 5, errstr, errsize);
+    } else if (strncmp(src, "header:", 7) == 0) {
+        c->src = SL_PG_SRC_HEADER;
+        c->type = SL_PG_TEXT;
+        found = true;
+        c->path = calloc(1, sizeof(char *));
+        if (!src[7]) {
+            snprintf(errstr, errsize, "columns: '%s': header: needs a header name", c->name);
+            rc = SL_ERR_INVAL;
+        } else if (!c->path || !(c->path[0] = strdup(src + 7))) {
+            snprintf(errstr, errsize, "out of memory");
+            rc = SL_ERR_NOMEM;
+        } else {
+            c->depth = 1;
+        }
     } else if (strcmp(src, "window_start") == 0 || strcmp(src, "window_end") == 0) {
         snprintf(errstr, errsize,
                  "columns: '%s': %s is not available yet (the sink does not know the window's "
@@ -202,10 +216,11 @@ static int pg_source_parse(sl_pg_column *c, const char *spec, char *errstr, size
         }
     }
     if (!found) {
-        snprintf(errstr, errsize,
-                 "columns: '%s': unknown source '%s' (one of key, value, num, ts, batch_time, "
-                 "topic, partition, offset, json:PATH, each optionally followed by ::TYPE)",
-                 c->name, src);
+        snprintf(
+            errstr, errsize,
+            "columns: '%s': unknown source '%s' (one of key, value, num, ts, batch_time, "
+            "topic, partition, offset, json:PATH, header:NAME, each optionally followed by ::TYPE)",
+            c->name, src);
         rc = SL_ERR_INVAL;
     }
     free(src);

@@ -408,6 +408,18 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, i
         v->tl = strlen(v->num);
         return SL_OK;
     }
+    case SL_PG_SRC_HEADER: {
+        const sl_header *h = sl_record_header(r, c->path[0]);
+        if (!h) {
+            snprintf(why, whysize, "column %.60s: header '%.100s' is missing", c->qname,
+                     c->path[0]);
+            return SL_ERR_RECORD;
+        }
+        v->null = !h->value;
+        v->t = h->value ? h->value : "";
+        v->tl = h->value ? h->value_len : 0;
+        return SL_OK;
+    }
     case SL_PG_SRC_JSON: {
         json_t *f = pg_json_field(c, root);
         if (!f) {

@@ -394,6 +394,34 @@ static void test_pg_row_json_fields(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "not JSON"));
 }
 
+static void test_pg_row_header_columns(void)
+{
+    char out[512], why[256];
+    sl_header hs[] = {{.name = "tenant", .value = "a", .value_len = 1},
+                      {.name = "none", .value = NULL, .value_len = 0},
+                      {.name = "tenant", .value = "b'c", .value_len = 3},
+                      {.name = "n", .value = "42", .value_len = 2}};
+    sl_record_meta m = {
+        .source = "in", .topic = "t", .partition = 1, .offset = 7, .headers = hs, .nheaders = 4};
+    sl_record r = rec_kv("k", "v");
+    r.meta = &m;
+    int rc = row_text("tenant=header:tenant,none=header:none,n=header:n::bigint,k=key", &r, 0, out,
+                      sizeof(out), why, sizeof(why));
+    CU_ASSERT_EQUAL(rc, SL_OK);
+    CU_ASSERT_STRING_EQUAL(out, "b'c|<null>|42|k"); /* the last header of a name */
+    rc = row_text("x=header:missing", &r, 0, out, sizeof(out), why, sizeof(why));
+    CU_ASSERT_EQUAL(rc, SL_ERR_RECORD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "header 'missing' is missing"));
+    rc = row_text("t=header:tenant::bigint", &r, 0, out, sizeof(out), why, sizeof(why));
+    CU_ASSERT_EQUAL(rc, SL_ERR_RECORD); /* "b'c" is not a bigint */
+    sl_pg_column *cols;
+    size_t n;
+    char err[256];
+    rc = sl__pg_columns_parse("x=header:", NULL, SL_PG_APPEND, &cols, &n, err, sizeof(err));
+    CU_ASSERT_EQUAL(rc, SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "header: needs a header name"));
+}
+
 static void test_pg_row_text_and_times_are_checked(void)
 {
     char out[256], why[256];
@@ -494,6 +522,7 @@ void sl_test_register(void)
     SL_SUITE("pg_rows", {"pg_row_values_of_each_source", test_pg_row_values_of_each_source},
              {"pg_row_numbers_are_checked", test_pg_row_numbers_are_checked},
              {"pg_row_json_fields", test_pg_row_json_fields},
+             {"pg_row_header_columns", test_pg_row_header_columns},
              {"pg_row_text_and_times_are_checked", test_pg_row_text_and_times_are_checked},
              {"pg_copy_line_escapes_specials", test_pg_copy_line_escapes_specials},
              {"pg_array_elements_are_quoted", test_pg_array_elements_are_quoted},
