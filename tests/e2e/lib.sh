@@ -38,6 +38,48 @@ sl_pass() {
     exit 0
 }
 
+# ==== Checks reported one per line (tests that make many checks) ====
+# check NAME COMMAND...: runs the command; "ok   - NAME" or "FAIL - NAME". sl_ok / sl_bad
+# count a check decided otherwise. finish prints "N passed, N failed" and fails when a
+# check failed; unfinished (in the EXIT trap) counts a run that stopped early as a failure.
+SL_PASSED=0
+SL_FAILED=0
+SL_FINISHED=0
+
+sl_ok() {
+    SL_PASSED=$((SL_PASSED + 1))
+    echo "ok   - $1"
+}
+
+sl_bad() {
+    SL_FAILED=$((SL_FAILED + 1))
+    echo "FAIL - $1"
+}
+
+check() {
+    if "${@:2}"; then sl_ok "$1"; else sl_bad "$1"; fi
+}
+
+finish() {
+    SL_FINISHED=1
+    echo "$SL_PASSED passed, $SL_FAILED failed"
+    [ "$SL_FAILED" -eq 0 ]
+}
+
+unfinished() {
+    [ "$SL_FINISHED" = 1 ] || echo "$SL_PASSED passed, $((SL_FAILED + 1)) failed"
+}
+
+# sl_server NAME TITLE: starts the server of tests/infra/NAME.sh (postgres, redis) unless it
+# runs, and exports its connection variables (PGHOST, PGPORT, ...; REDIS_HOST, ...).
+sl_server() {
+    bash "$SLUICE_SRC/tests/infra/$1.sh" start >/dev/null 2>&1 ||
+        sl_fail "cannot start $2 (tests/infra/$1.sh)"
+    set -a
+    . "${SLUICE_STATE:-/tmp/sluice-infra}/$1/env"
+    set +a
+}
+
 # Stops (TERM, then KILL after 10 s) every process started by sl_start or sl_bg and removes
 # the work directory unless SL_KEEP=1. Installed as the EXIT trap by sl_setup.
 sl_cleanup() {

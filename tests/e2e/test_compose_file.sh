@@ -13,19 +13,6 @@ set -euo pipefail
 set -euo pipefail
 sl_setup
 
-passed=0
-failed=0
-pass() {
-    passed=$((passed + 1))
-    echo "ok   - $1"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL - $1"
-}
-check() { # WHAT COMMAND...
-    if "${@:2}"; then pass "$1"; else fail "$1"; fi
-}
 
 D=$SLUICE_SRC/docker
 COMPOSE=$D/docker-compose.yml
@@ -51,9 +38,9 @@ RC=0
 : >"$SL_TMP/empty.env"
 dc --env-file "$SL_TMP/empty.env" -f "$COMPOSE" config -q >/dev/null 2>"$SL_TMP/nosecret.err" || RC=$?
 if [ $RC -ne 0 ] && grep -q "docker/.env" "$SL_TMP/nosecret.err"; then
-    pass "without an env file, docker-compose refuses the file and names docker/.env"
+    sl_ok "without an env file, docker-compose refuses the file and names docker/.env"
 else
-    fail "without an env file: exit $RC, $(head -c 300 "$SL_TMP/nosecret.err")"
+    sl_bad "without an env file: exit $RC, $(head -c 300 "$SL_TMP/nosecret.err")"
 fi
 
 # Every ${NAME} of the compose file ($$ escapes the container's own variables) is set in
@@ -89,7 +76,7 @@ check "sluice services: $(echo $services)" test "$(echo "$services" | wc -w)" -g
 image_cmd=$(grep -E '^CMD \[' "$D/Dockerfile" | tail -n 1)
 for svc in $services; do
     cfg=$(bash "$CS" config "$svc" <"$SL_TMP/resolved.yml") || {
-        fail "$svc: its command's file is not mounted"
+        sl_bad "$svc: its command's file is not mounted"
         continue
     }
     check "$svc runs $(basename "$cfg") from config/examples/" \
@@ -123,9 +110,9 @@ for svc in $services; do
         >"$SL_TMP/$svc.check" 2>&1 || RC=$?
     if [ $RC -eq 0 ] && grep -q 'listen: 0.0.0.0:4040' "$SL_TMP/$svc.check" &&
         grep -q 'token: \*\*\*' "$SL_TMP/$svc.check"; then
-        pass "$svc: sluice check passes with the service's environment (0.0.0.0:4040, a token)"
+        sl_ok "$svc: sluice check passes with the service's environment (0.0.0.0:4040, a token)"
     else
-        fail "$svc: sluice check with its environment: exit $RC: $(tail -n 3 "$SL_TMP/$svc.check")"
+        sl_bad "$svc: sluice check with its environment: exit $RC: $(tail -n 3 "$SL_TMP/$svc.check")"
     fi
     ports=$(bash "$CS" ports "$svc" <"$SL_TMP/resolved.yml")
     check "$svc publishes its HTTP port 4040, on 127.0.0.1 only ($(echo $ports))" \
@@ -207,5 +194,4 @@ check "the healthcheck passes with the token" hcrun hc-secret "$port"
 check "the healthcheck fails with a wrong token" hcfails wrong "$port"
 check "the healthcheck fails when nothing listens" hcfails hc-secret "$(sl_free_port)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

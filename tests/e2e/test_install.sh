@@ -13,19 +13,6 @@ set -euo pipefail
 set -euo pipefail
 sl_setup
 
-passed=0
-failed=0
-pass() {
-    passed=$((passed + 1))
-    echo "ok   - $1"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL - $1"
-}
-check() { # WHAT COMMAND...
-    if "${@:2}"; then pass "$1"; else fail "$1"; fi
-}
 
 cache=$SLUICE_BUILD/CMakeCache.txt
 [ -f "$cache" ] || sl_fail "no CMakeCache.txt in $SLUICE_BUILD (set SLUICE_BUILD)"
@@ -38,7 +25,7 @@ P=$SL_TMP/prefix
 # ==== Install ====
 
 if timeout 120 cmake --install "$SLUICE_BUILD" --prefix "$P" >"$SL_TMP/install.log" 2>&1; then
-    pass "cmake --install --prefix $P"
+    sl_ok "cmake --install --prefix $P"
 else
     sl_fail "cmake --install failed: $(tail -n 5 "$SL_TMP/install.log")"
 fi
@@ -102,13 +89,13 @@ EOF
 # shellcheck disable=SC2086
 if cc -std=c11 -Wall -Wextra -Werror "${san[@]}" "$SL_TMP/hello.c" $cflags $libs \
     -o "$SL_TMP/hello" 2>"$SL_TMP/cc.log"; then
-    pass "a C program compiles and links with \$(pkg-config --cflags --libs sluice)"
+    sl_ok "a C program compiles and links with \$(pkg-config --cflags --libs sluice)"
     out=$(LD_LIBRARY_PATH=$P/$libdir timeout 30 "$SL_TMP/hello" 2>&1) || true
     check "it runs with the installed libsluice.so.0: '$out'" test "$out" = "hello stream errors"
     check "it loads libsluice.so.0 from the prefix" \
         bash -c "LD_LIBRARY_PATH='$P/$libdir' ldd '$SL_TMP/hello' | grep -q 'libsluice.so.0 => $P/$libdir/'"
 else
-    fail "compile and link with pkg-config: $(head -n 5 "$SL_TMP/cc.log")"
+    sl_bad "compile and link with pkg-config: $(head -n 5 "$SL_TMP/cc.log")"
 fi
 # Static: libsluice.a with the libraries of Requires.private and Libs.private (shared).
 req=$(sed -n 's/^Requires.private: *//p' "$PKG_CONFIG_PATH/sluice.pc")
@@ -117,9 +104,9 @@ priv=$(sed -n 's/^Libs.private: *//p' "$PKG_CONFIG_PATH/sluice.pc")
 if cc -std=c11 "${san[@]}" "$SL_TMP/hello.c" $cflags "$P/$libdir/libsluice.a" \
     $(pkg-config --libs $req) $priv -o "$SL_TMP/hello-static" 2>"$SL_TMP/cc-static.log" &&
     [ "$(timeout 30 "$SL_TMP/hello-static" 2>&1)" = "hello stream errors" ]; then
-    pass "libsluice.a links with the libraries of Requires.private ($req) and runs"
+    sl_ok "libsluice.a links with the libraries of Requires.private ($req) and runs"
 else
-    fail "static link: $(head -n 5 "$SL_TMP/cc-static.log")"
+    sl_bad "static link: $(head -n 5 "$SL_TMP/cc-static.log")"
 fi
 
 # ==== The man page ====
@@ -193,8 +180,7 @@ if DESTDIR=$D timeout 120 cmake --install "$SLUICE_BUILD" --prefix /usr >"$SL_TM
     check "DESTDIR install: nothing names the staging directory" \
         bash -c "! grep -rqF '$D' '$D/usr/$libdir/pkgconfig' '$D/usr/lib/systemd'"
 else
-    fail "DESTDIR install: $(tail -n 5 "$SL_TMP/destdir.log")"
+    sl_bad "DESTDIR install: $(tail -n 5 "$SL_TMP/destdir.log")"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -11,33 +11,9 @@ source "$(dirname "$0")/../e2e/lib.sh"
 set -e
 sl_setup
 
-PASS=0
-FAIL=0
-check() { # NAME COMMAND...: one line per check
-    if "${@:2}"; then
-        echo "ok: $1"
-        PASS=$((PASS + 1))
-    else
-        echo "FAIL: $1"
-        FAIL=$((FAIL + 1))
-    fi
-}
-DONE=0
-finish() {
-    DONE=1
-    echo "$PASS passed, $FAIL failed"
-    [ "$FAIL" -eq 0 ]
-}
-unfinished() { # the summary of a run that stopped early counts that as a failure
-    [ "$DONE" = 1 ] || echo "$PASS passed, $((FAIL + 1)) failed"
-}
 trap 'unfinished; sl_cleanup' EXIT
 
-bash "$SLUICE_SRC/tests/infra/postgres.sh" start >/dev/null 2>&1 ||
-    sl_fail "cannot start PostgreSQL (tests/infra/postgres.sh)"
-set -a
-. "${SLUICE_STATE:-/tmp/sluice-infra}/postgres/env"
-set +a
+sl_server postgres PostgreSQL
 q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; } # quoted as SQL does
 hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
