@@ -26,27 +26,37 @@ tsink="bench_sink_$$"
 tcopy="bench_copy_$$"
 trap 'q "DROP TABLE IF EXISTS $tsink, $tcopy; DELETE FROM sluice_commits WHERE pipeline = '"'"'pg_append_bench'"'"'" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 
+# Each size runs REPEAT times (default 3), the sink and \copy alternating; the table shows
+# the medians (loopback PostgreSQL on a shared machine varies by tens of percent).
+repeat=${REPEAT:-3}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 results=()
 for b in "${sizes[@]}"; do
-    q "DROP TABLE IF EXISTS $tsink, $tcopy; DELETE FROM sluice_commits WHERE pipeline = 'pg_append_bench'"
-    q "CREATE TABLE $tcopy (k text, v text, n bigint)"
-    line=$("$build/pg_append" "$tsink" "$rows" "$b" "$tmp/rows.copy")
-    sink_rate=${line##*rows_per_s=}
-    got=$(q "SELECT count(*) FROM $tsink")
-    [ "$got" = "$rows" ] || { echo "pg_append.sh: the sink wrote $got rows, not $rows" >&2; exit 1; }
-    t0=$(date +%s.%N)
-    q "\\copy $tcopy (k, v, n) FROM '$tmp/rows.copy'"
-    t1=$(date +%s.%N)
-    got=$(q "SELECT count(*) FROM $tcopy")
-    [ "$got" = "$rows" ] || { echo "pg_append.sh: \\copy wrote $got rows, not $rows" >&2; exit 1; }
-    copy_rate=$(awk -v n="$rows" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+    sinks=() copies=()
+    for ((r = 1; r <= repeat; r++)); do
+        q "DROP TABLE IF EXISTS $tsink, $tcopy; DELETE FROM sluice_commits WHERE pipeline = 'pg_append_bench'"
+        q "CREATE TABLE $tcopy (k text, v text, n bigint)"
+        line=$("$build/pg_append" "$tsink" "$rows" "$b" "$tmp/rows.copy")
+        sink_rate=${line##*rows_per_s=}
+        got=$(q "SELECT count(*) FROM $tsink")
+        [ "$got" = "$rows" ] || { echo "pg_append.sh: the sink wrote $got rows, not $rows" >&2; exit 1; }
+        t0=$(date +%s.%N)
+        q "\\copy $tcopy (k, v, n) FROM '$tmp/rows.copy'"
+        t1=$(date +%s.%N)
+        got=$(q "SELECT count(*) FROM $tcopy")
+        [ "$got" = "$rows" ] || { echo "pg_append.sh: \\copy wrote $got rows, not $rows" >&2; exit 1; }
+        copy_rate=$(awk -v n="$rows" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+        echo "batch_rows=$b run $r: sink: $line; psql \\copy: rows_per_s=$copy_rate"
+        sinks+=("$sink_rate") copies+=("$copy_rate")
+    done
+    sink_rate=$(printf '%s\n' "${sinks[@]}" | median)
+    copy_rate=$(printf '%s\n' "${copies[@]}" | median)
     ratio=$(awk -v s="$sink_rate" -v c="$copy_rate" 'BEGIN { printf "%.0f", 100 * s / c }')
-    echo "batch_rows=$b sink: $line; psql \\copy: rows_per_s=$copy_rate; ratio=${ratio}%"
     results+=("$b $sink_rate $copy_rate $ratio")
 done
 
 echo
-echo "PostgreSQL append, $rows rows (key text, value text, num bigint)"
+echo "PostgreSQL append, $rows rows (key text, value text, num bigint), median of $repeat runs"
 printf '%-12s %16s %16s %8s\n' "batch rows" "sink rows/s" "\\copy rows/s" "ratio"
 for r in "${results[@]}"; do
     set -- $r

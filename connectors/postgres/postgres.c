@@ -32,11 +32,12 @@
 
 #include "postgres.h"
 
-#define PG_COPY_FLUSH  (256 * 1024) /* bytes of COPY data sent at once */
-#define PG_PRUNE_EVERY 100          /* batches between deletions of old commit rows */
+#define PG_COPY_FLUSH                                                                              \
+    (32 * 1024)            /* bytes of COPY data sent at once: the server parses                   \
+                            * one chunk while the next is formatted */
+#define PG_PRUNE_EVERY 100 /* batches between deletions of old commit rows */
 #define PG_STMT_INSERT "sluice_insert"
-#define PG_STMT_CHECK  "sluice_check"
-#define PG_STMT_COMMIT "sluice_commit"
+#define PG_STMT_CLAIM  "sluice_claim"
 #define PG_ERR_DATA    1 /* internal: the server rejected data, redo with savepoints */
 
 /* ==== Helpers ==== */
@@ -390,11 +391,7 @@ static int pg_ensure(sl_pg_ctx *ctx)
         rc = pg_create(ctx, ctx->sql.create_table, "creating the table");
     }
     if (rc == SL_OK) {
-        rc =
-            pg_prepare(ctx, PG_STMT_CHECK, ctx->sql.select_commit, 4, "preparing the commit check");
-    }
-    if (rc == SL_OK) {
-        rc = pg_prepare(ctx, PG_STMT_COMMIT, ctx->sql.insert_commit, 5, "preparing the commit row");
+        rc = pg_prepare(ctx, PG_STMT_CLAIM, ctx->sql.claim_commit, 5, "preparing the commit row");
     }
     if (rc == SL_OK) {
         rc = pg_simple(ctx, ctx->sql.check_table, "checking that the table has the mapped columns");
@@ -693,19 +690,21 @@ static int pg_txn(sl_pg_ctx *ctx, pg_batch *b, const char *const *key, bool *ski
     if (rc != SL_OK) {
         return rc;
     }
-    PGresult *res = pg_exec(ctx, NULL, PG_STMT_CHECK, 4, key, "reading the commit table", &rc);
+    /* The commit row first: one round trip both checks and claims the batch. */
+    const char *params[5] = {key[0], key[1], key[2], key[3], b->out->inputs ? b->out->inputs : ""};
+    PGresult *res = pg_exec(ctx, NULL, PG_STMT_CLAIM, 5, params, "writing the commit row", &rc);
     if (!res) {
         return rc;
     }
     if (!pg_res_ok(res)) {
-        rc = pg_map_error(ctx, res, "reading the commit table");
+        rc = pg_map_error(ctx, res, "writing the commit row");
         PQclear(res);
         pg_rollback(ctx);
         return rc;
     }
-    bool found = PQntuples(res) > 0;
+    bool claimed = PQntuples(res) > 0;
     PQclear(res);
-    if (found) {
+    if (!claimed) {
         *skipped = true;
         return pg_simple(ctx, "ROLLBACK", "ROLLBACK");
     }
@@ -723,28 +722,6 @@ static int pg_txn(sl_pg_ctx *ctx, pg_batch *b, const char *const *key, bool *ski
         pg_rollback(ctx);
         return rc;
     }
-
-    const char *params[5] = {key[0], key[1], key[2], key[3], b->out->inputs ? b->out->inputs : ""};
-    res = pg_exec(ctx, NULL, PG_STMT_COMMIT, 5, params, "writing the commit row", &rc);
-    if (!res) {
-        return rc;
-    }
-    if (!pg_res_ok(res)) {
-        if (strcmp(pg_sqlstate(res), "23505") == 0) {
-            /* Another writer committed this batch meanwhile: the retry will skip it. */
-            sl_instance_error(ctx->ins,
-                              "postgres: batch %" PRId64 " was committed by another "
-                              "writer meanwhile",
-                              b->out->batch_time);
-            rc = SL_ERR_RETRY;
-        } else {
-            rc = pg_map_error(ctx, res, "writing the commit row");
-        }
-        PQclear(res);
-        pg_rollback(ctx);
-        return rc;
-    }
-    PQclear(res);
 
     if (ctx->commit_retention > 0 && ++ctx->writes % PG_PRUNE_EVERY == 0) {
         char oldest[32];

@@ -61,8 +61,7 @@ typedef struct sl_pg_sql {
     char *create_commits; /* CREATE TABLE IF NOT EXISTS commit table */
     char *create_table;   /* NULL unless create_table */
     char *check_table;    /* SELECT the mapped columns ... LIMIT 0: the table fits */
-    char *select_commit;  /* $1 pipeline $2 sink $3 instance $4 batch_time */
-    char *insert_commit;  /* $1..$4 as above, $5 inputs */
+    char *claim_commit;   /* $1 pipeline $2 sink $3 instance $4 batch_time $5 inputs */
     char *prune_commits;  /* $1..$3, $4 oldest batch_time kept */
     char *last_commit;    /* $1..$3: the newest row */
     char *copy;           /* append mode: COPY ... FROM STDIN */

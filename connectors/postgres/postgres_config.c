@@ -572,16 +572,13 @@ int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
               "PRIMARY KEY (pipeline, sink, instance, batch_time))",
               ctarget);
     q->create_commits = pg_take(&s);
-    pg_printf(&s,
-              "SELECT 1 FROM %s WHERE pipeline = $1 AND sink = $2 AND instance = $3 "
-              "AND batch_time = $4",
-              ctarget);
-    q->select_commit = pg_take(&s);
+    /* The batch claims its row first: no row back means it was committed already (or by
+     * another writer, whose transaction this one waited for). */
     pg_printf(&s,
               "INSERT INTO %s (pipeline, sink, instance, batch_time, inputs, committed_at) "
-              "VALUES ($1, $2, $3, $4, $5, now())",
+              "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING RETURNING 1",
               ctarget);
-    q->insert_commit = pg_take(&s);
+    q->claim_commit = pg_take(&s);
     pg_printf(&s,
               "DELETE FROM %s WHERE pipeline = $1 AND sink = $2 AND instance = $3 "
               "AND batch_time < $4",
@@ -621,8 +618,8 @@ int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
     q->copy = pg_take(&s);
     pg_build_insert(&s, ctx, target);
     q->insert = pg_take(&s);
-    if (q->create_commits && q->select_commit && q->insert_commit && q->prune_commits &&
-        q->last_commit && q->check_table && q->copy && q->insert) {
+    if (q->create_commits && q->claim_commit && q->prune_commits && q->last_commit &&
+        q->check_table && q->copy && q->insert) {
         rc = SL_OK;
     }
 done:
@@ -699,8 +696,8 @@ void sl__pg_config_free(sl_pg_ctx *ctx)
     ctx->cols = NULL;
     ctx->ncols = 0;
     char **all[] = {&ctx->sql.create_commits, &ctx->sql.create_table,  &ctx->sql.check_table,
-                    &ctx->sql.select_commit,  &ctx->sql.insert_commit, &ctx->sql.prune_commits,
-                    &ctx->sql.last_commit,    &ctx->sql.copy,          &ctx->sql.insert};
+                    &ctx->sql.claim_commit,   &ctx->sql.prune_commits, &ctx->sql.last_commit,
+                    &ctx->sql.copy,           &ctx->sql.insert};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         free(*all[i]);
         *all[i] = NULL;

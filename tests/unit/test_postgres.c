@@ -257,12 +257,10 @@ static void test_pg_sql_commit_table_statements(void)
                            "sink text NOT NULL, instance text NOT NULL DEFAULT '', batch_time "
                            "bigint NOT NULL, inputs text, committed_at timestamptz NOT NULL "
                            "DEFAULT now(), PRIMARY KEY (pipeline, sink, instance, batch_time))");
-    CU_ASSERT_STRING_EQUAL(ctx.sql.select_commit,
-                           "SELECT 1 FROM \"my_commits\" WHERE pipeline = $1 AND sink = $2 AND "
-                           "instance = $3 AND batch_time = $4");
-    CU_ASSERT_STRING_EQUAL(ctx.sql.insert_commit,
+    CU_ASSERT_STRING_EQUAL(ctx.sql.claim_commit,
                            "INSERT INTO \"my_commits\" (pipeline, sink, instance, batch_time, "
-                           "inputs, committed_at) VALUES ($1, $2, $3, $4, $5, now())");
+                           "inputs, committed_at) VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT "
+                           "DO NOTHING RETURNING 1");
     CU_ASSERT_STRING_EQUAL(ctx.sql.last_commit,
                            "SELECT batch_time, inputs FROM \"my_commits\" WHERE pipeline = $1 AND "
                            "sink = $2 AND instance = $3 ORDER BY batch_time DESC LIMIT 1");
