@@ -36,6 +36,10 @@ typedef struct sl_batch_output {
     const char *inputs;   /* the batch's input as a JSON object: per source, its checkpoint
                            * definition (e.g. Kafka offset ranges) or its description */
     int attempt;          /* 0 on the first try, then 1, 2, ... */
+    int64_t window_ms;    /* the span of input the dataset covers, ms: its records came in
+                           * [batch_time - window_ms, batch_time). A window's length for a
+                           * windowed stream (and what is derived from it), else the batch
+                           * interval. 0 when unknown (treat as batch_time). */
     /* The engine's reject queue, for sl_batch_output_reject; may be NULL. */
     struct sl_rejects *rejects;
 } sl_batch_output;

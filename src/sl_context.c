@@ -892,6 +892,7 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
                 .sink = o->sink->name,
                 .inputs = job->inputs_json ? job->inputs_json : "{}",
                 .attempt = attempt,
+                .window_ms = sl__stream_span(o->stream),
             };
             sl__rejects_begin(o->sink->rejects, &out);
             rc = o->sink->conn->write(o->sink->cctx, &out);

@@ -264,6 +264,16 @@ sl_stream *sl_stream_left_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *
     return join_node(a, b, fn, opaque, partitions, SL_JOIN_LEFT);
 }
 
+int64_t sl__stream_span(const sl_stream *s)
+{
+    int64_t span = s->window_len > 0 ? s->window_len : s->slide;
+    for (int i = 0; i < s->nparents; i++) {
+        int64_t p = sl__stream_span(s->parents[i]);
+        span = p > span ? p : span;
+    }
+    return span;
+}
+
 bool sl__window_args(const sl_stream *s, int64_t length_ms, int64_t *slide_ms, const char *what)
 {
     if (*slide_ms == 0) {

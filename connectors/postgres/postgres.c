@@ -451,8 +451,8 @@ static int pg_reject(pg_batch *b, const sl_record *r, const char *why)
 static int pg_row(sl_pg_ctx *ctx, pg_batch *b, const sl_record *r)
 {
     char why[256];
-    int rc = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, r, b->out->batch_time, &b->row,
-                              why, sizeof(why));
+    int rc = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, r, b->out->batch_time,
+                              b->out->window_ms, &b->row, why, sizeof(why));
     if (rc == SL_ERR_RECORD) {
         int rrc = pg_reject(b, r, why);
         return rrc == SL_OK ? SL_ERR_RECORD : rrc;
@@ -547,7 +547,7 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
     for (size_t i = from; i < to; i++) {
         char why[256];
         int r = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, b->recs[i],
-                                 b->out->batch_time, &b->row, why, sizeof(why));
+                                 b->out->batch_time, b->out->window_ms, &b->row, why, sizeof(why));
         if (r != SL_OK) {
             return r; /* checked when the row was taken: only NOMEM */
         }
@@ -1007,11 +1007,13 @@ static const sl_option pg_options[] = {
      .type = SL_OPT_LIST,
      .def = "key=key,value=value",
      .offset = offsetof(sl_pg_ctx, columns),
-     .doc = "COLUMN=SOURCE[::TYPE] entries; SOURCE: key, value, num, ts, batch_time, topic, "
-            "partition, offset, json:PATH, header:NAME (a Kafka header); TYPE: text, bigint, "
-            "double, numeric, timestamptz, "
-            "boolean, jsonb (default from the source: num bigint, ts and batch_time "
-            "timestamptz, partition and offset bigint, others text)"},
+     .doc = "COLUMN=SOURCE[::TYPE] entries; SOURCE: key, value, num, ts, batch_time, "
+            "window_start, window_end (the bounds of the window the row comes from: "
+            "window_end is batch_time, window_start is batch_time less the window's length, "
+            "or less the batch interval when there is no window), topic, partition, offset, "
+            "json:PATH, header:NAME (a Kafka header); TYPE: text, bigint, double, numeric, "
+            "timestamptz, boolean, jsonb (default from the source: num bigint, ts, batch_time "
+            "and the window bounds timestamptz, partition and offset bigint, others text)"},
     {.name = "key_columns",
      .type = SL_OPT_LIST,
      .offset = offsetof(sl_pg_ctx, key_columns),

@@ -23,16 +23,17 @@ typedef enum sl_pg_mode {
 
 /* Where a column's value comes from. */
 typedef enum sl_pg_source {
-    SL_PG_SRC_KEY,        /* key bytes */
-    SL_PG_SRC_VALUE,      /* the typed value if any, else the value bytes (as print()) */
-    SL_PG_SRC_NUM,        /* the typed value, else the value bytes read as a number */
-    SL_PG_SRC_TS,         /* record timestamp */
-    SL_PG_SRC_BATCH_TIME, /* the batch's time */
-    SL_PG_SRC_TOPIC,      /* meta: topic, file name or peer */
-    SL_PG_SRC_PARTITION,  /* meta: partition */
-    SL_PG_SRC_OFFSET,     /* meta: offset or line number */
-    SL_PG_SRC_JSON,       /* a field of the value parsed as JSON */
-    SL_PG_SRC_HEADER,     /* a Kafka header's value (the last of that name); path[0] the name */
+    SL_PG_SRC_KEY,          /* key bytes */
+    SL_PG_SRC_VALUE,        /* the typed value if any, else the value bytes (as print()) */
+    SL_PG_SRC_NUM,          /* the typed value, else the value bytes read as a number */
+    SL_PG_SRC_TS,           /* record timestamp */
+    SL_PG_SRC_BATCH_TIME,   /* the batch's time, also the end of its window (window_end) */
+    SL_PG_SRC_WINDOW_START, /* the batch's time less the window's length (or the interval) */
+    SL_PG_SRC_TOPIC,        /* meta: topic, file name or peer */
+    SL_PG_SRC_PARTITION,    /* meta: partition */
+    SL_PG_SRC_OFFSET,       /* meta: offset or line number */
+    SL_PG_SRC_JSON,         /* a field of the value parsed as JSON */
+    SL_PG_SRC_HEADER,       /* a Kafka header's value (the last of that name); path[0] the name */
 } sl_pg_source;
 
 /* The SQL type of a column: inferred from the source, or given as col=source::type. */
@@ -152,7 +153,8 @@ void sl__pg_row_free(sl_pg_row *row);
  * type. Returns SL_OK, SL_ERR_RECORD with why (a static-length message naming the column)
  * when the record cannot be written, or SL_ERR_NOMEM. */
 int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, const sl_record *r,
-                     int64_t batch_time, sl_pg_row *row, char *why, size_t whysize);
+                     int64_t batch_time, int64_t window_ms, sl_pg_row *row, char *why,
+                     size_t whysize);
 
 /* Appends the row as one line of COPY's text format (tab-separated, \N for NULL). */
 int sl__pg_copy_line(sl_pg_buf *b, const sl_pg_row *row, size_t ncols);

@@ -69,6 +69,8 @@ static const struct {
     {"num", SL_PG_SRC_NUM, SL_PG_BIGINT},
     {"ts", SL_PG_SRC_TS, SL_PG_TIMESTAMPTZ},
     {"batch_time", SL_PG_SRC_BATCH_TIME, SL_PG_TIMESTAMPTZ},
+    {"window_start", SL_PG_SRC_WINDOW_START, SL_PG_TIMESTAMPTZ},
+    {"window_end", SL_PG_SRC_BATCH_TIME, SL_PG_TIMESTAMPTZ},
     {"topic", SL_PG_SRC_TOPIC, SL_PG_TEXT},
     {"partition", SL_PG_SRC_PARTITION, SL_PG_BIGINT},
     {"offset", SL_PG_SRC_OFFSET, SL_PG_BIGINT},
@@ -198,13 +200,6 @@ static int pg_source_parse(sl_pg_column *c, const char *spec, char *errstr, size
         } else {
             c->depth = 1;
         }
-    } else if (strcmp(src, "window_start") == 0 || strcmp(src, "window_end") == 0) {
-        snprintf(errstr, errsize,
-                 "columns: '%s': %s is not available yet (the sink does not know the window's "
-                 "bounds); map batch_time instead: it is the window's end",
-                 c->name, src);
-        rc = SL_ERR_INVAL;
-        found = true;
     } else {
         for (size_t i = 0; i < sizeof(pg_sources) / sizeof(pg_sources[0]); i++) {
             if (strcmp(src, pg_sources[i].name) == 0) {
@@ -216,11 +211,11 @@ static int pg_source_parse(sl_pg_column *c, const char *spec, char *errstr, size
         }
     }
     if (!found) {
-        snprintf(
-            errstr, errsize,
-            "columns: '%s': unknown source '%s' (one of key, value, num, ts, batch_time, "
-            "topic, partition, offset, json:PATH, header:NAME, each optionally followed by ::TYPE)",
-            c->name, src);
+        snprintf(errstr, errsize,
+                 "columns: '%s': unknown source '%s' (one of key, value, num, ts, batch_time, "
+                 "window_start, window_end, topic, partition, offset, json:PATH, header:NAME, each "
+                 "optionally followed by ::TYPE)",
+                 c->name, src);
         rc = SL_ERR_INVAL;
     }
     free(src);

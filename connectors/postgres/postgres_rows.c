@@ -364,7 +364,7 @@ static void pg_val_number(pg_val *v, const sl_record *r)
 }
 
 /* The raw text of column c of r, before the type check. */
-static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, int64_t batch_time,
+static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, const int64_t *when,
                       sl_pg_row *row, pg_val *v, char *why, size_t whysize)
 {
     switch (c->src) {
@@ -386,7 +386,10 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, i
         return SL_OK;
     case SL_PG_SRC_TS:
     case SL_PG_SRC_BATCH_TIME:
-        v->ms = c->src == SL_PG_SRC_TS ? r->ts : batch_time;
+    case SL_PG_SRC_WINDOW_START:
+        v->ms = c->src == SL_PG_SRC_TS           ? r->ts
+                : c->src == SL_PG_SRC_BATCH_TIME ? when[0]
+                                                 : when[0] - when[1];
         v->is_time = true;
         snprintf(v->num, sizeof(v->num), "%" PRId64, v->ms);
         v->t = v->num;
@@ -557,11 +560,13 @@ static int pg_val_check(const sl_pg_column *c, sl_pg_row *row, pg_val *v, char *
 }
 
 int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, const sl_record *r,
-                     int64_t batch_time, sl_pg_row *row, char *why, size_t whysize)
+                     int64_t batch_time, int64_t window_ms, sl_pg_row *row, char *why,
+                     size_t whysize)
 {
     json_t *root = NULL;
     pg_val v;
     int rc = SL_OK;
+    const int64_t when[2] = {batch_time, window_ms};
 
     row->scratch.len = 0;
     if (need_json) {
@@ -574,7 +579,7 @@ int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, con
     for (size_t i = 0; i < ncols && rc == SL_OK; i++) {
         memset(&v, 0, sizeof(v));
         v.off = (size_t)-1;
-        rc = pg_val_get(&cols[i], r, root, batch_time, row, &v, why, whysize);
+        rc = pg_val_get(&cols[i], r, root, when, row, &v, why, whysize);
         if (rc == SL_OK) {
             rc = pg_val_check(&cols[i], row, &v, why, whysize);
         }

@@ -64,7 +64,7 @@ static int row_text(const char *columns, const sl_record *r, int64_t bt, char *o
     }
     sl_pg_row row;
     CU_ASSERT_EQUAL_FATAL(sl__pg_row_init(&row, n), SL_OK);
-    rc = sl__pg_row_build(cols, n, json, r, bt, &row, why, whysize);
+    rc = sl__pg_row_build(cols, n, json, r, bt, 30000, &row, why, whysize); /* 30 s window */
     if (rc == SL_OK) {
         size_t len = 0;
         for (size_t i = 0; i < n; i++) {
@@ -162,7 +162,6 @@ static void test_pg_columns_errors_are_clear(void)
     expect_columns_error("a=key,,b=num", NULL, SL_PG_APPEND, "entry 2 is empty");
     expect_columns_error("a=key::varchar", NULL, SL_PG_APPEND, "unknown type 'varchar'");
     expect_columns_error("a=json:x..y", NULL, SL_PG_APPEND, "empty segment");
-    expect_columns_error("a=window_start", NULL, SL_PG_APPEND, "not available yet");
     expect_columns_error("a=key,b=num", "c", SL_PG_UPSERT, "'c' is not one of the columns");
     expect_columns_error("a=key,b=num", NULL, SL_PG_UPSERT, "required in upsert mode");
     expect_columns_error("a=key,b=value", "a", SL_PG_INCREMENT, "needs a numeric column");
@@ -327,11 +326,13 @@ static void test_pg_row_values_of_each_source(void)
     r.ts = 1700000000123;
     sl_record_set_int(&r, 7);
     int rc = row_text("k=key,v=value,n=num,ts=ts,bt=batch_time,t=topic,p=partition,o=offset,"
-                      "btn=batch_time::bigint",
+                      "btn=batch_time::bigint,ws=window_start,we=window_end,"
+                      "wsn=window_start::bigint",
                       &r, 1700000001000, out, sizeof(out), why, sizeof(why));
     CU_ASSERT_EQUAL(rc, SL_OK);
     CU_ASSERT_STRING_EQUAL(out, "word|7|7|2023-11-14 22:13:20.123+00|2023-11-14 22:13:21.000+00|"
-                                "tp|3|42|1700000001000");
+                                "tp|3|42|1700000001000|2023-11-14 22:12:51.000+00|"
+                                "2023-11-14 22:13:21.000+00|1699999971000");
     /* Without meta: NULLs. */
     r.meta = NULL;
     rc = row_text("t=topic,p=partition,o=offset", &r, 0, out, sizeof(out), why, sizeof(why));

@@ -378,6 +378,24 @@ static void test_window(void)
     sl_context_destroy(ctx);
 }
 
+/* What a sink is told its datasets span (window_start = batch_time - span): the interval
+ * without a window, the window's length after one, the longest of a union. */
+static void test_stream_span(void)
+{
+    sl_context *ctx = ts_context(1000, 2);
+    ts_source *src;
+    sl_stream *in = ts_source_add(ctx, "in", &src);
+    sl_stream *win = sl_stream_window(in, 3000, 2000);
+    sl_stream *wide = sl_stream_window(in, 4000, 2000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(win);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wide);
+    CU_ASSERT_EQUAL(sl__stream_span(in), 1000);
+    CU_ASSERT_EQUAL(sl__stream_span(win), 3000);
+    CU_ASSERT_EQUAL(sl__stream_span(sl_stream_count(win)), 3000);
+    CU_ASSERT_EQUAL(sl__stream_span(sl_stream_union(win, wide)), 4000);
+    sl_context_destroy(ctx);
+}
+
 static void test_failed_records_counted(void)
 {
     sl_context *ctx = ts_context(1000, 1);
@@ -444,7 +462,8 @@ void sl_test_register(void)
              {"count_reduce_count_by_value", test_count_reduce_count_by_value},
              {"min_max_and_custom_reduce", test_min_max_and_custom_reduce},
              {"join_and_left_join", test_join_and_left_join}, {"transform", test_transform},
-             {"window", test_window}, {"failed_records_counted", test_failed_records_counted},
+             {"window", test_window}, {"stream_span", test_stream_span},
+             {"failed_records_counted", test_failed_records_counted},
              {"output_retry_holds_batch", test_output_retry_holds_batch},
              {"graph_rules", test_graph_rules});
 }
