@@ -80,7 +80,8 @@ struct sl_connector {
     int (*start)(void *ctx);
     /* Direct sources: the input of the batch at batch_time. */
     int (*next_batch)(void *ctx, int64_t batch_time, sl_batch_input *in);
-    /* Sinks: write a batch. SL_OK, SL_ERR_RETRY (retried with backoff) or an error. The
+    /* Sinks: write a batch. SL_OK, SL_ERR_RETRY (retried with backoff) or an error (the
+     * pipeline stops and the batch stays pending, to run again after a restart). The
      * sinks of one batch write concurrently, each on a thread of its own (the job thread
      * when there is one sink): calls for one instance never overlap, calls for different
      * instances may. */

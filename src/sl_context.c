@@ -989,13 +989,14 @@ static void output_done(out_run *run, sl_output *o, int rc, const char *err)
         sl__strlcpy(info->error, err, sizeof(info->error));
         sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", run->job->time, err);
     }
-    if (rc == SL_ERR_RETRY || rc == SL_ERR_FATAL) {
-        /* A fatal error stops the pipeline: the batch stays pending and runs again after a
-         * restart (a rejected record under errors.tolerance none, a table that does not fit). */
-        run->abandoned = true;
-    }
+    /* RETRY here: the context stopped while the output retried. Any other error fails the
+     * batch as Spark fails its job: the pipeline stops and the batch stays pending, to run
+     * again after a restart (a rejected record under errors.tolerance none, a table that
+     * does not fit, a sink's I/O error, a foreach callback's error), rather than being
+     * recorded as done without this output. */
+    run->abandoned = true;
     pthread_mutex_unlock(&run->lock);
-    if (rc == SL_ERR_FATAL) {
+    if (rc != SL_ERR_RETRY) {
         /* Unrecoverable: the context stops at once, and says why. */
         pthread_mutex_lock(&ctx->lock);
         if (!ctx->fatal_err) {

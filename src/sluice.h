@@ -163,7 +163,9 @@ size_t sl_dataset_count(const sl_dataset *ds);
 typedef int (*sl_transform_fn)(const sl_dataset *in, int64_t batch_time, sl_emitter *e,
                                void *opaque);
 /* foreach_batch: an output operation called once per batch on the job thread. Return
- * SL_OK, SL_ERR_RETRY to have the engine retry the batch later, or another error. */
+ * SL_OK, SL_ERR_RETRY to have the engine retry the batch later, or another error: the batch
+ * fails and the context stops with that error, leaving the batch pending (with a checkpoint
+ * it runs again after a restart). */
 typedef int (*sl_foreach_fn)(const sl_dataset *ds, int64_t batch_time, void *opaque);
 
 /* ==== Options ====

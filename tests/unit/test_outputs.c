@@ -28,7 +28,7 @@ typedef struct tsink {
     /* Options. */
     int64_t sleep_ms; /* every call sleeps this long */
     int64_t retries;  /* answer SL_ERR_RETRY this many times first; -1: always */
-    int64_t fatal;    /* 1: answer SL_ERR_FATAL to a batch with records */
+    int64_t fatal;    /* answer this error to a batch with records (0: none) */
 
     pthread_mutex_t lock;
     bool lock_ok;
@@ -66,7 +66,7 @@ static int tsink_write(void *data, const sl_batch_output *out)
     int i = k->calls++;
     int rc = SL_OK;
     if (k->fatal && sl_dataset_count(out->ds) > 0) {
-        rc = SL_ERR_FATAL;
+        rc = (int)k->fatal;
     } else if (k->retries < 0 || i < k->retries) {
         rc = SL_ERR_RETRY;
     }
@@ -382,7 +382,7 @@ static void test_fatal_sink_stops_the_context(void)
     sl_context *ctx = ts_context(50, 2);
     csource *src = NULL;
     sl_stream *in = add_csource(ctx, &src);
-    tsink *bad = add_tsink(in, "bad", 0, 0, 1);
+    tsink *bad = add_tsink(in, "bad", 0, 0, SL_ERR_FATAL);
     tsink *good = add_tsink(in, "good", 100, 0, 0);
     CU_ASSERT_FATAL(bad && good);
     CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
@@ -407,6 +407,78 @@ static void test_fatal_sink_stops_the_context(void)
     }
     CU_ASSERT_TRUE(found);
     sl_context_destroy(ctx);
+}
+
+/* True when the checkpoint in dir has batch t pending, and not completed. */
+static bool ckpt_pending(sl_context *ctx, const char *dir, int64_t t)
+{
+    char err[256];
+    char *graph = sl__graph_describe(ctx);
+    const char *names[] = {"in"};
+    sl_checkpoint *ck = sl__ckpt_new(dir, graph, 100, 1, names, err, sizeof(err));
+    free(graph);
+    bool found = false, pending = false;
+    if (ck && sl__ckpt_load(ck, &found, err, sizeof(err)) == SL_OK && found &&
+        ck->last_completed < t) {
+        for (size_t i = 0; i < ck->npending; i++) {
+            pending = pending || ck->pending[i].time == t;
+        }
+    }
+    sl__ckpt_destroy(ck);
+    return pending;
+}
+
+static int fe_fail(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    return sl_dataset_count(ds) > 0 ? *(int *)opaque : SL_OK;
+}
+
+/* An output that fails with an error other than RETRY (a sink's I/O error, a foreach
+ * callback's own error) fails the batch as Spark fails its job: the context stops with that
+ * error, and the batch stays pending in the checkpoint and unacknowledged at the source, to
+ * run again after a restart, instead of being lost. */
+static void test_failed_output_leaves_the_batch_pending(void)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        char dir[] = "/tmp/sl_outputs_XXXXXX";
+        CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+        char err[256];
+        sl_context_conf conf = {
+            .name = "outputs", .batch_interval_ms = 100, .workers = 2, .checkpoint_dir = dir};
+        sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+        csource *src = NULL;
+        sl_stream *in = add_csource(ctx, &src);
+        tsink *up = add_tsink(in, "up", 0, 0, 0);
+        tsink *bad = NULL;
+        int fe_rc = SL_ERR_INVAL;
+        if (variant == 0) {
+            bad = add_tsink(in, "bad", 0, 0, SL_ERR_IO);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+        } else {
+            CU_ASSERT_EQUAL_FATAL(sl_stream_foreach_batch(in, fe_fail, &fe_rc), SL_OK);
+        }
+        CU_ASSERT_PTR_NOT_NULL_FATAL(up);
+        CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+        int rc = sl_context_await_termination_or_timeout(ctx, 10000);
+        CU_ASSERT_EQUAL(rc, variant == 0 ? SL_ERR_IO : SL_ERR_INVAL);
+        if (rc == SL_ERR_RETRY) {
+            sl_context_stop(ctx, false);
+        }
+        pthread_mutex_lock(&up->lock);
+        int64_t t = up->calls > 0 ? up->times[0] : 0;
+        pthread_mutex_unlock(&up->lock);
+        CU_ASSERT(t > 0);
+        if (bad) {
+            CU_ASSERT_EQUAL(tsink_calls(bad), 1); /* not retried */
+        }
+        CU_ASSERT_FALSE(batch_done(src, t));
+        CU_ASSERT_TRUE(ckpt_pending(ctx, dir, t));
+        sl_context_destroy(ctx);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+    }
 }
 
 /* A stop without waiting while two sinks retry: both give up (the stop returns), the sink
@@ -452,21 +524,7 @@ static void test_stop_during_retry_leaves_the_batch_pending(void)
     CU_ASSERT_EQUAL(tsink_calls(d2), c2);
 
     /* The checkpoint on disk has t pending, not completed. */
-    char *graph = sl__graph_describe(ctx);
-    const char *names[] = {"in"};
-    sl_checkpoint *ck = sl__ckpt_new(dir, graph, 100, 1, names, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(ck);
-    bool found = false;
-    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
-    CU_ASSERT_TRUE(found);
-    CU_ASSERT(ck->last_completed < t);
-    bool pending = false;
-    for (size_t i = 0; i < ck->npending; i++) {
-        pending = pending || ck->pending[i].time == t;
-    }
-    CU_ASSERT_TRUE(pending);
-    sl__ckpt_destroy(ck);
-    free(graph);
+    CU_ASSERT_TRUE(ckpt_pending(ctx, dir, t));
     sl_context_destroy(ctx);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -507,14 +565,16 @@ static void test_next_batch_waits_for_every_sink(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("outputs", {"two_sinks_write_concurrently", test_two_sinks_write_concurrently},
-             {"single_sink_writes_on_the_job_thread", test_single_sink_writes_on_the_job_thread},
-             {"foreach_outputs_stay_on_the_job_thread_in_order",
-              test_foreach_outputs_stay_on_the_job_thread_in_order},
-             {"retrying_sink_holds_the_batch_not_the_other_sink",
-              test_retrying_sink_holds_the_batch_not_the_other_sink},
-             {"fatal_sink_stops_the_context", test_fatal_sink_stops_the_context},
-             {"stop_during_retry_leaves_the_batch_pending",
-              test_stop_during_retry_leaves_the_batch_pending},
-             {"next_batch_waits_for_every_sink", test_next_batch_waits_for_every_sink});
+    SL_SUITE(
+        "outputs", {"two_sinks_write_concurrently", test_two_sinks_write_concurrently},
+        {"single_sink_writes_on_the_job_thread", test_single_sink_writes_on_the_job_thread},
+        {"foreach_outputs_stay_on_the_job_thread_in_order",
+         test_foreach_outputs_stay_on_the_job_thread_in_order},
+        {"retrying_sink_holds_the_batch_not_the_other_sink",
+         test_retrying_sink_holds_the_batch_not_the_other_sink},
+        {"fatal_sink_stops_the_context", test_fatal_sink_stops_the_context},
+        {"failed_output_leaves_the_batch_pending", test_failed_output_leaves_the_batch_pending},
+        {"stop_during_retry_leaves_the_batch_pending",
+         test_stop_during_retry_leaves_the_batch_pending},
+        {"next_batch_waits_for_every_sink", test_next_batch_waits_for_every_sink});
 }
