@@ -883,6 +883,7 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
         ds = &empty;
     }
     int64_t backoff = RETRY_BACKOFF_MIN_MS;
+    uint64_t rejected = 0;
     for (int attempt = 0;; attempt++) {
         if (o->sink) {
             sl_batch_output out = {
@@ -896,13 +897,15 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
             };
             sl__rejects_begin(o->sink->rejects, &out);
             rc = o->sink->conn->write(o->sink->cctx, &out);
-            rc = sl__rejects_end(o->sink->rejects, &out, rc); /* dead letters written */
+            /* Dead letters written; rejected: the records left out. */
+            rc = sl__rejects_end(o->sink->rejects, &out, rc, &rejected);
         } else {
             rc = o->foreach (ds, job->time, o->opaque);
         }
         if (rc == SL_OK) {
             if (o->sink) {
-                atomic_fetch_add(&o->sink->records, sl_dataset_count(ds));
+                uint64_t n = sl_dataset_count(ds);
+                atomic_fetch_add(&o->sink->records, n - SL_MIN(n, rejected));
                 sl_instance_set_active(o->sink, true);
             }
             return SL_OK;
@@ -1159,7 +1162,8 @@ static void run_job(sl_context *ctx, sl_job *job)
     }
     info->failed_records = atomic_load(&ctx->records_failed) - failed_before;
     if (info->failed_records) {
-        sl_log(SL_LOG_WARN, "batch %" PRId64 ": %" PRIu64 " records were rejected by operators",
+        sl_log(SL_LOG_WARN,
+               "batch %" PRId64 ": %" PRIu64 " records were rejected (by operators or sinks)",
                job->time, info->failed_records);
     }
     sl__state_account(ctx);

@@ -732,8 +732,11 @@ static bool abandoned(sl_context *ctx)
     return a;
 }
 
-int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc)
+int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc, uint64_t *rejected)
 {
+    if (rejected) {
+        *rejected = 0;
+    }
     if (!rj) {
         return rc;
     }
@@ -785,6 +788,9 @@ int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc)
     uint64_t logged = rj->logged;
     attempt_reset(rj);
     pthread_mutex_unlock(&rj->lock);
+    if (rejected) {
+        *rejected = n;
+    }
     if (n > 0) {
         uint64_t total = atomic_fetch_add(&rj->total, n) + n;
         sl_instance_count_failed(rj->ins, n);

@@ -103,8 +103,9 @@ void sl__rejects_begin(sl_rejects *rj, sl_batch_output *out);
 /* Ends the attempt whose write returned rc: see the file comment. Returns rc, SL_ERR_FATAL
  * when a record was rejected under tolerance none (even if the sink ignored it), or
  * SL_ERR_RETRY when the dead letters could not be written before the context stopped
- * without waiting. @locality the sink's thread */
-int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc);
+ * without waiting. On SL_OK, *rejected (may be NULL) is the number of records the
+ * attempt left out. @locality the sink's thread */
+int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc, uint64_t *rejected);
 
 /* Records rejected in batches that completed, and dead letters written (a retried attempt
  * may write some twice). */

@@ -713,7 +713,8 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_met
         (double)st.records_received);
     one(b, "sluice_records_processed_total", "counter", "Records of completed batches.",
         (double)st.records_processed);
-    one(b, "sluice_records_failed_total", "counter", "Records that an operator rejected.",
+    one(b, "sluice_records_failed_total", "counter",
+        "Records rejected: by operators, by a source (undecodable) or by a sink (not written).",
         (double)st.records_failed);
     one(b, "sluice_records_oversize_total", "counter",
         "Records that inputs dropped for exceeding max_record_size.", (double)st.records_oversize);

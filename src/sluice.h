@@ -503,7 +503,7 @@ typedef struct sl_context_stats {
     uint64_t batches_waiting;
     uint64_t records_received;
     uint64_t records_processed;
-    uint64_t records_failed;   /* rejected by operators */
+    uint64_t records_failed;   /* rejected by operators, sources (undecodable) or sinks */
     uint64_t records_oversize; /* dropped by sources for exceeding max_record_size */
     int64_t last_scheduling_delay;
     int64_t last_processing_time;

@@ -557,7 +557,7 @@
         add(' records)' + (running ? '.' : ' — the pipeline is ' + st.state + '.'));
         if (st.records_failed) {
             add(' ');
-            add(fmtInt(st.records_failed) + ' records were rejected by operators.', true);
+            add(fmtInt(st.records_failed) + ' records were rejected (by operators, sources or sinks).', true);
         }
     }
 
@@ -733,7 +733,7 @@
         kv(dl, 'Processing time', fmtDur(b.processing_time_ms));
         kv(dl, 'Total delay', fmtDur(b.total_delay_ms));
         kv(dl, 'Output operations', b.outputs_succeeded + '/' + b.outputs_total + ' succeeded');
-        kv(dl, 'Records rejected by operators', fmtInt(b.failed_records));
+        kv(dl, 'Records rejected (operators, sources, sinks)', fmtInt(b.failed_records));
         var eb = $('b-error');
         eb.hidden = !b.error;
         eb.textContent = b.error ? 'Error: ' + b.error : '';
