@@ -237,8 +237,16 @@ typedef struct sl_kafka_sink {
     rd_kafka_t *rk;
     char *bootstrap;
     bool embedded;
-    _Atomic uint64_t failed; /* delivery failures of the current write */
+    _Atomic uint64_t failed; /* delivery failures of the current write, retried */
     char first_error[192];
+    /* Messages the broker refused for what they are (too large, invalid): rejected after
+     * the flush, as records (dead letters), not retried. Guarded by err_lock. */
+    struct sl_kafka_refused {
+        const sl_record *r;
+        rd_kafka_resp_err_t err;
+    } * refused;
+    size_t nrefused, refused_cap;
+    bool refused_nomem;
     pthread_mutex_t err_lock;
     bool lock_init;
 } sl_kafka_sink;

@@ -3,7 +3,10 @@
  * timestamp: the record's; headers: the Kafka headers it came with, unless headers: false).
  * A batch is flushed before write returns; when a message cannot be delivered the write
  * returns SL_ERR_RETRY and the engine writes the batch again (at-least-once: messages
- * delivered by the failed attempt are sent twice). */
+ * delivered by the failed attempt are sent twice). A message refused for itself (larger
+ * than the topic's max.message.bytes, an invalid record or timestamp), when producing or in
+ * its delivery report, is a rejected record: dead-lettered (errors.dead_letter), the rest
+ * of the batch written. */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,14 +17,43 @@
 
 #define PRODUCE_WAIT_MS 100 /* wait for room when librdkafka's queue is full */
 
-/* Delivery reports: counted per write, the first error kept. @locality librdkafka's poll,
- * called from write on the sink's output thread */
+/* True for an error that refuses the message for what it is: sending it again would not
+ * help. */
+static bool record_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE || err == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
+           err == RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP;
+}
+
+/* Delivery reports: failures counted per write, the first error kept; refused records
+ * listed (their opaque is the record). @locality librdkafka's poll, called from write on the
+ * sink's output thread */
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     sl_kafka_sink *ctx = opaque;
     (void)rk;
     if (!m->err) {
         return;
+    }
+    if (record_error(m->err) && m->_private) {
+        pthread_mutex_lock(&ctx->err_lock);
+        if (ctx->nrefused == ctx->refused_cap) {
+            size_t cap = ctx->refused_cap ? 2 * ctx->refused_cap : 16;
+            void *p = realloc(ctx->refused, cap * sizeof(*ctx->refused));
+            if (p) {
+                ctx->refused = p;
+                ctx->refused_cap = cap;
+            }
+        }
+        if (ctx->nrefused < ctx->refused_cap) {
+            ctx->refused[ctx->nrefused].r = m->_private;
+            ctx->refused[ctx->nrefused++].err = m->err;
+            pthread_mutex_unlock(&ctx->err_lock);
+            return;
+        }
+        ctx->refused_nomem = true; /* not listed: the batch is retried instead */
+        pthread_mutex_unlock(&ctx->err_lock);
     }
     if (atomic_fetch_add(&ctx->failed, 1) == 0) {
         pthread_mutex_lock(&ctx->err_lock);
@@ -139,6 +171,102 @@ static rd_kafka_headers_t *sink_headers(const sl_kafka_sink *ctx, const sl_recor
     return hdrs;
 }
 
+/* Produces r (waiting for room in librdkafka's queue); its opaque is r. Returns the
+ * producer's error; on one that refuses the record itself, why says so. */
+static rd_kafka_resp_err_t sink_produce(sl_kafka_sink *ctx, const sl_record *r, char *why,
+                                        size_t whysize)
+{
+    char num[40];
+    size_t vlen = 0;
+    const char *v = sink_value(r, num, sizeof(num), &vlen);
+    rd_kafka_headers_t *hdrs = sink_headers(ctx, r);
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        err = rd_kafka_producev(ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic),
+                                RD_KAFKA_V_KEY(r->key_len ? (void *)r->key : NULL, r->key_len),
+                                RD_KAFKA_V_VALUE(vlen ? (void *)v : NULL, vlen),
+                                RD_KAFKA_V_TIMESTAMP(r->ts > 0 ? r->ts : 0),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)r),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            break;
+        }
+        rd_kafka_poll(ctx->rk, PRODUCE_WAIT_MS);
+    }
+    if (err && hdrs) {
+        rd_kafka_headers_destroy(hdrs); /* taken by librdkafka only on success */
+    }
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        snprintf(why, whysize, "a message of %zu bytes is larger than message.max.bytes allows",
+                 (size_t)r->key_len + vlen);
+    } else if (record_error(err)) {
+        snprintf(why, whysize, "the producer refused the message: %s", rd_kafka_err2str(err));
+    } else if (err) {
+        sl_instance_error(ctx->ins, "cannot produce to %s: %s", ctx->topic, rd_kafka_err2str(err));
+    }
+    return err;
+}
+
+/* Starts an attempt: no failure, no refused message yet. */
+static void sink_attempt_reset(sl_kafka_sink *ctx)
+{
+    atomic_store(&ctx->failed, 0);
+    pthread_mutex_lock(&ctx->err_lock);
+    ctx->first_error[0] = '\0';
+    ctx->nrefused = 0;
+    ctx->refused_nomem = false;
+    pthread_mutex_unlock(&ctx->err_lock);
+}
+
+/* The broker refuses a whole produce request when it is too large or holds an invalid
+ * record, small and good messages with it. So the refused messages go again one at a
+ * time: those delivered now are written, one refused on its own is a rejected record. SL_OK,
+ * SL_ERR_RETRY (a message could not be delivered for another reason), or the reject's code
+ * (errors.tolerance none). */
+static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
+{
+    pthread_mutex_lock(&ctx->err_lock);
+    size_t n = ctx->nrefused;
+    const sl_record **recs = n ? malloc(n * sizeof(*recs)) : NULL;
+    for (size_t i = 0; recs && i < n; i++) {
+        recs[i] = ctx->refused[i].r;
+    }
+    pthread_mutex_unlock(&ctx->err_lock);
+    if (n && !recs) {
+        return SL_ERR_RETRY;
+    }
+    sl_instance_log(ctx->ins, SL_LOG_WARN,
+                    "batch %" PRId64 ": the broker refused %zu messages for %s; sending them "
+                    "one at a time to find the ones at fault",
+                    out->batch_time, n, ctx->topic);
+    int rc = SL_OK;
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        char why[160];
+        sink_attempt_reset(ctx);
+        rd_kafka_resp_err_t err = sink_produce(ctx, recs[i], why, sizeof(why));
+        if (record_error(err)) {
+            rc = sl_batch_output_reject(out, recs[i], why);
+            continue;
+        }
+        if (err || rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout)) {
+            rc = SL_ERR_RETRY;
+            break;
+        }
+        pthread_mutex_lock(&ctx->err_lock);
+        rd_kafka_resp_err_t refused = ctx->nrefused ? ctx->refused[0].err : 0;
+        pthread_mutex_unlock(&ctx->err_lock);
+        if (refused) {
+            snprintf(why, sizeof(why), "the broker refused the message: %s",
+                     rd_kafka_err2str(refused));
+            rc = sl_batch_output_reject(out, recs[i], why);
+        } else if (atomic_load(&ctx->failed)) {
+            rc = SL_ERR_RETRY;
+        }
+    }
+    free(recs);
+    return rc;
+}
+
 static int kafka_sink_write(void *data, const sl_batch_output *out)
 {
     sl_kafka_sink *ctx = data;
@@ -148,67 +276,49 @@ static int kafka_sink_write(void *data, const sl_batch_output *out)
             return SL_ERR_RETRY;
         }
     }
-    atomic_store(&ctx->failed, 0);
-    ctx->first_error[0] = '\0';
+    sink_attempt_reset(ctx);
     size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t p = 0; p < nparts && !perr; p++) {
         size_t n = 0;
         const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
         for (size_t i = 0; i < n && !perr; i++) {
-            const sl_record *r = &recs[i];
-            char num[40];
-            size_t vlen = 0;
-            const char *v = sink_value(r, num, sizeof(num), &vlen);
-            rd_kafka_headers_t *hdrs = sink_headers(ctx, r);
-            for (;;) {
-                perr = rd_kafka_producev(
-                    ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic),
-                    RD_KAFKA_V_KEY(r->key_len ? (void *)r->key : NULL, r->key_len),
-                    RD_KAFKA_V_VALUE(vlen ? (void *)v : NULL, vlen),
-                    RD_KAFKA_V_TIMESTAMP(r->ts > 0 ? r->ts : 0), RD_KAFKA_V_HEADERS(hdrs),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-                if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                    break;
-                }
-                rd_kafka_poll(ctx->rk, PRODUCE_WAIT_MS);
-            }
-            if (perr && hdrs) {
-                rd_kafka_headers_destroy(hdrs); /* taken by librdkafka only on success */
-            }
-            if (perr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            char why[160];
+            perr = sink_produce(ctx, &recs[i], why, sizeof(why));
+            if (record_error(perr)) {
                 /* A record error: left out and dead-lettered, or the pipeline stops. */
-                char why[160];
-                snprintf(why, sizeof(why),
-                         "a message of %zu bytes is larger than message.max.bytes allows",
-                         (size_t)r->key_len + vlen);
-                int rrc = sl_batch_output_reject(out, r, why);
+                int rrc = sl_batch_output_reject(out, &recs[i], why);
                 if (rrc != SL_OK) {
                     rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
                     return rrc;
                 }
                 perr = RD_KAFKA_RESP_ERR_NO_ERROR;
-                continue;
-            }
-            if (perr) {
-                sl_instance_error(ctx->ins, "cannot produce to %s: %s", ctx->topic,
-                                  rd_kafka_err2str(perr));
             }
         }
     }
     rd_kafka_resp_err_t ferr = rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
     uint64_t failed = atomic_load(&ctx->failed);
-    if (perr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-        return SL_ERR_TOOBIG; /* retrying would not help */
+    pthread_mutex_lock(&ctx->err_lock);
+    bool refused = ctx->nrefused > 0, nomem = ctx->refused_nomem;
+    pthread_mutex_unlock(&ctx->err_lock);
+    if (!perr && !ferr && !failed && !nomem && refused) {
+        /* Every report is in and the only failures are refusals. */
+        int rc = sink_redo_refused(ctx, out);
+        if (rc != SL_ERR_RETRY) {
+            return rc; /* SL_OK, or errors.tolerance none (reported) */
+        }
+        failed = atomic_load(&ctx->failed);
     }
-    if (perr || ferr || failed) {
+    if (perr || ferr || failed || nomem || refused) {
         pthread_mutex_lock(&ctx->err_lock);
         sl_instance_error(ctx->ins,
                           "batch %" PRId64 " not fully delivered to %s: %s; retrying the batch",
                           out->batch_time, ctx->topic,
-                          failed ? ctx->first_error
-                          : ferr ? "flush timed out"
-                                 : rd_kafka_err2str(perr));
+                          failed    ? ctx->first_error
+                          : ferr    ? "flush timed out"
+                          : perr    ? rd_kafka_err2str(perr)
+                          : refused ? "messages the broker refused could not be sent again"
+                                    : "out of memory listing refused messages");
         pthread_mutex_unlock(&ctx->err_lock);
         return SL_ERR_RETRY;
     }
@@ -231,6 +341,7 @@ static void kafka_sink_destroy(void *data)
         sl__kafka_embedded_release();
     }
     free(ctx->bootstrap);
+    free(ctx->refused);
     if (ctx->lock_init) {
         pthread_mutex_destroy(&ctx->err_lock);
     }

@@ -237,9 +237,10 @@ kafka_up() {
     export KAFKA_BOOTSTRAP
 }
 
-# kafka_topic NAME PARTITIONS: creates the topic.
+# kafka_topic NAME PARTITIONS [kafka-topics args, e.g. --config max.message.bytes=1500]:
+# creates the topic.
 kafka_topic() {
-    bash "$KAFKA_SH" topic "$1" "$2" >/dev/null 2>&1 || it_abort "cannot create topic $1"
+    bash "$KAFKA_SH" topic "$@" >/dev/null 2>&1 || it_abort "cannot create topic $1"
 }
 
 # kafka_produce TOPIC FILE: produces FILE's lines, "key<TAB>value" each, with kcat; waits for
