@@ -80,6 +80,26 @@ sl_server() {
     set +a
 }
 
+# sl_pg APP [TABLE...]: PostgreSQL for a test: the server (sl_server), q SQL to run a
+# statement with psql (unaligned, tuples only, stops at the first error), and an EXIT trap
+# that also drops the TABLEs (names as SQL writes them) and APP's rows in sluice_commits.
+# Further tables: SL_PG_TABLES+=(...).
+sl_pg() {
+    SL_PG_APP=$1
+    shift
+    SL_PG_TABLES=("$@")
+    sl_server postgres PostgreSQL
+    q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+    trap 'unfinished; sl_pg_drop; sl_cleanup' EXIT
+}
+
+# Drops what sl_pg was given (errors ignored: the server may be gone).
+sl_pg_drop() {
+    local IFS=,
+    [ ${#SL_PG_TABLES[@]} -eq 0 ] || q "DROP TABLE IF EXISTS ${SL_PG_TABLES[*]}" >/dev/null 2>&1 || true
+    q "DELETE FROM sluice_commits WHERE pipeline = '$SL_PG_APP'" >/dev/null 2>&1 || true
+}
+
 # Stops (TERM, then KILL after 10 s) every process started by sl_start or sl_bg and removes
 # the work directory unless SL_KEEP=1. Installed as the EXIT trap by sl_setup.
 sl_cleanup() {

@@ -11,10 +11,6 @@ source "$(dirname "$0")/../e2e/lib.sh"
 set -e
 sl_setup
 
-trap 'unfinished; sl_cleanup' EXIT
-
-sl_server postgres PostgreSQL
-q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; } # quoted as SQL does
 hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 
@@ -25,7 +21,7 @@ t_copy="inj\"; DROP TABLE $victim; --_$id" # append: COPY
 t_up="inj_up');DROP TABLE $victim;--_$id"  # upsert: INSERT ... unnest($1::text[], ...)
 c_key="k'); DROP TABLE $victim; --"
 c_val='v"'
-trap 'unfinished; q "DROP TABLE IF EXISTS $(ident "$t_copy"), $(ident "$t_up"), $victim; DELETE FROM sluice_commits WHERE pipeline = '"'"'$app'"'"'" >/dev/null 2>&1 || true; sl_cleanup' EXIT
+sl_pg "$app" "$(ident "$t_copy")" "$(ident "$t_up")" "$victim"
 
 q "CREATE TABLE $victim (id int PRIMARY KEY, note text); INSERT INTO $victim VALUES (1, 'keep'), (2, 'keep')"
 tables_before=$(q "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('$(printf '%s' "$t_copy" | sed "s/'/''/g")', '$(printf '%s' "$t_up" | sed "s/'/''/g")')")

@@ -9,18 +9,14 @@ source "$(dirname "$0")/../e2e/lib.sh"
 set -e
 sl_setup
 
-trap 'unfinished; sl_cleanup' EXIT
-
 pgsh="$SLUICE_SRC/tests/infra/postgres.sh"
-sl_server postgres PostgreSQL
-q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
 id="$$_$RANDOM"
 table="outage_$id"
 app="pg_outage_$id"
 outage=${OUTAGE_S:-30}
+sl_pg "$app" "$table"
 # Whatever happens, the server is running again when the test ends.
-trap 'unfinished; bash "$pgsh" start >/dev/null 2>&1 || true; q "DROP TABLE IF EXISTS $table; DELETE FROM sluice_commits WHERE pipeline = '"'"'$app'"'"'" >/dev/null 2>&1 || true; sl_cleanup' EXIT
+trap 'unfinished; bash "$pgsh" start >/dev/null 2>&1 || true; sl_pg_drop; sl_cleanup' EXIT
 
 awk 'BEGIN {
     srand(5); n = split("alpha beta gamma delta epsilon zeta eta theta", v, " ")

@@ -10,18 +10,14 @@ source "$(dirname "$0")/../e2e/lib.sh"
 set -e
 sl_setup
 
-trap 'unfinished; sl_cleanup' EXIT
 eq() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
 
 helper="$SLUICE_BUILD/pg_replay"
 [ -x "$helper" ] || sl_fail "no $helper: tests/integration/pg_replay.c is not built (CMake)"
-sl_server postgres PostgreSQL
-q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
 id="$$_$RANDOM"
 t1="replay_$id"
 t2="checked_$id"
-trap 'unfinished; q "DROP TABLE IF EXISTS $t1, $t2; DELETE FROM sluice_commits WHERE pipeline = '"'"'pg_replay'"'"' AND batch_time IN (1000, 2000, 3000)" >/dev/null 2>&1 || true; sl_cleanup' EXIT
+sl_pg pg_replay "$t1" "$t2"
 q "DELETE FROM sluice_commits WHERE pipeline = 'pg_replay'" >/dev/null 2>&1 || true
 
 # 1. Batch 1000 twice, then batch 2000: counts once, then twice.

@@ -10,16 +10,11 @@ source "$(dirname "$0")/../e2e/lib.sh"
 set -e
 sl_setup
 
-trap 'unfinished; sl_cleanup' EXIT
-
-sl_server postgres PostgreSQL
-q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
 id="$$_$RANDOM"
 tb="win_batches_$id"
 tw="win_windows_$id"
 app="pg_windows_$id"
-trap 'unfinished; q "DROP TABLE IF EXISTS $tb, $tw; DELETE FROM sluice_commits WHERE pipeline = '"'"'$app'"'"'" >/dev/null 2>&1 || true; sl_cleanup' EXIT
+sl_pg "$app" "$tb" "$tw"
 
 # 3000 lines "a b c", "b c", "c" in turn at 1500 lines/s: a 1000, b 2000, c 3000.
 cat >"$SL_TMP/win.yaml" <<YAML

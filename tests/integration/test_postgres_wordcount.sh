@@ -8,15 +8,10 @@ source "$(dirname "$0")/../e2e/lib.sh"
 set -e
 sl_setup
 
-trap 'unfinished; sl_cleanup' EXIT
-
-sl_server postgres PostgreSQL
-q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
 id="$$_$RANDOM"
 table="wordcount_$id"
 app="pg_wordcount_$id"
-trap 'unfinished; q "DROP TABLE IF EXISTS $table; DELETE FROM sluice_commits WHERE pipeline = '"'"'$app'"'"'" >/dev/null 2>&1 || true; sl_cleanup' EXIT
+sl_pg "$app" "$table"
 
 # 20000 lines of 0 to 12 words from a 10-word vocabulary.
 awk 'BEGIN {

@@ -409,6 +409,28 @@ static void test_fatal_sink_stops_the_context(void)
     sl_context_destroy(ctx);
 }
 
+/* A context of 2 workers and 100 ms batches checkpointing into a new directory (dir, a
+ * mkdtemp template); NULL on failure. */
+static sl_context *ckpt_context(char *dir)
+{
+    char err[256];
+    if (!mkdtemp(dir)) {
+        return NULL;
+    }
+    sl_context_conf conf = {
+        .name = "outputs", .batch_interval_ms = 100, .workers = 2, .checkpoint_dir = dir};
+    return sl_context_new(&conf, err, sizeof(err));
+}
+
+/* Destroys ctx and removes its checkpoint directory. */
+static void ckpt_context_destroy(sl_context *ctx, const char *dir)
+{
+    sl_context_destroy(ctx);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 /* True when the checkpoint in dir has batch t pending, and not completed. */
 static bool ckpt_pending(sl_context *ctx, const char *dir, int64_t t)
 {
@@ -441,11 +463,7 @@ static void test_failed_output_leaves_the_batch_pending(void)
 {
     for (int variant = 0; variant < 2; variant++) {
         char dir[] = "/tmp/sl_outputs_XXXXXX";
-        CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-        char err[256];
-        sl_context_conf conf = {
-            .name = "outputs", .batch_interval_ms = 100, .workers = 2, .checkpoint_dir = dir};
-        sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+        sl_context *ctx = ckpt_context(dir);
         CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
         csource *src = NULL;
         sl_stream *in = add_csource(ctx, &src);
@@ -474,10 +492,7 @@ static void test_failed_output_leaves_the_batch_pending(void)
         }
         CU_ASSERT_FALSE(batch_done(src, t));
         CU_ASSERT_TRUE(ckpt_pending(ctx, dir, t));
-        sl_context_destroy(ctx);
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        CU_ASSERT_EQUAL(system(cmd), 0);
+        ckpt_context_destroy(ctx, dir);
     }
 }
 
@@ -487,11 +502,7 @@ static void test_failed_output_leaves_the_batch_pending(void)
 static void test_stop_during_retry_leaves_the_batch_pending(void)
 {
     char dir[] = "/tmp/sl_outputs_XXXXXX";
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    char err[256];
-    sl_context_conf conf = {
-        .name = "outputs", .batch_interval_ms = 100, .workers = 2, .checkpoint_dir = dir};
-    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    sl_context *ctx = ckpt_context(dir);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     csource *src = NULL;
     sl_stream *in = add_csource(ctx, &src);
@@ -525,10 +536,7 @@ static void test_stop_during_retry_leaves_the_batch_pending(void)
 
     /* The checkpoint on disk has t pending, not completed. */
     CU_ASSERT_TRUE(ckpt_pending(ctx, dir, t));
-    sl_context_destroy(ctx);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    CU_ASSERT_EQUAL(system(cmd), 0);
+    ckpt_context_destroy(ctx, dir);
 }
 
 /* Batches run one at a time: with sinks slower than the batch interval, the next batch
