@@ -6,7 +6,8 @@
  * delivered by the failed attempt are sent twice). A message refused for itself (larger
  * than the topic's max.message.bytes, an invalid record or timestamp), when producing or in
  * its delivery report, is a rejected record: dead-lettered (errors.dead_letter), the rest
- * of the batch written. */
+ * of the batch written. The broker refuses whole produce requests, so the messages refused
+ * in delivery reports go again one at a time to find those at fault (slow, but only then). */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>

@@ -2,11 +2,13 @@
  * row in the commit table.
  *
  *   BEGIN
- *   SELECT 1 FROM sluice_commits WHERE (pipeline, sink, instance, batch_time) = ...
- *       -> found: the batch was written before a crash or a lost reply: ROLLBACK, skip it
- *   COPY ... FROM STDIN (append), or INSERT ... SELECT FROM unnest($1::type[], ...)
- *       ON CONFLICT (key_columns) DO UPDATE (upsert, increment)
- *   INSERT INTO sluice_commits ...
+ *   INSERT INTO sluice_commits (pipeline, sink, instance, batch_time, inputs) ...
+ *       ON CONFLICT DO NOTHING RETURNING 1
+ *       -> no row: the batch was written before a crash or a lost reply (or by another
+ *          writer, whose transaction this one waited for): ROLLBACK, skip it
+ *   COPY ... FROM STDIN (append; the rows streamed in chunks as they are formatted), or
+ *       INSERT ... SELECT FROM unnest($1::type[], ...) ON CONFLICT (key_columns) DO UPDATE
+ *       (upsert, increment)
  *   COMMIT
  *
  * Records whose values do not fit their columns are rejected (sl_batch_output_reject: left
@@ -32,9 +34,8 @@
 
 #include "postgres.h"
 
-#define PG_COPY_FLUSH                                                                              \
-    (32 * 1024)            /* bytes of COPY data sent at once: the server parses                   \
-                            * one chunk while the next is formatted */
+/* Bytes of COPY data sent at once: the server parses one chunk while the next is formatted. */
+#define PG_COPY_FLUSH  (32 * 1024)
 #define PG_PRUNE_EVERY 100 /* batches between deletions of old commit rows */
 #define PG_STMT_INSERT "sluice_insert"
 #define PG_STMT_CLAIM  "sluice_claim"
