@@ -158,8 +158,9 @@ sl_stream *sl__stream_new(sl_context *ctx, sl_op_kind kind, sl_stream *a, sl_str
 /* Computes the stream's dataset at time t (cached). *out is borrowed (NULL when the time is
  * not one of the stream's). @locality the job thread. */
 int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out);
-/* The span of input time a dataset of s covers, ms: the longest window on its way from the
- * sources, or its slide when there is none (sl_batch_output.window_ms). */
+/* The span of input time a dataset of s covers, ms (sl_batch_output.window_ms): its slide
+ * without a window on its way from the sources, a window's length after one, more after a
+ * window of windows, the widest of several parents. */
 int64_t sl__stream_span(const sl_stream *s);
 /* Checks a window's length and slide against the parent s (slide 0 becomes s's slide):
  * positive multiples of s's slide. Logs what is wrong, naming what, and returns false. */

@@ -266,7 +266,13 @@ sl_stream *sl_stream_left_join(sl_stream *a, sl_stream *b, sl_join_fn fn, void *
 
 int64_t sl__stream_span(const sl_stream *s)
 {
-    int64_t span = s->window_len > 0 ? s->window_len : s->slide;
+    if (s->window_len > 0 && s->nparents > 0) {
+        /* The parent's datasets of the last window_len, every parent slide: a window of
+         * windows reaches back further than either. */
+        const sl_stream *p = s->parents[0];
+        return s->window_len + sl__stream_span(p) - p->slide;
+    }
+    int64_t span = s->slide;
     for (int i = 0; i < s->nparents; i++) {
         int64_t p = sl__stream_span(s->parents[i]);
         span = p > span ? p : span;

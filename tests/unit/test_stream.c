@@ -379,7 +379,8 @@ static void test_window(void)
 }
 
 /* What a sink is told its datasets span (window_start = batch_time - span): the interval
- * without a window, the window's length after one, the longest of a union. */
+ * without a window, the window's length after one, the longest of a union, and a window of
+ * windows. */
 static void test_stream_span(void)
 {
     sl_context *ctx = ts_context(1000, 2);
@@ -393,6 +394,9 @@ static void test_stream_span(void)
     CU_ASSERT_EQUAL(sl__stream_span(win), 3000);
     CU_ASSERT_EQUAL(sl__stream_span(sl_stream_count(win)), 3000);
     CU_ASSERT_EQUAL(sl__stream_span(sl_stream_union(win, wide)), 4000);
+    /* A 6 s window over the 3 s windows (both sliding by 2 s) holds the windows ending at
+     * t - 4 s, t - 2 s and t: input from t - 7 s on. */
+    CU_ASSERT_EQUAL(sl__stream_span(sl_stream_window(win, 6000, 2000)), 7000);
     sl_context_destroy(ctx);
 }
 
