@@ -36,6 +36,8 @@ typedef enum sl_redis_part_kind {
     SL_REDIS_PH_TOPIC,
     SL_REDIS_PH_PARTITION,
     SL_REDIS_PH_OFFSET,
+    SL_REDIS_PH_WINDOW_START, /* batch time less the window's length ({window_end}: the
+                               * batch time) */
 } sl_redis_part_kind;
 
 typedef struct sl_redis_part {
@@ -112,7 +114,7 @@ int sl__redis_tpl_parse(sl_redis_tpl *t, const char *s, const char *what, char *
 void sl__redis_tpl_free(sl_redis_tpl *t);
 /* Appends the template's expansion for r to b. SL_OK or SL_ERR_NOMEM. */
 int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batch_time,
-                         sl_redis_buf *b);
+                         int64_t window_ms, sl_redis_buf *b);
 
 int sl__redis_buf_put(sl_redis_buf *b, const void *bytes, size_t n);
 void sl__redis_buf_free(sl_redis_buf *b);
@@ -120,7 +122,7 @@ void sl__redis_buf_free(sl_redis_buf *b);
 /* Builds the commands of record r. Returns SL_OK, SL_ERR_RECORD with why when the record
  * cannot make its command (no number for an increment), or SL_ERR_NOMEM. */
 int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_time,
-                    sl_redis_cmds *out, char *why, size_t whysize);
+                    int64_t window_ms, sl_redis_cmds *out, char *why, size_t whysize);
 
 /* The commit key: <commit_prefix><pipeline>:<sink>[:<instance>]:<batch_time>, into b. */
 int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,

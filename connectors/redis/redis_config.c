@@ -51,6 +51,8 @@ static const struct {
     {"key", SL_REDIS_PH_KEY},
     {"value", SL_REDIS_PH_VALUE},
     {"batch_time", SL_REDIS_PH_BATCH_TIME},
+    {"window_start", SL_REDIS_PH_WINDOW_START},
+    {"window_end", SL_REDIS_PH_BATCH_TIME},
     {"topic", SL_REDIS_PH_TOPIC},
     {"partition", SL_REDIS_PH_PARTITION},
     {"offset", SL_REDIS_PH_OFFSET},
@@ -136,7 +138,9 @@ int sl__redis_tpl_parse(sl_redis_tpl *t, const char *s, const char *what, char *
             if (!found) {
                 snprintf(errstr, errsize,
                          "%s: '%s': unknown placeholder {%.*s} (one of {key}, {value}, "
-                         "{batch_time}, {topic}, {partition}, {offset}; {{ and }} for braces)",
+                         "{batch_time}, {window_start}, {window_end}, {topic}, {partition}, "
+                         "{offset}; {{ and "
+                         "}} for braces)",
                          what, s, (int)n, p + 1);
                 return SL_ERR_INVAL;
             }
@@ -184,7 +188,7 @@ static const char *redis_value_text(const sl_record *r, char *num, size_t numsiz
 }
 
 int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batch_time,
-                         sl_redis_buf *b)
+                         int64_t window_ms, sl_redis_buf *b)
 {
     char num[REDIS_NUM_MAX];
     for (size_t i = 0; i < t->nparts; i++) {
@@ -203,6 +207,9 @@ int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batc
         case SL_REDIS_PH_VALUE: s = redis_value_text(r, num, sizeof(num), &n); break;
         case SL_REDIS_PH_BATCH_TIME:
             n = (size_t)snprintf(num, sizeof(num), "%" PRId64, batch_time);
+            break;
+        case SL_REDIS_PH_WINDOW_START:
+            n = (size_t)snprintf(num, sizeof(num), "%" PRId64, batch_time - window_ms);
             break;
         case SL_REDIS_PH_TOPIC:
             s = r->meta && r->meta->topic ? r->meta->topic : "";
@@ -299,6 +306,7 @@ typedef struct redis_argv {
     sl_redis_cmds *out;
     size_t off[2][SL_REDIS_MAX_ARGS];
     int rc;
+    int64_t batch_time, window_ms; /* for the templates */
 } redis_argv;
 
 #define REDIS_CONST ((size_t)-1)
@@ -321,22 +329,21 @@ static void redis_arg_bytes(redis_argv *a, int c, const char *s, size_t n)
     }
 }
 
-static void redis_arg_tpl(redis_argv *a, int c, const sl_redis_tpl *t, const sl_record *r,
-                          int64_t batch_time)
+static void redis_arg_tpl(redis_argv *a, int c, const sl_redis_tpl *t, const sl_record *r)
 {
     int i = a->out->argc[c]++;
     size_t start = a->out->buf.len;
     a->off[c][i] = start;
     if (a->rc == SL_OK) {
-        a->rc = sl__redis_tpl_expand(t, r, batch_time, &a->out->buf);
+        a->rc = sl__redis_tpl_expand(t, r, a->batch_time, a->window_ms, &a->out->buf);
     }
     a->out->argvlen[c][i] = a->out->buf.len - start;
 }
 
 int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_time,
-                    sl_redis_cmds *out, char *why, size_t whysize)
+                    int64_t window_ms, sl_redis_cmds *out, char *why, size_t whysize)
 {
-    redis_argv a = {.out = out, .rc = SL_OK};
+    redis_argv a = {.out = out, .rc = SL_OK, .batch_time = batch_time, .window_ms = window_ms};
     char num[REDIS_NUM_MAX], vnum[REDIS_NUM_MAX];
     size_t vlen = 0;
     const char *v;
@@ -348,8 +355,8 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
     switch (ctx->cmd) {
     case SL_REDIS_SET:
         redis_arg_const(&a, 0, "SET");
-        redis_arg_tpl(&a, 0, &ctx->tkey, r, batch_time);
-        redis_arg_tpl(&a, 0, &ctx->tvalue, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tkey, r);
+        redis_arg_tpl(&a, 0, &ctx->tvalue, r);
         if (ctx->ttl > 0) {
             redis_arg_const(&a, 0, "PX");
             redis_arg_const(&a, 0, ctx->ttl_text);
@@ -357,9 +364,9 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
         break;
     case SL_REDIS_HSET:
         redis_arg_const(&a, 0, "HSET");
-        redis_arg_tpl(&a, 0, &ctx->tkey, r, batch_time);
-        redis_arg_tpl(&a, 0, &ctx->tfield, r, batch_time);
-        redis_arg_tpl(&a, 0, &ctx->tvalue, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tkey, r);
+        redis_arg_tpl(&a, 0, &ctx->tfield, r);
+        redis_arg_tpl(&a, 0, &ctx->tvalue, r);
         break;
     case SL_REDIS_HINCRBY:
     case SL_REDIS_INCRBY:
@@ -372,9 +379,9 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
                         ctx->cmd == SL_REDIS_HINCRBY  ? "HINCRBY"
                         : ctx->cmd == SL_REDIS_INCRBY ? "INCRBY"
                                                       : "INCRBYFLOAT");
-        redis_arg_tpl(&a, 0, &ctx->tkey, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tkey, r);
         if (ctx->cmd == SL_REDIS_HINCRBY) {
-            redis_arg_tpl(&a, 0, &ctx->tfield, r, batch_time);
+            redis_arg_tpl(&a, 0, &ctx->tfield, r);
         }
         redis_arg_bytes(&a, 0, num, strlen(num));
         break;
@@ -385,13 +392,13 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
             return rc;
         }
         redis_arg_const(&a, 0, ctx->cmd == SL_REDIS_ZADD ? "ZADD" : "ZINCRBY");
-        redis_arg_tpl(&a, 0, &ctx->tkey, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tkey, r);
         redis_arg_bytes(&a, 0, num, strlen(num));
-        redis_arg_tpl(&a, 0, &ctx->tmember, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tmember, r);
         break;
     case SL_REDIS_XADD:
         redis_arg_const(&a, 0, "XADD");
-        redis_arg_tpl(&a, 0, &ctx->tkey, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tkey, r);
         if (ctx->maxlen > 0) {
             redis_arg_const(&a, 0, "MAXLEN");
             redis_arg_const(&a, 0, "~");
@@ -408,12 +415,12 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
         break;
     case SL_REDIS_LPUSH:
         redis_arg_const(&a, 0, "LPUSH");
-        redis_arg_tpl(&a, 0, &ctx->tkey, r, batch_time);
-        redis_arg_tpl(&a, 0, &ctx->tvalue, r, batch_time);
+        redis_arg_tpl(&a, 0, &ctx->tkey, r);
+        redis_arg_tpl(&a, 0, &ctx->tvalue, r);
         if (ctx->trim > 0) {
             out->ncmds = 2;
             redis_arg_const(&a, 1, "LTRIM");
-            redis_arg_tpl(&a, 1, &ctx->tkey, r, batch_time);
+            redis_arg_tpl(&a, 1, &ctx->tkey, r);
             redis_arg_const(&a, 1, "0");
             redis_arg_const(&a, 1, ctx->trim_text);
         }

@@ -58,7 +58,7 @@ static int build(sl_redis_ctx *ctx, const sl_record *r, char *c0, char *c1, size
     char err[256], why[256];
     CU_ASSERT_EQUAL_FATAL(sl__redis_config_check(ctx, err, sizeof(err)), SL_OK);
     sl_redis_cmds cmds = {0};
-    int rc = sl__redis_build(ctx, r, 1700000000000, &cmds, why, sizeof(why));
+    int rc = sl__redis_build(ctx, r, 1700000000000, 60000, &cmds, why, sizeof(why));
     c0[0] = '\0';
     if (c1) {
         c1[0] = '\0';
@@ -82,7 +82,7 @@ static void test_redis_template_expands_placeholders(void)
     char err[256];
     CU_ASSERT_EQUAL_FATAL(sl__redis_tpl_parse(&t,
                                               "w:{key}:{{{batch_time}}}:{value}:{topic}/"
-                                              "{partition}/{offset}",
+                                              "{partition}/{offset}:{window_start}-{window_end}",
                                               "key", err, sizeof(err)),
                           SL_OK);
     sl_record_meta m = {.source = "s", .topic = "tp", .partition = 2, .offset = 9};
@@ -90,8 +90,8 @@ static void test_redis_template_expands_placeholders(void)
     r.meta = &m;
     sl_record_set_int(&r, 5);
     sl_redis_buf b = {0};
-    CU_ASSERT_EQUAL(sl__redis_tpl_expand(&t, &r, 1000, &b), SL_OK);
-    CU_ASSERT_STRING_EQUAL(b.p, "w:hello:{1000}:5:tp/2/9");
+    CU_ASSERT_EQUAL(sl__redis_tpl_expand(&t, &r, 31000, 30000, &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "w:hello:{31000}:5:tp/2/9:1000-31000");
     sl__redis_buf_free(&b);
     sl__redis_tpl_free(&t);
 }
@@ -203,7 +203,7 @@ static void test_redis_arguments_are_binary_safe(void)
     r.value = "\"'; FLUSHALL\r\n";
     r.value_len = (uint32_t)strlen(r.value);
     sl_redis_cmds cmds = {0};
-    CU_ASSERT_EQUAL(sl__redis_build(&ctx, &r, 0, &cmds, why, sizeof(why)), SL_OK);
+    CU_ASSERT_EQUAL(sl__redis_build(&ctx, &r, 0, 0, &cmds, why, sizeof(why)), SL_OK);
     CU_ASSERT_EQUAL(cmds.argc[0], 4);
     CU_ASSERT_EQUAL(cmds.argvlen[0][1], 7);
     CU_ASSERT(memcmp(cmds.argv[0][1], "h:a\0b\r\n", 7) == 0);

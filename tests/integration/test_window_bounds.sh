@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# test_postgres_windows.sh -- window bounds as PostgreSQL columns. A word count per batch
+# test_window_bounds.sh -- window bounds in sinks: PostgreSQL columns window_start and
+# window_end, Redis key placeholders {window_start} and {window_end}. A word count per batch
 # (append) and the same count over a 2 s window sliding by 500 ms (upsert on word and
-# window_end) from a generated input. Read back with psql: every window spans 2 s and ends
-# on a slide boundary, every batch row spans one batch interval; the batches' totals equal
-# the input (awk), every word is in length / slide = 4 windows, and each window holds exactly
-# the batches whose bounds lie inside its own.
+# window_end, and a Redis hash per window) from a generated input. Read back with psql: every
+# window spans 2 s and ends on a slide boundary, every batch row spans one batch interval;
+# the batches' totals equal the input (awk), every word is in length / slide = 4 windows, and
+# each window holds exactly the batches whose bounds lie inside its own. Read back with
+# redis-cli: the hashes hold the same windows as the table.
 set -euo pipefail
 source "$(dirname "$0")/../e2e/lib.sh"
 set -e
@@ -15,6 +17,10 @@ tb="win_batches_$id"
 tw="win_windows_$id"
 app="pg_windows_$id"
 sl_pg "$app" "$tb" "$tw"
+sl_server redis Redis
+r() { timeout 10 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --raw "$@"; }
+rprefix="win:$id:"
+trap 'unfinished; sl_pg_drop; r --scan --pattern "$rprefix*" 2>/dev/null | while read -r k; do r DEL "$k" >/dev/null; done || true; r --scan --pattern "sluice:commit:$app:*" 2>/dev/null | while read -r k; do r DEL "$k" >/dev/null; done || true; sl_cleanup' EXIT
 
 # 3000 lines "a b c", "b c", "c" in turn at 1500 lines/s: a 1000, b 2000, c 3000.
 cat >"$SL_TMP/win.yaml" <<YAML
@@ -58,6 +64,15 @@ sinks:
     columns: [word=key, n=num, ws=window_start, we=window_end, we_ms=window_end::bigint]
     key_columns: [word, we]
     create_table: true
+  - name: hashes
+    type: redis
+    from: per_window
+    host: $REDIS_HOST
+    port: $REDIS_PORT
+    command: hset
+    key: "$rprefix{window_start}-{window_end}"
+    field: "{key}"
+    value: "{value}"
 YAML
 expected="a 1000
 b 2000
@@ -95,5 +110,19 @@ check "each window equals the sum of the batches within its bounds" test "$misma
 empty=$(q "SELECT count(*) FROM $tb b WHERE NOT EXISTS (SELECT 1 FROM $tw w WHERE w.word = b.word
            AND b.we > w.ws AND b.we <= w.we)")
 check "every batch row lies in some window" test "$empty" -eq 0
+
+# Redis: one hash per window, "win:<id>:<start ms>-<end ms>", word -> count.
+r --scan --pattern "$rprefix*" | while read -r k; do
+    bounds=${k#"$rprefix"}
+    r HGETALL "$k" | paste - - | while read -r word n; do
+        echo "${bounds%-*} ${bounds#*-} $word $n"
+    done
+done | sort >"$SL_TMP/redis_windows.txt"
+q "SELECT (extract(epoch FROM ws) * 1000)::bigint || ' ' || we_ms || ' ' || word || ' ' || n
+   FROM $tw" | sort >"$SL_TMP/pg_windows.txt"
+check "the Redis hashes hold the table's windows, keyed by their bounds (redis-cli vs psql)" \
+    diff "$SL_TMP/redis_windows.txt" "$SL_TMP/pg_windows.txt"
+check "Redis window keys span 2 s" \
+    test "$(awk '$2 - $1 != 2000' "$SL_TMP/redis_windows.txt" | wc -l)" -eq 0
 
 finish
