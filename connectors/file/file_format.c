@@ -236,6 +236,9 @@ char *sl__file_manifest(const sl_file_sink_ctx *ctx, const sl_batch_output *out,
     json_object_set_new(m, "pipeline", manifest_name(out->pipeline));
     json_object_set_new(m, "sink", manifest_name(out->sink));
     json_object_set_new(m, "batch_time", json_integer(out->batch_time));
+    /* The records came in [window_start, window_end): a window's bounds, or the batch's. */
+    json_object_set_new(m, "window_start", json_integer(out->batch_time - out->window_ms));
+    json_object_set_new(m, "window_end", json_integer(out->batch_time));
     json_object_set_new(m, "format",
                         json_string(ctx->fmt == SL_FILE_JSON  ? "json"
                                     : ctx->fmt == SL_FILE_CSV ? "csv"

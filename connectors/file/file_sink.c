@@ -288,8 +288,9 @@ static const sl_option file_sink_options[] = {
      .def = "true",
      .offset = offsetof(sl_file_sink_ctx, manifest),
      .doc = "write _manifest.json into each batch directory: pipeline, sink, batch_time, "
-            "format, records, parts (name, records, bytes) and inputs (per source, its offset "
-            "ranges or description)"},
+            "window_start and window_end (ms: the window's bounds, or the batch's), format, "
+            "records, parts (name, records, bytes) and inputs (per source, its offset ranges "
+            "or description)"},
     {0},
 };
 

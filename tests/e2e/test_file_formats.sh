@@ -162,8 +162,8 @@ csv_records_headless() {
 }
 # batches DIR SINK FORMAT RECORDS: sets BATCHES to the batch directories of the sink's
 # output (in $out/DIR); checks that there is one, that no temporary directory is left, and
-# every manifest: it names the pipeline, sink, format, batch time (the directory's) and the
-# source, lists the part files in order with their bytes and records (counted by the
+# every manifest: it names the pipeline, sink, format, batch time (the directory's), the
+# window's bounds (a batch interval of 200 ms ending at the batch time) and the source, lists the part files in order with their bytes and records (counted by the
 # function RECORDS) and their total.
 batches() {
     local dir=$out/$1 sink=$2 fmt=$3 records_of=$4 d m name records bytes n
@@ -175,7 +175,7 @@ batches() {
         m=$d/_manifest.json
         jq -e --arg s "$sink" --arg f "$fmt" --argjson t "${d##*-}" '
             .pipeline == "formats" and .sink == $s and .format == $f and .batch_time == $t
-            and (.inputs | has("lines")) and .records == ([.parts[].records] | add // 0)' \
+            and .window_end == $t and .window_start == $t - 200 and (.inputs | has("lines")) and .records == ([.parts[].records] | add // 0)' \
             "$m" >/dev/null || sl_fail "$d: manifest $(jq -c 'del(.parts)' "$m" 2>&1)"
         [ "$(jq -r '.parts[].name' "$m")" = "$(parts "$d")" ] ||
             sl_fail "$d: manifest parts $(jq -c '[.parts[].name]' "$m") vs" \
