@@ -80,6 +80,66 @@ sl_server() {
     set +a
 }
 
+# sl_words FILE LINES SEED MIN MAX WORD...: writes LINES lines of MIN to MAX words each,
+# drawn from the WORDs (taken literally: quotes, backslashes) with awk's srand(SEED), so the
+# text is the same every run.
+sl_words() {
+    local file=$1 lines=$2 seed=$3 min=$4 max=$5
+    shift 5
+    awk -v lines="$lines" -v seed="$seed" -v min="$min" -v max="$max" 'BEGIN {
+        for (i = 1; i < ARGC; i++) v[i] = ARGV[i]
+        n = ARGC - 1; ARGC = 1; srand(seed)
+        for (i = 0; i < lines; i++) {
+            k = min + int(rand() * (max - min + 1)); line = ""
+            for (j = 0; j < k; j++) line = line (j ? " " : "") v[1 + int(rand() * n)]
+            print line
+        }
+    }' "$@" >"$file"
+}
+
+# sl_word_counts FILE: "word count" for every word of FILE, sorted as C sorts: an
+# independent count (tr, sort, uniq) to compare a pipeline's output with.
+sl_word_counts() {
+    tr -s ' ' '\n' <"$1" | grep -v '^$' | LC_ALL=C sort | uniq -c | awk '{ print $2 " " $1 }'
+}
+
+# sl_tcp_wordcount_yaml APP PORT [REDUCE]: the head of a word-count pipeline: a TCP
+# listener on 127.0.0.1:PORT (source "lines") and the stream "counts" of (word, count) per
+# 500 ms batch (REDUCE: the reduce_by_key op's argument, default {fn: sum, partitions: 3}).
+# The test appends its sinks.
+sl_tcp_wordcount_yaml() {
+    local reduce=${3:-'{fn: sum, partitions: 3}'}
+    cat <<YAML
+app:
+  name: $1
+  batch_interval: 500ms
+sources:
+  - name: lines
+    type: tcp
+    mode: listen
+    host: 127.0.0.1
+    port: $2
+streams:
+  - name: counts
+    from: lines
+    ops:
+      - split: whitespace
+      - key: value
+      - value: 1
+      - reduce_by_key: $reduce
+YAML
+}
+
+# sl_paced FILE FIRST LAST: lines FIRST to LAST of FILE in 5 chunks, 0.3 s apart (the
+# input spread over several batches).
+sl_paced() {
+    local i step=$((($3 - $2 + 1) / 5))
+    for i in 0 1 2 3 4; do
+        sed -n "$(($2 + i * step)),$(($2 + i * step + step - 1))p" "$1"
+        sleep 0.3
+    done
+}
+
 # sl_pg APP [TABLE...]: PostgreSQL for a test: the server (sl_server), q SQL to run a
 # statement with psql (unaligned, tuples only, stops at the first error), and an EXIT trap
 # that also drops the TABLEs (names as SQL writes them) and APP's rows in sluice_commits.

@@ -18,39 +18,16 @@ sl_pg "$app" "$table"
 # Whatever happens, the server is running again when the test ends.
 trap 'unfinished; bash "$pgsh" start >/dev/null 2>&1 || true; sl_pg_drop; sl_cleanup' EXIT
 
-awk 'BEGIN {
-    srand(5); n = split("alpha beta gamma delta epsilon zeta eta theta", v, " ")
-    for (i = 0; i < 18000; i++) {
-        k = 1 + int(rand() * 8); line = ""
-        for (j = 0; j < k; j++) line = line (j ? " " : "") v[1 + int(rand() * n)]
-        print line
-    }
-}' >"$SL_TMP/text.txt"
-tr -s ' ' '\n' <"$SL_TMP/text.txt" | LC_ALL=C sort | uniq -c | awk '{ print $2 " " $1 }' \
-    >"$SL_TMP/expected.txt"
+sl_words "$SL_TMP/text.txt" 18000 5 1 8 alpha beta gamma delta epsilon zeta eta theta
+sl_word_counts "$SL_TMP/text.txt" >"$SL_TMP/expected.txt"
 words() { sed -n "$1,$2p" "$SL_TMP/text.txt" | wc -w; }
 total1=$(words 1 6000)
 total=$(wc -w <"$SL_TMP/text.txt")
 
 port=$(sl_free_port)
-cat >"$SL_TMP/wc.yaml" <<YAML
-app:
-  name: $app
-  batch_interval: 500ms
-sources:
-  - name: lines
-    type: tcp
-    mode: listen
-    host: 127.0.0.1
-    port: $port
-streams:
-  - name: counts
-    from: lines
-    ops:
-      - split: whitespace
-      - key: value
-      - value: 1
-      - reduce_by_key: sum
+{
+    sl_tcp_wordcount_yaml "$app" "$port" sum
+    cat <<YAML
 sinks:
   - name: db
     type: postgres
@@ -62,6 +39,7 @@ sinks:
     create_table: true
     connect_timeout: 2s
 YAML
+} >"$SL_TMP/wc.yaml"
 sl_start wc "$SL_TMP/wc.yaml"
 pid=$SL_LAST_PID
 sl_wait_port "$port" 20 || sl_fail "sluice did not listen on $port"

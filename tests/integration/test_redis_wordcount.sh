@@ -20,39 +20,16 @@ prefix="sluice:commit:$app:"
 trap 'unfinished; r DEL "$hash" >/dev/null 2>&1 || true; r --scan --pattern "$prefix*" 2>/dev/null | while read -r k; do r DEL "$k" >/dev/null; done || true; sl_cleanup' EXIT
 
 # 20000 lines of 0 to 12 words from a 10-word vocabulary.
-awk 'BEGIN {
-    srand(11)
-    n = split("spark streaming sluice kafka it'"'"'s \"quoted\" back\\slash semi;colon Grüße x", v, " ")
-    for (i = 0; i < 20000; i++) {
-        k = int(rand() * 13); line = ""
-        for (j = 0; j < k; j++) line = line (j ? " " : "") v[1 + int(rand() * n)]
-        print line
-    }
-}' >"$SL_TMP/text.txt"
-tr -s ' ' '\n' <"$SL_TMP/text.txt" | grep -v '^$' | LC_ALL=C sort | uniq -c |
-    awk '{ print $2 " " $1 }' >"$SL_TMP/expected.txt"
+sl_words "$SL_TMP/text.txt" 20000 11 0 12 spark streaming sluice kafka "it's" '"quoted"' \
+    'back\slash' 'semi;colon' Grüße x
+sl_word_counts "$SL_TMP/text.txt" >"$SL_TMP/expected.txt"
 total=$(awk '{ s += $2 } END { print s }' "$SL_TMP/expected.txt")
 [ "$(wc -l <"$SL_TMP/expected.txt")" -eq 10 ] || sl_fail "the generated text lacks words"
 
 port=$(sl_free_port)
-cat >"$SL_TMP/wc.yaml" <<YAML
-app:
-  name: $app
-  batch_interval: 500ms
-sources:
-  - name: lines
-    type: tcp
-    mode: listen
-    host: 127.0.0.1
-    port: $port
-streams:
-  - name: counts
-    from: lines
-    ops:
-      - split: whitespace
-      - key: value
-      - value: 1
-      - reduce_by_key: {fn: sum, partitions: 3}
+{
+    sl_tcp_wordcount_yaml "$app" "$port"
+    cat <<YAML
 sinks:
   - name: kv
     type: redis
@@ -64,20 +41,14 @@ sinks:
     field: "{key}"
     pipeline_depth: 100
 YAML
+} >"$SL_TMP/wc.yaml"
 sl_start wc "$SL_TMP/wc.yaml"
 pid=$SL_LAST_PID
 sl_wait_port "$port" 20 || sl_fail "sluice did not listen on $port"
 
-paced() { # FIRST LAST: the lines in 5 chunks, 0.3 s apart
-    local i step=$((($2 - $1 + 1) / 5))
-    for i in 0 1 2 3 4; do
-        sed -n "$(($1 + i * step)),$(($1 + i * step + step - 1))p" "$SL_TMP/text.txt"
-        sleep 0.3
-    done
-}
-paced 1 10000 | nc -N 127.0.0.1 "$port" &
+sl_paced "$SL_TMP/text.txt" 1 10000 | nc -N 127.0.0.1 "$port" &
 first=$!
-paced 10001 20000 | nc -N 127.0.0.1 "$port"
+sl_paced "$SL_TMP/text.txt" 10001 20000 | nc -N 127.0.0.1 "$port"
 wait "$first"
 
 hsum() { r HVALS "$hash" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
