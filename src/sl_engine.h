@@ -158,6 +158,9 @@ sl_stream *sl__stream_new(sl_context *ctx, sl_op_kind kind, sl_stream *a, sl_str
 /* Computes the stream's dataset at time t (cached). *out is borrowed (NULL when the time is
  * not one of the stream's). @locality the job thread. */
 int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out);
+/* map: (value, 1) -> the record keyed by its value with the number 1 (count_by_value and
+ * its windowed form). */
+int sl__value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
 /* The span of input time a dataset of s covers, ms (sl_batch_output.window_ms): its slide
  * without a window on its way from the sources, a window's length after one, more after a
  * window of windows, the widest of several parents. */
@@ -226,6 +229,8 @@ sl_kentry *sl__ktable_add(sl_ktable *t, const char *key, uint32_t len, uint64_t 
 /* Sets the bytes of e: copied into the storage unless they are e's bytes already. */
 int sl__ktable_set_bytes(sl_ktable *t, sl_kentry *e, const char *bytes, uint32_t len);
 void sl__ktable_remove(sl_ktable *t, sl_kentry *e);
+/* The record of entry e (key, value bytes, number, ts), pointing into the storage. */
+void sl__kentry_record(const sl_kentry *e, sl_record *r);
 /* Compacts when removed entries or replaced bytes pile up (or always with force). */
 int sl__ktable_compact(sl_ktable *t, bool force);
 /* Memory held: slots, entries and storage. */

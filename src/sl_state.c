@@ -251,7 +251,7 @@ size_t sl__ktable_bytes(const sl_ktable *t)
            (t->store ? t->store->parts[0].arena.bytes : 0);
 }
 
-static void entry_to_record(const sl_kentry *e, sl_record *r)
+void sl__kentry_record(const sl_kentry *e, sl_record *r)
 {
     *r = (sl_record){
         .key = e->key,
@@ -275,7 +275,7 @@ int sl__ktable_to_part(const sl_ktable *t, sl_part *part, int64_t ts_override)
         if (t->e[i].dead) {
             continue;
         }
-        entry_to_record(&t->e[i], &part->recs[k]);
+        sl__kentry_record(&t->e[i], &part->recs[k]);
         if (ts_override > 0) {
             part->recs[k].ts = ts_override;
         }
@@ -1008,7 +1008,7 @@ static int write_table(const char *dir, const char *name, sl_stream *s, int64_t 
         for (size_t i = 0; i < tab->n; i++) {
             if (!tab->e[i].dead) {
                 sl_record r;
-                entry_to_record(&tab->e[i], &r);
+                sl__kentry_record(&tab->e[i], &r);
                 wb_record(&b, &r);
             }
         }

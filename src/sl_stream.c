@@ -207,7 +207,7 @@ static int to_one(const sl_record *in, sl_record *out, sl_emitter *e, void *opaq
     return SL_OK;
 }
 
-static int value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+int sl__value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
 {
     out->key = in->value;
     out->key_len = in->value_len;
@@ -229,8 +229,8 @@ sl_stream *sl_stream_count(sl_stream *s)
 
 sl_stream *sl_stream_count_by_value(sl_stream *s, int partitions)
 {
-    sl_stream *n =
-        reduce_node(sl_stream_map(s, value_to_key_one, NULL), sl_reduce_sum, NULL, partitions, 0);
+    sl_stream *n = reduce_node(sl_stream_map(s, sl__value_to_key_one, NULL), sl_reduce_sum, NULL,
+                               partitions, 0);
     if (n) {
         snprintf(n->name, sizeof(n->name), "count_by_value-%d", n->id);
     }

@@ -151,16 +151,6 @@ sl_stream *sl_stream_reduce_by_key_and_window(sl_stream *s, sl_reduce_fn fn, sl_
     return n;
 }
 
-static int value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
-{
-    out->key = in->value;
-    out->key_len = in->value_len;
-    out->value = NULL;
-    out->value_len = 0;
-    sl_record_set_int(out, 1);
-    return SL_OK;
-}
-
 sl_stream *sl_stream_count_by_value_and_window(sl_stream *s, int64_t length_ms, int64_t slide_ms,
                                                int partitions)
 {
@@ -168,7 +158,7 @@ sl_stream *sl_stream_count_by_value_and_window(sl_stream *s, int64_t length_ms, 
         return NULL;
     }
     sl_stream *n = sl_stream_reduce_by_key_and_window(
-        sl_stream_map(s, value_to_key_one, NULL), sl_reduce_sum, sl_reduce_sum_inverse,
+        sl_stream_map(s, sl__value_to_key_one, NULL), sl_reduce_sum, sl_reduce_sum_inverse,
         sl_filter_nonzero, NULL, length_ms, slide_ms, partitions);
     name_node(n, "count_by_value_and_window");
     return n;
@@ -218,15 +208,8 @@ static int apply_one(win_stage *st, sl_ktable *tab, sl_emitter *e, const sl_reco
         en->mark = st->epoch;
         return sl__ktable_set_bytes(tab, en, rec->value, rec->value_len);
     }
-    sl_record acc = {
-        .key = en->key,
-        .key_len = en->key_len,
-        .value = en->bytes,
-        .value_len = en->len,
-        .num_type = en->num_type,
-        .ts = en->ts,
-    };
-    memcpy(&acc.num, &en->num, sizeof(acc.num));
+    sl_record acc;
+    sl__kentry_record(en, &acc);
     int rc = leaving ? s->inv(&acc, rec, e, s->opaque) : s->fn.reduce(&acc, rec, e, s->opaque);
     if (rc < 0) {
         if (rc == SL_ERR_NOMEM) {
@@ -315,15 +298,8 @@ static int win_task(void *arg, size_t r)
         if (en->dead || en->mark != st->epoch) {
             continue;
         }
-        sl_record rec = {
-            .key = en->key,
-            .key_len = en->key_len,
-            .value = en->bytes,
-            .value_len = en->len,
-            .num_type = en->num_type,
-            .ts = en->ts,
-        };
-        memcpy(&rec.num, &en->num, sizeof(rec.num));
+        sl_record rec;
+        sl__kentry_record(en, &rec);
         int keep = s->keep(&rec, s->opaque);
         if (keep < 0) {
             sl__record_failed(s, &rec, keep);

@@ -58,6 +58,19 @@ void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_er
     }
 }
 
+void sl__kafka_src_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    sl_kafka_src *ctx = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        sl__kafka_report_down(ctx, reason, err);
+    } else if (rd_kafka_fatal_error(rk, NULL, 0)) {
+        sl_instance_error(ctx->ins, "fatal Kafka error: %s", reason);
+    } else {
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "librdkafka: %s: %s",
+                        rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+}
+
 void sl__kafka_report_up(sl_kafka_src *ctx)
 {
     if (atomic_exchange(&ctx->brokers_down, false)) {

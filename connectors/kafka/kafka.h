@@ -343,6 +343,9 @@ int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *of
                           int64_t timeout_ms);
 /* Sets ctx->bootstrap: the brokers, or the embedded cluster (started here). */
 int sl__kafka_src_bootstrap(sl_kafka_src *ctx);
+/* librdkafka's error callback of the sources (opaque: the sl_kafka_src): brokers down are
+ * reported once (sl__kafka_report_down), fatal errors as errors, the rest at debug level. */
+void sl__kafka_src_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 /* Reports a broker outage once (then at debug level) and its end. */
 void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_err_t err);
 void sl__kafka_report_up(sl_kafka_src *ctx);

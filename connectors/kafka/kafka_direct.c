@@ -714,19 +714,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ==== Start ==== */
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    sl_kafka_src *ctx = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        sl__kafka_report_down(ctx, reason, err);
-    } else if (rd_kafka_fatal_error(rk, NULL, 0)) {
-        sl_instance_error(ctx->ins, "fatal Kafka error: %s", reason);
-    } else {
-        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "librdkafka: %s: %s",
-                        rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-    }
-}
-
 /* The subscription: the topics, or the pattern as a librdkafka regex ("^..."). */
 static int subscribe(sl_kafka_src *ctx, char *errstr, size_t errsize)
 {
@@ -777,7 +764,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
     rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, sizeof(errstr));
     rd_kafka_conf_set_opaque(conf, ctx);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_error_cb(conf, sl__kafka_src_error_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     if (has_group(ctx)) {
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);

@@ -336,19 +336,6 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, NULL);
 }
 
-static void recv_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    sl_kafka_src *ctx = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        sl__kafka_report_down(ctx, reason, err);
-    } else if (rd_kafka_fatal_error(rk, NULL, 0)) {
-        sl_instance_error(ctx->ins, "fatal Kafka error: %s", reason);
-    } else {
-        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "librdkafka: %s: %s",
-                        rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-    }
-}
-
 /* ==== The thread ==== */
 
 static bool stopping(sl_kafka_src *ctx)
@@ -685,7 +672,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
         return SL_ERR_INVAL;
     }
     rd_kafka_conf_set_opaque(conf, ctx);
-    rd_kafka_conf_set_error_cb(conf, recv_error_cb);
+    rd_kafka_conf_set_error_cb(conf, sl__kafka_src_error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, recv_rebalance_cb);
     ctx->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!ctx->rk) {
