@@ -86,7 +86,8 @@ int main(int argc, char **argv)
         sl_record_set_int(&recs[i], (int64_t)i);
     }
 
-    int rc = ins->conn->start(ins->cctx);
+    char why[256] = "";
+    int rc = ins->conn->start(ins->cctx, why, sizeof(why));
     double t0 = bench_now();
     size_t done = 0;
     for (int64_t t = 1000; rc == SL_OK && done < rows; t += 1000) {
@@ -100,14 +101,14 @@ int main(int argc, char **argv)
                                .pipeline = "pg_append_bench",
                                .sink = table,
                                .inputs = "bench"};
-        rc = ins->conn->write(ins->cctx, &out);
+        rc = ins->conn->write(ins->cctx, &out, why, sizeof(why));
         sl__dataset_release(ds);
         done += n;
     }
     double secs = bench_now() - t0;
     ins->conn->stop(ins->cctx);
     if (rc != SL_OK) {
-        fprintf(stderr, "pg_append: write failed: %s\n", sl_err2str(rc));
+        fprintf(stderr, "pg_append: write failed: %s\n", why[0] ? why : sl_err2str(rc));
     } else {
         printf("rows=%zu batch_rows=%zu seconds=%.3f rows_per_s=%.0f\n", rows, batch, secs,
                (double)rows / secs);

@@ -68,7 +68,8 @@ int main(int argc, char **argv)
         sl_record_set_int(&recs[i], 1);
     }
 
-    int rc = ins->conn->start(ins->cctx);
+    char why[256] = "";
+    int rc = ins->conn->start(ins->cctx, why, sizeof(why));
     double t0 = bench_now();
     size_t done = 0;
     int64_t base = (int64_t)time(NULL) * 1000; /* fresh commit keys on every run */
@@ -83,14 +84,14 @@ int main(int argc, char **argv)
                                .pipeline = "redis_sink_bench",
                                .sink = argv[5],
                                .inputs = "bench"};
-        rc = ins->conn->write(ins->cctx, &out);
+        rc = ins->conn->write(ins->cctx, &out, why, sizeof(why));
         sl__dataset_release(ds);
         done += n;
     }
     double secs = bench_now() - t0;
     ins->conn->stop(ins->cctx);
     if (rc != SL_OK) {
-        fprintf(stderr, "redis_sink: write failed: %s\n", sl_err2str(rc));
+        fprintf(stderr, "redis_sink: write failed: %s\n", why[0] ? why : sl_err2str(rc));
     } else {
         printf("commands=%zu batch=%zu depth=%s seconds=%.3f commands_per_s=%.0f\n", total, batch,
                argv[4], secs, (double)total / secs);

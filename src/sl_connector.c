@@ -19,7 +19,8 @@ extern const sl_connector sl_connector_postgres;
 extern const sl_connector sl_connector_redis;
 #endif
 
-const sl_connector *const sl__connectors[] = {
+/* Every connector, NULL-terminated. */
+static const sl_connector *const registry[] = {
     &sl_connector_tcp,
     &sl_connector_file_source,
     &sl_connector_generate,
@@ -42,8 +43,8 @@ const sl_connector *const sl__connectors[] = {
 
 const sl_connector *sl_connector_find(const char *name, unsigned role)
 {
-    for (size_t i = 0; sl__connectors[i]; i++) {
-        const sl_connector *c = sl__connectors[i];
+    for (size_t i = 0; registry[i]; i++) {
+        const sl_connector *c = registry[i];
         if ((c->flags & role) && strcmp(c->name, name) == 0) {
             return c;
         }
@@ -53,8 +54,8 @@ const sl_connector *sl_connector_find(const char *name, unsigned role)
 
 const sl_connector *sl_connector_at(size_t i)
 {
-    size_t n = sizeof(sl__connectors) / sizeof(sl__connectors[0]) - 1;
-    return i < n ? sl__connectors[i] : NULL;
+    size_t n = sizeof(registry) / sizeof(registry[0]) - 1;
+    return i < n ? registry[i] : NULL;
 }
 
 const char *sl_connector_name(const sl_connector *c)

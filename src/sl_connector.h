@@ -1,7 +1,12 @@
 /* sl_connector.h -- the connector interface: what a source or sink implements, and the
- * engine services (receivers, logging, options) it may call. Included by connectors/. */
+ * engine services (receivers, logging, options) it may call. Included by connectors/, and
+ * installed with sluice.h for programs that bring their own connector. */
 #ifndef SL_CONNECTOR_H
 #define SL_CONNECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "sluice.h"
 
@@ -67,6 +72,14 @@ int sl_batch_output_flush_rejects(const sl_batch_output *out);
 
 #define SL_RECEIVER 0x4u /* source with a receiver thread: the engine cuts its blocks */
 
+/* A connector: one struct, filled with designated initializers. Every callback but init is
+ * optional (NULL: nothing to do), except next_batch for direct sources and write for sinks.
+ * ctx is the connector's context struct (ctx_size bytes, owned by the engine, freed after
+ * destroy). Calls for one instance never overlap unless said otherwise; a callback that
+ * fails with errstr says why in it (NUL-terminated, at most errsize bytes). Besides, while
+ * start or write runs, sl_instance_error() called on the same thread copies its message
+ * into that call's errstr, so an error reported deep inside reaches it too; the engine
+ * shows sl_err2str() of the result when errstr stays empty. */
 struct sl_connector {
     const char *name; /* the YAML `type:` */
     const char *description;
@@ -74,32 +87,57 @@ struct sl_connector {
     const sl_option *options; /* parsed into the context struct at each offset */
     size_t ctx_size;          /* the context struct, zeroed then filled with options */
 
-    /* Checks the parsed options and prepares. No thread, no connection yet. */
+    /* Checks the parsed options and prepares. No thread, no connection yet. ins is valid
+     * until destroy returns. SL_OK, or an error with errstr: the instance is not created
+     * (destroy is still called).
+     * @locality the thread adding the source or sink (sl_context_add_source, sl_stream_to,
+     * the YAML loader) */
     int (*init)(sl_instance *ins, void *ctx, char *errstr, size_t errsize);
-    /* Starts threads and connections. Receivers start their thread here. */
-    int (*start)(void *ctx);
-    /* Direct sources: the input of the batch at batch_time. */
+    /* Starts threads and connections; receivers start their thread here. SL_OK, or an error
+     * with errstr: the context does not start (stop is not called for this instance, stop
+     * and destroy are for the others). Sinks start before sources.
+     * @locality the thread calling sl_context_start */
+    int (*start)(void *ctx, char *errstr, size_t errsize);
+    /* Direct sources: appends the input of the batch at batch_time to in (borrowed for the
+     * call; what is added is copied). An error gives the batch an empty input for this
+     * source (reported).
+     * @locality the timer thread (the thread of sl__context_step in tests) */
     int (*next_batch)(void *ctx, int64_t batch_time, sl_batch_input *in);
-    /* Sinks: write a batch. SL_OK, SL_ERR_RETRY (retried with backoff) or an error (the
-     * pipeline stops and the batch stays pending, to run again after a restart). The
-     * sinks of one batch write concurrently, each on a thread of its own (the job thread
-     * when there is one sink): calls for one instance never overlap, calls for different
-     * instances may. */
-    int (*write)(void *ctx, const sl_batch_output *out);
-    /* Sources: batch_time is complete in every sink (commit offsets, release WAL). */
+    /* Sinks: write a batch. out and its dataset are borrowed for the call. SL_OK,
+     * SL_ERR_RETRY (retried with backoff: the batch is held, never dropped) or an error (the
+     * pipeline stops and the batch stays pending, to run again after a restart), with
+     * errstr for anything but SL_OK. The sinks of one batch write concurrently, each on a
+     * thread of its own (the job thread when there is one sink): calls for one instance
+     * never overlap, calls for different instances may.
+     * @locality an output thread of the batch, or the job thread */
+    int (*write)(void *ctx, const sl_batch_output *out, char *errstr, size_t errsize);
+    /* Sources: batch_time is complete in every sink (commit offsets, release WAL). Also
+     * after a batch re-run after a restart to rebuild state.
+     * @locality the job thread (the thread of sl__context_step in tests) */
     void (*on_batch_done)(void *ctx, int64_t batch_time);
-    void (*pause)(void *ctx);
-    void (*resume)(void *ctx);
+    /* Sources: an output of batch_time failed, or was retrying when the context stopped:
+     * the batch is not complete and stays pending. A source that can read or push its
+     * input again (Kafka) does. on_batch_done is not called for that batch.
+     * @locality the job thread (the thread of sl__context_step in tests) */
+    void (*on_batch_failed)(void *ctx, int64_t batch_time);
     /* Replayable direct sources, after a restart: read again the input of the batch whose
      * definition next_batch set (pending when the process stopped). Must not move the
-     * source's position. */
+     * source's position. definition and in are borrowed for the call.
+     * @locality the thread calling sl_context_start (or sl__context_step) */
     int (*replay)(void *ctx, int64_t batch_time, const char *definition, sl_batch_input *in);
     /* Replayable direct sources, after a restart and before start: continue after the
-     * batch with this definition (the last one generated before the stop). */
+     * batch with this definition (the last one generated before the stop; borrowed).
+     * @locality the thread calling sl_context_start or sl_context_get_or_create */
     int (*restore)(void *ctx, const char *definition);
-    /* Stops threads and flushes; receivers push what they hold before returning. */
+    /* Stops threads and flushes; receivers push what they hold before returning. Called
+     * once for a started instance: sources when the context stops (before its last batch),
+     * sinks after the last batch.
+     * @locality the thread calling sl_context_stop or sl_context_destroy, or the engine's
+     * stop thread after sl_context_request_stop or a fatal error */
     void (*stop)(void *ctx);
-    /* Frees what init and start allocated. Called once, also when init failed. */
+    /* Frees what init and start allocated (not ctx itself). Called once, also when init
+     * failed. @locality the thread calling sl_context_destroy (or adding the instance, when
+     * init failed) */
     void (*destroy)(void *ctx);
 };
 
@@ -112,7 +150,8 @@ sl_context *sl_instance_context(const sl_instance *ins);
 /* Logs at level with the instance name as prefix. */
 void sl_instance_log(const sl_instance *ins, sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Records an error shown in the status (last error and its time) and logs it. */
+/* Records an error shown in the status (last error and its time) and logs it. Called on the
+ * thread of a start or write of ins, it also fills that call's errstr. @locality any */
 void sl_instance_error(sl_instance *ins, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Marks the instance active (connected) or not, for the status. */
@@ -159,10 +198,5 @@ sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *
                                            size_t errsize);
 int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *name,
                            const sl_options *opts, char *errstr, size_t errsize);
-
-/* ==== Registry ==== */
-
-/* Every connector, NULL-terminated. Defined in sl_connector.c. */
-extern const sl_connector *const sl__connectors[];
 
 #endif /* SL_CONNECTOR_H */

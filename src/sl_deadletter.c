@@ -19,9 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sl_context.h"
 #include "sl_deadletter.h"
-#include "sl_engine.h"
 #include "sl_options.h"
+#include "sl_util.h"
 
 #define DL_BACKOFF_MIN_MS 100
 #define DL_BACKOFF_MAX_MS 5000
@@ -723,15 +724,6 @@ void sl__rejects_begin(sl_rejects *rj, sl_batch_output *out)
     pthread_mutex_unlock(&rj->lock);
 }
 
-/* True when the context stops without waiting: a held batch is given up (it stays pending). */
-static bool abandoned(sl_context *ctx)
-{
-    pthread_mutex_lock(&ctx->lock);
-    bool a = ctx->state == SL_CTX_STOPPING && !ctx->graceful;
-    pthread_mutex_unlock(&ctx->lock);
-    return a;
-}
-
 int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc, uint64_t *rejected)
 {
     if (rejected) {
@@ -769,7 +761,7 @@ int sl__rejects_end(sl_rejects *rj, const sl_batch_output *out, int rc, uint64_t
                               out->batch_time, left, rj->target->describe(rj->t), err);
         }
         for (int64_t slept = 0; slept < backoff; slept += 50) {
-            if (abandoned(rj->ins->ctx)) {
+            if (sl__context_abandoning(sl_instance_context(rj->ins))) {
                 sl_instance_log(rj->ins, SL_LOG_ERROR,
                                 "batch %" PRId64 ": stopping without waiting: %zu dead letters "
                                 "of the committed batch are not written",

@@ -8,6 +8,7 @@
 
 #include "sl_checkpoint.h"
 #include "sl_connector.h"
+#include "sl_context.h"
 #include "sl_rate.h"
 #include "sl_util.h"
 
@@ -317,11 +318,13 @@ typedef struct sl_block {
 typedef struct sl_receiver {
     pthread_mutex_t lock;
     pthread_cond_t room;
-    sl_block *cur;         /* being filled */
-    sl_block *head, *tail; /* cut, waiting for a batch */
-    size_t buffered;       /* bytes pushed and not yet freed */
-    bool closed;           /* no more waiting for room */
-    int64_t rate_next_ns;  /* token bucket: when the next record may be pushed */
+    sl_block *cur;                    /* being filled */
+    sl_block *head, *tail;            /* cut, waiting for a batch */
+    size_t buffered;                  /* bytes pushed and not yet freed */
+    bool closed;                      /* no more waiting for room */
+    int64_t rate_next_ns;             /* token bucket: when the next record may be pushed */
+    int64_t block_interval;           /* ms: the rate limiter's burst */
+    _Atomic uint64_t *received_total; /* the context's count of records received */
 } sl_receiver;
 
 typedef struct sl_source_common {
@@ -357,14 +360,38 @@ struct sl_instance {
 };
 
 /* Creates an instance of conn: options checked and applied, init called. NULL with errstr
- * on failure. */
+ * on failure. (sl_instance.c, as what follows up to the receivers.) */
 sl_instance *sl__instance_new(sl_context *ctx, const sl_connector *conn, unsigned role,
                               const char *name, const sl_options *opts, char *errstr,
                               size_t errsize);
 void sl__instance_destroy(sl_instance *ins);
+/* A new instance of conn in role for ctx (sl__instance_new), after checking that conn can
+ * take the role and that the name is unique among sources and sinks; opts may be NULL.
+ * Not yet in ctx's lists. NULL with errstr on failure. */
+sl_instance *sl__instance_add(sl_context *ctx, const sl_connector *conn, unsigned role,
+                              const char *name, const sl_options *opts, char *errstr,
+                              size_t errsize);
+/* Appends ins to a list of instances (ctx->sources or ctx->sinks). */
+void sl__instance_append(sl_instance **list, sl_instance *ins);
+/* Until sl__instance_capture_end, sl_instance_error(ins, ...) called on this thread also
+ * copies its message into errstr (emptied now; the last message stays): how the errors a
+ * start or write reports, itself or through the engine's dead letters, reach its errstr.
+ * One capture per thread at a time. @locality the thread calling the connector */
+void sl__instance_capture_begin(const sl_instance *ins, char *errstr, size_t errsize);
+void sl__instance_capture_end(void);
+
+/* What a direct source's next_batch or replay fills (sl_batch_input_* in sl_instance.c). */
+struct sl_batch_input {
+    sl_dataset *ds;
+    char desc[96];
+    size_t desc_len;
+    char *definition; /* malloc'ed; NULL when the source set none */
+};
 
 /* Receivers (sl_receiver.c). */
-void sl__receiver_init(sl_receiver *r);
+/* The receiver of an instance of a context with that block interval (ms), counting what it
+ * takes in *received_total too. */
+void sl__receiver_init(sl_receiver *r, int64_t block_interval, _Atomic uint64_t *received_total);
 void sl__receiver_destroy(sl_receiver *r);
 /* Cuts the current block so that it waits for the next batch. */
 void sl__receiver_cut(sl_instance *ins);
@@ -461,10 +488,53 @@ struct sl_context {
     size_t nstate_gens;
 };
 
+/* Waits on ctx->cond until the wall-clock time until_ms or a change of state. Batch times
+ * are wall-clock times; the wait itself runs on the monotonic clock, so a clock step
+ * shortens or lengthens one wait at most. @locks ctx->lock held (sl_context.c) */
+void sl__context_wait_until(sl_context *ctx, int64_t until_ms);
+
+/* ==== Scheduler (sl_scheduler.c) ==== */
+
+/* Generates batch t: fixes every source's input (or, with replay, reads again the inputs
+ * recorded in the checkpoint) and, with a checkpoint, records the inputs before the batch
+ * can run. NULL when out of memory. @locality the timer thread, or the starting thread
+ * (recovery, stepping) */
+sl_job *sl__job_generate(sl_context *ctx, int64_t t, const sl_ckpt_batch *replay);
+void sl__job_free(sl_job *job);
+/* Appends job to the queue. @locks ctx->lock held, or no scheduler thread yet */
+void sl__job_enqueue(sl_context *ctx, sl_job *job);
+/* Sets up the estimators, and warns where nothing bounds the first batch: with
+ * backpressure on, Spark's most reported pain is a huge first batch when neither an
+ * initial rate nor a cap is given. */
+void sl__backpressure_prepare(sl_context *ctx);
+/* Marks the context running and starts the timer and job threads; false when one of them
+ * could not be made (the caller stops the context). @locks takes ctx->lock */
+bool sl__scheduler_start(sl_context *ctx);
+
 /* Generates and runs the batch at time t on the calling thread, with no timer or job
  * thread: for tests. The first call fixes the zero time at t - batch interval. Sources
  * need not be started; receivers' pushed records go into the batch. */
 int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info);
+
+/* ==== A batch's outputs (sl_output.c) ==== */
+
+/* Runs every output of the job that has a dataset at its time (see sl_output.c). Returns
+ * true when an output was abandoned by a stop or failed (the batch stays pending).
+ * @locality the job thread */
+bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info);
+/* Publishes the running batch's progress for sl_context_pending_batches. @locks takes
+ * ctx->lock */
+void sl__job_publish(sl_context *ctx, sl_job *job, const sl_batch_info *info);
+
+/* ==== Recovery (sl_recovery.c) ==== */
+
+/* Opens the checkpoint and loads it. A new checkpoint records the zero time. */
+int sl__checkpoint_open(sl_context *ctx);
+/* Sources continue after the batch each generated last before the restart. */
+int sl__restore_sources(sl_context *ctx);
+/* After a restart: the batches to run again are queued, ahead of new ones (see
+ * sl_recovery.c); a new checkpoint records the zero time. @locality the starting thread */
+int sl__recover(sl_context *ctx);
 
 /* The pipeline's structure as text, one line per source, stream and output: its hash is
  * the checkpoint's fingerprint. Caller frees. */

@@ -27,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sl_engine.h"
+#include "sl_context.h"
 #include "sl_metrics.h"
+#include "sl_util.h"
 
 /* ==== Text buffer ==== */
 
@@ -637,33 +638,13 @@ static double v_estimated_rate(const sl_instance_info *i)
     return i->estimated_rate;
 }
 
-/* True when the source instance called name (the pointer sl_context_instances gives) has a
- * receiver thread. */
-static bool is_receiver(sl_context *ctx, const char *name)
-{
-    for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
-        if (ins->name == name) {
-            return ins->receiver;
-        }
-    }
-    return false;
-}
-
 void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap)
 {
     sl_context_get_stats(ctx, &snap->stats);
     sl_batch_info running;
     size_t pending = sl_context_pending_batches(ctx, &running, 1);
     snap->batch_running = pending > 0 && running.processing_start > 0;
-    pthread_mutex_lock(&ctx->lock);
-    sl_ctx_state s = ctx->state;
-    pthread_mutex_unlock(&ctx->lock);
-    switch (s) {
-    case SL_CTX_CREATED: snap->state = "created"; break;
-    case SL_CTX_RUNNING: snap->state = "running"; break;
-    case SL_CTX_STOPPING: snap->state = "stopping"; break;
-    default: snap->state = "stopped"; break;
-    }
+    snap->state = sl__context_state_name(ctx);
 }
 
 void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_metrics_buf *b)
@@ -685,7 +666,7 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_met
     n = infos ? SL_MIN(n, sl_context_instances(ctx, infos, n)) : 0;
     int receivers = 0, receivers_active = 0;
     for (size_t i = 0; i < n; i++) {
-        if (infos[i].role == SL_SOURCE && is_receiver(ctx, infos[i].name)) {
+        if (infos[i].role == SL_SOURCE && sl__context_source_is_receiver(ctx, infos[i].name)) {
             receivers++;
             receivers_active += infos[i].active ? 1 : 0;
         }

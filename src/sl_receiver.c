@@ -13,9 +13,11 @@
 
 #define BLOCK_CHUNK (256 * 1024)
 
-void sl__receiver_init(sl_receiver *r)
+void sl__receiver_init(sl_receiver *r, int64_t block_interval, _Atomic uint64_t *received_total)
 {
     memset(r, 0, sizeof(*r));
+    r->block_interval = block_interval;
+    r->received_total = received_total;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->room, NULL);
 }
@@ -62,7 +64,7 @@ static size_t block_bytes(const sl_block *b)
 static size_t rate_take(sl_instance *ins, size_t want)
 {
     sl_receiver *r = &ins->rcv;
-    int64_t burst = ins->ctx->block_interval * 1000000;
+    int64_t burst = r->block_interval * 1000000;
     for (;;) {
         double rate = sl_instance_rate_limit(ins);
         if (rate <= 0 || atomic_load(&ins->stopping)) {
@@ -119,7 +121,7 @@ static int push_some(sl_instance *ins, const sl_record *recs, size_t n)
     bool closed = r->closed;
     pthread_mutex_unlock(&r->lock);
     atomic_fetch_add(&ins->records, i);
-    atomic_fetch_add(&ins->ctx->records_received, i);
+    atomic_fetch_add(r->received_total, i);
     if (rc == SL_OK && closed) {
         rc = SL_ERR_STATE;
     }

@@ -154,7 +154,7 @@ static int file_sink_init(sl_instance *ins, void *data, char *errstr, size_t err
 
 /* Writes one batch: see the file comment. Runs on the sink's output thread. Returns SL_OK
  * (also when the batch was there already) or SL_ERR_RETRY after an I/O error, reported. */
-static int file_sink_write(void *data, const sl_batch_output *out)
+static int file_sink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_file_sink_ctx *ctx = data;
     char final[PATH_MAX], parent[PATH_MAX], tmp[PATH_MAX], what[PATH_MAX + 32];

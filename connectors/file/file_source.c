@@ -313,7 +313,7 @@ static int file_source_init(sl_instance *ins, void *data, char *errstr, size_t e
 }
 
 /* Notes the files present now (unless include_existing), then starts the thread. */
-static int file_source_start(void *data)
+static int file_source_start(void *data, char *errstr, size_t errsize)
 {
     sl_file_source_ctx *ctx = data;
     if (ctx->started) {

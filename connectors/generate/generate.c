@@ -168,7 +168,7 @@ static int generate_init(sl_instance *ins, void *data, char *errstr, size_t errs
     return rc;
 }
 
-static int generate_start(void *data)
+static int generate_start(void *data, char *errstr, size_t errsize)
 {
     sl_generate_ctx *ctx = data;
     if (ctx->started) {

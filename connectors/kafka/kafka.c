@@ -102,18 +102,18 @@ int sl__kafka_src_bootstrap(sl_kafka_src *ctx)
 
 /* ==== The source ==== */
 
-/* Sees every batch: a batch whose outputs did not all succeed makes the source read its
- * input again (direct) or push it again (receiver). @locality the job thread */
-static void kafka_batch_listener(const sl_batch_info *info, void *opaque)
+/* A batch whose outputs did not all succeed makes the source read its input again (direct)
+ * or push it again (receiver). @locality the job thread */
+static void kafka_src_on_batch_failed(void *data, int64_t batch_time)
 {
-    sl_kafka_src *ctx = opaque;
-    if (info->outputs_succeeded >= info->outputs_total) {
+    sl_kafka_src *ctx = data;
+    if (!ctx->started) {
         return;
     }
     if (ctx->receiver) {
-        sl__kafka_receiver_failed(ctx, info->batch_time);
+        sl__kafka_receiver_failed(ctx, batch_time);
     } else {
-        sl__kafka_direct_failed(ctx, info->batch_time);
+        sl__kafka_direct_failed(ctx, batch_time);
     }
 }
 
@@ -163,7 +163,7 @@ static int kafka_src_init(sl_instance *ins, void *data, char *errstr, size_t err
     return SL_OK;
 }
 
-static int kafka_src_start(void *data)
+static int kafka_src_start(void *data, char *errstr, size_t errsize)
 {
     sl_kafka_src *ctx = data;
     if (ctx->started) {
@@ -173,7 +173,6 @@ static int kafka_src_start(void *data)
     if (rc != SL_OK) {
         return rc;
     }
-    sl_context_add_batch_listener(sl_instance_context(ctx->ins), kafka_batch_listener, ctx);
     ctx->started = true;
     return SL_OK;
 }
@@ -440,6 +439,7 @@ const sl_connector sl_connector_kafka_source = {
     .start = kafka_src_start,
     .next_batch = kafka_src_next_batch,
     .on_batch_done = kafka_src_batch_done,
+    .on_batch_failed = kafka_src_on_batch_failed,
     .replay = kafka_src_replay,
     .restore = kafka_src_restore,
     .stop = kafka_src_stop,

@@ -97,7 +97,7 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     return SL_OK;
 }
 
-static int kafka_sink_start(void *data)
+static int kafka_sink_start(void *data, char *err, size_t errsize)
 {
     sl_kafka_sink *ctx = data;
     char errstr[512];
@@ -268,11 +268,11 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
     return rc;
 }
 
-static int kafka_sink_write(void *data, const sl_batch_output *out)
+static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_kafka_sink *ctx = data;
     if (!ctx->rk) {
-        int rc = kafka_sink_start(ctx); /* driven without start() (tests) */
+        int rc = kafka_sink_start(ctx, errstr, errsize); /* driven without start() (tests) */
         if (rc != SL_OK) {
             return SL_ERR_RETRY;
         }

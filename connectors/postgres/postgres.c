@@ -844,7 +844,7 @@ static int pg_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
 
 /* Connects and prepares. A server that cannot be reached is not an error here (the first
  * batch retries until it can); a table that does not fit the mapping is. */
-static int pg_start(void *data)
+static int pg_start(void *data, char *errstr, size_t errsize)
 {
     sl_pg_ctx *ctx = data;
     int rc = pg_ensure(ctx);
@@ -857,7 +857,7 @@ static int pg_start(void *data)
 }
 
 /* Writes one batch: see the file comment. Runs on the sink's output thread. */
-static int pg_write(void *data, const sl_batch_output *out)
+static int pg_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_pg_ctx *ctx = data;
     int rc = pg_ensure(ctx);

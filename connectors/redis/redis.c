@@ -363,7 +363,7 @@ static int redis_init(sl_instance *ins, void *data, char *errstr, size_t errsize
 
 /* Connects. A server that cannot be reached is not an error here (the first batch retries
  * until it can); a refused password or database is. */
-static int redis_start(void *data)
+static int redis_start(void *data, char *errstr, size_t errsize)
 {
     sl_redis_ctx *ctx = data;
     int rc = redis_ensure(ctx);
@@ -376,7 +376,7 @@ static int redis_start(void *data)
 }
 
 /* Writes one batch: see the file comment. Runs on the sink's output thread. */
-static int redis_write(void *data, const sl_batch_output *out)
+static int redis_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_redis_ctx *ctx = data;
     int rc = redis_ensure(ctx);

@@ -69,7 +69,7 @@ static int stdout_init(sl_instance *ins, void *data, char *errstr, size_t errsiz
 /* Prints the batch as Spark's print() does, flushed once. Runs on the sink's output thread;
  * stdout is locked for the batch so that two print sinks, which write concurrently, do not
  * interleave. */
-static int stdout_write(void *data, const sl_batch_output *out)
+static int stdout_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_stdout_ctx *ctx = data;
     size_t total = out->ds ? sl_dataset_count(out->ds) : 0;

@@ -436,7 +436,7 @@ static int tcp_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
     return SL_OK;
 }
 
-static int tcp_start(void *data)
+static int tcp_start(void *data, char *errstr, size_t errsize)
 {
     sl_tcp_ctx *ctx = data;
     if (ctx->started) {

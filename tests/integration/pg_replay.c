@@ -62,9 +62,10 @@ static int do_write(sl_instance *ins, int64_t t)
                            .sink = "replay_sink",
                            .inputs = "words-0: [10, 14)",
                            .attempt = 0};
-    int rc = ins->conn->start(ins->cctx);
+    char why[256];
+    int rc = ins->conn->start(ins->cctx, why, sizeof(why));
     if (rc == SL_OK) {
-        rc = ins->conn->write(ins->cctx, &out);
+        rc = ins->conn->write(ins->cctx, &out, why, sizeof(why));
     }
     ins->conn->stop(ins->cctx);
     sl__dataset_release(ds);

@@ -63,9 +63,10 @@ int main(int argc, char **argv)
                            .sink = "replay_sink",
                            .inputs = "words-0: [10, 14)",
                            .attempt = 0};
-    int rc = ins->conn->start(ins->cctx);
+    char why[256];
+    int rc = ins->conn->start(ins->cctx, why, sizeof(why));
     if (rc == SL_OK) {
-        rc = ins->conn->write(ins->cctx, &out);
+        rc = ins->conn->write(ins->cctx, &out, why, sizeof(why));
     }
     printf("write: %s\n", sl_err2str(rc));
     ins->conn->stop(ins->cctx);

@@ -138,7 +138,7 @@ static size_t count_lines(const char *path)
     return n;
 }
 
-static int dls_write(void *ctx, const sl_batch_output *out)
+static int dls_write(void *ctx, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     (void)ctx;
     st.attempts++;

@@ -176,7 +176,7 @@ static int secret_init(sl_instance *ins, void *ctx, char *errstr, size_t errsize
     return SL_OK;
 }
 
-static int secret_write(void *ctx, const sl_batch_output *out)
+static int secret_write(void *ctx, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     secret_sink *s = ctx;
     if (atomic_load(&secret_sink_fails)) {

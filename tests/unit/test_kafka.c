@@ -835,8 +835,9 @@ static void test_headers_receiver_mode_survive_wal_restart(void)
     produce_header_sample(bs, "unit-hdr-rx");
 
     /* Run 1: the receiver consumes and logs the five messages; no batch runs. */
+    char why[256];
     sl_context *ctx = receiver_context(dir, "unit-hdr-rx", "g-hdr-rx");
-    CU_ASSERT_FATAL(ctx->sources->conn->start(ctx->sources->cctx) == SL_OK);
+    CU_ASSERT_FATAL(ctx->sources->conn->start(ctx->sources->cctx, why, sizeof(why)) == SL_OK);
     CU_ASSERT(wait_received(ctx, 5, 20000));
     sl_context_destroy(ctx); /* the log is synced and the offsets committed */
 
@@ -859,7 +860,7 @@ static void test_headers_receiver_mode_survive_wal_restart(void)
     ctx = receiver_context(dir, "unit-hdr-rx", "g-hdr-rx");
     hdr_pipe hp;
     hdr_pipe_build(&hp, ctx->streams);
-    CU_ASSERT_FATAL(ctx->sources->conn->start(ctx->sources->cctx) == SL_OK);
+    CU_ASSERT_FATAL(ctx->sources->conn->start(ctx->sources->cctx, why, sizeof(why)) == SL_OK);
     CU_ASSERT(wait_received(ctx, 5, 20000));
     sl_batch_info info;
     CU_ASSERT(sl__context_step(ctx, step_time(1000, 0), &info) == SL_OK);

@@ -30,6 +30,7 @@ typedef struct tsink {
     int64_t retries;  /* answer SL_ERR_RETRY this many times first; -1: always */
     int64_t fatal;    /* answer this error to a batch with records (0: none) */
 
+    sl_instance *ins;
     pthread_mutex_t lock;
     bool lock_ok;
     int calls;   /* write calls */
@@ -51,11 +52,12 @@ static const sl_option tsink_options[] = {
 static int tsink_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
 {
     tsink *k = data;
+    k->ins = ins;
     k->lock_ok = pthread_mutex_init(&k->lock, NULL) == 0;
     return k->lock_ok ? SL_OK : SL_ERR_NOMEM;
 }
 
-static int tsink_write(void *data, const sl_batch_output *out)
+static int tsink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     tsink *k = data;
     int64_t start = mono_us();
@@ -67,6 +69,7 @@ static int tsink_write(void *data, const sl_batch_output *out)
     int rc = SL_OK;
     if (k->fatal && sl_dataset_count(out->ds) > 0) {
         rc = (int)k->fatal;
+        sl_instance_error(k->ins, "test sink: refused batch %lld", (long long)out->batch_time);
     } else if (k->retries < 0 || i < k->retries) {
         rc = SL_ERR_RETRY;
     }
@@ -145,6 +148,8 @@ typedef struct csource {
     bool lock_ok;
     int done; /* on_batch_done calls */
     int64_t done_times[64];
+    int failed; /* on_batch_failed calls */
+    int64_t failed_times[64];
 } csource;
 
 static const sl_option csource_options[] = {
@@ -182,6 +187,17 @@ static void csource_on_batch_done(void *data, int64_t t)
     pthread_mutex_unlock(&c->lock);
 }
 
+static void csource_on_batch_failed(void *data, int64_t t)
+{
+    csource *c = data;
+    pthread_mutex_lock(&c->lock);
+    if (c->failed < 64) {
+        c->failed_times[c->failed] = t;
+    }
+    c->failed++;
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void csource_destroy(void *data)
 {
     csource *c = data;
@@ -199,6 +215,7 @@ static const sl_connector csource_connector = {
     .init = csource_init,
     .next_batch = csource_next_batch,
     .on_batch_done = csource_on_batch_done,
+    .on_batch_failed = csource_on_batch_failed,
     .destroy = csource_destroy,
 };
 
@@ -496,6 +513,38 @@ static void test_failed_output_leaves_the_batch_pending(void)
     }
 }
 
+/* A batch whose output fails reaches its sources through the connector interface:
+ * on_batch_failed, not on_batch_done; a batch that succeeds, on_batch_done only. The error
+ * the sink reported with sl_instance_error during its write is the batch's error. */
+static void test_failed_batch_reaches_the_source_by_on_batch_failed(void)
+{
+    sl_context *ctx = ts_context(100, 2);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    int fe_rc = SL_OK;
+    CU_ASSERT_EQUAL_FATAL(sl_stream_foreach_batch(in, fe_fail, &fe_rc), SL_OK);
+    tsink *bad = add_tsink(in, "bad", 0, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+
+    sl_batch_info info;
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1000, &info), SL_OK);
+    CU_ASSERT_EQUAL(info.outputs_succeeded, 2);
+    CU_ASSERT_TRUE(batch_done(src, 1000));
+    CU_ASSERT_EQUAL(src->failed, 0);
+
+    bad->fatal = SL_ERR_IO; /* the next batch fails in the sink */
+    CU_ASSERT_EQUAL_FATAL(sl__context_step(ctx, 1100, &info), SL_OK);
+    CU_ASSERT_EQUAL(info.outputs_total, 2);
+    CU_ASSERT_EQUAL(info.outputs_succeeded, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(info.error, "bad: test sink: refused batch 1100"));
+    CU_ASSERT_FALSE(batch_done(src, 1100));
+    CU_ASSERT_EQUAL(src->done, 1);
+    CU_ASSERT_EQUAL_FATAL(src->failed, 1);
+    CU_ASSERT_EQUAL(src->failed_times[0], 1100);
+    sl_context_destroy(ctx);
+}
+
 /* A stop without waiting while two sinks retry: both give up (the stop returns), the sink
  * that worked wrote once, and the batch stays pending in the checkpoint, to run again after
  * a restart. */
@@ -584,5 +633,7 @@ void sl_test_register(void)
         {"failed_output_leaves_the_batch_pending", test_failed_output_leaves_the_batch_pending},
         {"stop_during_retry_leaves_the_batch_pending",
          test_stop_during_retry_leaves_the_batch_pending},
-        {"next_batch_waits_for_every_sink", test_next_batch_waits_for_every_sink});
+        {"next_batch_waits_for_every_sink", test_next_batch_waits_for_every_sink},
+        {"failed_batch_reaches_the_source_by_on_batch_failed",
+         test_failed_batch_reaches_the_source_by_on_batch_failed});
 }

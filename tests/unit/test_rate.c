@@ -393,7 +393,7 @@ static void test_file_source_reads_at_the_rate(void)
     sl__rate_now_ns = sim_now_ns;
     void (*real_sleep)(int64_t) = sl__rate_sleep_ns;
     sl__rate_sleep_ns = gated_sleep_ns;
-    CU_ASSERT_EQUAL_FATAL(ins->conn->start(ins->cctx), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(ins->conn->start(ins->cctx, err, sizeof(err)), SL_OK);
     uint64_t counts[5] = {0};
     for (int k = 0; k < 5; k++) {
         /* Until the reader waits at the gate, or has read the whole file. */

@@ -55,7 +55,7 @@ static void *counter_main(void *arg)
     return NULL;
 }
 
-static int counter_start(void *ctx)
+static int counter_start(void *ctx, char *errstr, size_t errsize)
 {
     counter_rcv *c = ctx;
     return pthread_create(&c->thread, NULL, counter_main, c) == 0 ? SL_OK : SL_ERR_IO;
