@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test_install.sh -- `cmake --install` into a temporary prefix: every file lands (binary,
-# static and shared library with its symlinks, sluice.h, sluice.pc, the systemd unit and its
-# sysusers.d file, the man page, the example pipelines); pkg-config finds the library and a
-# small C program compiles and links against it, shared and static; the man page renders
-# without warnings and documents every command and option of --help; systemd-analyze
-# verifies the unit (skipped, saying so, when systemd-analyze is missing); a DESTDIR install
+# static and shared library with its symlinks, sluice.h and sl_connector.h, sluice.pc, the
+# systemd unit and its sysusers.d file, the man page, the example pipelines); pkg-config
+# finds the library and a small C program compiles and links against it, shared and static,
+# and so does one with a connector of its own; the man page renders without warnings and
+# documents every command and option of --help; systemd-analyze verifies the unit (skipped,
+# saying so, when systemd-analyze is missing); a DESTDIR install
 # keeps the prefix in the generated files.
 #
 # Env: SLUICE_BUILD (the configured and built build directory), SLUICE_SRC, SLUICE_BIN.
@@ -30,6 +31,7 @@ else
     sl_fail "cmake --install failed: $(tail -n 5 "$SL_TMP/install.log")"
 fi
 for f in bin/sluice "$libdir/libsluice.a" "$libdir/libsluice.so.$version" include/sluice.h \
+    include/sl_connector.h \
     "$libdir/pkgconfig/sluice.pc" lib/systemd/system/sluice.service lib/sysusers.d/sluice.conf \
     share/man/man1/sluice.1; do
     check "installed: $f" test -f "$P/$f" -a -s "$P/$f"
@@ -107,6 +109,48 @@ if cc -std=c11 "${san[@]}" "$SL_TMP/hello.c" $cflags "$P/$libdir/libsluice.a" \
     sl_ok "libsluice.a links with the libraries of Requires.private ($req) and runs"
 else
     sl_bad "static link: $(head -n 5 "$SL_TMP/cc-static.log")"
+fi
+
+# A program that brings its own connector: sl_connector.h stands alone on sluice.h.
+cat >"$SL_TMP/myconn.c" <<'EOF'
+/* myconn.c -- a sink of its own, written against the installed connector interface. */
+#include <sl_connector.h>
+#include <stdio.h>
+
+static int my_write(void *ctx, const sl_batch_output *out, char *errstr, size_t errsize)
+{
+    (void)ctx;
+    if (!out->ds) {
+        snprintf(errstr, errsize, "no dataset");
+        return SL_ERR_INVAL;
+    }
+    return SL_OK;
+}
+
+static const sl_connector my_sink = {
+    .name = "mine", .description = "writes nothing", .flags = SL_SINK, .write = my_write};
+
+int main(void)
+{
+    char errstr[256] = "no context";
+    sl_context_conf conf = {.name = "mine", .batch_interval_ms = 1000, .workers = 1};
+    sl_context *ctx = sl_context_new(&conf, errstr, sizeof(errstr));
+    sl_stream *lines = ctx ? sl_socket_text_stream(ctx, "127.0.0.1", 9) : NULL;
+    int rc = lines ? sl_stream_to_connector(lines, &my_sink, "mine", NULL, errstr, sizeof(errstr))
+                   : SL_ERR_INVAL;
+    printf("%s\n", rc == SL_OK ? "connector added" : errstr);
+    sl_context_destroy(ctx);
+    return rc == SL_OK ? 0 : 1;
+}
+EOF
+# shellcheck disable=SC2086
+if cc -std=c11 -Wall -Wextra -Wstrict-prototypes -Werror "${san[@]}" "$SL_TMP/myconn.c" \
+    $cflags $libs -o "$SL_TMP/myconn" 2>"$SL_TMP/cc-conn.log"; then
+    out=$(LD_LIBRARY_PATH=$P/$libdir timeout 30 "$SL_TMP/myconn" 2>&1) || true
+    check "a program with its own connector (installed sl_connector.h) runs: '$out'" \
+        test "$out" = "connector added"
+else
+    sl_bad "compile against the installed sl_connector.h: $(head -n 5 "$SL_TMP/cc-conn.log")"
 fi
 
 # ==== The man page ====
