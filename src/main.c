@@ -1,4 +1,4 @@
-/* main.c -- the sluice daemon and command line: run, check, connectors, demo.
+/* main.c -- the sluice daemon and command line: run, check, connectors, ops, demo.
  *
  * Exit status: 0 ok, 1 runtime failure (the pipeline could not start or stopped on a fatal
  * error), 2 bad configuration or usage.
@@ -46,6 +46,7 @@ static void usage(FILE *f)
                "                 sinks are flushed; a second Ctrl-C drops the queued batches\n"
                "  check FILE     check FILE and print the pipeline it describes\n"
                "  connectors     list every source and sink with its options\n"
+               "  ops            list the operations of a stream's ops: and what they do\n"
                "  demo           run a word count over a built-in text, printed every second\n"
                "                 (no file, no server needed)\n"
                "  help           show this help\n"
@@ -53,7 +54,8 @@ static void usage(FILE *f)
                "Options:\n"
                "  --log-level LEVEL  error, warn, info or debug (overrides app.log_level)\n"
                "  --seconds N        run, demo: stop gracefully after N seconds\n"
-               "  --markdown         connectors: print a Markdown table per connector\n"
+               "  --markdown         connectors: print a Markdown table per connector;\n"
+               "                     ops: print the README's operations table\n"
                "  --print-config     demo: print the demo's YAML instead of running it\n"
                "  -h, --help         show this help\n"
                "  --version          print the version\n"
@@ -574,7 +576,7 @@ int main(int argc, char **argv)
     bool needs_file = strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0;
     int want = needs_file ? 2 : 1;
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "connectors") != 0 &&
-        strcmp(cmd, "demo") != 0) {
+        strcmp(cmd, "ops") != 0 && strcmp(cmd, "demo") != 0) {
         return usage_error("unknown command '%s'", cmd);
     }
     if (npos < want) {
@@ -583,8 +585,8 @@ int main(int argc, char **argv)
     if (npos > want) {
         return usage_error("unexpected argument '%s'", positional[want]);
     }
-    if (markdown && strcmp(cmd, "connectors") != 0) {
-        return usage_error("--markdown is an option of 'connectors', not of '%s'", cmd);
+    if (markdown && strcmp(cmd, "connectors") != 0 && strcmp(cmd, "ops") != 0) {
+        return usage_error("--markdown is an option of 'connectors' and 'ops', not of '%s'", cmd);
     }
     if (print_config && strcmp(cmd, "demo") != 0) {
         return usage_error("--print-config is an option of 'demo', not of '%s'", cmd);
@@ -600,6 +602,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "connectors") == 0) {
         return cmd_connectors(markdown);
+    }
+    if (strcmp(cmd, "ops") == 0) {
+        sl_config_print_ops(stdout, markdown);
+        return EXIT_OK;
     }
     if (print_config) {
         fputs(demo_yaml, stdout);

@@ -43,6 +43,10 @@ sl_context *sl_config_build(const sl_config *cfg, char *errstr, size_t errsize);
  * options, streams in build order with their inputs and ops, sinks. Secrets as "***". */
 void sl_config_print_graph(const sl_config *cfg, FILE *f);
 
+/* Prints the operations a stream's ops: can use, from the op table: the ways to write each
+ * and what it does. markdown: the table of the README's operations reference. */
+void sl_config_print_ops(FILE *f, bool markdown);
+
 /* Frees cfg. NULL is fine. Destroy the context built from it first. */
 void sl_config_destroy(sl_config *cfg);
 

@@ -139,6 +139,14 @@ struct sl_connector {
      * failed. @locality the thread calling sl_context_destroy (or adding the instance, when
      * init failed) */
     void (*destroy)(void *ctx);
+
+    /* Record headers, for the YAML loader (both optional). A sink that writes the records'
+     * headers with these options (the kafka sink unless headers: false, a postgres column
+     * header:NAME) says so in wants_headers. A source that supplies headers only on request
+     * names its boolean option in headers_option: the loader sets it to true when an op or a
+     * sink downstream reads headers, unless the file sets it. */
+    bool (*wants_headers)(const sl_options *opts);
+    const char *headers_option;
 };
 
 /* ==== Engine services for connectors ==== */

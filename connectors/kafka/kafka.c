@@ -444,4 +444,5 @@ const sl_connector sl_connector_kafka_source = {
     .restore = kafka_src_restore,
     .stop = kafka_src_stop,
     .destroy = kafka_src_destroy,
+    .headers_option = "headers",
 };

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kafka.h"
 
@@ -382,6 +383,14 @@ static const sl_option kafka_sink_options[] = {
     {0},
 };
 
+/* The YAML loader turns on the source's headers when this sink forwards them. */
+static bool kafka_sink_wants_headers(const sl_options *opts)
+{
+    const char *h = sl_options_get(opts, "headers");
+    return !(h && (!strcasecmp(h, "false") || !strcasecmp(h, "no") || !strcasecmp(h, "off") ||
+                   !strcmp(h, "0")));
+}
+
 const sl_connector sl_connector_kafka_sink = {
     .name = "kafka",
     .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
@@ -393,4 +402,5 @@ const sl_connector sl_connector_kafka_sink = {
     .start = kafka_sink_start,
     .write = kafka_sink_write,
     .destroy = kafka_sink_destroy,
+    .wants_headers = kafka_sink_wants_headers,
 };

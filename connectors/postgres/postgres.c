@@ -1070,6 +1070,13 @@ static const sl_option pg_options[] = {
     {0},
 };
 
+/* The YAML loader turns on the source's headers when a column maps one (header:NAME). */
+static bool pg_wants_headers(const sl_options *opts)
+{
+    const char *cols = sl_options_get(opts, "columns");
+    return cols && strstr(cols, "header:");
+}
+
 const sl_connector sl_connector_postgres = {
     .name = "postgres",
     .description = "Writes each batch to a PostgreSQL table in one transaction with a commit "
@@ -1082,4 +1089,5 @@ const sl_connector sl_connector_postgres = {
     .write = pg_write,
     .stop = pg_stop,
     .destroy = pg_destroy,
+    .wants_headers = pg_wants_headers,
 };

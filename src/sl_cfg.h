@@ -1,0 +1,274 @@
+/* sl_cfg.h -- internals of the YAML front end shared by sl_config.c and sl_cfg_*.c. */
+#ifndef SL_CFG_H
+#define SL_CFG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <yaml.h>
+
+#include "sl_config.h"
+#include "sl_yamlops.h"
+
+#define CFG_MAX_PARTITIONS 4096
+#define CFG_MAX_WORKERS    256
+#define CFG_MIN_BATCH_MS   10
+
+/* ==== The in-memory description ==== */
+
+typedef struct cfg_loc {
+    int line; /* 1-based */
+    int col;  /* 1-based */
+} cfg_loc;
+
+/* A reference to a source or stream by name, resolved to an index: sources first, then
+ * streams (idx - nsources). */
+typedef struct cfg_ref {
+    char *name;
+    cfg_loc loc;
+    size_t idx;
+} cfg_ref;
+
+/* A source or a sink: a connector instance. */
+typedef struct cfg_endpoint {
+    char *name;
+    char *type;
+    unsigned role; /* SL_SOURCE or SL_SINK */
+    cfg_loc loc;
+    const sl_connector *conn;
+    sl_options *opts;
+    cfg_ref from;    /* sinks */
+    char **opt_keys; /* the options as written, and where their values are */
+    cfg_loc *opt_locs;
+    size_t nopt_locs;
+    char **flat_keys; /* dotted names of nested options (errors: {tolerance: none}) */
+    size_t nflat;
+    struct cfg_kv *kv; /* the options as written, nested ones flattened (cfg_flatten) */
+} cfg_endpoint;
+
+typedef struct cfg_op cfg_op;
+typedef struct cfg_parser cfg_parser;
+
+/* Flags of an op in the op table (sl__cfg_ops). */
+#define CFG_OP_ARG_OPTIONAL 0x1u /* may be written without an argument ("- count") */
+#define CFG_OP_WINDOWED     0x2u /* length and slide: multiples of the parent's slide */
+#define CFG_OP_STATEFUL     0x4u /* keeps state across batches: needs app.checkpoint_dir */
+#define CFG_OP_JOINS        0x8u /* reads a second stream, op->with (resolved, same slide) */
+
+/* One YAML operation: everything about it is this entry and its two functions. */
+typedef struct cfg_op_def {
+    const char *name; /* the key in ops: */
+    unsigned flags;   /* CFG_OP_* */
+    /* Checks the argument (NULL when absent and CFG_OP_ARG_OPTIONAL) and fills op,
+     * including op->desc, the line sluice check prints. SL_OK or sl__cfg_error's code. */
+    int (*parse)(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+    /* Builds the op on s through the public API; handles are the built sources and
+     * streams by cfg_ref index. NULL when the engine refuses. */
+    sl_stream *(*apply)(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+    const char *forms[4]; /* the ways to write it, NULL-terminated: the syntax */
+    const char *doc;      /* what it does (Markdown), for sluice ops and the README */
+} cfg_op_def;
+
+struct cfg_op {
+    const cfg_op_def *def;
+    cfg_loc loc;
+    char *desc;     /* as printed by sl_config_print_graph */
+    sl_yamlop *yop; /* split, key, value, filter, map, burn; value 1 for a count reducer */
+    sl_reduce_fn reduce;
+    int partitions;    /* 0: the context's default */
+    int64_t length_ms; /* window */
+    int64_t slide_ms;  /* window; 0: the parent's slide */
+    cfg_ref with;      /* join */
+    bool left;         /* join */
+    bool inverse;      /* reduce_by_key_and_window */
+    bool drop_zero;    /* reduce_by_key_and_window */
+    int64_t ttl_ms;    /* running; 0: none */
+    sl_yamlop *run;    /* running */
+    bool reads_header; /* key, value, filter: {header: NAME} */
+};
+
+typedef struct cfg_stream {
+    char *name;
+    cfg_loc loc;
+    cfg_loc from_loc;
+    cfg_ref *from;
+    size_t nfrom;
+    cfg_op *ops;
+    size_t nops;
+    int64_t slide_ms; /* computed at load */
+} cfg_stream;
+
+struct sl_config {
+    char *path;
+    cfg_loc app_loc;
+    /* app: read through sl__cfg_app_options (offsets into this struct) */
+    char *name;
+    int64_t batch_ms;
+    int64_t workers;
+    char *checkpoint_dir;
+    int64_t block_ms;
+    int64_t partitions;
+    int log_level; /* index in sl__cfg_app_options' log_level choices, -1: not given */
+    sl_backpressure_conf backpressure;
+    cfg_endpoint *sources;
+    size_t nsources;
+    cfg_stream *streams;
+    size_t nstreams;
+    cfg_endpoint *sinks;
+    size_t nsinks;
+    size_t *order; /* stream indexes in build order */
+    bool has_http; /* an http: section (sl_config_http) */
+    /* http: read through sl__cfg_http_options */
+    bool http_enabled;
+    bool http_allow_remote;
+    char *http_listen;
+    char *http_token; /* secret: never printed */
+};
+
+/* ==== Parser state ==== */
+
+struct cfg_parser {
+    const char *path;
+    yaml_document_t doc;
+    bool has_doc;
+    char **text; /* expanded text of each scalar node, by node id - 1 */
+    size_t nnodes;
+    char *errstr;
+    size_t errsize;
+    bool failed;
+    sl_config *cfg;
+};
+
+/* A growing string. */
+typedef struct cfg_buf {
+    char *s;
+    size_t len, cap;
+} cfg_buf;
+
+/* ==== YAML nodes, scalars and errors (sl_cfg_yaml.c) ==== */
+
+/* Writes "PATH:LINE:COL: error: MESSAGE" into errstr for the first error only. Returns
+ * SL_ERR_INVAL so callers can `return sl__cfg_error(...)`. */
+int sl__cfg_error(cfg_parser *p, cfg_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A malloc'ed formatted string, NULL when out of memory. */
+char *sl__cfg_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+cfg_loc sl__cfg_loc_of(const yaml_node_t *n);
+cfg_loc sl__cfg_loc_at(size_t line0, size_t col0);
+yaml_node_t *sl__cfg_node(cfg_parser *p, int id);
+/* The expanded text of a scalar node. */
+const char *sl__cfg_text(cfg_parser *p, const yaml_node_t *n);
+/* "a mapping", "a list" or "a scalar", for messages. */
+const char *sl__cfg_kind(const yaml_node_t *n);
+/* A plain empty value, ~ or null. */
+bool sl__cfg_is_null(cfg_parser *p, const yaml_node_t *n);
+bool sl__cfg_in_list(const char *s, const char *const *list);
+/* The closest of list to s, or NULL when none is close ("did you mean"). */
+const char *sl__cfg_closest(const char *s, const char *const *list);
+/* Joins list with ", " into buf. */
+const char *sl__cfg_join(const char *const *list, char *buf, size_t size);
+/* Reports an unknown key (or name) with a suggestion and the valid ones. */
+int sl__cfg_unknown(cfg_parser *p, cfg_loc loc, const char *what, const char *s, const char *where,
+                    const char *const *valid);
+/* Checks that map is a mapping whose keys are scalars, not repeated, and in valid (a
+ * NULL-terminated list; NULL accepts any key). where names the mapping in messages. */
+int sl__cfg_check_map(cfg_parser *p, yaml_node_t *map, const char *where, const char *const *valid);
+/* The value (or the key node) of key in a (checked) mapping, or NULL. */
+yaml_node_t *sl__cfg_get(cfg_parser *p, yaml_node_t *map, const char *key);
+yaml_node_t *sl__cfg_get_key(cfg_parser *p, yaml_node_t *map, const char *key);
+/* The text of a scalar value; an error if n is not a scalar or is empty. */
+int sl__cfg_scalar(cfg_parser *p, yaml_node_t *n, const char *what, const char **out);
+/* A required or optional key's scalar: *out stays NULL when absent (and not required). */
+int sl__cfg_key_scalar(cfg_parser *p, yaml_node_t *map, const char *key, const char *where,
+                       bool required, const char **out, yaml_node_t **node);
+int sl__cfg_int(cfg_parser *p, yaml_node_t *n, const char *what, int64_t min, int64_t max,
+                int64_t *out);
+/* A non-negative number (a rate or a PID gain), or, with positive, > 0. */
+int sl__cfg_number(cfg_parser *p, yaml_node_t *n, const char *what, bool positive, double *out);
+/* 250ms, 1s, 5m, 2h: the shortest exact form. */
+void sl__cfg_fmt_duration(int64_t ms, char *buf, size_t size);
+int sl__cfg_duration(cfg_parser *p, yaml_node_t *n, const char *what, int64_t min_ms, int64_t *out);
+int sl__cfg_bool(cfg_parser *p, yaml_node_t *n, const char *what, bool *out);
+/* One of a fixed list of words. Returns its index in *out. */
+int sl__cfg_choice(cfg_parser *p, yaml_node_t *n, const char *what, const char *const *words,
+                   int *out);
+/* The name: key of an item: letters, digits, '_', '-', '.'; *out is malloc'ed. */
+int sl__cfg_name(cfg_parser *p, yaml_node_t *map, const char *where, char **out, cfg_loc *loc);
+int sl__cfg_buf_add(cfg_buf *b, const char *s, size_t n);
+/* Reports a libyaml error with its position. */
+int sl__cfg_yaml_error(cfg_parser *p, yaml_parser_t *yp, const char *text, size_t len);
+
+/* ==== ${VAR} expansion (sl_cfg_expand.c) ==== */
+
+/* Expands every scalar of the document into p->text. */
+int sl__cfg_expand_all(cfg_parser *p);
+
+/* ==== app: and http: (sl_cfg_app.c) ==== */
+
+int sl__cfg_parse_app(cfg_parser *p, yaml_node_t *app, cfg_loc root_loc);
+int sl__cfg_parse_http(cfg_parser *p, yaml_node_t *http);
+/* The name of a log level as app.log_level writes it, in buf. */
+const char *sl__cfg_log_level_name(int level, char *buf, size_t size);
+
+/* ==== Sources and sinks (sl_cfg_endpoint.c) ==== */
+
+/* An error when another item of the same namespace is called name. */
+int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks);
+/* Parses a source or sink item: name, type, from (sinks) and the connector's options. */
+int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_endpoint *ep);
+const sl_option *sl__cfg_common_options(unsigned role);
+const sl_option *sl__cfg_find_option(const sl_option *t1, const sl_option *t2, const char *key);
+/* Replaces every occurrence of the values of secret options of opts in msg by "***". */
+void sl__cfg_scrub(char *msg, size_t size, const sl_option *t1, const sl_option *t2,
+                   const sl_options *opts);
+/* The distinct keys one level below prefix (NULL: the top level) of the options of t1 and
+ * t2, into names (NULL-terminated, at most max - 1); each is held in pool. */
+void sl__cfg_level_keys(const sl_option *t1, const sl_option *t2, const char *prefix,
+                        const char **names, char (*pool)[64], size_t max);
+
+/* ==== Ops (sl_cfg_ops.c) ==== */
+
+/* The op table, ending with an entry whose name is NULL. */
+extern const cfg_op_def sl__cfg_ops[];
+/* Parses one item of ops: NAME: ARG, or a bare NAME for ops without arguments. */
+int sl__cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg_op *op);
+
+/* For the op parsers (here and in sl_cfg_window.c). The reducers' names, NULL-terminated. */
+extern const char *const sl__cfg_reducers[];
+/* An op's argument as a mapping with valid keys; a null argument is an empty mapping. */
+int sl__cfg_op_args(cfg_parser *p, yaml_node_t *arg, const char *opname, const char *const *valid);
+/* The optional partitions: key of an op's mapping into op->partitions. */
+int sl__cfg_op_partitions(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op);
+/* The required fn of a windowed or running op; sets the reducer. *which gets its index. */
+int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op, int *which);
+/* An op that keeps state across batches needs app.checkpoint_dir (parsed before streams). */
+int sl__cfg_op_needs_checkpoint(cfg_parser *p, cfg_loc loc, const char *what);
+/* s with the typed value 1 first when op counts (a count reducer is a sum of ones). */
+sl_stream *sl__cfg_count_ones(const cfg_op *op, sl_stream *s);
+
+/* ==== Windowed and stateful ops (sl_cfg_window.c) ==== */
+
+int sl__cfg_op_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_reduce_by_key_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_count_by_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_reduce_by_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_count_by_value_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+sl_stream *sl__cfg_apply_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s,
+                                                  sl_stream *const *handles);
+sl_stream *sl__cfg_apply_count_by_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+sl_stream *sl__cfg_apply_reduce_by_window(const cfg_op *op, sl_stream *s,
+                                          sl_stream *const *handles);
+sl_stream *sl__cfg_apply_count_by_value_and_window(const cfg_op *op, sl_stream *s,
+                                                   sl_stream *const *handles);
+sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+
+/* ==== Graph checks (sl_cfg_graph.c) ==== */
+
+/* Resolves names, orders streams (cycles are errors), computes and checks slides and turns
+ * on headers where they are read. */
+int sl__cfg_check_graph(cfg_parser *p, cfg_loc root_loc);
+
+#endif /* SL_CFG_H */

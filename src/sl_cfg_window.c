@@ -1,0 +1,230 @@
+/* sl_cfg_window.c -- the windowed and stateful YAML ops: their arguments and how they are
+ * built (their entries are in the op table, sl_cfg_ops.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_cfg.h"
+
+/* ==== Arguments ==== */
+
+int sl__cfg_op_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    int rc;
+    if (arg->type == YAML_SCALAR_NODE) {
+        rc = sl__cfg_duration(p, arg, "window length", 1, &op->length_ms);
+    } else {
+        static const char *const keys[] = {"length", "slide", NULL};
+        if ((rc = sl__cfg_op_args(p, arg, "window", keys)) != SL_OK) {
+            return rc;
+        }
+        yaml_node_t *n = sl__cfg_get(p, arg, "length");
+        if (!n) {
+            return sl__cfg_error(p, sl__cfg_loc_of(arg),
+                                 "missing required key 'length' in op 'window'");
+        }
+        if ((rc = sl__cfg_duration(p, n, "window.length", 1, &op->length_ms)) != SL_OK) {
+            return rc;
+        }
+        if ((n = sl__cfg_get(p, arg, "slide")) && !sl__cfg_is_null(p, n)) {
+            rc = sl__cfg_duration(p, n, "window.slide", 1, &op->slide_ms);
+        }
+    }
+    char l[32], s[32];
+    sl__cfg_fmt_duration(op->length_ms, l, sizeof(l));
+    sl__cfg_fmt_duration(op->slide_ms, s, sizeof(s));
+    op->desc = op->slide_ms ? sl__cfg_strdupf("window length %s slide %s", l, s)
+                            : sl__cfg_strdupf("window length %s", l);
+    return rc;
+}
+
+/* length (required) and slide (optional: the parent's) of a windowed op. */
+static int cfg_op_window_span(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op)
+{
+    char what[96];
+    yaml_node_t *n = sl__cfg_get(p, arg, "length");
+    if (!n || sl__cfg_is_null(p, n)) {
+        return sl__cfg_error(p, sl__cfg_loc_of(arg), "missing required key 'length' in op '%s'",
+                             opname);
+    }
+    snprintf(what, sizeof(what), "%s.length", opname);
+    int rc = sl__cfg_duration(p, n, what, 1, &op->length_ms);
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "slide")) && !sl__cfg_is_null(p, n)) {
+        snprintf(what, sizeof(what), "%s.slide", opname);
+        rc = sl__cfg_duration(p, n, what, 1, &op->slide_ms);
+    }
+    return rc;
+}
+
+/* " length 30s slide 10s" for descriptions. */
+static void cfg_span_desc(const cfg_op *op, char *buf, size_t size)
+{
+    char l[32], s[32];
+    sl__cfg_fmt_duration(op->length_ms, l, sizeof(l));
+    sl__cfg_fmt_duration(op->slide_ms, s, sizeof(s));
+    if (op->slide_ms) {
+        snprintf(buf, size, " length %s slide %s", l, s);
+    } else {
+        snprintf(buf, size, " length %s", l);
+    }
+}
+
+/* The windowed ops but window: keys are the valid keys, has_fn and has_parts whether fn
+ * (required) and partitions (optional) are among them. */
+static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const char *const *keys,
+                           bool has_fn, bool has_parts)
+{
+    const char *opname = op->def->name;
+    int rc = sl__cfg_op_args(p, arg, opname, keys);
+    int which = -1;
+    if (rc == SL_OK) {
+        rc = cfg_op_window_span(p, arg, opname, op);
+    }
+    if (rc == SL_OK && has_fn) {
+        rc = sl__cfg_op_fn(p, arg, opname, op, &which);
+    }
+    if (rc == SL_OK && has_parts) {
+        rc = sl__cfg_op_partitions(p, arg, opname, op);
+    }
+    yaml_node_t *n;
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "drop_zero")) && !sl__cfg_is_null(p, n)) {
+        rc = sl__cfg_bool(p, n, "reduce_by_key_and_window.drop_zero", &op->drop_zero);
+    }
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "inverse")) && !sl__cfg_is_null(p, n)) {
+        rc = sl__cfg_bool(p, n, "reduce_by_key_and_window.inverse", &op->inverse);
+        if (rc == SL_OK && op->inverse && op->reduce != sl_reduce_sum) {
+            return sl__cfg_error(p, sl__cfg_loc_of(n),
+                                 "reduce_by_key_and_window.inverse: true is available for fn sum "
+                                 "and count only (%s has no inverse)",
+                                 sl__cfg_reducers[which]);
+        }
+        if (rc == SL_OK && op->inverse) {
+            rc = sl__cfg_op_needs_checkpoint(p, sl__cfg_loc_of(n),
+                                             "reduce_by_key_and_window with inverse: true");
+        }
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char span[96], parts[32] = "";
+    cfg_span_desc(op, span, sizeof(span));
+    if (op->partitions) {
+        snprintf(parts, sizeof(parts), " (partitions %d)", op->partitions);
+    }
+    op->desc = sl__cfg_strdupf("%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
+                               which >= 0 ? sl__cfg_reducers[which] : "", span,
+                               op->inverse ? " inverse" : "", op->drop_zero ? " drop_zero" : "");
+    if (op->desc && parts[0]) {
+        char *d = sl__cfg_strdupf("%s%s", op->desc, parts);
+        free(op->desc);
+        op->desc = d;
+    }
+    return SL_OK;
+}
+
+int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"fn", "ttl", "partitions", NULL};
+    int which = -1;
+    int rc = sl__cfg_op_args(p, arg, "running", keys);
+    if (rc == SL_OK) {
+        rc = sl__cfg_op_fn(p, arg, "running", op, &which);
+    }
+    if (rc == SL_OK) {
+        rc = sl__cfg_op_partitions(p, arg, "running", op);
+    }
+    yaml_node_t *n;
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "ttl")) && !sl__cfg_is_null(p, n)) {
+        rc = sl__cfg_duration(p, n, "running.ttl", 1, &op->ttl_ms);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char msg[256], ttl[32] = "";
+    op->run = sl_yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
+    if (!op->run) {
+        return sl__cfg_error(p, op->loc, "running: %s", msg);
+    }
+    if (op->ttl_ms) {
+        sl__cfg_fmt_duration(op->ttl_ms, ttl, sizeof(ttl));
+    }
+    if (op->partitions) {
+        op->desc = sl__cfg_strdupf("running %s%s%s (partitions %d)", sl__cfg_reducers[which],
+                                   ttl[0] ? " ttl " : "", ttl, op->partitions);
+    } else {
+        op->desc =
+            sl__cfg_strdupf("running %s%s%s", sl__cfg_reducers[which], ttl[0] ? " ttl " : "", ttl);
+    }
+    return SL_OK;
+}
+
+int sl__cfg_op_reduce_by_key_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"fn",        "length",     "slide", "inverse",
+                                       "drop_zero", "partitions", NULL};
+    return cfg_op_windowed(p, arg, op, keys, true, true);
+}
+
+int sl__cfg_op_count_by_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"length", "slide", NULL};
+    return cfg_op_windowed(p, arg, op, keys, false, false);
+}
+
+int sl__cfg_op_reduce_by_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"fn", "length", "slide", NULL};
+    return cfg_op_windowed(p, arg, op, keys, true, false);
+}
+
+int sl__cfg_op_count_by_value_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"length", "slide", "partitions", NULL};
+    return cfg_op_windowed(p, arg, op, keys, false, true);
+}
+
+/* ==== Building ==== */
+
+sl_stream *sl__cfg_apply_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
+{
+    (void)handles;
+    return sl_stream_window(s, op->length_ms, op->slide_ms);
+}
+
+sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s,
+                                                  sl_stream *const *handles)
+{
+    (void)handles;
+    return sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
+                                              op->inverse ? sl_reduce_sum_inverse : NULL,
+                                              op->drop_zero ? sl_filter_nonzero : NULL, NULL,
+                                              op->length_ms, op->slide_ms, op->partitions);
+}
+
+sl_stream *sl__cfg_apply_count_by_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
+{
+    (void)handles;
+    return sl_stream_count_by_window(s, op->length_ms, op->slide_ms);
+}
+
+sl_stream *sl__cfg_apply_reduce_by_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
+{
+    (void)handles;
+    return sl_stream_reduce_by_window(sl__cfg_count_ones(op, s), op->reduce, NULL, op->length_ms,
+                                      op->slide_ms);
+}
+
+sl_stream *sl__cfg_apply_count_by_value_and_window(const cfg_op *op, sl_stream *s,
+                                                   sl_stream *const *handles)
+{
+    (void)handles;
+    return sl_stream_count_by_value_and_window(s, op->length_ms, op->slide_ms, op->partitions);
+}
+
+/* One record per key and batch (reduced first), folded into the key's state. */
+sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
+{
+    (void)handles;
+    s = sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
+    return sl_stream_map_with_state(s, sl_yamlops_running, op->run, op->ttl_ms, op->partitions);
+}
