@@ -101,6 +101,9 @@ struct sl_connector {
     void (*stop)(void *ctx);
     /* Frees what init and start allocated. Called once, also when init failed. */
     void (*destroy)(void *ctx);
+    /* A dead-letter target this connector provides (a choice of errors.dead_letter.type,
+     * see sl_deadletter.h), or NULL. */
+    const struct sl_dl_target *dead_letter;
 };
 
 /* ==== Engine services for connectors ==== */
