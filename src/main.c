@@ -358,7 +358,7 @@ static void fmt_range(const sl_option *o, char *buf, size_t size)
     }
     bool numeric = o->type == SL_OPT_INT || o->type == SL_OPT_DOUBLE ||
                    o->type == SL_OPT_DURATION || o->type == SL_OPT_SIZE;
-    if (!numeric || o->min > o->max) {
+    if (!numeric || !(o->flags & SL_OPT_RANGE)) {
         return;
     }
     char lo[32], hi[32];

@@ -147,6 +147,10 @@ struct sl_connector {
      * sink downstream reads headers, unless the file sets it. */
     bool (*wants_headers)(const sl_options *opts);
     const char *headers_option;
+
+    /* A dead-letter target this connector provides (a choice of errors.dead_letter.type,
+     * see sl_deadletter.h), or NULL. */
+    const struct sl_dl_target *dead_letter;
 };
 
 /* ==== Engine services for connectors ==== */

@@ -1,6 +1,7 @@
-/* sl_deadletter.c -- records sinks reject: the errors.* options, the reject queue of each
- * sink instance, the JSON line of a dead letter, the file target and the registry of
- * targets (see sl_deadletter.h for the protocol and its delivery guarantee).
+/* sl_deadletter.c -- records sinks reject: the errors.* options, the registry of the
+ * dead-letter targets that connectors provide, the reject queue of each sink instance and
+ * the JSON line of a dead letter (see sl_deadletter.h for the protocol and its delivery
+ * guarantee).
  *
  * Attempts: the queue belongs to one write attempt. An attempt that fails discards it; the
  * next attempt rejects the records again (sinks rebuild their batch), so a failed attempt
@@ -30,7 +31,16 @@
 
 /* ==== Options ==== */
 
-static const sl_option dl_options[] = {
+/* The engine's own errors.* options; the registered targets' follow them in the table that
+ * sl__deadletter_options() builds. */
+enum {
+    DL_OPT_TOLERANCE,
+    DL_OPT_LOG_LIMIT,
+    DL_OPT_TYPE,
+    DL_OPT_BASE
+};
+
+static const sl_option dl_base_options[DL_OPT_BASE] = {
     {.name = "errors.tolerance",
      .type = SL_OPT_ENUM,
      .def = "all",
@@ -45,355 +55,164 @@ static const sl_option dl_options[] = {
      .def = "5",
      .min = 0,
      .max = 1000000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_dl_conf, log_limit),
      .doc = "rejected records logged one by one per batch, with source, topic, partition and "
             "offset; the others are summed up in one line"},
     {.name = "errors.dead_letter.type",
      .type = SL_OPT_ENUM,
-     .choices = "file|kafka",
+     .choices = NULL, /* the registered targets' names */
      .offset = offsetof(sl_dl_conf, type),
-     .doc = "where rejected records go (default: nowhere, they are counted and logged): file: "
-            "JSON lines appended to <path>/<pipeline>-<sink>.jsonl; kafka: messages to a topic "
-            "(the record's key and value, headers sluice.error, sluice.source, ...). Written "
-            "before the sink commits the batch: at least once"},
-    {.name = "errors.dead_letter.path",
-     .type = SL_OPT_STR,
-     .offset = offsetof(sl_dl_conf, path),
-     .doc = "file: the directory of the dead-letter file, created if missing; a file has one "
-            "writer: instances of a scaled-out pipeline need a directory each (e.g. "
-            "/var/lib/sluice/dead/${HOSTNAME})"},
-    {.name = "errors.dead_letter.brokers",
-     .type = SL_OPT_STR,
-     .offset = offsetof(sl_dl_conf, brokers),
-     .doc = "kafka: bootstrap brokers host:port,..."},
-    {.name = "errors.dead_letter.topic",
-     .type = SL_OPT_STR,
-     .offset = offsetof(sl_dl_conf, topic),
-     .doc = "kafka: the dead-letter topic"},
-    {.name = "errors.dead_letter.properties",
-     .type = SL_OPT_LIST,
-     .flags = SL_OPT_SECRET,
-     .offset = offsetof(sl_dl_conf, properties),
-     .doc = "kafka: librdkafka producer settings key=value (security, compression); never "
-            "shown"},
-    {.name = "errors.dead_letter.timeout",
-     .type = SL_OPT_DURATION,
-     .def = "30s",
-     .min = 100,
-     .max = 3600000,
-     .offset = offsetof(sl_dl_conf, timeout),
-     .doc = "kafka: longest wait for the dead letters to be acknowledged before the batch is "
-            "retried"},
-    {0},
+     .doc = NULL},
 };
+
+#define DL_MAX_TARGETS 16
+#define DL_MAX_OPTIONS 64
+
+static struct {
+    pthread_once_t once;
+    const sl_dl_target *targets[DL_MAX_TARGETS + 1];
+    sl_option base[DL_OPT_BASE + 1];       /* the engine's options alone, applied to sl_dl_conf */
+    sl_option options[DL_MAX_OPTIONS + 1]; /* base, then every target's */
+    char choices[256];
+    char names[256]; /* "file or kafka", for messages */
+    char doc[2048];
+} dl_reg = {.once = PTHREAD_ONCE_INIT};
+
+/* Appends s to buf (size bytes) at *off, cut when it does not fit. */
+static void dl_cat(char *buf, size_t size, size_t *off, const char *s)
+{
+    int n = snprintf(buf + *off, size - *off, "%s", s);
+    if (n > 0) {
+        *off = SL_MIN(*off + (size_t)n, size - 1);
+    }
+}
+
+/* Finds the targets of the connector registry and builds the option table. */
+static void dl_registry_build(void)
+{
+    size_t nt = 0, no = 0, oc = 0, on = 0, od = 0;
+    for (size_t i = 0; sl_connector_at(i) && nt < DL_MAX_TARGETS; i++) {
+        const sl_dl_target *t = sl_connector_at(i)->dead_letter;
+        bool dup = false;
+        for (size_t j = 0; j < nt; j++) {
+            dup = dup || dl_reg.targets[j] == t;
+        }
+        if (t && !dup) {
+            dl_reg.targets[nt++] = t;
+        }
+    }
+    dl_cat(dl_reg.doc, sizeof(dl_reg.doc), &od,
+           "where rejected records go (default: nowhere, they are counted and logged)");
+    for (size_t j = 0; j < nt; j++) {
+        const sl_dl_target *t = dl_reg.targets[j];
+        dl_cat(dl_reg.choices, sizeof(dl_reg.choices), &oc, j ? "|" : "");
+        dl_cat(dl_reg.choices, sizeof(dl_reg.choices), &oc, t->name);
+        dl_cat(dl_reg.names, sizeof(dl_reg.names), &on, j ? " or " : "");
+        dl_cat(dl_reg.names, sizeof(dl_reg.names), &on, t->name);
+        dl_cat(dl_reg.doc, sizeof(dl_reg.doc), &od, j ? "; " : ": ");
+        dl_cat(dl_reg.doc, sizeof(dl_reg.doc), &od, t->name);
+        dl_cat(dl_reg.doc, sizeof(dl_reg.doc), &od, ": ");
+        dl_cat(dl_reg.doc, sizeof(dl_reg.doc), &od, t->doc);
+    }
+    dl_cat(dl_reg.doc, sizeof(dl_reg.doc), &od,
+           ". Written before the sink commits the batch: at least once");
+    for (size_t k = 0; k < DL_OPT_BASE; k++) {
+        dl_reg.options[no++] = dl_base_options[k];
+    }
+    dl_reg.options[DL_OPT_TYPE].choices = dl_reg.choices;
+    dl_reg.options[DL_OPT_TYPE].doc = dl_reg.doc;
+    memcpy(dl_reg.base, dl_reg.options, sizeof(dl_reg.options[0]) * DL_OPT_BASE);
+    for (size_t j = 0; j < nt; j++) {
+        for (const sl_option *o = dl_reg.targets[j]->options; o && o->name; o++) {
+            if (no < DL_MAX_OPTIONS) {
+                dl_reg.options[no++] = *o;
+            }
+        }
+    }
+}
 
 const sl_option *sl__deadletter_options(void)
 {
-    return dl_options;
+    pthread_once(&dl_reg.once, dl_registry_build);
+    return dl_reg.options;
+}
+
+const sl_dl_target *sl__deadletter_target(size_t i)
+{
+    pthread_once(&dl_reg.once, dl_registry_build);
+    for (size_t j = 0; j <= i; j++) {
+        if (!dl_reg.targets[j]) {
+            return NULL;
+        }
+    }
+    return dl_reg.targets[i];
 }
 
 /* ==== JSON lines ==== */
 
-typedef struct dl_buf {
-    char **p;
-    size_t *len, *cap;
-    bool failed;
-} dl_buf;
-
-static void buf_put(dl_buf *b, const void *s, size_t n)
-{
-    if (b->failed) {
-        return;
-    }
-    if (*b->len + n + 1 > *b->cap) {
-        size_t cap = *b->cap ? *b->cap : 256;
-        while (*b->len + n + 1 > cap) {
-            cap *= 2;
-        }
-        char *p = realloc(*b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        *b->p = p;
-        *b->cap = cap;
-    }
-    memcpy(*b->p + *b->len, s, n);
-    *b->len += n;
-    (*b->p)[*b->len] = '\0';
-}
-
-static void buf_str(dl_buf *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
-static void buf_printf(dl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void buf_printf(dl_buf *b, const char *fmt, ...)
-{
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    buf_put(b, tmp, n > 0 ? (size_t)SL_MIN((size_t)n, sizeof(tmp) - 1) : 0);
-}
-
-/* The JSON text writers' callback: appends to the dl_buf out. */
-static void buf_append(void *out, const void *s, size_t n)
-{
-    buf_put(out, s, n);
-}
-
-static void json_name(dl_buf *b, const char *s)
+static void json_name(sl_buf *b, const char *s)
 {
     if (!s) {
-        buf_str(b, "null");
+        sl__buf_puts(b, "null");
     } else {
-        sl__json_text(buf_append, b, s, strlen(s));
+        sl__json_text(sl__buf_put, b, s, strlen(s));
     }
 }
 
 /* ,"name":<bytes> as text, or base64 with "name_encoding":"base64"; null when absent. */
-static void json_bytes(dl_buf *b, const char *name, const char *s, size_t n)
+static void json_bytes(sl_buf *b, const char *name, const char *s, size_t n)
 {
-    buf_put(b, ",", 1);
-    sl__json_bytes(buf_append, b, name, s, n);
+    sl__buf_append(b, ",", 1);
+    sl__json_bytes(sl__buf_put, b, name, s, n);
 }
 
-int sl__dl_json_line(char **buf, size_t *len, size_t *cap, const sl_dl_batch *bt,
-                     const sl_dl_entry *e)
+int sl__dl_json_line(sl_buf *b, const sl_dl_batch *bt, const sl_dl_entry *e)
 {
-    dl_buf b = {.p = buf, .len = len, .cap = cap};
-    size_t start = *len;
-    buf_str(&b, "{\"pipeline\":");
-    json_name(&b, bt->pipeline);
-    buf_str(&b, ",\"sink\":");
-    json_name(&b, bt->sink);
-    buf_printf(&b, ",\"batch_time\":%" PRId64 ",\"error\":", bt->batch_time);
-    json_name(&b, e->error);
-    buf_str(&b, ",\"source\":");
-    json_name(&b, e->source);
-    buf_str(&b, ",\"topic\":");
-    json_name(&b, e->topic);
+    size_t start = b->len;
+    sl__buf_puts(b, "{\"pipeline\":");
+    json_name(b, bt->pipeline);
+    sl__buf_puts(b, ",\"sink\":");
+    json_name(b, bt->sink);
+    sl__buf_printf(b, ",\"batch_time\":%" PRId64 ",\"error\":", bt->batch_time);
+    json_name(b, e->error);
+    sl__buf_puts(b, ",\"source\":");
+    json_name(b, e->source);
+    sl__buf_puts(b, ",\"topic\":");
+    json_name(b, e->topic);
     if (e->partition >= 0) {
-        buf_printf(&b, ",\"partition\":%" PRId32, e->partition);
+        sl__buf_printf(b, ",\"partition\":%" PRId32, e->partition);
     } else {
-        buf_str(&b, ",\"partition\":null");
+        sl__buf_puts(b, ",\"partition\":null");
     }
     if (e->offset >= 0) {
-        buf_printf(&b, ",\"offset\":%" PRId64, e->offset);
+        sl__buf_printf(b, ",\"offset\":%" PRId64, e->offset);
     } else {
-        buf_str(&b, ",\"offset\":null");
+        sl__buf_puts(b, ",\"offset\":null");
     }
-    buf_printf(&b, ",\"ts\":%" PRId64, e->ts);
-    json_bytes(&b, "key", e->key, e->key_len);
-    json_bytes(&b, "value", e->value, e->value_len);
+    sl__buf_printf(b, ",\"ts\":%" PRId64, e->ts);
+    json_bytes(b, "key", e->key, e->key_len);
+    json_bytes(b, "value", e->value, e->value_len);
     if (e->num_type == SL_NUM_INT) {
-        buf_printf(&b, ",\"num\":%" PRId64, e->num.i);
+        sl__buf_printf(b, ",\"num\":%" PRId64, e->num.i);
     } else if (e->num_type == SL_NUM_DOUBLE) {
         if (isfinite(e->num.d)) {
-            buf_printf(&b, ",\"num\":%.17g", e->num.d);
+            sl__buf_printf(b, ",\"num\":%.17g", e->num.d);
         } else {
-            buf_str(&b, ",\"num\":null");
+            sl__buf_puts(b, ",\"num\":null");
         }
     }
-    buf_str(&b, "}\n");
-    if (b.failed) {
-        *len = start;
+    sl__buf_puts(b, "}\n");
+    if (b->failed) {
+        b->failed = false;
+        b->len = start;
+        if (b->p) {
+            b->p[start] = '\0';
+        }
         return SL_ERR_NOMEM;
     }
     return SL_OK;
 }
-
-/* ==== The file target ==== */
-
-typedef struct dl_file {
-    char *dir;
-    char *path;
-    char desc[PATH_MAX + 8];
-    int fd; /* -1 until the first write, and after a failed one */
-    char *buf;
-    size_t len, cap;
-} dl_file;
-
-/* A name of the file: the pipeline's and the sink's names with '/' replaced. */
-static void dl_file_name(char *out, size_t size, const char *pipeline, const char *sink)
-{
-    snprintf(out, size, "%s-%s.jsonl", pipeline, sink);
-    for (char *c = out; *c; c++) {
-        if (*c == '/') {
-            *c = '_';
-        }
-    }
-}
-
-static void *dl_file_open(sl_instance *ins, const sl_dl_conf *conf, char *errstr, size_t errsize)
-{
-    if (!conf->path || !*conf->path) {
-        snprintf(errstr, errsize,
-                 "errors.dead_letter.path: give the directory of the dead-letter file for "
-                 "errors.dead_letter.type: file");
-        return NULL;
-    }
-    dl_file *f = calloc(1, sizeof(*f));
-    char name[512];
-    dl_file_name(name, sizeof(name), sl_context_name(sl_instance_context(ins)),
-                 sl_instance_name(ins));
-    if (f) {
-        f->fd = -1;
-        f->dir = strdup(conf->path);
-        f->path = malloc(strlen(conf->path) + strlen(name) + 2);
-    }
-    if (!f || !f->dir || !f->path) {
-        if (f) {
-            free(f->dir);
-            free(f->path);
-            free(f);
-        }
-        snprintf(errstr, errsize, "out of memory");
-        return NULL;
-    }
-    sprintf(f->path, "%s/%s", conf->path, name);
-    snprintf(f->desc, sizeof(f->desc), "file %s", f->path);
-    return f;
-}
-
-/* Cuts a line that a crash left half written (it belongs to a batch that did not commit:
- * it is written again whole). Returns 0 or -1 with errno. */
-static int dl_file_trim(int fd)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        return -1;
-    }
-    off_t end = st.st_size;
-    char chunk[4096];
-    while (end > 0) {
-        size_t n = (size_t)SL_MIN((off_t)sizeof(chunk), end);
-        if (pread(fd, chunk, n, end - (off_t)n) != (ssize_t)n) {
-            return -1;
-        }
-        for (size_t i = n; i > 0; i--) {
-            if (chunk[i - 1] == '\n') {
-                off_t keep = end - (off_t)n + (off_t)i;
-                return keep == st.st_size ? 0 : ftruncate(fd, keep);
-            }
-        }
-        end -= (off_t)n;
-    }
-    return st.st_size ? ftruncate(fd, 0) : 0;
-}
-
-static int dl_file_ensure(dl_file *f, char *errstr, size_t errsize)
-{
-    if (f->fd >= 0) {
-        return SL_OK;
-    }
-    if (sl__mkdirs(f->dir, 0777) != 0) {
-        snprintf(errstr, errsize, "cannot create directory %s: %s", f->dir, strerror(errno));
-        return SL_ERR_IO;
-    }
-    bool existed = access(f->path, F_OK) == 0;
-    f->fd = open(f->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (f->fd < 0) {
-        snprintf(errstr, errsize, "cannot open %s: %s", f->path, strerror(errno));
-        return SL_ERR_IO;
-    }
-    if (dl_file_trim(f->fd) != 0) {
-        snprintf(errstr, errsize, "cannot read %s: %s", f->path, strerror(errno));
-        close(f->fd);
-        f->fd = -1;
-        return SL_ERR_IO;
-    }
-    if (!existed) {
-        sl__fsync_dir(f->dir); /* the new name is durable too */
-    }
-    return SL_OK;
-}
-
-static int dl_file_write(void *t, const sl_dl_batch *b, const sl_dl_entry *e, size_t n,
-                         char *errstr, size_t errsize)
-{
-    dl_file *f = t;
-    f->len = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (sl__dl_json_line(&f->buf, &f->len, &f->cap, b, &e[i]) != SL_OK) {
-            snprintf(errstr, errsize, "out of memory");
-            return SL_ERR_NOMEM;
-        }
-    }
-    int rc = dl_file_ensure(f, errstr, errsize);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    off_t before = lseek(f->fd, 0, SEEK_END);
-    size_t done = 0;
-    while (done < f->len) {
-        ssize_t w = write(f->fd, f->buf + done, f->len - done);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            break;
-        }
-        done += (size_t)w;
-    }
-    if (done < f->len || fsync(f->fd) != 0) {
-        int e2 = done < f->len && errno == 0 ? EIO : errno;
-        snprintf(errstr, errsize, "cannot write %s: %s", f->path, strerror(e2));
-        if (before >= 0 && ftruncate(f->fd, before) != 0) {
-            /* dl_file_trim cuts the partial line when the file is opened again */
-        }
-        close(f->fd);
-        f->fd = -1;
-        return SL_ERR_IO;
-    }
-    return SL_OK;
-}
-
-static const char *dl_file_describe(void *t)
-{
-    return ((dl_file *)t)->desc;
-}
-
-static void dl_file_close(void *t)
-{
-    dl_file *f = t;
-    if (!f) {
-        return;
-    }
-    if (f->fd >= 0) {
-        close(f->fd);
-    }
-    free(f->buf);
-    free(f->dir);
-    free(f->path);
-    free(f);
-}
-
-static const sl_dl_target dl_file_target = {
-    .type = "file",
-    .open = dl_file_open,
-    .write = dl_file_write,
-    .describe = dl_file_describe,
-    .close = dl_file_close,
-};
-
-/* ==== Registry ==== */
-
-#ifdef SLUICE_WITH_KAFKA
-extern const sl_dl_target sl__kafka_dl_target; /* connectors/kafka/kafka_deadletter.c */
-#endif
-
-static const sl_dl_target *const dl_targets[] = {
-    &dl_file_target,
-#ifdef SLUICE_WITH_KAFKA
-    &sl__kafka_dl_target,
-#endif
-    NULL,
-};
 
 /* ==== The reject queue ==== */
 
@@ -402,7 +221,8 @@ struct sl_rejects {
     sl_dl_conf conf;
     bool none; /* errors.tolerance: none */
     const sl_dl_target *target;
-    void *t; /* the target's handle; NULL without a target */
+    void *tconf; /* the target's options (target->conf_size bytes) */
+    void *t;     /* the target's handle; NULL without a target */
     pthread_mutex_t lock;
 
     /* The current batch (all its attempts) and attempt. */
@@ -432,21 +252,25 @@ sl_rejects *sl__rejects_new(sl_instance *ins, char *errstr, size_t errsize)
     rj->ins = ins;
     pthread_mutex_init(&rj->lock, NULL);
     sl__arena_init(&rj->arena, DL_ARENA_CHUNK);
-    if (sl__options_apply(dl_options, sl_instance_options(ins), &rj->conf, errstr, errsize) !=
-        SL_OK) {
+    const sl_options *opts = sl_instance_options(ins);
+    sl__deadletter_options(); /* the registry */
+    if (sl__options_apply(dl_reg.base, opts, &rj->conf, errstr, errsize) != SL_OK) {
         sl__rejects_destroy(rj);
         return NULL;
     }
     const sl_dl_conf *c = &rj->conf;
-    rj->none = c->tolerance && strcmp(c->tolerance, "none") == 0;
-    const char *stray = c->path ? "path" : c->brokers ? "brokers" : c->topic ? "topic" : NULL;
-    if (!c->type && stray) {
-        snprintf(errstr, errsize,
-                 "errors.dead_letter.%s: set errors.dead_letter.type (file or kafka) too", stray);
-        sl__rejects_destroy(rj);
-        return NULL;
-    }
-    if (!c->type) {
+    rj->none = c->tolerance == SL_DL_TOLERANCE_NONE;
+    if (c->type < 0) {
+        /* A target's option without a type is a mistake, not nothing to do. */
+        const sl_option *all = sl__deadletter_options();
+        for (const sl_option *o = all + DL_OPT_BASE; o->name; o++) {
+            if (sl_options_get(opts, o->name)) {
+                snprintf(errstr, errsize, "%s: set errors.dead_letter.type (%s) too", o->name,
+                         dl_reg.names);
+                sl__rejects_destroy(rj);
+                return NULL;
+            }
+        }
         return rj;
     }
     if (rj->none) {
@@ -456,20 +280,18 @@ sl_rejects *sl__rejects_new(sl_instance *ins, char *errstr, size_t errsize)
         sl__rejects_destroy(rj);
         return NULL;
     }
-    for (size_t i = 0; dl_targets[i]; i++) {
-        if (strcmp(dl_targets[i]->type, c->type) == 0) {
-            rj->target = dl_targets[i];
-        }
-    }
-    if (!rj->target) {
-        snprintf(errstr, errsize,
-                 "errors.dead_letter.type: %s: this build of sluice has no %s support (built "
-                 "with -DSLUICE_WITH_%s=OFF)",
-                 c->type, c->type, strcmp(c->type, "kafka") == 0 ? "KAFKA" : "?");
+    rj->target = sl__deadletter_target((size_t)c->type);
+    rj->tconf = rj->target ? calloc(1, rj->target->conf_size ? rj->target->conf_size : 1) : NULL;
+    if (!rj->tconf) {
+        snprintf(errstr, errsize, "out of memory");
         sl__rejects_destroy(rj);
         return NULL;
     }
-    rj->t = rj->target->open(ins, c, errstr, errsize);
+    if (sl__options_apply(rj->target->options, opts, rj->tconf, errstr, errsize) != SL_OK) {
+        sl__rejects_destroy(rj);
+        return NULL;
+    }
+    rj->t = rj->target->open(ins, rj->tconf, errstr, errsize);
     if (!rj->t) {
         sl__rejects_destroy(rj);
         return NULL;
@@ -505,6 +327,7 @@ void sl__rejects_destroy(sl_rejects *rj)
     if (rj->t) {
         rj->target->close(rj->t);
     }
+    free(rj->tconf);
     attempt_reset(rj);
     sl__arena_free(&rj->arena);
     free(rj->seen);

@@ -1,6 +1,7 @@
 /* sl_deadletter.h -- records a sink rejects: the errors.* options every sink takes, the
- * reject queue of a sink instance, and the dead-letter targets it writes to (a file in the
- * engine, a Kafka topic in connectors/kafka, registered in sl_deadletter.c).
+ * reject queue of a sink instance, and the interface of the dead-letter targets it writes
+ * to. Targets are provided by connectors (struct sl_connector's dead_letter: a file in
+ * connectors/file, a Kafka topic in connectors/kafka); the engine names none of them.
  *
  * A sink calls sl_batch_output_reject() (sl_connector.h) for each record it cannot write,
  * and sl_batch_output_flush_rejects() just before its own commit. The engine brackets
@@ -20,23 +21,27 @@
 #include <stdint.h>
 
 #include "sl_connector.h"
+#include "sl_util.h"
 
 /* ==== Options (common to every sink) ==== */
 
-/* The values of the errors.* options, applied by the engine to every sink. Strings point
- * into the instance's options. */
+/* errors.tolerance, in the order of its choices. */
+typedef enum sl_dl_tolerance {
+    SL_DL_TOLERANCE_ALL,  /* skip, count, log, dead-letter */
+    SL_DL_TOLERANCE_NONE, /* stop */
+} sl_dl_tolerance;
+
+/* The values of the engine's errors.* options, applied by the engine to every sink. */
 typedef struct sl_dl_conf {
-    const char *tolerance;  /* "all": skip, count, log, dead-letter; "none": stop */
-    int64_t log_limit;      /* rejected records logged one by one per batch */
-    const char *type;       /* dead-letter target: NULL (none), "file" or "kafka" */
-    const char *path;       /* file: directory of <pipeline>-<sink>.jsonl */
-    const char *brokers;    /* kafka */
-    const char *topic;      /* kafka */
-    const char *properties; /* kafka: librdkafka producer settings key=value,... (secret) */
-    int64_t timeout;        /* kafka: longest wait for delivery, ms */
+    sl_dl_tolerance tolerance;
+    int64_t log_limit; /* rejected records logged one by one per batch */
+    int type;          /* errors.dead_letter.type: the index of the target among the
+                        * registered ones (sl__deadletter_target), -1 for none */
 } sl_dl_conf;
 
-/* The errors.* option table (sl_common_sink_options() returns it). */
+/* The errors.* option table (sl_common_sink_options() returns it): the engine's options,
+ * then each registered target's errors.dead_letter.* options. Built at the first call;
+ * thread-safe. */
 const sl_option *sl__deadletter_options(void);
 
 /* ==== Targets ==== */
@@ -65,14 +70,23 @@ typedef struct sl_dl_batch {
     int64_t batch_time;
 } sl_dl_batch;
 
-/* A dead-letter target type. open checks the configuration without I/O (the target is
- * opened by its first write), write makes n entries durable (a file: written and fsync'ed;
- * Kafka: acknowledged by the broker) or fails with errstr set (some may have been written:
- * the caller writes them all again), close frees. Calls come from the sink's thread.
+/* A dead-letter target, provided by a connector: it sets the dead_letter field of its
+ * struct sl_connector to one of these, and every connector of the registry that has one
+ * is a choice of errors.dead_letter.type (in the order of the registry).
+ *
+ * options are its errors.dead_letter.* keys (the full names), applied by the engine into a
+ * zeroed conf of conf_size bytes (strings point into the sink's options, which outlive the
+ * target). open checks that configuration without I/O (the target is opened by its first
+ * write); write makes n entries durable (a file: written and fsync'ed; Kafka: acknowledged
+ * by the broker) or fails with errstr set (some may have been written: the caller writes
+ * them all again); close frees.
  * @locality the thread of the sink's writes */
 typedef struct sl_dl_target {
-    const char *type; /* errors.dead_letter.type */
-    void *(*open)(sl_instance *ins, const sl_dl_conf *conf, char *errstr, size_t errsize);
+    const char *name; /* the value of errors.dead_letter.type */
+    const char *doc;  /* where the records go, for the doc of errors.dead_letter.type */
+    const sl_option *options;
+    size_t conf_size;
+    void *(*open)(sl_instance *ins, const void *conf, char *errstr, size_t errsize);
     int (*write)(void *t, const sl_dl_batch *b, const sl_dl_entry *e, size_t n, char *errstr,
                  size_t errsize);
     /* Where the entries go, for logs ("file /var/dead/p-s.jsonl", "kafka topic dlq"). */
@@ -80,13 +94,15 @@ typedef struct sl_dl_target {
     void (*close)(void *t);
 } sl_dl_target;
 
-/* Appends the JSON line (with its '\n') of e to *buf (malloc'ed, *len bytes, *cap
- * allocated; grown as needed): {"pipeline","sink","batch_time","error","source","topic",
- * "partition","offset","ts","key","value"} plus "num" for a typed value; key and value are
- * text when they are valid UTF-8, else base64 with "key_encoding"/"value_encoding":
- * "base64"; unknown meta is null. Returns SL_OK or SL_ERR_NOMEM. */
-int sl__dl_json_line(char **buf, size_t *len, size_t *cap, const sl_dl_batch *b,
-                     const sl_dl_entry *e);
+/* The i-th registered target, NULL past the end. */
+const sl_dl_target *sl__deadletter_target(size_t i);
+
+/* Appends the JSON line (with its '\n') of e to b: {"pipeline","sink","batch_time","error",
+ * "source","topic","partition","offset","ts","key","value"} plus "num" for a typed value;
+ * key and value are text when they are valid UTF-8, else base64 with "key_encoding"/
+ * "value_encoding":"base64"; unknown meta is null. Returns SL_OK, or SL_ERR_NOMEM with b as
+ * it was before the call (failed cleared). */
+int sl__dl_json_line(sl_buf *b, const sl_dl_batch *bt, const sl_dl_entry *e);
 
 /* ==== The reject queue of a sink instance ==== */
 

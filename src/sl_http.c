@@ -306,54 +306,18 @@ static bool token_equal(const char *secret, size_t slen, const char *given)
     return d == 0;
 }
 
-/* Replaces every occurrence of secret (when not empty) in msg by "***". */
-static void scrub_one(char *msg, size_t size, const char *secret)
-{
-    size_t sl = secret ? strlen(secret) : 0;
-    if (sl == 0) {
-        return;
-    }
-    char *at;
-    while ((at = strstr(msg, secret)) != NULL) {
-        size_t tail = strlen(at + sl);
-        if (sl >= 3) {
-            memcpy(at, "***", 3);
-            memmove(at + 3, at + sl, tail + 1);
-        } else {
-            /* Grow by up to 2 bytes; the end of msg is cut if it does not fit. */
-            size_t pos = (size_t)(at - msg);
-            if (pos + 3 >= size) {
-                at[0] = '\0';
-                return;
-            }
-            size_t keep = SL_MIN(tail, size - pos - 4);
-            memmove(at + 3, at + sl, keep);
-            memcpy(at, "***", 3);
-            at[3 + keep] = '\0';
-        }
-    }
-}
-
 /* Scrubs one instance's secret option values from msg. */
 static void scrub_instance(char *msg, size_t size, const sl_instance *ins)
 {
-    const sl_option *tables[2] = {
-        ins->role == SL_SOURCE ? sl_common_source_options() : sl_common_sink_options(),
-        ins->conn->options,
-    };
-    for (int t = 0; t < 2; t++) {
-        for (const sl_option *o = tables[t]; o && o->name; o++) {
-            if (o->flags & SL_OPT_SECRET) {
-                scrub_one(msg, size, sl_options_get(ins->opts, o->name));
-            }
-        }
-    }
+    sl__scrub_options(
+        msg, size, ins->role == SL_SOURCE ? sl_common_source_options() : sl_common_sink_options(),
+        ins->conn->options, ins->opts);
 }
 
 /* Scrubs the token and every instance's secrets from msg. */
 static void scrub(const sl_http_server *srv, char *msg, size_t size)
 {
-    scrub_one(msg, size, srv->token);
+    sl__scrub(msg, size, srv->token);
     sl_instance *lists[2] = {srv->ctx->sources, srv->ctx->sinks};
     for (int k = 0; k < 2; k++) {
         for (sl_instance *ins = lists[k]; ins; ins = ins->next) {
@@ -1065,7 +1029,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
         msg[--n] = '\0';
     }
-    scrub_one(msg, sizeof(msg), srv->token);
+    sl__scrub(msg, sizeof(msg), srv->token);
     sl_log(SL_LOG_DEBUG, "http: %s", msg);
 }
 

@@ -205,34 +205,35 @@ static const char *type_name(sl_opt_type t)
     return "?";
 }
 
-static int parse_bool(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
-        !strcmp(v, "1")) {
-        *out = true;
-        return SL_OK;
-    }
-    if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
-        !strcmp(v, "0")) {
-        *out = false;
-        return SL_OK;
-    }
-    return SL_ERR_INVAL;
-}
-
-static int choice_ok(const char *choices, const char *v)
+int sl__option_enum_index(const sl_option *opt, const char *v)
 {
     size_t vl = strlen(v);
-    const char *p = choices;
-    while (p && *p) {
+    const char *p = opt->choices;
+    for (int i = 0; p && *p; i++) {
         const char *bar = strchr(p, '|');
         size_t n = bar ? (size_t)(bar - p) : strlen(p);
         if (n == vl && strncmp(p, v, n) == 0) {
-            return 1;
+            return i;
         }
         p = bar ? bar + 1 : NULL;
     }
-    return 0;
+    return -1;
+}
+
+const char *sl__option_enum_name(const sl_option *opt, int index, char *buf, size_t size)
+{
+    const char *p = opt->choices;
+    for (int i = 0; p && *p && index >= 0; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (i == index) {
+            snprintf(buf, size, "%.*s", (int)n, p);
+            return buf;
+        }
+        p = bar ? bar + 1 : NULL;
+    }
+    snprintf(buf, size, "?");
+    return buf;
 }
 
 /* Parses value per opt; stores the number in *num (for numeric types). */
@@ -252,7 +253,7 @@ static int parse_value(const sl_option *opt, const char *value, double *num, cha
         }
         return SL_OK;
     case SL_OPT_ENUM:
-        if (!choice_ok(opt->choices, value)) {
+        if ((*num = sl__option_enum_index(opt, value)) < 0) {
             snprintf(errstr, errsize, "option '%s': '%s' is not one of %s", opt->name, shown,
                      opt->choices);
             return SL_ERR_INVAL;
@@ -260,7 +261,7 @@ static int parse_value(const sl_option *opt, const char *value, double *num, cha
         return SL_OK;
     case SL_OPT_BOOL: {
         bool b;
-        if (parse_bool(value, &b) != SL_OK) {
+        if (sl__parse_bool(value, &b) != SL_OK) {
             snprintf(errstr, errsize, "option '%s': '%s' is not a boolean (true or false)",
                      opt->name, shown);
             return SL_ERR_INVAL;
@@ -305,7 +306,7 @@ static int parse_value(const sl_option *opt, const char *value, double *num, cha
         *num = (double)i64;
         break;
     }
-    if (opt->min < opt->max && (*num < opt->min || *num > opt->max)) {
+    if ((opt->flags & SL_OPT_RANGE) && (*num < opt->min || *num > opt->max)) {
         if (opt->type == SL_OPT_DURATION) {
             snprintf(errstr, errsize, "option '%s': %s is out of range [%.0fms, %.0fms]", opt->name,
                      shown, opt->min, opt->max);
@@ -417,6 +418,9 @@ int sl__options_apply(const sl_option *table, const sl_options *o, void *base, c
                 snprintf(errstr, errsize, "missing required option '%s'", opt->name);
                 return SL_ERR_INVAL;
             }
+            if (opt->type == SL_OPT_ENUM) {
+                *(int *)((char *)base + opt->offset) = -1;
+            }
             continue; /* left zeroed / NULL */
         }
         double num;
@@ -426,11 +430,11 @@ int sl__options_apply(const sl_option *table, const sl_options *o, void *base, c
         char *field = (char *)base + opt->offset;
         switch (opt->type) {
         case SL_OPT_STR:
-        case SL_OPT_ENUM:
         case SL_OPT_LIST: *(const char **)field = v; break;
+        case SL_OPT_ENUM: *(int *)field = (int)num; break;
         case SL_OPT_BOOL: {
             bool b = false;
-            parse_bool(v, &b);
+            sl__parse_bool(v, &b);
             *(bool *)field = b;
             break;
         }

@@ -1,5 +1,6 @@
-/* sl_util.c -- clocks, arenas, hashing, the key table, logging, error names, directories and
- * JSON text. */
+/* sl_util.c -- clocks, arenas, hashing, the key table, logging, error names, directories,
+ * JSON text, and the toolkit: buffers, booleans, secrets, "did you mean", JSON paths. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,7 +10,10 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "sl_util.h"
 
@@ -27,6 +31,11 @@ int64_t sl__mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t sl__mono_ms(void)
+{
+    return sl__mono_ns() / 1000000;
 }
 
 void sl__sleep_ms(int64_t ms)
@@ -241,6 +250,19 @@ void sl__keytab_free(sl_keytab *t)
     free(t->recs);
     free(t->hashes);
     memset(t, 0, sizeof(*t));
+}
+
+/* ==== Records ==== */
+
+int sl__record_copy(sl_arena *a, sl_record *dst, const sl_record *src)
+{
+    *dst = *src;
+    dst->key = src->key ? sl__arena_dup(a, src->key, src->key_len) : NULL;
+    dst->value = src->value ? sl__arena_dup(a, src->value, src->value_len) : NULL;
+    if ((src->key && !dst->key) || (src->value && !dst->value)) {
+        return SL_ERR_NOMEM;
+    }
+    return SL_OK;
 }
 
 int sl__recvec_push(sl_recvec *v, const sl_record *r)
@@ -511,4 +533,293 @@ void sl__json_bytes(sl_json_put_fn put, void *out, const char *name, const char 
         put(out, name, name_len);
         put(out, "_encoding\":\"base64\"", 19);
     }
+}
+
+/* ==== Growable buffer ==== */
+
+int sl__buf_reserve(sl_buf *b, size_t n)
+{
+    if (b->failed) {
+        return SL_ERR_NOMEM;
+    }
+    if (n > SIZE_MAX / 2 - b->len) {
+        b->failed = true;
+        return SL_ERR_NOMEM;
+    }
+    if (b->len + n + 1 <= b->cap) {
+        return SL_OK;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1) {
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->failed = true;
+        return SL_ERR_NOMEM;
+    }
+    b->p = p;
+    b->cap = cap;
+    return SL_OK;
+}
+
+int sl__buf_append(sl_buf *b, const void *s, size_t n)
+{
+    if (sl__buf_reserve(b, n) != SL_OK) {
+        return SL_ERR_NOMEM;
+    }
+    if (n) {
+        memcpy(b->p + b->len, s, n);
+    }
+    b->len += n;
+    b->p[b->len] = '\0';
+    return SL_OK;
+}
+
+int sl__buf_puts(sl_buf *b, const char *s)
+{
+    return sl__buf_append(b, s, strlen(s));
+}
+
+int sl__buf_printf(sl_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return SL_ERR_INVAL;
+    }
+    if (sl__buf_reserve(b, (size_t)n) != SL_OK) {
+        return SL_ERR_NOMEM;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return SL_OK;
+}
+
+void sl__buf_put(void *out, const void *s, size_t n)
+{
+    sl__buf_append(out, s, n);
+}
+
+void sl__buf_reset(sl_buf *b)
+{
+    b->len = 0;
+    b->failed = false;
+    if (b->p) {
+        b->p[0] = '\0';
+    }
+}
+
+char *sl__buf_steal(sl_buf *b)
+{
+    char *p = NULL;
+    if (!b->failed && sl__buf_reserve(b, 0) == SL_OK) {
+        p = b->p;
+        p[b->len] = '\0';
+        b->p = NULL;
+    }
+    sl__buf_free(b);
+    return p;
+}
+
+void sl__buf_free(sl_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ==== Booleans ==== */
+
+int sl__parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; s && i < SL_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return SL_OK;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return SL_OK;
+        }
+    }
+    return SL_ERR_INVAL;
+}
+
+/* ==== Secrets ==== */
+
+void sl__scrub(char *msg, size_t size, const char *secret)
+{
+    size_t sl = secret ? strlen(secret) : 0;
+    if (sl == 0 || size == 0) {
+        return;
+    }
+    char *from = msg, *at;
+    while ((at = strstr(from, secret)) != NULL) {
+        size_t tail = strlen(at + sl);
+        if (sl >= 3) {
+            memcpy(at, "***", 3);
+            memmove(at + 3, at + sl, tail + 1);
+        } else {
+            /* Grows by up to 2 bytes; the end of msg is cut if it does not fit. */
+            size_t pos = (size_t)(at - msg);
+            if (pos + 3 >= size) {
+                at[0] = '\0';
+                return;
+            }
+            size_t keep = SL_MIN(tail, size - pos - 4);
+            memmove(at + 3, at + sl, keep);
+            memcpy(at, "***", 3);
+            at[3 + keep] = '\0';
+        }
+        from = at + 3; /* a secret made of '*' is not found again in its own mask */
+    }
+}
+
+void sl__scrub_options(char *msg, size_t size, const sl_option *t1, const sl_option *t2,
+                       const sl_options *o)
+{
+    const sl_option *tables[2] = {t1, t2};
+    for (int t = 0; t < 2; t++) {
+        for (const sl_option *opt = tables[t]; opt && opt->name; opt++) {
+            if (opt->flags & SL_OPT_SECRET) {
+                sl__scrub(msg, size, sl_options_get(o, opt->name));
+            }
+        }
+    }
+}
+
+/* ==== Did you mean ==== */
+
+size_t sl__edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) {
+        return 64;
+    }
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j - 1] + 1 < best) {
+                best = row[j - 1] + 1;
+            }
+            if (up + 1 < best) {
+                best = up + 1;
+            }
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *sl__closest(const char *s, const char *const *list)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; list && list[i]; i++) {
+        size_t d = sl__edit_distance(s, list[i]);
+        if (d < best_d && d < strlen(list[i])) {
+            best = list[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* ==== JSON paths ==== */
+
+int sl__jpath_parse(sl_jpath *p, const char *path)
+{
+    p->seg = NULL;
+    p->depth = 0;
+    if (!path || !*path) {
+        return SL_ERR_INVAL;
+    }
+    size_t n = 1;
+    for (const char *c = path; *c; c++) {
+        n += *c == '.';
+    }
+    p->seg = calloc(n, sizeof(char *));
+    if (!p->seg) {
+        return SL_ERR_NOMEM;
+    }
+    int rc = SL_OK;
+    const char *start = path;
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        const char *end = strchr(start, '.');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        if (len == 0) {
+            rc = SL_ERR_INVAL;
+        } else if (!(p->seg[i] = strndup(start, len))) {
+            rc = SL_ERR_NOMEM;
+        } else {
+            p->depth = i + 1;
+        }
+        start = end ? end + 1 : start + len;
+    }
+    if (rc != SL_OK) {
+        sl__jpath_free(p);
+    }
+    return rc;
+}
+
+json_t *sl__jpath_get(const sl_jpath *p, json_t *root)
+{
+    json_t *cur = root;
+    for (size_t i = 0; cur && i < p->depth; i++) {
+        const char *seg = p->seg[i];
+        if (json_is_object(cur)) {
+            cur = json_object_get(cur, seg);
+        } else if (json_is_array(cur)) {
+            char *end;
+            errno = 0;
+            unsigned long idx = strtoul(seg, &end, 10);
+            if (!isdigit((unsigned char)seg[0]) || *end || errno) {
+                return NULL;
+            }
+            cur = json_array_get(cur, idx);
+        } else {
+            return NULL;
+        }
+    }
+    return cur;
+}
+
+const char *sl__jpath_text(const sl_jpath *p, char *buf, size_t size)
+{
+    size_t off = 0;
+    if (size) {
+        buf[0] = '\0';
+    }
+    for (size_t i = 0; i < p->depth && off < size; i++) {
+        int n = snprintf(buf + off, size - off, "%s%s", i ? "." : "", p->seg[i]);
+        if (n < 0) {
+            break;
+        }
+        off += (size_t)n;
+    }
+    return buf;
+}
+
+void sl__jpath_free(sl_jpath *p)
+{
+    for (size_t i = 0; i < p->depth; i++) {
+        free(p->seg[i]);
+    }
+    free(p->seg);
+    p->seg = NULL;
+    p->depth = 0;
 }

@@ -1,5 +1,7 @@
 /* sl_util.h -- small internals shared by the engine (and the connectors that include it):
- * clocks, arenas, hashing, directories, JSON text. */
+ * clocks, arenas, hashing, directories, JSON text, and the toolkit that everything uses
+ * instead of writing its own: a growable buffer, a boolean parser, a secret scrubber, "did
+ * you mean", a JSON path walker and the copy of a record into an arena. */
 #ifndef SL_UTIL_H
 #define SL_UTIL_H
 
@@ -23,6 +25,8 @@
 int64_t sl__now_ms(void);
 /* Monotonic clock in ns, for measuring durations. */
 int64_t sl__mono_ns(void);
+/* Monotonic clock in ms, for deadlines and intervals. */
+int64_t sl__mono_ms(void);
 /* Sleeps ms milliseconds (restarting after signals). */
 void sl__sleep_ms(int64_t ms);
 
@@ -76,6 +80,14 @@ sl_record *sl__keytab_upsert(sl_keytab *t, const char *key, uint32_t len, uint64
 /* Frees the table; the record array is freed too unless it was taken. */
 void sl__keytab_free(sl_keytab *t);
 
+/* ==== Records ==== */
+
+/* Copies src into *dst with its key and value bytes duplicated into a: a NULL key or value
+ * stays NULL (no key), one that is present stays present, even when empty (a Kafka message
+ * with an empty key keeps it). Everything else (typed value, ts, meta pointer) is copied
+ * as it is: the caller copies meta when it must. Returns SL_OK or SL_ERR_NOMEM. */
+int sl__record_copy(sl_arena *a, sl_record *dst, const sl_record *src);
+
 /* ==== Records vectors ==== */
 
 typedef struct sl_recvec {
@@ -123,5 +135,79 @@ void sl__json_text(sl_json_put_fn put, void *out, const char *s, size_t n);
 /* Writes "name":<bytes>: a JSON string when they are valid UTF-8, else their base64 followed
  * by ,"name_encoding":"base64"; null when s is NULL. */
 void sl__json_bytes(sl_json_put_fn put, void *out, const char *name, const char *s, size_t n);
+
+/* ==== Growable buffer ====
+ * Bytes that grow by doubling and stay NUL-terminated. An allocation failure latches:
+ * later appends do nothing, b->failed stays set until sl__buf_reset, so that a writer
+ * checks once at the end. A zeroed sl_buf is empty and valid. */
+
+typedef struct sl_buf {
+    char *p;     /* NULL until the first append */
+    size_t len;  /* bytes held, not counting the NUL */
+    size_t cap;  /* bytes allocated */
+    bool failed; /* an append could not grow the buffer */
+} sl_buf;
+
+/* Makes room for n more bytes (and the NUL). SL_OK or SL_ERR_NOMEM (failed set). */
+int sl__buf_reserve(sl_buf *b, size_t n);
+/* Appends n bytes. SL_OK or SL_ERR_NOMEM. */
+int sl__buf_append(sl_buf *b, const void *s, size_t n);
+int sl__buf_puts(sl_buf *b, const char *s);
+int sl__buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The sl_json_put_fn of a buffer: out is an sl_buf. */
+void sl__buf_put(void *out, const void *s, size_t n);
+/* Empties the buffer (keeps its memory) and clears failed. */
+void sl__buf_reset(sl_buf *b);
+/* The bytes, NUL-terminated, now owned by the caller (free); the buffer is left empty.
+ * NULL when out of memory or after a failed append. */
+char *sl__buf_steal(sl_buf *b);
+void sl__buf_free(sl_buf *b);
+
+/* ==== Booleans ====
+ * The one parser of yes/no words, for options, the pipeline file and the environment:
+ * true, yes, on, 1 and false, no, off, 0, in any case. */
+
+#define SL_BOOL_WORDS "true, yes, on, 1 or false, no, off, 0"
+
+/* SL_OK with *out set, or SL_ERR_INVAL (*out untouched). */
+int sl__parse_bool(const char *s, bool *out);
+
+/* ==== Secrets ==== */
+
+/* Replaces every occurrence of secret in msg (size bytes, NUL-terminated) by "***"; the end
+ * of msg is cut when a short secret makes it longer than size. Nothing for a NULL or empty
+ * secret. */
+void sl__scrub(char *msg, size_t size, const char *secret);
+/* Scrubs from msg the values in o of every option flagged SL_OPT_SECRET in t1 or t2 (either
+ * may be NULL). */
+void sl__scrub_options(char *msg, size_t size, const sl_option *t1, const sl_option *t2,
+                       const sl_options *o);
+
+/* ==== Did you mean ==== */
+
+/* Levenshtein distance of a and b; strings longer than 63 bytes are 64 away from all. */
+size_t sl__edit_distance(const char *a, const char *b);
+/* The word of the NULL-terminated list closest to s when it is close (fewer than 3 edits,
+ * and fewer than its length), else NULL. For "unknown key 'x' (did you mean 'y'?)". */
+const char *sl__closest(const char *s, const char *const *list);
+
+/* ==== JSON paths ====
+ * A dotted path into JSON ("a.b.0"): object members by name, array elements by index. */
+
+struct json_t; /* jansson */
+
+typedef struct sl_jpath {
+    char **seg; /* depth segments, each NUL-terminated */
+    size_t depth;
+} sl_jpath;
+
+/* Splits path into p. SL_OK, SL_ERR_INVAL for an empty path or an empty segment ("a..b"),
+ * SL_ERR_NOMEM. p is valid for sl__jpath_free in every case. */
+int sl__jpath_parse(sl_jpath *p, const char *path);
+/* The value at p in root (borrowed from root), NULL when absent. */
+struct json_t *sl__jpath_get(const sl_jpath *p, struct json_t *root);
+/* Writes the path back, dotted, into buf. */
+const char *sl__jpath_text(const sl_jpath *p, char *buf, size_t size);
+void sl__jpath_free(sl_jpath *p);
 
 #endif

@@ -191,22 +191,27 @@ typedef enum sl_opt_type {
     SL_OPT_DOUBLE,
     SL_OPT_DURATION, /* "250ms", "1s", "5m", "2h": stored as int64 ms */
     SL_OPT_SIZE,     /* "512", "64KiB", "1MiB", "1GiB": stored as int64 bytes */
-    SL_OPT_ENUM,     /* one of choices, stored as a string */
+    SL_OPT_ENUM,     /* one of choices, stored as an int: see sl_option.choices */
     SL_OPT_LIST,     /* a comma-separated list (a YAML sequence), stored as a string */
 } sl_opt_type;
 
 #define SL_OPT_REQUIRED 0x1u /* must be given */
 #define SL_OPT_SECRET   0x2u /* never printed, logged or shown */
+#define SL_OPT_RANGE    0x4u /* a number with a range: min and max are checked */
 
 /* One entry of an option table. Tables end with an entry whose name is NULL. */
 typedef struct sl_option {
     const char *name;
     sl_opt_type type;
-    const char *def;     /* default as a string, NULL for none */
-    double min, max;     /* range for numbers, durations and sizes, checked when min < max */
-    const char *choices; /* ENUM: "a|b|c" */
-    unsigned flags;      /* SL_OPT_* */
-    size_t offset;       /* where the parsed value goes in the connector's config */
+    const char *def; /* default as a string, NULL for none */
+    double min, max; /* numbers, durations and sizes with SL_OPT_RANGE: the inclusive
+                      * range (without the flag, none); unused by other types */
+    /* ENUM: the names "a|b|c". The field at offset is an int holding the index of the name
+     * given (a: 0, b: 1, ...), so a C enum lists its values in the order of the names; -1
+     * when the option has neither a value nor a default. */
+    const char *choices;
+    unsigned flags; /* SL_OPT_* */
+    size_t offset;  /* where the parsed value goes in the connector's config */
     const char *doc;
 } sl_option;
 

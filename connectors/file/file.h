@@ -40,7 +40,7 @@ typedef struct sl_file_source_ctx {
     atomic_bool stop;
 } sl_file_source_ctx;
 
-/* How the file sink writes records (the format option). */
+/* How the file sink writes records (the format option, in the order of its choices). */
 typedef enum sl_file_format {
     SL_FILE_TEXT, /* one line per record as print() shows it */
     SL_FILE_JSON, /* JSON lines: one object per record */
@@ -66,14 +66,13 @@ typedef struct sl_file_sink_ctx {
     /* Options, filled by the engine. */
     const char *prefix;  /* may include directories */
     const char *suffix;  /* NULL or "": none */
-    const char *format;  /* "text", "json" or "csv" */
+    int fmt;             /* sl_file_format */
     bool value_json;     /* json: a value that is a JSON document is written as JSON */
     bool header;         /* csv: a header line opens each part */
     const char *columns; /* csv: comma-separated column names */
     bool manifest;       /* write _manifest.json into each batch directory */
 
     /* Parsed by sl__file_sink_config_check. */
-    sl_file_format fmt;
     sl_file_column cols[SL_FILE_MAX_COLUMNS];
     size_t ncols;
 
@@ -110,5 +109,9 @@ typedef struct sl_file_part_info {
  * parts and the batch's inputs (out->inputs parsed). NULL when out of memory. */
 char *sl__file_manifest(const sl_file_sink_ctx *ctx, const sl_batch_output *out,
                         const sl_file_part_info *parts, size_t nparts);
+
+/* file_deadletter.c: the dead-letter target errors.dead_letter.type: file, provided by the
+ * file sink. */
+extern const struct sl_dl_target sl__file_dl_target;
 
 #endif /* SL_FILE_H */

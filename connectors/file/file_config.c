@@ -21,11 +21,6 @@ int sl__file_source_config_check(sl_file_source_ctx *ctx, char *errstr, size_t e
         snprintf(errstr, errsize, "path: '%s' is not a directory", ctx->path);
         return SL_ERR_INVAL;
     }
-    if (ctx->poll_interval < 10) {
-        snprintf(errstr, errsize, "poll_interval: %lld ms is less than 10 ms",
-                 (long long)ctx->poll_interval);
-        return SL_ERR_INVAL;
-    }
     if (ctx->remember < ctx->poll_interval) {
         snprintf(errstr, errsize,
                  "remember (%lld ms) is shorter than poll_interval (%lld ms): files could be "
@@ -113,16 +108,6 @@ int sl__file_sink_config_check(sl_file_sink_ctx *ctx, char *errstr, size_t errsi
     }
     if (ctx->suffix && strchr(ctx->suffix, '/')) {
         snprintf(errstr, errsize, "suffix: '%s' contains '/'", ctx->suffix);
-        return SL_ERR_INVAL;
-    }
-    if (!ctx->format || strcmp(ctx->format, "text") == 0) {
-        ctx->fmt = SL_FILE_TEXT;
-    } else if (strcmp(ctx->format, "json") == 0) {
-        ctx->fmt = SL_FILE_JSON;
-    } else if (strcmp(ctx->format, "csv") == 0) {
-        ctx->fmt = SL_FILE_CSV;
-    } else {
-        snprintf(errstr, errsize, "format: '%s' is not one of text, json, csv", ctx->format);
         return SL_ERR_INVAL;
     }
     if (ctx->value_json && ctx->fmt != SL_FILE_JSON) {

@@ -245,24 +245,18 @@ static const sl_option file_sink_options[] = {
     {.name = "prefix",
      .type = SL_OPT_STR,
      .flags = SL_OPT_REQUIRED,
-     .min = 1,
-     .max = 0,
      .offset = offsetof(sl_file_sink_ctx, prefix),
      .doc = "start of each batch's directory name, directories included: "
             "<prefix>-<batch ms>[.<suffix>]"},
     {.name = "suffix",
      .type = SL_OPT_STR,
-     .min = 1,
-     .max = 0,
      .offset = offsetof(sl_file_sink_ctx, suffix),
      .doc = "appended to each directory name after a '.'"},
     {.name = "format",
      .type = SL_OPT_ENUM,
      .def = "text",
-     .min = 1,
-     .max = 0,
      .choices = "text|json|csv",
-     .offset = offsetof(sl_file_sink_ctx, format),
+     .offset = offsetof(sl_file_sink_ctx, fmt),
      .doc = "text: one line per record, \"(key,value)\" or \"value\" as print() shows it; "
             "json: one object per line, {key, value, num (typed value, when set), ts, source, "
             "topic, partition, offset}, bytes that are not UTF-8 in base64 with "
@@ -299,6 +293,7 @@ const sl_connector sl_connector_file_sink = {
     .description = "Writes each batch as a directory of part files, renamed into place when "
                    "complete (saveAsTextFiles)",
     .flags = SL_SINK,
+    .dead_letter = &sl__file_dl_target,
     .options = file_sink_options,
     .ctx_size = sizeof(sl_file_sink_ctx),
     .init = file_sink_init,

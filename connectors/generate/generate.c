@@ -147,14 +147,6 @@ static int generate_init(sl_instance *ins, void *data, char *errstr, size_t errs
     sl_generate_ctx *ctx = data;
     ctx->ins = ins;
     atomic_init(&ctx->stop, false);
-    if (!(ctx->rate >= 0.001)) {
-        snprintf(errstr, errsize, "rate: %g is less than 0.001 lines per second", ctx->rate);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->count < 0) {
-        snprintf(errstr, errsize, "count: %lld is negative", (long long)ctx->count);
-        return SL_ERR_INVAL;
-    }
     ctx->buf = strdup(ctx->text ? ctx->text : generate_sample);
     ctx->batch = sl__lines_batch_new(ins);
     if (!ctx->buf || !ctx->batch) {
@@ -215,8 +207,6 @@ static const sl_option generate_options[] = {
     {.name = "text",
      .type = SL_OPT_STR,
      .def = NULL,
-     .min = 1,
-     .max = 0,
      .offset = offsetof(sl_generate_ctx, text),
      .doc = "the lines to emit (default: a built-in poem of 24 lines)"},
     {.name = "rate",
@@ -224,6 +214,7 @@ static const sl_option generate_options[] = {
      .def = "10",
      .min = 0.001,
      .max = 1e9,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_generate_ctx, rate),
      .doc = "lines per second"},
     {.name = "count",
@@ -231,13 +222,12 @@ static const sl_option generate_options[] = {
      .def = "0",
      .min = 0,
      .max = 9e18,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_generate_ctx, count),
      .doc = "stop after this many lines in total; 0: no limit"},
     {.name = "loop",
      .type = SL_OPT_BOOL,
      .def = "true",
-     .min = 1,
-     .max = 0,
      .offset = offsetof(sl_generate_ctx, loop),
      .doc = "start over at the end of the text (false: emit it once)"},
     {0},

@@ -17,6 +17,13 @@
 
 #define SL_KAFKA_EMBEDDED "embedded"
 
+/* The enumerated options, each in the order of its choices in the option table. */
+
+typedef enum sl_kafka_mode {
+    SL_KAFKA_MODE_DIRECT,
+    SL_KAFKA_MODE_RECEIVER,
+} sl_kafka_mode;
+
 typedef enum sl_kafka_start {
     SL_KAFKA_START_EARLIEST,
     SL_KAFKA_START_LATEST,
@@ -122,18 +129,18 @@ typedef struct sl_kafka_src {
                        * first in init, NULL means init never ran */
 
     /* Options, filled by the engine. */
-    const char *mode;
+    sl_kafka_mode mode;
     const char *brokers;
     const char *topics;
     const char *topic_pattern;
     const char *group;
-    const char *start_opt;
-    const char *start_fallback_opt;
+    sl_kafka_start start;
+    sl_kafka_start start_fallback; /* EARLIEST or LATEST */
     double max_rate_per_partition;
     int64_t min_rate_per_partition;
     double initial_rate;
-    const char *oor_opt;
-    const char *format_opt;
+    sl_kafka_oor oor;
+    sl_kafka_format format;
     const char *properties;
     int64_t poll_timeout;     /* ms */
     int64_t metadata_refresh; /* ms */
@@ -143,14 +150,10 @@ typedef struct sl_kafka_src {
     bool wal_opt;
     bool headers_opt; /* read the messages' headers (they cost a parse per message) */
     int64_t wal_segment_size;
-    const char *wal_fsync_opt;
+    sl_wal_fsync wal_fsync; /* block (SL_WAL_FSYNC_EXPLICIT), always, never */
 
     /* Parsed options. */
     bool receiver;
-    sl_kafka_start start;
-    sl_kafka_start start_fallback; /* EARLIEST or LATEST */
-    sl_kafka_oor oor;
-    sl_kafka_format format;
     char **topic_list; /* NULL-terminated, from topics */
     size_t ntopic_list;
     regex_t pattern; /* from topic_pattern */
@@ -349,5 +352,9 @@ void sl__kafka_src_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
 /* Reports a broker outage once (then at debug level) and its end. */
 void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_err_t err);
 void sl__kafka_report_up(sl_kafka_src *ctx);
+
+/* kafka_deadletter.c: the dead-letter target errors.dead_letter.type: kafka, provided by
+ * the kafka sink. */
+extern const struct sl_dl_target sl__kafka_dl_target;
 
 #endif /* SL_KAFKA_H */

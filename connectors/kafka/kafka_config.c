@@ -53,20 +53,6 @@ bool sl__kafka_secret_key(const char *key)
 
 /* ==== Source options ==== */
 
-static int parse_start(const char *s, sl_kafka_start *out)
-{
-    if (strcmp(s, "earliest") == 0) {
-        *out = SL_KAFKA_START_EARLIEST;
-    } else if (strcmp(s, "latest") == 0) {
-        *out = SL_KAFKA_START_LATEST;
-    } else if (strcmp(s, "committed") == 0) {
-        *out = SL_KAFKA_START_COMMITTED;
-    } else {
-        return SL_ERR_INVAL;
-    }
-    return SL_OK;
-}
-
 /* Splits the topics option into ctx->topic_list. */
 static int parse_topics(sl_kafka_src *ctx, char *errstr, size_t errsize)
 {
@@ -115,11 +101,9 @@ static int parse_topics(sl_kafka_src *ctx, char *errstr, size_t errsize)
 
 int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize)
 {
-    ctx->receiver = ctx->mode && strcmp(ctx->mode, "receiver") == 0;
-    if (ctx->mode && !ctx->receiver && strcmp(ctx->mode, "direct") != 0) {
-        snprintf(errstr, errsize, "mode: '%s' is not one of direct, receiver", ctx->mode);
-        return SL_ERR_INVAL;
-    }
+    /* The enumerations and the ranges of the numbers were checked against the option
+     * table. */
+    ctx->receiver = ctx->mode == SL_KAFKA_MODE_RECEIVER;
     if (!ctx->brokers || !*ctx->brokers) {
         snprintf(errstr, errsize,
                  "brokers: give the bootstrap brokers (host:port,...) or "
@@ -166,18 +150,6 @@ int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize)
         }
         ctx->has_pattern = true;
     }
-    if (!ctx->start_opt || parse_start(ctx->start_opt, &ctx->start) != SL_OK) {
-        snprintf(errstr, errsize, "start: '%s' is not one of earliest, latest, committed",
-                 ctx->start_opt ? ctx->start_opt : "");
-        return SL_ERR_INVAL;
-    }
-    if (!ctx->start_fallback_opt ||
-        parse_start(ctx->start_fallback_opt, &ctx->start_fallback) != SL_OK ||
-        ctx->start_fallback == SL_KAFKA_START_COMMITTED) {
-        snprintf(errstr, errsize, "start_fallback: '%s' is not one of earliest, latest",
-                 ctx->start_fallback_opt ? ctx->start_fallback_opt : "");
-        return SL_ERR_INVAL;
-    }
     bool has_group = ctx->group && *ctx->group;
     if (ctx->start == SL_KAFKA_START_COMMITTED && !has_group) {
         snprintf(errstr, errsize,
@@ -189,60 +161,6 @@ int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize)
         snprintf(errstr, errsize,
                  "mode: receiver needs a group (it is a consumer-group "
                  "member)");
-        return SL_ERR_INVAL;
-    }
-    const char *oor = ctx->oor_opt ? ctx->oor_opt : "";
-    if (strcmp(oor, "fail") == 0) {
-        ctx->oor = SL_KAFKA_OOR_FAIL;
-    } else if (strcmp(oor, "earliest") == 0) {
-        ctx->oor = SL_KAFKA_OOR_EARLIEST;
-    } else if (strcmp(oor, "latest") == 0) {
-        ctx->oor = SL_KAFKA_OOR_LATEST;
-    } else {
-        snprintf(errstr, errsize,
-                 "on_offset_out_of_range: '%s' is not one of fail, earliest, "
-                 "latest",
-                 oor);
-        return SL_ERR_INVAL;
-    }
-    const char *fmt = ctx->format_opt ? ctx->format_opt : "";
-    if (strcmp(fmt, "text") == 0) {
-        ctx->format = SL_KAFKA_FORMAT_TEXT;
-    } else if (strcmp(fmt, "json") == 0) {
-        ctx->format = SL_KAFKA_FORMAT_JSON;
-    } else if (strcmp(fmt, "bytes") == 0) {
-        ctx->format = SL_KAFKA_FORMAT_BYTES;
-    } else {
-        snprintf(errstr, errsize, "format: '%s' is not one of text, json, bytes", fmt);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->max_rate_per_partition < 0 || ctx->initial_rate < 0) {
-        snprintf(errstr, errsize, "rates must not be negative");
-        return SL_ERR_INVAL;
-    }
-    if (ctx->min_rate_per_partition < 1) {
-        snprintf(errstr, errsize, "min_rate_per_partition: %lld is less than 1",
-                 (long long)ctx->min_rate_per_partition);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->poll_timeout < 10) {
-        snprintf(errstr, errsize, "poll_timeout: %lld ms is less than 10 ms",
-                 (long long)ctx->poll_timeout);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->metadata_refresh < 100) {
-        snprintf(errstr, errsize, "metadata_refresh: %lld ms is less than 100 ms",
-                 (long long)ctx->metadata_refresh);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->embedded_partitions < 1 || ctx->embedded_partitions > 1000) {
-        snprintf(errstr, errsize, "embedded_partitions: %lld is not in 1..1000",
-                 (long long)ctx->embedded_partitions);
-        return SL_ERR_INVAL;
-    }
-    const char *fs = ctx->wal_fsync_opt ? ctx->wal_fsync_opt : "";
-    if (strcmp(fs, "always") != 0 && strcmp(fs, "block") != 0 && strcmp(fs, "never") != 0) {
-        snprintf(errstr, errsize, "wal_fsync: '%s' is not one of block, always, never", fs);
         return SL_ERR_INVAL;
     }
     return SL_OK;

@@ -5,8 +5,9 @@
  * sluice.batch_time, and when known sluice.source, sluice.topic, sluice.partition,
  * sluice.offset, sluice.num (a typed value). A write returns once the broker acknowledged
  * every message (librdkafka's acks=all by default), or fails and is written again whole:
- * at least once. Registered in the engine's list of targets (sl_deadletter.c). */
+ * at least once. Provided by the kafka sink connector (its dead_letter field). */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,14 @@
 #include "sl_deadletter.h"
 
 #define DL_PRODUCE_WAIT_MS 100 /* wait for room when librdkafka's queue is full */
+
+/* The target's options. */
+typedef struct kafka_dl_conf {
+    const char *brokers;
+    const char *topic;
+    const char *properties; /* librdkafka producer settings key=value,... (secret) */
+    int64_t timeout;        /* longest wait for delivery, ms */
+} kafka_dl_conf;
 
 typedef struct kafka_dl {
     sl_instance *ins;
@@ -33,8 +42,9 @@ static char *dl_strdup(const char *s)
     return strdup(s ? s : "");
 }
 
-static void *kafka_dl_open(sl_instance *ins, const sl_dl_conf *conf, char *errstr, size_t errsize)
+static void *kafka_dl_open(sl_instance *ins, const void *cf, char *errstr, size_t errsize)
 {
+    const kafka_dl_conf *conf = cf;
     if (!conf->brokers || !*conf->brokers) {
         snprintf(errstr, errsize,
                  "errors.dead_letter.brokers: give the bootstrap brokers of the dead-letter "
@@ -206,8 +216,39 @@ static void kafka_dl_close(void *t)
     free(d);
 }
 
+static const sl_option kafka_dl_options[] = {
+    {.name = "errors.dead_letter.brokers",
+     .type = SL_OPT_STR,
+     .offset = offsetof(kafka_dl_conf, brokers),
+     .doc = "kafka: bootstrap brokers host:port,..."},
+    {.name = "errors.dead_letter.topic",
+     .type = SL_OPT_STR,
+     .offset = offsetof(kafka_dl_conf, topic),
+     .doc = "kafka: the dead-letter topic"},
+    {.name = "errors.dead_letter.properties",
+     .type = SL_OPT_LIST,
+     .flags = SL_OPT_SECRET,
+     .offset = offsetof(kafka_dl_conf, properties),
+     .doc = "kafka: librdkafka producer settings key=value (security, compression); never "
+            "shown"},
+    {.name = "errors.dead_letter.timeout",
+     .type = SL_OPT_DURATION,
+     .def = "30s",
+     .min = 100,
+     .max = 3600000,
+     .flags = SL_OPT_RANGE,
+     .offset = offsetof(kafka_dl_conf, timeout),
+     .doc = "kafka: longest wait for the dead letters to be acknowledged before the batch is "
+            "retried"},
+    {0},
+};
+
 const sl_dl_target sl__kafka_dl_target = {
-    .type = "kafka",
+    .name = "kafka",
+    .doc = "messages to a topic (the record's key and value, headers sluice.error, "
+           "sluice.source, ...)",
+    .options = kafka_dl_options,
+    .conf_size = sizeof(kafka_dl_conf),
     .open = kafka_dl_open,
     .write = kafka_dl_write,
     .describe = kafka_dl_describe,

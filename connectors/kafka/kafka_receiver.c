@@ -617,17 +617,6 @@ out:
 
 /* ==== Callbacks ==== */
 
-static sl_wal_fsync fsync_policy(const sl_kafka_src *ctx)
-{
-    if (strcmp(ctx->wal_fsync_opt, "always") == 0) {
-        return SL_WAL_FSYNC_ALWAYS;
-    }
-    if (strcmp(ctx->wal_fsync_opt, "never") == 0) {
-        return SL_WAL_FSYNC_NEVER;
-    }
-    return SL_WAL_FSYNC_EXPLICIT;
-}
-
 int sl__kafka_receiver_start(sl_kafka_src *ctx)
 {
     char errstr[512];
@@ -637,8 +626,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
     }
     const char *dir = sl_context_checkpoint_dir(sl_instance_context(ctx->ins));
     if (ctx->wal_opt && dir) {
-        sl_wal_conf wc = {.fsync = fsync_policy(ctx),
-                          .segment_size = (uint64_t)ctx->wal_segment_size};
+        sl_wal_conf wc = {.fsync = ctx->wal_fsync, .segment_size = (uint64_t)ctx->wal_segment_size};
         ctx->wal = sl_wal_open(dir, ctx->name, &wc, errstr, sizeof(errstr));
         if (!ctx->wal) {
             sl_instance_error(ctx->ins, "write-ahead log: %s", errstr);

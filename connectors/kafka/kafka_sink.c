@@ -378,6 +378,7 @@ static const sl_option kafka_sink_options[] = {
      .def = "30s",
      .min = 100,
      .max = 3600000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_kafka_sink, flush_timeout),
      .doc = "longest wait for a batch's messages to be delivered before it is retried"},
     {0},
@@ -396,6 +397,7 @@ const sl_connector sl_connector_kafka_sink = {
     .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
                    "flushed per batch",
     .flags = SL_SINK,
+    .dead_letter = &sl__kafka_dl_target,
     .options = kafka_sink_options,
     .ctx_size = sizeof(sl_kafka_sink),
     .init = kafka_sink_init,

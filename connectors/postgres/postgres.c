@@ -401,7 +401,7 @@ static int pg_ensure(sl_pg_ctx *ctx)
         rc = pg_prepare(ctx, PG_STMT_INSERT, ctx->sql.insert, (int)ctx->ncols,
                         "preparing the INSERT for the mapped columns and key_columns");
     }
-    if (rc == SL_OK && ctx->pmode != SL_PG_APPEND) {
+    if (rc == SL_OK && ctx->mode != SL_PG_APPEND) {
         /* Planning finds the unique index that ON CONFLICT needs: fail now, not at the
          * first batch. The arguments are empty arrays, constants. */
         sl_pg_buf sql = {0};
@@ -710,7 +710,7 @@ static int pg_txn(sl_pg_ctx *ctx, pg_batch *b, const char *const *key, bool *ski
         return pg_simple(ctx, "ROLLBACK", "ROLLBACK");
     }
 
-    if (ctx->pmode == SL_PG_APPEND && !b->careful) {
+    if (ctx->mode == SL_PG_APPEND && !b->careful) {
         rc = pg_copy_batch(ctx, b);
     } else {
         rc = pg_insert_batch(ctx, b);
@@ -1042,6 +1042,7 @@ static const sl_option pg_options[] = {
      .def = "5s",
      .min = 100,
      .max = 3600000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_pg_ctx, connect_timeout),
      .doc = "longest wait for a connection; the batch is retried after it"},
     {.name = "query_timeout",
@@ -1049,6 +1050,7 @@ static const sl_option pg_options[] = {
      .def = "60s",
      .min = 100,
      .max = 86400000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_pg_ctx, query_timeout),
      .doc = "longest wait for a statement's reply (and TCP user timeout); the connection is "
             "dropped and the batch retried after it"},
@@ -1057,6 +1059,7 @@ static const sl_option pg_options[] = {
      .def = "10000",
      .min = 1,
      .max = 10000000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_pg_ctx, rows_per_statement),
      .doc = "rows per INSERT in upsert and increment mode (append sends one COPY per batch)"},
     {.name = "commit_retention",
@@ -1064,6 +1067,7 @@ static const sl_option pg_options[] = {
      .def = "168h",
      .min = 0,
      .max = 8760.0 * 3600000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_pg_ctx, commit_retention),
      .doc = "commit rows older than this (in batch time) are deleted every 100 batches; "
             "0 keeps them all"},

@@ -15,6 +15,7 @@
 
 struct pg_conn; /* libpq's PGconn */
 
+/* The mode option, in the order of its choices. */
 typedef enum sl_pg_mode {
     SL_PG_APPEND = 0,    /* COPY FROM STDIN */
     SL_PG_UPSERT = 1,    /* INSERT ... ON CONFLICT DO UPDATE SET c = EXCLUDED.c */
@@ -74,7 +75,7 @@ typedef struct sl_pg_ctx {
     const char *conninfo; /* secret; empty: libpq's PG* environment */
     const char *schema;   /* NULL: the search_path */
     const char *table;
-    const char *mode;
+    int mode; /* sl_pg_mode */
     const char *columns;
     const char *key_columns;
     bool create_table;
@@ -87,7 +88,6 @@ typedef struct sl_pg_ctx {
 
     /* Derived at init. ins is set first; destroy does nothing more when it is NULL. */
     sl_instance *ins;
-    sl_pg_mode pmode;
     sl_pg_column *cols;
     size_t ncols;
     bool need_json; /* some column reads the value as JSON */

@@ -460,11 +460,11 @@ static void pg_key_aliases(pg_sb *s, const sl_pg_ctx *ctx)
  * sums the rows of each key first, so partial aggregates add up. */
 static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
 {
-    bool conflict = ctx->pmode != SL_PG_APPEND;
+    bool conflict = ctx->mode != SL_PG_APPEND;
     pg_printf(s, "INSERT INTO %s%s (", target, conflict ? " AS sl_target" : "");
     pg_names(s, ctx, -1);
     pg_printf(s, ") SELECT ");
-    if (ctx->pmode == SL_PG_UPSERT) {
+    if (ctx->mode == SL_PG_UPSERT) {
         pg_printf(s, "DISTINCT ON (");
         pg_key_aliases(s, ctx);
         pg_printf(s, ") ");
@@ -472,7 +472,7 @@ static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
     for (size_t i = 0; i < ctx->ncols; i++) {
         const sl_pg_column *c = &ctx->cols[i];
         const char *sep = i ? ", " : "";
-        if (ctx->pmode != SL_PG_INCREMENT || c->key) {
+        if (ctx->mode != SL_PG_INCREMENT || c->key) {
             pg_printf(s, "%sv%zu", sep, i + 1);
         } else if (pg_type_numeric(c->type)) {
             pg_printf(s, "%ssum(v%zu)", sep, i + 1);
@@ -490,11 +490,11 @@ static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
         pg_printf(s, "%sv%zu", i ? ", " : "", i + 1);
     }
     pg_printf(s, "%s)", conflict ? ", ord" : "");
-    if (ctx->pmode == SL_PG_UPSERT) {
+    if (ctx->mode == SL_PG_UPSERT) {
         pg_printf(s, " ORDER BY ");
         pg_key_aliases(s, ctx);
         pg_printf(s, ", ord DESC");
-    } else if (ctx->pmode == SL_PG_INCREMENT) {
+    } else if (ctx->mode == SL_PG_INCREMENT) {
         pg_printf(s, " GROUP BY ");
         pg_key_aliases(s, ctx);
     }
@@ -520,7 +520,7 @@ static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
         }
         const char *sep = first ? "" : ", ";
         first = false;
-        if (ctx->pmode == SL_PG_INCREMENT && pg_type_numeric(c->type)) {
+        if (ctx->mode == SL_PG_INCREMENT && pg_type_numeric(c->type)) {
             pg_printf(s, "%s%s = COALESCE(sl_target.%s, 0) + COALESCE(EXCLUDED.%s, 0)", sep,
                       c->qname, c->qname, c->qname);
         } else {
@@ -634,16 +634,6 @@ done:
 
 int sl__pg_config_check(sl_pg_ctx *ctx, char *errstr, size_t errsize)
 {
-    if (!ctx->mode || strcmp(ctx->mode, "append") == 0) {
-        ctx->pmode = SL_PG_APPEND;
-    } else if (strcmp(ctx->mode, "upsert") == 0) {
-        ctx->pmode = SL_PG_UPSERT;
-    } else if (strcmp(ctx->mode, "increment") == 0) {
-        ctx->pmode = SL_PG_INCREMENT;
-    } else {
-        snprintf(errstr, errsize, "mode: '%s' is not one of append, upsert, increment", ctx->mode);
-        return SL_ERR_INVAL;
-    }
     if (!ctx->table || !*ctx->table) {
         snprintf(errstr, errsize, "table: required");
         return SL_ERR_INVAL;
@@ -654,26 +644,8 @@ int sl__pg_config_check(sl_pg_ctx *ctx, char *errstr, size_t errsize)
     if (!ctx->instance) {
         ctx->instance = "";
     }
-    if (ctx->connect_timeout < 100) {
-        snprintf(errstr, errsize, "connect_timeout: %lld ms is less than 100 ms",
-                 (long long)ctx->connect_timeout);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->query_timeout < 100) {
-        snprintf(errstr, errsize, "query_timeout: %lld ms is less than 100 ms",
-                 (long long)ctx->query_timeout);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->rows_per_statement < 1 || ctx->rows_per_statement > 10000000) {
-        snprintf(errstr, errsize, "rows_per_statement: %lld is not in 1..10000000",
-                 (long long)ctx->rows_per_statement);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->commit_retention < 0) {
-        snprintf(errstr, errsize, "commit_retention: must not be negative");
-        return SL_ERR_INVAL;
-    }
-    int rc = sl__pg_columns_parse(ctx->columns, ctx->key_columns, ctx->pmode, &ctx->cols,
+    /* mode and the ranges of the numbers were checked against the option table. */
+    int rc = sl__pg_columns_parse(ctx->columns, ctx->key_columns, ctx->mode, &ctx->cols,
                                   &ctx->ncols, errstr, errsize);
     if (rc != SL_OK) {
         return rc;

@@ -14,6 +14,7 @@
 
 struct redisContext; /* hiredis */
 
+/* The command option, in the order of its choices. */
 typedef enum sl_redis_cmd {
     SL_REDIS_SET,
     SL_REDIS_HSET,
@@ -76,7 +77,7 @@ typedef struct sl_redis_ctx {
     const char *username;
     const char *password; /* secret */
     int64_t db;
-    const char *command;
+    sl_redis_cmd cmd; /* the command option */
     const char *key;
     const char *field;
     const char *value;
@@ -93,7 +94,6 @@ typedef struct sl_redis_ctx {
 
     /* Derived at init. ins is set first; destroy does nothing more when it is NULL. */
     sl_instance *ins;
-    sl_redis_cmd cmd;
     sl_redis_tpl tkey, tfield, tvalue, tmember;
     char ttl_text[24], trim_text[24], maxlen_text[24];
 

@@ -232,18 +232,6 @@ int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batc
 
 /* ==== Commands ==== */
 
-static const char *const redis_cmd_names[] = {
-    [SL_REDIS_SET] = "set",
-    [SL_REDIS_HSET] = "hset",
-    [SL_REDIS_HINCRBY] = "hincrby",
-    [SL_REDIS_INCRBY] = "incrby",
-    [SL_REDIS_INCRBYFLOAT] = "incrbyfloat",
-    [SL_REDIS_ZADD] = "zadd",
-    [SL_REDIS_ZINCRBY] = "zincrby",
-    [SL_REDIS_XADD] = "xadd",
-    [SL_REDIS_LPUSH] = "lpush",
-};
-
 /* The record's number as the command's argument: integer or float text. */
 static int redis_number(const sl_record *r, bool integer, char *num, size_t size, char *why,
                         size_t whysize)
@@ -462,37 +450,12 @@ int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const ch
 
 int sl__redis_config_check(sl_redis_ctx *ctx, char *errstr, size_t errsize)
 {
-    bool found = false;
-    for (size_t i = 0; i < sizeof(redis_cmd_names) / sizeof(redis_cmd_names[0]); i++) {
-        if (ctx->command && strcmp(ctx->command, redis_cmd_names[i]) == 0) {
-            ctx->cmd = (sl_redis_cmd)i;
-            found = true;
-        }
-    }
-    if (!found) {
-        snprintf(errstr, errsize,
-                 "command: '%s' is not one of set, hset, hincrby, incrby, incrbyfloat, zadd, "
-                 "zincrby, xadd, lpush",
-                 ctx->command ? ctx->command : "");
-        return SL_ERR_INVAL;
-    }
+    /* command and the ranges of the numbers were checked against the option table. */
     if (!ctx->host || !*ctx->host) {
         ctx->host = "127.0.0.1";
     }
-    if (ctx->port < 1 || ctx->port > 65535) {
-        snprintf(errstr, errsize, "port: %lld is not in 1..65535", (long long)ctx->port);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->db < 0) {
-        snprintf(errstr, errsize, "db: %lld is negative", (long long)ctx->db);
-        return SL_ERR_INVAL;
-    }
     if (ctx->username && *ctx->username && (!ctx->password || !*ctx->password)) {
         snprintf(errstr, errsize, "username: needs a password");
-        return SL_ERR_INVAL;
-    }
-    if (ctx->ttl < 0 || ctx->trim < 0 || ctx->maxlen < 0) {
-        snprintf(errstr, errsize, "ttl, trim and maxlen must not be negative");
         return SL_ERR_INVAL;
     }
     if (ctx->ttl > 0 && ctx->cmd != SL_REDIS_SET) {
@@ -509,20 +472,6 @@ int sl__redis_config_check(sl_redis_ctx *ctx, char *errstr, size_t errsize)
     }
     if (!ctx->commit_prefix || !*ctx->commit_prefix) {
         snprintf(errstr, errsize, "commit_prefix: must not be empty");
-        return SL_ERR_INVAL;
-    }
-    if (ctx->commit_ttl < 1000) {
-        snprintf(errstr, errsize, "commit_ttl: %lld ms is less than 1 s",
-                 (long long)ctx->commit_ttl);
-        return SL_ERR_INVAL;
-    }
-    if (ctx->connect_timeout < 10 || ctx->timeout < 10) {
-        snprintf(errstr, errsize, "connect_timeout and timeout: at least 10 ms");
-        return SL_ERR_INVAL;
-    }
-    if (ctx->pipeline_depth < 1 || ctx->pipeline_depth > 1000000) {
-        snprintf(errstr, errsize, "pipeline_depth: %lld is not in 1..1000000",
-                 (long long)ctx->pipeline_depth);
         return SL_ERR_INVAL;
     }
     if (!ctx->instance) {

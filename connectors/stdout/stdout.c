@@ -57,12 +57,10 @@ int sl__record_write(FILE *f, const sl_record *r)
 
 static int stdout_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
 {
+    (void)errstr;
+    (void)errsize;
     sl_stdout_ctx *ctx = data;
-    ctx->ins = ins;
-    if (ctx->num < 1) {
-        snprintf(errstr, errsize, "num: %lld is less than 1", (long long)ctx->num);
-        return SL_ERR_INVAL;
-    }
+    ctx->ins = ins; /* num is within the table's range */
     return SL_OK;
 }
 
@@ -118,6 +116,7 @@ static const sl_option stdout_options[] = {
      .def = "10",
      .min = 1,
      .max = 1e9,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_stdout_ctx, num),
      .doc = "records printed per batch; \"...\" follows when there are more"},
     {0},

@@ -19,9 +19,15 @@ typedef struct sl_tcp_conn {
     sl_lines lines;
 } sl_tcp_conn;
 
+/* The mode option, in the order of its choices. */
+typedef enum sl_tcp_mode {
+    SL_TCP_CONNECT,
+    SL_TCP_LISTEN,
+} sl_tcp_mode;
+
 typedef struct sl_tcp_ctx {
     /* Options, filled by the engine. */
-    const char *mode; /* "connect" or "listen" */
+    int mode;         /* sl_tcp_mode */
     const char *host; /* NULL: localhost (connect) or 127.0.0.1 (listen) */
     int64_t port;
     int64_t reconnect_interval; /* ms */

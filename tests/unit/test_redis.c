@@ -13,12 +13,12 @@
 
 /* ==== Helpers ==== */
 
-static void ctx_defaults(sl_redis_ctx *ctx, const char *command, const char *key)
+static void ctx_defaults(sl_redis_ctx *ctx, sl_redis_cmd cmd, const char *key)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->host = "127.0.0.1";
     ctx->port = 6379;
-    ctx->command = command;
+    ctx->cmd = cmd;
     ctx->key = key;
     ctx->field = "{key}";
     ctx->value = "{value}";
@@ -119,45 +119,45 @@ static void test_redis_commands_of_each_kind(void)
     char c0[512], c1[512];
     sl_record r = rec_kv("w", "hello");
 
-    ctx_defaults(&ctx, "set", "k:{key}");
+    ctx_defaults(&ctx, SL_REDIS_SET, "k:{key}");
     ctx.ttl = 60000;
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "SET k:w hello PX 60000");
 
-    ctx_defaults(&ctx, "hset", "h");
+    ctx_defaults(&ctx, SL_REDIS_HSET, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "HSET h w hello");
 
     sl_record n = rec_kv("w", NULL);
     sl_record_set_int(&n, 3);
-    ctx_defaults(&ctx, "hincrby", "wordcount");
+    ctx_defaults(&ctx, SL_REDIS_HINCRBY, "wordcount");
     CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "HINCRBY wordcount w 3");
 
-    ctx_defaults(&ctx, "incrby", "c:{key}");
+    ctx_defaults(&ctx, SL_REDIS_INCRBY, "c:{key}");
     CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "INCRBY c:w 3");
 
     sl_record_set_double(&n, 0.25);
-    ctx_defaults(&ctx, "incrbyfloat", "f");
+    ctx_defaults(&ctx, SL_REDIS_INCRBYFLOAT, "f");
     CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "INCRBYFLOAT f 0.25");
 
-    ctx_defaults(&ctx, "zadd", "z");
+    ctx_defaults(&ctx, SL_REDIS_ZADD, "z");
     CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "ZADD z 0.25 w");
 
-    ctx_defaults(&ctx, "zincrby", "z");
+    ctx_defaults(&ctx, SL_REDIS_ZINCRBY, "z");
     ctx.member = "m:{key}";
     CU_ASSERT_EQUAL(build(&ctx, &n, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "ZINCRBY z 0.25 m:w");
 
-    ctx_defaults(&ctx, "xadd", "s");
+    ctx_defaults(&ctx, SL_REDIS_XADD, "s");
     ctx.maxlen = 100;
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "XADD s MAXLEN ~ 100 * key w value hello");
 
-    ctx_defaults(&ctx, "lpush", "l");
+    ctx_defaults(&ctx, SL_REDIS_LPUSH, "l");
     ctx.trim = 10;
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "LPUSH l hello");
@@ -169,25 +169,25 @@ static void test_redis_numbers_are_checked(void)
     sl_redis_ctx ctx;
     char c0[256];
     sl_record r = rec_kv("w", "12");
-    ctx_defaults(&ctx, "hincrby", "h");
+    ctx_defaults(&ctx, SL_REDIS_HINCRBY, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "HINCRBY h w 12");
     r = rec_kv("w", "abc");
-    ctx_defaults(&ctx, "hincrby", "h");
+    ctx_defaults(&ctx, SL_REDIS_HINCRBY, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
     r = rec_kv("w", "1.5");
-    ctx_defaults(&ctx, "incrby", "h");
+    ctx_defaults(&ctx, SL_REDIS_INCRBY, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
-    ctx_defaults(&ctx, "incrbyfloat", "h");
+    ctx_defaults(&ctx, SL_REDIS_INCRBYFLOAT, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "INCRBYFLOAT h 1.5");
     r = rec_kv("w", NULL);
     sl_record_set_double(&r, 4.0);
-    ctx_defaults(&ctx, "incrby", "h");
+    ctx_defaults(&ctx, SL_REDIS_INCRBY, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "INCRBY h 4");
     r = rec_kv("w", NULL);
-    ctx_defaults(&ctx, "zadd", "h");
+    ctx_defaults(&ctx, SL_REDIS_ZADD, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
 }
 
@@ -195,7 +195,7 @@ static void test_redis_arguments_are_binary_safe(void)
 {
     sl_redis_ctx ctx;
     char err[256], why[256];
-    ctx_defaults(&ctx, "hset", "h:{key}");
+    ctx_defaults(&ctx, SL_REDIS_HSET, "h:{key}");
     CU_ASSERT_EQUAL_FATAL(sl__redis_config_check(&ctx, err, sizeof(err)), SL_OK);
     sl_record r = {0};
     r.key = "a\0b\r\n";
@@ -219,7 +219,7 @@ static void test_redis_commit_key(void)
 {
     sl_redis_ctx ctx;
     sl_redis_buf b = {0};
-    ctx_defaults(&ctx, "set", "k");
+    ctx_defaults(&ctx, SL_REDIS_SET, "k");
     CU_ASSERT_EQUAL(sl__redis_commit_key(&ctx, "wc", "out", 1000, &b), SL_OK);
     CU_ASSERT_STRING_EQUAL(b.p, "sluice:commit:wc:out:1000");
     ctx.instance = "host-2";
@@ -242,23 +242,31 @@ static void expect_config_error(sl_redis_ctx *ctx, const char *part)
 static void test_redis_config_errors(void)
 {
     sl_redis_ctx ctx;
-    ctx_defaults(&ctx, "hincrby", "h");
+    ctx_defaults(&ctx, SL_REDIS_HINCRBY, "h");
     ctx.ttl = 1000;
     expect_config_error(&ctx, "ttl: only for command set");
-    ctx_defaults(&ctx, "set", "h");
+    ctx_defaults(&ctx, SL_REDIS_SET, "h");
     ctx.trim = 5;
     expect_config_error(&ctx, "trim: only for command lpush");
-    ctx_defaults(&ctx, "set", "h");
+    ctx_defaults(&ctx, SL_REDIS_SET, "h");
     ctx.maxlen = 5;
     expect_config_error(&ctx, "maxlen: only for command xadd");
-    ctx_defaults(&ctx, "publish", "h");
-    expect_config_error(&ctx, "command: 'publish'");
-    ctx_defaults(&ctx, "set", "");
+    const sl_connector *c = sl_connector_find("redis", SL_SINK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "key", "h");
+    sl_options_set(o, "command", "publish");
+    char err[512] = "";
+    CU_ASSERT_EQUAL(sl_options_check(sl_connector_options(c), NULL, o, err, sizeof(err), NULL),
+                    SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'publish' is not one of set|hset"));
+    sl_options_destroy(o);
+    ctx_defaults(&ctx, SL_REDIS_SET, "");
     expect_config_error(&ctx, "key: required");
-    ctx_defaults(&ctx, "set", "k");
+    ctx_defaults(&ctx, SL_REDIS_SET, "k");
     ctx.username = "u";
     expect_config_error(&ctx, "needs a password");
-    ctx_defaults(&ctx, "hset", "k");
+    ctx_defaults(&ctx, SL_REDIS_HSET, "k");
     ctx.field = "{nope}";
     expect_config_error(&ctx, "field:");
 }

@@ -1,10 +1,13 @@
 /* test_util.c -- arenas, hashing, the key table, directories, JSON text, options, durations
- * and sizes. */
+ * and sizes, and the toolkit: buffers, booleans, secrets, "did you mean", JSON paths,
+ * record copies. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "cu_main.h"
 #include "sl_engine.h"
@@ -127,7 +130,8 @@ typedef struct conf {
     double ratio;
     int64_t wait;
     int64_t buf;
-    const char *mode;
+    int mode; /* 0 connect, 1 listen */
+    int side; /* no default: -1 */
     const char *password;
 } conf;
 
@@ -137,7 +141,7 @@ static const sl_option table[] = {
      .type = SL_OPT_INT,
      .min = 1,
      .max = 65535,
-     .flags = SL_OPT_REQUIRED,
+     .flags = SL_OPT_REQUIRED | SL_OPT_RANGE,
      .offset = offsetof(conf, port),
      .doc = "TCP port"},
     {.name = "tls", .type = SL_OPT_BOOL, .def = "false", .offset = offsetof(conf, tls)},
@@ -146,24 +150,25 @@ static const sl_option table[] = {
      .def = "0.5",
      .min = 0,
      .max = 1,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(conf, ratio)},
     {.name = "wait",
      .type = SL_OPT_DURATION,
      .def = "2s",
      .min = 0,
      .max = 60000,
+     .flags = SL_OPT_RANGE,
      .offset = offsetof(conf, wait)},
     {.name = "buf",
      .type = SL_OPT_SIZE,
      .def = "64KiB",
-     .min = 1,
-     .max = -1,
-     .offset = offsetof(conf, buf)},
+     .offset = offsetof(conf, buf)}, /* no SL_OPT_RANGE: any size */
     {.name = "mode",
      .type = SL_OPT_ENUM,
      .def = "connect",
      .choices = "connect|listen",
      .offset = offsetof(conf, mode)},
+    {.name = "side", .type = SL_OPT_ENUM, .choices = "left|right", .offset = offsetof(conf, side)},
     {.name = "password",
      .type = SL_OPT_STR,
      .flags = SL_OPT_SECRET,
@@ -203,8 +208,8 @@ static void test_option_tables(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing required option 'port'"));
     /* A secret's value never shows in an error. */
     CU_ASSERT_EQUAL(check("port", "1", "ratio", "hunter2", err), SL_ERR_INVAL);
-    const sl_option secret_num[] = {
-        {.name = "pin", .type = SL_OPT_INT, .flags = SL_OPT_SECRET, .min = 1, .max = 0}, {0}};
+    const sl_option secret_num[] = {{.name = "pin", .type = SL_OPT_INT, .flags = SL_OPT_SECRET},
+                                    {0}};
     sl_options *o = sl_options_new();
     sl_options_set(o, "pin", "hunter2");
     CU_ASSERT_EQUAL(sl_options_check(secret_num, NULL, o, err, sizeof(err), NULL), SL_ERR_INVAL);
@@ -225,10 +230,169 @@ static void test_option_tables(void)
     CU_ASSERT_DOUBLE_EQUAL(c.ratio, 0.5, 1e-12);
     CU_ASSERT_EQUAL(c.wait, 250);
     CU_ASSERT_EQUAL(c.buf, 65536);
-    CU_ASSERT_STRING_EQUAL(c.mode, "connect");
+    CU_ASSERT_EQUAL(c.mode, 0);
+    CU_ASSERT_EQUAL(c.side, -1);
     CU_ASSERT_PTR_NULL(c.password);
     CU_ASSERT_EQUAL(sl_options_count(o), 3);
     sl_options_destroy(o);
+}
+
+/* An enumeration is stored as the index of its name; a number without SL_OPT_RANGE takes
+ * any value, one with it is checked; booleans take the words of sl__parse_bool. */
+static void test_option_enum_index_and_range_flag(void)
+{
+    char err[512], name[16];
+    conf c;
+    memset(&c, 0, sizeof(c));
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "port", "1");
+    sl_options_set(o, "mode", "listen");
+    sl_options_set(o, "side", "right");
+    sl_options_set(o, "buf", "1GiB");
+    sl_options_set(o, "tls", "ON");
+    CU_ASSERT_EQUAL(sl__options_apply(table, o, &c, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(c.mode, 1);
+    CU_ASSERT_EQUAL(c.side, 1);
+    CU_ASSERT_EQUAL(c.buf, 1 << 30);
+    CU_ASSERT_TRUE(c.tls);
+    sl_options_set(o, "ratio", "1.5");
+    CU_ASSERT_EQUAL(sl__options_apply(table, o, &c, err, sizeof(err)), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "out of range [0, 1]"));
+    sl_options_destroy(o);
+    CU_ASSERT_EQUAL(sl__option_enum_index(&table[6], "listen"), 1);
+    CU_ASSERT_EQUAL(sl__option_enum_index(&table[6], "liste"), -1);
+    CU_ASSERT_STRING_EQUAL(sl__option_enum_name(&table[6], 1, name, sizeof(name)), "listen");
+    CU_ASSERT_STRING_EQUAL(sl__option_enum_name(&table[6], 2, name, sizeof(name)), "?");
+}
+
+/* ==== Toolkit ==== */
+
+static void test_buf_grows_and_latches_failure(void)
+{
+    sl_buf b = {0};
+    CU_ASSERT_EQUAL(sl__buf_puts(&b, "ab"), SL_OK);
+    for (int i = 0; i < 1000; i++) {
+        CU_ASSERT_EQUAL_FATAL(sl__buf_printf(&b, "%03d", i % 1000), SL_OK);
+    }
+    CU_ASSERT_EQUAL(b.len, 3002);
+    CU_ASSERT_EQUAL(strlen(b.p), b.len);
+    CU_ASSERT(memcmp(b.p, "ab000001", 8) == 0);
+    CU_ASSERT_EQUAL(sl__buf_append(&b, "\0x", 2), SL_OK);
+    CU_ASSERT_EQUAL(b.len, 3004);
+    sl__buf_reset(&b);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_STRING_EQUAL(b.p, "");
+    b.failed = true; /* as after a failed allocation: appends do nothing until a reset */
+    CU_ASSERT_EQUAL(sl__buf_puts(&b, "x"), SL_ERR_NOMEM);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_PTR_NULL(sl__buf_steal(&b));
+    CU_ASSERT_PTR_NULL(b.p);
+    sl__json_text(sl__buf_put, &b, "a\"b", 3);
+    char *s = sl__buf_steal(&b);
+    CU_ASSERT_STRING_EQUAL(s, "\"a\\\"b\"");
+    free(s);
+    sl__buf_free(&b);
+}
+
+static void test_parse_bool_accepts_the_union(void)
+{
+    const char *yes[] = {"true", "True", "TRUE", "yes", "Yes", "on", "On", "1"};
+    const char *no[] = {"false", "False", "FALSE", "no", "No", "off", "Off", "0"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(yes); i++) {
+        bool b = false;
+        CU_ASSERT_EQUAL(sl__parse_bool(yes[i], &b), SL_OK);
+        CU_ASSERT_TRUE(b);
+        CU_ASSERT_EQUAL(sl__parse_bool(no[i], &b), SL_OK);
+        CU_ASSERT_FALSE(b);
+    }
+    bool b = true;
+    CU_ASSERT_EQUAL(sl__parse_bool("maybe", &b), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(sl__parse_bool("", &b), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(sl__parse_bool("t", &b), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(sl__parse_bool(NULL, &b), SL_ERR_INVAL);
+    CU_ASSERT_TRUE(b);
+}
+
+static void test_scrub_masks_every_occurrence(void)
+{
+    char msg[64] = "auth hunter2 failed: hunter2";
+    sl__scrub(msg, sizeof(msg), "hunter2");
+    CU_ASSERT_STRING_EQUAL(msg, "auth *** failed: ***");
+    char small[12] = "a=x b=x";
+    sl__scrub(small, sizeof(small), "x"); /* grows: the end is cut to fit */
+    CU_ASSERT_STRING_EQUAL(small, "a=*** b=***");
+    char same[16] = "****";
+    sl__scrub(same, sizeof(same), "****"); /* a mask is not scrubbed again */
+    CU_ASSERT_STRING_EQUAL(same, "***");
+    sl__scrub(msg, sizeof(msg), "");
+    sl__scrub(msg, sizeof(msg), NULL);
+    CU_ASSERT_STRING_EQUAL(msg, "auth *** failed: ***");
+    char m2[64] = "host=h pw=s3cret";
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "password", "s3cret");
+    sl_options_set(o, "host", "h");
+    sl__scrub_options(m2, sizeof(m2), table, NULL, o);
+    CU_ASSERT_STRING_EQUAL(m2, "host=h pw=***");
+    sl_options_destroy(o);
+}
+
+static void test_closest_suggests_near_words(void)
+{
+    const char *const words[] = {"brokers", "topics", "group", "ab", NULL};
+    CU_ASSERT_EQUAL(sl__edit_distance("kitten", "sitting"), 3);
+    CU_ASSERT_EQUAL(sl__edit_distance("", "abc"), 3);
+    CU_ASSERT_STRING_EQUAL(sl__closest("brokres", words), "brokers");
+    CU_ASSERT_STRING_EQUAL(sl__closest("topic", words), "topics");
+    CU_ASSERT_PTR_NULL(sl__closest("partitions", words));
+    CU_ASSERT_PTR_NULL(sl__closest("xy", words)); /* 2 edits of a 2-letter word: not close */
+}
+
+static void test_jpath_walks_objects_and_arrays(void)
+{
+    sl_jpath p;
+    char text[64];
+    json_t *root = json_loads("{\"a\":{\"b\":[10,{\"c\":\"x\"}]}}", 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_EQUAL_FATAL(sl__jpath_parse(&p, "a.b.1.c"), SL_OK);
+    CU_ASSERT_EQUAL(p.depth, 4);
+    CU_ASSERT_STRING_EQUAL(json_string_value(sl__jpath_get(&p, root)), "x");
+    CU_ASSERT_STRING_EQUAL(sl__jpath_text(&p, text, sizeof(text)), "a.b.1.c");
+    sl__jpath_free(&p);
+    CU_ASSERT_EQUAL_FATAL(sl__jpath_parse(&p, "a.b.0"), SL_OK);
+    CU_ASSERT_EQUAL(json_integer_value(sl__jpath_get(&p, root)), 10);
+    sl__jpath_free(&p);
+    CU_ASSERT_EQUAL_FATAL(sl__jpath_parse(&p, "a.b.x"), SL_OK);
+    CU_ASSERT_PTR_NULL(sl__jpath_get(&p, root));
+    sl__jpath_free(&p);
+    CU_ASSERT_EQUAL_FATAL(sl__jpath_parse(&p, "a.z"), SL_OK);
+    CU_ASSERT_PTR_NULL(sl__jpath_get(&p, root));
+    sl__jpath_free(&p);
+    CU_ASSERT_EQUAL(sl__jpath_parse(&p, "a..b"), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(p.depth, 0);
+    CU_ASSERT_EQUAL(sl__jpath_parse(&p, ""), SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(sl__jpath_parse(&p, "a."), SL_ERR_INVAL);
+    sl__jpath_free(&p);
+    json_decref(root);
+}
+
+/* A missing key stays missing, an empty one stays present (and empty). */
+static void test_record_copy_keeps_null_and_empty_apart(void)
+{
+    sl_arena a;
+    sl__arena_init(&a, 0);
+    sl_record src = {.key = NULL, .value = "v", .value_len = 1, .ts = 7}, dst;
+    CU_ASSERT_EQUAL(sl__record_copy(&a, &dst, &src), SL_OK);
+    CU_ASSERT_PTR_NULL(dst.key);
+    CU_ASSERT(dst.value != src.value && memcmp(dst.value, "v", 1) == 0);
+    CU_ASSERT_EQUAL(dst.ts, 7);
+    src.key = "";
+    src.value = NULL;
+    src.value_len = 0;
+    CU_ASSERT_EQUAL(sl__record_copy(&a, &dst, &src), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(dst.key);
+    CU_ASSERT_EQUAL(dst.key_len, 0);
+    CU_ASSERT_PTR_NULL(dst.value);
+    sl__arena_free(&a);
 }
 
 /* mkdir -p: missing parents are created, an existing directory is fine, a file in the way
@@ -307,5 +471,13 @@ void sl_test_register(void)
              {"hash_spread", test_hash_spread}, {"keytab", test_keytab}, {"mkdirs", test_mkdirs},
              {"json_text", test_json_text});
     SL_SUITE("options", {"durations", test_durations}, {"sizes", test_sizes},
-             {"option_tables", test_option_tables});
+             {"option_tables", test_option_tables},
+             {"option_enum_index_and_range_flag", test_option_enum_index_and_range_flag});
+    SL_SUITE(
+        "toolkit", {"buf_grows_and_latches_failure", test_buf_grows_and_latches_failure},
+        {"parse_bool_accepts_the_union", test_parse_bool_accepts_the_union},
+        {"scrub_masks_every_occurrence", test_scrub_masks_every_occurrence},
+        {"closest_suggests_near_words", test_closest_suggests_near_words},
+        {"jpath_walks_objects_and_arrays", test_jpath_walks_objects_and_arrays},
+        {"record_copy_keeps_null_and_empty_apart", test_record_copy_keeps_null_and_empty_apart});
 }
