@@ -1,0 +1,113 @@
+/* sl_yamlops_int.h -- internals of the YAML ops shared by sl_yamlops.c and sl_yamlops_*.c. */
+#ifndef SL_YAMLOPS_INT_H
+#define SL_YAMLOPS_INT_H
+
+#include <regex.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "sl_yamlops.h"
+
+typedef enum yop_kind {
+    YOP_SPLIT,
+    YOP_KEY_VALUE,
+    YOP_KEY_JSON,
+    YOP_VALUE_LITERAL,
+    YOP_VALUE_JSON_NUM,
+    YOP_VALUE_JSON_TEXT,
+    YOP_KEY_ATTR,        /* key from a meta attribute or a header */
+    YOP_VALUE_ATTR_NUM,  /* typed value from a meta attribute or a header */
+    YOP_VALUE_ATTR_TEXT, /* value bytes from a meta attribute or a header */
+    YOP_FILTER,
+    YOP_LOWER,
+    YOP_UPPER,
+    YOP_TRIM,
+    YOP_RUNNING,
+    YOP_BURN,
+} yop_kind;
+
+/* A number as the ops see it: an int, a double, or none. */
+typedef struct yop_num {
+    uint8_t type; /* sl_num_type */
+    int64_t i;
+    double d;
+} yop_num;
+
+struct sl_yamlop {
+    yop_kind kind;
+    /* split */
+    char *delim;
+    size_t delim_len;
+    /* JSON path: segments, each NUL-terminated */
+    char **path;
+    size_t depth;
+    /* literal value, numeric operand */
+    yop_num num;
+    /* filter, and the key and value ops that read an attribute (SL_YOP_ON_META/HEADER) */
+    sl_yamlop_target target;
+    sl_yamlop_meta meta;
+    char *header;
+    sl_yamlop_cmp cmp;
+    char *operand;
+    size_t operand_len;
+    bool operand_is_num;
+    bool has_regex;
+    regex_t regex;
+    /* running */
+    sl_reduce_fn reduce;
+    /* burn */
+    int64_t burn_us;
+    sl_yamlops_burn_step *steps;
+    size_t nsteps;
+    _Atomic int64_t *first_ns; /* CLOCK_MONOTONIC of the first record, 0 before */
+};
+
+/* An attribute of a record as the ops see it: an integer, or text borrowed from the record
+ * (whose bytes live as long as the batch's data). */
+typedef struct yop_attr {
+    bool is_num;
+    yop_num num;
+    const char *s;
+    size_t len;
+} yop_attr;
+
+/* ==== Helpers (sl_yamlops.c) ==== */
+
+/* Formats an error into errstr (if not NULL). */
+void sl__yamlops_err(char *errstr, size_t errsize, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A zeroed op of kind; NULL when out of memory. */
+sl_yamlop *sl__yamlops_new(yop_kind kind);
+/* ASCII whitespace. */
+bool sl__yamlops_is_space(char c);
+/* Parses s[0..len) as a decimal number (see its definition); true and *n on success. */
+bool sl__yamlops_parse_num(const char *s, size_t len, yop_num *n);
+/* Builds an op of kind that reads the JSON field at path; NULL with errstr set on failure. */
+sl_yamlop *sl__yamlops_new_json(yop_kind kind, const char *path, char *errstr, size_t errsize);
+/* The field at op->path in root; NULL when absent. */
+json_t *sl__yamlops_json_field(const sl_yamlop *op, json_t *root);
+/* The record's value parsed as JSON; NULL for malformed JSON. */
+json_t *sl__yamlops_json_load(const sl_record *in);
+/* The number held by a JSON value: a number, or a string holding one. */
+bool sl__yamlops_json_num(json_t *v, yop_num *n);
+/* The text of a JSON value (small texts in buf, larger ones in *heap, to be freed); NULL when
+ * out of memory. */
+const char *sl__yamlops_json_text(json_t *v, char *buf, size_t bufsize, size_t *len, char **heap);
+
+/* ==== Record attributes (sl_yamlops_attr.c) ==== */
+
+/* Reads op's attribute (SL_YOP_ON_META or SL_YOP_ON_HEADER) of in. false when in has none. */
+bool sl__yamlops_attr_get(const sl_yamlop *op, const sl_record *in, yop_attr *a);
+/* The text of an attribute: an integer is formatted into buf. */
+void sl__yamlops_attr_text(const yop_attr *a, char *buf, size_t size, const char **s, size_t *len);
+/* The number an attribute holds: an integer, or text holding a number. */
+bool sl__yamlops_attr_num(const yop_attr *a, yop_num *n);
+/* Builds an op of kind that reads an attribute (target SL_YOP_ON_META or _HEADER). */
+sl_yamlop *sl__yamlops_new_attr(yop_kind kind, sl_yamlop_target target, const char *name,
+                                char *errstr, size_t errsize);
+
+#endif /* SL_YAMLOPS_INT_H */
