@@ -30,13 +30,16 @@
 #include <unistd.h>
 
 #include "sl_engine.h"
+#include "sl_framed.h"
 #include "sl_wal.h"
 
 #define KT_MIN_SLOTS   64
 #define KT_STORE_CHUNK (256 * 1024)
 #define STATE_EVERY_MS 10000 /* state is checkpointed every max(1, ceil(10 s / slide)) slides */
 #define STATE_KEEP     4     /* snapshots whose files are kept */
-#define STATE_MAGIC    "SLUICE-STATE 1"
+#define STATE_MAGIC    "SLUICE-STATE"
+#define STATE_VERSION  1u
+#define STATE_MAX_LEN  ((size_t)1 << 40) /* checked against the file's size too */
 
 static size_t round8(size_t n)
 {
@@ -955,44 +958,17 @@ static void state_dir(const sl_context *ctx, char *buf, size_t size)
     snprintf(buf, size, "%s/state", ctx->checkpoint_dir);
 }
 
-/* Writes body as file name of the state directory: temporary file, fsync, rename. */
+/* Writes body as file name of the state directory: a framed file (the caller fsyncs the
+ * directory once after all of a snapshot's files). */
 static int write_file(const char *dir, const char *name, const wbuf *body)
 {
     if (body->failed) {
         return SL_ERR_NOMEM;
     }
-    char header[96], tmp[4200], final[4200];
-    int hlen = snprintf(header, sizeof(header), "%s %08x %zu\n", STATE_MAGIC,
-                        sl__crc32c(0, body->p, body->len), body->len);
-    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-    snprintf(final, sizeof(final), "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int rc = fd >= 0 ? SL_OK : SL_ERR_IO;
-    if (rc == SL_OK && write(fd, header, (size_t)hlen) != hlen) {
-        rc = SL_ERR_IO;
-    }
-    for (size_t off = 0; rc == SL_OK && off < body->len;) {
-        ssize_t w = write(fd, body->p + off, body->len - off);
-        if (w <= 0) {
-            rc = SL_ERR_IO;
-        } else {
-            off += (size_t)w;
-        }
-    }
-    if (rc == SL_OK && fsync(fd) != 0) {
-        rc = SL_ERR_IO;
-    }
-    int e = errno;
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == SL_OK && rename(tmp, final) != 0) {
-        rc = SL_ERR_IO;
-        e = errno;
-    }
+    int rc =
+        sl__framed_write(dir, name, STATE_MAGIC, STATE_VERSION, body->p, body->len, false, NULL);
     if (rc != SL_OK) {
-        unlink(tmp);
-        sl_log(SL_LOG_ERROR, "cannot write the state file %s: %s", final, strerror(e));
+        sl_log(SL_LOG_ERROR, "cannot write the state file %s/%s: %s", dir, name, strerror(errno));
     }
     return rc;
 }
@@ -1046,39 +1022,8 @@ static void batch_name(char *buf, size_t size, const sl_stream *s, int64_t t)
 /* Reads and verifies a state file; *body (caller frees) and *len. why on failure. */
 static char *read_state_file(const char *path, size_t *len, char *why, size_t whysize)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, whysize, "%s", strerror(errno));
-        return NULL;
-    }
-    char header[128], magic[32];
-    unsigned crc;
-    size_t n;
-    if (!fgets(header, sizeof(header), f) ||
-        sscanf(header, "SLUICE-STATE %31s %x %zu", magic, &crc, &n) != 3 ||
-        strcmp(magic, "1") != 0) {
-        snprintf(why, whysize, "not a state file (bad header)");
-        fclose(f);
-        return NULL;
-    }
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        snprintf(why, whysize, "out of memory");
-        return NULL;
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        snprintf(why, whysize, "truncated: %zu of %zu bytes", got, n);
-    } else if (sl__crc32c(0, buf, n) != crc) {
-        snprintf(why, whysize, "checksum mismatch: the file is corrupt");
-    } else {
-        *len = n;
-        return buf;
-    }
-    free(buf);
-    return NULL;
+    return sl__framed_read(path, STATE_MAGIC, STATE_VERSION, STATE_MAX_LEN, "state", len, why,
+                           whysize);
 }
 
 typedef struct rbuf {
