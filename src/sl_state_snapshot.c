@@ -295,8 +295,8 @@ static int load_table(sl_stream *s, rbuf *b, char *why, size_t whysize)
             if (!rb_record(b, &r)) {
                 break;
             }
-            uint64_t h = sl__hash(r.key, r.key_len);
-            sl_ktable *tab = &s->kstate->tabs[sl__hash_bucket(h, np)];
+            uint64_t h = sl__hash_seeded(r.key, r.key_len);
+            sl_ktable *tab = &s->kstate->tabs[sl__hash_bucket(sl__hash(r.key, r.key_len), np)];
             sl_kentry *e = sl__ktable_find(tab, r.key, r.key_len, h);
             if (e || !(e = sl__ktable_add(tab, r.key, r.key_len, h))) {
                 snprintf(why, whysize, e ? "a key is there twice" : "out of memory");

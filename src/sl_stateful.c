@@ -133,6 +133,7 @@ static int bucket_push(sl_emitter *e, const sl_record *r)
 {
     state_stage *st = e->state;
     size_t task = (size_t)(e->arena - st->arenas);
+    /* The partition of a key: the stable hash, as reduce_by_key's (sl__copartitioned). */
     size_t b = sl__hash_bucket(sl__hash(r->key, r->key_len), st->nparts);
     return sl__recvec_push(&st->buckets[task * st->nparts + b], r);
 }
@@ -259,6 +260,8 @@ static void groups_free(groups *g)
     free(g->hash);
 }
 
+/* Groups the records of v by key with the combine table (sl_keytab); the records of each
+ * group keep their order. */
 static int group_input(const sl_recvec *v, size_t nv, groups *g)
 {
     memset(g, 0, sizeof(*g));
@@ -269,48 +272,35 @@ static int group_input(const sl_recvec *v, size_t nv, groups *g)
     if (total == 0) {
         return SL_OK;
     }
-    size_t nslots = 16;
-    while (nslots < total * 2) {
-        nslots *= 2;
-    }
-    const sl_record **flat = malloc(total * sizeof(*flat));
+    sl_keytab t;
+    sl__keytab_init(&t);
     uint32_t *gid = malloc(total * sizeof(*gid));
-    uint32_t *slots = calloc(nslots, sizeof(*slots));
-    size_t *first = malloc(total * sizeof(*first));
     size_t *count = calloc(total + 1, sizeof(*count));
-    g->hash = malloc(total * sizeof(*g->hash));
     g->start = malloc((total + 1) * sizeof(*g->start));
     g->recs = malloc(total * sizeof(*g->recs));
-    int rc = flat && gid && slots && first && count && g->hash && g->start && g->recs
-                 ? SL_OK
-                 : SL_ERR_NOMEM;
+    int rc = gid && count && g->start && g->recs ? SL_OK : SL_ERR_NOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nv && rc == SL_OK; i++) {
         for (size_t j = 0; j < v[i].n; j++, k++) {
             const sl_record *r = &v[i].recs[j];
-            flat[k] = r;
-            uint64_t h = sl__hash(r->key, r->key_len);
-            size_t s = h & (nslots - 1);
-            for (;; s = (s + 1) & (nslots - 1)) {
-                uint32_t x = slots[s];
-                if (!x) {
-                    slots[s] = (uint32_t)(g->n + 1);
-                    first[g->n] = k;
-                    g->hash[g->n] = h;
-                    gid[k] = (uint32_t)g->n++;
-                    break;
-                }
-                const sl_record *f = flat[first[x - 1]];
-                if (g->hash[x - 1] == h && f->key_len == r->key_len &&
-                    memcmp(f->key, r->key, r->key_len) == 0) {
-                    gid[k] = x - 1;
-                    break;
-                }
+            int added;
+            sl_record *first = sl__keytab_upsert(&t, r->key, r->key_len,
+                                                 sl__hash_seeded(r->key, r->key_len), &added);
+            if (!first) {
+                rc = SL_ERR_NOMEM;
+                break;
             }
+            if (added) {
+                *first = *r; /* the group's key, pointing into the input */
+            }
+            gid[k] = (uint32_t)(first - t.recs);
             count[gid[k]]++;
         }
     }
     if (rc == SL_OK) {
+        g->n = t.n;
+        g->hash = t.hashes; /* taken from the table */
+        t.hashes = NULL;
         size_t at = 0;
         for (size_t x = 0; x < g->n; x++) {
             g->start[x] = at;
@@ -318,14 +308,15 @@ static int group_input(const sl_recvec *v, size_t nv, groups *g)
             count[x] = g->start[x]; /* now the next place of the group */
         }
         g->start[g->n] = at;
-        for (k = 0; k < total; k++) {
-            g->recs[count[gid[k]]++] = *flat[k];
+        k = 0;
+        for (size_t i = 0; i < nv; i++) {
+            for (size_t j = 0; j < v[i].n; j++, k++) {
+                g->recs[count[gid[k]]++] = v[i].recs[j];
+            }
         }
     }
-    free(flat);
+    sl__keytab_free(&t);
     free(gid);
-    free(slots);
-    free(first);
     free(count);
     if (rc != SL_OK) {
         groups_free(g);
@@ -348,7 +339,7 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
         for (size_t i = 0; i < nv && rc == SL_OK; i++) {
             for (size_t j = 0; j < v[i].n && rc == SL_OK; j++) {
                 const sl_record *rec = &v[i].recs[j];
-                uint64_t h = sl__hash(rec->key, rec->key_len);
+                uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
                 sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
                 rc = update_one(st, tab, &e, en, rec->key, rec->key_len, h, rec, 1);
             }
@@ -397,7 +388,7 @@ static int map_part(const state_stage *st, size_t r, sl_ktable *tab, sl_part *pa
     for (size_t i = 0; i < nv && rc == SL_OK; i++) {
         for (size_t j = 0; j < v[i].n && rc == SL_OK; j++) {
             const sl_record *rec = &v[i].recs[j];
-            uint64_t h = sl__hash(rec->key, rec->key_len);
+            uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
             sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
             sl_state state = {0};
             if (en) {
