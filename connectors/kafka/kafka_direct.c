@@ -1,7 +1,9 @@
 /* kafka_direct.c -- the direct source, Spark's direct stream: at each batch time, the latest
  * offset of every assigned partition; ranges [from, until) bounded as SEMANTICS.md says;
  * exactly the messages of those ranges read, in offset order, one batch partition per Kafka
- * partition.
+ * partition. This file: batches (next_batch, in phases), completion and commits, start,
+ * destroy. The partition table and its assignment: kafka_assign.c; reading the ranges:
+ * kafka_fetch.c; replay and restore after a restart: kafka_replay.c.
  *
  * Reading: one consumer; every partition has its own fetch queue (not forwarded to the
  * consumer's), so librdkafka prefetches all partitions in the background while a batch
@@ -318,28 +320,6 @@ static void serve_events(sl_kafka_src *ctx)
     }
 }
 
-/* Appends " topic[p]:from-until" to a growing text. */
-static void desc_add(char **buf, size_t *len, size_t *cap, const sl_kafka_range *r)
-{
-    char item[320];
-    int n = snprintf(item, sizeof(item), "%s%s[%" PRId32 "]:%" PRId64 "-%" PRId64, *len ? " " : "",
-                     r->topic, r->partition, r->from, r->until);
-    if (n <= 0) {
-        return;
-    }
-    if (*len + (size_t)n + 1 > *cap) {
-        size_t c = (*cap ? *cap * 2 : 256) + (size_t)n;
-        char *b = realloc(*buf, c);
-        if (!b) {
-            return;
-        }
-        *buf = b;
-        *cap = c;
-    }
-    memcpy(*buf + *len, item, (size_t)n + 1);
-    *len += (size_t)n;
-}
-
 static int grow_rbufs(sl_kafka_src *ctx, size_t n)
 {
     if (n <= ctx->caprbufs) {
@@ -473,15 +453,22 @@ static char *definition_json(sl_kafka_src *ctx, const sl_kafka_range *ranges, si
     return text;
 }
 
-int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_input *in)
+/* A batch while next_batch builds it. */
+typedef struct batch_build {
+    size_t *idx;            /* the active partitions: indexes into ctx->parts */
+    size_t n;               /* ctx->from_buf[k], latest_buf[k], until_buf[k] are idx[k]'s */
+    uint64_t rewinds;       /* ctx->rewinds when the batch was planned */
+    sl_kafka_limits lim;    /* what bounds the ranges */
+    sl_kafka_range *ranges; /* the ranges read (non-empty), for the pending batch */
+    size_t nranges, total;  /* total: records */
+    char *desc;             /* " topic[p]:from-until" of each range */
+    size_t dlen, dcap;
+} batch_build;
+
+/* Phase 1: the partitions follow the group or the topics' metadata, start offsets are
+ * resolved, and without a group the new ones assigned. @locks ctx->lock held */
+static void update_assignment(sl_kafka_src *ctx)
 {
-    if (!ctx->rk) {
-        int rc = sl__kafka_direct_start(ctx); /* driven without start() (tests) */
-        if (rc != SL_OK) {
-            return rc;
-        }
-    }
-    pthread_mutex_lock(&ctx->lock);
     serve_events(ctx);
     if (!ctx->subscribed && sl__kafka_mono_ms() >= ctx->next_refresh) {
         sl__kafka_refresh_metadata(ctx, (int)ctx->poll_timeout);
@@ -496,33 +483,41 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
     if (!ctx->subscribed) {
         sl__kafka_assign_manual(ctx);
     }
+}
 
+/* Phase 2: the partitions the batch reads, where each starts, and the limits.
+ * @locks ctx->lock held */
+static int plan_batch(sl_kafka_src *ctx, batch_build *bb)
+{
     int rc = grow_bufs(ctx, ctx->nparts + 1);
-    size_t *idx = rc == SL_OK ? malloc((ctx->nparts + 1) * sizeof(*idx)) : NULL;
-    size_t n = idx ? active_parts(ctx, idx) : 0;
-    if (!idx) {
+    bb->idx = rc == SL_OK ? malloc((ctx->nparts + 1) * sizeof(*bb->idx)) : NULL;
+    bb->n = bb->idx ? active_parts(ctx, bb->idx) : 0;
+    if (!bb->idx) {
         rc = SL_ERR_NOMEM;
     }
-    for (size_t k = 0; k < n; k++) {
-        ctx->from_buf[k] = ctx->parts[idx[k]].next;
+    for (size_t k = 0; k < bb->n; k++) {
+        ctx->from_buf[k] = ctx->parts[bb->idx[k]].next;
     }
-    uint64_t rewinds = ctx->rewinds;
-    sl_kafka_limits lim = {
+    bb->rewinds = ctx->rewinds;
+    bb->lim = (sl_kafka_limits){
         .batch_ms = ctx->batch_ms,
         .max_rate_per_partition = ctx->max_rate_per_partition,
         .min_rate_per_partition = ctx->min_rate_per_partition,
         .rate = input_rate(ctx),
     };
-    /* The partition table changes only on this thread, so the batch is read without the
-     * lock: on_batch_done (the job thread) is never held up by a read. */
-    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
 
-    if (rc == SL_OK && n > 0 && query_latest(ctx, idx, n) != SL_OK) {
-        n = 0; /* no input this time; the next batch tries again */
+/* Phase 3: the ranges [from, until) from the latest offsets and the limits; the queues
+ * sought where a range starts. A partition whose latest offset is unknown gets an empty
+ * range; when the lookup fails, the batch has no partition. Without the lock. */
+static void compute_ranges(sl_kafka_src *ctx, batch_build *bb, int rc)
+{
+    if (rc == SL_OK && bb->n > 0 && query_latest(ctx, bb->idx, bb->n) != SL_OK) {
+        bb->n = 0; /* no input this time; the next batch tries again */
     }
-    /* The ranges. A partition whose latest offset is unknown gets an empty range. */
-    for (size_t k = 0; k < n; k++) {
-        sl_kafka_part *p = &ctx->parts[idx[k]];
+    for (size_t k = 0; k < bb->n; k++) {
+        sl_kafka_part *p = &ctx->parts[bb->idx[k]];
         int64_t from = ctx->from_buf[k];
         if (p->latest >= 0 && from > p->latest) {
             sl__kafka_out_of_range(ctx, p, from);
@@ -532,30 +527,27 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
             ctx->latest_buf[k] = from;
         }
     }
-    sl_kafka_compute_until(n, ctx->from_buf, ctx->latest_buf, &lim, ctx->until_buf);
-    if (n > 0) {
-        sl__kafka_seek_parts(ctx, idx, ctx->from_buf, n);
+    sl_kafka_compute_until(bb->n, ctx->from_buf, ctx->latest_buf, &bb->lim, ctx->until_buf);
+    if (bb->n > 0) {
+        sl__kafka_seek_parts(ctx, bb->idx, ctx->from_buf, bb->n);
     }
-    publish_lag(ctx, idx, n);
+    publish_lag(ctx, bb->idx, bb->n);
+}
 
-    /* Read each range, one batch partition per Kafka partition. */
-    sl_kafka_pending *e = calloc(1, sizeof(*e));
-    sl_kafka_range *ranges = calloc(n + 1, sizeof(*ranges));
-    if (!e || !ranges) {
-        rc = SL_ERR_NOMEM;
-    }
+/* Phase 4: reads each range into in, one batch partition per Kafka partition; until_buf[k]
+ * becomes where partition k's range really ended. The messages are released whatever
+ * happens. Without the lock. */
+static int read_batch(sl_kafka_src *ctx, batch_build *bb, sl_batch_input *in, int rc)
+{
     int64_t deadline = sl__kafka_mono_ms() + ctx->poll_timeout;
-    size_t nranges = 0, total = 0;
-    char *desc = NULL;
-    size_t dlen = 0, dcap = 0;
-    sl_kafka_range_read *rrs = calloc(n + 1, sizeof(*rrs));
-    size_t *rk = calloc(n + 1, sizeof(*rk));
-    if (!rrs || !rk || grow_rbufs(ctx, n + 1) != SL_OK) {
+    sl_kafka_range_read *rrs = calloc(bb->n + 1, sizeof(*rrs));
+    size_t *rk = calloc(bb->n + 1, sizeof(*rk));
+    if (!rrs || !rk || grow_rbufs(ctx, bb->n + 1) != SL_OK) {
         rc = SL_ERR_NOMEM;
     }
     size_t nr = 0;
-    for (size_t k = 0; k < n && rc == SL_OK; k++) {
-        sl_kafka_part *p = &ctx->parts[idx[k]];
+    for (size_t k = 0; k < bb->n && rc == SL_OK; k++) {
+        sl_kafka_part *p = &ctx->parts[bb->idx[k]];
         if (ctx->until_buf[k] <= ctx->from_buf[k]) {
             continue;
         }
@@ -591,70 +583,119 @@ int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_
         }
         ctx->until_buf[rk[r]] = reached;
         if (reached > rr->from) {
-            ranges[nranges] = (sl_kafka_range){.topic = rr->p->topic,
-                                               .partition = rr->p->partition,
-                                               .from = rr->from,
-                                               .until = reached};
-            desc_add(&desc, &dlen, &dcap, &ranges[nranges]);
-            nranges++;
-            total += rb->n;
+            bb->ranges[bb->nranges] = (sl_kafka_range){.topic = rr->p->topic,
+                                                       .partition = rr->p->partition,
+                                                       .from = rr->from,
+                                                       .until = reached};
+            sl__kafka_range_describe(&bb->desc, &bb->dlen, &bb->dcap, &bb->ranges[bb->nranges]);
+            bb->nranges++;
+            bb->total += rb->n;
         }
         rb->n = 0;
         rb->hdrs.n = 0;
     }
     free(rrs);
     free(rk);
-    pthread_mutex_lock(&ctx->lock);
-    bool superseded = rc == SL_OK && ctx->rewinds != rewinds;
-    if (superseded) {
-        /* A batch failed while this one was read: `next` went back, and this batch is
-         * superseded: its input is delivered but does not count as processed, since the
-         * offsets before it are read again. */
-        for (size_t k = 0; k < n; k++) {
-            ctx->parts[idx[k]].jump_to = -1;
+    return rc;
+}
+
+/* Phase 5: the positions move on: the next batch starts where this one ends. Unless a
+ * batch failed while this one was read (`next` went back): then this batch is superseded,
+ * its input is delivered but does not count as processed, since the offsets before it are
+ * read again. Returns whether it was superseded. @locks ctx->lock held */
+static bool advance_positions(sl_kafka_src *ctx, const batch_build *bb)
+{
+    if (ctx->rewinds != bb->rewinds) {
+        for (size_t k = 0; k < bb->n; k++) {
+            ctx->parts[bb->idx[k]].jump_to = -1;
         }
-    } else if (rc == SL_OK) {
-        /* The batch is fixed: the next one starts where this one ends. */
-        for (size_t k = 0; k < n; k++) {
-            sl_kafka_part *p = &ctx->parts[idx[k]];
-            if (ctx->until_buf[k] > p->next) {
-                p->next = ctx->until_buf[k];
-            }
-            if (p->jump_to >= 0) {
-                p->next = p->jump_to;
-                p->jump_to = -1;
-            }
+        return true;
+    }
+    for (size_t k = 0; k < bb->n; k++) {
+        sl_kafka_part *p = &ctx->parts[bb->idx[k]];
+        if (ctx->until_buf[k] > p->next) {
+            p->next = ctx->until_buf[k];
+        }
+        if (p->jump_to >= 0) {
+            p->next = p->jump_to;
+            p->jump_to = -1;
         }
     }
-    char *def = rc == SL_OK ? definition_json(ctx, ranges, nranges) : NULL;
+    return false;
+}
+
+/* Phase 6: the batch's definition for the checkpoint, and the batch queued as pending
+ * until the engine reports it complete (its ranges move to the pending entry e).
+ * @locks ctx->lock held */
+static int queue_pending(sl_kafka_src *ctx, batch_build *bb, int64_t batch_time, sl_batch_input *in,
+                         sl_kafka_pending *e, bool superseded)
+{
+    int rc = SL_OK;
+    char *def = definition_json(ctx, bb->ranges, bb->nranges);
     if (def) {
         rc = sl_batch_input_set_definition(in, def);
         free(def);
     }
-    if (rc == SL_OK) {
-        e->time = batch_time;
-        e->ranges = ranges;
-        e->n = superseded ? 0 : nranges;
-        if (ctx->pending_tail) {
-            ctx->pending_tail->next = e;
-        } else {
-            ctx->pending = e;
+    if (rc != SL_OK) {
+        return rc;
+    }
+    e->time = batch_time;
+    e->ranges = bb->ranges;
+    e->n = superseded ? 0 : bb->nranges;
+    if (ctx->pending_tail) {
+        ctx->pending_tail->next = e;
+    } else {
+        ctx->pending = e;
+    }
+    ctx->pending_tail = e;
+    bb->ranges = NULL;
+    const char *desc = bb->desc ? bb->desc : "no new offsets";
+    sl_batch_input_describe(in, "%s", desc);
+    sl_instance_log(ctx->ins, SL_LOG_DEBUG, "batch %" PRId64 ": %zu records: %s", batch_time,
+                    bb->total, desc);
+    return SL_OK;
+}
+
+int sl__kafka_direct_next_batch(sl_kafka_src *ctx, int64_t batch_time, sl_batch_input *in)
+{
+    if (!ctx->rk) {
+        int rc = sl__kafka_direct_start(ctx); /* driven without start() (tests) */
+        if (rc != SL_OK) {
+            return rc;
         }
-        ctx->pending_tail = e;
-        e = NULL;
-        ranges = NULL;
-        sl_batch_input_describe(in, "%s", desc ? desc : "no new offsets");
-        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "batch %" PRId64 ": %zu records: %s", batch_time,
-                        total, desc ? desc : "no new offsets");
+    }
+    batch_build bb = {0};
+    pthread_mutex_lock(&ctx->lock);
+    update_assignment(ctx);
+    int rc = plan_batch(ctx, &bb);
+    /* The partition table changes only on this thread, so the batch is read without the
+     * lock: on_batch_done (the job thread) is never held up by a read. */
+    pthread_mutex_unlock(&ctx->lock);
+
+    compute_ranges(ctx, &bb, rc);
+    sl_kafka_pending *e = calloc(1, sizeof(*e));
+    bb.ranges = calloc(bb.n + 1, sizeof(*bb.ranges));
+    if (!e || !bb.ranges) {
+        rc = SL_ERR_NOMEM;
+    }
+    rc = read_batch(ctx, &bb, in, rc);
+
+    pthread_mutex_lock(&ctx->lock);
+    bool superseded = rc == SL_OK && advance_positions(ctx, &bb);
+    if (rc == SL_OK) {
+        rc = queue_pending(ctx, &bb, batch_time, in, e, superseded);
+    }
+    if (rc == SL_OK) {
+        e = NULL; /* queued */
     } else {
         /* Nothing of this batch is kept: its offsets are read again by the next one. */
         sl_instance_error(ctx->ins, "batch %" PRId64 ": reading failed: %s", batch_time,
                           sl_err2str(rc));
     }
-    free(desc);
-    free(ranges);
+    free(bb.desc);
+    free(bb.ranges);
     free(e);
-    free(idx);
+    free(bb.idx);
     pthread_mutex_unlock(&ctx->lock);
     return rc;
 }
@@ -678,196 +719,6 @@ static void publish_lag(sl_kafka_src *ctx, const size_t *idx, size_t n)
                              "batch starts",
                              labels, (double)(ctx->latest_buf[k] - ctx->from_buf[k]));
     }
-}
-
-/* ==== After a restart: replay and restore ==== */
-
-/* Parses a definition's array `key` of [topic, partition, offset(, offset)] items. */
-static json_t *definition_items(const char *definition, const char *key, json_t **root)
-{
-    json_error_t jerr;
-    *root = json_loads(definition, 0, &jerr);
-    json_t *a = *root ? json_object_get(*root, key) : NULL;
-    return json_is_array(a) ? a : NULL;
-}
-
-int sl__kafka_direct_replay(sl_kafka_src *ctx, int64_t batch_time, const char *definition,
-                            sl_batch_input *in)
-{
-    json_t *root;
-    json_t *items = definition_items(definition, "ranges", &root);
-    if (!items) {
-        json_decref(root);
-        sl_instance_error(ctx->ins,
-                          "batch %" PRId64 ": its checkpointed definition is not "
-                          "readable; it cannot be read again",
-                          batch_time);
-        return SL_ERR_INVAL;
-    }
-    size_t n = json_array_size(items);
-    int rc = sl__kafka_src_bootstrap(ctx);
-    sl_kafka_part *tmp = calloc(n + 1, sizeof(*tmp));
-    sl_kafka_range_read *rrs = calloc(n + 1, sizeof(*rrs));
-    sl_kafka_rbuf *rbs = calloc(n + 1, sizeof(*rbs));
-    sl_kafka_range *ranges = calloc(n + 1, sizeof(*ranges));
-    sl_kafka_pending *e = calloc(1, sizeof(*e));
-    if (!ctx->chunk) {
-        ctx->chunk = malloc(READ_CHUNK * sizeof(*ctx->chunk));
-    }
-    if (rc == SL_OK && (!tmp || !rrs || !rbs || !ranges || !e || !ctx->chunk)) {
-        rc = SL_ERR_NOMEM;
-    }
-    /* A consumer of its own: the source's position and assignment do not move. */
-    rd_kafka_t *rk = NULL;
-    char errstr[512];
-    if (rc == SL_OK) {
-        rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
-                                                   SL_KAFKA_DIRECT, errstr, sizeof(errstr));
-        char gid[256];
-        snprintf(gid, sizeof(gid), "sluice-replay-%s-%ld", ctx->name, (long)getpid());
-        if (conf) {
-            rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr));
-            rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-            if (!rk) {
-                rd_kafka_conf_destroy(conf);
-            }
-        }
-        if (!rk) {
-            sl_instance_error(ctx->ins, "batch %" PRId64 ": cannot read it again: %s", batch_time,
-                              errstr);
-            rc = SL_ERR_IO;
-        }
-    }
-    size_t nr = 0;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n + 1);
-    for (size_t i = 0; rc == SL_OK && i < n; i++) {
-        json_t *it = json_array_get(items, i);
-        const char *topic = json_string_value(json_array_get(it, 0));
-        int64_t part = json_integer_value(json_array_get(it, 1));
-        int64_t from = json_integer_value(json_array_get(it, 2));
-        int64_t until = json_integer_value(json_array_get(it, 3));
-        const char *t = topic ? sl__kafka_intern(ctx, topic) : NULL;
-        if (!t || until <= from || from < 0) {
-            continue;
-        }
-        ranges[nr] =
-            (sl_kafka_range){.topic = t, .partition = (int32_t)part, .from = from, .until = until};
-        tmp[nr] = (sl_kafka_part){
-            .topic = t, .partition = (int32_t)part, .read = from, .stuck_at = -1, .jump_to = -1};
-        tmp[nr].queue = rd_kafka_queue_get_partition(rk, t, (int32_t)part);
-        if (tmp[nr].queue) {
-            rd_kafka_queue_forward(tmp[nr].queue, NULL);
-        }
-        rd_kafka_topic_partition_list_add(l, t, (int32_t)part)->offset = from;
-        rrs[nr] = (sl_kafka_range_read){
-            .rk = rk, .replay = true, .p = &tmp[nr], .rb = &rbs[nr], .from = from, .until = until};
-        nr++;
-    }
-    if (rc == SL_OK && nr > 0) {
-        rd_kafka_error_t *err = rd_kafka_incremental_assign(rk, l);
-        if (err) {
-            sl_instance_error(ctx->ins, "batch %" PRId64 ": cannot read it again: %s", batch_time,
-                              rd_kafka_error_string(err));
-            rd_kafka_error_destroy(err);
-            rc = SL_ERR_IO;
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    if (rc == SL_OK && nr > 0) {
-        rc = sl__kafka_read_ranges(ctx, rrs, nr, sl__kafka_mono_ms() + 3 * ctx->poll_timeout);
-    }
-    char *desc = NULL;
-    size_t dlen = 0, dcap = 0, total = 0;
-    for (size_t r = 0; r < nr; r++) {
-        sl_kafka_rbuf *rb = &rbs[r];
-        if (!rrs[r].done) {
-            sl_instance_error(ctx->ins,
-                              "batch %" PRId64 " (replayed): %s [%" PRId32 "] offsets %" PRId64
-                              "..%" PRId64 " could not all be read again (%s); %zu records",
-                              batch_time, ranges[r].topic, ranges[r].partition, ranges[r].from,
-                              ranges[r].until - 1,
-                              rrs[r].oor ? "no longer in the partition" : "not within poll_timeout",
-                              rb->n);
-        }
-        for (size_t i = 0; i < rb->n; i++) {
-            rb->recs[i].meta = &rb->metas[i];
-        }
-        sl__kafka_hdrs_link(rb->metas, rb->n, &rb->hdrs);
-        if (rc == SL_OK && rb->n > 0) {
-            rc = sl_batch_input_add_records(in, rb->recs, rb->n);
-        }
-        for (size_t i = 0; i < rb->n; i++) {
-            rd_kafka_message_destroy(rb->held[i]);
-        }
-        total += rb->n;
-        desc_add(&desc, &dlen, &dcap, &ranges[r]);
-        free(rb->recs);
-        free(rb->metas);
-        free(rb->held);
-        free(rb->hdrs.v);
-        sl__kafka_part_free(&tmp[r]);
-    }
-    if (rk) {
-        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    }
-    if (rc == SL_OK) {
-        /* Its completion moves `done` like any batch's. */
-        rc = sl_batch_input_set_definition(in, definition);
-        sl_batch_input_describe(in, "%s", desc ? desc : "no new offsets");
-        sl_instance_log(ctx->ins, SL_LOG_INFO, "batch %" PRId64 " read again: %zu records: %s",
-                        batch_time, total, desc ? desc : "no new offsets");
-        pthread_mutex_lock(&ctx->lock);
-        e->time = batch_time;
-        e->ranges = ranges;
-        e->n = nr;
-        if (ctx->pending_tail) {
-            ctx->pending_tail->next = e;
-        } else {
-            ctx->pending = e;
-        }
-        ctx->pending_tail = e;
-        pthread_mutex_unlock(&ctx->lock);
-        e = NULL;
-        ranges = NULL;
-    }
-    free(desc);
-    free(e);
-    free(ranges);
-    free(rbs);
-    free(rrs);
-    free(tmp);
-    json_decref(root);
-    return rc;
-}
-
-int sl__kafka_direct_restore(sl_kafka_src *ctx, const char *definition)
-{
-    json_t *root;
-    json_t *items = definition_items(definition, "next", &root);
-    if (!items) {
-        json_decref(root);
-        sl_instance_error(ctx->ins, "the checkpoint's position is not readable");
-        return SL_ERR_INVAL;
-    }
-    int rc = SL_OK;
-    size_t n = json_array_size(items);
-    pthread_mutex_lock(&ctx->lock);
-    for (size_t i = 0; i < n && rc == SL_OK; i++) {
-        json_t *it = json_array_get(items, i);
-        const char *topic = json_string_value(json_array_get(it, 0));
-        int64_t off = json_integer_value(json_array_get(it, 2));
-        if (topic && off >= 0) {
-            rc = sl__kafka_saved_set(ctx, topic, (int32_t)json_integer_value(json_array_get(it, 1)),
-                                     off);
-        }
-    }
-    ctx->restored = true;
-    pthread_mutex_unlock(&ctx->lock);
-    json_decref(root);
-    if (rc == SL_OK) {
-        sl_instance_log(ctx->ins, SL_LOG_INFO, "continuing from the checkpoint: %zu partitions", n);
-    }
-    return rc;
 }
 
 /* ==== Destroy ==== */

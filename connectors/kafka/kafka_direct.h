@@ -72,5 +72,8 @@ int sl__kafka_read_ranges(sl_kafka_src *ctx, sl_kafka_range_read *rrs, size_t n,
 int64_t sl__kafka_range_end(sl_kafka_src *ctx, sl_kafka_range_read *rr);
 /* Seeks every partition whose queue is not where its range starts (from[k]). */
 void sl__kafka_seek_parts(sl_kafka_src *ctx, const size_t *idx, const int64_t *from, size_t n);
+/* Appends " topic[p]:from-until" to a growing text (*buf may be NULL; left as it is when
+ * out of memory). */
+void sl__kafka_range_describe(char **buf, size_t *len, size_t *cap, const sl_kafka_range *r);
 
 #endif

@@ -299,3 +299,25 @@ void sl__kafka_seek_parts(sl_kafka_src *ctx, const size_t *idx, const int64_t *f
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
+
+/* Appends " topic[p]:from-until" to a growing text. */
+void sl__kafka_range_describe(char **buf, size_t *len, size_t *cap, const sl_kafka_range *r)
+{
+    char item[320];
+    int n = snprintf(item, sizeof(item), "%s%s[%" PRId32 "]:%" PRId64 "-%" PRId64, *len ? " " : "",
+                     r->topic, r->partition, r->from, r->until);
+    if (n <= 0) {
+        return;
+    }
+    if (*len + (size_t)n + 1 > *cap) {
+        size_t c = (*cap ? *cap * 2 : 256) + (size_t)n;
+        char *b = realloc(*buf, c);
+        if (!b) {
+            return;
+        }
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, item, (size_t)n + 1);
+    *len += (size_t)n;
+}
