@@ -1,6 +1,6 @@
 /* sl_checkpoint.c -- checkpoint metadata files (see sl_checkpoint.h).
  *
- * A file is one header line and a JSON document:
+ * A file is a framed file (sl_framed.h) whose body is a JSON document:
  *     SLUICE-CHECKPOINT 1 <crc32c of the JSON, hex> <length of the JSON>\n{...}
  * named checkpoint-<seq>.json, seq growing by one per write. */
 #include <dirent.h>
@@ -16,10 +16,12 @@
 #include <jansson.h>
 
 #include "sl_checkpoint.h"
+#include "sl_framed.h"
 #include "sl_util.h"
-#include "sl_wal.h"
 
-#define MAGIC "SLUICE-CHECKPOINT 1"
+#define MAGIC   "SLUICE-CHECKPOINT"
+#define VERSION 1u
+#define MAX_LEN ((size_t)1 << 30) /* a longer metadata file is not one of ours */
 
 uint64_t sl__ckpt_fingerprint(const char *graph)
 {
@@ -236,30 +238,13 @@ static int write_locked(sl_checkpoint *ck)
     if (!json) {
         return SL_ERR_NOMEM;
     }
-    size_t len = strlen(json);
-    char header[96];
-    int hlen =
-        snprintf(header, sizeof(header), "%s %08x %zu\n", MAGIC, sl__crc32c(0, json, len), len);
-    char tmp[4200], final[4200];
-    snprintf(tmp, sizeof(tmp), "%s/.checkpoint-%" PRIu64 ".tmp", ck->dir, ck->seq);
-    snprintf(final, sizeof(final), "%s/checkpoint-%010" PRIu64 ".json", ck->dir, ck->seq);
-    int rc = SL_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, header, (size_t)hlen) != hlen || write(fd, json, len) != (ssize_t)len ||
-        fsync(fd) != 0) {
-        rc = SL_ERR_IO;
-    }
+    char name[64];
+    snprintf(name, sizeof(name), "checkpoint-%010" PRIu64 ".json", ck->seq);
+    size_t bytes = 0;
+    int rc = sl__framed_write(ck->dir, name, MAGIC, VERSION, json, strlen(json), true, &bytes);
     int e = errno;
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == SL_OK && (rename(tmp, final) != 0 || sl__fsync_dir(ck->dir) != 0)) {
-        rc = SL_ERR_IO;
-        e = errno;
-    }
     free(json);
     if (rc != SL_OK) {
-        unlink(tmp);
         if (ck->last_error == SL_OK) {
             sl_log(SL_LOG_ERROR, "cannot write a checkpoint in %s: %s", ck->dir, strerror(e));
         }
@@ -270,7 +255,7 @@ static int write_locked(sl_checkpoint *ck)
         sl_log(SL_LOG_INFO, "checkpoints are written again in %s", ck->dir);
     }
     ck->last_error = SL_OK;
-    ck->bytes = (size_t)hlen + len;
+    ck->bytes = bytes;
     ck->seq++;
     /* Keep the newest few. */
     uint64_t *seqs;
@@ -399,41 +384,15 @@ int sl__ckpt_completed(sl_checkpoint *ck, int64_t t)
 /* Reads and verifies one file; returns its JSON or NULL with why set. */
 static json_t *read_file(const char *path, char *why, size_t whysize)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, whysize, "%s", strerror(errno));
-        return NULL;
-    }
-    char header[128];
-    unsigned crc;
     size_t len;
-    char magic[64];
-    json_t *root = NULL;
-    if (!fgets(header, sizeof(header), f) ||
-        sscanf(header, "SLUICE-CHECKPOINT %63s %x %zu", magic, &crc, &len) != 3 ||
-        strcmp(magic, "1") != 0 || len > (1u << 30)) {
-        snprintf(why, whysize, "not a checkpoint file (bad header)");
-        fclose(f);
-        return NULL;
-    }
-    char *buf = malloc(len + 1);
+    char *buf = sl__framed_read(path, MAGIC, VERSION, MAX_LEN, "checkpoint", &len, why, whysize);
     if (!buf) {
-        fclose(f);
-        snprintf(why, whysize, "out of memory");
         return NULL;
     }
-    size_t got = fread(buf, 1, len, f);
-    fclose(f);
-    if (got != len) {
-        snprintf(why, whysize, "truncated: %zu of %zu bytes", got, len);
-    } else if (sl__crc32c(0, buf, len) != crc) {
-        snprintf(why, whysize, "checksum mismatch: the file is corrupt");
-    } else {
-        json_error_t jerr;
-        root = json_loadb(buf, len, 0, &jerr);
-        if (!root) {
-            snprintf(why, whysize, "invalid JSON: %s", jerr.text);
-        }
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, 0, &jerr);
+    if (!root) {
+        snprintf(why, whysize, "invalid JSON: %s", jerr.text);
     }
     free(buf);
     return root;

@@ -21,7 +21,7 @@ typedef struct sl_ckpt_batch {
     char **defs; /* per source, NULL when the source has no definition */
 } sl_ckpt_batch;
 
-/* A file of state data under <checkpoint_dir>/state (see sl_state.c). */
+/* A file of state data under <checkpoint_dir>/state (see sl_state_snapshot.c). */
 typedef struct sl_ckpt_state_file {
     int node;     /* the stream's id */
     int64_t time; /* the batch time its content reflects */

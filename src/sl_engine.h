@@ -99,8 +99,8 @@ typedef enum sl_op_kind {
     SL_OP_JOIN,
     SL_OP_WINDOW,
     SL_OP_WINDOW_INV,   /* reduce_by_key_and_window with an inverse (sl_window.c) */
-    SL_OP_UPDATE_STATE, /* update_state_by_key (sl_state.c) */
-    SL_OP_MAP_STATE,    /* map_with_state (sl_state.c) */
+    SL_OP_UPDATE_STATE, /* update_state_by_key (sl_stateful.c) */
+    SL_OP_MAP_STATE,    /* map_with_state (sl_stateful.c) */
 } sl_op_kind;
 
 #define SL_RBK_GLOBAL        0x1u /* ignore keys: one group (reduce, count) */
@@ -139,7 +139,7 @@ struct sl_stream {
     int partitions;
     unsigned flags;
     sl_instance *source; /* SL_OP_SOURCE */
-    /* Windows with an inverse and stateful operators (sl_window.c, sl_state.c). */
+    /* Windows with an inverse and stateful operators (sl_window.c, sl_stateful.c). */
     sl_reduce_fn inv;         /* SL_OP_WINDOW_INV: the inverse of fn.reduce */
     sl_filter_fn keep;        /* SL_OP_WINDOW_INV: keys of the result it refuses are dropped */
     int64_t timeout;          /* SL_OP_MAP_STATE: idle timeout, ms; 0: none */
@@ -184,7 +184,7 @@ int sl__shuffle_reduce_by_key(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_repartition(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_join(sl_stream *s, int64_t t, sl_dataset **out);
 
-/* ==== Keyed state (sl_state.c) ====
+/* ==== Keyed state (sl_ktable.c, sl_stateful.c) ====
  * A table per partition from key bytes to a typed value and bytes, the storage of
  * update_state_by_key, map_with_state and of windows with an inverse. Open addressing over
  * an entry array; keys and value bytes live in a storage dataset whose bytes never change
@@ -266,7 +266,7 @@ bool sl__copartitioned(const sl_stream *parent, size_t nparts);
 /* A cached dataset of s at t, NULL when there is none. */
 sl_dataset *sl__stream_cached(sl_stream *s, int64_t t);
 
-/* ==== Checkpoints of state (sl_state.c) ====
+/* ==== Checkpoints of state (sl_state_snapshot.c) ====
  * Nodes whose result depends on earlier batches (stateful operators and windows with an
  * inverse) write their state under <checkpoint_dir>/state every max(1, ceil(10 s / slide))
  * slides, recorded in the checkpoint metadata with the batch time it reflects. Completed

@@ -43,6 +43,7 @@ typedef struct rbk_stage {
     size_t nmap, nred;
     bool numeric;
     sl_keytab *tabs;  /* one per map task */
+    uint32_t **owner; /* per map task and table entry: its reduce partition (nred > 1) */
     sl_arena *arenas; /* one per map task */
     sl_dataset *out;
 } rbk_stage;
@@ -65,7 +66,7 @@ static int combine_push(sl_emitter *e, const sl_record *r)
     bool global = s->flags & SL_RBK_GLOBAL;
     const char *key = global ? "" : r->key;
     uint32_t key_len = global ? 0 : r->key_len;
-    uint64_t h = global ? 0 : sl__hash(key, key_len);
+    uint64_t h = global ? 0 : sl__hash_seeded(key, key_len);
     int added;
     sl_record *acc = sl__keytab_upsert(tab, key, key_len, h, &added);
     if (!acc) {
@@ -99,7 +100,22 @@ static int rbk_map_task(void *arg, size_t i)
         .node = st->s,
         .state = &st->tabs[i],
     };
-    return sl__chain_run(st->s->parents[0], st->t, i, &e);
+    int rc = sl__chain_run(st->s->parents[0], st->t, i, &e);
+    const sl_keytab *tab = &st->tabs[i];
+    if (rc == SL_OK && st->nred > 1 && tab->n) {
+        /* The table's hashes are seeded (this process only); the partition of a key is the
+         * stable hash's, the same after a restart. Once per key, not per record. */
+        uint32_t *owner = malloc(tab->n * sizeof(*owner));
+        if (!owner) {
+            return SL_ERR_NOMEM;
+        }
+        for (size_t j = 0; j < tab->n; j++) {
+            const sl_record *r = &tab->recs[j];
+            owner[j] = (uint32_t)sl__hash_bucket(sl__hash(r->key, r->key_len), st->nred);
+        }
+        st->owner[i] = owner;
+    }
+    return rc;
 }
 
 static int rbk_reduce_task(void *arg, size_t r)
@@ -113,8 +129,9 @@ static int rbk_reduce_task(void *arg, size_t r)
     int rc = SL_OK;
     for (size_t i = 0; i < st->nmap && rc == SL_OK; i++) {
         const sl_keytab *m = &st->tabs[i];
+        const uint32_t *owner = st->owner[i];
         for (size_t j = 0; j < m->n; j++) {
-            if (sl__hash_bucket(m->hashes[j], st->nred) != r) {
+            if (owner && owner[j] != r) {
                 continue;
             }
             const sl_record *rec = &m->recs[j];
@@ -171,9 +188,10 @@ int sl__shuffle_reduce_by_key(sl_stream *s, int64_t t, sl_dataset **out)
     st.nmap = sl__chain_partitions(parent, t);
     st.nred = shuffle_partitions(s);
     st.tabs = calloc(st.nmap ? st.nmap : 1, sizeof(*st.tabs));
+    st.owner = calloc(st.nmap ? st.nmap : 1, sizeof(*st.owner));
     st.arenas = calloc(st.nmap ? st.nmap : 1, sizeof(*st.arenas));
     st.out = sl__dataset_new(st.nred, t);
-    if (!st.tabs || !st.arenas || !st.out) {
+    if (!st.tabs || !st.owner || !st.arenas || !st.out) {
         rc = SL_ERR_NOMEM;
         goto done;
     }
@@ -194,6 +212,10 @@ done:
     for (size_t i = 0; st.tabs && i < st.nmap; i++) {
         sl__keytab_free(&st.tabs[i]);
     }
+    for (size_t i = 0; st.owner && i < st.nmap; i++) {
+        free(st.owner[i]);
+    }
+    free(st.owner);
     if (st.arenas) {
         keep_arenas(NULL, st.arenas, st.nmap);
     }
@@ -230,6 +252,7 @@ static int bucket_push(sl_emitter *e, const sl_record *r)
 {
     bucket_task *bt = e->state;
     bucket_stage *st = bt->st;
+    /* The stable hash: a key's partition is the same after a restart. */
     size_t b = st->by_key ? sl__hash_bucket(sl__hash(r->key, r->key_len), st->nred)
                           : (bt->rr++ % st->nred);
     return sl__recvec_push(&st->buckets[bt->task * st->nred + b], r);
@@ -428,7 +451,7 @@ static int join_reduce_task(void *arg, size_t r)
         const sl_recvec *v = &st->right.buckets[i * nred + r];
         for (size_t j = 0; j < v->n; j++, k++) {
             rrecs[k] = &v->recs[j];
-            rhash[k] = sl__hash(v->recs[j].key, v->recs[j].key_len);
+            rhash[k] = sl__hash_seeded(v->recs[j].key, v->recs[j].key_len);
             size_t slot = rhash[k] & (nslots - 1);
             next[k] = heads[slot];
             heads[slot] = (uint32_t)(k + 1);
@@ -438,7 +461,7 @@ static int join_reduce_task(void *arg, size_t r)
         const sl_recvec *v = &st->left.buckets[i * nred + r];
         for (size_t j = 0; j < v->n && rc == SL_OK; j++) {
             const sl_record *l = &v->recs[j];
-            uint64_t h = sl__hash(l->key, l->key_len);
+            uint64_t h = sl__hash_seeded(l->key, l->key_len);
             bool matched = false;
             for (uint32_t x = heads[h & (nslots - 1)]; x && rc == SL_OK; x = next[x - 1]) {
                 const sl_record *rr = rrecs[x - 1];

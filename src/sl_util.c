@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <strings.h>
@@ -135,8 +136,12 @@ void sl__arena_free(sl_arena *a)
 }
 
 /* ==== Hashing ====
- * 64-bit multiply-xorshift over 8-byte words, finished with an avalanche step. Fast on
- * short keys (words), good enough spread for open addressing and partitioning. */
+ * sl__hash: 64-bit multiply-xorshift over 8-byte words, finished with an avalanche step.
+ * Fast on short keys (words), the same in every process: for partitioning and fingerprints.
+ * sl__hash_seeded: for the buckets of in-memory tables, whose keys may come from the
+ * network: wyhash's structure (64x64->128-bit multiplies folded), keyed with three secrets
+ * drawn from getrandom() when the process starts, so that keys cannot be chosen to collide
+ * (hash flooding) without knowing them. Both are about as fast on short keys. */
 
 static inline uint64_t load64(const unsigned char *p)
 {
@@ -173,6 +178,71 @@ uint64_t sl__hash(const void *p, size_t n)
         h ^= h >> 29;
     }
     return mix64(h);
+}
+
+/* The per-process secrets of sl__hash_seeded; set once, before main. */
+static uint64_t hash_secret[3] = {0x2d358dccaa6c78a5ULL, 0x8bb84b93962eacc9ULL,
+                                  0x4b33a62ed433d4a3ULL};
+
+static inline uint64_t load32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The 128-bit product of a and b, its halves xored. */
+static inline uint64_t mum(uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+__attribute__((constructor)) static void hash_secret_init(void)
+{
+    uint64_t k[3];
+    if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+        /* No entropy yet (early boot): the clock, the pid and where the stack is. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        k[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+        k[1] = (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&ts;
+        k[2] = mix64(k[0] ^ mix64(k[1]));
+    }
+    for (int i = 0; i < 3; i++) {
+        /* Odd and with bits in both halves: a multiplier that never becomes 0. */
+        hash_secret[i] ^= mix64(k[i] + (uint64_t)i);
+        hash_secret[i] |= 0x0000000100000001ULL;
+    }
+}
+
+uint64_t sl__hash_seeded(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    const uint64_t s0 = hash_secret[0], s1 = hash_secret[1];
+    uint64_t seed = hash_secret[2], a, b;
+    if (n <= 16) {
+        if (n >= 4) {
+            size_t q = (n >> 3) << 2;
+            a = load32(s) << 32 | load32(s + q);
+            b = load32(s + n - 4) << 32 | load32(s + n - 4 - q);
+        } else if (n > 0) {
+            a = (uint64_t)s[0] << 16 | (uint64_t)s[n >> 1] << 8 | s[n - 1];
+            b = 0;
+        } else {
+            a = b = 0;
+        }
+    } else {
+        size_t i = n;
+        while (i > 16) {
+            seed = mum(load64(s) ^ s1, load64(s + 8) ^ seed);
+            s += 16;
+            i -= 16;
+        }
+        a = load64(s + i - 16);
+        b = load64(s + i - 8);
+    }
+    return mum(s0 ^ n, mum(a ^ s1, b ^ seed));
 }
 
 /* ==== Key table ==== */

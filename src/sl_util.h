@@ -53,7 +53,13 @@ void sl__arena_free(sl_arena *a);
 
 /* ==== Hashing ==== */
 
+/* The same value in every process and version: for what must be reproducible across
+ * restarts (the partition of a key, fingerprints). Not for tables of keys from outside. */
 uint64_t sl__hash(const void *p, size_t n);
+/* Keyed with a per-process random secret (set before main): for the buckets of in-memory
+ * hash tables, so that keys sent over the network cannot be chosen to collide. Differs
+ * between processes: never for partitioning, never stored. @locality any thread */
+uint64_t sl__hash_seeded(const void *p, size_t n);
 
 /* Maps a hash onto [0, n) using its high bits (the low ones index hash tables). */
 static inline size_t sl__hash_bucket(uint64_t h, size_t n)

@@ -188,7 +188,7 @@ static int apply_one(win_stage *st, sl_ktable *tab, sl_emitter *e, const sl_reco
                      bool leaving)
 {
     sl_stream *s = st->s;
-    uint64_t h = sl__hash(rec->key, rec->key_len);
+    uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
     sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
     if (!en && leaving) {
         /* Spark: a key missing from the previous result keeps the entering values only. A
@@ -250,7 +250,7 @@ static int apply_batches(win_stage *st, sl_ktable *tab, size_t r, sl_dataset **d
             const sl_record *rec = &ds->parts[r].recs[i];
             int added;
             sl_record *acc = sl__keytab_upsert(&k, rec->key, rec->key_len,
-                                               sl__hash(rec->key, rec->key_len), &added);
+                                               sl__hash_seeded(rec->key, rec->key_len), &added);
             if (!acc) {
                 rc = SL_ERR_NOMEM;
             } else if (added) {

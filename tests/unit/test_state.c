@@ -686,17 +686,41 @@ static void test_state_restart_with_threads(void)
     remove_dir(dir);
 }
 
+/* Partitions use the stable hash: the same value in every process and version, so that a
+ * replayed batch is partitioned as it was. Tables use the seeded one: the same within the
+ * process, spread over the low bits (the slots), and not the stable one. */
+static void test_partition_hash_stable_table_hash_seeded(void)
+{
+    CU_ASSERT_EQUAL(sl__hash("sluice", 6), 0x981241a0fb1f12d6ULL);
+    CU_ASSERT_EQUAL(sl__hash_seeded("sluice", 6), sl__hash_seeded("sluice", 6));
+    CU_ASSERT_NOT_EQUAL(sl__hash_seeded("sluice", 6), sl__hash("sluice", 6));
+    char key[64];
+    for (size_t n = 0; n < 40; n++) { /* every length path: 0, 1-3, 4-16, longer */
+        memset(key, 'k', n);
+        CU_ASSERT_NOT_EQUAL(sl__hash_seeded(key, n), sl__hash_seeded(key, n + 1));
+    }
+    size_t slots[8] = {0};
+    for (int i = 0; i < 8000; i++) {
+        int n = snprintf(key, sizeof(key), "key%d", i);
+        slots[sl__hash_seeded(key, (size_t)n) & 7]++;
+    }
+    for (int b = 0; b < 8; b++) {
+        CU_ASSERT(slots[b] > 800 && slots[b] < 1200);
+    }
+}
+
 void sl_test_register(void)
 {
-    SL_SUITE("state",
-             {"update_state_by_key_deletes_on_none", test_update_state_by_key_deletes_on_none},
-             {"update_state_bytes", test_update_state_bytes},
-             {"map_with_state_timeouts", test_map_with_state_timeouts},
-             {"map_with_state_no_timeout", test_map_with_state_no_timeout},
-             {"copartitioned_input", test_copartitioned_input},
-             {"state_memory_per_key", test_state_memory_per_key},
-             {"stateful_needs_checkpoint_dir", test_stateful_needs_checkpoint_dir},
-             {"state_survives_restart", test_state_survives_restart},
-             {"corrupt_state_file_refused", test_corrupt_state_file_refused},
-             {"state_restart_with_threads", test_state_restart_with_threads});
+    SL_SUITE(
+        "state", {"update_state_by_key_deletes_on_none", test_update_state_by_key_deletes_on_none},
+        {"update_state_bytes", test_update_state_bytes},
+        {"map_with_state_timeouts", test_map_with_state_timeouts},
+        {"map_with_state_no_timeout", test_map_with_state_no_timeout},
+        {"copartitioned_input", test_copartitioned_input},
+        {"state_memory_per_key", test_state_memory_per_key},
+        {"stateful_needs_checkpoint_dir", test_stateful_needs_checkpoint_dir},
+        {"state_survives_restart", test_state_survives_restart},
+        {"partition_hash_stable_table_hash_seeded", test_partition_hash_stable_table_hash_seeded},
+        {"corrupt_state_file_refused", test_corrupt_state_file_refused},
+        {"state_restart_with_threads", test_state_restart_with_threads});
 }
