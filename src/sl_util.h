@@ -1,7 +1,7 @@
 /* sl_util.h -- small internals shared by the engine (and the connectors that include it):
- * clocks, arenas, hashing, directories, JSON text, and the toolkit that everything uses
- * instead of writing its own: a growable buffer, a boolean parser, a secret scrubber, "did
- * you mean", a JSON path walker and the copy of a record into an arena. */
+ * clocks, arenas, hashing, CRC-32C, directories, JSON text, and the toolkit that everything
+ * uses instead of writing its own: a growable buffer, a boolean parser, a secret scrubber,
+ * "did you mean", a JSON path walker and the copy of a record into an arena. */
 #ifndef SL_UTIL_H
 #define SL_UTIL_H
 
@@ -66,6 +66,12 @@ static inline size_t sl__hash_bucket(uint64_t h, size_t n)
 {
     return (size_t)(((unsigned __int128)(h >> 32 | h << 32) * n) >> 64);
 }
+
+/* ==== CRC-32C ==== */
+
+/* CRC-32C (Castagnoli), table-driven, slicing by 8: crc is 0 for a fresh checksum, or the
+ * result of a previous call to continue one. Used by the WAL, checkpoints and state files. */
+uint32_t sl__crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* ==== Key table ====
  * An open-addressing table from key bytes to records, used to combine by key. Records

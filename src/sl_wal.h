@@ -96,8 +96,4 @@ size_t sl_wal_segments(sl_wal *wal);
 uint64_t sl_wal_bytes(sl_wal *wal);
 const char *sl_wal_dir(const sl_wal *wal);
 
-/* CRC-32C (Castagnoli), table-driven, slicing by 8: crc is 0 for a fresh checksum, or the
- * result of a previous call to continue one. */
-uint32_t sl__crc32c(uint32_t crc, const void *buf, size_t len);
-
 #endif /* SL_WAL_H */

@@ -3,9 +3,11 @@
  *
  * postgres_config.c parses the options and generates every SQL statement once, before any
  * connection (pure functions, unit-tested); postgres_rows.c turns records into column
- * values and escapes them for COPY and for array parameters (pure too); postgres.c holds
- * the connection, the transaction and the registration. Only this folder includes
- * libpq-fe.h: the context keeps the connection as the opaque struct pg_conn. */
+ * values and escapes them for COPY and for array parameters (pure too); postgres_conn.c
+ * holds the connection and runs statements with a deadline; postgres_write.c writes a batch
+ * in its transaction; postgres.c holds the callbacks and the registration. Only this folder
+ * includes libpq-fe.h: the context keeps the connection as the opaque struct pg_conn, and
+ * the declarations below name libpq's PGconn and PGresult by their struct tags. */
 #ifndef SL_POSTGRES_H
 #define SL_POSTGRES_H
 
@@ -13,7 +15,8 @@
 
 #include "sl_connector.h"
 
-struct pg_conn; /* libpq's PGconn */
+struct pg_conn;   /* libpq's PGconn */
+struct pg_result; /* libpq's PGresult */
 
 /* The mode option, in the order of its choices. */
 typedef enum sl_pg_mode {
@@ -167,6 +170,47 @@ void sl__pg_format_ms(int64_t ms, char *buf, size_t size);
 
 /* True when s (len bytes) is valid UTF-8 without NUL. */
 bool sl__pg_utf8_ok(const char *s, size_t len);
+
+/* ==== postgres_conn.c ==== */
+
+/* The names of the prepared statements. */
+#define SL_PG_STMT_INSERT "sluice_insert"
+#define SL_PG_STMT_CLAIM  "sluice_claim"
+
+/* Copies msg to out with the conninfo's password replaced by "***" and libpq's newlines
+ * removed. */
+void sl__pg_scrub(const sl_pg_ctx *ctx, const char *msg, char *out, size_t size);
+/* The primary message of an error result, else of the whole error. */
+const char *sl__pg_res_msg(const struct pg_result *res, const struct pg_conn *conn);
+/* The SQLSTATE of a result, "" when there is none. */
+const char *sl__pg_sqlstate(const struct pg_result *res);
+/* True for a COMMAND_OK or TUPLES_OK result. */
+bool sl__pg_res_ok(const struct pg_result *res);
+/* Closes the connection (if any) and marks the instance inactive. */
+void sl__pg_drop(sl_pg_ctx *ctx);
+/* Reports an error result (res may be NULL) and maps it: SL_ERR_RETRY or SL_ERR_FATAL. */
+int sl__pg_map_error(sl_pg_ctx *ctx, struct pg_result *res, const char *what);
+/* Waits up to timeout_ms for the results of the query sent on conn; NULL with msg set when
+ * the connection failed or the time ran out. The caller PQclears. */
+struct pg_result *sl__pg_wait(struct pg_conn *conn, int64_t timeout_ms, char *msg, size_t msgsize);
+/* Runs sql, or the prepared statement stmt, within query_timeout; NULL (reported, the
+ * connection dropped, *rc SL_ERR_RETRY) when the connection broke or timed out. */
+struct pg_result *sl__pg_exec(sl_pg_ctx *ctx, const char *sql, const char *stmt, int nparams,
+                              const char *const *params, const char *what, int *rc);
+/* Runs a statement without parameters whose failure is an error. */
+int sl__pg_simple(sl_pg_ctx *ctx, const char *sql, const char *what);
+/* Connects within connect_timeout; NULL with msg set (scrubbed). */
+struct pg_conn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize);
+/* Connects when there is no usable connection, creates the tables, checks the mapping and
+ * prepares the statements. SL_OK, SL_ERR_RETRY or SL_ERR_FATAL. */
+int sl__pg_ensure(sl_pg_ctx *ctx);
+
+/* ==== postgres_write.c ==== */
+
+/* Writes one batch in its transaction (again in careful mode when the server rejects data).
+ * Returns SL_OK (written, or skipped as already committed), SL_ERR_RETRY, SL_ERR_FATAL,
+ * SL_ERR_NOMEM or the code of a rejection that aborts it. On the sink's output thread. */
+int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out);
 
 /* ==== postgres.c: for the engine and the Kafka source ==== */
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cu_main.h"
+#include "sl_util.h"
 #include "sl_wal.h"
 
 /* ==== Helpers ==== */
