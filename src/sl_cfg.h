@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "sl_config.h"
+#include "sl_util.h"
 #include "sl_yamlops.h"
 
 #define CFG_MAX_PARTITIONS 4096
@@ -140,12 +141,6 @@ struct cfg_parser {
     sl_config *cfg;
 };
 
-/* A growing string. */
-typedef struct cfg_buf {
-    char *s;
-    size_t len, cap;
-} cfg_buf;
-
 /* ==== YAML nodes, scalars and errors (sl_cfg_yaml.c) ==== */
 
 /* Writes "PATH:LINE:COL: error: MESSAGE" into errstr for the first error only. Returns
@@ -195,7 +190,6 @@ int sl__cfg_choice(cfg_parser *p, yaml_node_t *n, const char *what, const char *
                    int *out);
 /* The name: key of an item: letters, digits, '_', '-', '.'; *out is malloc'ed. */
 int sl__cfg_name(cfg_parser *p, yaml_node_t *map, const char *where, char **out, cfg_loc *loc);
-int sl__cfg_buf_add(cfg_buf *b, const char *s, size_t n);
 /* Reports a libyaml error with its position. */
 int sl__cfg_yaml_error(cfg_parser *p, yaml_parser_t *yp, const char *text, size_t len);
 

@@ -369,28 +369,28 @@ int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_
                                      "list",
                                      key, where);
             }
-            cfg_buf b = {0};
-            rc = sl__cfg_buf_add(&b, "", 0);
+            sl_buf b = {0};
+            rc = sl__buf_append(&b, "", 0);
             for (yaml_node_item_t *it = v->data.sequence.items.start;
                  rc == SL_OK && it < v->data.sequence.items.top; it++) {
                 yaml_node_t *e = sl__cfg_node(p, *it);
                 if (e->type != YAML_SCALAR_NODE) {
-                    free(b.s);
+                    sl__buf_free(&b);
                     return sl__cfg_error(p, sl__cfg_loc_of(e),
                                          "items of option '%s' of %s must be "
                                          "scalars, got %s",
                                          key, where, sl__cfg_kind(e));
                 }
                 if (b.len > 0) {
-                    rc = sl__cfg_buf_add(&b, ",", 1);
+                    rc = sl__buf_append(&b, ",", 1);
                 }
                 if (rc == SL_OK) {
                     const char *t = sl__cfg_text(p, e);
-                    rc = sl__cfg_buf_add(&b, t, strlen(t));
+                    rc = sl__buf_append(&b, t, strlen(t));
                 }
             }
-            rc = rc == SL_OK ? sl_options_set(ep->opts, key, b.s) : rc;
-            free(b.s);
+            rc = rc == SL_OK ? sl_options_set(ep->opts, key, b.p) : rc;
+            sl__buf_free(&b);
         } else {
             rc = sl_options_set(ep->opts, key, sl__cfg_text(p, v));
         }

@@ -414,26 +414,6 @@ int sl__cfg_number(cfg_parser *p, yaml_node_t *n, const char *what, bool positiv
     return SL_OK;
 }
 
-int sl__cfg_buf_add(cfg_buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            return SL_ERR_NOMEM;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return SL_OK;
-}
-
 /* Reports a libyaml error with its position. */
 int sl__cfg_yaml_error(cfg_parser *p, yaml_parser_t *yp, const char *text, size_t len)
 {
