@@ -159,8 +159,6 @@ const char *sl__cfg_kind(const yaml_node_t *n);
 /* A plain empty value, ~ or null. */
 bool sl__cfg_is_null(cfg_parser *p, const yaml_node_t *n);
 bool sl__cfg_in_list(const char *s, const char *const *list);
-/* The closest of list to s, or NULL when none is close ("did you mean"). */
-const char *sl__cfg_closest(const char *s, const char *const *list);
 /* Joins list with ", " into buf. */
 const char *sl__cfg_join(const char *const *list, char *buf, size_t size);
 /* Reports an unknown key (or name) with a suggestion and the valid ones. */
@@ -213,9 +211,6 @@ int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks);
 int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_endpoint *ep);
 const sl_option *sl__cfg_common_options(unsigned role);
 const sl_option *sl__cfg_find_option(const sl_option *t1, const sl_option *t2, const char *key);
-/* Replaces every occurrence of the values of secret options of opts in msg by "***". */
-void sl__cfg_scrub(char *msg, size_t size, const sl_option *t1, const sl_option *t2,
-                   const sl_options *opts);
 /* The distinct keys one level below prefix (NULL: the top level) of the options of t1 and
  * t2, into names (NULL-terminated, at most max - 1); each is held in pool. */
 void sl__cfg_level_keys(const sl_option *t1, const sl_option *t2, const char *prefix,

@@ -29,7 +29,7 @@ static int cfg_resolve(cfg_parser *p, cfg_ref *ref, const char *what)
     }
     names[n] = NULL;
     char list[1024];
-    const char *close = sl__cfg_closest(ref->name, names);
+    const char *close = sl__closest(ref->name, names);
     char hint[160] = "";
     if (close) {
         snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
