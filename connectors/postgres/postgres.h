@@ -54,9 +54,9 @@ typedef struct sl_pg_column {
     char *qname; /* quoted identifier */
     sl_pg_source src;
     sl_pg_type type;
-    char **path; /* SL_PG_SRC_JSON: the dotted path's segments */
-    size_t depth;
-    bool key; /* one of key_columns */
+    sl_jpath path; /* SL_PG_SRC_JSON: the dotted path */
+    char *header;  /* SL_PG_SRC_HEADER: the header's name */
+    bool key;      /* one of key_columns */
 } sl_pg_column;
 
 /* Every statement the sink runs, generated at init. Parameters are $n, never data. */

@@ -136,36 +136,17 @@ static void pg_list_free(char **v)
     free(v);
 }
 
-/* Parses a JSON path ("a.b.0") into segments. */
+/* Parses a JSON path ("a.b.0") into c->path. */
 static int pg_path_parse(sl_pg_column *c, const char *path, char *errstr, size_t errsize)
 {
-    size_t n = 1;
-    for (const char *p = path; *p; p++) {
-        n += *p == '.';
-    }
-    c->path = calloc(n, sizeof(char *));
-    if (!c->path) {
+    int rc = sl__jpath_parse(&c->path, path);
+    if (rc == SL_ERR_INVAL) {
+        snprintf(errstr, errsize, "columns: '%s': bad JSON path '%s' (empty segment)", c->name,
+                 path);
+    } else if (rc != SL_OK) {
         snprintf(errstr, errsize, "out of memory");
-        return SL_ERR_NOMEM;
     }
-    const char *start = path;
-    for (size_t i = 0; i < n; i++) {
-        const char *end = strchr(start, '.');
-        size_t len = end ? (size_t)(end - start) : strlen(start);
-        if (len == 0) {
-            snprintf(errstr, errsize, "columns: '%s': bad JSON path '%s' (empty segment)", c->name,
-                     path);
-            return SL_ERR_INVAL;
-        }
-        c->path[i] = strndup(start, len);
-        if (!c->path[i]) {
-            snprintf(errstr, errsize, "out of memory");
-            return SL_ERR_NOMEM;
-        }
-        c->depth = i + 1;
-        start = end ? end + 1 : start + len;
-    }
-    return SL_OK;
+    return rc;
 }
 
 /* Parses "source[::type]" into c. */
@@ -189,15 +170,12 @@ static int pg_source_parse(sl_pg_column *c, const char *spec, char *errstr, size
         c->src = SL_PG_SRC_HEADER;
         c->type = SL_PG_TEXT;
         found = true;
-        c->path = calloc(1, sizeof(char *));
         if (!src[7]) {
             snprintf(errstr, errsize, "columns: '%s': header: needs a header name", c->name);
             rc = SL_ERR_INVAL;
-        } else if (!c->path || !(c->path[0] = strdup(src + 7))) {
+        } else if (!(c->header = strdup(src + 7))) {
             snprintf(errstr, errsize, "out of memory");
             rc = SL_ERR_NOMEM;
-        } else {
-            c->depth = 1;
         }
     } else {
         for (size_t i = 0; i < sizeof(pg_sources) / sizeof(pg_sources[0]); i++) {
@@ -253,10 +231,8 @@ void sl__pg_columns_free(sl_pg_column *cols, size_t ncols)
     for (size_t i = 0; cols && i < ncols; i++) {
         free(cols[i].name);
         free(cols[i].qname);
-        for (size_t j = 0; cols[i].path && j < cols[i].depth; j++) {
-            free(cols[i].path[j]);
-        }
-        free(cols[i].path);
+        sl__jpath_free(&cols[i].path);
+        free(cols[i].header);
     }
     free(cols);
 }

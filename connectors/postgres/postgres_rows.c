@@ -273,29 +273,6 @@ static void pg_excerpt(const char *s, size_t len, char *buf, size_t size)
     buf[n] = '\0';
 }
 
-/* Finds the field at the column's path. NULL when absent. */
-static json_t *pg_json_field(const sl_pg_column *c, json_t *root)
-{
-    json_t *cur = root;
-    for (size_t i = 0; cur && i < c->depth; i++) {
-        const char *seg = c->path[i];
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, seg);
-        } else if (json_is_array(cur)) {
-            char *end;
-            errno = 0;
-            unsigned long idx = strtoul(seg, &end, 10);
-            if (!isdigit((unsigned char)seg[0]) || *end || errno) {
-                return NULL;
-            }
-            cur = json_array_get(cur, idx);
-        } else {
-            return NULL;
-        }
-    }
-    return cur;
-}
-
 /* One column's value being computed: text t (tl bytes) that points into the record, into
  * num, or into the scratch buffer at off. */
 typedef struct pg_val {
@@ -381,10 +358,9 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, c
         return SL_OK;
     }
     case SL_PG_SRC_HEADER: {
-        const sl_header *h = sl_record_header(r, c->path[0]);
+        const sl_header *h = sl_record_header(r, c->header);
         if (!h) {
-            snprintf(why, whysize, "column %.60s: header '%.100s' is missing", c->qname,
-                     c->path[0]);
+            snprintf(why, whysize, "column %.60s: header '%.100s' is missing", c->qname, c->header);
             return SL_ERR_RECORD;
         }
         v->null = !h->value;
@@ -393,14 +369,11 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, c
         return SL_OK;
     }
     case SL_PG_SRC_JSON: {
-        json_t *f = pg_json_field(c, root);
+        json_t *f = sl__jpath_get(&c->path, root);
         if (!f) {
-            char path[128] = "";
-            for (size_t i = 0; i < c->depth; i++) {
-                size_t l = strlen(path);
-                snprintf(path + l, sizeof(path) - l, "%s%s", i ? "." : "", c->path[i]);
-            }
-            snprintf(why, whysize, "column %.60s: JSON field '%.100s' is missing", c->qname, path);
+            char path[128];
+            snprintf(why, whysize, "column %.60s: JSON field '%.100s' is missing", c->qname,
+                     sl__jpath_text(&c->path, path, sizeof(path)));
             return SL_ERR_RECORD;
         }
         if (json_is_null(f)) {

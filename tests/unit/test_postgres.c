@@ -131,8 +131,8 @@ static void test_pg_columns_infer_types_and_keys(void)
     CU_ASSERT_EQUAL(c[6].type, SL_PG_TEXT);
     CU_ASSERT_EQUAL(c[7].src, SL_PG_SRC_JSON);
     CU_ASSERT_EQUAL(c[7].type, SL_PG_DOUBLE);
-    CU_ASSERT_EQUAL(c[7].depth, 2);
-    CU_ASSERT_STRING_EQUAL(c[7].path[1], "amount");
+    CU_ASSERT_EQUAL(c[7].path.depth, 2);
+    CU_ASSERT_STRING_EQUAL(c[7].path.seg[1], "amount");
     CU_ASSERT_EQUAL(c[8].type, SL_PG_JSONB);
     CU_ASSERT_EQUAL(c[9].type, SL_PG_BOOLEAN);
     sl__pg_columns_free(c, n);
