@@ -21,6 +21,7 @@
 
 #include "sl_config.h"
 #include "sl_http.h"
+#include "sl_util.h"
 #include "sluice.h"
 
 #define EXIT_OK          0
@@ -80,8 +81,6 @@ static sigset_t stop_set; /* SIGINT and SIGTERM; read by the signal thread for i
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl_context *running_ctx;
 
-static int64_t now_ms(void);
-
 /* The signal thread: takes SIGINT and SIGTERM with sigwait. The first signal is left to the
  * main thread, which calls sl_context_stop(ctx, true) within 100 ms; a second one (at least
  * SIGNAL_REPEAT_MS later, so the graceful stop has begun) makes that stop impatient, which
@@ -97,7 +96,7 @@ static void *signal_main(void *arg)
         }
         /* One signal may arrive twice at once: sent to the process and to its group (as
          * timeout(1) does). Only a repeat after SIGNAL_REPEAT_MS counts as a second one. */
-        int64_t t = now_ms();
+        int64_t t = sl__mono_ms();
         if (last && t - last < SIGNAL_REPEAT_MS) {
             continue;
         }
@@ -122,13 +121,6 @@ static void *signal_main(void *arg)
         }
     }
     return NULL;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Starts the status server that the config's http: section asks for; `sluice demo` serves
@@ -216,13 +208,13 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
         sl_context_destroy(ctx);
         return EXIT_RUNTIME;
     }
-    int64_t deadline = seconds > 0 ? now_ms() + (int64_t)(seconds * 1000.0) : 0;
+    int64_t deadline = seconds > 0 ? sl__mono_ms() + (int64_t)(seconds * 1000.0) : 0;
     for (;;) {
         rc = sl_context_await_termination_or_timeout(ctx, 100);
         if (rc != SL_ERR_RETRY) {
             break;
         }
-        bool timeout = deadline && now_ms() >= deadline;
+        bool timeout = deadline && sl__mono_ms() >= deadline;
         if (atomic_load(&stop_signals) > 0 || timeout) {
             sl_context_stop(ctx, true);
             rc = sl_context_await_termination(ctx);

@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "sl_config.h"
+#include "sl_util.h"
 #include "sl_yamlops.h"
 
 #define CFG_MAX_PARTITIONS 4096
@@ -140,12 +141,6 @@ struct cfg_parser {
     sl_config *cfg;
 };
 
-/* A growing string. */
-typedef struct cfg_buf {
-    char *s;
-    size_t len, cap;
-} cfg_buf;
-
 /* ==== YAML nodes, scalars and errors (sl_cfg_yaml.c) ==== */
 
 /* Writes "PATH:LINE:COL: error: MESSAGE" into errstr for the first error only. Returns
@@ -164,8 +159,6 @@ const char *sl__cfg_kind(const yaml_node_t *n);
 /* A plain empty value, ~ or null. */
 bool sl__cfg_is_null(cfg_parser *p, const yaml_node_t *n);
 bool sl__cfg_in_list(const char *s, const char *const *list);
-/* The closest of list to s, or NULL when none is close ("did you mean"). */
-const char *sl__cfg_closest(const char *s, const char *const *list);
 /* Joins list with ", " into buf. */
 const char *sl__cfg_join(const char *const *list, char *buf, size_t size);
 /* Reports an unknown key (or name) with a suggestion and the valid ones. */
@@ -195,7 +188,6 @@ int sl__cfg_choice(cfg_parser *p, yaml_node_t *n, const char *what, const char *
                    int *out);
 /* The name: key of an item: letters, digits, '_', '-', '.'; *out is malloc'ed. */
 int sl__cfg_name(cfg_parser *p, yaml_node_t *map, const char *where, char **out, cfg_loc *loc);
-int sl__cfg_buf_add(cfg_buf *b, const char *s, size_t n);
 /* Reports a libyaml error with its position. */
 int sl__cfg_yaml_error(cfg_parser *p, yaml_parser_t *yp, const char *text, size_t len);
 
@@ -219,9 +211,6 @@ int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks);
 int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_endpoint *ep);
 const sl_option *sl__cfg_common_options(unsigned role);
 const sl_option *sl__cfg_find_option(const sl_option *t1, const sl_option *t2, const char *key);
-/* Replaces every occurrence of the values of secret options of opts in msg by "***". */
-void sl__cfg_scrub(char *msg, size_t size, const sl_option *t1, const sl_option *t2,
-                   const sl_options *opts);
 /* The distinct keys one level below prefix (NULL: the top level) of the options of t1 and
  * t2, into names (NULL-terminated, at most max - 1); each is held in pool. */
 void sl__cfg_level_keys(const sl_option *t1, const sl_option *t2, const char *prefix,

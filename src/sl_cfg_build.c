@@ -26,8 +26,8 @@ static sl_context *cfg_build_fail(const sl_config *cfg, sl_context *ctx, cfg_loc
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (ep) {
-        sl__cfg_scrub(msg, sizeof(msg), sl__cfg_common_options(ep->role),
-                      sl_connector_options(ep->conn), ep->opts);
+        sl__scrub_options(msg, sizeof(msg), sl__cfg_common_options(ep->role),
+                          sl_connector_options(ep->conn), ep->opts);
     }
     for (char *c = msg; *c; c++) {
         if (*c == '\n' || *c == '\r') {

@@ -66,31 +66,6 @@ const sl_option *sl__cfg_find_option(const sl_option *t1, const sl_option *t2, c
     return NULL;
 }
 
-/* Replaces every occurrence of the values of secret options of opts in msg by "***". */
-void sl__cfg_scrub(char *msg, size_t size, const sl_option *t1, const sl_option *t2,
-                   const sl_options *opts)
-{
-    for (size_t i = 0; opts && i < sl_options_count(opts); i++) {
-        const char *k, *v;
-        sl_options_at(opts, i, &k, &v);
-        const sl_option *o = sl__cfg_find_option(t1, t2, k);
-        if (!o || !(o->flags & SL_OPT_SECRET) || !v || !*v) {
-            continue;
-        }
-        size_t vlen = strlen(v);
-        char *hit;
-        while ((hit = strstr(msg, v)) != NULL) {
-            size_t tail = strlen(hit + vlen);
-            if ((size_t)(hit - msg) + 3 + tail + 1 > size) {
-                *hit = '\0';
-                break;
-            }
-            memmove(hit + 3, hit + vlen, tail + 1);
-            memcpy(hit, "***", 3);
-        }
-    }
-}
-
 /* The names of every connector of role, NULL-terminated, in a static-sized list. */
 static void cfg_connector_names(unsigned role, const char **names, size_t max)
 {
@@ -205,7 +180,7 @@ static int cfg_flatten(cfg_parser *p, yaml_node_t *map, const char *prefix, cons
             const char *keys[64];
             char pool[64][64], list[1024], hint[160] = "";
             sl__cfg_level_keys(t1, t2, prefix, keys, pool, 64);
-            const char *close = sl__cfg_closest(sl__cfg_text(p, k), keys);
+            const char *close = sl__closest(sl__cfg_text(p, k), keys);
             if (close) {
                 snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
             }
@@ -267,7 +242,7 @@ int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_
                                  "types: %s",
                                  type, rname, role == SL_SOURCE ? "sink" : "source", rname, list);
         }
-        const char *close = sl__cfg_closest(type, names);
+        const char *close = sl__closest(type, names);
         char hint[160] = "";
         if (close) {
             snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
@@ -344,7 +319,7 @@ int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_
             }
             valid[n] = NULL;
             char list[1024];
-            const char *close = sl__cfg_closest(key, valid);
+            const char *close = sl__closest(key, valid);
             char hint[160] = "";
             if (close) {
                 snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
@@ -369,28 +344,28 @@ int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_
                                      "list",
                                      key, where);
             }
-            cfg_buf b = {0};
-            rc = sl__cfg_buf_add(&b, "", 0);
+            sl_buf b = {0};
+            rc = sl__buf_append(&b, "", 0);
             for (yaml_node_item_t *it = v->data.sequence.items.start;
                  rc == SL_OK && it < v->data.sequence.items.top; it++) {
                 yaml_node_t *e = sl__cfg_node(p, *it);
                 if (e->type != YAML_SCALAR_NODE) {
-                    free(b.s);
+                    sl__buf_free(&b);
                     return sl__cfg_error(p, sl__cfg_loc_of(e),
                                          "items of option '%s' of %s must be "
                                          "scalars, got %s",
                                          key, where, sl__cfg_kind(e));
                 }
                 if (b.len > 0) {
-                    rc = sl__cfg_buf_add(&b, ",", 1);
+                    rc = sl__buf_append(&b, ",", 1);
                 }
                 if (rc == SL_OK) {
                     const char *t = sl__cfg_text(p, e);
-                    rc = sl__cfg_buf_add(&b, t, strlen(t));
+                    rc = sl__buf_append(&b, t, strlen(t));
                 }
             }
-            rc = rc == SL_OK ? sl_options_set(ep->opts, key, b.s) : rc;
-            free(b.s);
+            rc = rc == SL_OK ? sl_options_set(ep->opts, key, b.p) : rc;
+            sl__buf_free(&b);
         } else {
             rc = sl_options_set(ep->opts, key, sl__cfg_text(p, v));
         }
@@ -438,7 +413,7 @@ int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_
                 loc = ep->opt_locs[i]; /* a nested option (errors: ...) */
             }
         }
-        sl__cfg_scrub(msg, sizeof(msg), common, copts, ep->opts);
+        sl__scrub_options(msg, sizeof(msg), common, copts, ep->opts);
         return sl__cfg_error(p, loc, "%s: %s", where, msg[0] ? msg : "invalid options");
     }
     return SL_OK;

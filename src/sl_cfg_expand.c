@@ -21,17 +21,17 @@ static bool cfg_name_char(char c)
 int sl_config_expand(const char *s, size_t len, char **out, size_t *err_off, char *errstr,
                      size_t errsize)
 {
-    cfg_buf b = {0};
-    int rc = sl__cfg_buf_add(&b, "", 0);
+    sl_buf b = {0};
+    int rc = sl__buf_append(&b, "", 0);
     size_t i = 0;
     while (rc == SL_OK && i < len) {
         if (s[i] != '$' || i + 1 >= len || (s[i + 1] != '$' && s[i + 1] != '{')) {
-            rc = sl__cfg_buf_add(&b, s + i, 1);
+            rc = sl__buf_append(&b, s + i, 1);
             i++;
             continue;
         }
         if (s[i + 1] == '$') {
-            rc = sl__cfg_buf_add(&b, "$", 1);
+            rc = sl__buf_append(&b, "$", 1);
             i += 2;
             continue;
         }
@@ -72,7 +72,7 @@ int sl_config_expand(const char *s, size_t len, char **out, size_t *err_off, cha
         if (msg) {
             snprintf(errstr, errsize, "%s", msg);
             *err_off = start;
-            free(b.s);
+            sl__buf_free(&b);
             return SL_ERR_INVAL;
         }
         char name[256];
@@ -80,16 +80,16 @@ int sl_config_expand(const char *s, size_t len, char **out, size_t *err_off, cha
         if (nlen >= sizeof(name)) {
             snprintf(errstr, errsize, "variable name too long");
             *err_off = start;
-            free(b.s);
+            sl__buf_free(&b);
             return SL_ERR_INVAL;
         }
         memcpy(name, s + start + 2, nlen);
         name[nlen] = '\0';
         const char *val = getenv(name);
         if (val && *val) {
-            rc = sl__cfg_buf_add(&b, val, strlen(val));
+            rc = sl__buf_append(&b, val, strlen(val));
         } else if (def) {
-            rc = sl__cfg_buf_add(&b, def, def_len);
+            rc = sl__buf_append(&b, def, def_len);
         } else if (val) {
             rc = SL_OK; /* set but empty, no default: empty */
         } else {
@@ -98,17 +98,17 @@ int sl_config_expand(const char *s, size_t len, char **out, size_t *err_off, cha
                      "${%s:-default})",
                      name, name);
             *err_off = start;
-            free(b.s);
+            sl__buf_free(&b);
             return SL_ERR_INVAL;
         }
         i = j + 1;
     }
     if (rc != SL_OK) {
-        free(b.s);
+        sl__buf_free(&b);
         snprintf(errstr, errsize, "out of memory");
         return rc;
     }
-    *out = b.s;
+    *out = sl__buf_steal(&b);
     return SL_OK;
 }
 

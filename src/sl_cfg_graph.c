@@ -29,7 +29,7 @@ static int cfg_resolve(cfg_parser *p, cfg_ref *ref, const char *what)
     }
     names[n] = NULL;
     char list[1024];
-    const char *close = sl__cfg_closest(ref->name, names);
+    const char *close = sl__closest(ref->name, names);
     char hint[160] = "";
     if (close) {
         snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
@@ -59,20 +59,20 @@ static int cfg_visit(cfg_parser *p, size_t s, int *state, size_t *path, size_t d
         if (state[t] == 1) {
             /* path[k..depth] each read the next one and path[depth] reads t == path[k]:
              * print it the way data flows, "x -> y" when y reads x. */
-            cfg_buf b = {0};
+            sl_buf b = {0};
             size_t k = 0;
             while (path[k] != t) {
                 k++;
             }
             const char *first = cfg->streams[t].name;
-            int rc = sl__cfg_buf_add(&b, first, strlen(first));
+            int rc = sl__buf_append(&b, first, strlen(first));
             for (size_t m = depth + 1; rc == SL_OK && m-- > k;) {
                 const char *nm = cfg->streams[path[m]].name;
-                rc = sl__cfg_buf_add(&b, " -> ", 4);
-                rc = rc == SL_OK ? sl__cfg_buf_add(&b, nm, strlen(nm)) : rc;
+                rc = sl__buf_append(&b, " -> ", 4);
+                rc = rc == SL_OK ? sl__buf_append(&b, nm, strlen(nm)) : rc;
             }
-            rc = sl__cfg_error(p, ref->loc, "cycle among streams: %s", b.s ? b.s : "?");
-            free(b.s);
+            rc = sl__cfg_error(p, ref->loc, "cycle among streams: %s", b.p ? b.p : "?");
+            sl__buf_free(&b);
             return rc;
         }
         if (state[t] == 0) {

@@ -104,51 +104,6 @@ bool sl__cfg_in_list(const char *s, const char *const *list)
     return false;
 }
 
-/* Edit distance, for "did you mean". Strings longer than 63 are never close. */
-static size_t cfg_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) {
-        return 64;
-    }
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j - 1] + 1 < best) {
-                best = row[j - 1] + 1;
-            }
-            if (up + 1 < best) {
-                best = up + 1;
-            }
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* The closest of list to s, or NULL when none is close. */
-const char *sl__cfg_closest(const char *s, const char *const *list)
-{
-    const char *best = NULL;
-    size_t best_d = 3;
-    for (size_t i = 0; list[i]; i++) {
-        size_t d = cfg_distance(s, list[i]);
-        if (d < best_d && d < strlen(list[i])) {
-            best = list[i];
-            best_d = d;
-        }
-    }
-    return best;
-}
-
 /* Joins list with ", " into buf. */
 const char *sl__cfg_join(const char *const *list, char *buf, size_t size)
 {
@@ -169,7 +124,7 @@ int sl__cfg_unknown(cfg_parser *p, cfg_loc loc, const char *what, const char *s,
                     const char *const *valid)
 {
     char list[1024];
-    const char *close = sl__cfg_closest(s, valid);
+    const char *close = sl__closest(s, valid);
     char hint[160] = "";
     if (close) {
         snprintf(hint, sizeof(hint), " (did you mean '%s'?)", close);
@@ -335,18 +290,12 @@ int sl__cfg_duration(cfg_parser *p, yaml_node_t *n, const char *what, int64_t mi
 
 int sl__cfg_bool(cfg_parser *p, yaml_node_t *n, const char *what, bool *out)
 {
-    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "on", "On", NULL};
-    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "off", "Off", NULL};
     const char *s;
     int rc = sl__cfg_scalar(p, n, what, &s);
     if (rc != SL_OK) {
         return rc;
     }
-    if (sl__cfg_in_list(s, yes)) {
-        *out = true;
-    } else if (sl__cfg_in_list(s, no)) {
-        *out = false;
-    } else {
+    if (sl__parse_bool(s, out) != SL_OK) {
         return sl__cfg_error(p, sl__cfg_loc_of(n), "%s must be true or false, got '%s'", what, s);
     }
     return SL_OK;
@@ -411,26 +360,6 @@ int sl__cfg_number(cfg_parser *p, yaml_node_t *n, const char *what, bool positiv
                              positive ? "> 0" : ">= 0");
     }
     *out = v;
-    return SL_OK;
-}
-
-int sl__cfg_buf_add(cfg_buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            return SL_ERR_NOMEM;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
     return SL_OK;
 }
 

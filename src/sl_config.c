@@ -419,8 +419,8 @@ int sl_config_load(const char *path, sl_config **out, char *errstr, size_t errsi
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    cfg_buf b = {0};
-    int rc = sl__cfg_buf_add(&b, "", 0);
+    sl_buf b = {0};
+    int rc = sl__buf_append(&b, "", 0);
     int err = 0;
     if (!f) {
         err = errno;
@@ -428,7 +428,7 @@ int sl_config_load(const char *path, sl_config **out, char *errstr, size_t errsi
         char chunk[8192];
         size_t n;
         while (rc == SL_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-            rc = sl__cfg_buf_add(&b, chunk, n);
+            rc = sl__buf_append(&b, chunk, n);
         }
         if (ferror(f)) {
             err = errno ? errno : EIO;
@@ -438,11 +438,11 @@ int sl_config_load(const char *path, sl_config **out, char *errstr, size_t errsi
     if (err || rc != SL_OK) {
         snprintf(errstr, errsize, "%s:1:1: error: cannot read the file: %s", path,
                  err ? strerror(err) : "out of memory");
-        free(b.s);
+        sl__buf_free(&b);
         return err ? SL_ERR_IO : SL_ERR_NOMEM;
     }
-    rc = sl_config_load_string(b.s, b.len, path, out, errstr, errsize);
-    free(b.s);
+    rc = sl_config_load_string(b.p, b.len, path, out, errstr, errsize);
+    sl__buf_free(&b);
     return rc;
 }
 

@@ -20,7 +20,8 @@ typedef struct sl_instance sl_instance;
  * appends partitions of records with sl_batch_input_add_partition(). */
 typedef struct sl_batch_input sl_batch_input;
 
-/* Adds a partition whose records are copied (bytes too) into batch memory. */
+/* Adds a partition whose records are copied (bytes too) into batch memory. A NULL key or
+ * value stays NULL, an empty one stays empty (as in sl_receiver_push). */
 int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t n);
 /* Replayable direct sources: the definition of this batch's input (e.g. Kafka offset ranges
  * as JSON), written to the checkpoint before the batch runs; after a restart, replay() gets
@@ -193,7 +194,8 @@ bool sl_instance_stopping(const sl_instance *ins);
  * A receiver thread pushes records; the engine cuts them into blocks every block interval
  * and hands the blocks received up to a batch time to that batch, one partition each. */
 
-/* Copies n records (their key, value and meta) into the current block. Blocks the caller
+/* Copies n records (their key, value and meta) into the current block; a NULL key or value
+ * stays NULL, an empty one stays empty. Blocks the caller
  * while the receiver holds more unprocessed data than max_buffered or while the rate
  * limiter says so, which is what makes TCP senders slow down: nothing is dropped. Under a
  * rate limit the records go in a few at a time, so one push may span batches. Returns

@@ -279,14 +279,12 @@ int sl_batch_input_add_records(sl_batch_input *in, const sl_record *recs, size_t
     }
     sl_meta_cache mc = {0};
     for (size_t i = 0; i < n; i++) {
-        sl_record c = recs[i];
-        c.key = sl__arena_dup(&p->arena, recs[i].key, recs[i].key_len);
-        c.value = sl__arena_dup(&p->arena, recs[i].value, recs[i].value_len);
-        c.meta = sl__meta_copy(&p->arena, recs[i].meta, &mc);
-        if (recs[i].meta && !c.meta) {
+        sl_record c;
+        if (sl__record_copy(&p->arena, &c, &recs[i]) != SL_OK) {
             return SL_ERR_NOMEM;
         }
-        if (!c.key || !c.value) {
+        c.meta = sl__meta_copy(&p->arena, recs[i].meta, &mc);
+        if (recs[i].meta && !c.meta) {
             return SL_ERR_NOMEM;
         }
         p->recs[p->n++] = c;

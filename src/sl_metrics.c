@@ -22,7 +22,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,69 +30,35 @@
 #include "sl_metrics.h"
 #include "sl_util.h"
 
-/* ==== Text buffer ==== */
+/* ==== Text buffer ====
+ * The text is built in an sl_buf; sl_metrics_buf is its old form, which sl_http.c still
+ * uses: these wrappers move the bytes between the two. */
 
-static bool buf_reserve(sl_metrics_buf *b, size_t more)
+static sl_buf buf_from(const sl_metrics_buf *m)
 {
-    if (b->failed) {
-        return false;
-    }
-    if (b->len + more + 1 <= b->cap) {
-        return true;
-    }
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more + 1) {
-        cap *= 2;
-    }
-    char *s = realloc(b->s, cap);
-    if (!s) {
-        b->failed = true;
-        return false;
-    }
-    b->s = s;
-    b->cap = cap;
-    return true;
+    return (sl_buf){.p = m->s, .len = m->len, .cap = m->cap, .failed = m->failed};
 }
 
-void sl__metrics_buf_add(sl_metrics_buf *b, const char *s, size_t n)
+static void buf_to(sl_metrics_buf *m, const sl_buf *b)
 {
-    if (!buf_reserve(b, n)) {
-        return;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
+    m->s = b->p;
+    m->len = b->len;
+    m->cap = b->cap;
+    m->failed = b->failed;
 }
 
-void sl__metrics_buf_printf(sl_metrics_buf *b, const char *fmt, ...)
+void sl__metrics_buf_add(sl_metrics_buf *m, const char *s, size_t n)
 {
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if ((size_t)n < sizeof(small)) {
-        sl__metrics_buf_add(b, small, (size_t)n);
-        return;
-    }
-    if (!buf_reserve(b, (size_t)n)) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
+    sl_buf b = buf_from(m);
+    sl__buf_append(&b, s, n);
+    buf_to(m, &b);
 }
 
-void sl__metrics_buf_free(sl_metrics_buf *b)
+void sl__metrics_buf_free(sl_metrics_buf *m)
 {
-    free(b->s);
-    b->s = NULL;
-    b->len = b->cap = 0;
+    sl_buf b = buf_from(m);
+    sl__buf_free(&b);
+    buf_to(m, &b);
 }
 
 /* ==== Names and labels ==== */
@@ -223,12 +188,12 @@ size_t sl_metrics_escape_label(const char *value, char *buf, size_t size)
 }
 
 /* Appends value escaped as a label value. */
-static void add_label_value(sl_metrics_buf *b, const char *value)
+static void add_label_value(sl_buf *b, const char *value)
 {
     char small[256];
     size_t n = sl_metrics_escape_label(value, small, sizeof(small));
     if (n < sizeof(small)) {
-        sl__metrics_buf_add(b, small, n);
+        sl__buf_append(b, small, n);
         return;
     }
     char *big = malloc(n + 1);
@@ -237,33 +202,33 @@ static void add_label_value(sl_metrics_buf *b, const char *value)
         return;
     }
     sl_metrics_escape_label(value, big, n + 1);
-    sl__metrics_buf_add(b, big, n);
+    sl__buf_append(b, big, n);
     free(big);
 }
 
 /* Appends a HELP text: backslash and newline escaped. */
-static void add_help_text(sl_metrics_buf *b, const char *help)
+static void add_help_text(sl_buf *b, const char *help)
 {
     for (const char *h = help; *h; h++) {
         if (*h == '\\') {
-            sl__metrics_buf_add(b, "\\\\", 2);
+            sl__buf_append(b, "\\\\", 2);
         } else if (*h == '\n') {
-            sl__metrics_buf_add(b, "\\n", 2);
+            sl__buf_append(b, "\\n", 2);
         } else {
-            sl__metrics_buf_add(b, h, 1);
+            sl__buf_append(b, h, 1);
         }
     }
 }
 
 /* Appends a sample value: integers exactly, NaN and infinities as Prometheus spells them. */
-static void add_value(sl_metrics_buf *b, double v)
+static void add_value(sl_buf *b, double v)
 {
     if (isnan(v)) {
-        sl__metrics_buf_add(b, "NaN", 3);
+        sl__buf_append(b, "NaN", 3);
     } else if (isinf(v)) {
-        sl__metrics_buf_add(b, v > 0 ? "+Inf" : "-Inf", 4);
+        sl__buf_append(b, v > 0 ? "+Inf" : "-Inf", 4);
     } else if (v == floor(v) && fabs(v) < 9007199254740992.0) {
-        sl__metrics_buf_printf(b, "%" PRId64, (int64_t)v);
+        sl__buf_printf(b, "%" PRId64, (int64_t)v);
     } else {
         /* The shortest text that reads back as v: 0.3, not 0.29999999999999999. */
         char text[40];
@@ -273,7 +238,7 @@ static void add_value(sl_metrics_buf *b, double v)
                 break;
             }
         }
-        sl__metrics_buf_add(b, text, strlen(text));
+        sl__buf_append(b, text, strlen(text));
     }
 }
 
@@ -524,7 +489,7 @@ static int gauge_cmp(const void *a, const void *b)
 }
 
 /* Appends the published gauges, grouped by family, sorted. */
-static void render_gauges(sl_context *ctx, sl_metrics_buf *b)
+static void render_gauges(sl_context *ctx, sl_buf *b)
 {
     pthread_mutex_lock(&reg_lock);
     ctx_gauges *c = reg_find(ctx, false);
@@ -538,38 +503,38 @@ static void render_gauges(sl_context *ctx, sl_metrics_buf *b)
         gauge *g = &c->g[i];
         if (!prev || strcmp(prev, g->name) != 0) {
             family *f = family_find(c, g->name);
-            sl__metrics_buf_printf(b, "# HELP %s ", g->name);
+            sl__buf_printf(b, "# HELP %s ", g->name);
             add_help_text(b, f && f->help ? f->help : "Published by a sluice module.");
-            sl__metrics_buf_printf(b, "\n# TYPE %s gauge\n", g->name);
+            sl__buf_printf(b, "\n# TYPE %s gauge\n", g->name);
             prev = g->name;
         }
-        sl__metrics_buf_add(b, g->name, strlen(g->name));
+        sl__buf_append(b, g->name, strlen(g->name));
         if (g->labels[0]) {
-            sl__metrics_buf_printf(b, "{%s}", g->labels);
+            sl__buf_printf(b, "{%s}", g->labels);
         }
-        sl__metrics_buf_add(b, " ", 1);
+        sl__buf_append(b, " ", 1);
         add_value(b, g->value);
-        sl__metrics_buf_add(b, "\n", 1);
+        sl__buf_append(b, "\n", 1);
     }
     pthread_mutex_unlock(&reg_lock);
 }
 
 /* ==== Built-in metrics ==== */
 
-static void family_head(sl_metrics_buf *b, const char *name, const char *type, const char *help)
+static void family_head(sl_buf *b, const char *name, const char *type, const char *help)
 {
-    sl__metrics_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    sl__buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void sample(sl_metrics_buf *b, const char *name, double v)
+static void sample(sl_buf *b, const char *name, double v)
 {
-    sl__metrics_buf_add(b, name, strlen(name));
-    sl__metrics_buf_add(b, " ", 1);
+    sl__buf_append(b, name, strlen(name));
+    sl__buf_append(b, " ", 1);
     add_value(b, v);
-    sl__metrics_buf_add(b, "\n", 1);
+    sl__buf_append(b, "\n", 1);
 }
 
-static void one(sl_metrics_buf *b, const char *name, const char *type, const char *help, double v)
+static void one(sl_buf *b, const char *name, const char *type, const char *help, double v)
 {
     family_head(b, name, type, help);
     sample(b, name, v);
@@ -578,7 +543,7 @@ static void one(sl_metrics_buf *b, const char *name, const char *type, const cha
 /* One family with a sample per instance of role: label is "input" or "sink". */
 typedef double (*inst_value_fn)(const sl_instance_info *i);
 
-static void per_instance(sl_metrics_buf *b, const sl_instance_info *infos, size_t n, unsigned role,
+static void per_instance(sl_buf *b, const sl_instance_info *infos, size_t n, unsigned role,
                          const char *name, const char *type, const char *help, inst_value_fn fn)
 {
     bool any = false;
@@ -590,11 +555,11 @@ static void per_instance(sl_metrics_buf *b, const sl_instance_info *infos, size_
             family_head(b, name, type, help);
             any = true;
         }
-        sl__metrics_buf_printf(b, "%s{%s=\"", name, role == SL_SOURCE ? "input" : "sink");
+        sl__buf_printf(b, "%s{%s=\"", name, role == SL_SOURCE ? "input" : "sink");
         add_label_value(b, infos[i].name);
-        sl__metrics_buf_add(b, "\"} ", 3);
+        sl__buf_append(b, "\"} ", 3);
         add_value(b, fn(&infos[i]));
-        sl__metrics_buf_add(b, "\n", 1);
+        sl__buf_append(b, "\n", 1);
     }
 }
 
@@ -647,7 +612,7 @@ void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap)
     snap->state = sl__context_state_name(ctx);
 }
 
-void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_metrics_buf *b)
+static void render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
 {
     sl_metrics_snapshot own;
     if (!snap) {
@@ -673,9 +638,9 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_met
     }
 
     family_head(b, "sluice_info", "gauge", "Application name and sluice version; always 1.");
-    sl__metrics_buf_add(b, "sluice_info{app=\"", 17);
+    sl__buf_append(b, "sluice_info{app=\"", 17);
     add_label_value(b, sl_context_name(ctx));
-    sl__metrics_buf_printf(b, "\",version=\"%s\"} 1\n", SLUICE_VERSION);
+    sl__buf_printf(b, "\",version=\"%s\"} 1\n", SLUICE_VERSION);
     one(b, "sluice_start_time_seconds", "gauge",
         "When the pipeline started, in seconds since the epoch (0 before the start).",
         (double)st.start_time / 1000.0);
@@ -742,4 +707,11 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_met
     free(infos);
 
     render_gauges(ctx, b);
+}
+
+void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_metrics_buf *m)
+{
+    sl_buf b = buf_from(m);
+    render(ctx, snap, &b);
+    buf_to(m, &b);
 }

@@ -17,17 +17,18 @@
 
 /* ==== Text buffer ==== */
 
-/* A growing NUL-terminated string. After an allocation failure it keeps what it had and
- * sets failed; later additions are ignored. */
+/* The text of /metrics, in the layout sl_http.c reads (s, len, failed). It is an sl_buf
+ * under other names, kept until sl_http.c moves to sl_buf (its split is under way): after
+ * an allocation failure it keeps what it had and sets failed; later additions are
+ * ignored. */
 typedef struct sl_metrics_buf {
     char *s;
     size_t len, cap;
     bool failed;
 } sl_metrics_buf;
 
+/* sl__buf_append on an sl_metrics_buf. */
 void sl__metrics_buf_add(sl_metrics_buf *b, const char *s, size_t n);
-void sl__metrics_buf_printf(sl_metrics_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 /* Frees the text (the struct itself is the caller's). */
 void sl__metrics_buf_free(sl_metrics_buf *b);
 

@@ -105,12 +105,13 @@ static int push_some(sl_instance *ins, const sl_record *recs, size_t n)
     int rc = SL_OK;
     size_t i;
     for (i = 0; i < n; i++) {
-        sl_record c = recs[i];
-        c.key = c.key_len ? sl__arena_dup(&b->arena, recs[i].key, recs[i].key_len) : NULL;
-        c.value = c.value_len ? sl__arena_dup(&b->arena, recs[i].value, recs[i].value_len) : NULL;
+        sl_record c;
+        if (sl__record_copy(&b->arena, &c, &recs[i]) != SL_OK) {
+            rc = SL_ERR_NOMEM;
+            break;
+        }
         c.meta = sl__meta_copy(&b->arena, recs[i].meta, &mc);
-        if ((c.key_len && !c.key) || (c.value_len && !c.value) || (recs[i].meta && !c.meta) ||
-            sl__recvec_push(&b->v, &c) != SL_OK) {
+        if ((recs[i].meta && !c.meta) || sl__recvec_push(&b->v, &c) != SL_OK) {
             rc = SL_ERR_NOMEM;
             break;
         }

@@ -7,7 +7,6 @@
  * consumer (a partition being built, or a shuffle's combiner) without being stored in
  * between -- Spark's pipelining of narrow dependencies within a stage. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -781,61 +780,25 @@ void sl__stream_forget(sl_stream *s, int64_t t)
 
 /* ==== Description (the checkpoint's fingerprint) ==== */
 
-typedef struct text_buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} text_buf;
-
-static void text_add(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_add(text_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (b->failed || n < 0) {
-        return;
-    }
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, line, (size_t)n + 1);
-    b->len += (size_t)n;
-}
-
 char *sl__graph_describe(sl_context *ctx)
 {
-    text_buf b = {0};
-    text_add(&b, "%s", "");
+    sl_buf b = {0};
+    sl__buf_append(&b, "", 0);
     for (sl_stream *s = ctx->streams; s; s = s->next) {
         if (s->kind == SL_OP_SOURCE) {
-            text_add(&b, "source %d %s type=%s\n", s->id, s->name, s->source->conn->name);
+            sl__buf_printf(&b, "source %d %s type=%s\n", s->id, s->name, s->source->conn->name);
             continue;
         }
-        text_add(&b,
-                 "stream %d %s parents=%d,%d slide=%" PRId64 " window=%" PRId64
-                 " partitions=%d flags=%u\n",
-                 s->id, kind_name(s->kind), s->parents[0] ? s->parents[0]->id : -1,
-                 s->parents[1] ? s->parents[1]->id : -1, s->slide, s->window_len, s->partitions,
-                 s->flags);
+        sl__buf_printf(&b,
+                       "stream %d %s parents=%d,%d slide=%" PRId64 " window=%" PRId64
+                       " partitions=%d flags=%u\n",
+                       s->id, kind_name(s->kind), s->parents[0] ? s->parents[0]->id : -1,
+                       s->parents[1] ? s->parents[1]->id : -1, s->slide, s->window_len,
+                       s->partitions, s->flags);
     }
     for (sl_output *o = ctx->outputs; o; o = o->next) {
-        text_add(&b, "output %s stream=%d type=%s\n", o->name, o->stream->id,
-                 o->sink ? o->sink->conn->name : "foreach");
+        sl__buf_printf(&b, "output %s stream=%d type=%s\n", o->name, o->stream->id,
+                       o->sink ? o->sink->conn->name : "foreach");
     }
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return sl__buf_steal(&b);
 }

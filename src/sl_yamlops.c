@@ -116,60 +116,16 @@ bool sl__yamlops_parse_num(const char *s, size_t len, yop_num *n)
     return true;
 }
 
-/* Splits a dotted path into op->path. Empty segments are an error. */
+/* Parses a dotted path into op->path, with a message for an empty path or segment. */
 static int yop_set_path(sl_yamlop *op, const char *path, char *errstr, size_t errsize)
 {
-    if (!path || !*path) {
+    int rc = sl__jpath_parse(&op->path, path);
+    if (rc == SL_ERR_INVAL && (!path || !*path)) {
         sl__yamlops_err(errstr, errsize, "empty JSON path");
-        return SL_ERR_INVAL;
+    } else if (rc == SL_ERR_INVAL) {
+        sl__yamlops_err(errstr, errsize, "bad JSON path '%s': empty segment", path);
     }
-    size_t n = 1;
-    for (const char *p = path; *p; p++) {
-        n += *p == '.';
-    }
-    op->path = calloc(n, sizeof(char *));
-    if (!op->path) {
-        return SL_ERR_NOMEM;
-    }
-    const char *start = path;
-    for (size_t i = 0; i < n; i++) {
-        const char *end = strchr(start, '.');
-        size_t len = end ? (size_t)(end - start) : strlen(start);
-        if (len == 0) {
-            sl__yamlops_err(errstr, errsize, "bad JSON path '%s': empty segment", path);
-            return SL_ERR_INVAL;
-        }
-        op->path[i] = strndup(start, len);
-        if (!op->path[i]) {
-            return SL_ERR_NOMEM;
-        }
-        op->depth = i + 1;
-        start = end ? end + 1 : start + len;
-    }
-    return SL_OK;
-}
-
-/* Finds the field at op->path in root; NULL when absent. */
-json_t *sl__yamlops_json_field(const sl_yamlop *op, json_t *root)
-{
-    json_t *cur = root;
-    for (size_t i = 0; cur && i < op->depth; i++) {
-        const char *seg = op->path[i];
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, seg);
-        } else if (json_is_array(cur)) {
-            char *end;
-            errno = 0;
-            unsigned long idx = strtoul(seg, &end, 10);
-            if (!isdigit((unsigned char)seg[0]) || *end || errno) {
-                return NULL;
-            }
-            cur = json_array_get(cur, idx);
-        } else {
-            return NULL;
-        }
-    }
-    return cur;
+    return rc;
 }
 
 /* Parses the record's value as JSON. NULL for malformed JSON. */
@@ -380,12 +336,7 @@ void sl_yamlops_destroy(sl_yamlop *op)
         return;
     }
     free(op->delim);
-    if (op->path) {
-        for (size_t i = 0; i < op->depth; i++) {
-            free(op->path[i]);
-        }
-        free(op->path);
-    }
+    sl__jpath_free(&op->path);
     free(op->operand);
     free(op->header);
     free(op->steps);
@@ -406,7 +357,7 @@ static int yop_apply_json_text(const sl_yamlop *op, const sl_record *in, sl_reco
     if (!root) {
         return SL_ERR_RECORD;
     }
-    json_t *v = sl__yamlops_json_field(op, root);
+    json_t *v = sl__jpath_get(&op->path, root);
     if (!v) {
         json_decref(root);
         return SL_ERR_RECORD;
@@ -445,7 +396,7 @@ static int yop_apply_json_num(const sl_yamlop *op, const sl_record *in, sl_recor
     if (!root) {
         return SL_ERR_RECORD;
     }
-    json_t *v = sl__yamlops_json_field(op, root);
+    json_t *v = sl__jpath_get(&op->path, root);
     yop_num n;
     bool ok = v && sl__yamlops_json_num(v, &n);
     json_decref(root);

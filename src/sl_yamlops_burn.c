@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_util.h"
 #include "sl_yamlops_int.h"
 
 sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
@@ -95,10 +96,12 @@ int sl_yamlops_parse_us(const char *s, int64_t *us)
     return SL_OK;
 }
 
-static int64_t yop_clock_ns(clockid_t clk)
+/* This thread's CPU time in ns: the spin burns CPU, not wall time (the toolkit has no
+ * helper for this clock). */
+static int64_t yop_cpu_ns(void)
 {
     struct timespec ts;
-    clock_gettime(clk, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -107,8 +110,8 @@ void sl_yamlops_burn_spin(int64_t us)
     if (us <= 0) {
         return;
     }
-    int64_t until = yop_clock_ns(CLOCK_THREAD_CPUTIME_ID) + us * 1000;
-    while (yop_clock_ns(CLOCK_THREAD_CPUTIME_ID) < until) {
+    int64_t until = yop_cpu_ns() + us * 1000;
+    while (yop_cpu_ns() < until) {
         /* spin */
     }
 }
@@ -121,7 +124,7 @@ int sl_yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *op
     const sl_yamlop *op = opaque;
     int64_t us = op->burn_us;
     if (op->nsteps > 0) {
-        int64_t now = yop_clock_ns(CLOCK_MONOTONIC);
+        int64_t now = sl__mono_ns();
         int64_t first = atomic_load(op->first_ns);
         if (first == 0 && !atomic_compare_exchange_strong(op->first_ns, &first, now)) {
             /* another thread was first: first holds its time */

@@ -155,7 +155,7 @@ static int yop_filter_json(const sl_yamlop *op, const sl_record *in)
     if (!root) {
         return SL_ERR_RECORD;
     }
-    json_t *v = sl__yamlops_json_field(op, root);
+    json_t *v = sl__jpath_get(&op->path, root);
     int rc;
     if (!v) {
         /* An absent field equals nothing. */

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "sl_util.h"
 #include "sl_yamlops.h"
 
 typedef enum yop_kind {
@@ -42,9 +43,8 @@ struct sl_yamlop {
     /* split */
     char *delim;
     size_t delim_len;
-    /* JSON path: segments, each NUL-terminated */
-    char **path;
-    size_t depth;
+    /* JSON path */
+    sl_jpath path;
     /* literal value, numeric operand */
     yop_num num;
     /* filter, and the key and value ops that read an attribute (SL_YOP_ON_META/HEADER) */
@@ -88,8 +88,6 @@ bool sl__yamlops_is_space(char c);
 bool sl__yamlops_parse_num(const char *s, size_t len, yop_num *n);
 /* Builds an op of kind that reads the JSON field at path; NULL with errstr set on failure. */
 sl_yamlop *sl__yamlops_new_json(yop_kind kind, const char *path, char *errstr, size_t errsize);
-/* The field at op->path in root; NULL when absent. */
-json_t *sl__yamlops_json_field(const sl_yamlop *op, json_t *root);
 /* The record's value parsed as JSON; NULL for malformed JSON. */
 json_t *sl__yamlops_json_load(const sl_record *in);
 /* The number held by a JSON value: a number, or a string holding one. */

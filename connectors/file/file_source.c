@@ -170,13 +170,13 @@ static void file_read(sl_file_source_ctx *ctx, const char *name)
         if (n == 0) {
             break;
         }
-        if (sl__lines_feed(&lines, ctx->batch, ctx->rbuf, (size_t)n, sl__lines_now_ms()) ==
+        if (sl__lines_feed(&lines, ctx->batch, ctx->rbuf, (size_t)n, sl__now_ms()) ==
             SL_ERR_NOMEM) {
             sl_instance_error(ctx->ins, "out of memory reading %s", path);
             break;
         }
     }
-    sl__lines_finish(&lines, ctx->batch, sl__lines_now_ms());
+    sl__lines_finish(&lines, ctx->batch, sl__now_ms());
     sl_instance_log(ctx->ins, SL_LOG_DEBUG, "read %s: %lld lines", path, (long long)lines.line_no);
     sl__lines_free(&lines);
     close(fd);
@@ -196,7 +196,7 @@ static int file_candidate_cmp(const void *a, const void *b)
  * false only marks the files seen (the files present at start, include_existing off). */
 static void file_poll(sl_file_source_ctx *ctx, bool take_all, bool read)
 {
-    int64_t now = sl__lines_now_ms();
+    int64_t now = sl__now_ms();
     DIR *d = opendir(ctx->path);
     if (!d) {
         if (!ctx->dir_failed) {
@@ -282,8 +282,8 @@ static void *file_thread(void *arg)
     while (!file_stopping(ctx)) {
         file_poll(ctx, ctx->first_poll, true);
         ctx->first_poll = false;
-        int64_t until = sl__lines_mono_ms() + ctx->poll_interval;
-        for (int64_t left; (left = until - sl__lines_mono_ms()) > 0 && !file_stopping(ctx);) {
+        int64_t until = sl__mono_ms() + ctx->poll_interval;
+        for (int64_t left; (left = until - sl__mono_ms()) > 0 && !file_stopping(ctx);) {
             poll(NULL, 0, (int)(left < FILE_POLL_STEP_MS ? left : FILE_POLL_STEP_MS));
         }
     }

@@ -97,12 +97,12 @@ static void *generate_thread(void *arg)
         total = ctx->count;
     }
     int64_t emitted = 0, base = 0;
-    int64_t start = sl__lines_mono_ms();
+    int64_t start = sl__mono_ms();
     size_t idx = 0;
 
     sl_instance_set_active(ctx->ins, true);
     while (emitted < total && !generate_stopping(ctx)) {
-        int64_t now = sl__lines_mono_ms();
+        int64_t now = sl__mono_ms();
         double due_d = (double)base + floor((double)(now - start) * ctx->rate / 1000.0) + 1;
         if (due_d - (double)emitted > ctx->rate + SL_LINES_BULK) {
             start = now;
@@ -114,7 +114,7 @@ static void *generate_thread(void *arg)
             due = emitted + GENERATE_MAX_RUN;
         }
 
-        int64_t ts = sl__lines_now_ms();
+        int64_t ts = sl__now_ms();
         for (; emitted < due; emitted++) {
             const sl_generate_line *l = &ctx->lines[idx];
             sl__lines_batch_add(ctx->batch, "generate", emitted + 1, l->s, l->len, ts);
@@ -128,7 +128,7 @@ static void *generate_thread(void *arg)
         }
 
         int64_t next = start + (int64_t)ceil((double)(emitted - base) * 1000.0 / ctx->rate);
-        int64_t wait = next - sl__lines_mono_ms();
+        int64_t wait = next - sl__mono_ms();
         if (wait > 0) {
             poll(NULL, 0, (int)(wait < GENERATE_STEP_MS ? wait : GENERATE_STEP_MS));
         }

@@ -47,7 +47,7 @@ int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *of
 void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_err_t err)
 {
     if (!atomic_exchange(&ctx->brokers_down, true)) {
-        ctx->down_reported = sl__kafka_mono_ms();
+        ctx->down_reported = sl__mono_ms();
         sl_instance_set_active(ctx->ins, false);
         sl_instance_error(ctx->ins, "Kafka at %s is not reachable: %s: %s; retrying",
                           ctx->bootstrap ? ctx->bootstrap : ctx->brokers, what,
@@ -75,7 +75,7 @@ void sl__kafka_report_up(sl_kafka_src *ctx)
 {
     if (atomic_exchange(&ctx->brokers_down, false)) {
         sl_instance_log(ctx->ins, SL_LOG_INFO, "Kafka at %s is reachable again (after %lld ms)",
-                        ctx->bootstrap, (long long)(sl__kafka_mono_ms() - ctx->down_reported));
+                        ctx->bootstrap, (long long)(sl__mono_ms() - ctx->down_reported));
     }
     sl_instance_set_active(ctx->ins, true);
 }

@@ -65,9 +65,9 @@ static void *feeder_main(void *arg)
 {
     (void)arg;
     size_t i = 0;
-    int64_t next = sl__kafka_mono_ms();
+    int64_t next = sl__mono_ms();
     while (!atomic_load(&emb.stop)) {
-        int64_t now = sl__kafka_mono_ms();
+        int64_t now = sl__mono_ms();
         if (now < next) {
             int64_t wait = next - now < 100 ? next - now : 100;
             struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait * 1000000};

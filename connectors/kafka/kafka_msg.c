@@ -166,7 +166,7 @@ int sl__kafka_msg_record(sl_kafka_src *ctx, const rd_kafka_message_t *m, const c
     r->value_len = (uint32_t)m->len;
     r->num_type = SL_NUM_NONE;
     r->num.i = 0;
-    r->ts = ts >= 0 ? ts : sl__kafka_now_ms();
+    r->ts = ts >= 0 ? ts : sl__now_ms();
     r->meta = meta;
     return SL_OK;
 }

@@ -125,7 +125,7 @@ static void request_sync(sl_kafka_src *ctx)
     pthread_cond_broadcast(&ctx->sync_cond);
     pthread_mutex_unlock(&ctx->sync_lock);
     ctx->dirty = false;
-    ctx->last_sync = sl__kafka_mono_ms();
+    ctx->last_sync = sl__mono_ms();
 }
 
 /* Waits until the syncer has nothing to do. */
@@ -156,7 +156,7 @@ static void sync_and_commit(sl_kafka_src *ctx, const rd_kafka_topic_partition_li
         return;
     }
     ctx->dirty = false;
-    ctx->last_sync = sl__kafka_mono_ms();
+    ctx->last_sync = sl__mono_ms();
     if (ctx->appended->cnt == 0) {
         return;
     }
@@ -179,7 +179,7 @@ static void pushed_add(sl_kafka_src *ctx, sl_wal_pos end, rd_kafka_topic_partiti
         }
         return; /* not tracked: its records are processed again after a restart */
     }
-    e->time = sl__kafka_now_ms();
+    e->time = sl__now_ms();
     e->wal_end = end;
     e->offsets = offsets;
     e->gen = ctx->push_gen;
@@ -447,13 +447,13 @@ static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size
             double slice = rate * RECV_POLL_MS / 1000.0;
             k = slice < 1 ? 1 : slice < (double)k ? (size_t)slice : k;
         }
-        int64_t t0 = sl__kafka_mono_ms();
+        int64_t t0 = sl__mono_ms();
         int prc = sl_receiver_push(ctx->ins, recs + done, k);
         if (prc != SL_OK && rc == SL_OK) {
             rc = prc;
         }
         done += k;
-        waited += sl__kafka_mono_ms() - t0;
+        waited += sl__mono_ms() - t0;
         if (done < n && waited >= KEEPALIVE_AFTER_MS) {
             keepalive(ctx, io);
         }
@@ -591,7 +591,7 @@ static void *receiver_main(void *arg)
                 rd_kafka_message_destroy(io.msgs[i]);
             }
         }
-        if (ctx->dirty && (n == 0 || sl__kafka_mono_ms() - ctx->last_sync >= SYNC_INTERVAL_MS)) {
+        if (ctx->dirty && (n == 0 || sl__mono_ms() - ctx->last_sync >= SYNC_INTERVAL_MS)) {
             request_sync(ctx);
         }
     }

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "sl_connector.h"
+#include "sl_util.h"
 
 struct pg_conn;   /* libpq's PGconn */
 struct pg_result; /* libpq's PGresult */
@@ -56,9 +57,9 @@ typedef struct sl_pg_column {
     char *qname; /* quoted identifier */
     sl_pg_source src;
     sl_pg_type type;
-    char **path; /* SL_PG_SRC_JSON: the dotted path's segments */
-    size_t depth;
-    bool key; /* one of key_columns */
+    sl_jpath path; /* SL_PG_SRC_JSON: the dotted path */
+    char *header;  /* SL_PG_SRC_HEADER: the header's name */
+    bool key;      /* one of key_columns */
 } sl_pg_column;
 
 /* Every statement the sink runs, generated at init. Parameters are $n, never data. */
@@ -131,21 +132,28 @@ const char *sl__pg_type_name(sl_pg_type t);
 
 /* ==== postgres_rows.c ==== */
 
-/* A growable byte buffer. */
-typedef struct sl_pg_buf {
-    char *p;
-    size_t len, cap;
-} sl_pg_buf;
+/* Aliases of the sl_buf toolkit kept for postgres.c, whose split is under way; new code
+ * uses sl_buf directly. postgres.c empties its buffers with len = 0, which leaves the
+ * failure latch set, so the alias clears it: each append is tried on its own, as before. */
+typedef sl_buf sl_pg_buf;
 
-int sl__pg_buf_put(sl_pg_buf *b, const void *bytes, size_t n);
-void sl__pg_buf_free(sl_pg_buf *b);
+static inline int sl__pg_buf_put(sl_buf *b, const void *bytes, size_t n)
+{
+    b->failed = false;
+    return sl__buf_append(b, bytes, n);
+}
+
+static inline void sl__pg_buf_free(sl_buf *b)
+{
+    sl__buf_free(b);
+}
 
 /* One record's column values as text: vals[i] (lens[i] bytes) or NULL for SQL NULL. The
  * texts live in scratch (reset by the caller per record) or in the record. */
 typedef struct sl_pg_row {
     const char **vals;
     size_t *lens;
-    sl_pg_buf scratch;
+    sl_buf scratch;
     size_t *offs; /* offsets into scratch for values stored there, (size_t)-1 otherwise */
 } sl_pg_row;
 
@@ -160,10 +168,10 @@ int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, con
                      size_t whysize);
 
 /* Appends the row as one line of COPY's text format (tab-separated, \N for NULL). */
-int sl__pg_copy_line(sl_pg_buf *b, const sl_pg_row *row, size_t ncols);
+int sl__pg_copy_line(sl_buf *b, const sl_pg_row *row, size_t ncols);
 /* Appends one element to an array literal being built in b ("{" and "}" are the caller's):
  * a double-quoted element with '"' and '\' escaped, or NULL. */
-int sl__pg_array_elem(sl_pg_buf *b, const char *val, size_t len, bool first);
+int sl__pg_array_elem(sl_buf *b, const char *val, size_t len, bool first);
 
 /* Formats a time in ms since the epoch as "YYYY-MM-DD HH:MM:SS.mmm+00". */
 void sl__pg_format_ms(int64_t ms, char *buf, size_t size);

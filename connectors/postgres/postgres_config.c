@@ -1,7 +1,6 @@
 /* postgres_config.c -- the postgres sink's options: the column mapping, the mode, and every
  * SQL statement, generated once at init with quoted identifiers and $n parameters. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,36 +136,17 @@ static void pg_list_free(char **v)
     free(v);
 }
 
-/* Parses a JSON path ("a.b.0") into segments. */
+/* Parses a JSON path ("a.b.0") into c->path. */
 static int pg_path_parse(sl_pg_column *c, const char *path, char *errstr, size_t errsize)
 {
-    size_t n = 1;
-    for (const char *p = path; *p; p++) {
-        n += *p == '.';
-    }
-    c->path = calloc(n, sizeof(char *));
-    if (!c->path) {
+    int rc = sl__jpath_parse(&c->path, path);
+    if (rc == SL_ERR_INVAL) {
+        snprintf(errstr, errsize, "columns: '%s': bad JSON path '%s' (empty segment)", c->name,
+                 path);
+    } else if (rc != SL_OK) {
         snprintf(errstr, errsize, "out of memory");
-        return SL_ERR_NOMEM;
     }
-    const char *start = path;
-    for (size_t i = 0; i < n; i++) {
-        const char *end = strchr(start, '.');
-        size_t len = end ? (size_t)(end - start) : strlen(start);
-        if (len == 0) {
-            snprintf(errstr, errsize, "columns: '%s': bad JSON path '%s' (empty segment)", c->name,
-                     path);
-            return SL_ERR_INVAL;
-        }
-        c->path[i] = strndup(start, len);
-        if (!c->path[i]) {
-            snprintf(errstr, errsize, "out of memory");
-            return SL_ERR_NOMEM;
-        }
-        c->depth = i + 1;
-        start = end ? end + 1 : start + len;
-    }
-    return SL_OK;
+    return rc;
 }
 
 /* Parses "source[::type]" into c. */
@@ -190,15 +170,12 @@ static int pg_source_parse(sl_pg_column *c, const char *spec, char *errstr, size
         c->src = SL_PG_SRC_HEADER;
         c->type = SL_PG_TEXT;
         found = true;
-        c->path = calloc(1, sizeof(char *));
         if (!src[7]) {
             snprintf(errstr, errsize, "columns: '%s': header: needs a header name", c->name);
             rc = SL_ERR_INVAL;
-        } else if (!c->path || !(c->path[0] = strdup(src + 7))) {
+        } else if (!(c->header = strdup(src + 7))) {
             snprintf(errstr, errsize, "out of memory");
             rc = SL_ERR_NOMEM;
-        } else {
-            c->depth = 1;
         }
     } else {
         for (size_t i = 0; i < sizeof(pg_sources) / sizeof(pg_sources[0]); i++) {
@@ -254,10 +231,8 @@ void sl__pg_columns_free(sl_pg_column *cols, size_t ncols)
     for (size_t i = 0; cols && i < ncols; i++) {
         free(cols[i].name);
         free(cols[i].qname);
-        for (size_t j = 0; cols[i].path && j < cols[i].depth; j++) {
-            free(cols[i].path[j]);
-        }
-        free(cols[i].path);
+        sl__jpath_free(&cols[i].path);
+        free(cols[i].header);
     }
     free(cols);
 }
@@ -389,67 +364,26 @@ done:
 
 /* ==== SQL generation ==== */
 
-/* Text being built; after an allocation failure every append is a no-op and rc says so. */
-typedef struct pg_sb {
-    sl_pg_buf b;
-    int rc;
-} pg_sb;
-
-static void pg_printf(pg_sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Appends printf-style text (kept NUL-terminated). */
-static void pg_printf(pg_sb *s, const char *fmt, ...)
-{
-    if (s->rc != SL_OK) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || sl__pg_buf_put(&s->b, NULL, (size_t)n + 1) != SL_OK) {
-        s->rc = SL_ERR_NOMEM;
-        return;
-    }
-    s->b.len -= (size_t)n + 1;
-    va_start(ap, fmt);
-    vsnprintf(s->b.p + s->b.len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    s->b.len += (size_t)n;
-}
-
-/* Hands the text over and starts a new one. NULL after an allocation failure. */
-static char *pg_take(pg_sb *s)
-{
-    char *text = s->rc == SL_OK ? s->b.p : NULL;
-    if (!text) {
-        sl__pg_buf_free(&s->b);
-    }
-    s->b.p = NULL;
-    s->b.len = s->b.cap = 0;
-    return text;
-}
-
 /* The quoted names of the columns: which < 0 all, 0 the non-key ones, 1 the key ones. */
-static void pg_names(pg_sb *s, const sl_pg_ctx *ctx, int which)
+static void pg_names(sl_buf *s, const sl_pg_ctx *ctx, int which)
 {
     bool first = true;
     for (size_t i = 0; i < ctx->ncols; i++) {
         if (which >= 0 && (int)ctx->cols[i].key != which) {
             continue;
         }
-        pg_printf(s, "%s%s", first ? "" : ", ", ctx->cols[i].qname);
+        sl__buf_printf(s, "%s%s", first ? "" : ", ", ctx->cols[i].qname);
         first = false;
     }
 }
 
 /* "v1, v3": the unnest aliases of the key columns. */
-static void pg_key_aliases(pg_sb *s, const sl_pg_ctx *ctx)
+static void pg_key_aliases(sl_buf *s, const sl_pg_ctx *ctx)
 {
     bool first = true;
     for (size_t i = 0; i < ctx->ncols; i++) {
         if (ctx->cols[i].key) {
-            pg_printf(s, "%sv%zu", first ? "" : ", ", i + 1);
+            sl__buf_printf(s, "%sv%zu", first ? "" : ", ", i + 1);
             first = false;
         }
     }
@@ -458,60 +392,61 @@ static void pg_key_aliases(pg_sb *s, const sl_pg_ctx *ctx)
 /* INSERT ... SELECT FROM unnest of one array parameter per column. Upsert keeps the last
  * row of each key (a conflict target may not be hit twice by one statement); increment
  * sums the rows of each key first, so partial aggregates add up. */
-static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
+static void pg_build_insert(sl_buf *s, const sl_pg_ctx *ctx, const char *target)
 {
     bool conflict = ctx->mode != SL_PG_APPEND;
-    pg_printf(s, "INSERT INTO %s%s (", target, conflict ? " AS sl_target" : "");
+    sl__buf_printf(s, "INSERT INTO %s%s (", target, conflict ? " AS sl_target" : "");
     pg_names(s, ctx, -1);
-    pg_printf(s, ") SELECT ");
+    sl__buf_printf(s, ") SELECT ");
     if (ctx->mode == SL_PG_UPSERT) {
-        pg_printf(s, "DISTINCT ON (");
+        sl__buf_printf(s, "DISTINCT ON (");
         pg_key_aliases(s, ctx);
-        pg_printf(s, ") ");
+        sl__buf_printf(s, ") ");
     }
     for (size_t i = 0; i < ctx->ncols; i++) {
         const sl_pg_column *c = &ctx->cols[i];
         const char *sep = i ? ", " : "";
         if (ctx->mode != SL_PG_INCREMENT || c->key) {
-            pg_printf(s, "%sv%zu", sep, i + 1);
+            sl__buf_printf(s, "%sv%zu", sep, i + 1);
         } else if (pg_type_numeric(c->type)) {
-            pg_printf(s, "%ssum(v%zu)", sep, i + 1);
+            sl__buf_printf(s, "%ssum(v%zu)", sep, i + 1);
         } else {
             /* Not addable: the batch's last value, as upsert would set it. */
-            pg_printf(s, "%s(array_agg(v%zu ORDER BY ord DESC))[1]", sep, i + 1);
+            sl__buf_printf(s, "%s(array_agg(v%zu ORDER BY ord DESC))[1]", sep, i + 1);
         }
     }
-    pg_printf(s, " FROM unnest(");
+    sl__buf_printf(s, " FROM unnest(");
     for (size_t i = 0; i < ctx->ncols; i++) {
-        pg_printf(s, "%s$%zu::%s[]", i ? ", " : "", i + 1, sl__pg_type_name(ctx->cols[i].type));
+        sl__buf_printf(s, "%s$%zu::%s[]", i ? ", " : "", i + 1,
+                       sl__pg_type_name(ctx->cols[i].type));
     }
-    pg_printf(s, ")%s AS u(", conflict ? " WITH ORDINALITY" : "");
+    sl__buf_printf(s, ")%s AS u(", conflict ? " WITH ORDINALITY" : "");
     for (size_t i = 0; i < ctx->ncols; i++) {
-        pg_printf(s, "%sv%zu", i ? ", " : "", i + 1);
+        sl__buf_printf(s, "%sv%zu", i ? ", " : "", i + 1);
     }
-    pg_printf(s, "%s)", conflict ? ", ord" : "");
+    sl__buf_printf(s, "%s)", conflict ? ", ord" : "");
     if (ctx->mode == SL_PG_UPSERT) {
-        pg_printf(s, " ORDER BY ");
+        sl__buf_printf(s, " ORDER BY ");
         pg_key_aliases(s, ctx);
-        pg_printf(s, ", ord DESC");
+        sl__buf_printf(s, ", ord DESC");
     } else if (ctx->mode == SL_PG_INCREMENT) {
-        pg_printf(s, " GROUP BY ");
+        sl__buf_printf(s, " GROUP BY ");
         pg_key_aliases(s, ctx);
     }
     if (!conflict) {
         return;
     }
-    pg_printf(s, " ON CONFLICT (");
+    sl__buf_printf(s, " ON CONFLICT (");
     pg_names(s, ctx, 1);
     bool any = false;
     for (size_t i = 0; i < ctx->ncols; i++) {
         any = any || !ctx->cols[i].key;
     }
     if (!any) {
-        pg_printf(s, ") DO NOTHING");
+        sl__buf_printf(s, ") DO NOTHING");
         return;
     }
-    pg_printf(s, ") DO UPDATE SET ");
+    sl__buf_printf(s, ") DO UPDATE SET ");
     bool first = true;
     for (size_t i = 0; i < ctx->ncols; i++) {
         const sl_pg_column *c = &ctx->cols[i];
@@ -521,10 +456,10 @@ static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
         const char *sep = first ? "" : ", ";
         first = false;
         if (ctx->mode == SL_PG_INCREMENT && pg_type_numeric(c->type)) {
-            pg_printf(s, "%s%s = COALESCE(sl_target.%s, 0) + COALESCE(EXCLUDED.%s, 0)", sep,
-                      c->qname, c->qname, c->qname);
+            sl__buf_printf(s, "%s%s = COALESCE(sl_target.%s, 0) + COALESCE(EXCLUDED.%s, 0)", sep,
+                           c->qname, c->qname, c->qname);
         } else {
-            pg_printf(s, "%s%s = EXCLUDED.%s", sep, c->qname, c->qname);
+            sl__buf_printf(s, "%s%s = EXCLUDED.%s", sep, c->qname, c->qname);
         }
     }
 }
@@ -532,7 +467,7 @@ static void pg_build_insert(pg_sb *s, const sl_pg_ctx *ctx, const char *target)
 int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
 {
     sl_pg_sql *q = &ctx->sql;
-    pg_sb s = {.rc = SL_OK};
+    sl_buf s = {0};
     char *schema = NULL, *table = NULL, *commits = NULL;
     char *target = NULL, *ctarget = NULL;
     int rc = SL_ERR_INVAL;
@@ -552,67 +487,67 @@ int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
         goto done;
     }
     rc = SL_ERR_NOMEM;
-    pg_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", table);
-    target = pg_take(&s);
-    pg_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", commits);
-    ctarget = pg_take(&s);
+    sl__buf_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", table);
+    target = sl__buf_steal(&s);
+    sl__buf_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", commits);
+    ctarget = sl__buf_steal(&s);
     if (!target || !ctarget) {
         goto done;
     }
 
-    pg_printf(&s,
-              "CREATE TABLE IF NOT EXISTS %s (pipeline text NOT NULL, sink text NOT NULL, "
-              "instance text NOT NULL DEFAULT '', batch_time bigint NOT NULL, inputs text, "
-              "committed_at timestamptz NOT NULL DEFAULT now(), "
-              "PRIMARY KEY (pipeline, sink, instance, batch_time))",
-              ctarget);
-    q->create_commits = pg_take(&s);
+    sl__buf_printf(&s,
+                   "CREATE TABLE IF NOT EXISTS %s (pipeline text NOT NULL, sink text NOT NULL, "
+                   "instance text NOT NULL DEFAULT '', batch_time bigint NOT NULL, inputs text, "
+                   "committed_at timestamptz NOT NULL DEFAULT now(), "
+                   "PRIMARY KEY (pipeline, sink, instance, batch_time))",
+                   ctarget);
+    q->create_commits = sl__buf_steal(&s);
     /* The batch claims its row first: no row back means it was committed already (or by
      * another writer, whose transaction this one waited for). */
-    pg_printf(&s,
-              "INSERT INTO %s (pipeline, sink, instance, batch_time, inputs, committed_at) "
-              "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING RETURNING 1",
-              ctarget);
-    q->claim_commit = pg_take(&s);
-    pg_printf(&s,
-              "DELETE FROM %s WHERE pipeline = $1 AND sink = $2 AND instance = $3 "
-              "AND batch_time < $4",
-              ctarget);
-    q->prune_commits = pg_take(&s);
-    pg_printf(&s,
-              "SELECT batch_time, inputs FROM %s WHERE pipeline = $1 AND sink = $2 "
-              "AND instance = $3 ORDER BY batch_time DESC LIMIT 1",
-              ctarget);
-    q->last_commit = pg_take(&s);
+    sl__buf_printf(&s,
+                   "INSERT INTO %s (pipeline, sink, instance, batch_time, inputs, committed_at) "
+                   "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING RETURNING 1",
+                   ctarget);
+    q->claim_commit = sl__buf_steal(&s);
+    sl__buf_printf(&s,
+                   "DELETE FROM %s WHERE pipeline = $1 AND sink = $2 AND instance = $3 "
+                   "AND batch_time < $4",
+                   ctarget);
+    q->prune_commits = sl__buf_steal(&s);
+    sl__buf_printf(&s,
+                   "SELECT batch_time, inputs FROM %s WHERE pipeline = $1 AND sink = $2 "
+                   "AND instance = $3 ORDER BY batch_time DESC LIMIT 1",
+                   ctarget);
+    q->last_commit = sl__buf_steal(&s);
 
     if (ctx->create_table) {
-        pg_printf(&s, "CREATE TABLE IF NOT EXISTS %s (", target);
+        sl__buf_printf(&s, "CREATE TABLE IF NOT EXISTS %s (", target);
         bool keyed = false;
         for (size_t i = 0; i < ctx->ncols; i++) {
-            pg_printf(&s, "%s%s %s", i ? ", " : "", ctx->cols[i].qname,
-                      sl__pg_type_name(ctx->cols[i].type));
+            sl__buf_printf(&s, "%s%s %s", i ? ", " : "", ctx->cols[i].qname,
+                           sl__pg_type_name(ctx->cols[i].type));
             keyed = keyed || ctx->cols[i].key;
         }
         if (keyed) {
-            pg_printf(&s, ", PRIMARY KEY (");
+            sl__buf_printf(&s, ", PRIMARY KEY (");
             pg_names(&s, ctx, 1);
-            pg_printf(&s, ")");
+            sl__buf_printf(&s, ")");
         }
-        pg_printf(&s, ")");
-        if (!(q->create_table = pg_take(&s))) {
+        sl__buf_printf(&s, ")");
+        if (!(q->create_table = sl__buf_steal(&s))) {
             goto done;
         }
     }
-    pg_printf(&s, "SELECT ");
+    sl__buf_printf(&s, "SELECT ");
     pg_names(&s, ctx, -1);
-    pg_printf(&s, " FROM %s LIMIT 0", target);
-    q->check_table = pg_take(&s);
-    pg_printf(&s, "COPY %s (", target);
+    sl__buf_printf(&s, " FROM %s LIMIT 0", target);
+    q->check_table = sl__buf_steal(&s);
+    sl__buf_printf(&s, "COPY %s (", target);
     pg_names(&s, ctx, -1);
-    pg_printf(&s, ") FROM STDIN");
-    q->copy = pg_take(&s);
+    sl__buf_printf(&s, ") FROM STDIN");
+    q->copy = sl__buf_steal(&s);
     pg_build_insert(&s, ctx, target);
-    q->insert = pg_take(&s);
+    q->insert = sl__buf_steal(&s);
     if (q->create_commits && q->claim_commit && q->prune_commits && q->last_commit &&
         q->check_table && q->copy && q->insert) {
         rc = SL_OK;
@@ -621,7 +556,7 @@ done:
     if (rc == SL_ERR_NOMEM) {
         snprintf(errstr, errsize, "out of memory");
     }
-    sl__pg_buf_free(&s.b);
+    sl__buf_free(&s);
     free(schema);
     free(table);
     free(commits);

@@ -17,37 +17,6 @@
 
 #define PG_NUM_MAX 64 /* longest number text accepted */
 
-/* ==== Buffers ==== */
-
-int sl__pg_buf_put(sl_pg_buf *b, const void *bytes, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            return SL_ERR_NOMEM;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (bytes && n) {
-        memcpy(b->p + b->len, bytes, n);
-    }
-    b->len += n;
-    b->p[b->len] = '\0';
-    return SL_OK;
-}
-
-void sl__pg_buf_free(sl_pg_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 /* ==== Text checks ==== */
 
 bool sl__pg_utf8_ok(const char *s, size_t len)
@@ -285,7 +254,7 @@ void sl__pg_row_free(sl_pg_row *row)
     free(row->vals);
     free(row->lens);
     free(row->offs);
-    sl__pg_buf_free(&row->scratch);
+    sl__buf_free(&row->scratch);
     memset(row, 0, sizeof(*row));
 }
 
@@ -304,29 +273,6 @@ static void pg_excerpt(const char *s, size_t len, char *buf, size_t size)
     buf[n] = '\0';
 }
 
-/* Finds the field at the column's path. NULL when absent. */
-static json_t *pg_json_field(const sl_pg_column *c, json_t *root)
-{
-    json_t *cur = root;
-    for (size_t i = 0; cur && i < c->depth; i++) {
-        const char *seg = c->path[i];
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, seg);
-        } else if (json_is_array(cur)) {
-            char *end;
-            errno = 0;
-            unsigned long idx = strtoul(seg, &end, 10);
-            if (!isdigit((unsigned char)seg[0]) || *end || errno) {
-                return NULL;
-            }
-            cur = json_array_get(cur, idx);
-        } else {
-            return NULL;
-        }
-    }
-    return cur;
-}
-
 /* One column's value being computed: text t (tl bytes) that points into the record, into
  * num, or into the scratch buffer at off. */
 typedef struct pg_val {
@@ -343,7 +289,7 @@ typedef struct pg_val {
 static int pg_val_scratch(sl_pg_row *row, pg_val *v, const char *bytes, size_t n)
 {
     v->off = row->scratch.len;
-    if (sl__pg_buf_put(&row->scratch, bytes, n) != SL_OK) {
+    if (sl__buf_append(&row->scratch, bytes, n) != SL_OK) {
         return SL_ERR_NOMEM;
     }
     row->scratch.len++; /* past the NUL, so that each value stays a C string */
@@ -412,10 +358,9 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, c
         return SL_OK;
     }
     case SL_PG_SRC_HEADER: {
-        const sl_header *h = sl_record_header(r, c->path[0]);
+        const sl_header *h = sl_record_header(r, c->header);
         if (!h) {
-            snprintf(why, whysize, "column %.60s: header '%.100s' is missing", c->qname,
-                     c->path[0]);
+            snprintf(why, whysize, "column %.60s: header '%.100s' is missing", c->qname, c->header);
             return SL_ERR_RECORD;
         }
         v->null = !h->value;
@@ -424,14 +369,11 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, c
         return SL_OK;
     }
     case SL_PG_SRC_JSON: {
-        json_t *f = pg_json_field(c, root);
+        json_t *f = sl__jpath_get(&c->path, root);
         if (!f) {
-            char path[128] = "";
-            for (size_t i = 0; i < c->depth; i++) {
-                size_t l = strlen(path);
-                snprintf(path + l, sizeof(path) - l, "%s%s", i ? "." : "", c->path[i]);
-            }
-            snprintf(why, whysize, "column %.60s: JSON field '%.100s' is missing", c->qname, path);
+            char path[128];
+            snprintf(why, whysize, "column %.60s: JSON field '%.100s' is missing", c->qname,
+                     sl__jpath_text(&c->path, path, sizeof(path)));
             return SL_ERR_RECORD;
         }
         if (json_is_null(f)) {
@@ -568,7 +510,7 @@ int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, con
     int rc = SL_OK;
     const int64_t when[2] = {batch_time, window_ms};
 
-    row->scratch.len = 0;
+    sl__buf_reset(&row->scratch);
     if (need_json) {
         root = r->value_len ? json_loadb(r->value, r->value_len, JSON_DECODE_ANY, NULL) : NULL;
         if (!root) {
@@ -596,7 +538,7 @@ int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, con
         } else if (v.t == v.num) {
             /* v.num is reused by the next column: keep a copy. */
             size_t off = row->scratch.len;
-            if (sl__pg_buf_put(&row->scratch, v.num, v.tl) != SL_OK) {
+            if (sl__buf_append(&row->scratch, v.num, v.tl) != SL_OK) {
                 rc = SL_ERR_NOMEM;
                 break;
             }
@@ -622,7 +564,7 @@ int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, con
 /* ==== Escaping ==== */
 
 /* Appends bytes with COPY text-format escapes for backslash, newline, CR and tab. */
-static int pg_copy_escape(sl_pg_buf *b, const char *s, size_t len)
+static int pg_copy_escape(sl_buf *b, const char *s, size_t len)
 {
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
@@ -635,38 +577,38 @@ static int pg_copy_escape(sl_pg_buf *b, const char *s, size_t len)
         default: continue;
         }
         char esc[2] = {'\\', e};
-        if (sl__pg_buf_put(b, s + run, i - run) != SL_OK || sl__pg_buf_put(b, esc, 2) != SL_OK) {
+        if (sl__buf_append(b, s + run, i - run) != SL_OK || sl__buf_append(b, esc, 2) != SL_OK) {
             return SL_ERR_NOMEM;
         }
         run = i + 1;
     }
-    return sl__pg_buf_put(b, s + run, len - run);
+    return sl__buf_append(b, s + run, len - run);
 }
 
-int sl__pg_copy_line(sl_pg_buf *b, const sl_pg_row *row, size_t ncols)
+int sl__pg_copy_line(sl_buf *b, const sl_pg_row *row, size_t ncols)
 {
     for (size_t i = 0; i < ncols; i++) {
-        if (i > 0 && sl__pg_buf_put(b, "\t", 1) != SL_OK) {
+        if (i > 0 && sl__buf_append(b, "\t", 1) != SL_OK) {
             return SL_ERR_NOMEM;
         }
         int rc = row->vals[i] ? pg_copy_escape(b, row->vals[i], row->lens[i])
-                              : sl__pg_buf_put(b, "\\N", 2);
+                              : sl__buf_append(b, "\\N", 2);
         if (rc != SL_OK) {
             return rc;
         }
     }
-    return sl__pg_buf_put(b, "\n", 1);
+    return sl__buf_append(b, "\n", 1);
 }
 
-int sl__pg_array_elem(sl_pg_buf *b, const char *val, size_t len, bool first)
+int sl__pg_array_elem(sl_buf *b, const char *val, size_t len, bool first)
 {
-    if (!first && sl__pg_buf_put(b, ",", 1) != SL_OK) {
+    if (!first && sl__buf_append(b, ",", 1) != SL_OK) {
         return SL_ERR_NOMEM;
     }
     if (!val) {
-        return sl__pg_buf_put(b, "NULL", 4);
+        return sl__buf_append(b, "NULL", 4);
     }
-    if (sl__pg_buf_put(b, "\"", 1) != SL_OK) {
+    if (sl__buf_append(b, "\"", 1) != SL_OK) {
         return SL_ERR_NOMEM;
     }
     size_t run = 0;
@@ -674,13 +616,13 @@ int sl__pg_array_elem(sl_pg_buf *b, const char *val, size_t len, bool first)
         if (val[i] != '"' && val[i] != '\\') {
             continue;
         }
-        if (sl__pg_buf_put(b, val + run, i - run) != SL_OK || sl__pg_buf_put(b, "\\", 1) != SL_OK) {
+        if (sl__buf_append(b, val + run, i - run) != SL_OK || sl__buf_append(b, "\\", 1) != SL_OK) {
             return SL_ERR_NOMEM;
         }
         run = i; /* the quote or backslash itself follows its escape */
     }
-    if (sl__pg_buf_put(b, val + run, len - run) != SL_OK) {
+    if (sl__buf_append(b, val + run, len - run) != SL_OK) {
         return SL_ERR_NOMEM;
     }
-    return sl__pg_buf_put(b, "\"", 1);
+    return sl__buf_append(b, "\"", 1);
 }

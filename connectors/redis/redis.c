@@ -206,7 +206,7 @@ static int redis_read_queued(sl_redis_ctx *ctx, redis_batch *b)
 }
 
 /* WATCH and EXISTS of the commit key: *done is set when it exists (then UNWATCHed). */
-static int redis_committed(sl_redis_ctx *ctx, const sl_redis_buf *ck, bool *done)
+static int redis_committed(sl_redis_ctx *ctx, const sl_buf *ck, bool *done)
 {
     const char *argv[2] = {"WATCH", ck->p};
     size_t lens[2] = {5, ck->len};
@@ -281,7 +281,7 @@ static int redis_exec_reply(sl_redis_ctx *ctx, redis_batch *b)
     return rc;
 }
 
-static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_redis_buf *ck, bool *skipped)
+static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck, bool *skipped)
 {
     int rc = redis_committed(ctx, ck, skipped);
     if (rc != SL_OK || *skipped) {
@@ -320,7 +320,7 @@ static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_redis_buf *ck, 
             }
         }
     }
-    sl__redis_buf_free(&cmds.buf);
+    sl__buf_free(&cmds.buf);
     if (rc != SL_OK) {
         redis_drop(ctx); /* in MULTI with unread replies: start afresh */
         return rc;
@@ -383,7 +383,7 @@ static int redis_write(void *data, const sl_batch_output *out, char *errstr, siz
     if (rc != SL_OK) {
         return rc;
     }
-    sl_redis_buf ck = {0};
+    sl_buf ck = {0};
     if (sl__redis_commit_key(ctx, out->pipeline ? out->pipeline : "", out->sink ? out->sink : "",
                              out->batch_time, &ck) != SL_OK) {
         sl_instance_error(ctx->ins, "redis: out of memory");
@@ -404,7 +404,7 @@ static int redis_write(void *data, const sl_batch_output *out, char *errstr, siz
                         out->batch_time, b.written, b.skipped);
     }
     free(b.recs);
-    sl__redis_buf_free(&ck);
+    sl__buf_free(&ck);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "sl_connector.h"
+#include "sl_util.h"
 
 struct redisContext; /* hiredis */
 
@@ -52,12 +53,6 @@ typedef struct sl_redis_tpl {
     size_t nparts;
 } sl_redis_tpl;
 
-/* A growable byte buffer. */
-typedef struct sl_redis_buf {
-    char *p;
-    size_t len, cap;
-} sl_redis_buf;
-
 #define SL_REDIS_MAX_ARGS 12
 
 /* The commands of one record (one, or two for lpush with trim): argv[i] points into buf
@@ -67,7 +62,7 @@ typedef struct sl_redis_cmds {
     int argc[2];
     const char *argv[2][SL_REDIS_MAX_ARGS];
     size_t argvlen[2][SL_REDIS_MAX_ARGS];
-    sl_redis_buf buf;
+    sl_buf buf;
 } sl_redis_cmds;
 
 typedef struct sl_redis_ctx {
@@ -114,10 +109,7 @@ int sl__redis_tpl_parse(sl_redis_tpl *t, const char *s, const char *what, char *
 void sl__redis_tpl_free(sl_redis_tpl *t);
 /* Appends the template's expansion for r to b. SL_OK or SL_ERR_NOMEM. */
 int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batch_time,
-                         int64_t window_ms, sl_redis_buf *b);
-
-int sl__redis_buf_put(sl_redis_buf *b, const void *bytes, size_t n);
-void sl__redis_buf_free(sl_redis_buf *b);
+                         int64_t window_ms, sl_buf *b);
 
 /* Builds the commands of record r. Returns SL_OK, SL_ERR_RECORD with why when the record
  * cannot make its command (no number for an increment), or SL_ERR_NOMEM. */
@@ -126,6 +118,6 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
 
 /* The commit key: <commit_prefix><pipeline>:<sink>[:<instance>]:<batch_time>, into b. */
 int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,
-                         int64_t batch_time, sl_redis_buf *b);
+                         int64_t batch_time, sl_buf *b);
 
 #endif /* SL_REDIS_H */

@@ -11,37 +11,6 @@
 
 #define REDIS_NUM_MAX 64
 
-/* ==== Buffers ==== */
-
-int sl__redis_buf_put(sl_redis_buf *b, const void *bytes, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            return SL_ERR_NOMEM;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) {
-        memcpy(b->p + b->len, bytes, n);
-    }
-    b->len += n;
-    b->p[b->len] = '\0';
-    return SL_OK;
-}
-
-void sl__redis_buf_free(sl_redis_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 /* ==== Templates ==== */
 
 static const struct {
@@ -188,7 +157,7 @@ static const char *redis_value_text(const sl_record *r, char *num, size_t numsiz
 }
 
 int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batch_time,
-                         int64_t window_ms, sl_redis_buf *b)
+                         int64_t window_ms, sl_buf *b)
 {
     char num[REDIS_NUM_MAX];
     for (size_t i = 0; i < t->nparts; i++) {
@@ -223,7 +192,7 @@ int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batc
                                  r->meta ? r->meta->offset : (int64_t)-1);
             break;
         }
-        if (sl__redis_buf_put(b, s, n) != SL_OK) {
+        if (sl__buf_append(b, s, n) != SL_OK) {
             return SL_ERR_NOMEM;
         }
     }
@@ -313,7 +282,7 @@ static void redis_arg_bytes(redis_argv *a, int c, const char *s, size_t n)
     a->off[c][i] = a->out->buf.len;
     a->out->argvlen[c][i] = n;
     if (a->rc == SL_OK) {
-        a->rc = sl__redis_buf_put(&a->out->buf, s, n);
+        a->rc = sl__buf_append(&a->out->buf, s, n);
     }
 }
 
@@ -339,7 +308,7 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
 
     out->ncmds = 1;
     out->argc[0] = out->argc[1] = 0;
-    out->buf.len = 0;
+    sl__buf_reset(&out->buf);
     switch (ctx->cmd) {
     case SL_REDIS_SET:
         redis_arg_const(&a, 0, "SET");
@@ -428,19 +397,18 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
 }
 
 int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,
-                         int64_t batch_time, sl_redis_buf *b)
+                         int64_t batch_time, sl_buf *b)
 {
     char bt[32];
     snprintf(bt, sizeof(bt), "%" PRId64, batch_time);
     const char *inst = ctx->instance ? ctx->instance : "";
-    b->len = 0;
-    if (sl__redis_buf_put(b, ctx->commit_prefix, strlen(ctx->commit_prefix)) != SL_OK ||
-        sl__redis_buf_put(b, pipeline, strlen(pipeline)) != SL_OK ||
-        sl__redis_buf_put(b, ":", 1) != SL_OK ||
-        sl__redis_buf_put(b, sink, strlen(sink)) != SL_OK ||
-        (*inst && (sl__redis_buf_put(b, ":", 1) != SL_OK ||
-                   sl__redis_buf_put(b, inst, strlen(inst)) != SL_OK)) ||
-        sl__redis_buf_put(b, ":", 1) != SL_OK || sl__redis_buf_put(b, bt, strlen(bt)) != SL_OK) {
+    sl__buf_reset(b);
+    if (sl__buf_append(b, ctx->commit_prefix, strlen(ctx->commit_prefix)) != SL_OK ||
+        sl__buf_append(b, pipeline, strlen(pipeline)) != SL_OK ||
+        sl__buf_append(b, ":", 1) != SL_OK || sl__buf_append(b, sink, strlen(sink)) != SL_OK ||
+        (*inst &&
+         (sl__buf_append(b, ":", 1) != SL_OK || sl__buf_append(b, inst, strlen(inst)) != SL_OK)) ||
+        sl__buf_append(b, ":", 1) != SL_OK || sl__buf_append(b, bt, strlen(bt)) != SL_OK) {
         return SL_ERR_NOMEM;
     }
     return SL_OK;

@@ -1,7 +1,6 @@
 /* lines.c -- the line splitter of the tcp, file and generate sources (see lines.h). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lines.h"
 
@@ -202,20 +201,4 @@ int sl__lines_finish(sl_lines *l, sl_lines_batch *b, int64_t ts)
     }
     int r = sl__lines_batch_push(b);
     return rc != SL_OK ? rc : r;
-}
-
-/* ==== Clocks ==== */
-
-int64_t sl__lines_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t sl__lines_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

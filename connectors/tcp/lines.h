@@ -5,6 +5,7 @@
 #define SL_LINES_H
 
 #include "sl_connector.h"
+#include "sl_util.h"
 
 /* Records collected before one sl_receiver_push(). */
 #define SL_LINES_BULK 1024
@@ -54,10 +55,5 @@ void sl__lines_free(sl_lines *l);
 int sl__lines_feed(sl_lines *l, sl_lines_batch *b, const char *data, size_t n, int64_t ts);
 /* End of the stream: the last unterminated line becomes a record and b is pushed. */
 int sl__lines_finish(sl_lines *l, sl_lines_batch *b, int64_t ts);
-
-/* Wall-clock time in ms since the epoch, for record timestamps. */
-int64_t sl__lines_now_ms(void);
-/* Monotonic time in ms, for intervals. */
-int64_t sl__lines_mono_ms(void);
 
 #endif /* SL_LINES_H */

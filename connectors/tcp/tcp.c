@@ -33,9 +33,9 @@ static bool tcp_stopping(sl_tcp_ctx *ctx)
 /* Sleeps ms, waking every TCP_POLL_MS to look at the stop flag. */
 static void tcp_sleep(sl_tcp_ctx *ctx, int64_t ms)
 {
-    int64_t until = sl__lines_mono_ms() + ms;
+    int64_t until = sl__mono_ms() + ms;
     for (;;) {
-        int64_t left = until - sl__lines_mono_ms();
+        int64_t left = until - sl__mono_ms();
         if (left <= 0 || tcp_stopping(ctx)) {
             return;
         }
@@ -66,7 +66,7 @@ static ssize_t tcp_read_once(sl_tcp_ctx *ctx, sl_tcp_conn *c)
 {
     ssize_t n = recv(c->fd, ctx->rbuf, ctx->rbuf_size, 0);
     if (n > 0) {
-        int rc = sl__lines_feed(&c->lines, ctx->batch, ctx->rbuf, (size_t)n, sl__lines_now_ms());
+        int rc = sl__lines_feed(&c->lines, ctx->batch, ctx->rbuf, (size_t)n, sl__now_ms());
         if (rc == SL_ERR_NOMEM) {
             return -ENOMEM;
         }
@@ -84,7 +84,7 @@ static ssize_t tcp_read_once(sl_tcp_ctx *ctx, sl_tcp_conn *c)
 /* Ends a connection: its last unterminated line is pushed, its socket closed. */
 static void tcp_conn_close(sl_tcp_ctx *ctx, sl_tcp_conn *c)
 {
-    sl__lines_finish(&c->lines, ctx->batch, sl__lines_now_ms());
+    sl__lines_finish(&c->lines, ctx->batch, sl__now_ms());
     sl__lines_free(&c->lines);
     if (c->fd >= 0) {
         close(c->fd);
@@ -352,7 +352,7 @@ static void tcp_run_listen(sl_tcp_ctx *ctx)
 
     while (!tcp_stopping(ctx)) {
         size_t n = ctx->nconns;
-        bool accepting = sl__lines_mono_ms() >= accept_after;
+        bool accepting = sl__mono_ms() >= accept_after;
         pfds[0].fd = accepting ? ctx->listen_fd : -1;
         pfds[0].events = POLLIN;
         pfds[0].revents = 0;
@@ -383,7 +383,7 @@ static void tcp_run_listen(sl_tcp_ctx *ctx)
         }
         if (pfds[0].revents & POLLIN) {
             if (!tcp_accept(ctx)) {
-                accept_after = sl__lines_mono_ms() + TCP_POLL_MS;
+                accept_after = sl__mono_ms() + TCP_POLL_MS;
             }
         }
     }

@@ -131,8 +131,8 @@ static void test_pg_columns_infer_types_and_keys(void)
     CU_ASSERT_EQUAL(c[6].type, SL_PG_TEXT);
     CU_ASSERT_EQUAL(c[7].src, SL_PG_SRC_JSON);
     CU_ASSERT_EQUAL(c[7].type, SL_PG_DOUBLE);
-    CU_ASSERT_EQUAL(c[7].depth, 2);
-    CU_ASSERT_STRING_EQUAL(c[7].path[1], "amount");
+    CU_ASSERT_EQUAL(c[7].path.depth, 2);
+    CU_ASSERT_STRING_EQUAL(c[7].path.seg[1], "amount");
     CU_ASSERT_EQUAL(c[8].type, SL_PG_JSONB);
     CU_ASSERT_EQUAL(c[9].type, SL_PG_BOOLEAN);
     sl__pg_columns_free(c, n);
@@ -475,26 +475,26 @@ static void test_pg_copy_line_escapes_specials(void)
     row.vals[1] = NULL;
     row.vals[2] = "'); DROP TABLE x; --";
     row.lens[2] = strlen(row.vals[2]);
-    sl_pg_buf b = {0};
+    sl_buf b = {0};
     CU_ASSERT_EQUAL(sl__pg_copy_line(&b, &row, 3), SL_OK);
     CU_ASSERT_STRING_EQUAL(b.p, "tab\\there\\nnew\\\\back\\rcr\t\\N\t'); DROP TABLE x; --\n");
-    sl__pg_buf_free(&b);
+    sl__buf_free(&b);
     sl__pg_row_free(&row);
 }
 
 static void test_pg_array_elements_are_quoted(void)
 {
-    sl_pg_buf b = {0};
-    sl__pg_buf_put(&b, "{", 1);
+    sl_buf b = {0};
+    sl__buf_append(&b, "{", 1);
     CU_ASSERT_EQUAL(sl__pg_array_elem(&b, "a\"b", 3, true), SL_OK);
     CU_ASSERT_EQUAL(sl__pg_array_elem(&b, "c\\d", 3, false), SL_OK);
     CU_ASSERT_EQUAL(sl__pg_array_elem(&b, NULL, 0, false), SL_OK);
     CU_ASSERT_EQUAL(sl__pg_array_elem(&b, "NULL", 4, false), SL_OK);
     CU_ASSERT_EQUAL(sl__pg_array_elem(&b, "{x, y}", 6, false), SL_OK);
     CU_ASSERT_EQUAL(sl__pg_array_elem(&b, "", 0, false), SL_OK);
-    sl__pg_buf_put(&b, "}", 1);
+    sl__buf_append(&b, "}", 1);
     CU_ASSERT_STRING_EQUAL(b.p, "{\"a\\\"b\",\"c\\\\d\",NULL,\"NULL\",\"{x, y}\",\"\"}");
-    sl__pg_buf_free(&b);
+    sl__buf_free(&b);
 }
 
 static void test_pg_format_ms(void)

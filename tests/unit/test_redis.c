@@ -69,7 +69,7 @@ static int build(sl_redis_ctx *ctx, const sl_record *r, char *c0, char *c1, size
             cmd_text(&cmds, 1, c1, size);
         }
     }
-    sl__redis_buf_free(&cmds.buf);
+    sl__buf_free(&cmds.buf);
     sl__redis_config_free(ctx);
     return rc;
 }
@@ -89,10 +89,10 @@ static void test_redis_template_expands_placeholders(void)
     sl_record r = rec_kv("hello", "v");
     r.meta = &m;
     sl_record_set_int(&r, 5);
-    sl_redis_buf b = {0};
+    sl_buf b = {0};
     CU_ASSERT_EQUAL(sl__redis_tpl_expand(&t, &r, 31000, 30000, &b), SL_OK);
     CU_ASSERT_STRING_EQUAL(b.p, "w:hello:{31000}:5:tp/2/9:1000-31000");
-    sl__redis_buf_free(&b);
+    sl__buf_free(&b);
     sl__redis_tpl_free(&t);
 }
 
@@ -211,21 +211,21 @@ static void test_redis_arguments_are_binary_safe(void)
     CU_ASSERT(memcmp(cmds.argv[0][2], "a\0b\r\n", 5) == 0);
     CU_ASSERT_EQUAL(cmds.argvlen[0][3], r.value_len);
     CU_ASSERT(memcmp(cmds.argv[0][3], r.value, r.value_len) == 0);
-    sl__redis_buf_free(&cmds.buf);
+    sl__buf_free(&cmds.buf);
     sl__redis_config_free(&ctx);
 }
 
 static void test_redis_commit_key(void)
 {
     sl_redis_ctx ctx;
-    sl_redis_buf b = {0};
+    sl_buf b = {0};
     ctx_defaults(&ctx, SL_REDIS_SET, "k");
     CU_ASSERT_EQUAL(sl__redis_commit_key(&ctx, "wc", "out", 1000, &b), SL_OK);
     CU_ASSERT_STRING_EQUAL(b.p, "sluice:commit:wc:out:1000");
     ctx.instance = "host-2";
     CU_ASSERT_EQUAL(sl__redis_commit_key(&ctx, "wc", "out", 1000, &b), SL_OK);
     CU_ASSERT_STRING_EQUAL(b.p, "sluice:commit:wc:out:host-2:1000");
-    sl__redis_buf_free(&b);
+    sl__buf_free(&b);
 }
 
 static void expect_config_error(sl_redis_ctx *ctx, const char *part)

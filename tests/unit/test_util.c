@@ -465,6 +465,80 @@ static void test_json_text(void)
                                   "\"base64\",\"topic\":null,\"e\":\"\"");
 }
 
+/* ==== Record copies in the engine ====
+ * A NULL key (or value) stays NULL and an empty one stays empty, whether a direct source
+ * adds the records to its batch or a receiver pushes them. Before, the direct input turned
+ * NULL into "" and the receiver turned "" into NULL. */
+
+static const sl_record key_cases[] = {
+    {.key = NULL, .value = "a", .value_len = 1},
+    {.key = "", .key_len = 0, .value = "", .value_len = 0},
+    {.key = "k", .key_len = 1, .value = NULL},
+};
+
+static void check_key_cases(const sl_dataset *ds)
+{
+    size_t n = 0;
+    const sl_record *r = sl_dataset_partition(ds, 0, &n);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_PTR_NULL(r[0].key);
+    CU_ASSERT_PTR_NOT_NULL(r[0].value);
+    CU_ASSERT_PTR_NOT_NULL(r[1].key);
+    CU_ASSERT_EQUAL(r[1].key_len, 0);
+    CU_ASSERT_PTR_NOT_NULL(r[1].value);
+    CU_ASSERT_EQUAL(r[1].value_len, 0);
+    CU_ASSERT_EQUAL(r[2].key_len, 1);
+    CU_ASSERT_PTR_NULL(r[2].value);
+}
+
+static void test_batch_input_keeps_null_and_empty_keys(void)
+{
+    sl_batch_input in = {.ds = sl__dataset_new(0, 1000)};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in.ds);
+    CU_ASSERT_EQUAL_FATAL(sl_batch_input_add_records(&in, key_cases, 3), SL_OK);
+    check_key_cases(in.ds);
+    sl__dataset_release(in.ds);
+}
+
+static sl_instance *probe_ins;
+
+static int probe_init(sl_instance *ins, void *ctx, char *errstr, size_t errsize)
+{
+    (void)ctx, (void)errstr, (void)errsize;
+    probe_ins = ins;
+    return SL_OK;
+}
+
+static const sl_option probe_options[] = {{0}};
+
+/* A receiver with no thread of its own: the test pushes. */
+static const sl_connector probe_connector = {
+    .name = "probe",
+    .flags = SL_SOURCE | SL_RECEIVER,
+    .options = probe_options,
+    .ctx_size = sizeof(int),
+    .init = probe_init,
+};
+
+static void test_receiver_push_keeps_null_and_empty_keys(void)
+{
+    char err[256];
+    sl_context_conf cc = {
+        .name = "copy", .batch_interval_ms = 1000, .workers = 1, .block_interval_ms = 100};
+    sl_context *ctx = sl_context_new(&cc, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(
+        sl_context_add_source_connector(ctx, &probe_connector, "probe", NULL, err, sizeof(err)));
+    CU_ASSERT_EQUAL_FATAL(sl_receiver_push(probe_ins, key_cases, 3), SL_OK);
+    sl__receiver_cut(probe_ins);
+    sl_dataset *ds = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl__receiver_take(probe_ins, 1000, &ds), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    check_key_cases(ds);
+    sl__dataset_release(ds);
+    sl_context_destroy(ctx);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("util", {"arena_alignment_and_large", test_arena_alignment_and_large},
@@ -479,5 +553,7 @@ void sl_test_register(void)
         {"scrub_masks_every_occurrence", test_scrub_masks_every_occurrence},
         {"closest_suggests_near_words", test_closest_suggests_near_words},
         {"jpath_walks_objects_and_arrays", test_jpath_walks_objects_and_arrays},
-        {"record_copy_keeps_null_and_empty_apart", test_record_copy_keeps_null_and_empty_apart});
+        {"record_copy_keeps_null_and_empty_apart", test_record_copy_keeps_null_and_empty_apart},
+        {"batch_input_keeps_null_and_empty_keys", test_batch_input_keeps_null_and_empty_keys},
+        {"receiver_push_keeps_null_and_empty_keys", test_receiver_push_keeps_null_and_empty_keys});
 }
