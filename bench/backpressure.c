@@ -1,7 +1,7 @@
 /* backpressure.c -- the PID rate estimator against a pipeline of known capacity.
  *
  * Pipeline: a source -> burn (a fixed cost per record on the schedule of a burn op,
- * sl_yamlops_burn: by default paced on the wall clock, so that a shared machine does not
+ * sl__yamlops_burn: by default paced on the wall clock, so that a shared machine does not
  * change the capacity; --clock cpu: the op itself, thread CPU time) -> a sink that counts
  * records and checks each one's number; 1 worker, so the capacity is C = 1 / cost records/s.
  * Three variants, each offered 3C:
@@ -166,9 +166,9 @@ static int burn_and_note(const sl_record *in, sl_record *out, sl_emitter *e, voi
         }
     }
     if (!wall_clock_burn) {
-        return sl_yamlops_burn(in, out, e, r->burn);
+        return sl__yamlops_burn(in, out, e, r->burn);
     }
-    int64_t us = sl_yamlops_burn_cost_us(r->burn, wall_ms() - f);
+    int64_t us = sl__yamlops_burn_cost_us(r->burn, wall_ms() - f);
     if (us > 0) {
         int64_t now = mono_ns();
         uint64_t b = atomic_load(&r->batches_done);
@@ -523,7 +523,7 @@ static int do_run(run *r, int64_t batch_ms)
     atomic_init(&r->sent, 0);
     atomic_init(&r->sending_done, false);
     r->seen = calloc(MAX_RECORDS / 8, 1);
-    r->burn = sl_yamlops_burn_new(r->cost_us, r->steps, r->nsteps, err, sizeof(err));
+    r->burn = sl__yamlops_burn_new(r->cost_us, r->steps, r->nsteps, err, sizeof(err));
     if (!r->burn || !r->seen) {
         fprintf(stderr, "%s\n", err);
         return -1;
@@ -615,7 +615,7 @@ static int do_run(run *r, int64_t batch_ms)
             fprintf(stderr, "cannot remove %s\n", dir);
         }
     }
-    sl_yamlops_destroy(r->burn);
+    sl__yamlops_destroy(r->burn);
     free(r->seen);
     r->seen = NULL;
 #ifdef SLUICE_WITH_KAFKA

@@ -17,7 +17,7 @@
 
 #ifdef SLUICE_WITH_POSTGRES
 
-extern const sl_connector sl_connector_postgres;
+extern const sl_connector sl__connector_postgres;
 
 static double bench_now(void)
 {
@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     sl_options_set(o, "columns", "k=key,v=value,n=num::bigint");
     sl_options_set(o, "create_table", "true");
     sl_instance *ins =
-        sc ? sl__instance_new(sc, &sl_connector_postgres, SL_SINK, "bench", o, err, sizeof(err))
+        sc ? sl__instance_new(sc, &sl__connector_postgres, SL_SINK, "bench", o, err, sizeof(err))
            : NULL;
     sl_options_destroy(o);
     if (!ins) {

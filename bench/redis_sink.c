@@ -16,7 +16,7 @@
 
 #ifdef SLUICE_WITH_REDIS
 
-extern const sl_connector sl_connector_redis;
+extern const sl_connector sl__connector_redis;
 
 static double bench_now(void)
 {
@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     sl_options_set(o, "field", "field:{key}");
     sl_options_set(o, "pipeline_depth", argv[4]);
     sl_instance *ins =
-        sc ? sl__instance_new(sc, &sl_connector_redis, SL_SINK, "bench", o, err, sizeof(err))
+        sc ? sl__instance_new(sc, &sl__connector_redis, SL_SINK, "bench", o, err, sizeof(err))
            : NULL;
     sl_options_destroy(o);
     if (!ins) {

@@ -131,7 +131,7 @@ static bool start_http(const sl_config *cfg, sl_context *ctx, bool demo, sl_http
     char err[512];
     sl_http_conf conf;
     bool present;
-    bool want = sl_config_http(cfg, &conf, &present);
+    bool want = sl__config_http(cfg, &conf, &present);
     bool demo_default = demo && !present;
     *out = NULL;
     if (demo_default) {
@@ -174,7 +174,7 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     if (!ctx) {
         fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
@@ -240,7 +240,7 @@ static void apply_log_level(const sl_config *cfg, int cli_level)
     sl_log_level level;
     if (cli_level >= 0) {
         sl_set_log_level((sl_log_level)cli_level);
-    } else if (cfg && sl_config_log_level(cfg, &level)) {
+    } else if (cfg && sl__config_log_level(cfg, &level)) {
         sl_set_log_level(level);
     }
 }
@@ -249,15 +249,15 @@ static int cmd_run(const char *path, const char *text, int cli_level, double sec
 {
     char err[1024];
     sl_config *cfg;
-    int rc = text ? sl_config_load_string(text, strlen(text), path, &cfg, err, sizeof(err))
-                  : sl_config_load(path, &cfg, err, sizeof(err));
+    int rc = text ? sl__config_load_string(text, strlen(text), path, &cfg, err, sizeof(err))
+                  : sl__config_load(path, &cfg, err, sizeof(err));
     if (rc != SL_OK) {
         fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
     }
     apply_log_level(cfg, cli_level);
     int status = run_config(cfg, seconds, demo);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
     return status;
 }
 
@@ -265,22 +265,22 @@ static int cmd_check(const char *path, int cli_level)
 {
     char err[1024];
     sl_config *cfg;
-    if (sl_config_load(path, &cfg, err, sizeof(err)) != SL_OK) {
+    if (sl__config_load(path, &cfg, err, sizeof(err)) != SL_OK) {
         fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
     }
     apply_log_level(cfg, cli_level);
     /* Building runs the connectors' own checks (init); nothing starts. */
-    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     if (!ctx) {
         fprintf(stderr, "%s\n", err);
-        sl_config_destroy(cfg);
+        sl__config_destroy(cfg);
         return EXIT_USAGE;
     }
     sl_context_destroy(ctx);
     printf("%s: ok\n", path);
-    sl_config_print_graph(cfg, stdout);
-    sl_config_destroy(cfg);
+    sl__config_print_graph(cfg, stdout);
+    sl__config_destroy(cfg);
     return EXIT_OK;
 }
 
@@ -596,7 +596,7 @@ int main(int argc, char **argv)
         return cmd_connectors(markdown);
     }
     if (strcmp(cmd, "ops") == 0) {
-        sl_config_print_ops(stdout, markdown);
+        sl__config_print_ops(stdout, markdown);
         return EXIT_OK;
     }
     if (print_config) {

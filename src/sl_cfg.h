@@ -74,7 +74,7 @@ typedef struct cfg_op_def {
 struct cfg_op {
     const cfg_op_def *def;
     cfg_loc loc;
-    char *desc;     /* as printed by sl_config_print_graph */
+    char *desc;     /* as printed by sl__config_print_graph */
     sl_yamlop *yop; /* split, key, value, filter, map, burn; value 1 for a count reducer */
     sl_reduce_fn reduce;
     int partitions;    /* 0: the context's default */
@@ -119,7 +119,7 @@ struct sl_config {
     cfg_endpoint *sinks;
     size_t nsinks;
     size_t *order; /* stream indexes in build order */
-    bool has_http; /* an http: section (sl_config_http) */
+    bool has_http; /* an http: section (sl__config_http) */
     /* http: read through sl__cfg_http_options */
     bool http_enabled;
     bool http_allow_remote;

@@ -15,7 +15,7 @@
 
 /* ==== The tables ====
  * Offsets are into sl_config. Each value is stored as the loader reads it: STR a strdup'ed
- * char * (sl_config_destroy frees it), BOOL a bool, INT and DURATION an int64_t, DOUBLE a
+ * char * (sl__config_destroy frees it), BOOL a bool, INT and DURATION an int64_t, DOUBLE a
  * double, ENUM an int (the index of the choice). Options without a default keep the value
  * the struct holds (the backpressure defaults are the engine's, sl_backpressure_defaults).
  * Enumerations: app.log_level. */
@@ -362,15 +362,15 @@ int sl__cfg_parse_http(cfg_parser *p, yaml_node_t *http)
         if (ln && sl__cfg_is_null(p, ln)) {
             ln = NULL;
         }
-        if (sl_http_check_listen(cfg->http_listen, cfg->http_token != NULL, cfg->http_allow_remote,
-                                 msg, sizeof(msg)) != SL_OK) {
+        if (sl__http_check_listen(cfg->http_listen, cfg->http_token != NULL, cfg->http_allow_remote,
+                                  msg, sizeof(msg)) != SL_OK) {
             return sl__cfg_error(p, sl__cfg_loc_of(ln ? ln : http), "http.listen: %s", msg);
         }
     }
     return SL_OK;
 }
 
-bool sl_config_http(const sl_config *cfg, sl_http_conf *conf, bool *present)
+bool sl__config_http(const sl_config *cfg, sl_http_conf *conf, bool *present)
 {
     memset(conf, 0, sizeof(*conf));
     conf->listen = cfg->http_listen ? cfg->http_listen : SL_HTTP_DEFAULT_LISTEN;

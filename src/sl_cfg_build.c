@@ -70,7 +70,7 @@ static void cfg_endpoint_msg(const cfg_endpoint *ep, const char *msg, char *out,
     }
 }
 
-sl_context *sl_config_build(const sl_config *cfg, char *errstr, size_t errsize)
+sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
 {
     char msg[512];
     sl_context_conf conf = {
@@ -179,7 +179,7 @@ static void cfg_print_options(const cfg_endpoint *ep, FILE *f)
     }
 }
 
-void sl_config_print_graph(const sl_config *cfg, FILE *f)
+void sl__config_print_graph(const sl_config *cfg, FILE *f)
 {
     char d[32], b[32];
     sl__cfg_fmt_duration(cfg->batch_ms, d, sizeof(d));

@@ -18,8 +18,8 @@ static bool cfg_name_char(char c)
     return isalnum((unsigned char)c) || c == '_';
 }
 
-int sl_config_expand(const char *s, size_t len, char **out, size_t *err_off, char *errstr,
-                     size_t errsize)
+int sl__config_expand(const char *s, size_t len, char **out, size_t *err_off, char *errstr,
+                      size_t errsize)
 {
     sl_buf b = {0};
     int rc = sl__buf_append(&b, "", 0);
@@ -127,8 +127,8 @@ int sl__cfg_expand_all(cfg_parser *p)
         }
         char msg[256];
         size_t off = 0;
-        int rc = sl_config_expand((const char *)n->data.scalar.value, n->data.scalar.length,
-                                  &p->text[i], &off, msg, sizeof(msg));
+        int rc = sl__config_expand((const char *)n->data.scalar.value, n->data.scalar.length,
+                                   &p->text[i], &off, msg, sizeof(msg));
         if (rc != SL_OK) {
             cfg_loc loc = sl__cfg_loc_of(n);
             /* Point at the "${" itself when the scalar is written as it is read. */

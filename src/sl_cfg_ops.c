@@ -18,7 +18,7 @@ static int cfg_set_reducer(cfg_parser *p, cfg_op *op, int which, cfg_loc loc)
     op->reduce = fns[which];
     if (which == 1) {
         char msg[256];
-        op->yop = sl_yamlops_value_literal_new("1", msg, sizeof(msg));
+        op->yop = sl__yamlops_value_literal_new("1", msg, sizeof(msg));
         if (!op->yop) {
             return sl__cfg_error(p, loc, "%s", msg);
         }
@@ -86,7 +86,7 @@ static int cfg_op_split(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         delim = sl__cfg_text(p, n);
         op->desc = sl__cfg_strdupf("split delimiter '%s'", delim);
     }
-    op->yop = sl_yamlops_split_new(delim, msg, sizeof(msg));
+    op->yop = sl__yamlops_split_new(delim, msg, sizeof(msg));
     return op->yop ? SL_OK : sl__cfg_error(p, sl__cfg_loc_of(arg), "split: %s", msg);
 }
 
@@ -104,7 +104,7 @@ static int cfg_op_json_path(cfg_parser *p, yaml_node_t *arg, const char *opname,
 }
 
 /* What a key, value or filter op reads besides the value bytes: at most one of json: PATH,
- * meta: NAME (sl_yamlops_meta_from_name) and header: NAME. *target is SL_YOP_ON_VALUE when
+ * meta: NAME (sl__yamlops_meta_from_name) and header: NAME. *target is SL_YOP_ON_VALUE when
  * there is none (an error when required). *name is the path or name, *node its node. */
 static int cfg_op_attr(cfg_parser *p, yaml_node_t *arg, const char *opname, bool required,
                        sl_yamlop_target *target, const char **name, yaml_node_t **node)
@@ -143,9 +143,9 @@ static int cfg_op_attr(cfg_parser *p, yaml_node_t *arg, const char *opname, bool
     if (rc != SL_OK) {
         return rc;
     }
-    if (*target == SL_YOP_ON_META && sl_yamlops_meta_from_name(*name) < 0) {
+    if (*target == SL_YOP_ON_META && sl__yamlops_meta_from_name(*name) < 0) {
         return sl__cfg_error(p, sl__cfg_loc_of(*node), "unknown meta '%s' in %s (valid: %s)", *name,
-                             where, sl_yamlops_meta_names());
+                             where, sl__yamlops_meta_names());
     }
     if (*target == SL_YOP_ON_HEADER && !**name) {
         return sl__cfg_error(p, sl__cfg_loc_of(*node), "empty header name in %s", where);
@@ -168,7 +168,7 @@ static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
                                  "got '%s'",
                                  sl__cfg_text(p, arg));
         }
-        op->yop = sl_yamlops_key_new(NULL, msg, sizeof(msg));
+        op->yop = sl__yamlops_key_new(NULL, msg, sizeof(msg));
         op->desc = strdup("key value");
     } else {
         static const char *const keys[] = {"json", "meta", "header", NULL};
@@ -179,7 +179,7 @@ static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         if (rc != SL_OK || (rc = cfg_op_attr(p, arg, "key", true, &target, &name, &n)) != SL_OK) {
             return rc;
         }
-        op->yop = sl_yamlops_key_from_new(target, name, msg, sizeof(msg));
+        op->yop = sl__yamlops_key_from_new(target, name, msg, sizeof(msg));
         op->desc = sl__cfg_strdupf("key %s %s", cfg_attr_words[target], name);
         op->reads_header = target == SL_YOP_ON_HEADER;
     }
@@ -191,7 +191,7 @@ static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     char msg[256];
     if (arg->type == YAML_SCALAR_NODE) {
         const char *s = sl__cfg_text(p, arg);
-        op->yop = sl_yamlops_value_literal_new(s, msg, sizeof(msg));
+        op->yop = sl__yamlops_value_literal_new(s, msg, sizeof(msg));
         op->desc = sl__cfg_strdupf("value %s", s);
     } else {
         static const char *const keys[] = {"json", "meta", "header", "as", NULL};
@@ -206,7 +206,7 @@ static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         /* as: number by default, but text for the meta attributes that are text */
         bool text_meta =
             target == SL_YOP_ON_META &&
-            !sl_yamlops_meta_is_number((sl_yamlop_meta)sl_yamlops_meta_from_name(name));
+            !sl__yamlops_meta_is_number((sl_yamlop_meta)sl__yamlops_meta_from_name(name));
         int as = text_meta ? 1 : 0;
         if ((n = sl__cfg_get(p, arg, "as")) && !sl__cfg_is_null(p, n)) {
             if ((rc = sl__cfg_choice(p, n, "value.as", as_words, &as)) != SL_OK) {
@@ -217,7 +217,7 @@ static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
                                      "meta '%s' is text, not a number: use as: text", name);
             }
         }
-        op->yop = sl_yamlops_value_from_new(target, name, as == 1, msg, sizeof(msg));
+        op->yop = sl__yamlops_value_from_new(target, name, as == 1, msg, sizeof(msg));
         op->desc = sl__cfg_strdupf("value %s %s as %s", cfg_attr_words[target], name, as_words[as]);
         op->reads_header = target == SL_YOP_ON_HEADER;
     }
@@ -237,7 +237,7 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     for (yaml_node_pair_t *a = arg->data.mapping.pairs.start; a < arg->data.mapping.pairs.top;
          a++) {
         yaml_node_t *k = sl__cfg_node(p, a->key);
-        if (sl_yamlops_cmp_from_name(sl__cfg_text(p, k)) < 0) {
+        if (sl__yamlops_cmp_from_name(sl__cfg_text(p, k)) < 0) {
             continue;
         }
         if (cmp_key) {
@@ -276,11 +276,11 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
                              sl__cfg_kind(cmp_val));
     }
     const char *operand = sl__cfg_text(p, cmp_val);
-    sl_yamlop_cmp cmp = (sl_yamlop_cmp)sl_yamlops_cmp_from_name(cmp_name);
+    sl_yamlop_cmp cmp = (sl_yamlop_cmp)sl__yamlops_cmp_from_name(cmp_name);
     sl_yamlop_target target = path ? attr : on_key ? SL_YOP_ON_KEY : SL_YOP_ON_VALUE;
     op->reads_header = target == SL_YOP_ON_HEADER;
     char msg[256];
-    op->yop = sl_yamlops_filter_new(target, path, cmp, operand, msg, sizeof(msg));
+    op->yop = sl__yamlops_filter_new(target, path, cmp, operand, msg, sizeof(msg));
     if (!op->yop) {
         return sl__cfg_error(p, sl__cfg_loc_of(cmp_val), "filter: %s", msg);
     }
@@ -399,7 +399,7 @@ static int cfg_burn_us(cfg_parser *p, yaml_node_t *n, const char *what, int64_t 
     if (rc != SL_OK) {
         return rc;
     }
-    if (sl_yamlops_parse_us(s, us) != SL_OK) {
+    if (sl__yamlops_parse_us(s, us) != SL_OK) {
         return sl__cfg_error(p, sl__cfg_loc_of(n),
                              "%s: bad per-record cost '%s' (write e.g. 20us, 0.5ms; at most 10s)",
                              what, s);
@@ -465,7 +465,7 @@ static int cfg_op_burn(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         return rc;
     }
     char msg[256];
-    op->yop = sl_yamlops_burn_new(us, steps, nsteps, msg, sizeof(msg));
+    op->yop = sl__yamlops_burn_new(us, steps, nsteps, msg, sizeof(msg));
     if (!op->yop) {
         return sl__cfg_error(p, op->loc, "burn: %s", msg);
     }
@@ -515,7 +515,7 @@ static int cfg_op_map(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     if (rc != SL_OK) {
         return rc;
     }
-    op->yop = sl_yamlops_transform_new(map_words[which], msg, sizeof(msg));
+    op->yop = sl__yamlops_transform_new(map_words[which], msg, sizeof(msg));
     op->desc = sl__cfg_strdupf("map %s", map_words[which]);
     return op->yop ? SL_OK : sl__cfg_error(p, sl__cfg_loc_of(arg), "map: %s", msg);
 }
@@ -537,31 +537,31 @@ static int cfg_op_repartition(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 /* The typed value 1 before a count reducer (cfg_set_reducer). */
 sl_stream *sl__cfg_count_ones(const cfg_op *op, sl_stream *s)
 {
-    return op->yop ? sl_stream_map_values(s, sl_yamlops_map, op->yop) : s;
+    return op->yop ? sl_stream_map_values(s, sl__yamlops_map, op->yop) : s;
 }
 
 static sl_stream *cfg_apply_split(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_flat_map(s, sl_yamlops_flat_map, op->yop);
+    return sl_stream_flat_map(s, sl__yamlops_flat_map, op->yop);
 }
 
 static sl_stream *cfg_apply_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_key_by(s, sl_yamlops_map, op->yop);
+    return sl_stream_key_by(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_value(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_map_values(s, sl_yamlops_map, op->yop);
+    return sl_stream_map_values(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_filter(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_filter(s, sl_yamlops_filter, op->yop);
+    return sl_stream_filter(s, sl__yamlops_filter, op->yop);
 }
 
 static sl_stream *cfg_apply_reduce_by_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -593,7 +593,7 @@ static sl_stream *cfg_apply_count_by_value(const cfg_op *op, sl_stream *s,
 static sl_stream *cfg_apply_map(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_map(s, sl_yamlops_map, op->yop);
+    return sl_stream_map(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_repartition(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -613,7 +613,7 @@ static sl_stream *cfg_apply_join(const cfg_op *op, sl_stream *s, sl_stream *cons
 static sl_stream *cfg_apply_burn(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_map(s, sl_yamlops_burn, op->yop);
+    return sl_stream_map(s, sl__yamlops_burn, op->yop);
 }
 
 /* ==== The op table ====
@@ -838,7 +838,7 @@ static void cfg_put_cell(const char *s, bool markdown, FILE *f)
     }
 }
 
-void sl_config_print_ops(FILE *f, bool markdown)
+void sl__config_print_ops(FILE *f, bool markdown)
 {
     if (markdown) {
         fprintf(f, "Operations (`ops`), applied in order (generated from the op table by "

@@ -141,7 +141,7 @@ int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         return rc;
     }
     char msg[256], ttl[32] = "";
-    op->run = sl_yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
+    op->run = sl__yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
     if (!op->run) {
         return sl__cfg_error(p, op->loc, "running: %s", msg);
     }
@@ -226,5 +226,5 @@ sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *cons
 {
     (void)handles;
     s = sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
-    return sl_stream_map_with_state(s, sl_yamlops_running, op->run, op->ttl_ms, op->partitions);
+    return sl_stream_map_with_state(s, sl__yamlops_running, op->run, op->ttl_ms, op->partitions);
 }

@@ -235,7 +235,7 @@ static void cfg_free_endpoint(cfg_endpoint *ep)
     sl_options_destroy(ep->opts);
 }
 
-void sl_config_destroy(sl_config *cfg)
+void sl__config_destroy(sl_config *cfg)
 {
     if (!cfg) {
         return;
@@ -254,8 +254,8 @@ void sl_config_destroy(sl_config *cfg)
         for (size_t j = 0; j < st->nops; j++) {
             free(st->ops[j].desc);
             free(st->ops[j].with.name);
-            sl_yamlops_destroy(st->ops[j].yop);
-            sl_yamlops_destroy(st->ops[j].run);
+            sl__yamlops_destroy(st->ops[j].yop);
+            sl__yamlops_destroy(st->ops[j].run);
         }
         free(st->from);
         free(st->ops);
@@ -342,8 +342,8 @@ static int cfg_parse_doc(cfg_parser *p)
     return sl__cfg_check_graph(p, root_loc);
 }
 
-int sl_config_load_string(const char *text, size_t len, const char *name, sl_config **out,
-                          char *errstr, size_t errsize)
+int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
+                           char *errstr, size_t errsize)
 {
     cfg_parser p = {.path = name ? name : "<config>", .errstr = errstr, .errsize = errsize};
     if (errstr && errsize) {
@@ -355,13 +355,13 @@ int sl_config_load_string(const char *text, size_t len, const char *name, sl_con
         p.cfg->log_level = -1;
     }
     if (!p.cfg || !(p.cfg->path = strdup(p.path))) {
-        sl_config_destroy(p.cfg);
+        sl__config_destroy(p.cfg);
         sl__cfg_error(&p, sl__cfg_loc_at(0, 0), "out of memory");
         return SL_ERR_NOMEM;
     }
     yaml_parser_t yp;
     if (!yaml_parser_initialize(&yp)) {
-        sl_config_destroy(p.cfg);
+        sl__config_destroy(p.cfg);
         sl__cfg_error(&p, sl__cfg_loc_at(0, 0), "out of memory");
         return SL_ERR_NOMEM;
     }
@@ -408,14 +408,14 @@ int sl_config_load_string(const char *text, size_t len, const char *name, sl_con
     }
     yaml_parser_delete(&yp);
     if (rc != SL_OK) {
-        sl_config_destroy(p.cfg);
+        sl__config_destroy(p.cfg);
         return rc;
     }
     *out = p.cfg;
     return SL_OK;
 }
 
-int sl_config_load(const char *path, sl_config **out, char *errstr, size_t errsize)
+int sl__config_load(const char *path, sl_config **out, char *errstr, size_t errsize)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -441,24 +441,24 @@ int sl_config_load(const char *path, sl_config **out, char *errstr, size_t errsi
         sl__buf_free(&b);
         return err ? SL_ERR_IO : SL_ERR_NOMEM;
     }
-    rc = sl_config_load_string(b.p, b.len, path, out, errstr, errsize);
+    rc = sl__config_load_string(b.p, b.len, path, out, errstr, errsize);
     sl__buf_free(&b);
     return rc;
 }
 
 /* ==== Accessors ==== */
 
-const char *sl_config_app_name(const sl_config *cfg)
+const char *sl__config_app_name(const sl_config *cfg)
 {
     return cfg->name;
 }
 
-int64_t sl_config_batch_interval(const sl_config *cfg)
+int64_t sl__config_batch_interval(const sl_config *cfg)
 {
     return cfg->batch_ms;
 }
 
-bool sl_config_log_level(const sl_config *cfg, sl_log_level *level)
+bool sl__config_log_level(const sl_config *cfg, sl_log_level *level)
 {
     if (cfg->log_level >= 0) {
         *level = (sl_log_level)cfg->log_level;

@@ -3,16 +3,16 @@
  *
  *     sl_config *cfg;
  *     char err[512];
- *     if (sl_config_load("wordcount.yaml", &cfg, err, sizeof(err)) != SL_OK) {
+ *     if (sl__config_load("wordcount.yaml", &cfg, err, sizeof(err)) != SL_OK) {
  *         fprintf(stderr, "%s\n", err);        // wordcount.yaml:12:7: error: ...
  *     }
- *     sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+ *     sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
  *     ... sl_context_start(ctx) ... sl_context_destroy(ctx);
- *     sl_config_destroy(cfg);                   // after the context: it owns the ops' state
+ *     sl__config_destroy(cfg);                   // after the context: it owns the ops' state
  *
  * Every error message is one line, "FILE:LINE:COLUMN: error: MESSAGE" with 1-based line
  * and column, without a trailing newline. Values of options flagged SL_OPT_SECRET never
- * appear in messages nor in sl_config_print_graph().
+ * appear in messages nor in sl__config_print_graph().
  */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
@@ -27,41 +27,41 @@ typedef struct sl_config sl_config;
 /* Reads, expands (${VAR}), parses and checks the file at path. Returns SL_OK and stores a
  * new config in *out (the caller destroys it), or SL_ERR_INVAL for a bad config, SL_ERR_IO
  * when the file cannot be read, SL_ERR_NOMEM; errstr then holds the message. */
-int sl_config_load(const char *path, sl_config **out, char *errstr, size_t errsize);
+int sl__config_load(const char *path, sl_config **out, char *errstr, size_t errsize);
 /* The same from text in memory; name stands for the file name in messages. */
-int sl_config_load_string(const char *text, size_t len, const char *name, sl_config **out,
-                          char *errstr, size_t errsize);
+int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
+                           char *errstr, size_t errsize);
 
 /* Creates a context (sl_context_new) and builds the graph the config describes through the
  * public API: sources, streams in dependency order, sinks. Returns the context (not
  * started; the caller destroys it) or NULL with errstr set, in the same format as load
  * errors, at the place in the file the failing piece came from. cfg must outlive the
  * context: the operator functions use state that cfg owns. */
-sl_context *sl_config_build(const sl_config *cfg, char *errstr, size_t errsize);
+sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize);
 
 /* Prints the pipeline as sluice check shows it: app settings, sources with their type and
  * options, streams in build order with their inputs and ops, sinks. Secrets as "***". */
-void sl_config_print_graph(const sl_config *cfg, FILE *f);
+void sl__config_print_graph(const sl_config *cfg, FILE *f);
 
 /* Prints the operations a stream's ops: can use, from the op table: the ways to write each
  * and what it does. markdown: the table of the README's operations reference. */
-void sl_config_print_ops(FILE *f, bool markdown);
+void sl__config_print_ops(FILE *f, bool markdown);
 
 /* Frees cfg. NULL is fine. Destroy the context built from it first. */
-void sl_config_destroy(sl_config *cfg);
+void sl__config_destroy(sl_config *cfg);
 
 /* The app name ("sluice" by default) and batch interval (ms). */
-const char *sl_config_app_name(const sl_config *cfg);
-int64_t sl_config_batch_interval(const sl_config *cfg);
+const char *sl__config_app_name(const sl_config *cfg);
+int64_t sl__config_batch_interval(const sl_config *cfg);
 /* True and *level set when app.log_level is given. */
-bool sl_config_log_level(const sl_config *cfg, sl_log_level *level);
+bool sl__config_log_level(const sl_config *cfg, sl_log_level *level);
 
 /* Expands ${VAR} and ${VAR:-default} (default also when VAR is empty) in s[0..len); "$$"
  * is a "$", and a "$" not followed by "{" or "$" stays as it is. Returns SL_OK with a new
  * malloc'ed string in *out, or SL_ERR_INVAL with errstr set and *err_off the offset of
  * the faulty "${" (unset variable without default, empty or bad name, unterminated), or
  * SL_ERR_NOMEM. */
-int sl_config_expand(const char *s, size_t len, char **out, size_t *err_off, char *errstr,
-                     size_t errsize);
+int sl__config_expand(const char *s, size_t len, char **out, size_t *err_off, char *errstr,
+                      size_t errsize);
 
 #endif /* SL_CONFIG_H */

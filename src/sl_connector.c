@@ -3,40 +3,40 @@
 
 #include "sl_connector.h"
 
-extern const sl_connector sl_connector_tcp;
-extern const sl_connector sl_connector_file_source;
-extern const sl_connector sl_connector_file_sink;
-extern const sl_connector sl_connector_stdout;
-extern const sl_connector sl_connector_generate;
+extern const sl_connector sl__connector_tcp;
+extern const sl_connector sl__connector_file_source;
+extern const sl_connector sl__connector_file_sink;
+extern const sl_connector sl__connector_stdout;
+extern const sl_connector sl__connector_generate;
 #ifdef SLUICE_WITH_KAFKA
-extern const sl_connector sl_connector_kafka_source;
-extern const sl_connector sl_connector_kafka_sink;
+extern const sl_connector sl__connector_kafka_source;
+extern const sl_connector sl__connector_kafka_sink;
 #endif
 #ifdef SLUICE_WITH_POSTGRES
-extern const sl_connector sl_connector_postgres;
+extern const sl_connector sl__connector_postgres;
 #endif
 #ifdef SLUICE_WITH_REDIS
-extern const sl_connector sl_connector_redis;
+extern const sl_connector sl__connector_redis;
 #endif
 
 /* Every connector, NULL-terminated. */
 static const sl_connector *const registry[] = {
-    &sl_connector_tcp,
-    &sl_connector_file_source,
-    &sl_connector_generate,
+    &sl__connector_tcp,
+    &sl__connector_file_source,
+    &sl__connector_generate,
 #ifdef SLUICE_WITH_KAFKA
-    &sl_connector_kafka_source,
+    &sl__connector_kafka_source,
 #endif
-    &sl_connector_stdout,
-    &sl_connector_file_sink,
+    &sl__connector_stdout,
+    &sl__connector_file_sink,
 #ifdef SLUICE_WITH_KAFKA
-    &sl_connector_kafka_sink,
+    &sl__connector_kafka_sink,
 #endif
 #ifdef SLUICE_WITH_POSTGRES
-    &sl_connector_postgres,
+    &sl__connector_postgres,
 #endif
 #ifdef SLUICE_WITH_REDIS
-    &sl_connector_redis,
+    &sl__connector_redis,
 #endif
     NULL,
 };

@@ -10,6 +10,9 @@
 
 #include "sluice.h"
 
+/* The connector interface is public API, exported like sluice.h. */
+#pragma GCC visibility push(default)
+
 /* An instance of a connector in a pipeline: its name, options, statistics and, for
  * receiver sources, the block generator. Owned by the engine. */
 typedef struct sl_instance sl_instance;
@@ -17,7 +20,7 @@ typedef struct sl_instance sl_instance;
 /* ==== Source input of one batch (for sources that define batches themselves) ==== */
 
 /* What a direct source (one that is not a receiver) hands to the engine for a batch. It
- * appends partitions of records with sl_batch_input_add_partition(). */
+ * appends partitions of records with sl_batch_input_add_records(). */
 typedef struct sl_batch_input sl_batch_input;
 
 /* Adds a partition whose records are copied (bytes too) into batch memory. A NULL key or
@@ -212,5 +215,7 @@ sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *
                                            size_t errsize);
 int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *name,
                            const sl_options *opts, char *errstr, size_t errsize);
+
+#pragma GCC visibility pop
 
 #endif /* SL_CONNECTOR_H */

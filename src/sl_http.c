@@ -465,7 +465,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 
 static const sl_ui_file *ui_file(const char *name)
 {
-    for (const sl_ui_file *f = sl_ui_files; f->name; f++) {
+    for (const sl_ui_file *f = sl__ui_files; f->name; f++) {
         if (strcmp(f->name, name) == 0) {
             return f;
         }
@@ -532,12 +532,12 @@ sl_http_server *sl_http_start(sl_context *ctx, const sl_http_conf *conf, char *e
         snprintf(errstr, errsize, "no context");
         return NULL;
     }
-    if (sl_http_check_listen(listen_at, has_token, conf->allow_remote, errstr, errsize) != SL_OK) {
+    if (sl__http_check_listen(listen_at, has_token, conf->allow_remote, errstr, errsize) != SL_OK) {
         return NULL;
     }
     char host[256];
     int port;
-    sl_http_parse_listen(listen_at, host, sizeof(host), &port, errstr, errsize);
+    sl__http_parse_listen(listen_at, host, sizeof(host), &port, errstr, errsize);
 
     sl_http_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {

@@ -16,13 +16,13 @@
 
 /* Splits "HOST:PORT", "[V6]:PORT" into host (without brackets) and port (0..65535).
  * Returns SL_OK or SL_ERR_INVAL with errstr set. */
-int sl_http_parse_listen(const char *listen, char *host, size_t hostsize, int *port, char *errstr,
-                         size_t errsize);
+int sl__http_parse_listen(const char *listen, char *host, size_t hostsize, int *port, char *errstr,
+                          size_t errsize);
 /* Checks that listen can be served under conf's rules: it parses, the host resolves, and
  * a non-loopback address has a token or allow_remote. Returns SL_OK or SL_ERR_INVAL with
  * errstr set (the message never holds the token). */
-int sl_http_check_listen(const char *listen, bool has_token, bool allow_remote, char *errstr,
-                         size_t errsize);
+int sl__http_check_listen(const char *listen, bool has_token, bool allow_remote, char *errstr,
+                          size_t errsize);
 
 /* ==== The embedded page (generated from src/ui/ at build time) ==== */
 
@@ -33,7 +33,7 @@ typedef struct sl_ui_file {
 } sl_ui_file;
 
 /* Every file of src/ui/ that is served, ending with an entry whose name is NULL. */
-extern const sl_ui_file sl_ui_files[];
+extern const sl_ui_file sl__ui_files[];
 
 /* ==== The YAML front end ====
  * Defined in sl_config.c (declared here because sl_config.h belongs to the config module's
@@ -44,6 +44,6 @@ typedef struct sl_config sl_config;
 /* Fills conf from the config's `http:` section (strings point into cfg, which must
  * outlive their use). Returns true when the section is present and enabled; *present
  * tells whether there was a section at all (demo serves by default without one). */
-bool sl_config_http(const sl_config *cfg, sl_http_conf *conf, bool *present);
+bool sl__config_http(const sl_config *cfg, sl_http_conf *conf, bool *present);
 
 #endif /* SL_HTTP_H */

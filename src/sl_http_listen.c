@@ -13,8 +13,8 @@
 
 /* ==== Listen addresses ==== */
 
-int sl_http_parse_listen(const char *listen, char *host, size_t hostsize, int *port, char *errstr,
-                         size_t errsize)
+int sl__http_parse_listen(const char *listen, char *host, size_t hostsize, int *port, char *errstr,
+                          size_t errsize)
 {
     const char *colon, *h = listen, *hend;
     if (!listen || !*listen) {
@@ -102,12 +102,12 @@ static struct addrinfo *resolve(const char *host, int port, char *errstr, size_t
     return res;
 }
 
-int sl_http_check_listen(const char *listen, bool has_token, bool allow_remote, char *errstr,
-                         size_t errsize)
+int sl__http_check_listen(const char *listen, bool has_token, bool allow_remote, char *errstr,
+                          size_t errsize)
 {
     char host[256];
     int port;
-    int rc = sl_http_parse_listen(listen, host, sizeof(host), &port, errstr, errsize);
+    int rc = sl__http_parse_listen(listen, host, sizeof(host), &port, errstr, errsize);
     if (rc != SL_OK) {
         return rc;
     }

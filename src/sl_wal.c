@@ -237,8 +237,8 @@ static int seg_open_write(sl_wal *wal, uint32_t seq, bool create, char *errstr, 
     return SL_OK;
 }
 
-sl_wal *sl_wal_open(const char *dir, const char *name, const sl_wal_conf *conf, char *errstr,
-                    size_t errsize)
+sl_wal *sl__wal_open(const char *dir, const char *name, const sl_wal_conf *conf, char *errstr,
+                     size_t errsize)
 {
     sl_wal *wal = calloc(1, sizeof(*wal));
     if (!wal) {
@@ -259,22 +259,22 @@ sl_wal *sl_wal_open(const char *dir, const char *name, const sl_wal_conf *conf, 
     wal->name = strdup(name);
     if (!wal->dir || !wal->name) {
         snprintf(errstr, errsize, "out of memory");
-        sl_wal_close(wal);
+        sl__wal_close(wal);
         return NULL;
     }
     snprintf(wal->dir, len, "%s/wal/%s", dir, name);
     if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
         snprintf(errstr, errsize, "'%s' cannot name a write-ahead log directory", name);
-        sl_wal_close(wal);
+        sl__wal_close(wal);
         return NULL;
     }
     if (sl__mkdirs(wal->dir, 0777) != 0) {
         snprintf(errstr, errsize, "cannot create %s: %s", wal->dir, strerror(errno));
-        sl_wal_close(wal);
+        sl__wal_close(wal);
         return NULL;
     }
     if (seg_scan(wal, errstr, errsize) != SL_OK) {
-        sl_wal_close(wal);
+        sl__wal_close(wal);
         return NULL;
     }
     marker_read(wal);
@@ -286,13 +286,13 @@ sl_wal *sl_wal_open(const char *dir, const char *name, const sl_wal_conf *conf, 
         rc = seg_open_write(wal, wal->segs[wal->nsegs - 1], false, errstr, errsize);
     }
     if (rc != SL_OK) {
-        sl_wal_close(wal);
+        sl__wal_close(wal);
         return NULL;
     }
     return wal;
 }
 
-void sl_wal_close(sl_wal *wal)
+void sl__wal_close(sl_wal *wal)
 {
     if (!wal) {
         return;
@@ -452,7 +452,7 @@ static int seg_roll(sl_wal *wal)
     return rc;
 }
 
-int sl_wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end)
+int sl__wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end)
 {
     pthread_mutex_lock(&wal->lock);
     size_t payload = 0;
@@ -493,7 +493,7 @@ int sl_wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end)
     return rc;
 }
 
-int sl_wal_sync(sl_wal *wal)
+int sl__wal_sync(sl_wal *wal)
 {
     /* The fsync runs on a duplicate of the descriptor, without the lock, so that appends go
      * on meanwhile; what was appended before the call is durable when it returns. */
@@ -522,7 +522,7 @@ int sl_wal_sync(sl_wal *wal)
     return rc;
 }
 
-sl_wal_pos sl_wal_end(sl_wal *wal)
+sl_wal_pos sl__wal_end(sl_wal *wal)
 {
     pthread_mutex_lock(&wal->lock);
     sl_wal_pos p = SL_WAL_POS(wal->cur_seq, wal->cur_size);
@@ -530,7 +530,7 @@ sl_wal_pos sl_wal_end(sl_wal *wal)
     return p;
 }
 
-sl_wal_pos sl_wal_processed(sl_wal *wal)
+sl_wal_pos sl__wal_processed(sl_wal *wal)
 {
     pthread_mutex_lock(&wal->lock);
     sl_wal_pos p = wal->processed;

@@ -42,7 +42,7 @@ typedef uint64_t sl_wal_pos;
 
 /* When appended bytes reach the disk. */
 typedef enum sl_wal_fsync {
-    SL_WAL_FSYNC_EXPLICIT = 0, /* at sl_wal_sync() (and when a segment is rolled) */
+    SL_WAL_FSYNC_EXPLICIT = 0, /* at sl__wal_sync() (and when a segment is rolled) */
     SL_WAL_FSYNC_ALWAYS = 1,   /* at every append */
     SL_WAL_FSYNC_NEVER = 2,    /* never: the OS decides (benchmarks, tests) */
 } sl_wal_fsync;
@@ -54,23 +54,23 @@ typedef struct sl_wal_conf {
 
 /* Opens (creating) the log <dir>/wal/<name>/. conf NULL takes the defaults. Returns NULL
  * with errstr set when the directory cannot be created or a segment cannot be read. */
-sl_wal *sl_wal_open(const char *dir, const char *name, const sl_wal_conf *conf, char *errstr,
-                    size_t errsize);
+sl_wal *sl__wal_open(const char *dir, const char *name, const sl_wal_conf *conf, char *errstr,
+                     size_t errsize);
 /* Syncs (unless the policy is NEVER) and frees. NULL is fine. */
-void sl_wal_close(sl_wal *wal);
+void sl__wal_close(sl_wal *wal);
 
 /* Appends one block holding recs[0..n) and stores the position just past it in *end (when
  * not NULL). Returns SL_OK, SL_ERR_NOMEM, SL_ERR_TOOBIG (a block over 1 GiB) or SL_ERR_IO (the
- * segment is cut back to its last good block). Durable after sl_wal_sync() unless the policy
+ * segment is cut back to its last good block). Durable after sl__wal_sync() unless the policy
  * is ALWAYS. */
-int sl_wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end);
+int sl__wal_append(sl_wal *wal, const sl_record *recs, size_t n, sl_wal_pos *end);
 /* fsyncs what was appended. Returns SL_OK or SL_ERR_IO. */
-int sl_wal_sync(sl_wal *wal);
+int sl__wal_sync(sl_wal *wal);
 
 /* The position just past the last block appended. */
-sl_wal_pos sl_wal_end(sl_wal *wal);
+sl_wal_pos sl__wal_end(sl_wal *wal);
 /* The position up to which blocks are marked processed (0 when none). */
-sl_wal_pos sl_wal_processed(sl_wal *wal);
+sl_wal_pos sl__wal_processed(sl_wal *wal);
 
 /* Called for each block replayed: its records (bytes and meta borrowed for the call; the
  * meta's source is the log's name) and the position just past the block. A return other
@@ -81,19 +81,19 @@ typedef int (*sl_wal_replay_fn)(void *arg, const sl_record *recs, size_t n, sl_w
  * log as it was when the replay started. A torn or corrupt block is logged and the rest of
  * its segment skipped. *blocks (when not NULL) gets the number of blocks replayed. Returns
  * SL_OK, SL_ERR_IO, SL_ERR_NOMEM or the callback's error. */
-int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, uint64_t *blocks);
+int sl__wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, uint64_t *blocks);
 
 /* Records durably that every block ending at or before pos was processed (a position not
  * past the current marker is ignored). Returns SL_OK or SL_ERR_IO. */
-int sl_wal_mark_processed(sl_wal *wal, sl_wal_pos pos);
+int sl__wal_mark_processed(sl_wal *wal, sl_wal_pos pos);
 /* Deletes the segments that hold only processed blocks (never the one being written).
  * Returns the number of segments deleted, or SL_ERR_IO. */
-int sl_wal_cleanup(sl_wal *wal);
+int sl__wal_cleanup(sl_wal *wal);
 
 /* The number of segment files and the directory of the log (for logs and tests). */
-size_t sl_wal_segments(sl_wal *wal);
+size_t sl__wal_segments(sl_wal *wal);
 /* Bytes on disk in the WAL's segment files (for /metrics). */
-uint64_t sl_wal_bytes(sl_wal *wal);
-const char *sl_wal_dir(const sl_wal *wal);
+uint64_t sl__wal_bytes(sl_wal *wal);
+const char *sl__wal_dir(const sl_wal *wal);
 
 #endif /* SL_WAL_H */

@@ -1,4 +1,4 @@
-/* sl_wal_replay.c -- replaying the write-ahead log, its processed marker and cleanup. */
+/* sl__wal_replay.c -- replaying the write-ahead log, its processed marker and cleanup. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -225,7 +225,7 @@ static int seg_replay(sl_wal *wal, uint32_t seq, uint64_t off, uint64_t limit, s
     return rc;
 }
 
-int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, uint64_t *blocks)
+int sl__wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, uint64_t *blocks)
 {
     if (blocks) {
         *blocks = 0;
@@ -258,7 +258,7 @@ int sl_wal_replay(sl_wal *wal, sl_wal_pos from, sl_wal_replay_fn fn, void *arg, 
 
 /* ==== Processed marker and cleanup ==== */
 
-int sl_wal_mark_processed(sl_wal *wal, sl_wal_pos pos)
+int sl__wal_mark_processed(sl_wal *wal, sl_wal_pos pos)
 {
     pthread_mutex_lock(&wal->lock);
     if (pos <= wal->processed) {
@@ -291,7 +291,7 @@ int sl_wal_mark_processed(sl_wal *wal, sl_wal_pos pos)
     return rc;
 }
 
-int sl_wal_cleanup(sl_wal *wal)
+int sl__wal_cleanup(sl_wal *wal)
 {
     pthread_mutex_lock(&wal->lock);
     uint32_t pseq = SL_WAL_POS_SEQ(wal->processed);
@@ -327,7 +327,7 @@ int sl_wal_cleanup(sl_wal *wal)
     return rc != SL_OK ? rc : deleted;
 }
 
-size_t sl_wal_segments(sl_wal *wal)
+size_t sl__wal_segments(sl_wal *wal)
 {
     pthread_mutex_lock(&wal->lock);
     size_t n = wal->nsegs;
@@ -335,12 +335,12 @@ size_t sl_wal_segments(sl_wal *wal)
     return n;
 }
 
-const char *sl_wal_dir(const sl_wal *wal)
+const char *sl__wal_dir(const sl_wal *wal)
 {
     return wal->dir;
 }
 
-uint64_t sl_wal_bytes(sl_wal *wal)
+uint64_t sl__wal_bytes(sl_wal *wal)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < wal->nsegs; i++) {

@@ -228,13 +228,13 @@ sl_yamlop *sl__yamlops_new_json(yop_kind kind, const char *path, char *errstr, s
         if (rc == SL_ERR_NOMEM) {
             sl__yamlops_err(errstr, errsize, "out of memory");
         }
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
         return NULL;
     }
     return op;
 }
 
-sl_yamlop *sl_yamlops_key_new(const char *json_path, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_key_new(const char *json_path, char *errstr, size_t errsize)
 {
     if (!json_path) {
         sl_yamlop *op = sl__yamlops_new(YOP_KEY_VALUE);
@@ -246,17 +246,17 @@ sl_yamlop *sl_yamlops_key_new(const char *json_path, char *errstr, size_t errsiz
     return sl__yamlops_new_json(YOP_KEY_JSON, json_path, errstr, errsize);
 }
 
-sl_yamlop *sl_yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
-                                   size_t errsize)
+sl_yamlop *sl__yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
+                                    size_t errsize)
 {
     switch (target) {
-    case SL_YOP_ON_VALUE: return sl_yamlops_key_new(NULL, errstr, errsize);
+    case SL_YOP_ON_VALUE: return sl__yamlops_key_new(NULL, errstr, errsize);
     case SL_YOP_ON_JSON:
         if (!name) {
             sl__yamlops_err(errstr, errsize, "empty JSON path");
             return NULL;
         }
-        return sl_yamlops_key_new(name, errstr, errsize);
+        return sl__yamlops_key_new(name, errstr, errsize);
     case SL_YOP_ON_META:
     case SL_YOP_ON_HEADER: return sl__yamlops_new_attr(YOP_KEY_ATTR, target, name, errstr, errsize);
     default: sl__yamlops_err(errstr, errsize, "a key comes from the value, JSON, meta or a header");
@@ -264,7 +264,7 @@ sl_yamlop *sl_yamlops_key_from_new(sl_yamlop_target target, const char *name, ch
     return NULL;
 }
 
-sl_yamlop *sl_yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize)
 {
     yop_num n;
     if (!literal || !sl__yamlops_parse_num(literal, strlen(literal), &n)) {
@@ -282,21 +282,21 @@ sl_yamlop *sl_yamlops_value_literal_new(const char *literal, char *errstr, size_
     return op;
 }
 
-sl_yamlop *sl_yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
-                                     size_t errsize)
+sl_yamlop *sl__yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
+                                      size_t errsize)
 {
     return sl__yamlops_new_json(as_text ? YOP_VALUE_JSON_TEXT : YOP_VALUE_JSON_NUM, json_path,
                                 errstr, errsize);
 }
 
-sl_yamlop *sl_yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
-                                     char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
+                                      char *errstr, size_t errsize)
 {
     switch (target) {
-    case SL_YOP_ON_JSON: return sl_yamlops_value_json_new(name, as_text, errstr, errsize);
+    case SL_YOP_ON_JSON: return sl__yamlops_value_json_new(name, as_text, errstr, errsize);
     case SL_YOP_ON_META:
-        if (!as_text && sl_yamlops_meta_from_name(name) >= 0 &&
-            !sl_yamlops_meta_is_number((sl_yamlop_meta)sl_yamlops_meta_from_name(name))) {
+        if (!as_text && sl__yamlops_meta_from_name(name) >= 0 &&
+            !sl__yamlops_meta_is_number((sl_yamlop_meta)sl__yamlops_meta_from_name(name))) {
             sl__yamlops_err(errstr, errsize, "meta '%s' is text, not a number: use as: text", name);
             return NULL;
         }
@@ -309,7 +309,7 @@ sl_yamlop *sl_yamlops_value_from_new(sl_yamlop_target target, const char *name, 
     return NULL;
 }
 
-sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_transform_new(const char *name, char *errstr, size_t errsize)
 {
     yop_kind kind;
     if (name && strcmp(name, "lower") == 0) {
@@ -330,7 +330,7 @@ sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsi
     return op;
 }
 
-void sl_yamlops_destroy(sl_yamlop *op)
+void sl__yamlops_destroy(sl_yamlop *op)
 {
     if (!op) {
         return;
@@ -460,8 +460,8 @@ static int yop_apply_case(const sl_yamlop *op, const sl_record *in, sl_record *o
     return SL_OK;
 }
 
-int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
-                     sl_yamlops_alloc_fn alloc, void *arg)
+int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
+                      sl_yamlops_alloc_fn alloc, void *arg)
 {
     switch (op->kind) {
     case YOP_KEY_VALUE:
@@ -491,7 +491,7 @@ int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
         out->value_len = len;
         return SL_OK;
     }
-    case YOP_BURN: return sl_yamlops_burn(in, out, NULL, (void *)op);
+    case YOP_BURN: return sl__yamlops_burn(in, out, NULL, (void *)op);
     default: return SL_ERR_INVAL;
     }
 }
@@ -501,7 +501,7 @@ static void *yop_emitter_alloc(void *arg, size_t size)
     return sl_emitter_alloc(arg, size);
 }
 
-int sl_yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+int sl__yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
 {
-    return sl_yamlops_apply(opaque, in, out, yop_emitter_alloc, e);
+    return sl__yamlops_apply(opaque, in, out, yop_emitter_alloc, e);
 }

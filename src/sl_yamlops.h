@@ -3,11 +3,11 @@
  *
  * An operation is described by an sl_yamlop, built once at load time (regular expressions
  * compiled, JSON paths split, literals parsed). The operator functions below take it as
- * their opaque argument: sl_stream_flat_map(s, sl_yamlops_flat_map, op) and so on. They
+ * their opaque argument: sl_stream_flat_map(s, sl__yamlops_flat_map, op) and so on. They
  * only read the op, so one op may be used by every worker thread at once.
  *
  * Ownership: an sl_yamlop must outlive every stream that uses it (the config that made it
- * is destroyed after the context). sl_yamlops_destroy() accepts NULL.
+ * is destroyed after the context). sl__yamlops_destroy() accepts NULL.
  *
  * Records the functions reject (malformed JSON, a missing field where one is needed, a
  * field that is not a number where one is needed) make them return SL_ERR_RECORD, which the
@@ -53,54 +53,54 @@ typedef enum sl_yamlop_meta {
 } sl_yamlop_meta;
 
 /* The attribute named name, or -1. */
-int sl_yamlops_meta_from_name(const char *name);
+int sl__yamlops_meta_from_name(const char *name);
 /* The valid names, for error messages: "topic, partition, offset, source, timestamp". */
-const char *sl_yamlops_meta_names(void);
+const char *sl__yamlops_meta_names(void);
 /* True for the integer attributes (partition, offset, timestamp). */
-bool sl_yamlops_meta_is_number(sl_yamlop_meta m);
+bool sl__yamlops_meta_is_number(sl_yamlop_meta m);
 
 /* ==== Constructors: NULL with errstr set on a bad argument ==== */
 
 /* split: delim NULL splits on runs of ASCII whitespace; otherwise on every occurrence of
  * the delimiter bytes. Empty tokens are dropped. Each token becomes the value of a record
  * that otherwise copies the input (key, timestamp, meta); the typed value is cleared. */
-sl_yamlop *sl_yamlops_split_new(const char *delim, char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_split_new(const char *delim, char *errstr, size_t errsize);
 /* key: json_path NULL sets the key to the value bytes; otherwise to the text of the JSON
  * field at the dotted path (user.id; a number segment indexes an array: items.0.sku). */
-sl_yamlop *sl_yamlops_key_new(const char *json_path, char *errstr, size_t errsize);
-/* key from another attribute: target SL_YOP_ON_VALUE (name NULL: as sl_yamlops_key_new(NULL)),
+sl_yamlop *sl__yamlops_key_new(const char *json_path, char *errstr, size_t errsize);
+/* key from another attribute: target SL_YOP_ON_VALUE (name NULL: as sl__yamlops_key_new(NULL)),
  * SL_YOP_ON_JSON (name: the path), SL_YOP_ON_META (name: topic, partition, offset, source or
  * timestamp; numbers become their decimal text) or SL_YOP_ON_HEADER (name: the header's
  * name; a null value gives an empty key). A record without the attribute is rejected. */
-sl_yamlop *sl_yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
-                                   size_t errsize);
+sl_yamlop *sl__yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
+                                    size_t errsize);
 /* value: a literal typed value, "1" (int) or "0.5" (double). */
-sl_yamlop *sl_yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize);
 /* value: from a JSON field; as_text false sets the typed value from a number (or a string
  * holding a number), true sets the value bytes to the field's text. */
-sl_yamlop *sl_yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
-                                     size_t errsize);
-/* value from another attribute: target SL_YOP_ON_JSON (as sl_yamlops_value_json_new),
+sl_yamlop *sl__yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
+                                      size_t errsize);
+/* value from another attribute: target SL_YOP_ON_JSON (as sl__yamlops_value_json_new),
  * SL_YOP_ON_META or SL_YOP_ON_HEADER with its name. as_text false sets the typed value from
  * an integer attribute or from text holding a number (topic and source: SL_ERR_INVAL here);
  * true sets the value bytes to its text (a null header value: empty). A record without the
  * attribute, or whose text is not a number where one is needed, is rejected. */
-sl_yamlop *sl_yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
-                                     char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
+                                      char *errstr, size_t errsize);
 /* filter: target, name (the JSON path for SL_YOP_ON_JSON, the attribute for SL_YOP_ON_META,
  * the header for SL_YOP_ON_HEADER, else NULL), comparison and operand. GT..LE need a numeric
  * operand; MATCHES compiles the operand as an extended regex. Integer attributes compare as
  * numbers with GT..LE and with a numeric operand, else as their decimal text; headers and
  * text attributes compare as text (as numbers with GT..LE). A missing JSON field, header or
  * attribute matches no comparison but not_equals; a null header value compares as empty. */
-sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
-                                 const char *operand, char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
+                                  const char *operand, char *errstr, size_t errsize);
 /* map: "lower", "upper" (ASCII) or "trim" (ASCII whitespace at both ends) of the value. */
-sl_yamlop *sl_yamlops_transform_new(const char *name, char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_transform_new(const char *name, char *errstr, size_t errsize);
 
 /* running: a running sum, count, min or max per key (count is a sum of 1s: map the typed
  * value to 1 first), for sl_stream_map_with_state. */
-sl_yamlop *sl_yamlops_running_new(const char *fn, char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_running_new(const char *fn, char *errstr, size_t errsize);
 
 /* burn (test only): costs per_record_us of CPU time per record (a busy loop on the
  * thread's CPU clock, never a sleep) and passes the record on unchanged, so that a
@@ -115,38 +115,38 @@ typedef struct sl_yamlops_burn_step {
 #define SL_YAMLOPS_BURN_MAX_STEPS 64
 #define SL_YAMLOPS_BURN_MAX_US    10000000 /* 10 s per record */
 
-sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
-                               size_t nsteps, char *errstr, size_t errsize);
+sl_yamlop *sl__yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
+                                size_t nsteps, char *errstr, size_t errsize);
 /* The cost (us per record) in force elapsed_ms after the first record. */
-int64_t sl_yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms);
+int64_t sl__yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms);
 /* Parses a per-record cost: 20us, 0.5ms, 1s, or a bare number of microseconds; 0 allowed.
  * Returns SL_OK or SL_ERR_INVAL. */
-int sl_yamlops_parse_us(const char *s, int64_t *us);
+int sl__yamlops_parse_us(const char *s, int64_t *us);
 /* Busy-loops for us microseconds of the calling thread's CPU time. */
-void sl_yamlops_burn_spin(int64_t us);
-/* For sl_stream_map with a burn op (sl_yamlops_map does the same). Thread-safe. */
-int sl_yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
+void sl__yamlops_burn_spin(int64_t us);
+/* For sl_stream_map with a burn op (sl__yamlops_map does the same). Thread-safe. */
+int sl__yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
 
-void sl_yamlops_destroy(sl_yamlop *op);
+void sl__yamlops_destroy(sl_yamlop *op);
 
 /* Names of comparisons as written in YAML ("equals", "gt", ...); -1 if unknown. */
-int sl_yamlops_cmp_from_name(const char *name);
-const char *sl_yamlops_cmp_name(sl_yamlop_cmp cmp);
+int sl__yamlops_cmp_from_name(const char *name);
+const char *sl__yamlops_cmp_name(sl_yamlop_cmp cmp);
 
 /* ==== Operator functions (opaque is the sl_yamlop) ==== */
 
 /* For sl_stream_flat_map with a split op. */
-int sl_yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque);
+int sl__yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque);
 /* For sl_stream_key_by (key op), sl_stream_map_values (value op) and sl_stream_map
  * (transform or burn op). */
-int sl_yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
+int sl__yamlops_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
 /* For sl_stream_filter with a filter op: 1 keeps, 0 drops, SL_ERR_RECORD fails. */
-int sl_yamlops_filter(const sl_record *in, void *opaque);
+int sl__yamlops_filter(const sl_record *in, void *opaque);
 /* For sl_stream_map_with_state with a running op: folds the record's typed value into the
  * key's state and emits (key, the new aggregate, ts = batch time); expiring keys emit
  * nothing. Meant to follow a reduce_by_key with the same function (one record per key and
  * batch, so one output per key and batch). */
-int sl_yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void *opaque);
+int sl__yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void *opaque);
 
 /* ==== The same without an emitter (what the functions above use; unit tests call them) ==== */
 
@@ -155,11 +155,11 @@ typedef void *(*sl_yamlops_alloc_fn)(void *arg, size_t size);
 
 /* Applies a key, value, transform or burn op: *out must start as a copy of *in. Returns SL_OK,
  * SL_ERR_RECORD for a record the op rejects, or SL_ERR_NOMEM. */
-int sl_yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
-                     sl_yamlops_alloc_fn alloc, void *arg);
+int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
+                      sl_yamlops_alloc_fn alloc, void *arg);
 /* Iterates the tokens of a split op over s[0..len): start with *pos = 0; returns 1 and the
  * token in *tok and *toklen, or 0 at the end. */
-int sl_yamlops_split_next(const sl_yamlop *op, const char *s, size_t len, size_t *pos,
-                          const char **tok, size_t *toklen);
+int sl__yamlops_split_next(const sl_yamlop *op, const char *s, size_t len, size_t *pos,
+                           const char **tok, size_t *toklen);
 
 #endif /* SL_YAMLOPS_H */

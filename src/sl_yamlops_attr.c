@@ -12,7 +12,7 @@ static const char *const yop_meta_names[] = {
     [SL_YOP_META_TIMESTAMP] = "timestamp",
 };
 
-int sl_yamlops_meta_from_name(const char *name)
+int sl__yamlops_meta_from_name(const char *name)
 {
     for (size_t i = 0; name && i < sizeof(yop_meta_names) / sizeof(yop_meta_names[0]); i++) {
         if (strcmp(name, yop_meta_names[i]) == 0) {
@@ -22,12 +22,12 @@ int sl_yamlops_meta_from_name(const char *name)
     return -1;
 }
 
-const char *sl_yamlops_meta_names(void)
+const char *sl__yamlops_meta_names(void)
 {
     return "topic, partition, offset, source, timestamp";
 }
 
-bool sl_yamlops_meta_is_number(sl_yamlop_meta m)
+bool sl__yamlops_meta_is_number(sl_yamlop_meta m)
 {
     return m == SL_YOP_META_PARTITION || m == SL_YOP_META_OFFSET || m == SL_YOP_META_TIMESTAMP;
 }
@@ -102,10 +102,10 @@ static int yop_set_attr(sl_yamlop *op, sl_yamlop_target target, const char *name
 {
     op->target = target;
     if (target == SL_YOP_ON_META) {
-        int m = sl_yamlops_meta_from_name(name);
+        int m = sl__yamlops_meta_from_name(name);
         if (m < 0) {
             sl__yamlops_err(errstr, errsize, "unknown meta '%s' (valid: %s)", name ? name : "",
-                            sl_yamlops_meta_names());
+                            sl__yamlops_meta_names());
             return SL_ERR_INVAL;
         }
         op->meta = (sl_yamlop_meta)m;
@@ -133,7 +133,7 @@ sl_yamlop *sl__yamlops_new_attr(yop_kind kind, sl_yamlop_target target, const ch
         return NULL;
     }
     if (yop_set_attr(op, target, name, errstr, errsize) != SL_OK) {
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
         return NULL;
     }
     return op;

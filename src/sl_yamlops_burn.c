@@ -1,4 +1,4 @@
-/* sl_yamlops_burn.c -- the burn op (test only): a known CPU cost per record. */
+/* sl__yamlops_burn.c -- the burn op (test only): a known CPU cost per record. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -10,8 +10,8 @@
 #include "sl_util.h"
 #include "sl_yamlops_int.h"
 
-sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
-                               size_t nsteps, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step *schedule,
+                                size_t nsteps, char *errstr, size_t errsize)
 {
     if (per_record_us < 0 || per_record_us > SL_YAMLOPS_BURN_MAX_US) {
         sl__yamlops_err(errstr, errsize,
@@ -39,7 +39,7 @@ sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step
     sl_yamlop *op = sl__yamlops_new(YOP_BURN);
     if (!op || !(op->first_ns = calloc(1, sizeof(*op->first_ns))) ||
         (nsteps > 0 && !(op->steps = malloc(nsteps * sizeof(*op->steps))))) {
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
         sl__yamlops_err(errstr, errsize, "out of memory");
         return NULL;
     }
@@ -52,7 +52,7 @@ sl_yamlop *sl_yamlops_burn_new(int64_t per_record_us, const sl_yamlops_burn_step
     return op;
 }
 
-int64_t sl_yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms)
+int64_t sl__yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms)
 {
     int64_t us = op->burn_us;
     for (size_t i = 0; i < op->nsteps && elapsed_ms >= op->steps[i].after_ms; i++) {
@@ -61,7 +61,7 @@ int64_t sl_yamlops_burn_cost_us(const sl_yamlop *op, int64_t elapsed_ms)
     return us;
 }
 
-int sl_yamlops_parse_us(const char *s, int64_t *us)
+int sl__yamlops_parse_us(const char *s, int64_t *us)
 {
     if (!s) {
         return SL_ERR_INVAL;
@@ -105,7 +105,7 @@ static int64_t yop_cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void sl_yamlops_burn_spin(int64_t us)
+void sl__yamlops_burn_spin(int64_t us)
 {
     if (us <= 0) {
         return;
@@ -116,7 +116,7 @@ void sl_yamlops_burn_spin(int64_t us)
     }
 }
 
-int sl_yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+int sl__yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
 {
     (void)in;
     (void)out;
@@ -131,8 +131,8 @@ int sl_yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *op
         } else if (first == 0) {
             first = now;
         }
-        us = sl_yamlops_burn_cost_us(op, (now - first) / 1000000);
+        us = sl__yamlops_burn_cost_us(op, (now - first) / 1000000);
     }
-    sl_yamlops_burn_spin(us);
+    sl__yamlops_burn_spin(us);
     return SL_OK;
 }

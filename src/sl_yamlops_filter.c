@@ -1,4 +1,4 @@
-/* sl_yamlops_filter.c -- the filter op: compares a record's value, key, JSON field, meta or
+/* sl__yamlops_filter.c -- the filter op: compares a record's value, key, JSON field, meta or
  * header with an operand. */
 #include <regex.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@ static const char *const yop_cmp_names[] = {
     [SL_YOP_MATCHES] = "matches",
 };
 
-int sl_yamlops_cmp_from_name(const char *name)
+int sl__yamlops_cmp_from_name(const char *name)
 {
     for (size_t i = 0; i < sizeof(yop_cmp_names) / sizeof(yop_cmp_names[0]); i++) {
         if (strcmp(name, yop_cmp_names[i]) == 0) {
@@ -29,13 +29,13 @@ int sl_yamlops_cmp_from_name(const char *name)
     return -1;
 }
 
-const char *sl_yamlops_cmp_name(sl_yamlop_cmp cmp)
+const char *sl__yamlops_cmp_name(sl_yamlop_cmp cmp)
 {
     return (unsigned)cmp <= SL_YOP_MATCHES ? yop_cmp_names[cmp] : "?";
 }
 
-sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
-                                 const char *operand, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
+                                  const char *operand, char *errstr, size_t errsize)
 {
     if ((unsigned)cmp > SL_YOP_MATCHES || !operand) {
         sl__yamlops_err(errstr, errsize, "bad filter");
@@ -60,7 +60,7 @@ sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_y
     op->operand = strdup(operand);
     if (!op->operand) {
         sl__yamlops_err(errstr, errsize, "out of memory");
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
         return NULL;
     }
     op->operand_len = strlen(operand);
@@ -68,7 +68,7 @@ sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_y
     if (cmp >= SL_YOP_GT && cmp <= SL_YOP_LE && !op->operand_is_num) {
         sl__yamlops_err(errstr, errsize, "%s needs a number, got '%s'", yop_cmp_names[cmp],
                         operand);
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
         return NULL;
     }
     if (cmp == SL_YOP_MATCHES) {
@@ -77,7 +77,7 @@ sl_yamlop *sl_yamlops_filter_new(sl_yamlop_target target, const char *name, sl_y
             char msg[128];
             regerror(rc, &op->regex, msg, sizeof(msg));
             sl__yamlops_err(errstr, errsize, "bad regular expression '%s': %s", operand, msg);
-            sl_yamlops_destroy(op);
+            sl__yamlops_destroy(op);
             return NULL;
         }
         op->has_regex = true;
@@ -201,7 +201,7 @@ static int yop_filter_attr(const sl_yamlop *op, const sl_record *in)
     return yop_filter_text(op, t, len);
 }
 
-int sl_yamlops_filter(const sl_record *in, void *opaque)
+int sl__yamlops_filter(const sl_record *in, void *opaque)
 {
     const sl_yamlop *op = opaque;
     if (op->target == SL_YOP_ON_JSON) {

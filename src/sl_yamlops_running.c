@@ -1,9 +1,9 @@
-/* sl_yamlops_running.c -- the running op: a running sum, count, min or max per key. */
+/* sl__yamlops_running.c -- the running op: a running sum, count, min or max per key. */
 #include <string.h>
 
 #include "sl_yamlops_int.h"
 
-sl_yamlop *sl_yamlops_running_new(const char *fn, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_running_new(const char *fn, char *errstr, size_t errsize)
 {
     sl_reduce_fn reduce;
     if (fn && (strcmp(fn, "sum") == 0 || strcmp(fn, "count") == 0)) {
@@ -27,7 +27,7 @@ sl_yamlop *sl_yamlops_running_new(const char *fn, char *errstr, size_t errsize)
     return op;
 }
 
-int sl_yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void *opaque)
+int sl__yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void *opaque)
 {
     const sl_yamlop *op = opaque;
     if (state->timing_out) {

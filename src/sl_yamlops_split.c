@@ -4,7 +4,7 @@
 
 #include "sl_yamlops_int.h"
 
-sl_yamlop *sl_yamlops_split_new(const char *delim, char *errstr, size_t errsize)
+sl_yamlop *sl__yamlops_split_new(const char *delim, char *errstr, size_t errsize)
 {
     if (delim && !*delim) {
         sl__yamlops_err(errstr, errsize, "empty delimiter");
@@ -20,15 +20,15 @@ sl_yamlop *sl_yamlops_split_new(const char *delim, char *errstr, size_t errsize)
         op->delim_len = strlen(delim);
         if (!op->delim) {
             sl__yamlops_err(errstr, errsize, "out of memory");
-            sl_yamlops_destroy(op);
+            sl__yamlops_destroy(op);
             return NULL;
         }
     }
     return op;
 }
 
-int sl_yamlops_split_next(const sl_yamlop *op, const char *s, size_t len, size_t *pos,
-                          const char **tok, size_t *toklen)
+int sl__yamlops_split_next(const sl_yamlop *op, const char *s, size_t len, size_t *pos,
+                           const char **tok, size_t *toklen)
 {
     size_t p = *pos;
     if (!op->delim) {
@@ -64,14 +64,14 @@ int sl_yamlops_split_next(const sl_yamlop *op, const char *s, size_t len, size_t
     return 0;
 }
 
-int sl_yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque)
+int sl__yamlops_flat_map(const sl_record *in, sl_emitter *e, void *opaque)
 {
     const sl_yamlop *op = opaque;
     size_t pos = 0;
     const char *tok;
     size_t toklen;
     const char *s = in->value ? in->value : "";
-    while (sl_yamlops_split_next(op, s, in->value_len, &pos, &tok, &toklen)) {
+    while (sl__yamlops_split_next(op, s, in->value_len, &pos, &tok, &toklen)) {
         sl_record r = *in;
         r.value = tok;
         r.value_len = (uint32_t)toklen;

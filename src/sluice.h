@@ -29,6 +29,10 @@
 extern "C" {
 #endif
 
+/* Everything declared here is the library's public API: the only symbols libsluice.so
+ * exports (it is built with -fvisibility=hidden; internal functions carry sl__). */
+#pragma GCC visibility push(default)
+
 #define SLUICE_VERSION "0.1.0"
 
 /* ==== Errors ==== */
@@ -605,6 +609,8 @@ int sl_metrics_gauge_remove(sl_context *ctx, const char *name, const char *label
 /* Writes value escaped for a label value (\\, \" and \n) into buf, always terminated.
  * Returns the length the escaped text needs (like snprintf). */
 size_t sl_metrics_escape_label(const char *value, char *buf, size_t size);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -288,7 +288,7 @@ static const sl_option file_sink_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_file_sink = {
+const sl_connector sl__connector_file_sink = {
     .name = "file",
     .description = "Writes each batch as a directory of part files, renamed into place when "
                    "complete (saveAsTextFiles)",

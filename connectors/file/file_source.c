@@ -391,7 +391,7 @@ static const sl_option file_source_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_file_source = {
+const sl_connector sl__connector_file_source = {
     .name = "file",
     .description = "Lines of the new files of a directory, each file read once "
                    "(Spark's textFileStream)",

@@ -233,7 +233,7 @@ static const sl_option generate_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_generate = {
+const sl_connector sl__connector_generate = {
     .name = "generate",
     .description = "Emits the lines of a text at a steady rate (the demo's built-in input)",
     .flags = SL_SOURCE | SL_RECEIVER,

@@ -436,7 +436,7 @@ static const sl_option kafka_src_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_kafka_source = {
+const sl_connector sl__connector_kafka_source = {
     .name = "kafka",
     .description = "Kafka topics: direct (exact offset ranges per batch, Spark's direct "
                    "stream) or receiver (consumer group, write-ahead log)",

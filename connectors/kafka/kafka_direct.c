@@ -527,7 +527,7 @@ static void compute_ranges(sl_kafka_src *ctx, batch_build *bb, int rc)
             ctx->latest_buf[k] = from;
         }
     }
-    sl_kafka_compute_until(bb->n, ctx->from_buf, ctx->latest_buf, &bb->lim, ctx->until_buf);
+    sl__kafka_compute_until(bb->n, ctx->from_buf, ctx->latest_buf, &bb->lim, ctx->until_buf);
     if (bb->n > 0) {
         sl__kafka_seek_parts(ctx, bb->idx, ctx->from_buf, bb->n);
     }

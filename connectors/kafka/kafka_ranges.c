@@ -11,8 +11,8 @@ static int64_t messages_for(double limit, double batch_s, int64_t floor_msgs)
     return msgs > floor_msgs ? msgs : floor_msgs;
 }
 
-void sl_kafka_compute_until(size_t n, const int64_t *from, const int64_t *latest,
-                            const sl_kafka_limits *lim, int64_t *until)
+void sl__kafka_compute_until(size_t n, const int64_t *from, const int64_t *latest,
+                             const sl_kafka_limits *lim, int64_t *until)
 {
     double total_lag = 0;
     for (size_t i = 0; i < n; i++) {

@@ -28,7 +28,7 @@ typedef struct sl_kafka_limits {
  *
  * until is never below from (a latest below from gives an empty range). Pure: no locks, no
  * allocation; any thread. */
-void sl_kafka_compute_until(size_t n, const int64_t *from, const int64_t *latest,
-                            const sl_kafka_limits *lim, int64_t *until);
+void sl__kafka_compute_until(size_t n, const int64_t *from, const int64_t *latest,
+                             const sl_kafka_limits *lim, int64_t *until);
 
 #endif /* SL_KAFKA_RANGES_H */

@@ -92,7 +92,7 @@ static void *syncer_main(void *arg)
         ctx->sync_req = NULL;
         ctx->sync_busy = true;
         pthread_mutex_unlock(&ctx->sync_lock);
-        if (sl_wal_sync(ctx->wal) == SL_OK) {
+        if (sl__wal_sync(ctx->wal) == SL_OK) {
             if (l->cnt > 0) {
                 rd_kafka_commit(ctx->rk, l, 1);
             }
@@ -150,7 +150,7 @@ static void sync_and_commit(sl_kafka_src *ctx, const rd_kafka_topic_partition_li
         return;
     }
     syncer_drain(ctx);
-    if (sl_wal_sync(ctx->wal) != SL_OK) {
+    if (sl__wal_sync(ctx->wal) != SL_OK) {
         sl_instance_error(ctx->ins, "the write-ahead log cannot be synced: offsets are not "
                                     "committed");
         return;
@@ -230,8 +230,8 @@ static void replay_wal(sl_kafka_src *ctx, recv_io *io, const char *why)
 {
     replay_state st = {.ctx = ctx, .io = io};
     uint64_t blocks = 0;
-    sl_wal_pos from = sl_wal_processed(ctx->wal);
-    int rc = sl_wal_replay(ctx->wal, from, replay_block, &st, &blocks);
+    sl_wal_pos from = sl__wal_processed(ctx->wal);
+    int rc = sl__wal_replay(ctx->wal, from, replay_block, &st, &blocks);
     if (rc != SL_OK) {
         sl_instance_error(ctx->ins, "replaying the write-ahead log failed: %s", sl_err2str(rc));
     }
@@ -239,7 +239,7 @@ static void replay_wal(sl_kafka_src *ctx, recv_io *io, const char *why)
         sl_instance_log(ctx->ins, SL_LOG_INFO,
                         "%s: %" PRIu64 " records (%" PRIu64 " blocks) pushed again from the "
                         "write-ahead log %s",
-                        why, st.records, blocks, sl_wal_dir(ctx->wal));
+                        why, st.records, blocks, sl__wal_dir(ctx->wal));
     }
 }
 
@@ -504,9 +504,9 @@ static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **ms
     sl_wal_pos end = 0;
     if (ctx->wal && nrec > 0) {
         int rc;
-        while ((rc = sl_wal_append(ctx->wal, recs, nrec, &end)) != SL_OK) {
+        while ((rc = sl__wal_append(ctx->wal, recs, nrec, &end)) != SL_OK) {
             sl_instance_error(ctx->ins, "cannot append to the write-ahead log %s: %s; retrying",
-                              sl_wal_dir(ctx->wal), sl_err2str(rc));
+                              sl__wal_dir(ctx->wal), sl_err2str(rc));
             idle_wait(ctx, io, WAL_RETRY_MS);
             if (stopping(ctx)) {
                 break; /* not in the log: not committed either, so Kafka has them */
@@ -627,7 +627,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
     const char *dir = sl_context_checkpoint_dir(sl_instance_context(ctx->ins));
     if (ctx->wal_opt && dir) {
         sl_wal_conf wc = {.fsync = ctx->wal_fsync, .segment_size = (uint64_t)ctx->wal_segment_size};
-        ctx->wal = sl_wal_open(dir, ctx->name, &wc, errstr, sizeof(errstr));
+        ctx->wal = sl__wal_open(dir, ctx->name, &wc, errstr, sizeof(errstr));
         if (!ctx->wal) {
             sl_instance_error(ctx->ins, "write-ahead log: %s", errstr);
             return SL_ERR_IO;
@@ -702,7 +702,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
     ctx->thread_started = true;
     sl_instance_log(ctx->ins, SL_LOG_INFO, "Kafka receiver for group %s at %s%s%s", ctx->group,
                     ctx->bootstrap, ctx->wal ? ", write-ahead log " : ", no write-ahead log",
-                    ctx->wal ? sl_wal_dir(ctx->wal) : "");
+                    ctx->wal ? sl__wal_dir(ctx->wal) : "");
     return SL_OK;
 }
 
@@ -744,8 +744,8 @@ void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time)
     }
     pushed_free_list(done);
     if (ctx->wal && processed > 0) {
-        if (sl_wal_mark_processed(ctx->wal, processed) == SL_OK) {
-            int n = sl_wal_cleanup(ctx->wal);
+        if (sl__wal_mark_processed(ctx->wal, processed) == SL_OK) {
+            int n = sl__wal_cleanup(ctx->wal);
             if (n > 0) {
                 sl_instance_log(ctx->ins, SL_LOG_DEBUG, "%d write-ahead log segments deleted", n);
             }
@@ -754,7 +754,7 @@ void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time)
             snprintf(labels, sizeof(labels), "input=\"%s\"", input);
             sl_metrics_gauge_set(sl_instance_context(ctx->ins), "wal_bytes",
                                  "bytes in the write-ahead log's segment files", labels,
-                                 (double)sl_wal_bytes(ctx->wal));
+                                 (double)sl__wal_bytes(ctx->wal));
         }
     }
     if (commit) {
@@ -819,7 +819,7 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx)
         pthread_mutex_destroy(&ctx->sync_lock);
         pthread_cond_destroy(&ctx->sync_cond);
     }
-    sl_wal_close(ctx->wal);
+    sl__wal_close(ctx->wal);
     ctx->wal = NULL;
     pthread_mutex_lock(&ctx->lock);
     pushed_free_list(ctx->pushed);

@@ -392,7 +392,7 @@ static bool kafka_sink_wants_headers(const sl_options *opts)
                    !strcmp(h, "0")));
 }
 
-const sl_connector sl_connector_kafka_sink = {
+const sl_connector sl__connector_kafka_sink = {
     .name = "kafka",
     .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
                    "flushed per batch",

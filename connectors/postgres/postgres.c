@@ -2,7 +2,7 @@
  *
  * Each batch is written in one transaction together with its row in the commit table
  * (postgres_write.c), on a connection kept by postgres_conn.c. Every call of the sink runs
- * on its output thread, one at a time; sl_postgres_last_commit uses a connection of its own. */
+ * on its output thread, one at a time; sl__postgres_last_commit uses a connection of its own. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +115,8 @@ static void pg_destroy(void *data)
 
 /* ==== For the engine: the last committed batch ==== */
 
-int sl_postgres_last_commit(void *data, const char *pipeline, int64_t *batch_time, char **inputs,
-                            char *errstr, size_t errsize)
+int sl__postgres_last_commit(void *data, const char *pipeline, int64_t *batch_time, char **inputs,
+                             char *errstr, size_t errsize)
 {
     const sl_pg_ctx *ctx = data;
     char msg[256];
@@ -264,7 +264,7 @@ static bool pg_wants_headers(const sl_options *opts)
     return cols && strstr(cols, "header:");
 }
 
-const sl_connector sl_connector_postgres = {
+const sl_connector sl__connector_postgres = {
     .name = "postgres",
     .description = "Writes each batch to a PostgreSQL table in one transaction with a commit "
                    "row, so that a replayed batch is skipped (append, upsert, increment)",

@@ -228,7 +228,7 @@ int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out);
  * SL_ERR_RETRY when the server cannot be reached, or another error, with errstr set.
  * Uses a connection of its own: may be called from any thread, before or after start.
  * ctx is the sink's context (the connector's ctx pointer). */
-int sl_postgres_last_commit(void *ctx, const char *pipeline, int64_t *batch_time, char **inputs,
-                            char *errstr, size_t errsize);
+int sl__postgres_last_commit(void *ctx, const char *pipeline, int64_t *batch_time, char **inputs,
+                             char *errstr, size_t errsize);
 
 #endif /* SL_POSTGRES_H */

@@ -565,7 +565,7 @@ static const sl_option redis_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_redis = {
+const sl_connector sl__connector_redis = {
     .name = "redis",
     .description = "Writes each batch to Redis in one MULTI/EXEC with a commit key, so that a "
                    "replayed batch is skipped (SET, HSET, HINCRBY, INCRBY, ZADD, XADD, LPUSH ...)",

@@ -122,7 +122,7 @@ static const sl_option stdout_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_stdout = {
+const sl_connector sl__connector_stdout = {
     .name = "stdout",
     .description = "Prints each batch's first records on stdout (DStream.print())",
     .flags = SL_SINK,

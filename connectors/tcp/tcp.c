@@ -536,7 +536,7 @@ static const sl_option tcp_options[] = {
     {0},
 };
 
-const sl_connector sl_connector_tcp = {
+const sl_connector sl__connector_tcp = {
     .name = "tcp",
     .description = "Lines from TCP: connect to a server (Spark's socketTextStream) or listen "
                    "for senders; one record per line",

@@ -1,5 +1,5 @@
 # embed.cmake -- compiles the status page's files (src/ui/*.html, *.css, *.js) into a C file
-# of byte arrays, sl_ui_files[] (declared in src/sl_http.h). Run by the build:
+# of byte arrays, sl__ui_files[] (declared in src/sl_http.h). Run by the build:
 #   cmake -DUI_DIR=src/ui -DOUT=build/generated/sl_ui_files.c -P src/ui/embed.cmake
 # Each array ends with a NUL byte that its length does not count, so the text can be
 # searched with the C string functions.
@@ -22,7 +22,7 @@ foreach(f ${files})
     string(APPEND table "    {\"${f}\", ui_file_${i}, ${len}},\n")
     math(EXPR i "${i} + 1")
 endforeach()
-string(APPEND c "const sl_ui_file sl_ui_files[] = {\n${table}    {NULL, NULL, 0},\n};\n")
+string(APPEND c "const sl_ui_file sl__ui_files[] = {\n${table}    {NULL, NULL, 0},\n};\n")
 file(WRITE ${OUT}.tmp "${c}")
 execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
 file(REMOVE ${OUT}.tmp)

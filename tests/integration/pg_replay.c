@@ -18,7 +18,7 @@
 
 #include "../../connectors/postgres/postgres.h"
 
-extern const sl_connector sl_connector_postgres;
+extern const sl_connector sl__connector_postgres;
 
 static sl_instance *make_sink(sl_context *sc, const char *table, const char *mode,
                               const char *create)
@@ -31,7 +31,7 @@ static sl_instance *make_sink(sl_context *sc, const char *table, const char *mod
     sl_options_set(o, "key_columns", "word");
     sl_options_set(o, "create_table", create);
     sl_instance *ins =
-        sl__instance_new(sc, &sl_connector_postgres, SL_SINK, "replay_sink", o, err, sizeof(err));
+        sl__instance_new(sc, &sl__connector_postgres, SL_SINK, "replay_sink", o, err, sizeof(err));
     sl_options_destroy(o);
     if (!ins) {
         fprintf(stderr, "pg_replay: %s\n", err);
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
         if (ins) {
             int64_t t = 0;
             char *inputs = NULL;
-            rc = sl_postgres_last_commit(ins->cctx, "pg_replay", &t, &inputs, err, sizeof(err));
+            rc = sl__postgres_last_commit(ins->cctx, "pg_replay", &t, &inputs, err, sizeof(err));
             if (rc == SL_OK) {
                 printf("%lld %s\n", (long long)t, inputs);
             } else {

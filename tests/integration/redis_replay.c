@@ -14,7 +14,7 @@
 
 #ifdef SLUICE_WITH_REDIS
 
-extern const sl_connector sl_connector_redis;
+extern const sl_connector sl__connector_redis;
 
 int main(int argc, char **argv)
 {
@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     sl_options_set(o, "command", argv[2]);
     sl_options_set(o, "key", argv[3]);
     sl_instance *ins =
-        sl__instance_new(sc, &sl_connector_redis, SL_SINK, "replay_sink", o, err, sizeof(err));
+        sl__instance_new(sc, &sl__connector_redis, SL_SINK, "replay_sink", o, err, sizeof(err));
     sl_options_destroy(o);
     if (!ins) {
         fprintf(stderr, "redis_replay: %s\n", err);

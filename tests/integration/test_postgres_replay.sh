@@ -34,7 +34,7 @@ check "one commit row for batch 1000" eq "$(q "SELECT count(*) FROM sluice_commi
 check "the commit row holds the batch's inputs" eq "$(q "SELECT inputs FROM sluice_commits WHERE pipeline = 'pg_replay' AND sink = 'replay_sink' AND batch_time = 1000")" "words-0: [10, 14)"
 timeout 60 "$helper" write "$t1" increment 2000 >/dev/null 2>&1
 check "batch 2000 increments" eq "$(q "SELECT string_agg(word || '=' || count, ',' ORDER BY word) FROM $t1")" "a=2,b=4,big=2000"
-check "sl_postgres_last_commit reads batch 2000" eq "$(timeout 60 "$helper" last "$t1" 2>/dev/null)" "2000 words-0: [10, 14)"
+check "sl__postgres_last_commit reads batch 2000" eq "$(timeout 60 "$helper" last "$t1" 2>/dev/null)" "2000 words-0: [10, 14)"
 
 # 2. A CHECK constraint rejects big: written again with savepoints, only big left out.
 q "CREATE TABLE $t2 (word text PRIMARY KEY, count bigint CHECK (count < 100))"

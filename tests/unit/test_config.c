@@ -30,7 +30,7 @@ static const char base_yaml[] = "app:\n"                      /* 1 */
 
 static int load(const char *yaml, sl_config **cfg, char *err, size_t errsize)
 {
-    return sl_config_load_string(yaml, strlen(yaml), "t.yaml", cfg, err, errsize);
+    return sl__config_load_string(yaml, strlen(yaml), "t.yaml", cfg, err, errsize);
 }
 
 /* base_yaml with the first occurrence of `from` replaced by `to`. */
@@ -55,7 +55,7 @@ static void expect_error_in(const char *yaml, const char *loc, const char *const
     int rc = load(yaml, &cfg, err, sizeof(err));
     CU_ASSERT_EQUAL(rc, SL_ERR_INVAL);
     CU_ASSERT_PTR_NULL(cfg);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "t.yaml:%s: error: ", loc);
     if (strncmp(err, prefix, strlen(prefix)) != 0) {
@@ -90,7 +90,7 @@ static char *graph_of(const sl_config *cfg)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    sl_config_print_graph(cfg, f);
+    sl__config_print_graph(cfg, f);
     fclose(f);
     char *copy = strdup(buf); /* a heap string of its own, not the stream's buffer */
     free(buf);
@@ -104,10 +104,10 @@ static void test_load_valid_base(void)
     char err[1024];
     sl_config *cfg;
     CU_ASSERT_EQUAL_FATAL(load(base_yaml, &cfg, err, sizeof(err)), SL_OK);
-    CU_ASSERT_STRING_EQUAL(sl_config_app_name(cfg), "sluice");
-    CU_ASSERT_EQUAL(sl_config_batch_interval(cfg), 1000);
+    CU_ASSERT_STRING_EQUAL(sl__config_app_name(cfg), "sluice");
+    CU_ASSERT_EQUAL(sl__config_batch_interval(cfg), 1000);
     sl_log_level level;
-    CU_ASSERT_FALSE(sl_config_log_level(cfg, &level));
+    CU_ASSERT_FALSE(sl__config_log_level(cfg, &level));
     char *g = graph_of(cfg);
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "lines (tcp)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "port: 9999"));
@@ -115,7 +115,7 @@ static void test_load_valid_base(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "1. split whitespace"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "out (stdout) <- counts"));
     free(g);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
 }
 
 static void test_durations_and_app_keys(void)
@@ -132,9 +132,9 @@ static void test_durations_and_app_keys(void)
         sl_config *cfg;
         CU_ASSERT_EQUAL(load(y, &cfg, err, sizeof(err)), SL_OK);
         if (cfg) {
-            CU_ASSERT_EQUAL(sl_config_batch_interval(cfg), cases[i].ms);
+            CU_ASSERT_EQUAL(sl__config_batch_interval(cfg), cases[i].ms);
         }
-        sl_config_destroy(cfg);
+        sl__config_destroy(cfg);
         free(y);
     }
     char err[1024];
@@ -144,16 +144,16 @@ static void test_durations_and_app_keys(void)
                       "  block_interval: 100ms\n  checkpoint_dir: /tmp/x\n  log_level: debug\n");
     CU_ASSERT_EQUAL_FATAL(load(y, &cfg, err, sizeof(err)), SL_OK);
     sl_log_level level;
-    CU_ASSERT_TRUE(sl_config_log_level(cfg, &level));
+    CU_ASSERT_TRUE(sl__config_log_level(cfg, &level));
     CU_ASSERT_EQUAL(level, SL_LOG_DEBUG);
-    CU_ASSERT_STRING_EQUAL(sl_config_app_name(cfg), "wc");
+    CU_ASSERT_STRING_EQUAL(sl__config_app_name(cfg), "wc");
     char *g = graph_of(cfg);
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "workers: 2"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "partitions: 4"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "block_interval: 100ms"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "checkpoint_dir: /tmp/x"));
     free(g);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
     free(y);
 }
 
@@ -176,10 +176,10 @@ static void test_streams_in_any_order(void)
     CU_ASSERT(a < b && b < c);
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "join a (left)"));
     free(g);
-    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL(ctx);
     sl_context_destroy(ctx);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
 }
 
 /* Every op, in both forms where it has two, loads and builds through the public API. */
@@ -236,7 +236,7 @@ static void test_every_op_builds(void)
         fprintf(stderr, "\n    %s\n", err);
     }
     CU_ASSERT_EQUAL_FATAL(rc, SL_OK);
-    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     if (!ctx) {
         fprintf(stderr, "\n    %s\n", err);
     }
@@ -249,7 +249,7 @@ static void test_every_op_builds(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "window length 4s slide 2s"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "all <- s (every 2s)"));
     free(g);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
 }
 
 static void test_load_file_and_missing_file(void)
@@ -261,10 +261,10 @@ static void test_load_file_and_missing_file(void)
     close(fd);
     char err[1024];
     sl_config *cfg;
-    CU_ASSERT_EQUAL(sl_config_load(path, &cfg, err, sizeof(err)), SL_OK);
-    sl_config_destroy(cfg);
+    CU_ASSERT_EQUAL(sl__config_load(path, &cfg, err, sizeof(err)), SL_OK);
+    sl__config_destroy(cfg);
     unlink(path);
-    CU_ASSERT_EQUAL(sl_config_load(path, &cfg, err, sizeof(err)), SL_ERR_IO);
+    CU_ASSERT_EQUAL(sl__config_load(path, &cfg, err, sizeof(err)), SL_ERR_IO);
     CU_ASSERT_PTR_NULL(cfg);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1:1: error: cannot read the file"));
@@ -477,7 +477,7 @@ static void test_build_error_points_at_option(void)
     char err[1024];
     sl_config *cfg;
     CU_ASSERT_EQUAL_FATAL(load(yaml, &cfg, err, sizeof(err)), SL_OK);
-    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     CU_ASSERT_PTR_NULL(ctx);
     sl_context_destroy(ctx);
     if (strncmp(err, "t.yaml:5:11: error: ", 20) != 0 || !strstr(err, "files") ||
@@ -485,7 +485,7 @@ static void test_build_error_points_at_option(void)
         fprintf(stderr, "\n    got '%s'\n", err);
         CU_FAIL("build error");
     }
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
 }
 
 /* ==== ${VAR} ==== */
@@ -515,7 +515,7 @@ static void test_expand(void)
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         char *out = NULL, err[256];
         size_t off = 0;
-        int rc = sl_config_expand(ok[i].in, strlen(ok[i].in), &out, &off, err, sizeof(err));
+        int rc = sl__config_expand(ok[i].in, strlen(ok[i].in), &out, &off, err, sizeof(err));
         CU_ASSERT_EQUAL(rc, SL_OK);
         if (rc == SL_OK) {
             CU_ASSERT_STRING_EQUAL(out, ok[i].out);
@@ -540,7 +540,7 @@ static void test_expand(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *out = NULL, err[256] = "";
         size_t off = 99;
-        int rc = sl_config_expand(bad[i].in, strlen(bad[i].in), &out, &off, err, sizeof(err));
+        int rc = sl__config_expand(bad[i].in, strlen(bad[i].in), &out, &off, err, sizeof(err));
         CU_ASSERT_EQUAL(rc, SL_ERR_INVAL);
         CU_ASSERT_PTR_NULL(out);
         CU_ASSERT_EQUAL(off, bad[i].off);
@@ -562,7 +562,7 @@ static void test_expand_in_config(void)
     char *g = graph_of(cfg);
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "port: 7777"));
     free(g);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
     free(y);
     /* Expanded before interpretation: a default that is a bad value is a bad value. */
     EXPECT_PATCH_ERROR("port: 9999", "port: ${SL_T_UNSET:-http}", "6:11", "not an integer");
@@ -662,7 +662,7 @@ static void test_secrets_never_shown(void)
     CU_ASSERT_PTR_NULL(strstr(g, value));
     CU_ASSERT_PTR_NOT_NULL(strstr(g, "***"));
     free(g);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
     /* An error next to the secret does not show it either. */
     char bad[4200];
     snprintf(bad, sizeof(bad), "%s", yaml);

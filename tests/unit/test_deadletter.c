@@ -684,14 +684,14 @@ static void yaml_errors(const char *errors, char *err, size_t errsize)
              errors);
     sl_config *cfg = NULL;
     err[0] = '\0';
-    if (sl_config_load_string(text, strlen(text), "p.yaml", &cfg, err, errsize) == SL_OK) {
-        sl_context *ctx = sl_config_build(cfg, err, errsize);
+    if (sl__config_load_string(text, strlen(text), "p.yaml", &cfg, err, errsize) == SL_OK) {
+        sl_context *ctx = sl__config_build(cfg, err, errsize);
         if (ctx) {
             err[0] = '\0';
         }
         sl_context_destroy(ctx);
     }
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
 }
 
 static void test_dl_yaml_nested_errors(void)

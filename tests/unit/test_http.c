@@ -918,30 +918,31 @@ static void test_listen_addresses_checked(void)
     char err[512], host[256];
     int port;
     CU_ASSERT_EQUAL(
-        sl_http_parse_listen("127.0.0.1:4040", host, sizeof(host), &port, err, sizeof(err)), SL_OK);
+        sl__http_parse_listen("127.0.0.1:4040", host, sizeof(host), &port, err, sizeof(err)),
+        SL_OK);
     CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
     CU_ASSERT_EQUAL(port, 4040);
-    CU_ASSERT_EQUAL(sl_http_parse_listen("[::1]:0", host, sizeof(host), &port, err, sizeof(err)),
+    CU_ASSERT_EQUAL(sl__http_parse_listen("[::1]:0", host, sizeof(host), &port, err, sizeof(err)),
                     SL_OK);
     CU_ASSERT_STRING_EQUAL(host, "::1");
     CU_ASSERT_EQUAL(port, 0);
     const char *bad[] = {"",        "127.0.0.1", "::1:4040", "[::1]4040", ":4040",    "host:65536",
                          "host:-1", "host:",     "host:12x", "[::1:80",   "host: 80", "host:+80"};
     for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
-        CU_ASSERT_EQUAL(sl_http_parse_listen(bad[i], host, sizeof(host), &port, err, sizeof(err)),
+        CU_ASSERT_EQUAL(sl__http_parse_listen(bad[i], host, sizeof(host), &port, err, sizeof(err)),
                         SL_ERR_INVAL);
     }
-    CU_ASSERT_EQUAL(sl_http_check_listen("localhost:4040", false, false, err, sizeof(err)), SL_OK);
-    CU_ASSERT_EQUAL(sl_http_check_listen("127.0.0.2:4040", false, false, err, sizeof(err)), SL_OK);
-    CU_ASSERT_EQUAL(sl_http_check_listen("[::1]:4040", false, false, err, sizeof(err)), SL_OK);
-    CU_ASSERT_EQUAL(sl_http_check_listen("0.0.0.0:4040", false, false, err, sizeof(err)),
+    CU_ASSERT_EQUAL(sl__http_check_listen("localhost:4040", false, false, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(sl__http_check_listen("127.0.0.2:4040", false, false, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(sl__http_check_listen("[::1]:4040", false, false, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(sl__http_check_listen("0.0.0.0:4040", false, false, err, sizeof(err)),
                     SL_ERR_INVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a loopback address"));
-    CU_ASSERT_EQUAL(sl_http_check_listen("[::]:4040", false, false, err, sizeof(err)),
+    CU_ASSERT_EQUAL(sl__http_check_listen("[::]:4040", false, false, err, sizeof(err)),
                     SL_ERR_INVAL);
-    CU_ASSERT_EQUAL(sl_http_check_listen("0.0.0.0:4040", true, false, err, sizeof(err)), SL_OK);
-    CU_ASSERT_EQUAL(sl_http_check_listen("0.0.0.0:4040", false, true, err, sizeof(err)), SL_OK);
-    CU_ASSERT_EQUAL(sl_http_check_listen("no-such-host.invalid:80", true, true, err, sizeof(err)),
+    CU_ASSERT_EQUAL(sl__http_check_listen("0.0.0.0:4040", true, false, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(sl__http_check_listen("0.0.0.0:4040", false, true, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(sl__http_check_listen("no-such-host.invalid:80", true, true, err, sizeof(err)),
                     SL_ERR_INVAL);
 
     /* The server refuses a remote address without a token, before binding anything. */

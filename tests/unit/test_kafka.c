@@ -31,7 +31,7 @@ static void until_of(size_t n, const int64_t *from, const int64_t *latest, int64
                            .max_rate_per_partition = cap,
                            .min_rate_per_partition = min_rate,
                            .rate = rate};
-    sl_kafka_compute_until(n, from, latest, &lim, until);
+    sl__kafka_compute_until(n, from, latest, &lim, until);
 }
 
 static void test_ranges_no_cap_no_rate_take_everything(void)
@@ -624,12 +624,12 @@ static void hdr_pipe_build(hdr_pipe *hp, sl_stream *src)
 {
     char err[256];
     kcoll_init(&hp->all);
-    hp->key = sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "tenant", err, sizeof(err));
-    hp->one = sl_yamlops_value_literal_new("1", err, sizeof(err));
+    hp->key = sl__yamlops_key_from_new(SL_YOP_ON_HEADER, "tenant", err, sizeof(err));
+    hp->one = sl__yamlops_value_literal_new("1", err, sizeof(err));
     CU_ASSERT_FATAL(hp->key && hp->one);
     CU_ASSERT(sl_stream_foreach_batch(src, kcollect, &hp->all) == SL_OK);
-    sl_stream *s = sl_stream_key_by(src, sl_yamlops_map, hp->key);
-    s = sl_stream_map_values(s, sl_yamlops_map, hp->one);
+    sl_stream *s = sl_stream_key_by(src, sl__yamlops_map, hp->key);
+    s = sl_stream_map_values(s, sl__yamlops_map, hp->one);
     s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 1);
     CU_ASSERT(ts_collect(s, &hp->counts) == SL_OK);
 }
@@ -637,8 +637,8 @@ static void hdr_pipe_build(hdr_pipe *hp, sl_stream *src)
 static void hdr_pipe_free(hdr_pipe *hp)
 {
     kcoll_free(&hp->all);
-    sl_yamlops_destroy(hp->key);
-    sl_yamlops_destroy(hp->one);
+    sl__yamlops_destroy(hp->key);
+    sl__yamlops_destroy(hp->one);
 }
 
 /* Runs batches until hp has the five records of the sample (five batches at most). Returns
@@ -843,17 +843,17 @@ static void test_headers_receiver_mode_survive_wal_restart(void)
 
     /* The log holds them with their headers. */
     char err[256];
-    sl_wal *wal = sl_wal_open(dir, "k", NULL, err, sizeof(err));
+    sl_wal *wal = sl__wal_open(dir, "k", NULL, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(wal);
     wal_seen ws;
     kcoll_init(&ws.c);
-    CU_ASSERT(sl_wal_replay(wal, 0, wal_seen_block, &ws, NULL) == SL_OK);
+    CU_ASSERT(sl__wal_replay(wal, 0, wal_seen_block, &ws, NULL) == SL_OK);
     CU_ASSERT_EQUAL(ws.c.n, 5);
     if (ws.c.n == 5) {
         check_header_sample(&ws.c, true);
     }
     kcoll_free(&ws.c);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
 
     /* Run 2: the restart pushes them again from the log (Kafka has nothing new for the group);
      * a batch sees the headers, and ops read them. */

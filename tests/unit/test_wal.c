@@ -39,9 +39,9 @@ static sl_wal *wal_open(const char *dir, uint64_t segment_size)
 {
     char err[256] = "";
     sl_wal_conf conf = {.fsync = SL_WAL_FSYNC_EXPLICIT, .segment_size = segment_size};
-    sl_wal *wal = sl_wal_open(dir, "src", &conf, err, sizeof(err));
+    sl_wal *wal = sl__wal_open(dir, "src", &conf, err, sizeof(err));
     if (!wal) {
-        fprintf(stderr, "sl_wal_open: %s\n", err);
+        fprintf(stderr, "sl__wal_open: %s\n", err);
     }
     return wal;
 }
@@ -71,7 +71,7 @@ static sl_wal_pos append_block(sl_wal *wal, int b)
         }
     }
     sl_wal_pos end = 0;
-    CU_ASSERT(sl_wal_append(wal, recs, (size_t)n, &end) == SL_OK);
+    CU_ASSERT(sl__wal_append(wal, recs, (size_t)n, &end) == SL_OK);
     return end;
 }
 
@@ -129,7 +129,7 @@ static seen *replay(sl_wal *wal, sl_wal_pos from)
 {
     seen *s = calloc(1, sizeof(*s));
     uint64_t blocks = 0;
-    CU_ASSERT(sl_wal_replay(wal, from, on_block, s, &blocks) == SL_OK);
+    CU_ASSERT(sl__wal_replay(wal, from, on_block, s, &blocks) == SL_OK);
     CU_ASSERT(blocks == (uint64_t)s->n);
     CU_ASSERT(s->bad == 0);
     return s;
@@ -230,12 +230,12 @@ static void test_wal_headers_round_trip(void)
         {.value = "r2", .value_len = 2, .meta = NULL},
         {.value = "r3", .value_len = 2, .meta = &m3},
     };
-    CU_ASSERT(sl_wal_append(wal, recs, 4, NULL) == SL_OK);
-    sl_wal_close(wal); /* the round trip goes through the disk and a new open */
+    CU_ASSERT(sl__wal_append(wal, recs, 4, NULL) == SL_OK);
+    sl__wal_close(wal); /* the round trip goes through the disk and a new open */
     wal = wal_open(dir, 0);
     CU_ASSERT_FATAL(wal != NULL);
     hseen *s = calloc(1, sizeof(*s));
-    CU_ASSERT(sl_wal_replay(wal, 0, on_hblock, s, NULL) == SL_OK);
+    CU_ASSERT(sl__wal_replay(wal, 0, on_hblock, s, NULL) == SL_OK);
     CU_ASSERT_EQUAL_FATAL(s->n, 4);
     CU_ASSERT_STRING_EQUAL(s->lines[0], "r0|trace=t-1,null=<null>,empty=,bin=a\\x00b,");
     CU_ASSERT_EQUAL(s->nheaders[0], 4);
@@ -246,7 +246,7 @@ static void test_wal_headers_round_trip(void)
     CU_ASSERT(strncmp(s->lines[3], "r3|h0=h,h1=h,h2=h,", 18) == 0);
     CU_ASSERT(strstr(s->lines[3], ",h299=h,") != NULL);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -261,8 +261,8 @@ static void test_wal_old_format_still_read(void)
     CU_ASSERT_FATAL(wal != NULL);
     sl_record_meta m = {.topic = "tp", .partition = 5, .offset = 77};
     sl_record r = {.key = "k", .key_len = 1, .value = "val", .value_len = 3, .ts = 9, .meta = &m};
-    CU_ASSERT(sl_wal_append(wal, &r, 1, NULL) == SL_OK);
-    sl_wal_close(wal);
+    CU_ASSERT(sl__wal_append(wal, &r, 1, NULL) == SL_OK);
+    sl__wal_close(wal);
     char path[512];
     seg_file(dir, 1, path, sizeof(path));
     /* 8 block header + 4 count + 40 record header + key + value + "tp\0" */
@@ -306,12 +306,12 @@ static void test_wal_old_format_still_read(void)
     CU_ASSERT_FATAL(wal != NULL);
     hseen *s = calloc(1, sizeof(*s));
     uint64_t blocks = 0;
-    CU_ASSERT(sl_wal_replay(wal, 0, on_hblock, s, &blocks) == SL_OK);
+    CU_ASSERT(sl__wal_replay(wal, 0, on_hblock, s, &blocks) == SL_OK);
     CU_ASSERT_EQUAL(blocks, 2);
     CU_ASSERT_EQUAL(s->n, 2);
     CU_ASSERT_STRING_EQUAL(s->lines[1], "val|");
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -347,8 +347,8 @@ static void test_wal_round_trip(void)
         ends[b] = append_block(wal, b);
         CU_ASSERT(b == 0 || ends[b] > ends[b - 1]);
     }
-    CU_ASSERT(sl_wal_sync(wal) == SL_OK);
-    CU_ASSERT(sl_wal_end(wal) == ends[19]);
+    CU_ASSERT(sl__wal_sync(wal) == SL_OK);
+    CU_ASSERT(sl__wal_end(wal) == ends[19]);
     seen *s = replay(wal, 0);
     CU_ASSERT(s->n == 20);
     for (int b = 0; b < 20 && b < s->n; b++) {
@@ -361,7 +361,7 @@ static void test_wal_round_trip(void)
     CU_ASSERT(s->n == 10);
     CU_ASSERT(s->n > 0 && s->blocks[0] == 10);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -373,14 +373,14 @@ static void test_wal_empty_records_and_block(void)
     CU_ASSERT_FATAL(wal != NULL);
     sl_record r = {.value = "", .value_len = 0};
     sl_wal_pos end;
-    CU_ASSERT(sl_wal_append(wal, &r, 1, &end) == SL_OK);
-    CU_ASSERT(sl_wal_append(wal, NULL, 0, &end) == SL_OK);
+    CU_ASSERT(sl__wal_append(wal, &r, 1, &end) == SL_OK);
+    CU_ASSERT(sl__wal_append(wal, NULL, 0, &end) == SL_OK);
     uint64_t blocks = 0;
     seen *s = calloc(1, sizeof(*s));
-    CU_ASSERT(sl_wal_replay(wal, 0, on_block, s, &blocks) == SL_OK);
+    CU_ASSERT(sl__wal_replay(wal, 0, on_block, s, &blocks) == SL_OK);
     CU_ASSERT(blocks == 2);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -393,15 +393,15 @@ static void test_wal_many_segments(void)
     for (int b = 0; b < 300; b++) {
         append_block(wal, b);
     }
-    CU_ASSERT(sl_wal_segments(wal) > 20);
-    CU_ASSERT(count_files(dir, ".log") == sl_wal_segments(wal));
+    CU_ASSERT(sl__wal_segments(wal) > 20);
+    CU_ASSERT(count_files(dir, ".log") == sl__wal_segments(wal));
     seen *s = replay(wal, 0);
     CU_ASSERT(s->n == 300);
     for (int b = 0; b < s->n; b++) {
         CU_ASSERT(s->blocks[b] == b);
     }
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -415,7 +415,7 @@ static void test_wal_torn_tail_is_cut_at_open(void)
     for (int b = 0; b < 5; b++) {
         ends[b] = append_block(wal, b);
     }
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     /* A crash in the middle of the last write: part of block 4 is missing. */
     char path[512];
     seg_file(dir, 1, path, sizeof(path));
@@ -424,7 +424,7 @@ static void test_wal_torn_tail_is_cut_at_open(void)
     /* Replay stops cleanly before the torn block... */
     wal = wal_open(dir, 0);
     CU_ASSERT_FATAL(wal != NULL);
-    CU_ASSERT(sl_wal_end(wal) == ends[3]);
+    CU_ASSERT(sl__wal_end(wal) == ends[3]);
     CU_ASSERT(file_size(path) == (off_t)SL_WAL_POS_OFF(ends[3]));
     seen *s = replay(wal, 0);
     CU_ASSERT(s->n == 4);
@@ -435,7 +435,7 @@ static void test_wal_torn_tail_is_cut_at_open(void)
     CU_ASSERT(s->n == 5);
     CU_ASSERT(s->n == 5 && s->blocks[3] == 3 && s->blocks[4] == 5);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -446,7 +446,7 @@ static void test_wal_torn_header_only(void)
     sl_wal *wal = wal_open(dir, 0);
     CU_ASSERT_FATAL(wal != NULL);
     sl_wal_pos end = append_block(wal, 1);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     char path[512];
     seg_file(dir, 1, path, sizeof(path));
     int fd = open(path, O_WRONLY | O_APPEND);
@@ -454,11 +454,11 @@ static void test_wal_torn_header_only(void)
     close(fd);
     wal = wal_open(dir, 0);
     CU_ASSERT_FATAL(wal != NULL);
-    CU_ASSERT(sl_wal_end(wal) == end);
+    CU_ASSERT(sl__wal_end(wal) == end);
     seen *s = replay(wal, 0);
     CU_ASSERT(s->n == 1);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -495,7 +495,7 @@ static void test_wal_flipped_byte_ends_segment(void)
     CU_ASSERT(s->n == 2 + (40 - first_of_2));
     CU_ASSERT(s->n > 2 && s->blocks[0] == 0 && s->blocks[1] == 1 && s->blocks[2] == first_of_2);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -509,20 +509,20 @@ static void test_wal_cleanup_deletes_only_processed_segments(void)
     for (int b = 0; b < 100; b++) {
         ends[b] = append_block(wal, b);
     }
-    size_t before = sl_wal_segments(wal);
-    uint64_t bytes_before = sl_wal_bytes(wal);
-    CU_ASSERT(sl_wal_cleanup(wal) == 0); /* nothing processed yet */
-    CU_ASSERT(sl_wal_segments(wal) == before);
+    size_t before = sl__wal_segments(wal);
+    uint64_t bytes_before = sl__wal_bytes(wal);
+    CU_ASSERT(sl__wal_cleanup(wal) == 0); /* nothing processed yet */
+    CU_ASSERT(sl__wal_segments(wal) == before);
     CU_ASSERT(bytes_before > 0);
 
     /* Blocks 0..59 processed: segments before block 60's one go, block 60's stays. */
-    CU_ASSERT(sl_wal_mark_processed(wal, ends[59]) == SL_OK);
-    CU_ASSERT(sl_wal_processed(wal) == ends[59]);
-    int deleted = sl_wal_cleanup(wal);
+    CU_ASSERT(sl__wal_mark_processed(wal, ends[59]) == SL_OK);
+    CU_ASSERT(sl__wal_processed(wal) == ends[59]);
+    int deleted = sl__wal_cleanup(wal);
     CU_ASSERT(deleted > 0);
-    CU_ASSERT(sl_wal_segments(wal) == before - (size_t)deleted);
-    CU_ASSERT(count_files(dir, ".log") == sl_wal_segments(wal));
-    CU_ASSERT(sl_wal_bytes(wal) < bytes_before); /* what /metrics shows shrinks */
+    CU_ASSERT(sl__wal_segments(wal) == before - (size_t)deleted);
+    CU_ASSERT(count_files(dir, ".log") == sl__wal_segments(wal));
+    CU_ASSERT(sl__wal_bytes(wal) < bytes_before); /* what /metrics shows shrinks */
     char path[512];
     uint32_t seq60 = SL_WAL_POS_SEQ(ends[60]);
     if (SL_WAL_POS_OFF(ends[59]) < (uint32_t)SL_WAL_POS_OFF(ends[60]) &&
@@ -533,21 +533,21 @@ static void test_wal_cleanup_deletes_only_processed_segments(void)
     seg_file(dir, seq60 - 1, path, sizeof(path));
     CU_ASSERT(file_size(path) < 0 || SL_WAL_POS_SEQ(ends[59]) == seq60 - 1);
     /* What is left replays from the marker: exactly blocks 60..99. */
-    seen *s = replay(wal, sl_wal_processed(wal));
+    seen *s = replay(wal, sl__wal_processed(wal));
     CU_ASSERT(s->n == 40);
     CU_ASSERT(s->n > 0 && s->blocks[0] == 60);
     free(s);
     /* A marker that goes backwards is ignored. */
-    CU_ASSERT(sl_wal_mark_processed(wal, ends[10]) == SL_OK);
-    CU_ASSERT(sl_wal_processed(wal) == ends[59]);
+    CU_ASSERT(sl__wal_mark_processed(wal, ends[10]) == SL_OK);
+    CU_ASSERT(sl__wal_processed(wal) == ends[59]);
     /* Everything processed: only the segment being written stays. */
-    CU_ASSERT(sl_wal_mark_processed(wal, ends[99]) == SL_OK);
-    CU_ASSERT(sl_wal_cleanup(wal) > 0);
-    CU_ASSERT(sl_wal_segments(wal) == 1);
-    s = replay(wal, sl_wal_processed(wal));
+    CU_ASSERT(sl__wal_mark_processed(wal, ends[99]) == SL_OK);
+    CU_ASSERT(sl__wal_cleanup(wal) > 0);
+    CU_ASSERT(sl__wal_segments(wal) == 1);
+    s = replay(wal, sl__wal_processed(wal));
     CU_ASSERT(s->n == 0);
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -564,23 +564,23 @@ static void test_wal_reopen_continues_after_last_block(void)
             mark = last;
         }
     }
-    CU_ASSERT(sl_wal_mark_processed(wal, mark) == SL_OK);
-    CU_ASSERT(sl_wal_sync(wal) == SL_OK);
-    sl_wal_close(wal);
+    CU_ASSERT(sl__wal_mark_processed(wal, mark) == SL_OK);
+    CU_ASSERT(sl__wal_sync(wal) == SL_OK);
+    sl__wal_close(wal);
 
     wal = wal_open(dir, 2048);
     CU_ASSERT_FATAL(wal != NULL);
-    CU_ASSERT(sl_wal_end(wal) == last);
-    CU_ASSERT(sl_wal_processed(wal) == mark);
+    CU_ASSERT(sl__wal_end(wal) == last);
+    CU_ASSERT(sl__wal_processed(wal) == mark);
     sl_wal_pos next = append_block(wal, 30);
     CU_ASSERT(next > last);
-    seen *s = replay(wal, sl_wal_processed(wal));
+    seen *s = replay(wal, sl__wal_processed(wal));
     CU_ASSERT(s->n == 19);
     for (int i = 0; i < s->n; i++) {
         CU_ASSERT(s->blocks[i] == 12 + i);
     }
     free(s);
-    sl_wal_close(wal);
+    sl__wal_close(wal);
     rm_rf(dir);
     free(dir);
 }
@@ -589,9 +589,9 @@ static void test_wal_bad_name_is_an_error(void)
 {
     char err[256] = "";
     char *dir = tmp_dir();
-    CU_ASSERT(sl_wal_open(dir, "../x", NULL, err, sizeof(err)) == NULL);
+    CU_ASSERT(sl__wal_open(dir, "../x", NULL, err, sizeof(err)) == NULL);
     CU_ASSERT(strstr(err, "../x") != NULL);
-    CU_ASSERT(sl_wal_open("/proc/nonexistent-dir-for-wal", "a", NULL, err, sizeof(err)) == NULL);
+    CU_ASSERT(sl__wal_open("/proc/nonexistent-dir-for-wal", "a", NULL, err, sizeof(err)) == NULL);
     CU_ASSERT(strstr(err, "cannot create") != NULL);
     rm_rf(dir);
     free(dir);

@@ -1,5 +1,5 @@
 /* test_yamlops.c -- the built-in ops of the YAML front end: split, key, value, filter, map,
- * on their own (sl_yamlops_apply, sl_yamlops_split_next, sl_yamlops_filter) and through
+ * on their own (sl__yamlops_apply, sl__yamlops_split_next, sl__yamlops_filter) and through
  * the engine (sl__context_step with a scripted source). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 
 /* ==== Helpers ==== */
 
-/* An allocator for sl_yamlops_apply: a list of blocks freed by test_free_all. */
+/* An allocator for sl__yamlops_apply: a list of blocks freed by test_free_all. */
 typedef struct test_arena {
     void *blocks[64];
     size_t n;
@@ -61,18 +61,18 @@ static int apply(const sl_yamlop *op, const char *value, sl_record *out, test_ar
 {
     sl_record in = rec(value);
     *out = in;
-    return sl_yamlops_apply(op, &in, out, test_alloc, a);
+    return sl__yamlops_apply(op, &in, out, test_alloc, a);
 }
 
 static int filter_value(sl_yamlop_target target, const char *path, sl_yamlop_cmp cmp,
                         const char *operand, const char *value)
 {
     char err[256];
-    sl_yamlop *op = sl_yamlops_filter_new(target, path, cmp, operand, err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_filter_new(target, path, cmp, operand, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     sl_record r = rec(value);
-    int rc = sl_yamlops_filter(&r, op);
-    sl_yamlops_destroy(op);
+    int rc = sl__yamlops_filter(&r, op);
+    sl__yamlops_destroy(op);
     return rc;
 }
 
@@ -85,16 +85,16 @@ static int filter_json(const char *path, sl_yamlop_cmp cmp, const char *operand,
 static void split_all(const char *delim, const char *s, size_t len, char *buf, size_t size)
 {
     char err[128];
-    sl_yamlop *op = sl_yamlops_split_new(delim, err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_split_new(delim, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     size_t pos = 0, off = 0;
     const char *tok;
     size_t toklen;
     buf[0] = '\0';
-    while (sl_yamlops_split_next(op, s, len, &pos, &tok, &toklen)) {
+    while (sl__yamlops_split_next(op, s, len, &pos, &tok, &toklen)) {
         off += (size_t)snprintf(buf + off, size - off, "%s%.*s", off ? "|" : "", (int)toklen, tok);
     }
-    sl_yamlops_destroy(op);
+    sl__yamlops_destroy(op);
 }
 
 /* ==== Split ==== */
@@ -122,7 +122,7 @@ static void test_split_delimiter(void)
     split_all(",", "a,b,c", 3, buf, sizeof(buf));
     CU_ASSERT_STRING_EQUAL(buf, "a|b");
     char err[128];
-    CU_ASSERT_PTR_NULL(sl_yamlops_split_new("", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_split_new("", err, sizeof(err)));
 }
 
 /* ==== Key and value ==== */
@@ -131,14 +131,14 @@ static void test_key_value_bytes(void)
 {
     char err[128];
     test_arena a = {0};
-    sl_yamlop *op = sl_yamlops_key_new(NULL, err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_key_new(NULL, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     sl_record out;
     CU_ASSERT_EQUAL(apply(op, "word", &out, &a), SL_OK);
     CU_ASSERT_EQUAL(out.key_len, 4);
     CU_ASSERT_EQUAL(memcmp(out.key, "word", 4), 0);
     CU_ASSERT_EQUAL(out.value_len, 4);
-    sl_yamlops_destroy(op);
+    sl__yamlops_destroy(op);
     test_free_all(&a);
 }
 
@@ -163,12 +163,12 @@ static void test_key_json_nested_paths(void)
         {"e", ""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        sl_yamlop *op = sl_yamlops_key_new(cases[i].path, err, sizeof(err));
+        sl_yamlop *op = sl__yamlops_key_new(cases[i].path, err, sizeof(err));
         CU_ASSERT_PTR_NOT_NULL_FATAL(op);
         CU_ASSERT_EQUAL(apply(op, doc, &out, &a), SL_OK);
         CU_ASSERT_EQUAL(out.key_len, strlen(cases[i].want));
         CU_ASSERT_EQUAL(memcmp(out.key, cases[i].want, out.key_len), 0);
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
     }
     test_free_all(&a);
 }
@@ -178,7 +178,7 @@ static void test_key_json_missing_or_malformed_fails_record(void)
     char err[128];
     test_arena a = {0};
     sl_record out;
-    sl_yamlop *op = sl_yamlops_key_new("user.id", err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_key_new("user.id", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     static const char *const bad[] = {
         "{\"user\": {}}",
@@ -194,12 +194,12 @@ static void test_key_json_missing_or_malformed_fails_record(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CU_ASSERT_EQUAL(apply(op, bad[i], &out, &a), SL_ERR_RECORD);
     }
-    sl_yamlops_destroy(op);
+    sl__yamlops_destroy(op);
     /* Paths with empty segments are refused at load. */
-    CU_ASSERT_PTR_NULL(sl_yamlops_key_new("a..b", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_key_new("a..b", err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "empty segment"));
-    CU_ASSERT_PTR_NULL(sl_yamlops_key_new("a.", err, sizeof(err)));
-    CU_ASSERT_PTR_NULL(sl_yamlops_key_new("", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_key_new("a.", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_key_new("", err, sizeof(err)));
     test_free_all(&a);
 }
 
@@ -208,25 +208,25 @@ static void test_value_literal(void)
     char err[128];
     test_arena a = {0};
     sl_record out;
-    sl_yamlop *op = sl_yamlops_value_literal_new("1", err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_value_literal_new("1", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     CU_ASSERT_EQUAL(apply(op, "word", &out, &a), SL_OK);
     CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
     CU_ASSERT_EQUAL(out.num.i, 1);
     CU_ASSERT_EQUAL(out.value_len, 4); /* the bytes stay */
-    sl_yamlops_destroy(op);
-    op = sl_yamlops_value_literal_new("-2.5e1", err, sizeof(err));
+    sl__yamlops_destroy(op);
+    op = sl__yamlops_value_literal_new("-2.5e1", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     CU_ASSERT_EQUAL(apply(op, "x", &out, &a), SL_OK);
     CU_ASSERT_EQUAL(out.num_type, SL_NUM_DOUBLE);
     CU_ASSERT_DOUBLE_EQUAL(out.num.d, -25.0, 1e-12);
-    sl_yamlops_destroy(op);
+    sl__yamlops_destroy(op);
     static const char *const bad[] = {"abc", "", "1x", "0x10", "nan", "inf", "1.", "-"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (strcmp(bad[i], "1.") == 0) {
             continue; /* "1." is a valid float */
         }
-        CU_ASSERT_PTR_NULL(sl_yamlops_value_literal_new(bad[i], err, sizeof(err)));
+        CU_ASSERT_PTR_NULL(sl__yamlops_value_literal_new(bad[i], err, sizeof(err)));
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a number"));
     test_free_all(&a);
@@ -237,7 +237,7 @@ static void test_value_json_number_and_text(void)
     char err[128];
     test_arena a = {0};
     sl_record out;
-    sl_yamlop *num = sl_yamlops_value_json_new("order.amount", false, err, sizeof(err));
+    sl_yamlop *num = sl__yamlops_value_json_new("order.amount", false, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(num);
     CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": 12}}", &out, &a), SL_OK);
     CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
@@ -252,9 +252,9 @@ static void test_value_json_number_and_text(void)
     CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": true}}", &out, &a), SL_ERR_RECORD);
     CU_ASSERT_EQUAL(apply(num, "{\"order\": {}}", &out, &a), SL_ERR_RECORD);
     CU_ASSERT_EQUAL(apply(num, "{\"order\": {\"amount\": 1", &out, &a), SL_ERR_RECORD);
-    sl_yamlops_destroy(num);
+    sl__yamlops_destroy(num);
 
-    sl_yamlop *text = sl_yamlops_value_json_new("name", true, err, sizeof(err));
+    sl_yamlop *text = sl__yamlops_value_json_new("name", true, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     CU_ASSERT_EQUAL(apply(text, "{\"name\": \"caf\\u00e9\"}", &out, &a), SL_OK);
     CU_ASSERT_EQUAL(out.value_len, 5);
@@ -266,7 +266,7 @@ static void test_value_json_number_and_text(void)
     CU_ASSERT_EQUAL(out.value_len, 3);
     CU_ASSERT_EQUAL(memcmp(out.value, "0.1", 3), 0);
     CU_ASSERT_EQUAL(apply(text, "{\"nam\": 1}", &out, &a), SL_ERR_RECORD);
-    sl_yamlops_destroy(text);
+    sl__yamlops_destroy(text);
     test_free_all(&a);
 }
 
@@ -275,9 +275,9 @@ static void test_map_lower_upper_trim(void)
     char err[128];
     test_arena a = {0};
     sl_record out;
-    sl_yamlop *lower = sl_yamlops_transform_new("lower", err, sizeof(err));
-    sl_yamlop *upper = sl_yamlops_transform_new("upper", err, sizeof(err));
-    sl_yamlop *trim = sl_yamlops_transform_new("trim", err, sizeof(err));
+    sl_yamlop *lower = sl__yamlops_transform_new("lower", err, sizeof(err));
+    sl_yamlop *upper = sl__yamlops_transform_new("upper", err, sizeof(err));
+    sl_yamlop *trim = sl__yamlops_transform_new("trim", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(lower);
     CU_ASSERT_PTR_NOT_NULL_FATAL(upper);
     CU_ASSERT_PTR_NOT_NULL_FATAL(trim);
@@ -294,11 +294,11 @@ static void test_map_lower_upper_trim(void)
     CU_ASSERT_EQUAL(out.value_len, 0);
     CU_ASSERT_EQUAL(apply(lower, "", &out, &a), SL_OK);
     CU_ASSERT_EQUAL(out.value_len, 0);
-    CU_ASSERT_PTR_NULL(sl_yamlops_transform_new("title", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_transform_new("title", err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "lower, upper, trim"));
-    sl_yamlops_destroy(lower);
-    sl_yamlops_destroy(upper);
-    sl_yamlops_destroy(trim);
+    sl__yamlops_destroy(lower);
+    sl__yamlops_destroy(upper);
+    sl__yamlops_destroy(trim);
     test_free_all(&a);
 }
 
@@ -357,21 +357,21 @@ static void test_filter_contains_and_regex(void)
     /* The regex sees only value_len bytes: "abcX" with length 3 ends at "c". */
     char err[256];
     sl_yamlop *op =
-        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "c$", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "c$", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     sl_record r = rec("abcX");
     r.value_len = 3;
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, op), 1);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 1);
     r.value_len = 4;
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, op), 0);
-    sl_yamlops_destroy(op);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 0);
+    sl__yamlops_destroy(op);
 
     /* A bad regex is refused when the op is built, with regerror's reason. */
     CU_ASSERT_PTR_NULL(
-        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "a(b", err, sizeof(err)));
+        sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "a(b", err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad regular expression 'a(b'"));
     CU_ASSERT_PTR_NULL(
-        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "ten", err, sizeof(err)));
+        sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "ten", err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "gt needs a number"));
 }
 
@@ -386,29 +386,29 @@ static void test_filter_value_bytes_typed_value_and_key(void)
     CU_ASSERT_EQUAL(filter_value(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "3", "four"), SL_ERR_RECORD);
     /* The typed value wins when there is one. */
     sl_yamlop *gt =
-        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "100", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "100", err, sizeof(err));
     sl_yamlop *eq =
-        sl_yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_EQUALS, "3", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_EQUALS, "3", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(gt);
     CU_ASSERT_PTR_NOT_NULL_FATAL(eq);
     sl_record r = keyed("word", "");
     sl_record_set_int(&r, 150);
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, gt), 1);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, gt), 1);
     sl_record_set_double(&r, 99.5);
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, gt), 0);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, gt), 0);
     sl_record_set_int(&r, 3);
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, eq), 1);
-    sl_yamlops_destroy(gt);
-    sl_yamlops_destroy(eq);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, eq), 1);
+    sl__yamlops_destroy(gt);
+    sl__yamlops_destroy(eq);
     /* key: true looks at the key. */
     sl_yamlop *k =
-        sl_yamlops_filter_new(SL_YOP_ON_KEY, NULL, SL_YOP_MATCHES, "^u[0-9]+$", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_KEY, NULL, SL_YOP_MATCHES, "^u[0-9]+$", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(k);
     r = keyed("u42", "value");
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, k), 1);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, k), 1);
     r = keyed("x42", "u42");
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, k), 0);
-    sl_yamlops_destroy(k);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, k), 0);
+    sl__yamlops_destroy(k);
 }
 
 static void test_filter_malformed_json_fails_record(void)
@@ -427,12 +427,12 @@ static void test_ops_survive_garbage(void)
     char err[256];
     test_arena a = {0};
     sl_yamlop *ops[] = {
-        sl_yamlops_key_new("a.b.0", err, sizeof(err)),
-        sl_yamlops_value_json_new("a", false, err, sizeof(err)),
-        sl_yamlops_value_json_new("a.b", true, err, sizeof(err)),
+        sl__yamlops_key_new("a.b.0", err, sizeof(err)),
+        sl__yamlops_value_json_new("a", false, err, sizeof(err)),
+        sl__yamlops_value_json_new("a.b", true, err, sizeof(err)),
     };
     sl_yamlop *flt =
-        sl_yamlops_filter_new(SL_YOP_ON_JSON, "a", SL_YOP_MATCHES, "x", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_JSON, "a", SL_YOP_MATCHES, "x", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(flt);
     const char *good = "{\"a\": {\"b\": [\"x\", 2]}, \"c\": \"\\u0000\"}";
     char buf[128];
@@ -452,18 +452,18 @@ static void test_ops_survive_garbage(void)
         for (size_t k = 0; k < 3; k++) {
             CU_ASSERT_PTR_NOT_NULL_FATAL(ops[k]);
             sl_record out = in;
-            int rc = sl_yamlops_apply(ops[k], &in, &out, test_alloc, &a);
+            int rc = sl__yamlops_apply(ops[k], &in, &out, test_alloc, &a);
             CU_ASSERT(rc == SL_OK || rc == SL_ERR_RECORD);
             test_free_all(&a);
         }
-        int rc = sl_yamlops_filter(&in, flt);
+        int rc = sl__yamlops_filter(&in, flt);
         CU_ASSERT(rc == 0 || rc == 1 || rc == SL_ERR_RECORD);
     }
     for (size_t k = 0; k < 3; k++) {
-        sl_yamlops_destroy(ops[k]);
+        sl__yamlops_destroy(ops[k]);
     }
-    sl_yamlops_destroy(flt);
-    sl_yamlops_destroy(NULL);
+    sl__yamlops_destroy(flt);
+    sl__yamlops_destroy(NULL);
 }
 
 /* ==== Record meta and Kafka headers ==== */
@@ -501,7 +501,7 @@ static int apply_kafka(const sl_yamlop *op, bool want_key, char *buf, size_t siz
     test_arena a = {0};
     sl_record in = kafka_rec();
     *out = in;
-    int rc = sl_yamlops_apply(op, &in, out, test_alloc, &a);
+    int rc = sl__yamlops_apply(op, &in, out, test_alloc, &a);
     snprintf(buf, size, "%.*s", (int)(want_key ? out->key_len : out->value_len),
              want_key ? (out->key ? out->key : "") : (out->value ? out->value : ""));
     test_free_all(&a);
@@ -553,23 +553,24 @@ static void test_key_from_meta_and_headers(void)
     };
     char err[256], buf[64];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        sl_yamlop *op = sl_yamlops_key_from_new(cases[i].target, cases[i].name, err, sizeof(err));
+        sl_yamlop *op = sl__yamlops_key_from_new(cases[i].target, cases[i].name, err, sizeof(err));
         CU_ASSERT_PTR_NOT_NULL_FATAL(op);
         sl_record out;
         CU_ASSERT_EQUAL(apply_kafka(op, true, buf, sizeof(buf), &out), SL_OK);
         CU_ASSERT_STRING_EQUAL(buf, cases[i].key);
         CU_ASSERT_EQUAL(out.value_len, 7); /* the value is left alone */
-        sl_yamlops_destroy(op);
+        sl__yamlops_destroy(op);
     }
 }
 
 static void test_meta_and_header_missing_fail_record(void)
 {
     char err[256];
-    sl_yamlop *hdr = sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "nope", err, sizeof(err));
-    sl_yamlop *part = sl_yamlops_key_from_new(SL_YOP_ON_META, "partition", err, sizeof(err));
-    sl_yamlop *topic = sl_yamlops_value_from_new(SL_YOP_ON_META, "topic", true, err, sizeof(err));
-    sl_yamlop *ts = sl_yamlops_value_from_new(SL_YOP_ON_META, "timestamp", false, err, sizeof(err));
+    sl_yamlop *hdr = sl__yamlops_key_from_new(SL_YOP_ON_HEADER, "nope", err, sizeof(err));
+    sl_yamlop *part = sl__yamlops_key_from_new(SL_YOP_ON_META, "partition", err, sizeof(err));
+    sl_yamlop *topic = sl__yamlops_value_from_new(SL_YOP_ON_META, "topic", true, err, sizeof(err));
+    sl_yamlop *ts =
+        sl__yamlops_value_from_new(SL_YOP_ON_META, "timestamp", false, err, sizeof(err));
     CU_ASSERT_FATAL(hdr && part && topic && ts);
     char buf[64];
     sl_record out;
@@ -579,22 +580,22 @@ static void test_meta_and_header_missing_fail_record(void)
     sl_record in = rec("v");
     in.ts = 5;
     out = in;
-    CU_ASSERT_EQUAL(sl_yamlops_apply(part, &in, &out, test_alloc, &a), SL_ERR_RECORD);
-    CU_ASSERT_EQUAL(sl_yamlops_apply(topic, &in, &out, test_alloc, &a), SL_ERR_RECORD);
-    CU_ASSERT_EQUAL(sl_yamlops_apply(hdr, &in, &out, test_alloc, &a), SL_ERR_RECORD);
-    CU_ASSERT_EQUAL(sl_yamlops_apply(ts, &in, &out, test_alloc, &a), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_apply(part, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl__yamlops_apply(topic, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl__yamlops_apply(hdr, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl__yamlops_apply(ts, &in, &out, test_alloc, &a), SL_OK);
     CU_ASSERT(out.num_type == SL_NUM_INT && out.num.i == 5);
     /* A partition of -1 (a file or TCP source) is none. */
     sl_record_meta m = {.source = "lines", .topic = NULL, .partition = -1, .offset = 7};
     in.meta = &m;
     out = in;
-    CU_ASSERT_EQUAL(sl_yamlops_apply(part, &in, &out, test_alloc, &a), SL_ERR_RECORD);
-    CU_ASSERT_EQUAL(sl_yamlops_apply(topic, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl__yamlops_apply(part, &in, &out, test_alloc, &a), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(sl__yamlops_apply(topic, &in, &out, test_alloc, &a), SL_ERR_RECORD);
     test_free_all(&a);
-    sl_yamlops_destroy(hdr);
-    sl_yamlops_destroy(part);
-    sl_yamlops_destroy(topic);
-    sl_yamlops_destroy(ts);
+    sl__yamlops_destroy(hdr);
+    sl__yamlops_destroy(part);
+    sl__yamlops_destroy(topic);
+    sl__yamlops_destroy(ts);
 }
 
 static void test_value_from_meta_and_headers(void)
@@ -602,68 +603,69 @@ static void test_value_from_meta_and_headers(void)
     char err[256], buf[64];
     sl_record out;
     /* Integers become typed integers; the value bytes stay. */
-    sl_yamlop *off = sl_yamlops_value_from_new(SL_YOP_ON_META, "offset", false, err, sizeof(err));
+    sl_yamlop *off = sl__yamlops_value_from_new(SL_YOP_ON_META, "offset", false, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(off);
     CU_ASSERT_EQUAL(apply_kafka(off, false, buf, sizeof(buf), &out), SL_OK);
     CU_ASSERT(out.num_type == SL_NUM_INT && out.num.i == 42);
     CU_ASSERT_STRING_EQUAL(buf, "{\"a\":1}");
-    sl_yamlops_destroy(off);
+    sl__yamlops_destroy(off);
     /* as text: the decimal text as the value bytes. */
     sl_yamlop *part =
-        sl_yamlops_value_from_new(SL_YOP_ON_META, "partition", true, err, sizeof(err));
+        sl__yamlops_value_from_new(SL_YOP_ON_META, "partition", true, err, sizeof(err));
     CU_ASSERT_EQUAL(apply_kafka(part, false, buf, sizeof(buf), &out), SL_OK);
     CU_ASSERT_STRING_EQUAL(buf, "3");
-    sl_yamlops_destroy(part);
+    sl__yamlops_destroy(part);
     /* A header as text, and as a number (text holding one). */
-    sl_yamlop *tr = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "trace", true, err, sizeof(err));
+    sl_yamlop *tr = sl__yamlops_value_from_new(SL_YOP_ON_HEADER, "trace", true, err, sizeof(err));
     CU_ASSERT_EQUAL(apply_kafka(tr, false, buf, sizeof(buf), &out), SL_OK);
     CU_ASSERT_STRING_EQUAL(buf, "t-9");
     CU_ASSERT_EQUAL(out.num_type, SL_NUM_NONE);
-    sl_yamlops_destroy(tr);
-    sl_yamlop *num = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "num", false, err, sizeof(err));
+    sl__yamlops_destroy(tr);
+    sl_yamlop *num = sl__yamlops_value_from_new(SL_YOP_ON_HEADER, "num", false, err, sizeof(err));
     CU_ASSERT_EQUAL(apply_kafka(num, false, buf, sizeof(buf), &out), SL_OK);
     CU_ASSERT(out.num_type == SL_NUM_INT && out.num.i == 17);
-    sl_yamlops_destroy(num);
+    sl__yamlops_destroy(num);
     /* Not a number, or a null value where a number is needed: rejected. */
-    sl_yamlop *bad = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "trace", false, err, sizeof(err));
+    sl_yamlop *bad = sl__yamlops_value_from_new(SL_YOP_ON_HEADER, "trace", false, err, sizeof(err));
     CU_ASSERT_EQUAL(apply_kafka(bad, false, buf, sizeof(buf), &out), SL_ERR_RECORD);
-    sl_yamlops_destroy(bad);
-    bad = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "null", false, err, sizeof(err));
+    sl__yamlops_destroy(bad);
+    bad = sl__yamlops_value_from_new(SL_YOP_ON_HEADER, "null", false, err, sizeof(err));
     CU_ASSERT_EQUAL(apply_kafka(bad, false, buf, sizeof(buf), &out), SL_ERR_RECORD);
-    sl_yamlops_destroy(bad);
+    sl__yamlops_destroy(bad);
     /* A null value as text is empty. */
-    sl_yamlop *nul = sl_yamlops_value_from_new(SL_YOP_ON_HEADER, "null", true, err, sizeof(err));
+    sl_yamlop *nul = sl__yamlops_value_from_new(SL_YOP_ON_HEADER, "null", true, err, sizeof(err));
     CU_ASSERT_EQUAL(apply_kafka(nul, false, buf, sizeof(buf), &out), SL_OK);
     CU_ASSERT_EQUAL(out.value_len, 0);
-    sl_yamlops_destroy(nul);
+    sl__yamlops_destroy(nul);
 }
 
 static void test_meta_and_header_bad_names_rejected(void)
 {
     char err[256];
-    CU_ASSERT_PTR_NULL(sl_yamlops_key_from_new(SL_YOP_ON_META, "offsets", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_key_from_new(SL_YOP_ON_META, "offsets", err, sizeof(err)));
     CU_ASSERT(strstr(err, "unknown meta 'offsets'") && strstr(err, "partition"));
     CU_ASSERT_PTR_NULL(
-        sl_yamlops_filter_new(SL_YOP_ON_META, "lag", SL_YOP_EQUALS, "1", err, sizeof(err)));
+        sl__yamlops_filter_new(SL_YOP_ON_META, "lag", SL_YOP_EQUALS, "1", err, sizeof(err)));
     CU_ASSERT(strstr(err, "unknown meta 'lag'") != NULL);
-    CU_ASSERT_PTR_NULL(sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "", err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_key_from_new(SL_YOP_ON_HEADER, "", err, sizeof(err)));
     CU_ASSERT(strstr(err, "empty header name") != NULL);
-    CU_ASSERT_PTR_NULL(sl_yamlops_value_from_new(SL_YOP_ON_META, "topic", false, err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(
+        sl__yamlops_value_from_new(SL_YOP_ON_META, "topic", false, err, sizeof(err)));
     CU_ASSERT(strstr(err, "as: text") != NULL);
-    CU_ASSERT_PTR_NULL(sl_yamlops_key_from_new(SL_YOP_ON_KEY, NULL, err, sizeof(err)));
-    CU_ASSERT_EQUAL(sl_yamlops_meta_from_name("timestamp"), SL_YOP_META_TIMESTAMP);
-    CU_ASSERT_EQUAL(sl_yamlops_meta_from_name("ts"), -1);
+    CU_ASSERT_PTR_NULL(sl__yamlops_key_from_new(SL_YOP_ON_KEY, NULL, err, sizeof(err)));
+    CU_ASSERT_EQUAL(sl__yamlops_meta_from_name("timestamp"), SL_YOP_META_TIMESTAMP);
+    CU_ASSERT_EQUAL(sl__yamlops_meta_from_name("ts"), -1);
 }
 
 static int filter_kafka(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
                         const char *operand)
 {
     char err[256];
-    sl_yamlop *op = sl_yamlops_filter_new(target, name, cmp, operand, err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_filter_new(target, name, cmp, operand, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     sl_record r = kafka_rec();
-    int rc = sl_yamlops_filter(&r, op);
-    sl_yamlops_destroy(op);
+    int rc = sl__yamlops_filter(&r, op);
+    sl__yamlops_destroy(op);
     return rc;
 }
 
@@ -694,10 +696,10 @@ static void test_filter_meta_and_headers(void)
     /* A record without a meta: no partition (no match), but a timestamp. */
     char err[256];
     sl_yamlop *op =
-        sl_yamlops_filter_new(SL_YOP_ON_META, "partition", SL_YOP_EQUALS, "0", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_META, "partition", SL_YOP_EQUALS, "0", err, sizeof(err));
     sl_record r = rec("x");
-    CU_ASSERT_EQUAL(sl_yamlops_filter(&r, op), 0);
-    sl_yamlops_destroy(op);
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 0);
+    sl__yamlops_destroy(op);
 }
 
 /* Keyed by a header and counted through the engine: records without the header are
@@ -705,17 +707,17 @@ static void test_filter_meta_and_headers(void)
 static void test_header_ops_in_a_pipeline(void)
 {
     char err[256];
-    sl_yamlop *key = sl_yamlops_key_from_new(SL_YOP_ON_HEADER, "tenant", err, sizeof(err));
-    sl_yamlop *one = sl_yamlops_value_literal_new("1", err, sizeof(err));
-    sl_yamlop *flt = sl_yamlops_filter_new(SL_YOP_ON_META, "partition", SL_YOP_NOT_EQUALS, "9", err,
-                                           sizeof(err));
+    sl_yamlop *key = sl__yamlops_key_from_new(SL_YOP_ON_HEADER, "tenant", err, sizeof(err));
+    sl_yamlop *one = sl__yamlops_value_literal_new("1", err, sizeof(err));
+    sl_yamlop *flt = sl__yamlops_filter_new(SL_YOP_ON_META, "partition", SL_YOP_NOT_EQUALS, "9",
+                                            err, sizeof(err));
     CU_ASSERT_FATAL(key && one && flt);
     sl_context *ctx = ts_context(1000, 2);
     ts_source *src;
     sl_stream *s = ts_source_add(ctx, "in", &src);
-    s = sl_stream_filter(s, sl_yamlops_filter, flt);
-    s = sl_stream_key_by(s, sl_yamlops_map, key);
-    s = sl_stream_map_values(s, sl_yamlops_map, one);
+    s = sl_stream_filter(s, sl__yamlops_filter, flt);
+    s = sl_stream_key_by(s, sl__yamlops_map, key);
+    s = sl_stream_map_values(s, sl__yamlops_map, one);
     s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 0);
     ts_out out;
     CU_ASSERT_EQUAL_FATAL(ts_collect(s, &out), SL_OK);
@@ -741,9 +743,9 @@ static void test_header_ops_in_a_pipeline(void)
     CU_ASSERT_STRING_EQUAL(out.text, "acme:2 bolt:2");
     CU_ASSERT_EQUAL(info.failed_records, 1); /* the record without headers */
     sl_context_destroy(ctx);
-    sl_yamlops_destroy(key);
-    sl_yamlops_destroy(one);
-    sl_yamlops_destroy(flt);
+    sl__yamlops_destroy(key);
+    sl__yamlops_destroy(one);
+    sl__yamlops_destroy(flt);
 }
 
 /* ==== In YAML (sl_config) ==== */
@@ -776,20 +778,20 @@ static int load_op(const char *op, char *err, size_t errsize, char *desc, size_t
     sl_config *cfg = NULL;
     err[0] = '\0';
     desc[0] = '\0';
-    int rc = sl_config_load_string(y, strlen(y), "t.yaml", &cfg, err, errsize);
+    int rc = sl__config_load_string(y, strlen(y), "t.yaml", &cfg, err, errsize);
     if (rc == SL_OK) {
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
-        sl_config_print_graph(cfg, f);
+        sl__config_print_graph(cfg, f);
         fclose(f);
         snprintf(desc, descsize, "%s", buf ? buf : "");
         free(buf);
-        sl_context *ctx = sl_config_build(cfg, err, errsize);
+        sl_context *ctx = sl__config_build(cfg, err, errsize);
         CU_ASSERT_PTR_NOT_NULL(ctx);
         sl_context_destroy(ctx);
     }
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
     free(y);
     return rc;
 }
@@ -865,12 +867,12 @@ static void kafka_headers_opts(const char *yaml, char *out, size_t size)
     char err[1024];
     sl_config *cfg = NULL;
     out[0] = '\0';
-    int rc = sl_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err, sizeof(err));
+    int rc = sl__config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err, sizeof(err));
     if (rc != SL_OK) {
         fprintf(stderr, "\n    %s\n", err);
     }
     CU_ASSERT_EQUAL_FATAL(rc, SL_OK);
-    sl_context *ctx = sl_config_build(cfg, err, sizeof(err));
+    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     size_t off = 0;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
@@ -878,7 +880,7 @@ static void kafka_headers_opts(const char *yaml, char *out, size_t size)
         off += (size_t)snprintf(out + off, size - off, "%s=%s ", ins->name, h ? h : "unset");
     }
     sl_context_destroy(ctx);
-    sl_config_destroy(cfg);
+    sl__config_destroy(cfg);
 }
 
 /* A YAML pipeline turns headers on for the kafka sources that feed an op reading a header
@@ -929,24 +931,24 @@ static void test_ops_in_a_pipeline(void)
 {
     char err[256];
     sl_yamlop *flt =
-        sl_yamlops_filter_new(SL_YOP_ON_JSON, "level", SL_YOP_EQUALS, "error", err, sizeof(err));
-    sl_yamlop *text = sl_yamlops_value_json_new("msg", true, err, sizeof(err));
-    sl_yamlop *lower = sl_yamlops_transform_new("lower", err, sizeof(err));
-    sl_yamlop *split = sl_yamlops_split_new(NULL, err, sizeof(err));
-    sl_yamlop *key = sl_yamlops_key_new(NULL, err, sizeof(err));
-    sl_yamlop *one = sl_yamlops_value_literal_new("1", err, sizeof(err));
+        sl__yamlops_filter_new(SL_YOP_ON_JSON, "level", SL_YOP_EQUALS, "error", err, sizeof(err));
+    sl_yamlop *text = sl__yamlops_value_json_new("msg", true, err, sizeof(err));
+    sl_yamlop *lower = sl__yamlops_transform_new("lower", err, sizeof(err));
+    sl_yamlop *split = sl__yamlops_split_new(NULL, err, sizeof(err));
+    sl_yamlop *key = sl__yamlops_key_new(NULL, err, sizeof(err));
+    sl_yamlop *one = sl__yamlops_value_literal_new("1", err, sizeof(err));
     CU_ASSERT_FATAL(flt && text && lower && split && key && one);
 
     sl_context *ctx = ts_context(1000, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
     ts_source *src;
     sl_stream *s = ts_source_add(ctx, "in", &src);
-    s = sl_stream_filter(s, sl_yamlops_filter, flt);
-    s = sl_stream_map_values(s, sl_yamlops_map, text);
-    s = sl_stream_map(s, sl_yamlops_map, lower);
-    s = sl_stream_flat_map(s, sl_yamlops_flat_map, split);
-    s = sl_stream_key_by(s, sl_yamlops_map, key);
-    s = sl_stream_map_values(s, sl_yamlops_map, one);
+    s = sl_stream_filter(s, sl__yamlops_filter, flt);
+    s = sl_stream_map_values(s, sl__yamlops_map, text);
+    s = sl_stream_map(s, sl__yamlops_map, lower);
+    s = sl_stream_flat_map(s, sl__yamlops_flat_map, split);
+    s = sl_stream_key_by(s, sl__yamlops_map, key);
+    s = sl_stream_map_values(s, sl__yamlops_map, one);
     s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     ts_out out;
@@ -965,12 +967,12 @@ static void test_ops_in_a_pipeline(void)
     CU_ASSERT_STRING_EQUAL(out.text, "again:1 disk:2 full:2");
     CU_ASSERT_EQUAL(info.failed_records, 2);
     sl_context_destroy(ctx);
-    sl_yamlops_destroy(flt);
-    sl_yamlops_destroy(text);
-    sl_yamlops_destroy(lower);
-    sl_yamlops_destroy(split);
-    sl_yamlops_destroy(key);
-    sl_yamlops_destroy(one);
+    sl__yamlops_destroy(flt);
+    sl__yamlops_destroy(text);
+    sl__yamlops_destroy(lower);
+    sl__yamlops_destroy(split);
+    sl__yamlops_destroy(key);
+    sl__yamlops_destroy(one);
 }
 
 /* ==== Burn ==== */
@@ -985,44 +987,44 @@ static double thread_cpu_s(void)
 static void test_burn_parse_and_schedule(void)
 {
     int64_t us = -1;
-    CU_ASSERT_EQUAL(sl_yamlops_parse_us("20us", &us), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_parse_us("20us", &us), SL_OK);
     CU_ASSERT_EQUAL(us, 20);
-    CU_ASSERT_EQUAL(sl_yamlops_parse_us("0.5ms", &us), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_parse_us("0.5ms", &us), SL_OK);
     CU_ASSERT_EQUAL(us, 500);
-    CU_ASSERT_EQUAL(sl_yamlops_parse_us("2s", &us), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_parse_us("2s", &us), SL_OK);
     CU_ASSERT_EQUAL(us, 2000000);
-    CU_ASSERT_EQUAL(sl_yamlops_parse_us("7", &us), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_parse_us("7", &us), SL_OK);
     CU_ASSERT_EQUAL(us, 7);
-    CU_ASSERT_EQUAL(sl_yamlops_parse_us("0us", &us), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_parse_us("0us", &us), SL_OK);
     CU_ASSERT_EQUAL(us, 0);
     const char *bad[] = {"", "us", "-1us", "20 parsecs", "20m", "11s", "x20us"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CU_ASSERT_EQUAL(sl_yamlops_parse_us(bad[i], &us), SL_ERR_INVAL);
+        CU_ASSERT_EQUAL(sl__yamlops_parse_us(bad[i], &us), SL_ERR_INVAL);
     }
 
     sl_yamlops_burn_step steps[] = {{30000, 40}, {60000, 10}};
     char err[256];
-    sl_yamlop *op = sl_yamlops_burn_new(20, steps, 2, err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_burn_new(20, steps, 2, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
-    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 0), 20);
-    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 29999), 20);
-    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 30000), 40);
-    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 59999), 40);
-    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 60000), 10);
-    CU_ASSERT_EQUAL(sl_yamlops_burn_cost_us(op, 1000000), 10);
-    sl_yamlops_destroy(op);
+    CU_ASSERT_EQUAL(sl__yamlops_burn_cost_us(op, 0), 20);
+    CU_ASSERT_EQUAL(sl__yamlops_burn_cost_us(op, 29999), 20);
+    CU_ASSERT_EQUAL(sl__yamlops_burn_cost_us(op, 30000), 40);
+    CU_ASSERT_EQUAL(sl__yamlops_burn_cost_us(op, 59999), 40);
+    CU_ASSERT_EQUAL(sl__yamlops_burn_cost_us(op, 60000), 10);
+    CU_ASSERT_EQUAL(sl__yamlops_burn_cost_us(op, 1000000), 10);
+    sl__yamlops_destroy(op);
 
     sl_yamlops_burn_step unordered[] = {{60000, 40}, {30000, 10}};
-    CU_ASSERT_PTR_NULL(sl_yamlops_burn_new(20, unordered, 2, err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_burn_new(20, unordered, 2, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "increase"));
-    CU_ASSERT_PTR_NULL(sl_yamlops_burn_new(-1, NULL, 0, err, sizeof(err)));
+    CU_ASSERT_PTR_NULL(sl__yamlops_burn_new(-1, NULL, 0, err, sizeof(err)));
 }
 
 /* The op passes records on unchanged and costs its CPU time per record, not less. */
 static void test_burn_costs_cpu_time(void)
 {
     char err[256];
-    sl_yamlop *op = sl_yamlops_burn_new(500, NULL, 0, err, sizeof(err));
+    sl_yamlop *op = sl__yamlops_burn_new(500, NULL, 0, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     test_arena a = {0};
     sl_record in = {.key = "k", .key_len = 1, .value = "v", .value_len = 1};
@@ -1030,28 +1032,28 @@ static void test_burn_costs_cpu_time(void)
     double t0 = thread_cpu_s();
     for (int i = 0; i < 20; i++) {
         out = in;
-        CU_ASSERT_EQUAL(sl_yamlops_apply(op, &in, &out, test_alloc, &a), SL_OK);
+        CU_ASSERT_EQUAL(sl__yamlops_apply(op, &in, &out, test_alloc, &a), SL_OK);
     }
     double spent = thread_cpu_s() - t0;
     CU_ASSERT(spent >= 0.010);
     CU_ASSERT(spent < 0.050);
     CU_ASSERT_PTR_EQUAL(out.value, in.value);
     CU_ASSERT_EQUAL(out.value_len, 1);
-    sl_yamlops_destroy(op);
+    sl__yamlops_destroy(op);
 
     /* A schedule starts at the first record: 0us for 100 ms, then 2ms per record. */
     sl_yamlops_burn_step steps[] = {{100, 2000}};
-    op = sl_yamlops_burn_new(0, steps, 1, err, sizeof(err));
+    op = sl__yamlops_burn_new(0, steps, 1, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     t0 = thread_cpu_s();
-    CU_ASSERT_EQUAL(sl_yamlops_burn(&in, &out, NULL, op), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_burn(&in, &out, NULL, op), SL_OK);
     CU_ASSERT(thread_cpu_s() - t0 < 0.001);
     struct timespec pause = {.tv_nsec = 120 * 1000000};
     nanosleep(&pause, NULL);
     t0 = thread_cpu_s();
-    CU_ASSERT_EQUAL(sl_yamlops_burn(&in, &out, NULL, op), SL_OK);
+    CU_ASSERT_EQUAL(sl__yamlops_burn(&in, &out, NULL, op), SL_OK);
     CU_ASSERT(thread_cpu_s() - t0 >= 0.002);
-    sl_yamlops_destroy(op);
+    sl__yamlops_destroy(op);
     test_free_all(&a);
 }
 
