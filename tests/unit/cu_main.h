@@ -7,7 +7,15 @@
 /* Defined by each test file: adds its suites and tests to the CUnit registry. */
 void sl_test_register(void);
 
-/* Adds a suite with the given tests, NULL-terminated {name, fn} pairs. */
+/* A test in SL_SUITE: the function test_NAME, registered as NAME (libuv's TEST_ENTRY). The
+ * name is written once, at the function, and says what the test proves. */
+#define SL_TEST(name)                                                                              \
+    {                                                                                              \
+#name, test_##name                                                                         \
+    }
+
+/* Adds a suite with the given tests (SL_TEST entries). Name a suite for the module it
+ * tests: test_<module>.c holds the suites of src/sl_<module>.c or of a connector. */
 #define SL_SUITE(name, ...)                                                                        \
     do {                                                                                           \
         CU_pSuite s_ = CU_add_suite(name, NULL, NULL);                                             \

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sl_engine.h"
 #include "support.h"
@@ -192,4 +193,17 @@ sl_context *ts_context(int64_t interval, int workers)
         fprintf(stderr, "ts_context: %s\n", err);
     }
     return ctx;
+}
+
+bool ts_tmpdir(char *dir, size_t size, const char *what)
+{
+    snprintf(dir, size, "/tmp/sluice-%s-%d-XXXXXX", what, (int)getpid());
+    return mkdtemp(dir) != NULL;
+}
+
+bool ts_rmdir(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return strncmp(dir, "/tmp/sluice-", 12) == 0 && system(cmd) == 0;
 }

@@ -32,4 +32,10 @@ sl_context *ts_context(int64_t interval, int workers);
 /* One line of a record: "key=value" or "key:num", or "value" / ":num" without a key. */
 void ts_record_text(const sl_record *r, char *buf, size_t size);
 
+/* A new empty directory /tmp/sluice-<what>-<pid>-XXXXXX in dir (size >= 64); false when it
+ * cannot be made. */
+bool ts_tmpdir(char *dir, size_t size, const char *what);
+/* Removes a directory made by ts_tmpdir and everything in it; false on failure. */
+bool ts_rmdir(const char *dir);
+
 #endif

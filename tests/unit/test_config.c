@@ -675,19 +675,14 @@ static void test_secrets_never_shown(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("config_load", {"load_valid_base", test_load_valid_base},
-             {"durations_and_app_keys", test_durations_and_app_keys},
-             {"streams_in_any_order", test_streams_in_any_order},
-             {"every_op_builds", test_every_op_builds},
-             {"load_file_and_missing_file", test_load_file_and_missing_file});
-    SL_SUITE("config_errors", {"unknown_keys", test_error_unknown_keys},
-             {"wrong_types_and_ranges", test_error_wrong_types_and_ranges},
-             {"durations", test_error_durations}, {"missing_required", test_error_missing_required},
-             {"references_and_cycles", test_error_references_and_cycles},
-             {"windows_and_slides", test_error_windows_and_slides},
-             {"names_and_types", test_error_names_and_types},
-             {"yaml_syntax_and_empty", test_error_yaml_syntax_and_empty},
-             {"build_error_points_at_option", test_build_error_points_at_option});
-    SL_SUITE("config_expand", {"expand", test_expand}, {"expand_in_config", test_expand_in_config});
-    SL_SUITE("config_secrets", {"secrets_never_shown", test_secrets_never_shown});
+    SL_SUITE("config_load", SL_TEST(load_valid_base), SL_TEST(durations_and_app_keys),
+             SL_TEST(streams_in_any_order), SL_TEST(every_op_builds),
+             SL_TEST(load_file_and_missing_file));
+    SL_SUITE("config_errors", SL_TEST(error_unknown_keys), SL_TEST(error_wrong_types_and_ranges),
+             SL_TEST(error_durations), SL_TEST(error_missing_required),
+             SL_TEST(error_references_and_cycles), SL_TEST(error_windows_and_slides),
+             SL_TEST(error_names_and_types), SL_TEST(error_yaml_syntax_and_empty),
+             SL_TEST(build_error_points_at_option));
+    SL_SUITE("config_expand", SL_TEST(expand), SL_TEST(expand_in_config));
+    SL_SUITE("config_secrets", SL_TEST(secrets_never_shown));
 }

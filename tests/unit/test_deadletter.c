@@ -744,27 +744,18 @@ static void test_dl_reject_without_engine(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("deadletter", {"json_line_text", test_dl_json_line_text},
-             {"json_line_binary_in_base64", test_dl_json_line_binary_in_base64},
-             {"file_holds_rejected_records_before_commit",
-              test_dl_file_holds_rejected_records_before_commit},
-             {"without_target_counts_only", test_dl_without_target_counts_only},
-             {"tolerance_none_fails_the_batch", test_dl_tolerance_none_fails_the_batch},
-             {"tolerance_none_when_the_sink_ignores_it",
-              test_dl_tolerance_none_when_the_sink_ignores_it},
-             {"failed_attempt_is_discarded", test_dl_failed_attempt_is_discarded},
-             {"flushed_then_failed_is_written_again", test_dl_flushed_then_failed_is_written_again},
-             {"same_record_twice_counts_once", test_dl_same_record_twice_counts_once},
-             {"flush_failure_retries_the_batch", test_dl_flush_failure_retries_the_batch},
-             {"engine_writes_what_is_left_and_holds_the_batch",
-              test_dl_engine_writes_what_is_left_and_holds_the_batch},
-             {"file_cuts_a_torn_last_line", test_dl_file_cuts_a_torn_last_line},
-             {"log_is_bounded", test_dl_log_is_bounded},
-             {"config_errors_name_the_option", test_dl_config_errors_name_the_option},
-             {"yaml_nested_errors", test_dl_yaml_nested_errors},
-             {"reject_without_engine", test_dl_reject_without_engine});
+    SL_SUITE("deadletter", SL_TEST(dl_json_line_text), SL_TEST(dl_json_line_binary_in_base64),
+             SL_TEST(dl_file_holds_rejected_records_before_commit),
+             SL_TEST(dl_without_target_counts_only), SL_TEST(dl_tolerance_none_fails_the_batch),
+             SL_TEST(dl_tolerance_none_when_the_sink_ignores_it),
+             SL_TEST(dl_failed_attempt_is_discarded),
+             SL_TEST(dl_flushed_then_failed_is_written_again),
+             SL_TEST(dl_same_record_twice_counts_once), SL_TEST(dl_flush_failure_retries_the_batch),
+             SL_TEST(dl_engine_writes_what_is_left_and_holds_the_batch),
+             SL_TEST(dl_file_cuts_a_torn_last_line), SL_TEST(dl_log_is_bounded),
+             SL_TEST(dl_config_errors_name_the_option), SL_TEST(dl_yaml_nested_errors),
+             SL_TEST(dl_reject_without_engine));
 #ifdef SLUICE_WITH_KAFKA
-    SL_SUITE("deadletter_kafka",
-             {"kafka_sink_too_large_message", test_dl_kafka_sink_too_large_message});
+    SL_SUITE("deadletter_kafka", SL_TEST(dl_kafka_sink_too_large_message));
 #endif
 }

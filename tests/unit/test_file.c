@@ -852,27 +852,17 @@ static void test_file_sink_format_options_are_checked(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE(
-        "file_source",
-        {"file_source_reads_a_moved_in_file_once", test_file_source_reads_a_moved_in_file_once},
-        {"file_source_skips_files_present_at_start", test_file_source_skips_files_present_at_start},
-        {"file_source_include_existing_takes_old_files",
-         test_file_source_include_existing_takes_old_files},
-        {"file_source_missing_directory_is_refused",
-         test_file_source_missing_directory_is_refused});
-    SL_SUITE(
-        "file_sink",
-        {"file_sink_writes_one_directory_per_batch", test_file_sink_writes_one_directory_per_batch},
-        {"file_sink_skips_a_batch_written_before", test_file_sink_skips_a_batch_written_before},
-        {"file_sink_retries_after_an_io_error", test_file_sink_retries_after_an_io_error},
-        {"file_sink_bad_options_are_refused", test_file_sink_bad_options_are_refused},
-        {"file_sink_csv_quotes_fields", test_file_sink_csv_quotes_fields},
-        {"file_sink_json_escapes_and_keeps_every_byte",
-         test_file_sink_json_escapes_and_keeps_every_byte},
-        {"file_sink_json_value_json_embeds_documents",
-         test_file_sink_json_value_json_embeds_documents},
-        {"file_sink_manifest_lists_parts_and_inputs",
-         test_file_sink_manifest_lists_parts_and_inputs},
-        {"file_sink_manifest_can_be_turned_off", test_file_sink_manifest_can_be_turned_off},
-        {"file_sink_format_options_are_checked", test_file_sink_format_options_are_checked});
+    SL_SUITE("file_source", SL_TEST(file_source_reads_a_moved_in_file_once),
+             SL_TEST(file_source_skips_files_present_at_start),
+             SL_TEST(file_source_include_existing_takes_old_files),
+             SL_TEST(file_source_missing_directory_is_refused));
+    SL_SUITE("file_sink", SL_TEST(file_sink_writes_one_directory_per_batch),
+             SL_TEST(file_sink_skips_a_batch_written_before),
+             SL_TEST(file_sink_retries_after_an_io_error),
+             SL_TEST(file_sink_bad_options_are_refused), SL_TEST(file_sink_csv_quotes_fields),
+             SL_TEST(file_sink_json_escapes_and_keeps_every_byte),
+             SL_TEST(file_sink_json_value_json_embeds_documents),
+             SL_TEST(file_sink_manifest_lists_parts_and_inputs),
+             SL_TEST(file_sink_manifest_can_be_turned_off),
+             SL_TEST(file_sink_format_options_are_checked));
 }

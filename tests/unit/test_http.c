@@ -1080,24 +1080,16 @@ static void test_concurrent_clients_while_batches_run(void)
 void sl_test_register(void)
 {
     sl_set_log_level(SL_LOG_WARN);
-    SL_SUITE("http_json", {"status_json_shape_and_values", test_status_json_shape_and_values},
-             {"batches_json_newest_first_limit_since", test_batches_json_newest_first_limit_since},
-             {"batches_json_keeps_the_last_1000", test_batches_json_keeps_the_last_1000},
-             {"inputs_and_sinks_json", test_inputs_and_sinks_json});
-    SL_SUITE("http_metrics",
-             {"metrics_text_format_and_values", test_metrics_text_format_and_values},
-             {"metrics_label_values_escaped", test_metrics_label_values_escaped},
-             {"metrics_published_gauges", test_metrics_published_gauges});
-    SL_SUITE(
-        "http_requests",
-        {"status_codes_of_malformed_requests", test_status_codes_of_malformed_requests},
-        {"token_required_and_compared", test_token_required_and_compared},
-        {"page_served_from_memory", test_page_served_from_memory},
-        {"health_and_ready_when_not_running", test_health_and_ready_when_not_running},
-        {"ready_when_running_then_falling_behind", test_ready_when_running_then_falling_behind},
-        {"no_secret_anywhere", test_no_secret_anywhere});
-    SL_SUITE("http_server", {"listen_addresses_checked", test_listen_addresses_checked},
-             {"port_busy_and_retries", test_port_busy_and_retries},
-             {"connection_limit_and_idle_timeout", test_connection_limit_and_idle_timeout},
-             {"concurrent_clients_while_batches_run", test_concurrent_clients_while_batches_run});
+    SL_SUITE("http_json", SL_TEST(status_json_shape_and_values),
+             SL_TEST(batches_json_newest_first_limit_since),
+             SL_TEST(batches_json_keeps_the_last_1000), SL_TEST(inputs_and_sinks_json));
+    SL_SUITE("http_metrics", SL_TEST(metrics_text_format_and_values),
+             SL_TEST(metrics_label_values_escaped), SL_TEST(metrics_published_gauges));
+    SL_SUITE("http_requests", SL_TEST(status_codes_of_malformed_requests),
+             SL_TEST(token_required_and_compared), SL_TEST(page_served_from_memory),
+             SL_TEST(health_and_ready_when_not_running),
+             SL_TEST(ready_when_running_then_falling_behind), SL_TEST(no_secret_anywhere));
+    SL_SUITE("http_server", SL_TEST(listen_addresses_checked), SL_TEST(port_busy_and_retries),
+             SL_TEST(connection_limit_and_idle_timeout),
+             SL_TEST(concurrent_clients_while_batches_run));
 }

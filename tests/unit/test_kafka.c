@@ -1116,27 +1116,19 @@ static void test_receiver_blocked_push_keeps_partitions(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("kafka_ranges",
-             {"no_cap_no_rate_take_everything", test_ranges_no_cap_no_rate_take_everything},
-             {"cap_per_partition", test_ranges_cap_per_partition},
-             {"floor_and_min_rate", test_ranges_floor_and_min_rate},
-             {"rate_split_by_lag", test_ranges_rate_split_by_lag},
-             {"rate_capped", test_ranges_rate_capped},
-             {"tiny_share_never_zero", test_ranges_tiny_share_never_zero},
-             {"rate_without_lag", test_ranges_rate_without_lag},
-             {"huge_cap_does_not_overflow", test_ranges_huge_cap_does_not_overflow});
-    SL_SUITE(
-        "kafka_options", {"errors_name_the_problem", test_options_errors_name_the_problem},
-        {"bad_property_is_named_secret_hidden", test_options_bad_property_is_named_secret_hidden},
-        {"earliest_warning_knows_backpressure_initial_rate",
-         test_options_earliest_warning_knows_backpressure_initial_rate});
-    SL_SUITE("kafka_embedded", {"sample_read_once", test_embedded_sample_read_once},
-             {"sink_then_source_json", test_embedded_sink_then_source_json},
-             {"rate_cap_and_failed_batch_reread", test_embedded_rate_cap_and_failed_batch_reread});
-    SL_SUITE("kafka_headers", {"direct_mode", test_headers_direct_mode},
-             {"off_by_default", test_headers_off_by_default},
-             {"sink_forwards_them", test_headers_sink_forwards_them},
-             {"receiver_mode_survive_wal_restart", test_headers_receiver_mode_survive_wal_restart});
-    SL_SUITE("kafka_receiver",
-             {"blocked_push_keeps_partitions", test_receiver_blocked_push_keeps_partitions});
+    SL_SUITE("kafka_ranges", SL_TEST(ranges_no_cap_no_rate_take_everything),
+             SL_TEST(ranges_cap_per_partition), SL_TEST(ranges_floor_and_min_rate),
+             SL_TEST(ranges_rate_split_by_lag), SL_TEST(ranges_rate_capped),
+             SL_TEST(ranges_tiny_share_never_zero), SL_TEST(ranges_rate_without_lag),
+             SL_TEST(ranges_huge_cap_does_not_overflow));
+    SL_SUITE("kafka_options", SL_TEST(options_errors_name_the_problem),
+             SL_TEST(options_bad_property_is_named_secret_hidden),
+             SL_TEST(options_earliest_warning_knows_backpressure_initial_rate));
+    SL_SUITE("kafka_embedded", SL_TEST(embedded_sample_read_once),
+             SL_TEST(embedded_sink_then_source_json),
+             SL_TEST(embedded_rate_cap_and_failed_batch_reread));
+    SL_SUITE("kafka_headers", SL_TEST(headers_direct_mode), SL_TEST(headers_off_by_default),
+             SL_TEST(headers_sink_forwards_them),
+             SL_TEST(headers_receiver_mode_survive_wal_restart));
+    SL_SUITE("kafka_receiver", SL_TEST(receiver_blocked_push_keeps_partitions));
 }

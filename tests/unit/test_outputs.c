@@ -622,18 +622,12 @@ static void test_next_batch_waits_for_every_sink(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE(
-        "outputs", {"two_sinks_write_concurrently", test_two_sinks_write_concurrently},
-        {"single_sink_writes_on_the_job_thread", test_single_sink_writes_on_the_job_thread},
-        {"foreach_outputs_stay_on_the_job_thread_in_order",
-         test_foreach_outputs_stay_on_the_job_thread_in_order},
-        {"retrying_sink_holds_the_batch_not_the_other_sink",
-         test_retrying_sink_holds_the_batch_not_the_other_sink},
-        {"fatal_sink_stops_the_context", test_fatal_sink_stops_the_context},
-        {"failed_output_leaves_the_batch_pending", test_failed_output_leaves_the_batch_pending},
-        {"stop_during_retry_leaves_the_batch_pending",
-         test_stop_during_retry_leaves_the_batch_pending},
-        {"next_batch_waits_for_every_sink", test_next_batch_waits_for_every_sink},
-        {"failed_batch_reaches_the_source_by_on_batch_failed",
-         test_failed_batch_reaches_the_source_by_on_batch_failed});
+    SL_SUITE("outputs", SL_TEST(two_sinks_write_concurrently),
+             SL_TEST(single_sink_writes_on_the_job_thread),
+             SL_TEST(foreach_outputs_stay_on_the_job_thread_in_order),
+             SL_TEST(retrying_sink_holds_the_batch_not_the_other_sink),
+             SL_TEST(fatal_sink_stops_the_context), SL_TEST(failed_output_leaves_the_batch_pending),
+             SL_TEST(stop_during_retry_leaves_the_batch_pending),
+             SL_TEST(next_batch_waits_for_every_sink),
+             SL_TEST(failed_batch_reaches_the_source_by_on_batch_failed));
 }

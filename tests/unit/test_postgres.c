@@ -510,31 +510,20 @@ static void test_pg_format_ms(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("pg_identifiers",
-             {"pg_quote_ident_doubles_quotes", test_pg_quote_ident_doubles_quotes},
-             {"pg_quote_ident_refuses_empty_and_bad_utf8",
-              test_pg_quote_ident_refuses_empty_and_bad_utf8});
-    SL_SUITE("pg_columns",
-             {"pg_columns_infer_types_and_keys", test_pg_columns_infer_types_and_keys},
-             {"pg_columns_errors_are_clear", test_pg_columns_errors_are_clear},
-             {"pg_config_errors_name_the_option", test_pg_config_errors_name_the_option},
-             {"pg_sink_bad_options_refused_at_load", test_pg_sink_bad_options_refused_at_load});
-    SL_SUITE(
-        "pg_sql",
-        {"pg_sql_append_uses_copy_and_quotes_names", test_pg_sql_append_uses_copy_and_quotes_names},
-        {"pg_sql_upsert_keeps_last_row_per_key", test_pg_sql_upsert_keeps_last_row_per_key},
-        {"pg_sql_increment_adds_numeric_columns", test_pg_sql_increment_adds_numeric_columns},
-        {"pg_sql_upsert_of_keys_only_does_nothing_on_conflict",
-         test_pg_sql_upsert_of_keys_only_does_nothing_on_conflict},
-        {"pg_sql_commit_table_statements", test_pg_sql_commit_table_statements});
-    SL_SUITE("pg_rows", {"pg_row_values_of_each_source", test_pg_row_values_of_each_source},
-             {"pg_row_numbers_are_checked", test_pg_row_numbers_are_checked},
-             {"pg_row_json_fields", test_pg_row_json_fields},
-             {"pg_row_header_columns", test_pg_row_header_columns},
-             {"pg_row_text_and_times_are_checked", test_pg_row_text_and_times_are_checked},
-             {"pg_copy_line_escapes_specials", test_pg_copy_line_escapes_specials},
-             {"pg_array_elements_are_quoted", test_pg_array_elements_are_quoted},
-             {"pg_format_ms", test_pg_format_ms});
+    SL_SUITE("pg_identifiers", SL_TEST(pg_quote_ident_doubles_quotes),
+             SL_TEST(pg_quote_ident_refuses_empty_and_bad_utf8));
+    SL_SUITE("pg_columns", SL_TEST(pg_columns_infer_types_and_keys),
+             SL_TEST(pg_columns_errors_are_clear), SL_TEST(pg_config_errors_name_the_option),
+             SL_TEST(pg_sink_bad_options_refused_at_load));
+    SL_SUITE("pg_sql", SL_TEST(pg_sql_append_uses_copy_and_quotes_names),
+             SL_TEST(pg_sql_upsert_keeps_last_row_per_key),
+             SL_TEST(pg_sql_increment_adds_numeric_columns),
+             SL_TEST(pg_sql_upsert_of_keys_only_does_nothing_on_conflict),
+             SL_TEST(pg_sql_commit_table_statements));
+    SL_SUITE("pg_rows", SL_TEST(pg_row_values_of_each_source), SL_TEST(pg_row_numbers_are_checked),
+             SL_TEST(pg_row_json_fields), SL_TEST(pg_row_header_columns),
+             SL_TEST(pg_row_text_and_times_are_checked), SL_TEST(pg_copy_line_escapes_specials),
+             SL_TEST(pg_array_elements_are_quoted), SL_TEST(pg_format_ms));
 }
 
 #else /* !SLUICE_WITH_POSTGRES */
@@ -546,7 +535,7 @@ static void test_pg_not_built(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("pg", {"pg_not_built", test_pg_not_built});
+    SL_SUITE("pg", SL_TEST(pg_not_built));
 }
 
 #endif

@@ -435,17 +435,11 @@ static void test_file_source_reads_at_the_rate(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("pid", {"first_call_sets_starting_point", test_first_call_sets_starting_point},
-             {"hand_computed_sequence", test_hand_computed_sequence},
-             {"derivative_term", test_derivative_term}, {"min_rate_floor", test_min_rate_floor},
-             {"skipped_calls", test_skipped_calls},
-             {"converges_to_capacity", test_converges_to_capacity});
-    SL_SUITE("token_bucket", {"spaces_records", test_bucket_spaces_records},
-             {"takes_what_is_due", test_bucket_takes_what_is_due},
-             {"burst_is_bounded", test_bucket_burst_is_bounded},
-             {"waits_for_a_quantum", test_bucket_waits_for_a_quantum},
-             {"new_rate_applies_to_next_record", test_bucket_new_rate_applies_to_next_record},
-             {"receiver_push_follows_rate", test_receiver_push_follows_rate},
-             {"receiver_push_takes_new_rate", test_receiver_push_takes_new_rate},
-             {"file_source_reads_at_the_rate", test_file_source_reads_at_the_rate});
+    SL_SUITE("pid", SL_TEST(first_call_sets_starting_point), SL_TEST(hand_computed_sequence),
+             SL_TEST(derivative_term), SL_TEST(min_rate_floor), SL_TEST(skipped_calls),
+             SL_TEST(converges_to_capacity));
+    SL_SUITE("token_bucket", SL_TEST(bucket_spaces_records), SL_TEST(bucket_takes_what_is_due),
+             SL_TEST(bucket_burst_is_bounded), SL_TEST(bucket_waits_for_a_quantum),
+             SL_TEST(bucket_new_rate_applies_to_next_record), SL_TEST(receiver_push_follows_rate),
+             SL_TEST(receiver_push_takes_new_rate), SL_TEST(file_source_reads_at_the_rate));
 }

@@ -273,14 +273,11 @@ static void test_redis_config_errors(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("redis_templates",
-             {"redis_template_expands_placeholders", test_redis_template_expands_placeholders},
-             {"redis_template_errors", test_redis_template_errors});
-    SL_SUITE("redis_commands", {"redis_commands_of_each_kind", test_redis_commands_of_each_kind},
-             {"redis_numbers_are_checked", test_redis_numbers_are_checked},
-             {"redis_arguments_are_binary_safe", test_redis_arguments_are_binary_safe},
-             {"redis_commit_key", test_redis_commit_key},
-             {"redis_config_errors", test_redis_config_errors});
+    SL_SUITE("redis_templates", SL_TEST(redis_template_expands_placeholders),
+             SL_TEST(redis_template_errors));
+    SL_SUITE("redis_commands", SL_TEST(redis_commands_of_each_kind),
+             SL_TEST(redis_numbers_are_checked), SL_TEST(redis_arguments_are_binary_safe),
+             SL_TEST(redis_commit_key), SL_TEST(redis_config_errors));
 }
 
 #else /* !SLUICE_WITH_REDIS */
@@ -292,7 +289,7 @@ static void test_redis_not_built(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("redis", {"redis_not_built", test_redis_not_built});
+    SL_SUITE("redis", SL_TEST(redis_not_built));
 }
 
 #endif

@@ -332,13 +332,9 @@ static void test_destroy_without_start(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("scheduler",
-             {"graceful_stop_processes_everything", test_graceful_stop_processes_everything},
-             {"flow_control_bounds_buffer", test_flow_control_bounds_buffer},
-             {"batch_times_are_aligned", test_batch_times_are_aligned},
-             {"request_stop_from_signal_path", test_request_stop_from_signal_path},
-             {"max_rate_limits_receiver", test_max_rate_limits_receiver},
-             {"fatal_output_stops_context", test_fatal_output_stops_context},
-             {"backpressure_settles_at_capacity", test_backpressure_settles_at_capacity},
-             {"destroy_without_start", test_destroy_without_start});
+    SL_SUITE("scheduler", SL_TEST(graceful_stop_processes_everything),
+             SL_TEST(flow_control_bounds_buffer), SL_TEST(batch_times_are_aligned),
+             SL_TEST(request_stop_from_signal_path), SL_TEST(max_rate_limits_receiver),
+             SL_TEST(fatal_output_stops_context), SL_TEST(backpressure_settles_at_capacity),
+             SL_TEST(destroy_without_start));
 }

@@ -711,16 +711,10 @@ static void test_partition_hash_stable_table_hash_seeded(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE(
-        "state", {"update_state_by_key_deletes_on_none", test_update_state_by_key_deletes_on_none},
-        {"update_state_bytes", test_update_state_bytes},
-        {"map_with_state_timeouts", test_map_with_state_timeouts},
-        {"map_with_state_no_timeout", test_map_with_state_no_timeout},
-        {"copartitioned_input", test_copartitioned_input},
-        {"state_memory_per_key", test_state_memory_per_key},
-        {"stateful_needs_checkpoint_dir", test_stateful_needs_checkpoint_dir},
-        {"state_survives_restart", test_state_survives_restart},
-        {"partition_hash_stable_table_hash_seeded", test_partition_hash_stable_table_hash_seeded},
-        {"corrupt_state_file_refused", test_corrupt_state_file_refused},
-        {"state_restart_with_threads", test_state_restart_with_threads});
+    SL_SUITE("state", SL_TEST(update_state_by_key_deletes_on_none), SL_TEST(update_state_bytes),
+             SL_TEST(map_with_state_timeouts), SL_TEST(map_with_state_no_timeout),
+             SL_TEST(copartitioned_input), SL_TEST(state_memory_per_key),
+             SL_TEST(stateful_needs_checkpoint_dir), SL_TEST(state_survives_restart),
+             SL_TEST(partition_hash_stable_table_hash_seeded), SL_TEST(corrupt_state_file_refused),
+             SL_TEST(state_restart_with_threads));
 }

@@ -179,9 +179,7 @@ static void test_stdout_num_below_one_is_refused(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE(
-        "stdout", {"stdout_prints_first_num_then_dots", test_stdout_prints_first_num_then_dots},
-        {"stdout_writes_bytes_and_numbers_exactly", test_stdout_writes_bytes_and_numbers_exactly},
-        {"stdout_counts_across_partitions", test_stdout_counts_across_partitions},
-        {"stdout_num_below_one_is_refused", test_stdout_num_below_one_is_refused});
+    SL_SUITE("stdout", SL_TEST(stdout_prints_first_num_then_dots),
+             SL_TEST(stdout_writes_bytes_and_numbers_exactly),
+             SL_TEST(stdout_counts_across_partitions), SL_TEST(stdout_num_below_one_is_refused));
 }

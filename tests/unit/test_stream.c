@@ -459,15 +459,10 @@ static void test_graph_rules(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("stream", {"word_count_reduce_by_key", test_word_count_reduce_by_key},
-             {"reduce_by_key_many_keys", test_reduce_by_key_many_keys},
-             {"narrow_operators", test_narrow_operators},
-             {"union_and_repartition", test_union_and_repartition},
-             {"count_reduce_count_by_value", test_count_reduce_count_by_value},
-             {"min_max_and_custom_reduce", test_min_max_and_custom_reduce},
-             {"join_and_left_join", test_join_and_left_join}, {"transform", test_transform},
-             {"window", test_window}, {"stream_span", test_stream_span},
-             {"failed_records_counted", test_failed_records_counted},
-             {"output_retry_holds_batch", test_output_retry_holds_batch},
-             {"graph_rules", test_graph_rules});
+    SL_SUITE("stream", SL_TEST(word_count_reduce_by_key), SL_TEST(reduce_by_key_many_keys),
+             SL_TEST(narrow_operators), SL_TEST(union_and_repartition),
+             SL_TEST(count_reduce_count_by_value), SL_TEST(min_max_and_custom_reduce),
+             SL_TEST(join_and_left_join), SL_TEST(transform), SL_TEST(window), SL_TEST(stream_span),
+             SL_TEST(failed_records_counted), SL_TEST(output_retry_holds_batch),
+             SL_TEST(graph_rules));
 }

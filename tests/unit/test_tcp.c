@@ -674,23 +674,15 @@ static void test_generate_bad_options_are_refused(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("tcp_connect", {"tcp_connect_splits_lines", test_tcp_connect_splits_lines},
-             {"tcp_connect_reconnects_after_close", test_tcp_connect_reconnects_after_close},
-             {"tcp_connect_retries_when_refused", test_tcp_connect_retries_when_refused});
-    SL_SUITE("tcp_listen",
-             {"tcp_listen_many_senders_and_a_stalled_one",
-              test_tcp_listen_many_senders_and_a_stalled_one},
-             {"tcp_listen_flooding_sender_is_slowed_not_dropped",
-              test_tcp_listen_flooding_sender_is_slowed_not_dropped},
-             {"tcp_listen_huge_line_is_discarded_unbuffered",
-              test_tcp_listen_huge_line_is_discarded_unbuffered},
-             {"tcp_listen_port_in_use_fails_start", test_tcp_listen_port_in_use_fails_start});
-    SL_SUITE("tcp_options", {"tcp_bad_options_are_refused", test_tcp_bad_options_are_refused});
-    SL_SUITE(
-        "generate",
-        {"generate_emits_count_lines_round_robin", test_generate_emits_count_lines_round_robin},
-        {"generate_without_loop_emits_the_text_once",
-         test_generate_without_loop_emits_the_text_once},
-        {"generate_keeps_its_rate", test_generate_keeps_its_rate},
-        {"generate_bad_options_are_refused", test_generate_bad_options_are_refused});
+    SL_SUITE("tcp_connect", SL_TEST(tcp_connect_splits_lines),
+             SL_TEST(tcp_connect_reconnects_after_close),
+             SL_TEST(tcp_connect_retries_when_refused));
+    SL_SUITE("tcp_listen", SL_TEST(tcp_listen_many_senders_and_a_stalled_one),
+             SL_TEST(tcp_listen_flooding_sender_is_slowed_not_dropped),
+             SL_TEST(tcp_listen_huge_line_is_discarded_unbuffered),
+             SL_TEST(tcp_listen_port_in_use_fails_start));
+    SL_SUITE("tcp_options", SL_TEST(tcp_bad_options_are_refused));
+    SL_SUITE("generate", SL_TEST(generate_emits_count_lines_round_robin),
+             SL_TEST(generate_without_loop_emits_the_text_once), SL_TEST(generate_keeps_its_rate),
+             SL_TEST(generate_bad_options_are_refused));
 }

@@ -599,17 +599,11 @@ static void test_wal_bad_name_is_an_error(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("wal", {"crc32c_known_vectors", test_crc32c_known_vectors},
-             {"round_trip", test_wal_round_trip},
-             {"empty_records_and_block", test_wal_empty_records_and_block},
-             {"many_segments", test_wal_many_segments},
-             {"torn_tail_is_cut_at_open", test_wal_torn_tail_is_cut_at_open},
-             {"torn_header_only", test_wal_torn_header_only},
-             {"flipped_byte_ends_segment", test_wal_flipped_byte_ends_segment},
-             {"cleanup_deletes_only_processed_segments",
-              test_wal_cleanup_deletes_only_processed_segments},
-             {"reopen_continues_after_last_block", test_wal_reopen_continues_after_last_block},
-             {"bad_name_is_an_error", test_wal_bad_name_is_an_error},
-             {"headers_round_trip", test_wal_headers_round_trip},
-             {"old_format_still_read", test_wal_old_format_still_read});
+    SL_SUITE("wal", SL_TEST(crc32c_known_vectors), SL_TEST(wal_round_trip),
+             SL_TEST(wal_empty_records_and_block), SL_TEST(wal_many_segments),
+             SL_TEST(wal_torn_tail_is_cut_at_open), SL_TEST(wal_torn_header_only),
+             SL_TEST(wal_flipped_byte_ends_segment),
+             SL_TEST(wal_cleanup_deletes_only_processed_segments),
+             SL_TEST(wal_reopen_continues_after_last_block), SL_TEST(wal_bad_name_is_an_error),
+             SL_TEST(wal_headers_round_trip), SL_TEST(wal_old_format_still_read));
 }

@@ -421,11 +421,9 @@ static void test_window_memory_accounted(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("window", {"inverse_equals_plain_random", test_inverse_equals_plain_random},
-             {"count_by_value_and_window_drops_zeros", test_count_by_value_and_window_drops_zeros},
-             {"inverse_without_filter_keeps_zeros", test_inverse_without_filter_keeps_zeros},
-             {"count_and_reduce_by_window", test_count_and_reduce_by_window},
-             {"window_arguments_and_checkpoint_dir", test_window_arguments_and_checkpoint_dir},
-             {"join_with_window_of_other_stream", test_join_with_window_of_other_stream},
-             {"window_memory_accounted", test_window_memory_accounted});
+    SL_SUITE("window", SL_TEST(inverse_equals_plain_random),
+             SL_TEST(count_by_value_and_window_drops_zeros),
+             SL_TEST(inverse_without_filter_keeps_zeros), SL_TEST(count_and_reduce_by_window),
+             SL_TEST(window_arguments_and_checkpoint_dir),
+             SL_TEST(join_with_window_of_other_stream), SL_TEST(window_memory_accounted));
 }

@@ -1059,36 +1059,21 @@ static void test_burn_costs_cpu_time(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("yamlops_split",
-             {"split_whitespace_drops_empty_tokens", test_split_whitespace_drops_empty_tokens},
-             {"split_delimiter", test_split_delimiter});
-    SL_SUITE("yamlops_key_value", {"key_value_bytes", test_key_value_bytes},
-             {"key_json_nested_paths", test_key_json_nested_paths},
-             {"key_json_missing_or_malformed_fails_record",
-              test_key_json_missing_or_malformed_fails_record},
-             {"value_literal", test_value_literal},
-             {"value_json_number_and_text", test_value_json_number_and_text},
-             {"map_lower_upper_trim", test_map_lower_upper_trim});
-    SL_SUITE(
-        "yamlops_filter",
-        {"filter_json_equals_and_missing_fields", test_filter_json_equals_and_missing_fields},
-        {"filter_json_numeric_compares", test_filter_json_numeric_compares},
-        {"filter_contains_and_regex", test_filter_contains_and_regex},
-        {"filter_value_bytes_typed_value_and_key", test_filter_value_bytes_typed_value_and_key},
-        {"filter_malformed_json_fails_record", test_filter_malformed_json_fails_record},
-        {"ops_survive_garbage", test_ops_survive_garbage});
-    SL_SUITE("yamlops_meta_headers", {"record_header_lookup", test_record_header_lookup},
-             {"key_from_meta_and_headers", test_key_from_meta_and_headers},
-             {"meta_and_header_missing_fail_record", test_meta_and_header_missing_fail_record},
-             {"value_from_meta_and_headers", test_value_from_meta_and_headers},
-             {"meta_and_header_bad_names_rejected", test_meta_and_header_bad_names_rejected},
-             {"filter_meta_and_headers", test_filter_meta_and_headers},
-             {"header_ops_in_a_pipeline", test_header_ops_in_a_pipeline},
-             {"yaml_meta_and_header_ops", test_yaml_meta_and_header_ops},
-             {"yaml_meta_and_header_errors", test_yaml_meta_and_header_errors},
-             {"yaml_kafka_headers_turned_on_when_needed",
-              test_yaml_kafka_headers_turned_on_when_needed});
-    SL_SUITE("yamlops_engine", {"ops_in_a_pipeline", test_ops_in_a_pipeline});
-    SL_SUITE("yamlops_burn", {"burn_parse_and_schedule", test_burn_parse_and_schedule},
-             {"burn_costs_cpu_time", test_burn_costs_cpu_time});
+    SL_SUITE("yamlops_split", SL_TEST(split_whitespace_drops_empty_tokens),
+             SL_TEST(split_delimiter));
+    SL_SUITE("yamlops_key_value", SL_TEST(key_value_bytes), SL_TEST(key_json_nested_paths),
+             SL_TEST(key_json_missing_or_malformed_fails_record), SL_TEST(value_literal),
+             SL_TEST(value_json_number_and_text), SL_TEST(map_lower_upper_trim));
+    SL_SUITE("yamlops_filter", SL_TEST(filter_json_equals_and_missing_fields),
+             SL_TEST(filter_json_numeric_compares), SL_TEST(filter_contains_and_regex),
+             SL_TEST(filter_value_bytes_typed_value_and_key),
+             SL_TEST(filter_malformed_json_fails_record), SL_TEST(ops_survive_garbage));
+    SL_SUITE("yamlops_meta_headers", SL_TEST(record_header_lookup),
+             SL_TEST(key_from_meta_and_headers), SL_TEST(meta_and_header_missing_fail_record),
+             SL_TEST(value_from_meta_and_headers), SL_TEST(meta_and_header_bad_names_rejected),
+             SL_TEST(filter_meta_and_headers), SL_TEST(header_ops_in_a_pipeline),
+             SL_TEST(yaml_meta_and_header_ops), SL_TEST(yaml_meta_and_header_errors),
+             SL_TEST(yaml_kafka_headers_turned_on_when_needed));
+    SL_SUITE("yamlops_engine", SL_TEST(ops_in_a_pipeline));
+    SL_SUITE("yamlops_burn", SL_TEST(burn_parse_and_schedule), SL_TEST(burn_costs_cpu_time));
 }
