@@ -1,50 +1,12 @@
 /* sl_connector.c -- the registry of connectors and its lookup functions. */
 #include <string.h>
 
-#include "sl_connector.h"
-
-extern const sl_connector sl__connector_tcp;
-extern const sl_connector sl__connector_file_source;
-extern const sl_connector sl__connector_file_sink;
-extern const sl_connector sl__connector_stdout;
-extern const sl_connector sl__connector_generate;
-#ifdef SLUICE_WITH_KAFKA
-extern const sl_connector sl__connector_kafka_source;
-extern const sl_connector sl__connector_kafka_sink;
-#endif
-#ifdef SLUICE_WITH_POSTGRES
-extern const sl_connector sl__connector_postgres;
-#endif
-#ifdef SLUICE_WITH_REDIS
-extern const sl_connector sl__connector_redis;
-#endif
-
-/* Every connector, NULL-terminated. */
-static const sl_connector *const registry[] = {
-    &sl__connector_tcp,
-    &sl__connector_file_source,
-    &sl__connector_generate,
-#ifdef SLUICE_WITH_KAFKA
-    &sl__connector_kafka_source,
-#endif
-    &sl__connector_stdout,
-    &sl__connector_file_sink,
-#ifdef SLUICE_WITH_KAFKA
-    &sl__connector_kafka_sink,
-#endif
-#ifdef SLUICE_WITH_POSTGRES
-    &sl__connector_postgres,
-#endif
-#ifdef SLUICE_WITH_REDIS
-    &sl__connector_redis,
-#endif
-    NULL,
-};
+#include "sl_registry.h"
 
 const sl_connector *sl_connector_find(const char *name, unsigned role)
 {
-    for (size_t i = 0; registry[i]; i++) {
-        const sl_connector *c = registry[i];
+    for (size_t i = 0; sl__registry[i]; i++) {
+        const sl_connector *c = sl__registry[i];
         if ((c->flags & role) && strcmp(c->name, name) == 0) {
             return c;
         }
@@ -54,8 +16,12 @@ const sl_connector *sl_connector_find(const char *name, unsigned role)
 
 const sl_connector *sl_connector_at(size_t i)
 {
-    size_t n = sizeof(registry) / sizeof(registry[0]) - 1;
-    return i < n ? registry[i] : NULL;
+    for (size_t k = 0; k < i; k++) {
+        if (!sl__registry[k]) {
+            return NULL;
+        }
+    }
+    return sl__registry[i];
 }
 
 const char *sl_connector_name(const sl_connector *c)

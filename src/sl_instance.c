@@ -7,6 +7,7 @@
 
 #include "sl_deadletter.h"
 #include "sl_engine.h"
+#include "sl_registry.h"
 #include "sl_options.h"
 
 /* ==== Common options ==== */
@@ -388,8 +389,8 @@ sl_stream *sl_context_add_source_connector(sl_context *ctx, const sl_connector *
     return s;
 }
 
-static sl_stream *simple_source(sl_context *ctx, const char *type, const char *prefix,
-                                const char *k1, const char *v1, const char *k2, const char *v2)
+sl_stream *sl__simple_source(sl_context *ctx, const sl_connector *conn, const char *prefix,
+                             const char *k1, const char *v1, const char *k2, const char *v2)
 {
     char name[64], errstr[512];
     snprintf(name, sizeof(name), "%s-%d", prefix, ctx->nstreams);
@@ -401,22 +402,10 @@ static sl_stream *simple_source(sl_context *ctx, const char *type, const char *p
     if (k2) {
         sl_options_set(o, k2, v2);
     }
-    sl_stream *s = sl_context_add_source(ctx, type, name, o, errstr, sizeof(errstr));
+    sl_stream *s = sl_context_add_source_connector(ctx, conn, name, o, errstr, sizeof(errstr));
     sl_options_destroy(o);
     if (!s) {
         sl_log(SL_LOG_ERROR, "%s", errstr);
     }
     return s;
-}
-
-sl_stream *sl_socket_text_stream(sl_context *ctx, const char *host, int port)
-{
-    char p[16];
-    snprintf(p, sizeof(p), "%d", port);
-    return simple_source(ctx, "tcp", "socket", "host", host, "port", p);
-}
-
-sl_stream *sl_text_file_stream(sl_context *ctx, const char *directory)
-{
-    return simple_source(ctx, "file", "files", "path", directory, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 
 #include "sl_deadletter.h"
 #include "sl_engine.h"
+#include "sl_registry.h"
 
 #define RETRY_BACKOFF_MIN_MS 100
 #define RETRY_BACKOFF_MAX_MS 5000
@@ -81,8 +82,8 @@ int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *n
     return SL_OK;
 }
 
-static int simple_sink(sl_stream *s, const char *type, const char *prefix, const char *k1,
-                       const char *v1, const char *k2, const char *v2)
+int sl__simple_sink(sl_stream *s, const sl_connector *conn, const char *prefix, const char *k1,
+                    const char *v1, const char *k2, const char *v2)
 {
     if (!s) {
         return SL_ERR_INVAL;
@@ -97,24 +98,12 @@ static int simple_sink(sl_stream *s, const char *type, const char *prefix, const
     if (k2 && v2) {
         sl_options_set(o, k2, v2);
     }
-    int rc = sl_stream_to(s, type, name, o, errstr, sizeof(errstr));
+    int rc = sl_stream_to_connector(s, conn, name, o, errstr, sizeof(errstr));
     sl_options_destroy(o);
     if (rc != SL_OK) {
         sl_log(SL_LOG_ERROR, "%s", errstr);
     }
     return rc;
-}
-
-int sl_stream_print(sl_stream *s, int n)
-{
-    char num[16];
-    snprintf(num, sizeof(num), "%d", n);
-    return simple_sink(s, "stdout", "print", "num", num, NULL, NULL);
-}
-
-int sl_stream_save_as_text_files(sl_stream *s, const char *prefix, const char *suffix)
-{
-    return simple_sink(s, "file", "files", "prefix", prefix, "suffix", suffix);
 }
 
 int sl_stream_foreach_batch(sl_stream *s, sl_foreach_fn fn, void *opaque)

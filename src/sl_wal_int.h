@@ -1,4 +1,4 @@
-/* sl_wal_int.h -- internals of the write-ahead log shared by sl_wal.c and sl__wal_replay.c. */
+/* sl_wal_int.h -- internals of the write-ahead log shared by sl_wal.c and sl_wal_replay.c. */
 #ifndef SL_WAL_INT_H
 #define SL_WAL_INT_H
 

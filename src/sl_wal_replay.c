@@ -1,4 +1,4 @@
-/* sl__wal_replay.c -- replaying the write-ahead log, its processed marker and cleanup. */
+/* sl_wal_replay.c -- replaying the write-ahead log, its processed marker and cleanup. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

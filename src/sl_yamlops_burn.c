@@ -1,4 +1,4 @@
-/* sl__yamlops_burn.c -- the burn op (test only): a known CPU cost per record. */
+/* sl_yamlops_burn.c -- the burn op (test only): a known CPU cost per record. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>

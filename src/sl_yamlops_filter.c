@@ -1,4 +1,4 @@
-/* sl__yamlops_filter.c -- the filter op: compares a record's value, key, JSON field, meta or
+/* sl_yamlops_filter.c -- the filter op: compares a record's value, key, JSON field, meta or
  * header with an operand. */
 #include <regex.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* sl__yamlops_running.c -- the running op: a running sum, count, min or max per key. */
+/* sl_yamlops_running.c -- the running op: a running sum, count, min or max per key. */
 #include <string.h>
 
 #include "sl_yamlops_int.h"

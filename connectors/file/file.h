@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "sl_connector.h"
-#include "../tcp/lines.h"
+#include "sl_lines.h"
 
 /* A file taken (or found at start and skipped): name, mtime and size identify it. */
 typedef struct sl_file_seen {

@@ -25,7 +25,7 @@
 
 #include "file.h"
 #include "sl_util.h"
-#include "../stdout/stdout.h"
+#include "sl_record_text.h"
 
 /* ==== JSON ==== */
 

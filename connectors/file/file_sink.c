@@ -18,7 +18,8 @@
 
 #include "file.h"
 #include "sl_util.h"
-#include "../stdout/stdout.h"
+#include "sl_record_text.h"
+#include "sl_registry.h"
 
 #define FILE_SINK_BUFSIZE  (64 * 1024)
 #define FILE_SINK_MANIFEST "_manifest.json"
@@ -300,3 +301,10 @@ const sl_connector sl__connector_file_sink = {
     .write = file_sink_write,
     .destroy = file_sink_destroy,
 };
+
+/* Spark's saveAsTextFiles: a file sink writing prefix-<time>.suffix directories. */
+int sl_stream_save_as_text_files(sl_stream *s, const char *prefix, const char *suffix)
+{
+    return sl__simple_sink(s, &sl__connector_file_sink, "files", "prefix", prefix, "suffix",
+                           suffix);
+}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "sl_registry.h"
 
 #define FILE_READ_BUFSIZE (64 * 1024)
 #define FILE_POLL_STEP_MS 100
@@ -403,3 +404,10 @@ const sl_connector sl__connector_file_source = {
     .stop = file_source_stop,
     .destroy = file_source_destroy,
 };
+
+/* Spark's textFileStream: a file source watching a directory. */
+sl_stream *sl_text_file_stream(sl_context *ctx, const char *directory)
+{
+    return sl__simple_source(ctx, &sl__connector_file_source, "files", "path", directory, NULL,
+                             NULL);
+}

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 #include "sl_connector.h"
-#include "../tcp/lines.h"
+#include "sl_lines.h"
 
 typedef struct sl_generate_line {
     const char *s;

@@ -1,57 +1,16 @@
 /* stdout.c -- the stdout sink, DStream.print(): each batch, a header with the batch time and
- * its first num records. Also the record formatter shared with the file sink. */
+ * its first num records (written by sl_record_text.c, which the file sink shares). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_record_text.h"
 #include "stdout.h"
+#include "sl_registry.h"
 
 #define STDOUT_RULE "-------------------------------------------\n"
-
-/* ==== Record formatting ==== */
-
-void sl__record_format_double(double d, char *buf, size_t size)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) {
-            return;
-        }
-    }
-}
-
-void sl__record_write_num(FILE *f, const sl_record *r)
-{
-    if (r->num_type == SL_NUM_INT) {
-        fprintf(f, "%" PRId64, r->num.i);
-    } else if (r->num_type == SL_NUM_DOUBLE) {
-        char num[32];
-        sl__record_format_double(r->num.d, num, sizeof(num));
-        fputs(num, f);
-    }
-}
-
-int sl__record_write(FILE *f, const sl_record *r)
-{
-    bool keyed = r->key_len > 0;
-    if (keyed) {
-        fputc('(', f);
-        fwrite(r->key, 1, r->key_len, f);
-        fputc(',', f);
-    }
-    if (r->num_type == SL_NUM_INT || r->num_type == SL_NUM_DOUBLE) {
-        sl__record_write_num(f, r);
-    } else if (r->value_len > 0) {
-        fwrite(r->value, 1, r->value_len, f);
-    }
-    if (keyed) {
-        fputc(')', f);
-    }
-    fputc('\n', f);
-    return ferror(f) ? -1 : 0;
-}
 
 /* ==== The sink ==== */
 
@@ -132,3 +91,11 @@ const sl_connector sl__connector_stdout = {
     .write = stdout_write,
     .destroy = stdout_destroy,
 };
+
+/* Spark's DStream.print(): a stdout sink showing the first n records of each batch. */
+int sl_stream_print(sl_stream *s, int n)
+{
+    char num[16];
+    snprintf(num, sizeof(num), "%d", n);
+    return sl__simple_sink(s, &sl__connector_stdout, "print", "num", num, NULL, NULL);
+}

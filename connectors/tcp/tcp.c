@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tcp.h"
+#include "sl_registry.h"
 
 #define TCP_POLL_MS            100  /* longest wait between two looks at the stop flag */
 #define TCP_CONNECT_TIMEOUT_MS 5000 /* per address */
@@ -548,3 +549,11 @@ const sl_connector sl__connector_tcp = {
     .stop = tcp_stop,
     .destroy = tcp_destroy,
 };
+
+/* Spark's socketTextStream: a tcp source connecting to host:port. */
+sl_stream *sl_socket_text_stream(sl_context *ctx, const char *host, int port)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    return sl__simple_source(ctx, &sl__connector_tcp, "socket", "host", host, "port", p);
+}

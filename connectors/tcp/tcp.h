@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 #include "sl_connector.h"
-#include "lines.h"
+#include "sl_lines.h"
 
 /* "[ipv6]:port" at most */
 #define SL_TCP_PEER_MAX 64

@@ -1,4 +1,4 @@
-/* lines.h -- splits a byte stream into line records, shared by the tcp, file and generate
+/* sl_lines.h -- splits a byte stream into line records, shared by the tcp, file and generate
  * sources: "\n" or "\r\n" stripped, a last unterminated line kept at the end, a line longer
  * than max_record_size discarded up to its next newline without being buffered. */
 #ifndef SL_LINES_H

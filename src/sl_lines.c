@@ -1,8 +1,9 @@
-/* lines.c -- the line splitter of the tcp, file and generate sources (see lines.h). */
+/* sl_lines.c -- the line splitter of line-oriented sources (tcp, file, generate; see sl_lines.h).
+ */
 #include <stdlib.h>
 #include <string.h>
 
-#include "lines.h"
+#include "sl_lines.h"
 
 /* ==== Batches of records ==== */
 
