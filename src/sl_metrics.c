@@ -30,37 +30,6 @@
 #include "sl_metrics.h"
 #include "sl_util.h"
 
-/* ==== Text buffer ====
- * The text is built in an sl_buf; sl_metrics_buf is its old form, which sl_http.c still
- * uses: these wrappers move the bytes between the two. */
-
-static sl_buf buf_from(const sl_metrics_buf *m)
-{
-    return (sl_buf){.p = m->s, .len = m->len, .cap = m->cap, .failed = m->failed};
-}
-
-static void buf_to(sl_metrics_buf *m, const sl_buf *b)
-{
-    m->s = b->p;
-    m->len = b->len;
-    m->cap = b->cap;
-    m->failed = b->failed;
-}
-
-void sl__metrics_buf_add(sl_metrics_buf *m, const char *s, size_t n)
-{
-    sl_buf b = buf_from(m);
-    sl__buf_append(&b, s, n);
-    buf_to(m, &b);
-}
-
-void sl__metrics_buf_free(sl_metrics_buf *m)
-{
-    sl_buf b = buf_from(m);
-    sl__buf_free(&b);
-    buf_to(m, &b);
-}
-
 /* ==== Names and labels ==== */
 
 /* Built-in metric names: a published gauge may not take one (the exposition would hold a
@@ -612,7 +581,7 @@ void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap)
     snap->state = sl__context_state_name(ctx);
 }
 
-static void render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
+void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
 {
     sl_metrics_snapshot own;
     if (!snap) {
@@ -707,11 +676,4 @@ static void render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
     free(infos);
 
     render_gauges(ctx, b);
-}
-
-void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_metrics_buf *m)
-{
-    sl_buf b = buf_from(m);
-    render(ctx, snap, &b);
-    buf_to(m, &b);
 }

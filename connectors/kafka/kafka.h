@@ -326,18 +326,6 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx);
 
 /* ==== Shared helpers (kafka.c) ==== */
 
-/* Aliases of sl__now_ms and sl__mono_ms kept for kafka_direct.c (being edited elsewhere);
- * the rest of the connector calls the toolkit directly. */
-static inline int64_t sl__kafka_now_ms(void)
-{
-    return sl__now_ms();
-}
-
-static inline int64_t sl__kafka_mono_ms(void)
-{
-    return sl__mono_ms();
-}
-
 /* Commits offsets and waits at most timeout_ms for the result. Returns SL_OK or an error
  * (logged). Any thread. */
 int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *offsets,

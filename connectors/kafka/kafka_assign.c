@@ -412,9 +412,9 @@ static bool pending_holds(sl_kafka_src *ctx, const rd_kafka_topic_partition_list
  * committed before another member takes them over. @locks ctx->lock held */
 static void wait_pending(sl_kafka_src *ctx, const rd_kafka_topic_partition_list_t *l)
 {
-    int64_t deadline = sl__kafka_now_ms() + REVOKE_WAIT_MS;
+    int64_t deadline = sl__now_ms() + REVOKE_WAIT_MS;
     while (pending_holds(ctx, l) && !ctx->closing) {
-        int64_t now = sl__kafka_now_ms();
+        int64_t now = sl__now_ms();
         if (now >= deadline) {
             sl_instance_log(ctx->ins, SL_LOG_WARN,
                             "revoked partitions are released before their last batches "

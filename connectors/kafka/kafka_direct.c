@@ -247,7 +247,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
     } else {
         /* librdkafka's assign() needs a group id; this one is never joined nor committed. */
         snprintf(gid, sizeof(gid), "sluice-%s-%ld-%lld", ctx->name, (long)getpid(),
-                 (long long)sl__kafka_mono_ms());
+                 (long long)sl__mono_ms());
     }
     snprintf(ms, sizeof(ms), "%lld", (long long)ctx->metadata_refresh);
     rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr));
@@ -285,7 +285,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
             (int)(ctx->poll_timeout < START_TIMEOUT_MS ? ctx->poll_timeout : START_TIMEOUT_MS);
         pthread_mutex_lock(&ctx->lock);
         sl__kafka_refresh_metadata(ctx, timeout);
-        ctx->next_refresh = sl__kafka_mono_ms() + ctx->metadata_refresh;
+        ctx->next_refresh = sl__mono_ms() + ctx->metadata_refresh;
         sl__kafka_resolve_parts(ctx, timeout);
         sl__kafka_assign_manual(ctx);
         pthread_mutex_unlock(&ctx->lock);
@@ -376,7 +376,7 @@ static double input_rate(const sl_kafka_src *ctx)
 static size_t active_parts(sl_kafka_src *ctx, size_t *idx)
 {
     size_t n = 0;
-    int64_t now = sl__kafka_mono_ms();
+    int64_t now = sl__mono_ms();
     for (size_t i = 0; i < ctx->nparts; i++) {
         sl_kafka_part *p = &ctx->parts[i];
         if (p->broken && now - p->broken_reported >= BROKEN_REPORT_MS) {
@@ -470,9 +470,9 @@ typedef struct batch_build {
 static void update_assignment(sl_kafka_src *ctx)
 {
     serve_events(ctx);
-    if (!ctx->subscribed && sl__kafka_mono_ms() >= ctx->next_refresh) {
+    if (!ctx->subscribed && sl__mono_ms() >= ctx->next_refresh) {
         sl__kafka_refresh_metadata(ctx, (int)ctx->poll_timeout);
-        ctx->next_refresh = sl__kafka_mono_ms() + ctx->metadata_refresh;
+        ctx->next_refresh = sl__mono_ms() + ctx->metadata_refresh;
     }
     for (size_t i = 0; i < ctx->nparts; i++) {
         if (ctx->parts[i].want != SL_KAFKA_WANT_NONE) {
@@ -539,7 +539,7 @@ static void compute_ranges(sl_kafka_src *ctx, batch_build *bb, int rc)
  * happens. Without the lock. */
 static int read_batch(sl_kafka_src *ctx, batch_build *bb, sl_batch_input *in, int rc)
 {
-    int64_t deadline = sl__kafka_mono_ms() + ctx->poll_timeout;
+    int64_t deadline = sl__mono_ms() + ctx->poll_timeout;
     sl_kafka_range_read *rrs = calloc(bb->n + 1, sizeof(*rrs));
     size_t *rk = calloc(bb->n + 1, sizeof(*rk));
     if (!rrs || !rk || grow_rbufs(ctx, bb->n + 1) != SL_OK) {
