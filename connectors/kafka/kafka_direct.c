@@ -203,28 +203,6 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ==== Start ==== */
 
-/* The subscription: the topics, or the pattern as a librdkafka regex ("^..."). */
-static int subscribe(sl_kafka_src *ctx, char *errstr, size_t errsize)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-    char re[1024];
-    if (ctx->has_pattern) {
-        snprintf(re, sizeof(re), "%s%s", ctx->topic_pattern[0] == '^' ? "" : "^",
-                 ctx->topic_pattern);
-        rd_kafka_topic_partition_list_add(l, re, RD_KAFKA_PARTITION_UA);
-    }
-    for (size_t i = 0; i < ctx->ntopic_list; i++) {
-        rd_kafka_topic_partition_list_add(l, ctx->topic_list[i], RD_KAFKA_PARTITION_UA);
-    }
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(ctx->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) {
-        snprintf(errstr, errsize, "cannot subscribe: %s", rd_kafka_err2str(err));
-        return SL_ERR_INVAL;
-    }
-    return SL_OK;
-}
-
 int sl__kafka_direct_start(sl_kafka_src *ctx)
 {
     char errstr[512];
@@ -265,7 +243,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
         return SL_ERR_INVAL;
     }
     if (sl__kafka_has_group(ctx)) {
-        if (subscribe(ctx, errstr, sizeof(errstr)) != SL_OK) {
+        if (sl__kafka_subscribe(ctx, errstr, sizeof(errstr)) != SL_OK) {
             sl_instance_error(ctx->ins, "%s", errstr);
             return SL_ERR_INVAL;
         }
