@@ -156,9 +156,16 @@ struct sl_stream {
 
 /* Adds a stream node to the graph (NULL once the context has started). */
 sl_stream *sl__stream_new(sl_context *ctx, sl_op_kind kind, sl_stream *a, sl_stream *b);
+/* A reduce_by_key node on s (flags: SL_RBK_*); NULL for a NULL s or fn, negative partitions
+ * or once the context has started. */
+sl_stream *sl__stream_reduce_node(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions,
+                                  unsigned flags);
 /* Computes the stream's dataset at time t (cached). *out is borrowed (NULL when the time is
  * not one of the stream's). @locality the job thread. */
 int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out);
+/* Ends the computation of s at t: SL_OK with *out = ds when rc is SL_OK; otherwise logs the
+ * failure, releases ds and returns rc. @locality the job thread. */
+int sl__stream_result(const sl_stream *s, int64_t t, int rc, sl_dataset *ds, sl_dataset **out);
 /* map: (value, 1) -> the record keyed by its value with the number 1 (count_by_value and
  * its windowed form). */
 int sl__value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);

@@ -331,15 +331,15 @@ static enum MHD_Result route_ready(http_req *r)
 
 static enum MHD_Result route_metrics(http_req *r)
 {
-    sl_metrics_buf b = {0};
+    sl_buf b = {0};
     sl_metrics_snapshot snap;
     sl__http_snapshot(r->srv, &snap);
     sl__metrics_render(r->srv->ctx, &snap, &b);
-    if (b.failed || !b.s) {
-        sl__metrics_buf_free(&b);
+    if (b.failed || !b.p) {
+        sl__buf_free(&b);
         return respond_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     }
-    return respond(r, MHD_HTTP_OK, HTTP_CT_METRICS, b.s, b.len, true, "no-store");
+    return respond(r, MHD_HTTP_OK, HTTP_CT_METRICS, b.p, b.len, true, "no-store");
 }
 
 /* True when the request carries the token (or none is needed). */
@@ -486,21 +486,21 @@ static int build_page(sl_http_server *srv)
     if (!c || !j || j < c) {
         return SL_ERR_INVAL;
     }
-    sl_metrics_buf b = {0};
-    sl__metrics_buf_add(&b, text, (size_t)(c - text));
-    sl__metrics_buf_add(&b, (const char *)css->data, css->len);
+    sl_buf b = {0};
+    sl__buf_append(&b, text, (size_t)(c - text));
+    sl__buf_append(&b, (const char *)css->data, css->len);
     const char *after_c = c + strlen(HTTP_CSS_MARKER);
-    sl__metrics_buf_add(&b, after_c, (size_t)(j - after_c));
-    sl__metrics_buf_add(&b, (const char *)js->data, js->len);
+    sl__buf_append(&b, after_c, (size_t)(j - after_c));
+    sl__buf_append(&b, (const char *)js->data, js->len);
     const char *after_j = j + strlen(HTTP_JS_MARKER);
-    sl__metrics_buf_add(&b, after_j, html->len - (size_t)(after_j - text));
+    sl__buf_append(&b, after_j, html->len - (size_t)(after_j - text));
     if (b.failed) {
-        sl__metrics_buf_free(&b);
+        sl__buf_free(&b);
         return SL_ERR_NOMEM;
     }
-    srv->page = b.s;
+    srv->page = b.p;
     srv->page_len = b.len;
-    snprintf(srv->etag, sizeof(srv->etag), "\"%016" PRIx64 "\"", sl__hash(b.s, b.len));
+    snprintf(srv->etag, sizeof(srv->etag), "\"%016" PRIx64 "\"", sl__hash(b.p, b.len));
     return SL_OK;
 }
 

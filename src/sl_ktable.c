@@ -74,14 +74,9 @@ static int kt_rehash(sl_ktable *t, size_t nslots)
     }
     size_t mask = nslots - 1;
     for (size_t i = 0; i < t->n; i++) {
-        if (t->e[i].dead) {
-            continue;
+        if (!t->e[i].dead) {
+            sl__slots_put(slots, mask, t->e[i].hash, i);
         }
-        size_t s = t->e[i].hash & mask;
-        while (slots[s]) {
-            s = (s + 1) & mask;
-        }
-        slots[s] = (uint32_t)(i + 1);
     }
     free(t->slots);
     t->slots = slots;
@@ -124,16 +119,12 @@ sl_kentry *sl__ktable_add(sl_ktable *t, const char *key, uint32_t len, uint64_t 
     if (!k) {
         return NULL;
     }
-    size_t s = h & t->mask;
-    while (t->slots[s]) {
-        s = (s + 1) & t->mask;
-    }
     sl_kentry *e = &t->e[t->n];
     memset(e, 0, sizeof(*e));
     e->hash = h;
     e->key = k;
     e->key_len = len;
-    t->slots[s] = (uint32_t)(t->n + 1);
+    sl__slots_put(t->slots, t->mask, h, t->n);
     t->n++;
     t->live++;
     t->used++;

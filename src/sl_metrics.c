@@ -30,37 +30,6 @@
 #include "sl_metrics.h"
 #include "sl_util.h"
 
-/* ==== Text buffer ====
- * The text is built in an sl_buf; sl_metrics_buf is its old form, which sl_http.c still
- * uses: these wrappers move the bytes between the two. */
-
-static sl_buf buf_from(const sl_metrics_buf *m)
-{
-    return (sl_buf){.p = m->s, .len = m->len, .cap = m->cap, .failed = m->failed};
-}
-
-static void buf_to(sl_metrics_buf *m, const sl_buf *b)
-{
-    m->s = b->p;
-    m->len = b->len;
-    m->cap = b->cap;
-    m->failed = b->failed;
-}
-
-void sl__metrics_buf_add(sl_metrics_buf *m, const char *s, size_t n)
-{
-    sl_buf b = buf_from(m);
-    sl__buf_append(&b, s, n);
-    buf_to(m, &b);
-}
-
-void sl__metrics_buf_free(sl_metrics_buf *m)
-{
-    sl_buf b = buf_from(m);
-    sl__buf_free(&b);
-    buf_to(m, &b);
-}
-
 /* ==== Names and labels ==== */
 
 /* Built-in metric names: a published gauge may not take one (the exposition would hold a
@@ -603,6 +572,41 @@ static double v_estimated_rate(const sl_instance_info *i)
     return i->estimated_rate;
 }
 
+/* The families with a sample per input or per sink, in the order they are exported. */
+static const struct {
+    unsigned role;
+    const char *name, *type, *help;
+    inst_value_fn fn;
+} instance_metrics[] = {
+    {SL_SOURCE, "sluice_input_records_total", "counter", "Records received by the input.",
+     v_records},
+    {SL_SOURCE, "sluice_input_records_oversize_total", "counter",
+     "Records the input dropped for exceeding max_record_size.", v_oversize},
+    {SL_SOURCE, "sluice_input_active", "gauge", "1 when the input is connected or reading, else 0.",
+     v_active},
+    {SL_SOURCE, "sluice_input_last_error_timestamp_seconds", "gauge",
+     "When the input's last error happened, in seconds since the epoch (0: none).", v_error_time},
+    {SL_SOURCE, "sluice_input_rate_limit", "gauge",
+     "The input's rate limit in force (records/s): max_rate or the backpressure estimate, the "
+     "lower; 0: none.",
+     v_rate_limit},
+    {SL_SOURCE, "sluice_input_estimated_rate", "gauge",
+     "The backpressure (PID) estimate of the rate the pipeline keeps up with (records/s); 0: none "
+     "yet.",
+     v_estimated_rate},
+    {SL_SINK, "sluice_sink_records_total", "counter", "Records written by the sink.", v_records},
+    {SL_SINK, "sluice_sink_active", "gauge", "1 when the sink's last write succeeded, else 0.",
+     v_active},
+    {SL_SINK, "sluice_sink_last_error_timestamp_seconds", "gauge",
+     "When the sink's last error happened, in seconds since the epoch (0: none).", v_error_time},
+    {SL_SINK, "sluice_sink_records_rejected_total", "counter",
+     "Records the sink could not write and left out (errors.tolerance: all).", v_rejected},
+    {SL_SINK, "sluice_sink_dead_letters_total", "counter",
+     "Rejected records written to the sink's dead-letter target (a retried batch may write some "
+     "twice).",
+     v_dead_letters},
+};
+
 void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap)
 {
     sl_context_get_stats(ctx, &snap->stats);
@@ -612,7 +616,7 @@ void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap)
     snap->state = sl__context_state_name(ctx);
 }
 
-static void render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
+void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
 {
     sl_metrics_snapshot own;
     if (!snap) {
@@ -673,45 +677,11 @@ static void render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b)
         "Total delay of the last completed batch (processing end - batch time).",
         (double)st.last_total_delay / 1000.0);
 
-    per_instance(b, infos, n, SL_SOURCE, "sluice_input_records_total", "counter",
-                 "Records received by the input.", v_records);
-    per_instance(b, infos, n, SL_SOURCE, "sluice_input_records_oversize_total", "counter",
-                 "Records the input dropped for exceeding max_record_size.", v_oversize);
-    per_instance(b, infos, n, SL_SOURCE, "sluice_input_active", "gauge",
-                 "1 when the input is connected or reading, else 0.", v_active);
-    per_instance(b, infos, n, SL_SOURCE, "sluice_input_last_error_timestamp_seconds", "gauge",
-                 "When the input's last error happened, in seconds since the epoch (0: none).",
-                 v_error_time);
-    per_instance(b, infos, n, SL_SOURCE, "sluice_input_rate_limit", "gauge",
-                 "The input's rate limit in force (records/s): max_rate or the backpressure "
-                 "estimate, the lower; 0: none.",
-                 v_rate_limit);
-    per_instance(b, infos, n, SL_SOURCE, "sluice_input_estimated_rate", "gauge",
-                 "The backpressure (PID) estimate of the rate the pipeline keeps up with "
-                 "(records/s); 0: none yet.",
-                 v_estimated_rate);
-    per_instance(b, infos, n, SL_SINK, "sluice_sink_records_total", "counter",
-                 "Records written by the sink.", v_records);
-    per_instance(b, infos, n, SL_SINK, "sluice_sink_active", "gauge",
-                 "1 when the sink's last write succeeded, else 0.", v_active);
-    per_instance(b, infos, n, SL_SINK, "sluice_sink_last_error_timestamp_seconds", "gauge",
-                 "When the sink's last error happened, in seconds since the epoch (0: none).",
-                 v_error_time);
-    per_instance(b, infos, n, SL_SINK, "sluice_sink_records_rejected_total", "counter",
-                 "Records the sink could not write and left out (errors.tolerance: all).",
-                 v_rejected);
-    per_instance(b, infos, n, SL_SINK, "sluice_sink_dead_letters_total", "counter",
-                 "Rejected records written to the sink's dead-letter target (a retried batch "
-                 "may write some twice).",
-                 v_dead_letters);
+    for (size_t i = 0; i < SL_ARRAY_LEN(instance_metrics); i++) {
+        per_instance(b, infos, n, instance_metrics[i].role, instance_metrics[i].name,
+                     instance_metrics[i].type, instance_metrics[i].help, instance_metrics[i].fn);
+    }
     free(infos);
 
     render_gauges(ctx, b);
-}
-
-void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_metrics_buf *m)
-{
-    sl_buf b = buf_from(m);
-    render(ctx, snap, &b);
-    buf_to(m, &b);
 }

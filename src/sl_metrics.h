@@ -1,12 +1,13 @@
 /* sl_metrics.h -- the Prometheus text exposition (format 0.0.4) of a context: built-in
  * metrics from the engine's statistics and the gauges published with sl_metrics_gauge_set
- * (declared in sluice.h), plus the growable text buffer that the HTTP server shares. */
+ * (declared in sluice.h), written into an sl_buf. */
 #ifndef SL_METRICS_H
 #define SL_METRICS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sl_util.h"
 #include "sluice.h"
 
 /* At most this many gauge series per context, and these lengths. */
@@ -14,23 +15,6 @@
 #define SL_METRICS_MAX_NAME   128
 #define SL_METRICS_MAX_LABELS 512
 #define SL_METRICS_MAX_HELP   256
-
-/* ==== Text buffer ==== */
-
-/* The text of /metrics, in the layout sl_http.c reads (s, len, failed). It is an sl_buf
- * under other names, kept until sl_http.c moves to sl_buf (its split is under way): after
- * an allocation failure it keeps what it had and sets failed; later additions are
- * ignored. */
-typedef struct sl_metrics_buf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} sl_metrics_buf;
-
-/* sl__buf_append on an sl_metrics_buf. */
-void sl__metrics_buf_add(sl_metrics_buf *b, const char *s, size_t n);
-/* Frees the text (the struct itself is the caller's). */
-void sl__metrics_buf_free(sl_metrics_buf *b);
 
 /* ==== Exposition ==== */
 
@@ -49,7 +33,7 @@ void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap);
  * prefix, "_total" on counters, label values escaped. snap: a recent snapshot, or NULL to
  * take one. Secrets never appear: only names, counts, times and states are exported.
  * @locality any thread. */
-void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_metrics_buf *b);
+void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b);
 
 /* Forgets the gauges published for ctx. sl_context_destroy should call it (a context
  * created later at the same address would otherwise inherit them). */

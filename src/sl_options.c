@@ -99,8 +99,9 @@ void sl_options_at(const sl_options *o, size_t i, const char **key, const char *
 
 /* ==== Durations and sizes ==== */
 
-/* Parses a non-negative decimal number followed by a unit; the unit is returned in *unit. */
-static int parse_number_unit(const char *s, double *num, const char **unit)
+/* Parses a non-negative decimal number followed by a unit; the unit is returned in *unit,
+ * *ulen bytes long (white space around it left out). */
+static int parse_number_unit(const char *s, double *num, const char **unit, size_t *ulen)
 {
     while (isspace((unsigned char)*s)) {
         s++;
@@ -117,8 +118,13 @@ static int parse_number_unit(const char *s, double *num, const char **unit)
     while (isspace((unsigned char)*end)) {
         end++;
     }
+    size_t n = strlen(end);
+    while (n && isspace((unsigned char)end[n - 1])) {
+        n--;
+    }
     *num = v;
     *unit = end;
+    *ulen = n;
     return SL_OK;
 }
 
@@ -130,12 +136,9 @@ int sl_parse_duration(const char *s, int64_t *ms)
     } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}};
     double v;
     const char *unit;
-    if (!s || parse_number_unit(s, &v, &unit) != SL_OK) {
+    size_t ulen;
+    if (!s || parse_number_unit(s, &v, &unit, &ulen) != SL_OK) {
         return SL_ERR_INVAL;
-    }
-    size_t ulen = strlen(unit);
-    while (ulen && isspace((unsigned char)unit[ulen - 1])) {
-        ulen--;
     }
     /* A bare 0 needs no unit; any other number does. */
     if (ulen == 0) {
@@ -168,12 +171,9 @@ int sl_parse_size(const char *s, int64_t *bytes)
                  {"g", 1e9},      {"gb", 1e9}, {"gib", 1073741824.0}};
     double v;
     const char *unit;
-    if (!s || parse_number_unit(s, &v, &unit) != SL_OK) {
+    size_t ulen;
+    if (!s || parse_number_unit(s, &v, &unit, &ulen) != SL_OK) {
         return SL_ERR_INVAL;
-    }
-    size_t ulen = strlen(unit);
-    while (ulen && isspace((unsigned char)unit[ulen - 1])) {
-        ulen--;
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(units); i++) {
         if (strlen(units[i].unit) == ulen && strncasecmp(unit, units[i].unit, ulen) == 0) {
@@ -286,25 +286,17 @@ static int parse_value(const sl_option *opt, const char *value, double *num, cha
         }
         break;
     case SL_OPT_DURATION:
-        if (sl_parse_duration(value, &i64) != SL_OK) {
-            snprintf(errstr, errsize,
-                     "option '%s': '%s' is not a duration (a number with a unit: ms, s, m, h; "
-                     "e.g. 250ms)",
-                     opt->name, shown);
+    case SL_OPT_SIZE: {
+        bool dur = opt->type == SL_OPT_DURATION;
+        if ((dur ? sl_parse_duration(value, &i64) : sl_parse_size(value, &i64)) != SL_OK) {
+            snprintf(errstr, errsize, "option '%s': '%s' is not %s", opt->name, shown,
+                     dur ? "a duration (a number with a unit: ms, s, m, h; e.g. 250ms)"
+                         : "a size (bytes, or with a unit: KiB, MiB, GiB, KB, MB, GB)");
             return SL_ERR_INVAL;
         }
         *num = (double)i64;
         break;
-    case SL_OPT_SIZE:
-        if (sl_parse_size(value, &i64) != SL_OK) {
-            snprintf(errstr, errsize,
-                     "option '%s': '%s' is not a size (bytes, or with a unit: KiB, MiB, GiB, "
-                     "KB, MB, GB)",
-                     opt->name, shown);
-            return SL_ERR_INVAL;
-        }
-        *num = (double)i64;
-        break;
+    }
     }
     if ((opt->flags & SL_OPT_RANGE) && (*num < opt->min || *num > opt->max)) {
         if (opt->type == SL_OPT_DURATION) {

@@ -507,13 +507,7 @@ int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out)
     free(st.buckets);
     free(st.arenas);
     free(st.held);
-    if (rc != SL_OK) {
-        sl_log(SL_LOG_ERROR, "'%s' failed at batch %" PRId64 ": %s", s->name, t, sl_err2str(rc));
-        sl__dataset_release(st.out);
-        return rc;
-    }
-    *out = st.out;
-    return SL_OK;
+    return sl__stream_result(s, t, rc, st.out, out);
 }
 
 /* ==== Memory figures ==== */

@@ -165,8 +165,8 @@ sl_stream *sl_stream_transform(sl_stream *s, sl_transform_fn fn, void *opaque)
     return n;
 }
 
-static sl_stream *reduce_node(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions,
-                              unsigned flags)
+sl_stream *sl__stream_reduce_node(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions,
+                                  unsigned flags)
 {
     if (!s || !fn || partitions < 0) {
         return NULL;
@@ -183,12 +183,12 @@ static sl_stream *reduce_node(sl_stream *s, sl_reduce_fn fn, void *opaque, int p
 
 sl_stream *sl_stream_reduce_by_key(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions)
 {
-    return reduce_node(s, fn, opaque, partitions, 0);
+    return sl__stream_reduce_node(s, fn, opaque, partitions, 0);
 }
 
 sl_stream *sl_stream_reduce(sl_stream *s, sl_reduce_fn fn, void *opaque)
 {
-    sl_stream *n = reduce_node(s, fn, opaque, 1, SL_RBK_GLOBAL);
+    sl_stream *n = sl__stream_reduce_node(s, fn, opaque, 1, SL_RBK_GLOBAL);
     if (n) {
         snprintf(n->name, sizeof(n->name), "reduce-%d", n->id);
     }
@@ -218,8 +218,8 @@ int sl__value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, voi
 
 sl_stream *sl_stream_count(sl_stream *s)
 {
-    sl_stream *n = reduce_node(sl_stream_map(s, to_one, NULL), sl_reduce_sum, NULL, 1,
-                               SL_RBK_GLOBAL | SL_RBK_ZERO_IF_EMPTY);
+    sl_stream *n = sl__stream_reduce_node(sl_stream_map(s, to_one, NULL), sl_reduce_sum, NULL, 1,
+                                          SL_RBK_GLOBAL | SL_RBK_ZERO_IF_EMPTY);
     if (n) {
         snprintf(n->name, sizeof(n->name), "count-%d", n->id);
     }
@@ -228,8 +228,8 @@ sl_stream *sl_stream_count(sl_stream *s)
 
 sl_stream *sl_stream_count_by_value(sl_stream *s, int partitions)
 {
-    sl_stream *n = reduce_node(sl_stream_map(s, sl__value_to_key_one, NULL), sl_reduce_sum, NULL,
-                               partitions, 0);
+    sl_stream *n = sl__stream_reduce_node(sl_stream_map(s, sl__value_to_key_one, NULL),
+                                          sl_reduce_sum, NULL, partitions, 0);
     if (n) {
         snprintf(n->name, sizeof(n->name), "count_by_value-%d", n->id);
     }
@@ -578,6 +578,17 @@ static int narrow_task(void *arg, size_t p)
     part->recs = v.recs;
     part->n = v.n;
     return rc;
+}
+
+int sl__stream_result(const sl_stream *s, int64_t t, int rc, sl_dataset *ds, sl_dataset **out)
+{
+    if (rc != SL_OK) {
+        sl_log(SL_LOG_ERROR, "'%s' failed at batch %" PRId64 ": %s", s->name, t, sl_err2str(rc));
+        sl__dataset_release(ds);
+        return rc;
+    }
+    *out = ds;
+    return SL_OK;
 }
 
 static int compute_narrow(sl_stream *s, int64_t t, sl_dataset **out)

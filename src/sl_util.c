@@ -313,11 +313,7 @@ static int keytab_grow(sl_keytab *t)
     }
     size_t mask = nslots - 1;
     for (size_t i = 0; i < t->n; i++) {
-        size_t s = t->hashes[i] & mask;
-        while (slots[s]) {
-            s = (s + 1) & mask;
-        }
-        slots[s] = (uint32_t)(i + 1);
+        sl__slots_put(slots, mask, t->hashes[i], i);
     }
     free(t->slots);
     t->slots = slots;

@@ -77,6 +77,19 @@ uint32_t sl__crc32c(uint32_t crc, const void *buf, size_t len);
  * An open-addressing table from key bytes to records, used to combine by key. Records
  * live in one array, in insertion order, so that the array can become a partition. */
 
+/* Its slots, like those of the keyed state's table (sl_ktable.c): open addressing with
+ * linear probing, each slot 0 (empty) or an entry's index + 1, mask the slot count - 1. */
+
+/* Puts index + 1 in the first empty slot from h's. There must be an empty slot. */
+static inline void sl__slots_put(uint32_t *slots, size_t mask, uint64_t h, size_t index)
+{
+    size_t s = h & mask;
+    while (slots[s]) {
+        s = (s + 1) & mask;
+    }
+    slots[s] = (uint32_t)(index + 1);
+}
+
 typedef struct sl_keytab {
     uint32_t *slots; /* index + 1 into recs; 0 = empty */
     size_t mask;     /* slots - 1 */

@@ -50,12 +50,8 @@ int sl_filter_nonzero(const sl_record *r, void *opaque)
 static sl_stream *reduced_batches(sl_stream *s, sl_reduce_fn fn, void *opaque, int partitions,
                                   unsigned flags, int64_t slide)
 {
-    sl_stream *n = sl__stream_new(s->ctx, SL_OP_REDUCE_BY_KEY, s, NULL);
+    sl_stream *n = sl__stream_reduce_node(s, fn, opaque, partitions, flags);
     if (n) {
-        n->fn.reduce = fn;
-        n->opaque = opaque;
-        n->partitions = partitions;
-        n->flags = flags;
         n->remember_parents = slide;
     }
     return n;
@@ -76,12 +72,8 @@ sl_stream *sl_stream_reduce_by_window(sl_stream *s, sl_reduce_fn fn, void *opaqu
     }
     sl_stream *r = reduced_batches(s, fn, opaque, 1, SL_RBK_GLOBAL, slide_ms);
     sl_stream *w = r ? sl_stream_window(r, length_ms, slide_ms) : NULL;
-    sl_stream *n = w ? sl__stream_new(s->ctx, SL_OP_REDUCE_BY_KEY, w, NULL) : NULL;
+    sl_stream *n = w ? sl__stream_reduce_node(w, fn, opaque, 1, SL_RBK_GLOBAL) : NULL;
     if (n) {
-        n->fn.reduce = fn;
-        n->opaque = opaque;
-        n->partitions = 1;
-        n->flags = SL_RBK_GLOBAL;
         name_node(n, "reduce_by_window");
     }
     return n;
@@ -99,11 +91,10 @@ sl_stream *sl_stream_count_by_window(sl_stream *s, int64_t length_ms, int64_t sl
     }
     c->remember_parents = slide_ms;
     sl_stream *w = sl_stream_window(c, length_ms, slide_ms);
-    sl_stream *n = w ? sl__stream_new(s->ctx, SL_OP_REDUCE_BY_KEY, w, NULL) : NULL;
+    sl_stream *n =
+        w ? sl__stream_reduce_node(w, sl_reduce_sum, NULL, 1, SL_RBK_GLOBAL | SL_RBK_ZERO_IF_EMPTY)
+          : NULL;
     if (n) {
-        n->fn.reduce = sl_reduce_sum;
-        n->partitions = 1;
-        n->flags = SL_RBK_GLOBAL | SL_RBK_ZERO_IF_EMPTY;
         name_node(n, "count_by_window");
     }
     return n;
@@ -394,11 +385,5 @@ int sl__window_compute(sl_stream *s, int64_t t, sl_dataset **out)
     ks->inconsistent += bad;
     free(st.enter);
     free(st.leave);
-    if (rc != SL_OK) {
-        sl_log(SL_LOG_ERROR, "'%s' failed at batch %" PRId64 ": %s", s->name, t, sl_err2str(rc));
-        sl__dataset_release(st.out);
-        return rc;
-    }
-    *out = st.out;
-    return SL_OK;
+    return sl__stream_result(s, t, rc, st.out, out);
 }

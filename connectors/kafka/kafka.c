@@ -11,6 +11,62 @@
 
 /* ==== Shared helpers ==== */
 
+int sl__kafka_subscribe(sl_kafka_src *ctx, char *errstr, size_t errsize)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    char re[1024];
+    if (ctx->has_pattern) {
+        snprintf(re, sizeof(re), "%s%s", ctx->topic_pattern[0] == '^' ? "" : "^",
+                 ctx->topic_pattern);
+        rd_kafka_topic_partition_list_add(l, re, RD_KAFKA_PARTITION_UA);
+    }
+    for (size_t i = 0; i < ctx->ntopic_list; i++) {
+        rd_kafka_topic_partition_list_add(l, ctx->topic_list[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(ctx->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) {
+        snprintf(errstr, errsize, "cannot subscribe: %s", rd_kafka_err2str(err));
+        return SL_ERR_INVAL;
+    }
+    return SL_OK;
+}
+
+void sl__kafka_list_text(const rd_kafka_topic_partition_list_t *l, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < l->cnt && len + 1 < size; i++) {
+        int n = snprintf(buf + len, size - len, "%s%s[%" PRId32 "]", i ? " " : "",
+                         l->elems[i].topic, l->elems[i].partition);
+        if (n < 0) {
+            break;
+        }
+        len += (size_t)n;
+    }
+}
+
+bool sl__kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, bool coop,
+                               bool take, char *errstr, size_t errsize)
+{
+    if (coop) {
+        rd_kafka_error_t *e =
+            take ? rd_kafka_incremental_assign(rk, l) : rd_kafka_incremental_unassign(rk, l);
+        if (e) {
+            snprintf(errstr, errsize, "%s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return false;
+        }
+        return true;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, take ? l : NULL);
+    if (err) {
+        snprintf(errstr, errsize, "%s", rd_kafka_err2str(err));
+        return false;
+    }
+    return true;
+}
+
 int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *offsets,
                           int64_t timeout_ms)
 {

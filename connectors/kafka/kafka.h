@@ -326,18 +326,6 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx);
 
 /* ==== Shared helpers (kafka.c) ==== */
 
-/* Aliases of sl__now_ms and sl__mono_ms kept for kafka_direct.c (being edited elsewhere);
- * the rest of the connector calls the toolkit directly. */
-static inline int64_t sl__kafka_now_ms(void)
-{
-    return sl__now_ms();
-}
-
-static inline int64_t sl__kafka_mono_ms(void)
-{
-    return sl__mono_ms();
-}
-
 /* Commits offsets and waits at most timeout_ms for the result. Returns SL_OK or an error
  * (logged). Any thread. */
 int sl__kafka_commit_sync(sl_kafka_src *ctx, rd_kafka_topic_partition_list_t *offsets,
@@ -350,6 +338,16 @@ void sl__kafka_src_error_cb(rd_kafka_t *rk, int err, const char *reason, void *o
 /* Reports a broker outage once (then at debug level) and its end. */
 void sl__kafka_report_down(sl_kafka_src *ctx, const char *what, rd_kafka_resp_err_t err);
 void sl__kafka_report_up(sl_kafka_src *ctx);
+/* Subscribes ctx->rk to the topics and the pattern (as a librdkafka regex, "^..."). SL_OK,
+ * or SL_ERR_INVAL with errstr. */
+int sl__kafka_subscribe(sl_kafka_src *ctx, char *errstr, size_t errsize);
+/* Writes the partitions of l, "topic[partition] ...", into buf (cut to size). */
+void sl__kafka_list_text(const rd_kafka_topic_partition_list_t *l, char *buf, size_t size);
+/* Takes (take) or gives up the partitions l of a rebalance: incrementally under the
+ * cooperative protocol (coop), else by setting the whole assignment (to l, or to none).
+ * Returns false with errstr when librdkafka refused. @locality a rebalance callback. */
+bool sl__kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, bool coop,
+                               bool take, char *errstr, size_t errsize);
 
 /* kafka_deadletter.c: the dead-letter target errors.dead_letter.type: kafka, provided by
  * the kafka sink. */

@@ -102,21 +102,6 @@ static void part_remove(sl_kafka_src *ctx, sl_kafka_part *p)
     ctx->parts[i] = ctx->parts[--ctx->nparts];
 }
 
-/* "t[0] t[1] ..." for logs, cut at size. */
-static void list_text(const rd_kafka_topic_partition_list_t *l, char *buf, size_t size)
-{
-    size_t len = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < l->cnt && len + 1 < size; i++) {
-        int n = snprintf(buf + len, size - len, "%s%s[%" PRId32 "]", i ? " " : "",
-                         l->elems[i].topic, l->elems[i].partition);
-        if (n < 0) {
-            break;
-        }
-        len += (size_t)n;
-    }
-}
-
 /* ==== Positions restored from the engine's checkpoint ==== */
 
 static int64_t saved_offset(sl_kafka_src *ctx, const char *topic, int32_t partition)
@@ -291,7 +276,7 @@ void sl__kafka_assign_manual(sl_kafka_src *ctx)
                 p->read = p->next;
             }
             char text[256];
-            list_text(l, text, sizeof(text));
+            sl__kafka_list_text(l, text, sizeof(text));
             sl_instance_log(ctx->ins, SL_LOG_INFO, "reading %d partitions: %s", l->cnt, text);
         }
     }
@@ -412,9 +397,9 @@ static bool pending_holds(sl_kafka_src *ctx, const rd_kafka_topic_partition_list
  * committed before another member takes them over. @locks ctx->lock held */
 static void wait_pending(sl_kafka_src *ctx, const rd_kafka_topic_partition_list_t *l)
 {
-    int64_t deadline = sl__kafka_now_ms() + REVOKE_WAIT_MS;
+    int64_t deadline = sl__now_ms() + REVOKE_WAIT_MS;
     while (pending_holds(ctx, l) && !ctx->closing) {
-        int64_t now = sl__kafka_now_ms();
+        int64_t now = sl__now_ms();
         if (now >= deadline) {
             sl_instance_log(ctx->ins, SL_LOG_WARN,
                             "revoked partitions are released before their last batches "
@@ -459,21 +444,13 @@ static void on_assign(sl_kafka_src *ctx, rd_kafka_t *rk, rd_kafka_topic_partitio
         p->read = p->want == SL_KAFKA_WANT_NONE ? p->next : -1;
         l->elems[i].offset = p->want == SL_KAFKA_WANT_NONE ? p->next : RD_KAFKA_OFFSET_END;
     }
-    if (coop) {
-        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
-        if (e) {
-            sl_instance_error(ctx->ins, "cannot take partitions: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
-    } else {
-        rd_kafka_resp_err_t err = rd_kafka_assign(rk, l);
-        if (err) {
-            sl_instance_error(ctx->ins, "cannot take partitions: %s", rd_kafka_err2str(err));
-        }
+    char why[512];
+    if (!sl__kafka_rebalance_apply(rk, l, coop, true, why, sizeof(why))) {
+        sl_instance_error(ctx->ins, "cannot take partitions: %s", why);
     }
     ctx->assigned_once = true;
     char text[256];
-    list_text(l, text, sizeof(text));
+    sl__kafka_list_text(l, text, sizeof(text));
     sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s assigned %d partitions: %s", ctx->group,
                     l->cnt, text);
 }
@@ -498,16 +475,10 @@ static void on_revoke(sl_kafka_src *ctx, rd_kafka_t *rk, rd_kafka_topic_partitio
             part_remove(ctx, p);
         }
     }
-    if (coop) {
-        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, l);
-        if (e) {
-            rd_kafka_error_destroy(e);
-        }
-    } else {
-        rd_kafka_assign(rk, NULL);
-    }
+    char why[512];
+    sl__kafka_rebalance_apply(rk, l, coop, false, why, sizeof(why)); /* gone either way */
     char text[256];
-    list_text(l, text, sizeof(text));
+    sl__kafka_list_text(l, text, sizeof(text));
     sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s %s %d partitions: %s", ctx->group,
                     lost ? "lost" : "revoked", l->cnt, text);
 }

@@ -332,37 +332,33 @@ rd_kafka_conf_t *sl__kafka_conf_new(sl_instance *ins, const char *bootstrap, con
      * direct mode has a queue per partition, receiver mode one for all. A full queue makes
      * the fetcher back off by fetch.error.backoff.ms (librdkafka 2.0), 500 ms by default:
      * long enough to starve a consumer that catches up, hence 50. */
-    static const char *const direct_defaults[][2] = {
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"enable.partition.eof", "false"},
-        {"auto.offset.reset", "error"},
-        {"queued.max.messages.kbytes", "16384"},
-        {"queued.min.messages", "50000"},
-        {"fetch.wait.max.ms", "100"},
-        {"fetch.error.backoff.ms", "50"},
-        {"fetch.max.bytes", "52428800"},
+    static const char *const client_defaults[][2] = {
         {"log.connection.close", "false"},
         {"client.id", "sluice"},
         {NULL, NULL},
     };
-    static const char *const receiver_defaults[][2] = {
+    static const char *const consumer_defaults[][2] = {
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"enable.partition.eof", "false"},
-        {"queued.max.messages.kbytes", "131072"},
-        {"queued.min.messages", "400000"},
         {"fetch.wait.max.ms", "100"},
         {"fetch.error.backoff.ms", "50"},
         {"fetch.max.bytes", "52428800"},
-        {"log.connection.close", "false"},
-        {"client.id", "sluice"},
+        {NULL, NULL},
+    };
+    static const char *const direct_defaults[][2] = {
+        {"auto.offset.reset", "error"},
+        {"queued.max.messages.kbytes", "16384"},
+        {"queued.min.messages", "50000"},
+        {NULL, NULL},
+    };
+    static const char *const receiver_defaults[][2] = {
+        {"queued.max.messages.kbytes", "131072"},
+        {"queued.min.messages", "400000"},
         {NULL, NULL},
     };
     static const char *const producer_defaults[][2] = {
         {"linger.ms", "5"},
-        {"log.connection.close", "false"},
-        {"client.id", "sluice"},
         {NULL, NULL},
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -371,11 +367,16 @@ rd_kafka_conf_t *sl__kafka_conf_new(sl_instance *ins, const char *bootstrap, con
         return NULL;
     }
     int rc = conf_set(conf, "bootstrap.servers", bootstrap, false, errstr, errsize);
-    const char *const(*defs)[2] = role == SL_KAFKA_DIRECT     ? direct_defaults
-                                  : role == SL_KAFKA_RECEIVER ? receiver_defaults
-                                                              : producer_defaults;
-    for (size_t i = 0; rc == SL_OK && defs[i][0]; i++) {
-        rc = conf_set(conf, defs[i][0], defs[i][1], false, errstr, errsize);
+    /* Every client's defaults, then a consumer's, then the role's own. */
+    const char *const(*defs[3])[2] = {client_defaults, producer_defaults, NULL};
+    if (role != SL_KAFKA_PRODUCER) {
+        defs[1] = consumer_defaults;
+        defs[2] = role == SL_KAFKA_DIRECT ? direct_defaults : receiver_defaults;
+    }
+    for (size_t t = 0; rc == SL_OK && t < SL_ARRAY_LEN(defs) && defs[t]; t++) {
+        for (size_t i = 0; rc == SL_OK && defs[t][i][0]; i++) {
+            rc = conf_set(conf, defs[t][i][0], defs[t][i][1], false, errstr, errsize);
+        }
     }
     if (rc == SL_OK) {
         rc = apply_properties(conf, ins, properties, errstr, errsize);

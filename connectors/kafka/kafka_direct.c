@@ -203,28 +203,6 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ==== Start ==== */
 
-/* The subscription: the topics, or the pattern as a librdkafka regex ("^..."). */
-static int subscribe(sl_kafka_src *ctx, char *errstr, size_t errsize)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-    char re[1024];
-    if (ctx->has_pattern) {
-        snprintf(re, sizeof(re), "%s%s", ctx->topic_pattern[0] == '^' ? "" : "^",
-                 ctx->topic_pattern);
-        rd_kafka_topic_partition_list_add(l, re, RD_KAFKA_PARTITION_UA);
-    }
-    for (size_t i = 0; i < ctx->ntopic_list; i++) {
-        rd_kafka_topic_partition_list_add(l, ctx->topic_list[i], RD_KAFKA_PARTITION_UA);
-    }
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(ctx->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) {
-        snprintf(errstr, errsize, "cannot subscribe: %s", rd_kafka_err2str(err));
-        return SL_ERR_INVAL;
-    }
-    return SL_OK;
-}
-
 int sl__kafka_direct_start(sl_kafka_src *ctx)
 {
     char errstr[512];
@@ -247,7 +225,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
     } else {
         /* librdkafka's assign() needs a group id; this one is never joined nor committed. */
         snprintf(gid, sizeof(gid), "sluice-%s-%ld-%lld", ctx->name, (long)getpid(),
-                 (long long)sl__kafka_mono_ms());
+                 (long long)sl__mono_ms());
     }
     snprintf(ms, sizeof(ms), "%lld", (long long)ctx->metadata_refresh);
     rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr));
@@ -265,7 +243,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
         return SL_ERR_INVAL;
     }
     if (sl__kafka_has_group(ctx)) {
-        if (subscribe(ctx, errstr, sizeof(errstr)) != SL_OK) {
+        if (sl__kafka_subscribe(ctx, errstr, sizeof(errstr)) != SL_OK) {
             sl_instance_error(ctx->ins, "%s", errstr);
             return SL_ERR_INVAL;
         }
@@ -285,7 +263,7 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
             (int)(ctx->poll_timeout < START_TIMEOUT_MS ? ctx->poll_timeout : START_TIMEOUT_MS);
         pthread_mutex_lock(&ctx->lock);
         sl__kafka_refresh_metadata(ctx, timeout);
-        ctx->next_refresh = sl__kafka_mono_ms() + ctx->metadata_refresh;
+        ctx->next_refresh = sl__mono_ms() + ctx->metadata_refresh;
         sl__kafka_resolve_parts(ctx, timeout);
         sl__kafka_assign_manual(ctx);
         pthread_mutex_unlock(&ctx->lock);
@@ -376,7 +354,7 @@ static double input_rate(const sl_kafka_src *ctx)
 static size_t active_parts(sl_kafka_src *ctx, size_t *idx)
 {
     size_t n = 0;
-    int64_t now = sl__kafka_mono_ms();
+    int64_t now = sl__mono_ms();
     for (size_t i = 0; i < ctx->nparts; i++) {
         sl_kafka_part *p = &ctx->parts[i];
         if (p->broken && now - p->broken_reported >= BROKEN_REPORT_MS) {
@@ -470,9 +448,9 @@ typedef struct batch_build {
 static void update_assignment(sl_kafka_src *ctx)
 {
     serve_events(ctx);
-    if (!ctx->subscribed && sl__kafka_mono_ms() >= ctx->next_refresh) {
+    if (!ctx->subscribed && sl__mono_ms() >= ctx->next_refresh) {
         sl__kafka_refresh_metadata(ctx, (int)ctx->poll_timeout);
-        ctx->next_refresh = sl__kafka_mono_ms() + ctx->metadata_refresh;
+        ctx->next_refresh = sl__mono_ms() + ctx->metadata_refresh;
     }
     for (size_t i = 0; i < ctx->nparts; i++) {
         if (ctx->parts[i].want != SL_KAFKA_WANT_NONE) {
@@ -539,7 +517,7 @@ static void compute_ranges(sl_kafka_src *ctx, batch_build *bb, int rc)
  * happens. Without the lock. */
 static int read_batch(sl_kafka_src *ctx, batch_build *bb, sl_batch_input *in, int rc)
 {
-    int64_t deadline = sl__kafka_mono_ms() + ctx->poll_timeout;
+    int64_t deadline = sl__mono_ms() + ctx->poll_timeout;
     sl_kafka_range_read *rrs = calloc(bb->n + 1, sizeof(*rrs));
     size_t *rk = calloc(bb->n + 1, sizeof(*rk));
     if (!rrs || !rk || grow_rbufs(ctx, bb->n + 1) != SL_OK) {

@@ -31,7 +31,7 @@ void sl__kafka_out_of_range(sl_kafka_src *ctx, sl_kafka_part *p, int64_t offset)
     }
     if (ctx->oor == SL_KAFKA_OOR_FAIL) {
         p->broken = true;
-        p->broken_reported = sl__kafka_mono_ms();
+        p->broken_reported = sl__mono_ms();
         sl_instance_error(ctx->ins,
                           "%s [%" PRId32 "]: OFFSET OUT OF RANGE: offset %" PRId64 " is not in "
                           "the partition (it holds %" PRId64 "..%" PRId64 "); the partition is "
@@ -190,7 +190,7 @@ static ssize_t take_queue(sl_kafka_src *ctx, sl_kafka_range_read *rr, int wait_m
         }
     }
     if (got > 0) {
-        rr->last_at = sl__kafka_mono_ms();
+        rr->last_at = sl__mono_ms();
     }
     return got;
 }
@@ -204,7 +204,7 @@ int sl__kafka_read_ranges(sl_kafka_src *ctx, sl_kafka_range_read *rrs, size_t n,
 {
     int rc = SL_OK;
     size_t left = 0;
-    int64_t start = sl__kafka_mono_ms();
+    int64_t start = sl__mono_ms();
     for (size_t k = 0; k < n && rc == SL_OK; k++) {
         rrs[k].last_at = start;
         rc = take_stash(ctx, &rrs[k]);
@@ -218,7 +218,7 @@ int sl__kafka_read_ranges(sl_kafka_src *ctx, sl_kafka_range_read *rrs, size_t n,
             }
         }
         /* Ranges that are complete, or that will not be by waiting. */
-        int64_t now = sl__kafka_mono_ms();
+        int64_t now = sl__mono_ms();
         left = 0;
         sl_kafka_range_read *wait_on = NULL;
         for (size_t k = 0; k < n; k++) {

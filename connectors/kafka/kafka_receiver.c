@@ -282,25 +282,13 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     sl_kafka_src *ctx = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    char text[256] = "";
-    size_t len = 0;
-    for (int i = 0; i < l->cnt && len + 1 < sizeof(text); i++) {
-        int n = snprintf(text + len, sizeof(text) - len, "%s%s[%" PRId32 "]", i ? " " : "",
-                         l->elems[i].topic, l->elems[i].partition);
-        len += n > 0 ? (size_t)n : 0;
-    }
+    char text[256], why[512];
+    sl__kafka_list_text(l, text, sizeof(text));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s assigned %d partitions: %s", ctx->group,
                         l->cnt, text);
         ctx->recv_reassigned = true; /* paused while a push waits: pause these too */
-        if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, l);
-            if (e) {
-                rd_kafka_error_destroy(e);
-            }
-        } else {
-            rd_kafka_assign(rk, l);
-        }
+        sl__kafka_rebalance_apply(rk, l, coop, true, why, sizeof(why));
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -320,14 +308,7 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(ctx->appended);
             ctx->appended = keep;
         }
-        if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, l);
-            if (e) {
-                rd_kafka_error_destroy(e);
-            }
-        } else {
-            rd_kafka_assign(rk, NULL);
-        }
+        sl__kafka_rebalance_apply(rk, l, coop, false, why, sizeof(why));
         sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s revoked %d partitions: %s", ctx->group,
                         l->cnt, text);
         return;
@@ -669,20 +650,8 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
         return SL_ERR_INVAL;
     }
     rd_kafka_poll_set_consumer(ctx->rk);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-    char re[1024];
-    if (ctx->has_pattern) {
-        snprintf(re, sizeof(re), "%s%s", ctx->topic_pattern[0] == '^' ? "" : "^",
-                 ctx->topic_pattern);
-        rd_kafka_topic_partition_list_add(l, re, RD_KAFKA_PARTITION_UA);
-    }
-    for (size_t i = 0; i < ctx->ntopic_list; i++) {
-        rd_kafka_topic_partition_list_add(l, ctx->topic_list[i], RD_KAFKA_PARTITION_UA);
-    }
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(ctx->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) {
-        sl_instance_error(ctx->ins, "cannot subscribe: %s", rd_kafka_err2str(err));
+    if (sl__kafka_subscribe(ctx, errstr, sizeof(errstr)) != SL_OK) {
+        sl_instance_error(ctx->ins, "%s", errstr);
         return SL_ERR_INVAL;
     }
     atomic_store(&ctx->stop, false);

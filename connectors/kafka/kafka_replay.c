@@ -105,7 +105,7 @@ int sl__kafka_direct_replay(sl_kafka_src *ctx, int64_t batch_time, const char *d
     }
     rd_kafka_topic_partition_list_destroy(l);
     if (rc == SL_OK && nr > 0) {
-        rc = sl__kafka_read_ranges(ctx, rrs, nr, sl__kafka_mono_ms() + 3 * ctx->poll_timeout);
+        rc = sl__kafka_read_ranges(ctx, rrs, nr, sl__mono_ms() + 3 * ctx->poll_timeout);
     }
     char *desc = NULL;
     size_t dlen = 0, dcap = 0, total = 0;

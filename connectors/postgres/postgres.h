@@ -132,22 +132,6 @@ const char *sl__pg_type_name(sl_pg_type t);
 
 /* ==== postgres_rows.c ==== */
 
-/* Aliases of the sl_buf toolkit kept for postgres.c, whose split is under way; new code
- * uses sl_buf directly. postgres.c empties its buffers with len = 0, which leaves the
- * failure latch set, so the alias clears it: each append is tried on its own, as before. */
-typedef sl_buf sl_pg_buf;
-
-static inline int sl__pg_buf_put(sl_buf *b, const void *bytes, size_t n)
-{
-    b->failed = false;
-    return sl__buf_append(b, bytes, n);
-}
-
-static inline void sl__pg_buf_free(sl_buf *b)
-{
-    sl__buf_free(b);
-}
-
 /* One record's column values as text: vals[i] (lens[i] bytes) or NULL for SQL NULL. The
  * texts live in scratch (reset by the caller per record) or in the record. */
 typedef struct sl_pg_row {

@@ -346,16 +346,16 @@ int sl__pg_ensure(sl_pg_ctx *ctx)
     if (rc == SL_OK && ctx->mode != SL_PG_APPEND) {
         /* Planning finds the unique index that ON CONFLICT needs: fail now, not at the
          * first batch. The arguments are empty arrays, constants. */
-        sl_pg_buf sql = {0};
+        sl_buf sql = {0};
         const char *head = "EXPLAIN EXECUTE " SL_PG_STMT_INSERT "(";
-        bool ok = sl__pg_buf_put(&sql, head, strlen(head)) == SL_OK;
+        bool ok = sl__buf_append(&sql, head, strlen(head)) == SL_OK;
         for (size_t i = 0; ok && i < ctx->ncols; i++) {
-            ok = sl__pg_buf_put(&sql, i ? ", '{}'" : "'{}'", i ? 6 : 4) == SL_OK;
+            ok = sl__buf_append(&sql, i ? ", '{}'" : "'{}'", i ? 6 : 4) == SL_OK;
         }
-        ok = ok && sl__pg_buf_put(&sql, ")", 1) == SL_OK;
+        ok = ok && sl__buf_append(&sql, ")", 1) == SL_OK;
         rc = ok ? sl__pg_simple(ctx, sql.p, "checking the conflict target (key_columns)")
                 : SL_ERR_NOMEM;
-        sl__pg_buf_free(&sql);
+        sl__buf_free(&sql);
     }
     if (rc != SL_OK) {
         sl__pg_drop(ctx);

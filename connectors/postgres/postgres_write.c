@@ -65,7 +65,7 @@ typedef struct pg_batch {
     const sl_batch_output *out;
     bool careful; /* savepoints: the server rejected data on the first try */
     sl_pg_row row;
-    sl_pg_buf *arrays;      /* one array literal per column */
+    sl_buf *arrays;         /* one array literal per column */
     const sl_record **recs; /* the rows of the statement being built */
     size_t nrecs, cap;
     uint64_t written, skipped;
@@ -107,7 +107,7 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
         return rc;
     }
     PQclear(res);
-    sl_pg_buf data = {0};
+    sl_buf data = {0};
     const char *fail = NULL;
     int abort_rc = SL_OK; /* a rejected record stops the write (errors.tolerance none) */
     size_t nparts = b->out->ds ? sl_dataset_partitions(b->out->ds) : 0;
@@ -133,14 +133,14 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
                 if (PQputCopyData(ctx->conn, data.p, (int)data.len) != 1) {
                     fail = PQerrorMessage(ctx->conn);
                 }
-                data.len = 0;
+                sl__buf_reset(&data);
             }
         }
     }
     if (!fail && data.len > 0 && PQputCopyData(ctx->conn, data.p, (int)data.len) != 1) {
         fail = PQerrorMessage(ctx->conn);
     }
-    sl__pg_buf_free(&data);
+    sl__buf_free(&data);
     if (PQputCopyEnd(ctx->conn, fail) != 1) {
         return sl__pg_map_error(ctx, NULL, "COPY");
     }
@@ -172,8 +172,8 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
 {
     *rejected = NULL;
     for (size_t c = 0; c < ctx->ncols; c++) {
-        b->arrays[c].len = 0;
-        if (sl__pg_buf_put(&b->arrays[c], "{", 1) != SL_OK) {
+        sl__buf_reset(&b->arrays[c]);
+        if (sl__buf_append(&b->arrays[c], "{", 1) != SL_OK) {
             return SL_ERR_NOMEM;
         }
     }
@@ -196,7 +196,7 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
         return SL_ERR_NOMEM;
     }
     for (size_t c = 0; c < ctx->ncols; c++) {
-        if (sl__pg_buf_put(&b->arrays[c], "}", 1) != SL_OK) {
+        if (sl__buf_append(&b->arrays[c], "}", 1) != SL_OK) {
             free(params);
             return SL_ERR_NOMEM;
         }
@@ -412,7 +412,7 @@ static int pg_batch_init(sl_pg_ctx *ctx, pg_batch *b, const sl_batch_output *out
 static void pg_batch_free(sl_pg_ctx *ctx, pg_batch *b)
 {
     for (size_t c = 0; b->arrays && c < ctx->ncols; c++) {
-        sl__pg_buf_free(&b->arrays[c]);
+        sl__buf_free(&b->arrays[c]);
     }
     free(b->arrays);
     free(b->recs);

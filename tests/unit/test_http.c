@@ -544,13 +544,13 @@ static void test_metrics_label_values_escaped(void)
     sl_context *ctx = ts_context(1000, 1);
     ts_source *src;
     CU_ASSERT_PTR_NOT_NULL_FATAL(ts_source_add(ctx, "we\"ird\\na\nme", &src));
-    sl_metrics_buf b = {0};
+    sl_buf b = {0};
     sl__metrics_render(ctx, NULL, &b);
     CU_ASSERT_FALSE(b.failed);
     CU_ASSERT_PTR_NOT_NULL(
-        strstr(b.s, "sluice_input_records_total{input=\"we\\\"ird\\\\na\\nme\"} 0\n"));
-    CU_ASSERT(check_exposition(b.s) > 10);
-    sl__metrics_buf_free(&b);
+        strstr(b.p, "sluice_input_records_total{input=\"we\\\"ird\\\\na\\nme\"} 0\n"));
+    CU_ASSERT(check_exposition(b.p) > 10);
+    sl__buf_free(&b);
 
     char buf[64];
     CU_ASSERT_EQUAL(sl_metrics_escape_label("a\"b\\c\nd", buf, sizeof(buf)), 10);

@@ -368,15 +368,15 @@ static int64_t step_time(int64_t interval, int k)
 /* The sum of the kafka_consumer_lag series of /metrics; -1 when there are none. */
 static double lag_sum(sl_context *ctx)
 {
-    sl_metrics_buf b = {0};
+    sl_buf b = {0};
     sl__metrics_render(ctx, NULL, &b);
     double sum = -1;
     const char *prefix = "sluice_kafka_consumer_lag{input=\"k\",topic=\"unit-sample\",";
-    for (const char *p = b.s ? b.s : ""; (p = strstr(p, prefix)) != NULL; p++) {
+    for (const char *p = b.p ? b.p : ""; (p = strstr(p, prefix)) != NULL; p++) {
         const char *v = strchr(p, '}');
         sum = (sum < 0 ? 0 : sum) + strtod(v + 1, NULL);
     }
-    sl__metrics_buf_free(&b);
+    sl__buf_free(&b);
     return sum;
 }
 
