@@ -152,8 +152,11 @@ check "volumes /etc/sluice and /var/lib/sluice" \
     grep -qE '^VOLUME \["/etc/sluice", "/var/lib/sluice"\]' "$df"
 runtime=$(bash "$CS" dockerfile-runtime-packages "$df")
 check "the runtime stage installs no -dev package" bash -c "! grep -q -- '-dev$' <<<'$runtime'"
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 for lib in $(LC_ALL=C readelf -d "$SLUICE_BIN" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-    pkgs=$({ dpkg -S "*/$lib" 2>/dev/null || true; } | cut -d: -f1 | sort -u)
+    # The package of the native architecture's file (not of same-named files of others,
+    # such as libc6-i386's /lib32/libc.so.6).
+    pkgs=$({ dpkg -S "*/$lib" 2>/dev/null || true; } | grep -F "/$arch/" | cut -d: -f1 | sort -u)
     case "$pkgs" in
     libc6 | libgcc-s1 | libasan* | libubsan* | libstdc++*) continue ;;
     esac
@@ -164,7 +167,9 @@ for lib in $(LC_ALL=C readelf -d "$SLUICE_BIN" | sed -n 's/.*Shared library: \[\
     check "the runtime image installs $lib (${pkgs:-no package})" test -n "$found"
 done
 # The build stage's -dev packages are those of tests/infra/deps.sh (minus CUnit).
-want_dev=$(grep -oE 'lib[a-z0-9-]+-dev' "$SLUICE_SRC/tests/infra/deps.sh" | grep -v cunit | sort -u)
+# (Test-only packages aside: CUnit, and the fuzzers' clang runtime.)
+want_dev=$(grep -oE 'lib[a-z0-9-]+-dev' "$SLUICE_SRC/tests/infra/deps.sh" | grep -vE 'cunit|clang|fuzzer' |
+           sort -u)
 have_dev=$(awk '/^FROM/ { n++ } n == 1' "$df" | grep -oE 'lib[a-z0-9-]+-dev' | sort -u)
 check "the build stage installs the -dev packages of deps.sh" test "$want_dev" = "$have_dev"
 
