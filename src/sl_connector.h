@@ -35,6 +35,48 @@ int sl_batch_input_set_definition(sl_batch_input *in, const char *definition);
 void sl_batch_input_describe(sl_batch_input *in, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ==== Input positions: exactly once across a consumer group ====
+ * A partitioned, replayable source (Kafka direct) declares the ranges each batch reads;
+ * sinks that record, in the same transaction as the data, where each partition's input is
+ * written up to (its position) give those positions back. Whatever instance takes a
+ * partition then resumes where the sinks are, not where its own checkpoint was, and a
+ * sink writes a batch only when each range starts exactly at its position (a
+ * compare-and-set), so a stale instance can never write over a newer owner. */
+
+/* Records [from, until) of one partition of a source in a batch. */
+typedef struct sl_input_range {
+    const char *source; /* the source instance's name */
+    const char *topic;
+    int32_t partition;
+    int64_t from, until;
+} sl_input_range;
+
+/* A partition's position in a sink: the offset after the last record it holds. */
+typedef struct sl_position {
+    const char *source, *topic; /* in */
+    int32_t partition;          /* in */
+    int64_t next;               /* out: -1 when the sink holds nothing of it */
+} sl_position;
+
+/* Direct sources with positions: declares that the batch reads [from, until) of topic's
+ * partition (copied). Call it in next_batch and replay for every non-empty range. */
+int sl_batch_input_add_range(sl_batch_input *in, const char *topic, int32_t partition, int64_t from,
+                             int64_t until);
+
+/* What a sink that records positions does with a batch's ranges (out->ranges): SL_OK to
+ * write the batch and move every range's partition to its until, when each range starts
+ * at the partition's position (or the sink holds nothing of it); SKIP when every range
+ * ends at or before the position (the batch is already held: write nothing, report
+ * success); FENCED otherwise (return SL_ERR_FENCED without writing). */
+typedef enum sl_position_check {
+    SL_POSITION_WRITE = 0,
+    SL_POSITION_SKIP = 1,
+    SL_POSITION_FENCED = 2,
+} sl_position_check;
+
+/* The rule above for one range, given the sink's position of its partition (-1: none). */
+sl_position_check sl_position_check_range(const sl_input_range *r, int64_t position);
+
 /* ==== Sink output of one batch ==== */
 
 typedef struct sl_batch_output {
@@ -51,6 +93,10 @@ typedef struct sl_batch_output {
                            * interval. 0 when unknown (treat as batch_time). */
     /* The engine's reject queue, for sl_batch_output_reject; may be NULL. */
     struct sl_rejects *rejects;
+    /* The ranges of partitioned sources this batch read (sl_batch_input_add_range), for
+     * sinks that record positions. Borrowed for the call. */
+    const sl_input_range *ranges;
+    size_t nranges;
 } sl_batch_output;
 
 /* Rejected records (dead letters). A sink calls this for a record it cannot write (a value
@@ -155,6 +201,14 @@ struct sl_connector {
     /* A dead-letter target this connector provides (a choice of errors.dead_letter.type,
      * see sl_deadletter.h), or NULL. */
     const struct sl_dl_target *dead_letter;
+
+    /* Sinks that record input positions (see "Input positions" above): fills pos[i].next
+     * for each of pos[0..n), -1 where the sink holds nothing. SL_OK, or an error with errstr
+     * (SL_ERR_RETRY: not reachable now, ask again). Must not use the connection of write:
+     * it may run while write does. @locality the thread of a source's next_batch (the
+     * engine's timer thread) */
+    int (*positions)(void *ctx, const char *pipeline, sl_position *pos, size_t n, char *errstr,
+                     size_t errsize);
 };
 
 /* ==== Engine services for connectors ==== */
@@ -190,6 +244,29 @@ double sl_instance_backpressure_rate(const sl_instance *ins);
  * whatever its connector's SL_RECEIVER flag says: for connectors whose options choose (the
  * kafka source's mode). Call it in init. */
 void sl_instance_set_receiver(sl_instance *ins, bool receiver);
+/* Where the sinks are, for a partitioned source's partitions: one entry per partition. */
+#define SL_POSITION_CUTS 8
+typedef struct sl_source_position {
+    const char *topic;             /* in */
+    int32_t partition;             /* in */
+    int64_t next;                  /* out: the lowest position a sink holds; -1 none */
+    int64_t cut[SL_POSITION_CUTS]; /* out: the higher positions other sinks hold, rising: a
+                                    * batch must not read across one (the sinks ahead
+                                    * skip it, the others write it) */
+    size_t ncut;                   /* out */
+    bool missing; /* out: a sink holds nothing of it while another holds some: that sink
+                   * needs the input from where the source would start without positions
+                   * (the group's committed offset or `start`), another cut to merge */
+} sl_source_position;
+/* Asks every sink that records positions where it is for pos[0..n) of this source. *sinks
+ * gets how many sinks record positions (0: resume as without them). SL_OK, or an error
+ * with errstr (a sink that could not answer: SL_ERR_RETRY, ask again).
+ * @locality the source's next_batch thread (the timer thread) */
+int sl_instance_sink_positions(sl_instance *ins, sl_source_position *pos, size_t n, size_t *sinks,
+                               char *errstr, size_t errsize);
+/* Merges another position v (-1: none) into pos, as a sink's would be (a source's own
+ * fallback start for pos->missing). */
+void sl_source_position_merge(sl_source_position *pos, int64_t v);
 /* True once the engine asked the instance to stop. */
 bool sl_instance_stopping(const sl_instance *ins);
 

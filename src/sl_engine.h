@@ -393,7 +393,13 @@ struct sl_batch_input {
     char desc[96];
     size_t desc_len;
     char *definition; /* malloc'ed; NULL when the source set none */
+    /* sl_batch_input_add_range: source is set by the engine; topics are malloc'ed. */
+    sl_input_range *ranges;
+    size_t nranges, capranges;
 };
+
+/* Frees the ranges of in (sl_positions.c). */
+void sl__input_ranges_free(sl_input_range *ranges, size_t n);
 
 /* Receivers (sl_receiver.c). */
 /* The receiver of an instance of a context with that block interval (ms), counting what it
@@ -423,9 +429,11 @@ typedef struct sl_output {
 typedef struct sl_job {
     int64_t time;
     size_t ninputs;
-    sl_dataset **inputs; /* one per source, in source order */
-    char *inputs_json;   /* every input's definition or description, for sinks */
-    bool state_only;     /* re-run after a restart to rebuild state: no outputs */
+    sl_dataset **inputs;    /* one per source, in source order */
+    char *inputs_json;      /* every input's definition or description, for sinks */
+    sl_input_range *ranges; /* every source's ranges (sl_batch_input_add_range), for sinks */
+    size_t nranges;
+    bool state_only; /* re-run after a restart to rebuild state: no outputs */
     sl_batch_info info;
     struct sl_job *next;
 } sl_job;

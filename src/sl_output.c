@@ -144,6 +144,8 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
                 .inputs = job->inputs_json ? job->inputs_json : "{}",
                 .attempt = attempt,
                 .window_ms = sl__stream_span(o->stream),
+                .ranges = job->ranges,
+                .nranges = job->nranges,
             };
             /* The sink's errors, and those of its dead letters, land in why. */
             sl__instance_capture_begin(o->sink, why, sizeof(why));
@@ -233,7 +235,14 @@ static void output_done(out_run *run, sl_output *o, int rc, const char *err)
     }
     if (!info->error[0]) {
         sl__strlcpy(info->error, err, sizeof(info->error));
-        sl_log(SL_LOG_ERROR, "batch %" PRId64 ": %s", run->job->time, err);
+        sl_log(rc == SL_ERR_FENCED ? SL_LOG_WARN : SL_LOG_ERROR, "batch %" PRId64 ": %s",
+               run->job->time, err);
+    }
+    if (rc == SL_ERR_FENCED) {
+        /* The sink holds this input elsewhere: the batch is done as it is (never run again:
+         * not pending), and its sources, told it failed, resume where the sinks are. */
+        pthread_mutex_unlock(&run->lock);
+        return;
     }
     /* RETRY here: the context stopped while the output retried. Any other error fails the
      * batch as Spark fails its job: the pipeline stops and the batch stays pending, to run

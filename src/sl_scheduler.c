@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -16,11 +17,31 @@
 
 /* ==== Job generation (timer thread) ==== */
 
+/* Appends a source's ranges to the job's, named for the source (topics copied). */
+static int job_add_ranges(sl_job *job, sl_instance *ins, sl_batch_input *in)
+{
+    sl_input_range *r = realloc(job->ranges, (job->nranges + in->nranges) * sizeof(*r));
+    if (!r) {
+        return SL_ERR_NOMEM;
+    }
+    job->ranges = r;
+    for (size_t i = 0; i < in->nranges; i++) {
+        r[job->nranges] = in->ranges[i];
+        r[job->nranges].source = ins->name;
+        r[job->nranges].topic = strdup(in->ranges[i].topic);
+        if (!r[job->nranges].topic) {
+            return SL_ERR_NOMEM;
+        }
+        job->nranges++;
+    }
+    return SL_OK;
+}
+
 /* The input of one source for batch t: a receiver's blocks, a direct source's next batch,
  * or (replay != NULL) a direct source's batch read again from its definition. *def gets
  * the definition to checkpoint (caller frees). */
 static sl_dataset *source_input(sl_instance *ins, int64_t t, const char *replay, char *desc,
-                                size_t descsize, char **def)
+                                size_t descsize, char **def, sl_job *job)
 {
     sl_dataset *ds = NULL;
     int rc;
@@ -42,6 +63,9 @@ static sl_dataset *source_input(sl_instance *ins, int64_t t, const char *replay,
         } else {
             rc = ins->conn->next_batch(ins->cctx, t, &in);
         }
+        if (rc == SL_OK && in.nranges) {
+            rc = job_add_ranges(job, ins, &in);
+        }
         if (rc == SL_OK) {
             ds = in.ds;
             sl__strlcpy(desc, in.desc, descsize);
@@ -50,6 +74,7 @@ static sl_dataset *source_input(sl_instance *ins, int64_t t, const char *replay,
             sl__dataset_release(in.ds);
             free(in.definition);
         }
+        sl__input_ranges_free(in.ranges, in.nranges);
     }
     if (rc != SL_OK || !ds) {
         sl_instance_error(ins, "no input for batch %" PRId64 "%s: %s", t,
@@ -83,7 +108,7 @@ sl_job *sl__job_generate(sl_context *ctx, int64_t t, const sl_ckpt_batch *replay
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
         char desc[96] = "";
         const char *rdef = replay ? (replay->defs[i] ? replay->defs[i] : "") : NULL;
-        sl_dataset *ds = source_input(ins, t, rdef, desc, sizeof(desc), &defs[i]);
+        sl_dataset *ds = source_input(ins, t, rdef, desc, sizeof(desc), &defs[i], job);
         size_t n = ds ? sl_dataset_count(ds) : 0;
         if (!ins->receiver) {
             atomic_fetch_add(&ins->records, n);
@@ -116,6 +141,7 @@ sl_job *sl__job_generate(sl_context *ctx, int64_t t, const sl_ckpt_batch *replay
 void sl__job_free(sl_job *job)
 {
     free(job->inputs_json);
+    sl__input_ranges_free(job->ranges, job->nranges);
     for (size_t i = 0; i < job->ninputs; i++) {
         sl__dataset_release(job->inputs[i]);
     }

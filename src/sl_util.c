@@ -468,6 +468,7 @@ const char *sl_err2str(int err)
     case SL_ERR_RECORD: return "record could not be processed";
     case SL_ERR_TOOBIG: return "record too large";
     case SL_ERR_FATAL: return "fatal error";
+    case SL_ERR_FENCED: return "input held elsewhere: resuming where the sinks are";
     default: return "unknown error";
     }
 }

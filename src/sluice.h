@@ -48,6 +48,9 @@ typedef enum sl_err {
     SL_ERR_RECORD = -7,   /* a record could not be processed (counted and reported) */
     SL_ERR_TOOBIG = -8,   /* a record exceeded a size limit */
     SL_ERR_FATAL = -9,    /* unrecoverable: the pipeline stops */
+    SL_ERR_FENCED = -10,  /* a sink holds this input elsewhere (another instance wrote it, or
+                           * this one lost the partition): the batch is dropped and the
+                           * source resumes where the sinks are */
 } sl_err;
 
 /* Returns a static string naming the error code. Never NULL. */
