@@ -361,7 +361,16 @@ static const sl_option kafka_src_options[] = {
      .type = SL_OPT_STR,
      .offset = offsetof(sl_kafka_src, group),
      .doc = "consumer group: offsets are committed to it after each batch completes, and "
-            "instances with the same group share the partitions"},
+            "instances with the same group share the partitions; in direct mode a partition "
+            "resumes where the sinks that record input positions are (PostgreSQL, Redis, "
+            "transactional Kafka), whichever instance had it before"},
+    {.name = "group_instance_id",
+     .type = SL_OPT_STR,
+     .offset = offsetof(sl_kafka_src, group_instance_id),
+     .doc = "static membership (group.instance.id), unique per instance and stable across its "
+            "restarts, e.g. ${INSTANCE}: a restarted instance gets its partitions back at once "
+            "instead of a rebalance; a member that is gone keeps them until "
+            "session.timeout.ms (properties) passes"},
     {.name = "start",
      .type = SL_OPT_ENUM,
      .def = "latest",

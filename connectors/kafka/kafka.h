@@ -63,6 +63,11 @@ typedef struct sl_kafka_part {
     int64_t broken_reported; /* ms, when the breakage was last reported */
     int64_t stuck_at;        /* a range ended short here last time (a gap): do not wait */
     int64_t jump_to;         /* out of range: the next batch starts here; -1 none */
+    /* Where other sinks are, ahead of next (input positions): a batch reads this partition
+     * alone and stops at cut[0], so that each sink either holds all of it or none. */
+    int64_t cut[SL_POSITION_CUTS];
+    size_t ncut;
+    bool later; /* came after the first assignment (for the start without positions) */
 } sl_kafka_part;
 
 /* How the start offset of a partition is found. */
@@ -70,6 +75,7 @@ typedef struct sl_kafka_part {
 #define SL_KAFKA_WANT_COMMITTED 1 /* the group's committed offset, else the fallback */
 #define SL_KAFKA_WANT_EARLIEST  2
 #define SL_KAFKA_WANT_LATEST    3
+#define SL_KAFKA_WANT_SINKS     4 /* where the sinks are (input positions), else as above */
 
 /* Headers of the messages of a chunk or range, in record order: they borrow the names and
  * values of the messages. Grown as needed and reused (no allocation per message). The metas
@@ -135,6 +141,7 @@ typedef struct sl_kafka_src {
     const char *topics;
     const char *topic_pattern;
     const char *group;
+    const char *group_instance_id; /* static membership: group.instance.id */
     sl_kafka_start start;
     sl_kafka_start start_fallback; /* EARLIEST or LATEST */
     double max_rate_per_partition;
@@ -194,8 +201,11 @@ typedef struct sl_kafka_src {
     uint64_t rewinds;      /* failed batches made `next` go back this many times */
     sl_kafka_saved *saved; /* positions restored from the engine's checkpoint */
     size_t nsaved, capsaved;
-    bool restored;         /* restore() gave them: they come before anything else */
-    bool missing_reported; /* a missing topic was reported */
+    bool restored;            /* restore() gave them: they come before anything else */
+    bool missing_reported;    /* a missing topic was reported */
+    size_t position_sinks;    /* sinks that record input positions (known once asked) */
+    int64_t waiting_since;    /* ms: subscribed and no partition assigned since; 0 assigned */
+    int64_t waiting_reported; /* ms: when that was last reported */
     /* Buffers reused by every batch. */
     sl_kafka_rbuf *rbufs; /* one per range of a batch */
     size_t caprbufs;

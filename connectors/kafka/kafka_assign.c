@@ -179,6 +179,7 @@ static const char *want_name(int want)
     case SL_KAFKA_WANT_COMMITTED: return "the group's committed offset";
     case SL_KAFKA_WANT_EARLIEST: return "earliest";
     case SL_KAFKA_WANT_LATEST: return "latest";
+    case SL_KAFKA_WANT_SINKS: return "where the sinks are";
     default: return "the checkpoint";
     }
 }
@@ -191,10 +192,95 @@ static void set_resolved(sl_kafka_src *ctx, sl_kafka_part *p, int64_t offset, in
                     p->topic, p->partition, offset, want_name(how));
 }
 
-/* Finds the start offsets still unknown: committed offsets, then earliest and latest.
- * Failures leave partitions unresolved until the next batch. @locks ctx->lock held */
+/* The group's committed offset of p, else its earliest offset; -1 when neither is known. */
+static int64_t fallback_offset(sl_kafka_src *ctx, const sl_kafka_part *p, int timeout)
+{
+    int64_t off = -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    if (!rd_kafka_committed(ctx->rk, l, timeout) && !l->elems[0].err) {
+        off = l->elems[0].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t lo = -1, hi = -1;
+    if (off < 0 &&
+        !rd_kafka_query_watermark_offsets(ctx->rk, p->topic, p->partition, &lo, &hi, timeout)) {
+        off = lo;
+    }
+    return off;
+}
+
+/* Partitions that start where the sinks are (input positions): the lowest position any
+ * sink holds, with the higher ones as cuts; without a sink that records positions, or with
+ * none holding the partition, as the source would start without them. A failure to ask
+ * leaves them unresolved until the next batch. @locks ctx->lock held */
+static void resolve_from_sinks(sl_kafka_src *ctx, int timeout)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->nparts; i++) {
+        n += ctx->parts[i].want == SL_KAFKA_WANT_SINKS;
+    }
+    if (n == 0) {
+        return;
+    }
+    sl_source_position *pos = calloc(n, sizeof(*pos));
+    size_t *ix = calloc(n, sizeof(*ix));
+    if (!pos || !ix) {
+        free(pos);
+        free(ix);
+        return;
+    }
+    for (size_t i = 0, k = 0; i < ctx->nparts; i++) {
+        if (ctx->parts[i].want == SL_KAFKA_WANT_SINKS) {
+            pos[k] = (sl_source_position){.topic = ctx->parts[i].topic,
+                                          .partition = ctx->parts[i].partition};
+            ix[k++] = i;
+        }
+    }
+    char why[256] = "";
+    size_t sinks = 0;
+    int rc = sl_instance_sink_positions(ctx->ins, pos, n, &sinks, why, sizeof(why));
+    if (rc != SL_OK) {
+        sl_instance_error(ctx->ins, "cannot read where the sinks are (asking again): %s", why);
+        free(pos);
+        free(ix);
+        return;
+    }
+    ctx->position_sinks = sinks;
+    for (size_t k = 0; k < n; k++) {
+        sl_kafka_part *p = &ctx->parts[ix[k]];
+        if (pos[k].next < 0) {
+            int64_t off;
+            p->want = want_for_new(ctx, p->topic, p->partition, p->later, &off);
+            if (p->want == SL_KAFKA_WANT_NONE) {
+                set_resolved(ctx, p, off, SL_KAFKA_WANT_NONE);
+            }
+            continue;
+        }
+        if (pos[k].missing) {
+            /* A sink holds nothing of it: it needs the input from the fallback start. */
+            sl_source_position_merge(&pos[k], fallback_offset(ctx, p, timeout));
+        }
+        p->ncut = pos[k].ncut;
+        memcpy(p->cut, pos[k].cut, sizeof(p->cut));
+        set_resolved(ctx, p, pos[k].next, SL_KAFKA_WANT_SINKS);
+        if (p->ncut) {
+            sl_instance_log(ctx->ins, SL_LOG_INFO,
+                            "%s [%" PRId32 "]: the sinks are at %" PRId64 " to %" PRId64
+                            ": batches of this partition alone catch the others up first",
+                            p->topic, p->partition, p->next, p->cut[p->ncut - 1]);
+        }
+    }
+    free(pos);
+    free(ix);
+}
+
+/* Finds the start offsets still unknown: where the sinks are, committed offsets, then
+ * earliest and latest. Failures leave partitions unresolved until the next batch.
+ * @locks ctx->lock held */
 void sl__kafka_resolve_parts(sl_kafka_src *ctx, int timeout)
 {
+    resolve_from_sinks(ctx, timeout);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < ctx->nparts; i++) {
         if (ctx->parts[i].want == SL_KAFKA_WANT_COMMITTED) {
@@ -423,11 +509,14 @@ static void on_assign(sl_kafka_src *ctx, rd_kafka_t *rk, rd_kafka_topic_partitio
     bool later = ctx->assigned_once;
     for (int i = 0; i < l->cnt; i++) {
         if (!sl__kafka_part_find(ctx, l->elems[i].topic, l->elems[i].partition)) {
-            int64_t off;
-            int want = want_for_new(ctx, l->elems[i].topic, l->elems[i].partition, later, &off);
-            if (!part_add(ctx, l->elems[i].topic, l->elems[i].partition, want, off)) {
+            /* A group's partition starts where the sinks are: whoever had it before. */
+            sl_kafka_part *p =
+                part_add(ctx, l->elems[i].topic, l->elems[i].partition, SL_KAFKA_WANT_SINKS, -1);
+            if (!p) {
                 sl_instance_error(ctx->ins, "out of memory taking %s [%" PRId32 "]",
                                   l->elems[i].topic, l->elems[i].partition);
+            } else {
+                p->later = later;
             }
         }
     }
@@ -449,6 +538,7 @@ static void on_assign(sl_kafka_src *ctx, rd_kafka_t *rk, rd_kafka_topic_partitio
         sl_instance_error(ctx->ins, "cannot take partitions: %s", why);
     }
     ctx->assigned_once = true;
+    ctx->waiting_since = 0;
     char text[256];
     sl__kafka_list_text(l, text, sizeof(text));
     sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s assigned %d partitions: %s", ctx->group,

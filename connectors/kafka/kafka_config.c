@@ -249,6 +249,7 @@ static const char *managed_property(const char *key)
         {"bootstrap.servers", "set it with the brokers option"},
         {"metadata.broker.list", "set it with the brokers option"},
         {"group.id", "set it with the group option"},
+        {"group.instance.id", "set it with the group_instance_id option"},
         {"enable.auto.commit", "sluice commits offsets itself, after batches complete"},
         {"enable.auto.offset.store", "sluice commits offsets itself, after batches complete"},
         {"auto.offset.reset", "set it with the start and on_offset_out_of_range options"},

@@ -39,8 +39,9 @@
 
 static void publish_lag(sl_kafka_src *ctx, const size_t *idx, size_t n);
 
-#define BROKEN_REPORT_MS 10000 /* a stopped partition is reported again after this long */
-#define START_TIMEOUT_MS 1000  /* longest wait for the brokers in start() */
+#define BROKEN_REPORT_MS  10000 /* a stopped partition is reported again after this long */
+#define START_TIMEOUT_MS  1000  /* longest wait for the brokers in start() */
+#define WAITING_REPORT_MS 5000  /* waiting for an assignment is reported this often */
 
 /* ==== Pending batches, completion and failure ==== */
 
@@ -172,6 +173,14 @@ void sl__kafka_direct_failed(sl_kafka_src *ctx, int64_t batch_time)
             break;
         }
     }
+    if (ctx->position_sinks > 0) {
+        /* A sink may hold the input elsewhere (it fenced the batch): every partition
+         * continues where the sinks are now. */
+        for (size_t i = 0; i < ctx->nparts; i++) {
+            ctx->parts[i].want = SL_KAFKA_WANT_SINKS;
+            ctx->parts[i].later = true;
+        }
+    }
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -229,6 +238,13 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
     }
     snprintf(ms, sizeof(ms), "%lld", (long long)ctx->metadata_refresh);
     rd_kafka_conf_set(conf, "group.id", gid, errstr, sizeof(errstr));
+    if (sl__kafka_has_group(ctx) && ctx->group_instance_id && *ctx->group_instance_id &&
+        rd_kafka_conf_set(conf, "group.instance.id", ctx->group_instance_id, errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "group_instance_id: %s", errstr);
+        return SL_ERR_INVAL;
+    }
     rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, sizeof(errstr));
     rd_kafka_conf_set_opaque(conf, ctx);
     rd_kafka_conf_set_error_cb(conf, sl__kafka_src_error_cb);
@@ -448,6 +464,20 @@ typedef struct batch_build {
 static void update_assignment(sl_kafka_src *ctx)
 {
     serve_events(ctx);
+    if (ctx->subscribed && ctx->nparts == 0) {
+        int64_t now = sl__mono_ms();
+        if (!ctx->waiting_since) {
+            ctx->waiting_since = now;
+        } else if (now - ctx->waiting_since >= WAITING_REPORT_MS &&
+                   now - ctx->waiting_reported >= WAITING_REPORT_MS) {
+            ctx->waiting_reported = now;
+            sl_instance_log(ctx->ins, SL_LOG_WARN,
+                            "waiting %" PRId64 " s for group %s to assign partitions (members "
+                            "that are gone hold theirs until session.timeout.ms passes; "
+                            "group_instance_id gives a restarted instance its own back at once)",
+                            (now - ctx->waiting_since) / 1000, ctx->group);
+        }
+    }
     if (!ctx->subscribed && sl__mono_ms() >= ctx->next_refresh) {
         sl__kafka_refresh_metadata(ctx, (int)ctx->poll_timeout);
         ctx->next_refresh = sl__mono_ms() + ctx->metadata_refresh;
@@ -486,6 +516,28 @@ static int plan_batch(sl_kafka_src *ctx, batch_build *bb)
     return rc;
 }
 
+/* While sinks disagree on where a partition is (input positions: some hold more of it
+ * than others), a batch reads that partition alone, up to the next sink's position, so
+ * that each sink holds either all of the batch (and skips it) or none of it (and writes
+ * it). Without the lock (the cuts change only on this thread). */
+static void catch_up(sl_kafka_src *ctx, batch_build *bb)
+{
+    size_t alone = bb->n;
+    for (size_t k = 0; k < bb->n && alone == bb->n; k++) {
+        if (ctx->parts[bb->idx[k]].ncut > 0) {
+            alone = k;
+        }
+    }
+    for (size_t k = 0; alone < bb->n && k < bb->n; k++) {
+        const sl_kafka_part *p = &ctx->parts[bb->idx[k]];
+        if (k != alone) {
+            ctx->until_buf[k] = ctx->from_buf[k];
+        } else if (ctx->until_buf[k] > p->cut[0]) {
+            ctx->until_buf[k] = p->cut[0];
+        }
+    }
+}
+
 /* Phase 3: the ranges [from, until) from the latest offsets and the limits; the queues
  * sought where a range starts. A partition whose latest offset is unknown gets an empty
  * range; when the lookup fails, the batch has no partition. Without the lock. */
@@ -506,6 +558,7 @@ static void compute_ranges(sl_kafka_src *ctx, batch_build *bb, int rc)
         }
     }
     sl__kafka_compute_until(bb->n, ctx->from_buf, ctx->latest_buf, &bb->lim, ctx->until_buf);
+    catch_up(ctx, bb);
     if (bb->n > 0) {
         sl__kafka_seek_parts(ctx, bb->idx, ctx->from_buf, bb->n);
     }
@@ -598,6 +651,9 @@ static bool advance_positions(sl_kafka_src *ctx, const batch_build *bb)
             p->next = p->jump_to;
             p->jump_to = -1;
         }
+        while (p->ncut > 0 && p->next >= p->cut[0]) {
+            memmove(p->cut, p->cut + 1, --p->ncut * sizeof(p->cut[0]));
+        }
     }
     return false;
 }
@@ -609,7 +665,13 @@ static int queue_pending(sl_kafka_src *ctx, batch_build *bb, int64_t batch_time,
                          sl_kafka_pending *e, bool superseded)
 {
     int rc = SL_OK;
-    char *def = definition_json(ctx, bb->ranges, bb->nranges);
+    /* The ranges, for sinks that record positions: a superseded batch's too, which they
+     * then fence instead of writing its input twice. */
+    for (size_t r = 0; r < bb->nranges && rc == SL_OK; r++) {
+        rc = sl_batch_input_add_range(in, bb->ranges[r].topic, bb->ranges[r].partition,
+                                      bb->ranges[r].from, bb->ranges[r].until);
+    }
+    char *def = rc == SL_OK ? definition_json(ctx, bb->ranges, bb->nranges) : NULL;
     if (def) {
         rc = sl_batch_input_set_definition(in, def);
         free(def);

@@ -635,7 +635,10 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
         rd_kafka_conf_set(conf, "auto.offset.reset",
                           s == SL_KAFKA_START_EARLIEST ? "earliest" : "latest", errstr,
                           sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, sizeof(errstr))) {
+        rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", ms, errstr, sizeof(errstr)) ||
+        (ctx->group_instance_id && *ctx->group_instance_id &&
+         rd_kafka_conf_set(conf, "group.instance.id", ctx->group_instance_id, errstr,
+                           sizeof(errstr)))) {
         rd_kafka_conf_destroy(conf);
         sl_instance_error(ctx->ins, "%s", errstr);
         return SL_ERR_INVAL;

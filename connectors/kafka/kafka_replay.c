@@ -144,6 +144,10 @@ int sl__kafka_direct_replay(sl_kafka_src *ctx, int64_t batch_time, const char *d
     if (rc == SL_OK) {
         /* Its completion moves `done` like any batch's. */
         rc = sl_batch_input_set_definition(in, definition);
+        for (size_t r = 0; r < nr && rc == SL_OK; r++) {
+            rc = sl_batch_input_add_range(in, ranges[r].topic, ranges[r].partition, ranges[r].from,
+                                          ranges[r].until);
+        }
         sl_batch_input_describe(in, "%s", desc ? desc : "no new offsets");
         sl_instance_log(ctx->ins, SL_LOG_INFO, "batch %" PRId64 " read again: %zu records: %s",
                         batch_time, total, desc ? desc : "no new offsets");
