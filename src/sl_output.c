@@ -252,13 +252,16 @@ static void output_done(out_run *run, sl_output *o, int rc, const char *err)
     run->abandoned = true;
     pthread_mutex_unlock(&run->lock);
     if (rc != SL_ERR_RETRY) {
-        /* Unrecoverable: the context stops at once, and says why. */
+        /* Unrecoverable: the context stops at once, and says why. Once fatal_err is set the
+         * job thread takes no further batch and the timer generates none; the broadcast
+         * wakes the timer to start the stop now rather than at its next batch time. */
         pthread_mutex_lock(&ctx->lock);
         if (!ctx->fatal_err) {
             ctx->fatal_err = rc;
         }
-        pthread_mutex_unlock(&ctx->lock);
         atomic_store(&ctx->stop_requested, true);
+        pthread_cond_broadcast(&ctx->cond);
+        pthread_mutex_unlock(&ctx->lock);
         sl_log(SL_LOG_ERROR, "stopping: output '%s' failed and cannot recover", o->name);
     }
 }

@@ -214,6 +214,15 @@ static void *timer_main(void *arg)
         if (now < next_batch) {
             continue;
         }
+        if (ctx->fatal_err != SL_OK) {
+            /* An output failed and the context is stopping: no batch after the failed one
+             * (its input stays at the source). */
+            if (final) {
+                break;
+            }
+            next_batch += ctx->batch_interval;
+            continue;
+        }
         pthread_mutex_unlock(&ctx->lock);
         sl_job *job = sl__job_generate(ctx, next_batch, NULL);
         pthread_mutex_lock(&ctx->lock);
@@ -347,12 +356,16 @@ static void *job_main(void *arg)
     sl_context *ctx = arg;
     pthread_mutex_lock(&ctx->lock);
     for (;;) {
-        while (!ctx->queue_head && ctx->timer_running &&
+        while (!ctx->queue_head && ctx->timer_running && ctx->fatal_err == SL_OK &&
                !(ctx->state == SL_CTX_STOPPING && !ctx->graceful)) {
             pthread_cond_wait(&ctx->cond, &ctx->lock);
         }
-        if (ctx->state == SL_CTX_STOPPING && !ctx->graceful) {
-            break; /* queued batches are dropped: replayable inputs re-run them */
+        if ((ctx->state == SL_CTX_STOPPING && !ctx->graceful) || ctx->fatal_err != SL_OK) {
+            /* Queued batches are dropped: replayable inputs re-run them. After an output's
+             * fatal error they are dropped at once, before the stop (which the timer starts
+             * from another thread) takes effect: no batch's outputs run after the failed
+             * one, as no job runs after a failed one in Spark. */
+            break;
         }
         sl_job *job = ctx->queue_head;
         if (!job) {
