@@ -1,22 +1,39 @@
 /* redis.c -- the redis sink (hiredis): each batch's commands in one MULTI/EXEC together with
- * a commit key.
+ * a commit key and, for a batch that read partitioned sources (Kafka direct), the input
+ * positions.
  *
- *   WATCH <commit key>  EXISTS <commit key>
- *       -> 1: the batch was written before a crash or a lost reply: UNWATCH, skip it
- *   MULTI  <one command per record, pipelined>  SET <commit key> <inputs> PX <commit_ttl>
- *   EXEC   -> nil: another writer touched the commit key meanwhile: retried (and skipped)
+ *   WATCH <commit key> [<positions>]  EXISTS <commit key>  [HMGET <positions> <field>...]
+ *       -> commit key exists: the batch was written before a crash or a lost reply:
+ *          UNWATCH, skip it
+ *       -> positions: every range starts at its partition's position (or none is held):
+ *          go on; every range ends at or before it: UNWATCH, skip it (held already);
+ *          otherwise UNWATCH, SL_ERR_FENCED (another instance owns the partition now)
+ *   MULTI  <one command per record, pipelined>  [HSET <positions> <field> <until>...]
+ *          SET <commit key> <inputs> PX <commit_ttl>
+ *   EXEC   -> nil: another writer touched a watched key meanwhile: with positions the
+ *          check runs again (REDIS_CONFLICT_TRIES times, then SL_ERR_RETRY), without it is
+ *          retried by the engine (and skipped)
  *
- * The commit key is <commit_prefix><pipeline>:<sink>[:<instance>]:<batch time>. Commands
- * are written pipeline_depth at a time before their replies are read. A record that cannot
- * make its command (no number for an increment) is rejected (sl_batch_output_reject: left
- * out, counted, logged, sent to the sink's dead letters, which are made durable just before
- * EXEC; with errors.tolerance none the transaction is dropped and the pipeline stops), and
+ * The commit key is <commit_prefix><pipeline>:<sink>[:<instance>]:<batch time>; the
+ * positions hash <commit_prefix>positions:<pipeline>:<sink>, shared by every instance, a
+ * field <source> TAB <topic> TAB <partition> holding the offset after the last record
+ * written. The WATCH, the check's replies and the transaction are on one connection with
+ * nothing else pending, so the replies come back in order; WATCH of two keys needs them in
+ * one slot: a single server, not Redis Cluster. The positions callback reads the hash on a
+ * connection of its own (it runs on the timer thread while writes run).
+ *
+ * Commands are written pipeline_depth at a time before their replies are read. A record
+ * that cannot make its command (no number for an increment) is rejected
+ * (sl_batch_output_reject: left out, counted, logged, sent to the sink's dead letters, which
+ * are made durable just before EXEC; with errors.tolerance none the transaction is dropped
+ * and the pipeline stops), and
  * so is one whose command fails inside EXEC (WRONGTYPE): Redis runs the others. Those are
  * known only once EXEC ran: their dead letters are written after it, and errors.tolerance
  * none cannot keep the rest of the batch out. Connection problems return SL_ERR_RETRY: the
- * engine retries with backoff and each attempt reconnects. Calls never overlap (one thread
+ * engine retries with backoff and each attempt reconnects. Writes never overlap (one thread
  * at a time). Arguments are passed with their lengths (binary-safe). */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +45,17 @@
 
 /* ==== Errors ==== */
 
-static void redis_drop(sl_redis_ctx *ctx)
+/* Drops a connection: the write's (*cp is ctx->conn, the instance shows inactive) or the
+ * positions callback's (ctx->pconn). */
+static void redis_drop(sl_redis_ctx *ctx, struct redisContext **cp)
 {
-    if (ctx->conn) {
-        redisFree(ctx->conn);
-        ctx->conn = NULL;
+    if (*cp) {
+        redisFree(*cp);
+        *cp = NULL;
     }
-    sl_instance_set_active(ctx->ins, false);
+    if (cp == &ctx->conn) {
+        sl_instance_set_active(ctx->ins, false);
+    }
 }
 
 /* True for replies that a configuration problem causes: no retry can fix them. */
@@ -57,22 +78,39 @@ static bool redis_config_error(const char *s)
     return false;
 }
 
+/* Reports an error of connection *cp: to the instance (sl_instance_error) and, for the
+ * positions connection, into ctx->perr for the callback's errstr. */
+static void redis_report(sl_redis_ctx *ctx, struct redisContext **cp, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void redis_report(sl_redis_ctx *ctx, struct redisContext **cp, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sl_instance_error(ctx->ins, "%s", msg);
+    if (cp == &ctx->pconn) {
+        sl__strlcpy(ctx->perr, msg, sizeof(ctx->perr));
+    }
+}
+
 /* The one place where hiredis's errors become SL_ERR_*: a broken connection (I/O, EOF,
  * timeout, protocol) and transient server states (LOADING, BUSY, OOM, READONLY, ...) are
  * SL_ERR_RETRY, the connection dropped when broken; authentication, database index and
  * unknown commands are SL_ERR_FATAL. The error is reported with what was being done;
  * reply may be NULL. */
-static int redis_map_error(sl_redis_ctx *ctx, const redisReply *reply, const char *what)
+static int redis_map_error(sl_redis_ctx *ctx, struct redisContext **cp, const redisReply *reply,
+                           const char *what)
 {
-    if (!ctx->conn || ctx->conn->err || !reply) {
-        sl_instance_error(ctx->ins, "redis %s:%lld: %s: %s", ctx->host, (long long)ctx->port, what,
-                          ctx->conn && ctx->conn->err ? ctx->conn->errstr : "no connection");
-        redis_drop(ctx);
+    if (!*cp || (*cp)->err || !reply) {
+        redis_report(ctx, cp, "redis %s:%lld: %s: %s", ctx->host, (long long)ctx->port, what,
+                     *cp && (*cp)->err ? (*cp)->errstr : "no connection");
+        redis_drop(ctx, cp);
         return SL_ERR_RETRY;
     }
     const char *s = reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply";
-    sl_instance_error(ctx->ins, "redis %s:%lld: %s: %.200s", ctx->host, (long long)ctx->port, what,
-                      s);
+    redis_report(ctx, cp, "redis %s:%lld: %s: %.200s", ctx->host, (long long)ctx->port, what, s);
     return redis_config_error(s) ? SL_ERR_FATAL : SL_ERR_RETRY;
 }
 
@@ -84,17 +122,18 @@ static struct timeval redis_tv(int64_t ms)
     return tv;
 }
 
-/* Runs one command and checks that its reply is not an error. */
-static int redis_simple(sl_redis_ctx *ctx, int argc, const char **argv, const char *what)
+/* Runs one command on *cp and checks that its reply is not an error. */
+static int redis_simple(sl_redis_ctx *ctx, struct redisContext **cp, int argc, const char **argv,
+                        const char *what)
 {
     size_t lens[4];
     for (int i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    redisReply *reply = redisCommandArgv(ctx->conn, argc, argv, lens);
+    redisReply *reply = redisCommandArgv(*cp, argc, argv, lens);
     int rc = SL_OK;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        rc = redis_map_error(ctx, reply, what);
+        rc = redis_map_error(ctx, cp, reply, what);
     }
     if (reply) {
         freeReplyObject(reply);
@@ -102,57 +141,199 @@ static int redis_simple(sl_redis_ctx *ctx, int argc, const char **argv, const ch
     return rc;
 }
 
-/* Connects (bounded by connect_timeout), authenticates and selects the database when there
- * is no usable connection. SL_OK, SL_ERR_RETRY or SL_ERR_FATAL. */
-static int redis_ensure(sl_redis_ctx *ctx)
+/* Connects *cp (bounded by connect_timeout), authenticates and selects the database when
+ * there is no usable connection. SL_OK, SL_ERR_RETRY or SL_ERR_FATAL. */
+static int redis_ensure(sl_redis_ctx *ctx, struct redisContext **cp)
 {
-    if (ctx->conn && !ctx->conn->err) {
+    if (*cp && !(*cp)->err) {
         return SL_OK;
     }
-    redis_drop(ctx);
-    ctx->conn = redisConnectWithTimeout(ctx->host, (int)ctx->port, redis_tv(ctx->connect_timeout));
-    if (!ctx->conn || ctx->conn->err) {
-        sl_instance_error(ctx->ins, "redis %s:%lld: cannot connect: %s", ctx->host,
-                          (long long)ctx->port, ctx->conn ? ctx->conn->errstr : "out of memory");
-        redis_drop(ctx);
+    redis_drop(ctx, cp);
+    *cp = redisConnectWithTimeout(ctx->host, (int)ctx->port, redis_tv(ctx->connect_timeout));
+    if (!*cp || (*cp)->err) {
+        redis_report(ctx, cp, "redis %s:%lld: cannot connect: %s", ctx->host, (long long)ctx->port,
+                     *cp ? (*cp)->errstr : "out of memory");
+        redis_drop(ctx, cp);
         return SL_ERR_RETRY;
     }
-    redisSetTimeout(ctx->conn, redis_tv(ctx->timeout));
-    redisEnableKeepAlive(ctx->conn);
+    redisSetTimeout(*cp, redis_tv(ctx->timeout));
+    redisEnableKeepAlive(*cp);
     int rc = SL_OK;
     if (ctx->password && *ctx->password) {
         const char *auth[3] = {"AUTH", ctx->username, ctx->password};
         if (ctx->username && *ctx->username) {
-            rc = redis_simple(ctx, 3, auth, "AUTH");
+            rc = redis_simple(ctx, cp, 3, auth, "AUTH");
         } else {
             auth[1] = ctx->password;
-            rc = redis_simple(ctx, 2, auth, "AUTH");
+            rc = redis_simple(ctx, cp, 2, auth, "AUTH");
         }
     }
     if (rc == SL_OK && ctx->db > 0) {
         char db[24];
         snprintf(db, sizeof(db), "%lld", (long long)ctx->db);
         const char *sel[2] = {"SELECT", db};
-        rc = redis_simple(ctx, 2, sel, "SELECT");
+        rc = redis_simple(ctx, cp, 2, sel, "SELECT");
     }
     if (rc != SL_OK) {
-        redis_drop(ctx);
+        redis_drop(ctx, cp);
         return rc;
     }
-    sl_instance_log(ctx->ins, SL_LOG_INFO, "redis: connected to %s:%lld, db %lld", ctx->host,
-                    (long long)ctx->port, (long long)ctx->db);
-    sl_instance_set_active(ctx->ins, true);
+    if (cp == &ctx->conn) {
+        sl_instance_log(ctx->ins, SL_LOG_INFO, "redis: connected to %s:%lld, db %lld", ctx->host,
+                        (long long)ctx->port, (long long)ctx->db);
+        sl_instance_set_active(ctx->ins, true);
+    }
+    return SL_OK;
+}
+
+/* ==== Positions: the fields of a batch's partitions ==== */
+
+/* The positions hash and the fields of n partitions, with the arguments of HMGET (and of
+ * HSET once the untils are set). */
+typedef struct redis_fields {
+    sl_buf key;
+    sl_buf text;       /* fields, then untils, one after another */
+    size_t n;          /* partitions */
+    size_t *off, *len; /* of field i in text, then of until i at n + i */
+    const char **argv; /* 2 + 2n: HMGET key f... or HSET key f u ... */
+    size_t *argvlen;
+    int64_t *held; /* HMGET's answer: the positions, -1 for none */
+} redis_fields;
+
+static void redis_fields_free(redis_fields *f)
+{
+    sl__buf_free(&f->key);
+    sl__buf_free(&f->text);
+    free(f->off);
+    free(f->len);
+    free(f->argv);
+    free(f->argvlen);
+    free(f->held);
+}
+
+static int redis_fields_alloc(redis_fields *f, size_t n)
+{
+    f->n = n;
+    f->off = calloc(2 * n, sizeof(*f->off));
+    f->len = calloc(2 * n, sizeof(*f->len));
+    f->argv = calloc(2 + 2 * n, sizeof(*f->argv));
+    f->argvlen = calloc(2 + 2 * n, sizeof(*f->argvlen));
+    f->held = calloc(n, sizeof(*f->held));
+    return f->off && f->len && f->argv && f->argvlen && f->held ? SL_OK : SL_ERR_NOMEM;
+}
+
+/* Appends piece i (a field, or an until at n + i) with sl__redis_position_field or
+ * printf: records where it is in text. */
+static void redis_fields_mark(redis_fields *f, size_t i, size_t start)
+{
+    f->off[i] = start;
+    f->len[i] = f->text.len - start;
+}
+
+/* The fields of a batch's ranges and their untils. SL_OK or SL_ERR_NOMEM. */
+static int redis_fields_of_ranges(redis_fields *f, const sl_redis_ctx *ctx,
+                                  const sl_batch_output *out)
+{
+    if (redis_fields_alloc(f, out->nranges) != SL_OK ||
+        sl__redis_positions_key(ctx, out->pipeline ? out->pipeline : "", out->sink ? out->sink : "",
+                                &f->key) != SL_OK) {
+        return SL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const sl_input_range *r = &out->ranges[i];
+        size_t start = f->text.len;
+        sl__redis_position_field(r->source, r->topic, r->partition, &f->text);
+        redis_fields_mark(f, i, start);
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        size_t start = f->text.len;
+        sl__buf_printf(&f->text, "%" PRId64, out->ranges[i].until);
+        redis_fields_mark(f, f->n + i, start);
+    }
+    return f->text.failed ? SL_ERR_NOMEM : SL_OK;
+}
+
+/* The fields of the positions asked for. SL_OK or SL_ERR_NOMEM. */
+static int redis_fields_of_positions(redis_fields *f, const sl_redis_ctx *ctx, const char *pipeline,
+                                     const sl_position *pos, size_t n)
+{
+    if (redis_fields_alloc(f, n) != SL_OK ||
+        sl__redis_positions_key(ctx, pipeline ? pipeline : "", sl_instance_name(ctx->ins),
+                                &f->key) != SL_OK) {
+        return SL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t start = f->text.len;
+        sl__redis_position_field(pos[i].source, pos[i].topic, pos[i].partition, &f->text);
+        redis_fields_mark(f, i, start);
+    }
+    return f->text.failed ? SL_ERR_NOMEM : SL_OK;
+}
+
+/* Fills argv: HMGET key f0 f1 ... (returns argc 2 + n), or with set HSET key f0 u0 f1 u1 ...
+ * (2 + 2n). */
+static int redis_fields_argv(redis_fields *f, bool set)
+{
+    f->argv[0] = set ? "HSET" : "HMGET";
+    f->argvlen[0] = set ? 4 : 5;
+    f->argv[1] = f->key.p;
+    f->argvlen[1] = f->key.len;
+    int argc = 2;
+    for (size_t i = 0; i < f->n; i++) {
+        f->argv[argc] = f->text.p + f->off[i];
+        f->argvlen[argc++] = f->len[i];
+        if (set) {
+            f->argv[argc] = f->text.p + f->off[f->n + i];
+            f->argvlen[argc++] = f->len[f->n + i];
+        }
+    }
+    return argc;
+}
+
+/* Reads HMGET's reply into f->held. SL_OK, SL_ERR_RETRY (an error reply) or SL_ERR_FATAL
+ * (a value that is no offset: the hash was written by something else), reported. */
+static int redis_fields_held(sl_redis_ctx *ctx, struct redisContext **cp, redis_fields *f,
+                             const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != f->n) {
+        return redis_map_error(ctx, cp, reply, "reading the positions");
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const redisReply *e = reply->element[i];
+        const char *s = e->type == REDIS_REPLY_STRING ? e->str : NULL;
+        if ((e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_NIL) ||
+            sl__redis_position_parse(s, s ? e->len : 0, &f->held[i]) != SL_OK) {
+            redis_report(ctx, cp, "redis: positions hash %s, field '%.*s': '%.40s' is no offset",
+                         f->key.p, (int)f->len[i], f->text.p + f->off[i], s ? s : "?");
+            return SL_ERR_FATAL;
+        }
+    }
     return SL_OK;
 }
 
 /* ==== Writing a batch ==== */
 
+/* Tries of one write when the positions hash changes between WATCH and EXEC. */
+#define REDIS_CONFLICT_TRIES 5
+
+/* How an attempt at a batch ended (with SL_OK). */
+typedef enum redis_outcome {
+    REDIS_WRITTEN,  /* EXEC ran */
+    REDIS_REPLAY,   /* the commit key exists: written before (a replay) */
+    REDIS_HELD,     /* every range ends at or before its position: written before */
+    REDIS_FENCED,   /* a range does not start at its position: not ours to write */
+    REDIS_CONFLICT, /* EXEC returned nil: a watched key changed meanwhile */
+} redis_outcome;
+
 typedef struct redis_batch {
     const sl_batch_output *out;
+    redis_fields *pos;      /* the batch's positions; NULL when it has no ranges */
     const sl_record **recs; /* the record of each queued command; NULL for our own */
     size_t n, cap;
     size_t unread; /* replies not read yet */
     bool queue_failed;
+    redis_outcome outcome;
+    size_t culprit; /* REDIS_FENCED: the range that decided it */
     uint64_t written, skipped;
 } redis_batch;
 
@@ -178,7 +359,7 @@ static int redis_queue(sl_redis_ctx *ctx, redis_batch *b, const sl_record *r, in
         b->cap = cap;
     }
     if (redisAppendCommandArgv(ctx->conn, argc, argv, lens) != REDIS_OK) {
-        return redis_map_error(ctx, NULL, "queuing a command");
+        return redis_map_error(ctx, &ctx->conn, NULL, "queuing a command");
     }
     b->recs[b->n++] = r;
     b->unread++;
@@ -192,7 +373,7 @@ static int redis_read_queued(sl_redis_ctx *ctx, redis_batch *b)
     while (b->unread > 0) {
         redisReply *reply = NULL;
         if (redisGetReply(ctx->conn, (void **)&reply) != REDIS_OK || !reply) {
-            return redis_map_error(ctx, NULL, "MULTI");
+            return redis_map_error(ctx, &ctx->conn, NULL, "MULTI");
         }
         b->unread--;
         if (reply->type == REDIS_REPLY_ERROR && !b->queue_failed) {
@@ -205,51 +386,83 @@ static int redis_read_queued(sl_redis_ctx *ctx, redis_batch *b)
     return SL_OK;
 }
 
-/* WATCH and EXISTS of the commit key: *done is set when it exists (then UNWATCHed). */
-static int redis_committed(sl_redis_ctx *ctx, const sl_buf *ck, bool *done)
+/* Before MULTI, on the write's connection with no reply pending (so that the replies come
+ * in this order): WATCH the commit key and the positions hash, EXISTS the commit key, HMGET
+ * the batch's fields, pipelined. Sets b->outcome: REPLAY when the commit key exists, else
+ * the positions' decision (WRITTEN: go on under WATCH); UNWATCHes unless going on. An error
+ * drops the connection (and with it the WATCH). */
+static int redis_check(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck)
 {
-    const char *argv[2] = {"WATCH", ck->p};
-    size_t lens[2] = {5, ck->len};
-    redisAppendCommandArgv(ctx->conn, 2, argv, lens);
+    const char *argv[3] = {"WATCH", ck->p, b->pos ? b->pos->key.p : NULL};
+    size_t lens[3] = {5, ck->len, b->pos ? b->pos->key.len : 0};
+    int nreplies = 2;
+    bool appended = redisAppendCommandArgv(ctx->conn, b->pos ? 3 : 2, argv, lens) == REDIS_OK;
     argv[0] = "EXISTS";
     lens[0] = 6;
-    redisAppendCommandArgv(ctx->conn, 2, argv, lens);
+    appended = appended && redisAppendCommandArgv(ctx->conn, 2, argv, lens) == REDIS_OK;
+    if (b->pos) {
+        int argc = redis_fields_argv(b->pos, false);
+        appended = appended && redisAppendCommandArgv(ctx->conn, argc, b->pos->argv,
+                                                      b->pos->argvlen) == REDIS_OK;
+        nreplies++;
+    }
+    if (!appended) {
+        return redis_map_error(ctx, &ctx->conn, NULL, "reading the commit key");
+    }
     int rc = SL_OK;
-    for (int i = 0; i < 2; i++) {
+    bool done = false;
+    for (int i = 0; i < nreplies; i++) {
         redisReply *reply = NULL;
         if (redisGetReply(ctx->conn, (void **)&reply) != REDIS_OK || !reply) {
-            return redis_map_error(ctx, NULL, "reading the commit key");
+            return redis_map_error(ctx, &ctx->conn, NULL, "reading the commit key");
         }
-        if (reply->type == REDIS_REPLY_ERROR && rc == SL_OK) {
-            rc = redis_map_error(ctx, reply, "reading the commit key");
+        if (rc != SL_OK) {
+            /* the first error is reported; the other replies are read and dropped */
+        } else if (reply->type == REDIS_REPLY_ERROR) {
+            rc = redis_map_error(ctx, &ctx->conn, reply,
+                                 i < 2 ? "reading the commit key" : "reading the positions");
         } else if (i == 1 && reply->type == REDIS_REPLY_INTEGER) {
-            *done = reply->integer > 0;
+            done = reply->integer > 0;
+        } else if (i == 2) {
+            rc = redis_fields_held(ctx, &ctx->conn, b->pos, reply);
         }
         freeReplyObject(reply);
     }
-    if (rc == SL_OK && *done) {
+    if (rc != SL_OK) {
+        redis_drop(ctx, &ctx->conn);
+        return rc;
+    }
+    b->outcome = REDIS_WRITTEN;
+    if (done) {
+        b->outcome = REDIS_REPLAY;
+    } else if (b->pos) {
+        switch (sl__redis_positions_decide(b->out->ranges, b->pos->held, b->pos->n, &b->culprit)) {
+        case SL_POSITION_WRITE: break;
+        case SL_POSITION_SKIP: b->outcome = REDIS_HELD; break;
+        case SL_POSITION_FENCED: b->outcome = REDIS_FENCED; break;
+        }
+    }
+    if (b->outcome != REDIS_WRITTEN) {
         const char *unwatch[1] = {"UNWATCH"};
-        rc = redis_simple(ctx, 1, unwatch, "UNWATCH");
+        rc = redis_simple(ctx, &ctx->conn, 1, unwatch, "UNWATCH");
     }
     return rc;
 }
 
-/* Reads EXEC's reply: per-command errors skip their records. */
+/* Reads EXEC's reply: per-command errors skip their records; nil (a watched key changed)
+ * sets b->outcome to REDIS_CONFLICT. */
 static int redis_exec_reply(sl_redis_ctx *ctx, redis_batch *b)
 {
     redisReply *reply = NULL;
     if (redisGetReply(ctx->conn, (void **)&reply) != REDIS_OK || !reply) {
-        return redis_map_error(ctx, NULL, "EXEC"); /* a retry finds out through the key */
+        /* a retry finds out through the commit key and the positions */
+        return redis_map_error(ctx, &ctx->conn, NULL, "EXEC");
     }
     int rc = SL_OK;
     if (reply->type == REDIS_REPLY_NIL) {
-        sl_instance_error(ctx->ins,
-                          "redis: batch %" PRId64 ": the commit key changed during the "
-                          "transaction (another writer): retried",
-                          b->out->batch_time);
-        rc = SL_ERR_RETRY;
+        b->outcome = REDIS_CONFLICT;
     } else if (reply->type != REDIS_REPLY_ARRAY) {
-        rc = redis_map_error(ctx, reply, "EXEC");
+        rc = redis_map_error(ctx, &ctx->conn, reply, "EXEC");
     } else {
         /* Element i answers queued command i + 1 (command 0 is MULTI). */
         const sl_record *last = NULL;
@@ -272,7 +485,9 @@ static int redis_exec_reply(sl_redis_ctx *ctx, redis_batch *b)
                     rc = rrc; /* tolerance none: too late to keep the others out */
                 }
             } else {
-                sl_instance_error(ctx->ins, "redis: batch %" PRId64 ": writing the commit key: %s",
+                sl_instance_error(ctx->ins,
+                                  "redis: batch %" PRId64
+                                  ": writing the positions or the commit key: %s",
                                   b->out->batch_time, e->str);
             }
         }
@@ -281,10 +496,12 @@ static int redis_exec_reply(sl_redis_ctx *ctx, redis_batch *b)
     return rc;
 }
 
-static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck, bool *skipped)
+/* One attempt at the batch: the check, then (outcome WRITTEN) MULTI, the records'
+ * commands, HSET of the positions, SET of the commit key, EXEC. */
+static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck)
 {
-    int rc = redis_committed(ctx, ck, skipped);
-    if (rc != SL_OK || *skipped) {
+    int rc = redis_check(ctx, b, ck);
+    if (rc != SL_OK || b->outcome != REDIS_WRITTEN) {
         return rc;
     }
     const char *multi[1] = {"MULTI"};
@@ -322,21 +539,27 @@ static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck, bool *
     }
     sl__buf_free(&cmds.buf);
     if (rc != SL_OK) {
-        redis_drop(ctx); /* in MULTI with unread replies: start afresh */
+        redis_drop(ctx, &ctx->conn); /* in MULTI with unread replies: start afresh */
         return rc;
     }
 
+    if (b->pos) {
+        int argc = redis_fields_argv(b->pos, true);
+        rc = redis_queue(ctx, b, NULL, argc, b->pos->argv, b->pos->argvlen);
+    }
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->commit_ttl);
     const char *inputs = b->out->inputs ? b->out->inputs : "";
     const char *set[5] = {"SET", ck->p, inputs, "PX", ttl};
     size_t setlen[5] = {3, ck->len, strlen(inputs), 2, strlen(ttl)};
-    rc = redis_queue(ctx, b, NULL, 5, set, setlen);
+    if (rc == SL_OK) {
+        rc = redis_queue(ctx, b, NULL, 5, set, setlen);
+    }
     if (rc == SL_OK) {
         rc = sl_batch_output_flush_rejects(b->out); /* dead letters exist before EXEC */
     }
     if (rc == SL_OK && redisAppendCommand(ctx->conn, "EXEC") != REDIS_OK) {
-        rc = redis_map_error(ctx, NULL, "EXEC");
+        rc = redis_map_error(ctx, &ctx->conn, NULL, "EXEC");
     }
     if (rc == SL_OK) {
         rc = redis_read_queued(ctx, b);
@@ -345,11 +568,30 @@ static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck, bool *
         rc = redis_exec_reply(ctx, b);
     }
     if (rc != SL_OK) {
-        redis_drop(ctx);
+        redis_drop(ctx, &ctx->conn);
     } else if (b->queue_failed) {
         rc = SL_ERR_RETRY; /* EXEC was refused: nothing was written */
     }
     return rc;
+}
+
+/* Says in errstr which range fenced the batch off. */
+static void redis_fenced(const redis_batch *b, char *errstr, size_t errsize)
+{
+    const sl_input_range *r = &b->out->ranges[b->culprit];
+    int64_t held = b->pos->held[b->culprit];
+    char where[64];
+    if (held < 0) {
+        snprintf(where, sizeof(where), "holds nothing of it");
+    } else {
+        snprintf(where, sizeof(where), "is at offset %" PRId64, held);
+    }
+    snprintf(errstr, errsize,
+             "redis: batch %" PRId64 ": source '%s', topic '%s', partition %" PRId32
+             ": the sink %s (positions hash %s), the batch reads [%" PRId64 ", %" PRId64
+             "): not written (another instance wrote this partition)",
+             b->out->batch_time, r->source ? r->source : "", r->topic ? r->topic : "", r->partition,
+             where, b->pos->key.p, r->from, r->until);
 }
 
 /* ==== Callbacks ==== */
@@ -366,7 +608,7 @@ static int redis_init(sl_instance *ins, void *data, char *errstr, size_t errsize
 static int redis_start(void *data, char *errstr, size_t errsize)
 {
     sl_redis_ctx *ctx = data;
-    int rc = redis_ensure(ctx);
+    int rc = redis_ensure(ctx, &ctx->conn);
     if (rc == SL_ERR_RETRY) {
         sl_instance_log(ctx->ins, SL_LOG_WARN,
                         "redis: not reachable yet; batches wait until it is");
@@ -379,24 +621,55 @@ static int redis_start(void *data, char *errstr, size_t errsize)
 static int redis_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_redis_ctx *ctx = data;
-    int rc = redis_ensure(ctx);
-    if (rc != SL_OK) {
-        return rc;
-    }
     sl_buf ck = {0};
+    redis_fields pos = {0};
     if (sl__redis_commit_key(ctx, out->pipeline ? out->pipeline : "", out->sink ? out->sink : "",
-                             out->batch_time, &ck) != SL_OK) {
+                             out->batch_time, &ck) != SL_OK ||
+        (out->nranges > 0 && redis_fields_of_ranges(&pos, ctx, out) != SL_OK)) {
         sl_instance_error(ctx->ins, "redis: out of memory");
+        sl__buf_free(&ck);
+        redis_fields_free(&pos);
         return SL_ERR_NOMEM;
     }
     redis_batch b = {.out = out};
-    bool skipped = false;
-    rc = redis_txn(ctx, &b, &ck, &skipped);
-    if (rc == SL_OK && skipped) {
+    int rc = SL_OK;
+    for (int attempt = 1;; attempt++) {
+        free(b.recs);
+        b = (redis_batch){.out = out, .pos = out->nranges > 0 ? &pos : NULL};
+        rc = redis_ensure(ctx, &ctx->conn);
+        if (rc == SL_OK) {
+            rc = redis_txn(ctx, &b, &ck);
+        }
+        if (rc != SL_OK || b.outcome != REDIS_CONFLICT) {
+            break;
+        }
+        if (!b.pos || attempt == REDIS_CONFLICT_TRIES) {
+            sl_instance_error(ctx->ins,
+                              "redis: batch %" PRId64 ": the %s changed during the transaction "
+                              "(another writer), %d time(s) in a row: retried",
+                              out->batch_time, b.pos ? "positions or the commit key" : "commit key",
+                              attempt);
+            rc = SL_ERR_RETRY;
+            break;
+        }
+        sl_instance_log(ctx->ins, SL_LOG_INFO,
+                        "batch %" PRId64 ": the positions changed during the transaction "
+                        "(another instance wrote): checking again",
+                        out->batch_time);
+    }
+    if (rc == SL_OK && b.outcome == REDIS_REPLAY) {
         sl_instance_log(ctx->ins, SL_LOG_INFO,
                         "batch %" PRId64 " already committed (a replay): "
                         "skipped",
                         out->batch_time);
+    } else if (rc == SL_OK && b.outcome == REDIS_HELD) {
+        sl_instance_log(ctx->ins, SL_LOG_INFO,
+                        "batch %" PRId64 " already committed (the positions hold its input): "
+                        "skipped",
+                        out->batch_time);
+    } else if (rc == SL_OK && b.outcome == REDIS_FENCED) {
+        redis_fenced(&b, errstr, errsize);
+        rc = SL_ERR_FENCED;
     } else if (rc == SL_OK) {
         /* The engine sums up the rejected records (sl_batch_output_reject). */
         sl_instance_log(ctx->ins, SL_LOG_DEBUG,
@@ -405,6 +678,48 @@ static int redis_write(void *data, const sl_batch_output *out, char *errstr, siz
     }
     free(b.recs);
     sl__buf_free(&ck);
+    redis_fields_free(&pos);
+    return rc;
+}
+
+/* The positions of pos[0..n) in this sink's hash: one HMGET on the callback's own
+ * connection (connected on first use, again after an error). Runs on the timer thread,
+ * possibly while a write runs. */
+static int redis_positions(void *data, const char *pipeline, sl_position *pos, size_t n,
+                           char *errstr, size_t errsize)
+{
+    sl_redis_ctx *ctx = data;
+    if (n == 0) {
+        return SL_OK;
+    }
+    ctx->perr[0] = '\0';
+    redis_fields f = {0};
+    int rc = redis_fields_of_positions(&f, ctx, pipeline, pos, n);
+    if (rc != SL_OK) {
+        snprintf(ctx->perr, sizeof(ctx->perr), "redis: out of memory");
+    }
+    if (rc == SL_OK) {
+        rc = redis_ensure(ctx, &ctx->pconn);
+    }
+    if (rc == SL_OK) {
+        int argc = redis_fields_argv(&f, false);
+        redisReply *reply = redisCommandArgv(ctx->pconn, argc, f.argv, f.argvlen);
+        if (!reply || reply->type == REDIS_REPLY_ERROR) {
+            rc = redis_map_error(ctx, &ctx->pconn, reply, "reading the positions");
+        } else {
+            rc = redis_fields_held(ctx, &ctx->pconn, &f, reply);
+        }
+        if (reply) {
+            freeReplyObject(reply);
+        }
+    }
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        pos[i].next = f.held[i];
+    }
+    if (rc != SL_OK) {
+        snprintf(errstr, errsize, "%s", ctx->perr[0] ? ctx->perr : sl_err2str(rc));
+    }
+    redis_fields_free(&f);
     return rc;
 }
 
@@ -412,7 +727,7 @@ static void redis_stop(void *data)
 {
     sl_redis_ctx *ctx = data;
     if (ctx->ins) {
-        redis_drop(ctx);
+        redis_drop(ctx, &ctx->conn);
     }
 }
 
@@ -426,6 +741,10 @@ static void redis_destroy(void *data)
         redisFree(ctx->conn);
         ctx->conn = NULL;
     }
+    if (ctx->pconn) {
+        redisFree(ctx->pconn);
+        ctx->pconn = NULL;
+    }
     sl__redis_config_free(ctx);
 }
 
@@ -436,7 +755,8 @@ static const sl_option redis_options[] = {
      .type = SL_OPT_STR,
      .def = "127.0.0.1",
      .offset = offsetof(sl_redis_ctx, host),
-     .doc = "server host name or address"},
+     .doc = "server host name or address: a single server (or a primary), not Redis Cluster "
+            "(a batch WATCHes its commit key and positions hash together)"},
     {.name = "port",
      .type = SL_OPT_INT,
      .def = "6379",
@@ -523,7 +843,10 @@ static const sl_option redis_options[] = {
      .def = "sluice:commit:",
      .offset = offsetof(sl_redis_ctx, commit_prefix),
      .doc = "commit keys are <commit_prefix><pipeline>:<sink>[:<instance>]:<batch ms>, set in "
-            "each batch's MULTI/EXEC to skip a replayed batch"},
+            "each batch's MULTI/EXEC to skip a replayed batch; the input positions of "
+            "partitioned sources (Kafka direct, for exactly once across a consumer group) are "
+            "the hash <commit_prefix>positions:<pipeline>:<sink>, field <source> TAB <topic> "
+            "TAB <partition>, value the next offset, shared by all instances"},
     {.name = "commit_ttl",
      .type = SL_OPT_DURATION,
      .def = "168h",
@@ -531,7 +854,8 @@ static const sl_option redis_options[] = {
      .max = 8760.0 * 3600000,
      .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_redis_ctx, commit_ttl),
-     .doc = "expiry of commit keys: a batch replayed later than this would be written again"},
+     .doc = "expiry of commit keys: a batch replayed later than this would be written again, "
+            "unless its input positions say it is held (they do not expire)"},
     {.name = "instance",
      .type = SL_OPT_STR,
      .def = "",
@@ -567,8 +891,10 @@ static const sl_option redis_options[] = {
 
 const sl_connector sl__connector_redis = {
     .name = "redis",
-    .description = "Writes each batch to Redis in one MULTI/EXEC with a commit key, so that a "
-                   "replayed batch is skipped (SET, HSET, HINCRBY, INCRBY, ZADD, XADD, LPUSH ...)",
+    .description = "Writes each batch to Redis in one MULTI/EXEC with a commit key and the input "
+                   "positions, so that a replayed batch is skipped and a partition that moves "
+                   "between instances is written once (SET, HSET, HINCRBY, INCRBY, ZADD, XADD, "
+                   "LPUSH ...)",
     .flags = SL_SINK,
     .options = redis_options,
     .ctx_size = sizeof(sl_redis_ctx),
@@ -577,4 +903,5 @@ const sl_connector sl__connector_redis = {
     .write = redis_write,
     .stop = redis_stop,
     .destroy = redis_destroy,
+    .positions = redis_positions,
 };

@@ -1,5 +1,7 @@
 /* redis.h -- the redis sink's context: each batch's commands in one MULTI/EXEC together with
- * a commit key, so that a replayed batch is skipped.
+ * a commit key, so that a replayed batch is skipped, and with the input positions of its
+ * partitioned sources (a hash per sink), so that a partition that moves to another
+ * instance of the consumer group is neither written twice nor over a newer owner.
  *
  * redis_config.c parses the options and the key templates and builds each record's
  * command (pure functions, unit-tested); redis.c holds the connection, the transaction
@@ -94,6 +96,11 @@ typedef struct sl_redis_ctx {
 
     /* Connection: used by the sink's writes only, one at a time. */
     struct redisContext *conn;
+    /* The positions callback's own connection (it runs on the timer thread, possibly while
+     * a write runs) and the last error reported on it, for its errstr. Only that callback
+     * (and destroy) touch them. */
+    struct redisContext *pconn;
+    char perr[256];
 } sl_redis_ctx;
 
 /* ==== redis_config.c ==== */
@@ -119,5 +126,28 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_t
 /* The commit key: <commit_prefix><pipeline>:<sink>[:<instance>]:<batch_time>, into b. */
 int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,
                          int64_t batch_time, sl_buf *b);
+
+/* ==== Input positions (redis_config.c) ====
+ * A sink's positions live in one hash shared by every instance of the pipeline (the key has
+ * no instance part), one field per (source, topic, partition), its value the offset after
+ * the last record the sink holds, in decimal. */
+
+/* The hash: <commit_prefix>positions:<pipeline>:<sink>, into b (reset first). SL_OK or
+ * SL_ERR_NOMEM. */
+int sl__redis_positions_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,
+                            sl_buf *b);
+/* Appends the field of a partition to b: <source> TAB <topic> TAB <partition in decimal>.
+ * Unambiguous read from the right: the partition is a number and topic names hold no tab
+ * (Kafka allows [a-zA-Z0-9._-]); ':' anywhere is fine. SL_OK or SL_ERR_NOMEM. */
+int sl__redis_position_field(const char *source, const char *topic, int32_t partition, sl_buf *b);
+/* A field's value (len bytes at s; s NULL when the hash has no such field): *next gets the
+ * offset, -1 for no field. SL_OK, or SL_ERR_INVAL when it is no offset (a decimal >= 0). */
+int sl__redis_position_parse(const char *s, size_t len, int64_t *next);
+/* What to do with a batch whose ranges r[0..n) meet the positions held[0..n) (-1: none),
+ * by sl_position_check_range: WRITE when every range says write, SKIP when every range
+ * says skip, else FENCED (a mix of write and skip too), *culprit then naming the first
+ * range that says fenced, or else the first that differs from range 0. n > 0. */
+sl_position_check sl__redis_positions_decide(const sl_input_range *r, const int64_t *held, size_t n,
+                                             size_t *culprit);
 
 #endif /* SL_REDIS_H */

@@ -414,6 +414,72 @@ int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const ch
     return SL_OK;
 }
 
+/* ==== Input positions ==== */
+
+int sl__redis_positions_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,
+                            sl_buf *b)
+{
+    sl__buf_reset(b);
+    sl__buf_puts(b, ctx->commit_prefix);
+    sl__buf_puts(b, "positions:");
+    sl__buf_puts(b, pipeline);
+    sl__buf_puts(b, ":");
+    sl__buf_puts(b, sink);
+    return b->failed ? SL_ERR_NOMEM : SL_OK;
+}
+
+int sl__redis_position_field(const char *source, const char *topic, int32_t partition, sl_buf *b)
+{
+    return sl__buf_printf(b, "%s\t%s\t%" PRId32, source ? source : "", topic ? topic : "",
+                          partition);
+}
+
+int sl__redis_position_parse(const char *s, size_t len, int64_t *next)
+{
+    *next = -1;
+    if (!s) {
+        return SL_OK;
+    }
+    if (len == 0 || len > 19) {
+        return SL_ERR_INVAL;
+    }
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return SL_ERR_INVAL;
+        }
+        if (v > (INT64_MAX - (s[i] - '0')) / 10) {
+            return SL_ERR_INVAL;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *next = v;
+    return SL_OK;
+}
+
+sl_position_check sl__redis_positions_decide(const sl_input_range *r, const int64_t *held, size_t n,
+                                             size_t *culprit)
+{
+    sl_position_check first = sl_position_check_range(&r[0], held[0]);
+    size_t differs = n;
+    *culprit = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl_position_check c = sl_position_check_range(&r[i], held[i]);
+        if (c == SL_POSITION_FENCED) {
+            *culprit = i;
+            return SL_POSITION_FENCED;
+        }
+        if (c != first && differs == n) {
+            differs = i;
+        }
+    }
+    if (differs < n) {
+        *culprit = differs;
+        return SL_POSITION_FENCED;
+    }
+    return first;
+}
+
 /* ==== Options ==== */
 
 int sl__redis_config_check(sl_redis_ctx *ctx, char *errstr, size_t errsize)

@@ -1,5 +1,6 @@
 /* test_redis.c -- the redis sink without a server: key templates, the command each record
- * becomes (binary-safe arguments, numbers checked), commit keys and option checks. */
+ * becomes (binary-safe arguments, numbers checked), commit keys, option checks, and the
+ * input positions (the hash, its fields, its values, what a batch's ranges decide). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,86 @@ static void test_redis_config_errors(void)
     expect_config_error(&ctx, "field:");
 }
 
+/* ==== Input positions ==== */
+
+static void test_redis_positions_key_and_fields(void)
+{
+    sl_redis_ctx ctx;
+    ctx_defaults(&ctx, SL_REDIS_HINCRBY, "h");
+    sl_buf b = {0};
+    CU_ASSERT_EQUAL(sl__redis_positions_key(&ctx, "app", "out", &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "sluice:commit:positions:app:out");
+    ctx.commit_prefix = "ns:";
+    ctx.instance = "host1"; /* shared by every instance: no instance part */
+    CU_ASSERT_EQUAL(sl__redis_positions_key(&ctx, "a:b", "c", &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "ns:positions:a:b:c");
+
+    sl__buf_reset(&b);
+    CU_ASSERT_EQUAL(sl__redis_position_field("kin", "words", 3, &b), SL_OK);
+    CU_ASSERT_STRING_EQUAL(b.p, "kin\twords\t3");
+    /* ':' in a source or topic name does not make two partitions share a field */
+    sl_buf c = {0};
+    sl__buf_reset(&b);
+    sl__redis_position_field("a:b", "c", 0, &b);
+    sl__redis_position_field("a", "b:c", 0, &c);
+    CU_ASSERT_STRING_NOT_EQUAL(b.p, c.p);
+    sl__buf_reset(&b);
+    sl__buf_reset(&c);
+    sl__redis_position_field("s", "t1", 0, &b);
+    sl__redis_position_field("s", "t", 10, &c);
+    CU_ASSERT_STRING_NOT_EQUAL(b.p, c.p);
+    sl__buf_free(&b);
+    sl__buf_free(&c);
+}
+
+static void test_redis_position_values(void)
+{
+    int64_t v = 7;
+    CU_ASSERT_EQUAL(sl__redis_position_parse(NULL, 0, &v), SL_OK);
+    CU_ASSERT_EQUAL(v, -1);
+    CU_ASSERT_EQUAL(sl__redis_position_parse("0", 1, &v), SL_OK);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(sl__redis_position_parse("1234x", 4, &v), SL_OK); /* len bounds it */
+    CU_ASSERT_EQUAL(v, 1234);
+    CU_ASSERT_EQUAL(sl__redis_position_parse("9223372036854775807", 19, &v), SL_OK);
+    CU_ASSERT_EQUAL(v, INT64_MAX);
+    static const char *const bad[] = {
+        "", "-1", "+1", "12a", " 1", "1.5", "9223372036854775808", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(sl__redis_position_parse(bad[i], strlen(bad[i]), &v), SL_ERR_INVAL);
+    }
+}
+
+static void test_redis_positions_decide(void)
+{
+    sl_input_range r[2] = {{.source = "k", .topic = "t", .partition = 0, .from = 10, .until = 20},
+                           {.source = "k", .topic = "t", .partition = 1, .from = 5, .until = 8}};
+    size_t culprit = 99;
+    /* first batch of a partition, and one that starts at the position: written */
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){-1, 5}, 2, &culprit),
+                    SL_POSITION_WRITE);
+    /* both held already (a replay, or written by another instance): skipped */
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){20, 9}, 2, &culprit),
+                    SL_POSITION_SKIP);
+    /* a range that starts elsewhere: fenced, named */
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){10, 6}, 2, &culprit),
+                    SL_POSITION_FENCED);
+    CU_ASSERT_EQUAL(culprit, 1);
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){15, 5}, 2, &culprit),
+                    SL_POSITION_FENCED);
+    CU_ASSERT_EQUAL(culprit, 0);
+    /* one held, one new: fenced, naming the one that differs from the first */
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){20, 5}, 2, &culprit),
+                    SL_POSITION_FENCED);
+    CU_ASSERT_EQUAL(culprit, 1);
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){10, 8}, 2, &culprit),
+                    SL_POSITION_FENCED);
+    CU_ASSERT_EQUAL(culprit, 1);
+    /* one range alone */
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){10}, 1, &culprit), SL_POSITION_WRITE);
+    CU_ASSERT_EQUAL(sl__redis_positions_decide(r, (int64_t[]){25}, 1, &culprit), SL_POSITION_SKIP);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("redis_templates", SL_TEST(redis_template_expands_placeholders),
@@ -278,6 +359,8 @@ void sl_test_register(void)
     SL_SUITE("redis_commands", SL_TEST(redis_commands_of_each_kind),
              SL_TEST(redis_numbers_are_checked), SL_TEST(redis_arguments_are_binary_safe),
              SL_TEST(redis_commit_key), SL_TEST(redis_config_errors));
+    SL_SUITE("redis_positions", SL_TEST(redis_positions_key_and_fields),
+             SL_TEST(redis_position_values), SL_TEST(redis_positions_decide));
 }
 
 #else /* !SLUICE_WITH_REDIS */
