@@ -2,7 +2,8 @@
  *
  * Each batch is written in one transaction together with its row in the commit table
  * (postgres_write.c), on a connection kept by postgres_conn.c. Every call of the sink runs
- * on its output thread, one at a time; sl__postgres_last_commit uses a connection of its own. */
+ * on its output thread, one at a time; sl__postgres_last_commit and the positions callback
+ * use a connection of their own. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,7 @@ static int pg_start(void *data, char *errstr, size_t errsize)
 /* Writes one batch (see postgres_write.c). Runs on the sink's output thread. */
 static int pg_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
-    return sl__pg_batch_write(data, out);
+    return sl__pg_batch_write(data, out, errstr, errsize);
 }
 
 static void pg_stop(void *data)
@@ -113,38 +114,59 @@ static void pg_destroy(void *data)
     ctx->password = NULL;
 }
 
-/* ==== For the engine: the last committed batch ==== */
+/* ==== For the engine: the last committed batch, the input positions ==== */
 
-int sl__postgres_last_commit(void *data, const char *pipeline, int64_t *batch_time, char **inputs,
-                             char *errstr, size_t errsize)
+/* Runs sql with text parameters on a connection of its own (closed before returning), for
+ * callers on other threads than the sink's writes. SL_OK with *out (a TUPLES_OK result,
+ * the caller PQclears); else errstr says what failed in doing what: SL_ERR_RETRY when the
+ * server cannot be reached or did not reply, SL_ERR_NOTFOUND when a table is missing,
+ * SL_ERR_IO for another error. */
+static int pg_query_apart(const sl_pg_ctx *ctx, const char *sql, int nparams,
+                          const char *const *params, const char *what, PGresult **out, char *errstr,
+                          size_t errsize)
 {
-    const sl_pg_ctx *ctx = data;
-    char msg[256];
-    *inputs = NULL;
+    char msg[256], clean[200];
+    *out = NULL;
     PGconn *conn = sl__pg_connect(ctx, msg, sizeof(msg));
     if (!conn) {
         snprintf(errstr, errsize, "postgres: cannot connect: %s", msg);
         return SL_ERR_RETRY;
     }
     int rc = SL_OK;
-    const char *params[3] = {pipeline, sl_instance_name(ctx->ins), ctx->instance};
     PGresult *res = NULL;
-    if (!PQsendQueryParams(conn, ctx->sql.last_commit, 3, NULL, params, NULL, NULL, 0) ||
+    if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) ||
         !(res = sl__pg_wait(conn, ctx->query_timeout, msg, sizeof(msg)))) {
         if (!res && !*msg) {
             snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
         }
-        char clean[200];
         sl__pg_scrub(ctx, msg, clean, sizeof(clean));
-        snprintf(errstr, errsize, "postgres: reading the commit table: %s", clean);
+        snprintf(errstr, errsize, "postgres: %s: %s", what, clean);
         rc = SL_ERR_RETRY;
     } else if (!sl__pg_res_ok(res)) {
-        char clean[200];
         sl__pg_scrub(ctx, sl__pg_res_msg(res, conn), clean, sizeof(clean));
-        bool missing = strcmp(sl__pg_sqlstate(res), "42P01") == 0;
-        snprintf(errstr, errsize, "postgres: reading the commit table: %s", clean);
-        rc = missing ? SL_ERR_NOTFOUND : SL_ERR_IO;
-    } else if (PQntuples(res) == 0) {
+        snprintf(errstr, errsize, "postgres: %s: %s", what, clean);
+        rc = strcmp(sl__pg_sqlstate(res), "42P01") == 0 ? SL_ERR_NOTFOUND : SL_ERR_IO;
+        PQclear(res);
+    } else {
+        *out = res;
+    }
+    PQfinish(conn);
+    return rc;
+}
+
+int sl__postgres_last_commit(void *data, const char *pipeline, int64_t *batch_time, char **inputs,
+                             char *errstr, size_t errsize)
+{
+    const sl_pg_ctx *ctx = data;
+    *inputs = NULL;
+    const char *params[3] = {pipeline, sl_instance_name(ctx->ins), ctx->instance};
+    PGresult *res = NULL;
+    int rc = pg_query_apart(ctx, ctx->sql.last_commit, 3, params, "reading the commit table", &res,
+                            errstr, errsize);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (PQntuples(res) == 0) {
         snprintf(errstr, errsize, "postgres: no batch committed yet");
         rc = SL_ERR_NOTFOUND;
     } else {
@@ -156,7 +178,62 @@ int sl__postgres_last_commit(void *data, const char *pipeline, int64_t *batch_ti
         }
     }
     PQclear(res);
-    PQfinish(conn);
+    return rc;
+}
+
+/* The positions callback: one query, on a connection of its own (write may run meanwhile),
+ * for all of pos[0..n). A positions table that does not exist yet holds nothing (-1).
+ * @locality the engine's timer thread */
+static int pg_positions_read(void *data, const char *pipeline, sl_position *pos, size_t n,
+                             char *errstr, size_t errsize)
+{
+    const sl_pg_ctx *ctx = data;
+    for (size_t i = 0; i < n; i++) {
+        pos[i].next = -1;
+    }
+    if (n == 0) {
+        return SL_OK;
+    }
+    sl_input_range *r = calloc(n, sizeof(*r));
+    sl_buf arr[4] = {{0}};
+    int rc = SL_ERR_NOMEM;
+    PGresult *res = NULL;
+    if (r) {
+        for (size_t i = 0; i < n; i++) {
+            r[i] = (sl_input_range){
+                .source = pos[i].source, .topic = pos[i].topic, .partition = pos[i].partition};
+        }
+        rc = sl__pg_range_arrays(r, n, arr);
+    }
+    if (rc != SL_OK) {
+        snprintf(errstr, errsize, "postgres: out of memory reading the input positions");
+        goto done;
+    }
+    const char *params[SL_PG_POS_READ_PARAMS] = {pipeline, sl_instance_name(ctx->ins), arr[0].p,
+                                                 arr[1].p, arr[2].p};
+    rc = pg_query_apart(ctx, ctx->sql.read_positions, SL_PG_POS_READ_PARAMS, params,
+                        "reading the input positions", &res, errstr, errsize);
+    if (rc == SL_ERR_NOTFOUND) {
+        errstr[0] = '\0';
+        rc = SL_OK; /* no positions table yet: nothing held */
+        goto done;
+    }
+    if (rc != SL_OK) {
+        goto done;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        long long ord = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= n && !PQgetisnull(res, row, 1)) {
+            int64_t next = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+            pos[ord - 1].next = next < 0 ? -1 : next;
+        }
+    }
+done:
+    PQclear(res);
+    for (int a = 0; a < 4; a++) {
+        sl__buf_free(&arr[a]);
+    }
+    free(r);
     return rc;
 }
 
@@ -214,12 +291,23 @@ static const sl_option pg_options[] = {
      .offset = offsetof(sl_pg_ctx, commit_table),
      .doc = "table of committed batches (pipeline, sink, instance, batch_time, inputs, "
             "committed_at), created if missing"},
+    {.name = "positions_table",
+     .type = SL_OPT_STR,
+     .def = "sluice_positions",
+     .offset = offsetof(sl_pg_ctx, positions_table),
+     .doc = "table of input positions, in the schema of the commit table, created if missing: "
+            "per (pipeline, sink, source, topic, kafka_partition) the Kafka offset after the "
+            "last record the sink holds (next_offset), written in each batch's transaction "
+            "with updated_at and the instance that wrote it. A batch is written only when "
+            "each of its partitions' ranges starts there, and an instance that takes over a "
+            "partition (consumer group) resumes there: exactly once across instances"},
     {.name = "instance",
      .type = SL_OPT_STR,
      .def = "",
      .offset = offsetof(sl_pg_ctx, instance),
-     .doc = "names this instance in the commit table when several instances of one pipeline "
-            "write the same table (scaling out): each needs its own, e.g. ${HOSTNAME}"},
+     .doc = "names this instance in the commit and positions tables when several instances "
+            "of one pipeline write the same table (scaling out): each needs its own, e.g. "
+            "${HOSTNAME}"},
     {.name = "connect_timeout",
      .type = SL_OPT_DURATION,
      .def = "5s",
@@ -267,7 +355,9 @@ static bool pg_wants_headers(const sl_options *opts)
 const sl_connector sl__connector_postgres = {
     .name = "postgres",
     .description = "Writes each batch to a PostgreSQL table in one transaction with a commit "
-                   "row, so that a replayed batch is skipped (append, upsert, increment)",
+                   "row and the input positions, so that a replayed batch is skipped and a "
+                   "partition moved to another instance resumes where the table is (append, "
+                   "upsert, increment)",
     .flags = SL_SINK,
     .options = pg_options,
     .ctx_size = sizeof(sl_pg_ctx),
@@ -277,4 +367,5 @@ const sl_connector sl__connector_postgres = {
     .stop = pg_stop,
     .destroy = pg_destroy,
     .wants_headers = pg_wants_headers,
+    .positions = pg_positions_read,
 };

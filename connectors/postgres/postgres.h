@@ -72,7 +72,20 @@ typedef struct sl_pg_sql {
     char *last_commit;    /* $1..$3: the newest row */
     char *copy;           /* append mode: COPY ... FROM STDIN */
     char *insert;         /* INSERT ... SELECT FROM unnest($1::type[], ...) [ON CONFLICT] */
+    /* Input positions, all over one list of parameters (SL_PG_POS_*): $1 pipeline, $2 sink,
+     * $3 sources text[], $4 topics text[], $5 partitions int[], $6 instance, $7 untils
+     * bigint[]; each statement takes the first nparams of them. */
+    char *create_positions; /* CREATE TABLE IF NOT EXISTS positions table */
+    char *seed_positions;   /* $1..$6: a row (next_offset -1) for each partition lacking one */
+    char *lock_positions;   /* $1..$5: (ordinality, next_offset), locked FOR UPDATE in key order */
+    char *read_positions;   /* $1..$5: the same, not locked (the positions callback) */
+    char *save_positions;   /* $1..$7: upsert next_offset = until */
 } sl_pg_sql;
+
+/* The number of parameters of the position statements (see sl_pg_sql). */
+#define SL_PG_POS_READ_PARAMS 5
+#define SL_PG_POS_SEED_PARAMS 6
+#define SL_PG_POS_SAVE_PARAMS 7
 
 typedef struct sl_pg_ctx {
     /* Options, filled by the engine. */
@@ -84,6 +97,7 @@ typedef struct sl_pg_ctx {
     const char *key_columns;
     bool create_table;
     const char *commit_table;
+    const char *positions_table;
     const char *instance;    /* tells instances of one pipeline apart in the commit table */
     int64_t connect_timeout; /* ms */
     int64_t query_timeout;   /* ms */
@@ -157,6 +171,11 @@ int sl__pg_copy_line(sl_buf *b, const sl_pg_row *row, size_t ncols);
  * a double-quoted element with '"' and '\' escaped, or NULL. */
 int sl__pg_array_elem(sl_buf *b, const char *val, size_t len, bool first);
 
+/* The array parameters of the position statements for ranges r[0..n): sources, topics,
+ * partitions and untils as array literals, in arr[0..4) (reset first). SL_OK or
+ * SL_ERR_NOMEM. */
+int sl__pg_range_arrays(const sl_input_range *r, size_t n, sl_buf arr[4]);
+
 /* Formats a time in ms since the epoch as "YYYY-MM-DD HH:MM:SS.mmm+00". */
 void sl__pg_format_ms(int64_t ms, char *buf, size_t size);
 
@@ -200,9 +219,18 @@ int sl__pg_ensure(sl_pg_ctx *ctx);
 /* ==== postgres_write.c ==== */
 
 /* Writes one batch in its transaction (again in careful mode when the server rejects data).
- * Returns SL_OK (written, or skipped as already committed), SL_ERR_RETRY, SL_ERR_FATAL,
- * SL_ERR_NOMEM or the code of a rejection that aborts it. On the sink's output thread. */
-int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out);
+ * Returns SL_OK (written, or skipped as already committed), SL_ERR_FENCED (a range does not
+ * start at its partition's position: nothing written, errstr says which), SL_ERR_RETRY,
+ * SL_ERR_FATAL, SL_ERR_NOMEM or the code of a rejection that aborts it. On the sink's
+ * output thread. */
+int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out, char *errstr, size_t errsize);
+
+/* Applies sl_position_check_range to each of r[0..n) with held[i] its partition's position
+ * (-1: none) and decides for the batch: WRITE when every range says so, SKIP when every
+ * range does, else FENCED with why naming the first range that does not fit (a mix of WRITE
+ * and SKIP is FENCED too: part of the batch is held, part is not). */
+sl_position_check sl__pg_positions_decide(const sl_input_range *r, size_t n, const int64_t *held,
+                                          char *why, size_t whysize);
 
 /* ==== postgres.c: for the engine and the Kafka source ==== */
 

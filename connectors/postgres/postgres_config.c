@@ -464,12 +464,66 @@ static void pg_build_insert(sl_buf *s, const sl_pg_ctx *ctx, const char *target)
     }
 }
 
+/* The statements of the positions table (qualified name ptarget). The batch's partitions
+ * come as arrays (SL_PG_POS_*), never in the text. A missing row is inserted first (ON
+ * CONFLICT DO NOTHING waits for a concurrent insert of the same row and then sees it), so
+ * that the SELECT ... FOR UPDATE always finds a row to lock: two writers of a new partition
+ * serialise like those of a known one. Rows are inserted and locked in key order, so that
+ * writers of overlapping sets of partitions do not deadlock. */
+static int pg_build_positions(sl_pg_sql *q, const char *ptarget)
+{
+    static const char *const keys = "(pipeline, sink, source, topic, kafka_partition)";
+    static const char *const ranges =
+        "unnest($3::text[], $4::text[], $5::int[]) WITH ORDINALITY AS u(source, topic, "
+        "kafka_partition, ord)";
+    static const char *const join =
+        "p.source = u.source AND p.topic = u.topic AND p.kafka_partition = u.kafka_partition "
+        "WHERE p.pipeline = $1 AND p.sink = $2";
+    sl_buf s = {0};
+    sl__buf_printf(&s,
+                   "CREATE TABLE IF NOT EXISTS %s (pipeline text NOT NULL, sink text NOT NULL, "
+                   "source text NOT NULL, topic text NOT NULL, kafka_partition int NOT NULL, "
+                   "next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), "
+                   "instance text NOT NULL DEFAULT '', PRIMARY KEY %s)",
+                   ptarget, keys);
+    q->create_positions = sl__buf_steal(&s);
+    sl__buf_printf(&s,
+                   "INSERT INTO %s (pipeline, sink, source, topic, kafka_partition, next_offset, "
+                   "instance) SELECT DISTINCT $1, $2, u.source, u.topic, u.kafka_partition, "
+                   "-1::bigint, $6 FROM unnest($3::text[], $4::text[], $5::int[]) AS u(source, "
+                   "topic, kafka_partition) ORDER BY 3, 4, 5 ON CONFLICT DO NOTHING",
+                   ptarget);
+    q->seed_positions = sl__buf_steal(&s);
+    sl__buf_printf(&s,
+                   "SELECT u.ord, p.next_offset FROM %s AS p JOIN %s ON %s ORDER BY p.source, "
+                   "p.topic, p.kafka_partition FOR UPDATE OF p",
+                   ptarget, ranges, join);
+    q->lock_positions = sl__buf_steal(&s);
+    sl__buf_printf(&s, "SELECT u.ord, p.next_offset FROM %s AS p JOIN %s ON %s", ptarget, ranges,
+                   join);
+    q->read_positions = sl__buf_steal(&s);
+    sl__buf_printf(&s,
+                   "INSERT INTO %s (pipeline, sink, source, topic, kafka_partition, next_offset, "
+                   "instance, updated_at) SELECT $1, $2, u.source, u.topic, u.kafka_partition, "
+                   "u.next_offset, $6, now() FROM unnest($3::text[], $4::text[], $5::int[], "
+                   "$7::bigint[]) AS u(source, topic, kafka_partition, next_offset) ON CONFLICT "
+                   "%s DO UPDATE SET next_offset = EXCLUDED.next_offset, instance = "
+                   "EXCLUDED.instance, updated_at = EXCLUDED.updated_at",
+                   ptarget, keys);
+    q->save_positions = sl__buf_steal(&s);
+    sl__buf_free(&s);
+    return q->create_positions && q->seed_positions && q->lock_positions && q->read_positions &&
+                   q->save_positions
+               ? SL_OK
+               : SL_ERR_NOMEM;
+}
+
 int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
 {
     sl_pg_sql *q = &ctx->sql;
     sl_buf s = {0};
-    char *schema = NULL, *table = NULL, *commits = NULL;
-    char *target = NULL, *ctarget = NULL;
+    char *schema = NULL, *table = NULL, *commits = NULL, *positions = NULL;
+    char *target = NULL, *ctarget = NULL, *ptarget = NULL;
     int rc = SL_ERR_INVAL;
 
     if (ctx->schema && *ctx->schema && !(schema = sl__pg_quote_ident(ctx->schema))) {
@@ -486,12 +540,22 @@ int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
                  ctx->commit_table ? ctx->commit_table : "");
         goto done;
     }
+    if (!(positions = sl__pg_quote_ident(ctx->positions_table))) {
+        snprintf(errstr, errsize, "positions_table: '%s' is empty or not valid UTF-8",
+                 ctx->positions_table ? ctx->positions_table : "");
+        goto done;
+    }
     rc = SL_ERR_NOMEM;
     sl__buf_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", table);
     target = sl__buf_steal(&s);
     sl__buf_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", commits);
     ctarget = sl__buf_steal(&s);
-    if (!target || !ctarget) {
+    sl__buf_printf(&s, "%s%s%s", schema ? schema : "", schema ? "." : "", positions);
+    ptarget = sl__buf_steal(&s);
+    if (!target || !ctarget || !ptarget) {
+        goto done;
+    }
+    if (pg_build_positions(q, ptarget) != SL_OK) {
         goto done;
     }
 
@@ -549,7 +613,8 @@ int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
     pg_build_insert(&s, ctx, target);
     q->insert = sl__buf_steal(&s);
     if (q->create_commits && q->claim_commit && q->prune_commits && q->last_commit &&
-        q->check_table && q->copy && q->insert) {
+        q->check_table && q->copy && q->insert && q->create_positions && q->seed_positions &&
+        q->lock_positions && q->read_positions && q->save_positions) {
         rc = SL_OK;
     }
 done:
@@ -560,8 +625,10 @@ done:
     free(schema);
     free(table);
     free(commits);
+    free(positions);
     free(target);
     free(ctarget);
+    free(ptarget);
     return rc;
 }
 
@@ -575,6 +642,9 @@ int sl__pg_config_check(sl_pg_ctx *ctx, char *errstr, size_t errsize)
     }
     if (!ctx->commit_table || !*ctx->commit_table) {
         ctx->commit_table = "sluice_commits";
+    }
+    if (!ctx->positions_table || !*ctx->positions_table) {
+        ctx->positions_table = "sluice_positions";
     }
     if (!ctx->instance) {
         ctx->instance = "";
@@ -597,9 +667,11 @@ void sl__pg_config_free(sl_pg_ctx *ctx)
     sl__pg_columns_free(ctx->cols, ctx->ncols);
     ctx->cols = NULL;
     ctx->ncols = 0;
-    char **all[] = {&ctx->sql.create_commits, &ctx->sql.create_table,  &ctx->sql.check_table,
-                    &ctx->sql.claim_commit,   &ctx->sql.prune_commits, &ctx->sql.last_commit,
-                    &ctx->sql.copy,           &ctx->sql.insert};
+    char **all[] = {&ctx->sql.create_commits, &ctx->sql.create_table,   &ctx->sql.check_table,
+                    &ctx->sql.claim_commit,   &ctx->sql.prune_commits,  &ctx->sql.last_commit,
+                    &ctx->sql.copy,           &ctx->sql.insert,         &ctx->sql.create_positions,
+                    &ctx->sql.seed_positions, &ctx->sql.lock_positions, &ctx->sql.read_positions,
+                    &ctx->sql.save_positions};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         free(*all[i]);
         *all[i] = NULL;

@@ -308,10 +308,10 @@ static int pg_prepare(sl_pg_ctx *ctx, const char *name, const char *sql, int npa
     return rc;
 }
 
-/* Connects when there is no usable connection, then creates the commit table (and the
- * table with create_table), checks that the table has the mapped columns and prepares the
- * statements. Returns SL_OK, SL_ERR_RETRY (server unreachable) or SL_ERR_FATAL (the table
- * does not fit the mapping). */
+/* Connects when there is no usable connection, then creates the commit and positions
+ * tables (and the table with create_table), checks that the table has the mapped columns and
+ * prepares the statements. Returns SL_OK, SL_ERR_RETRY (server unreachable) or SL_ERR_FATAL (the
+ * table does not fit the mapping). */
 int sl__pg_ensure(sl_pg_ctx *ctx)
 {
     if (ctx->conn && PQstatus(ctx->conn) == CONNECTION_OK) {
@@ -328,6 +328,9 @@ int sl__pg_ensure(sl_pg_ctx *ctx)
         return SL_ERR_RETRY;
     }
     int rc = pg_create(ctx, ctx->sql.create_commits, "creating the commit table");
+    if (rc == SL_OK) {
+        rc = pg_create(ctx, ctx->sql.create_positions, "creating the positions table");
+    }
     if (rc == SL_OK && ctx->sql.create_table) {
         rc = pg_create(ctx, ctx->sql.create_table, "creating the table");
     }

@@ -626,3 +626,32 @@ int sl__pg_array_elem(sl_buf *b, const char *val, size_t len, bool first)
     }
     return sl__buf_append(b, "\"", 1);
 }
+
+/* ==== Input ranges ==== */
+
+int sl__pg_range_arrays(const sl_input_range *r, size_t n, sl_buf arr[4])
+{
+    for (int a = 0; a < 4; a++) {
+        sl__buf_reset(&arr[a]);
+        sl__buf_append(&arr[a], "{", 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char part[16], until[24];
+        snprintf(part, sizeof(part), "%" PRId32, r[i].partition);
+        snprintf(until, sizeof(until), "%" PRId64, r[i].until);
+        const char *src = r[i].source ? r[i].source : "";
+        const char *topic = r[i].topic ? r[i].topic : "";
+        if (sl__pg_array_elem(&arr[0], src, strlen(src), i == 0) != SL_OK ||
+            sl__pg_array_elem(&arr[1], topic, strlen(topic), i == 0) != SL_OK ||
+            sl__pg_array_elem(&arr[2], part, strlen(part), i == 0) != SL_OK ||
+            sl__pg_array_elem(&arr[3], until, strlen(until), i == 0) != SL_OK) {
+            return SL_ERR_NOMEM;
+        }
+    }
+    for (int a = 0; a < 4; a++) {
+        if (sl__buf_append(&arr[a], "}", 1) != SL_OK || !arr[a].p) {
+            return SL_ERR_NOMEM;
+        }
+    }
+    return SL_OK;
+}

@@ -1,6 +1,13 @@
 /* postgres_write.c -- the postgres sink's batch: one transaction with its commit row.
  *
  *   BEGIN
+ *   when the batch has input ranges (out->ranges, a partitioned source's offsets):
+ *     INSERT INTO sluice_positions ... ON CONFLICT DO NOTHING   (a row for a new partition)
+ *     SELECT ... FROM sluice_positions JOIN unnest(ranges) ... FOR UPDATE
+ *       -> each range starts at its partition's position: go on; every range is held
+ *          already: ROLLBACK, skip it; else ROLLBACK, SL_ERR_FENCED (another instance owns
+ *          the partition now, or this one is behind)
+ *     INSERT INTO sluice_positions ... ON CONFLICT DO UPDATE SET next_offset = until
  *   INSERT INTO sluice_commits (pipeline, sink, instance, batch_time, inputs) ...
  *       ON CONFLICT DO NOTHING RETURNING 1
  *       -> no row: the batch was written before a crash or a lost reply (or by another
@@ -63,7 +70,8 @@ static void pg_rollback(sl_pg_ctx *ctx)
 /* The state of one attempt at a batch. */
 typedef struct pg_batch {
     const sl_batch_output *out;
-    bool careful; /* savepoints: the server rejected data on the first try */
+    char fenced[256]; /* why the batch was fenced (SL_ERR_FENCED) */
+    bool careful;     /* savepoints: the server rejected data on the first try */
     sl_pg_row row;
     sl_buf *arrays;         /* one array literal per column */
     const sl_record **recs; /* the rows of the statement being built */
@@ -314,15 +322,155 @@ static int pg_insert_batch(sl_pg_ctx *ctx, pg_batch *b)
     return pg_flush_rows(ctx, b);
 }
 
+/* ==== Input positions ==== */
+
+sl_position_check sl__pg_positions_decide(const sl_input_range *r, size_t n, const int64_t *held,
+                                          char *why, size_t whysize)
+{
+    size_t write = n, skip = n; /* the first range of each verdict */
+    for (size_t i = 0; i < n; i++) {
+        sl_position_check c = sl_position_check_range(&r[i], held[i]);
+        if (c == SL_POSITION_FENCED) {
+            snprintf(why, whysize,
+                     "%s [%" PRId32 "]: this sink is at offset %" PRId64
+                     ", the batch reads %" PRId64 "-%" PRId64,
+                     r[i].topic, r[i].partition, held[i], r[i].from, r[i].until);
+            return SL_POSITION_FENCED;
+        }
+        if (c == SL_POSITION_WRITE && write == n) {
+            write = i;
+        } else if (c == SL_POSITION_SKIP && skip == n) {
+            skip = i;
+        }
+    }
+    if (skip == n) {
+        return SL_POSITION_WRITE;
+    }
+    if (write == n) {
+        return SL_POSITION_SKIP;
+    }
+    snprintf(why, whysize,
+             "%s [%" PRId32 "]: this sink is at offset %" PRId64 ", the batch reads %" PRId64
+             "-%" PRId64 " (held already), but %s [%" PRId32 "] %" PRId64 "-%" PRId64
+             " is not held (the sink is at %" PRId64 ")",
+             r[skip].topic, r[skip].partition, held[skip], r[skip].from, r[skip].until,
+             r[write].topic, r[write].partition, r[write].from, r[write].until, held[write]);
+    return SL_POSITION_FENCED;
+}
+
+/* A partition that two ranges of the batch read (the engine gives each once): its index,
+ * or n when there is none. */
+static size_t pg_ranges_duplicate(const sl_input_range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            if (r[i].partition == r[j].partition && strcmp(r[i].topic, r[j].topic) == 0 &&
+                strcmp(r[i].source ? r[i].source : "", r[j].source ? r[j].source : "") == 0) {
+                return i;
+            }
+        }
+    }
+    return n;
+}
+
+/* Runs one position statement; on an error result reports it and rolls back. */
+static int pg_positions_exec(sl_pg_ctx *ctx, const char *sql, int nparams,
+                             const char *const *params, PGresult **out)
+{
+    int rc = SL_OK;
+    *out = sl__pg_exec(ctx, sql, NULL, nparams, params, "the input positions", &rc);
+    if (!*out) {
+        return rc;
+    }
+    if (!sl__pg_res_ok(*out)) {
+        rc = sl__pg_map_error(ctx, *out, "the input positions");
+        PQclear(*out);
+        *out = NULL;
+        pg_rollback(ctx);
+    }
+    return rc;
+}
+
+/* In the batch's transaction: locks the positions of the batch's partitions (inserting the
+ * rows of new ones first), decides with sl__pg_positions_decide and, on WRITE, moves every
+ * partition to its range's until. SL_OK with *verdict set (b->fenced says why when FENCED),
+ * or an error (the transaction rolled back or the connection dropped). */
+static int pg_positions(sl_pg_ctx *ctx, pg_batch *b, const char *const *key,
+                        sl_position_check *verdict)
+{
+    const sl_batch_output *out = b->out;
+    sl_buf arr[4] = {{0}};
+    int64_t *held = malloc(out->nranges * sizeof(*held));
+    int rc = SL_OK;
+    PGresult *res = NULL;
+    if (!held || sl__pg_range_arrays(out->ranges, out->nranges, arr) != SL_OK) {
+        sl_instance_error(ctx->ins, "postgres: out of memory reading the input positions");
+        pg_rollback(ctx);
+        rc = SL_ERR_NOMEM;
+        goto done;
+    }
+    const char *params[SL_PG_POS_SAVE_PARAMS] = {key[0],   key[1], arr[0].p, arr[1].p,
+                                                 arr[2].p, key[2], arr[3].p};
+    rc = pg_positions_exec(ctx, ctx->sql.seed_positions, SL_PG_POS_SEED_PARAMS, params, &res);
+    PQclear(res);
+    res = NULL;
+    if (rc != SL_OK) {
+        goto done;
+    }
+    rc = pg_positions_exec(ctx, ctx->sql.lock_positions, SL_PG_POS_READ_PARAMS, params, &res);
+    if (rc != SL_OK) {
+        goto done;
+    }
+    for (size_t i = 0; i < out->nranges; i++) {
+        held[i] = -1;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        long long ord = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= out->nranges && !PQgetisnull(res, row, 1)) {
+            held[ord - 1] = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+        }
+    }
+    PQclear(res);
+    res = NULL;
+    *verdict =
+        sl__pg_positions_decide(out->ranges, out->nranges, held, b->fenced, sizeof(b->fenced));
+    if (*verdict == SL_POSITION_WRITE) {
+        rc = pg_positions_exec(ctx, ctx->sql.save_positions, SL_PG_POS_SAVE_PARAMS, params, &res);
+        PQclear(res);
+    }
+done:
+    for (int a = 0; a < 4; a++) {
+        sl__buf_free(&arr[a]);
+    }
+    free(held);
+    return rc;
+}
+
 /* ==== The batch transaction ==== */
 
-/* One attempt at the batch in a transaction. Returns SL_OK (written or skipped), an error,
- * or PG_ERR_DATA when the server rejected data and careful mode should redo it. */
+/* One attempt at the batch in a transaction. Returns SL_OK (written or skipped),
+ * SL_ERR_FENCED (b->fenced says why), an error, or PG_ERR_DATA when the server rejected data
+ * and careful mode should redo it. */
 static int pg_txn(sl_pg_ctx *ctx, pg_batch *b, const char *const *key, bool *skipped)
 {
     int rc = sl__pg_simple(ctx, "BEGIN", "BEGIN");
     if (rc != SL_OK) {
         return rc;
+    }
+    /* The positions first: a batch another instance wrote (or is writing: this one waits
+     * for its row locks) is never claimed by batch time below. */
+    if (b->out->nranges > 0) {
+        sl_position_check verdict = SL_POSITION_WRITE;
+        if ((rc = pg_positions(ctx, b, key, &verdict)) != SL_OK) {
+            return rc;
+        }
+        if (verdict != SL_POSITION_WRITE) {
+            if ((rc = sl__pg_simple(ctx, "ROLLBACK", "ROLLBACK")) != SL_OK) {
+                return rc;
+            }
+            *skipped = verdict == SL_POSITION_SKIP;
+            return *skipped ? SL_OK : SL_ERR_FENCED;
+        }
     }
     /* The commit row first: one round trip both checks and claims the batch. */
     const char *params[5] = {key[0], key[1], key[2], key[3], b->out->inputs ? b->out->inputs : ""};
@@ -419,8 +567,14 @@ static void pg_batch_free(sl_pg_ctx *ctx, pg_batch *b)
     sl__pg_row_free(&b->row);
 }
 
-int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out)
+int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out, char *errstr, size_t errsize)
 {
+    size_t dup = pg_ranges_duplicate(out->ranges, out->nranges);
+    if (dup < out->nranges) {
+        snprintf(errstr, errsize, "postgres: batch %" PRId64 " reads %s [%" PRId32 "] twice",
+                 out->batch_time, out->ranges[dup].topic, out->ranges[dup].partition);
+        return SL_ERR_INVAL;
+    }
     int rc = sl__pg_ensure(ctx);
     if (rc != SL_OK) {
         return rc;
@@ -461,6 +615,8 @@ int sl__pg_batch_write(sl_pg_ctx *ctx, const sl_batch_output *out)
         sl_instance_log(ctx->ins, SL_LOG_DEBUG,
                         "batch %" PRId64 ": %" PRIu64 " rows committed, %" PRIu64 " rejected",
                         out->batch_time, b.written, b.skipped);
+    } else if (rc == SL_ERR_FENCED) {
+        snprintf(errstr, errsize, "%s", b.fenced);
     } else if (rc == PG_ERR_DATA) {
         rc = SL_ERR_RETRY; /* careful mode handles data errors; cannot happen */
     }

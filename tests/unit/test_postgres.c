@@ -23,6 +23,7 @@ static void ctx_defaults(sl_pg_ctx *ctx, sl_pg_mode mode, const char *columns, c
     ctx->columns = columns;
     ctx->key_columns = keys;
     ctx->commit_table = "sluice_commits";
+    ctx->positions_table = "sluice_positions";
     ctx->instance = "";
     ctx->connect_timeout = 5000;
     ctx->query_timeout = 60000;
@@ -266,6 +267,134 @@ static void test_pg_sql_commit_table_statements(void)
                            "sink = $2 AND instance = $3 ORDER BY batch_time DESC LIMIT 1");
     CU_ASSERT_PTR_NULL(ctx.sql.create_table);
     sl__pg_config_free(&ctx);
+}
+
+/* The positions statements: in the sink's schema, identifiers quoted, the batch's partitions
+ * as array parameters only. */
+static void test_pg_sql_positions_statements(void)
+{
+    sl_pg_ctx ctx;
+    char err[256];
+    ctx_defaults(&ctx, SL_PG_APPEND, "k=key", NULL);
+    ctx.schema = "my schema";
+    ctx.positions_table = "pos\"itions";
+    CU_ASSERT_EQUAL_FATAL(check(&ctx, err, sizeof(err)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(ctx.sql.create_positions,
+                           "CREATE TABLE IF NOT EXISTS \"my schema\".\"pos\"\"itions\" (pipeline "
+                           "text NOT NULL, sink text NOT NULL, source text NOT NULL, topic text "
+                           "NOT NULL, kafka_partition int NOT NULL, next_offset bigint NOT NULL, "
+                           "updated_at timestamptz NOT NULL DEFAULT now(), instance text NOT NULL "
+                           "DEFAULT '', PRIMARY KEY (pipeline, sink, source, topic, "
+                           "kafka_partition))");
+    CU_ASSERT_STRING_EQUAL(ctx.sql.seed_positions,
+                           "INSERT INTO \"my schema\".\"pos\"\"itions\" (pipeline, sink, source, "
+                           "topic, kafka_partition, next_offset, instance) SELECT DISTINCT $1, $2, "
+                           "u.source, u.topic, u.kafka_partition, -1::bigint, $6 FROM "
+                           "unnest($3::text[], $4::text[], $5::int[]) AS u(source, topic, "
+                           "kafka_partition) ORDER BY 3, 4, 5 ON CONFLICT DO NOTHING");
+    CU_ASSERT_STRING_EQUAL(ctx.sql.lock_positions,
+                           "SELECT u.ord, p.next_offset FROM \"my schema\".\"pos\"\"itions\" AS p "
+                           "JOIN unnest($3::text[], $4::text[], $5::int[]) WITH ORDINALITY AS "
+                           "u(source, topic, kafka_partition, ord) ON p.source = u.source AND "
+                           "p.topic = u.topic AND p.kafka_partition = u.kafka_partition WHERE "
+                           "p.pipeline = $1 AND p.sink = $2 ORDER BY p.source, p.topic, "
+                           "p.kafka_partition FOR UPDATE OF p");
+    CU_ASSERT_STRING_EQUAL(ctx.sql.read_positions,
+                           "SELECT u.ord, p.next_offset FROM \"my schema\".\"pos\"\"itions\" AS p "
+                           "JOIN unnest($3::text[], $4::text[], $5::int[]) WITH ORDINALITY AS "
+                           "u(source, topic, kafka_partition, ord) ON p.source = u.source AND "
+                           "p.topic = u.topic AND p.kafka_partition = u.kafka_partition WHERE "
+                           "p.pipeline = $1 AND p.sink = $2");
+    CU_ASSERT_STRING_EQUAL(ctx.sql.save_positions,
+                           "INSERT INTO \"my schema\".\"pos\"\"itions\" (pipeline, sink, source, "
+                           "topic, kafka_partition, next_offset, instance, updated_at) SELECT $1, "
+                           "$2, u.source, u.topic, u.kafka_partition, u.next_offset, $6, now() "
+                           "FROM unnest($3::text[], $4::text[], $5::int[], $7::bigint[]) AS "
+                           "u(source, topic, kafka_partition, next_offset) ON CONFLICT (pipeline, "
+                           "sink, source, topic, kafka_partition) DO UPDATE SET next_offset = "
+                           "EXCLUDED.next_offset, instance = EXCLUDED.instance, updated_at = "
+                           "EXCLUDED.updated_at");
+    sl__pg_config_free(&ctx);
+}
+
+static void test_pg_positions_table_default_and_bad_name(void)
+{
+    sl_pg_ctx ctx;
+    char err[256];
+    ctx_defaults(&ctx, SL_PG_APPEND, "k=key", NULL);
+    ctx.positions_table = NULL; /* as the engine leaves an option it has no default for */
+    CU_ASSERT_EQUAL_FATAL(check(&ctx, err, sizeof(err)), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ctx.sql.create_positions, "EXISTS \"sluice_positions\" ("));
+    sl__pg_config_free(&ctx);
+    ctx_defaults(&ctx, SL_PG_APPEND, "k=key", NULL);
+    ctx.positions_table = "bad\xff";
+    CU_ASSERT_EQUAL(check(&ctx, err, sizeof(err)), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "positions_table:"));
+    sl__pg_config_free(&ctx);
+}
+
+/* A sink that records positions says so in its connector struct. */
+static void test_pg_sink_has_positions_callback(void)
+{
+    const sl_connector *c = sl_connector_find("postgres", SL_SINK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(c->positions);
+}
+
+/* The batch's ranges become array literals: names escaped, numbers as text. */
+static void test_pg_range_arrays_escape_names(void)
+{
+    sl_input_range r[2] = {
+        {.source = "kin", .topic = "or\"ders", .partition = 3, .from = 1100, .until = 1300},
+        {.source = "k\\2", .topic = "t", .partition = 2147483647, .from = 0, .until = 9000000000},
+    };
+    sl_buf arr[4] = {{0}};
+    CU_ASSERT_EQUAL_FATAL(sl__pg_range_arrays(r, 2, arr), SL_OK);
+    CU_ASSERT_STRING_EQUAL(arr[0].p, "{\"kin\",\"k\\\\2\"}");
+    CU_ASSERT_STRING_EQUAL(arr[1].p, "{\"or\\\"ders\",\"t\"}");
+    CU_ASSERT_STRING_EQUAL(arr[2].p, "{\"3\",\"2147483647\"}");
+    CU_ASSERT_STRING_EQUAL(arr[3].p, "{\"1300\",\"9000000000\"}");
+    /* Used again for fewer ranges: reset first. */
+    CU_ASSERT_EQUAL_FATAL(sl__pg_range_arrays(r, 1, arr), SL_OK);
+    CU_ASSERT_STRING_EQUAL(arr[2].p, "{\"3\"}");
+    for (int a = 0; a < 4; a++) {
+        sl__buf_free(&arr[a]);
+    }
+}
+
+/* WRITE when every range starts at its position (or nothing is held), SKIP when every range
+ * is held, FENCED otherwise, also for a mix of held and new ranges. */
+static void test_pg_positions_decide_write_skip_fenced(void)
+{
+    sl_input_range r[2] = {
+        {.source = "kin", .topic = "orders", .partition = 3, .from = 1100, .until = 1300},
+        {.source = "kin", .topic = "orders", .partition = 4, .from = 50, .until = 60},
+    };
+    char why[256];
+    int64_t fresh[2] = {-1, -1}, at[2] = {1100, 50}, held[2] = {1300, 70};
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, fresh, why, sizeof(why)), SL_POSITION_WRITE);
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, at, why, sizeof(why)), SL_POSITION_WRITE);
+    int64_t one_new[2] = {1100, -1};
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, one_new, why, sizeof(why)), SL_POSITION_WRITE);
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, held, why, sizeof(why)), SL_POSITION_SKIP);
+
+    why[0] = '\0';
+    int64_t inside[2] = {1200, 50};
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, inside, why, sizeof(why)), SL_POSITION_FENCED);
+    CU_ASSERT_STRING_EQUAL(why,
+                           "orders [3]: this sink is at offset 1200, the batch reads 1100-1300");
+    int64_t behind[2] = {1100, 40};
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, behind, why, sizeof(why)), SL_POSITION_FENCED);
+    CU_ASSERT_STRING_EQUAL(why, "orders [4]: this sink is at offset 40, the batch reads 50-60");
+
+    int64_t mix[2] = {1300, -1};
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, mix, why, sizeof(why)), SL_POSITION_FENCED);
+    CU_ASSERT_STRING_EQUAL(why, "orders [3]: this sink is at offset 1300, the batch reads "
+                                "1100-1300 (held already), but orders [4] 50-60 is not held "
+                                "(the sink is at -1)");
+    int64_t mix2[2] = {1100, 60};
+    CU_ASSERT_EQUAL(sl__pg_positions_decide(r, 2, mix2, why, sizeof(why)), SL_POSITION_FENCED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "orders [4]: this sink is at offset 60"));
 }
 
 /* A value the option table refuses (mode and ranges are checked there, not by hand). */
@@ -519,7 +648,11 @@ void sl_test_register(void)
              SL_TEST(pg_sql_upsert_keeps_last_row_per_key),
              SL_TEST(pg_sql_increment_adds_numeric_columns),
              SL_TEST(pg_sql_upsert_of_keys_only_does_nothing_on_conflict),
-             SL_TEST(pg_sql_commit_table_statements));
+             SL_TEST(pg_sql_commit_table_statements), SL_TEST(pg_sql_positions_statements),
+             SL_TEST(pg_positions_table_default_and_bad_name),
+             SL_TEST(pg_sink_has_positions_callback));
+    SL_SUITE("pg_positions", SL_TEST(pg_range_arrays_escape_names),
+             SL_TEST(pg_positions_decide_write_skip_fenced));
     SL_SUITE("pg_rows", SL_TEST(pg_row_values_of_each_source), SL_TEST(pg_row_numbers_are_checked),
              SL_TEST(pg_row_json_fields), SL_TEST(pg_row_header_columns),
              SL_TEST(pg_row_text_and_times_are_checked), SL_TEST(pg_copy_line_escapes_specials),
