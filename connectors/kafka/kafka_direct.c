@@ -119,6 +119,14 @@ static void rewind_from(sl_kafka_src *ctx, int64_t failed_time)
     }
     ctx->pending = ctx->pending_tail = NULL;
     ctx->rewinds++;
+    if (ctx->position_sinks > 0) {
+        /* A sink may hold the input elsewhere (it fenced the batch): every partition
+         * continues where the sinks are now. */
+        for (size_t i = 0; i < ctx->nparts; i++) {
+            ctx->parts[i].want = SL_KAFKA_WANT_SINKS;
+            ctx->parts[i].later = true;
+        }
+    }
     sl_instance_log(ctx->ins, SL_LOG_WARN,
                     "batch %" PRId64 " did not complete: its input is read again from%s",
                     failed_time, len ? text : " the same offsets");
@@ -171,14 +179,6 @@ void sl__kafka_direct_failed(sl_kafka_src *ctx, int64_t batch_time)
         if (e->time == batch_time) {
             rewind_from(ctx, ctx->pending->time);
             break;
-        }
-    }
-    if (ctx->position_sinks > 0) {
-        /* A sink may hold the input elsewhere (it fenced the batch): every partition
-         * continues where the sinks are now. */
-        for (size_t i = 0; i < ctx->nparts; i++) {
-            ctx->parts[i].want = SL_KAFKA_WANT_SINKS;
-            ctx->parts[i].later = true;
         }
     }
     pthread_mutex_unlock(&ctx->lock);
