@@ -264,6 +264,10 @@ typedef struct sl_source_position {
  * @locality the source's next_batch thread (the timer thread) */
 int sl_instance_sink_positions(sl_instance *ins, sl_source_position *pos, size_t n, size_t *sinks,
                                char *errstr, size_t errsize);
+/* Whether this sink instance records input positions, for connectors whose options decide
+ * (the kafka sink only when transactional): without it, a connector with a positions
+ * callback does. Call it in init. */
+void sl_instance_set_positions(sl_instance *ins, bool records);
 /* Merges another position v (-1: none) into pos, as a sink's would be (a source's own
  * fallback start for pos->missing). */
 void sl_source_position_merge(sl_source_position *pos, int64_t v);

@@ -348,7 +348,8 @@ struct sl_instance {
     sl_options *opts;
     void *cctx; /* the connector's context */
     bool started;
-    bool receiver; /* a receiver: blocks, not next_batch */
+    bool receiver;      /* a receiver: blocks, not next_batch */
+    bool positions_off; /* a sink with a positions callback that does not record them */
     sl_source_common common;
     sl_receiver rcv;
     sl_stream *stream;             /* sources: their stream */

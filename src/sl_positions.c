@@ -31,6 +31,11 @@ int sl_batch_input_add_range(sl_batch_input *in, const char *topic, int32_t part
     return SL_OK;
 }
 
+void sl_instance_set_positions(sl_instance *ins, bool records)
+{
+    ins->positions_off = !records;
+}
+
 void sl__input_ranges_free(sl_input_range *ranges, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -98,7 +103,7 @@ int sl_instance_sink_positions(sl_instance *ins, sl_source_position *pos, size_t
     }
     int rc = SL_OK;
     for (sl_instance *s = ins->ctx->sinks; s && rc == SL_OK; s = s->next) {
-        if (!s->conn->positions) {
+        if (!s->conn->positions || s->positions_off) {
             continue;
         }
         (*sinks)++;

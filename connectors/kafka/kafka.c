@@ -156,6 +156,61 @@ int sl__kafka_src_bootstrap(sl_kafka_src *ctx)
     return SL_OK;
 }
 
+/* ==== Consumers by group ==== */
+
+/* A consumer of the process registered for its group: few (one per direct source with a
+ * group), so a list. */
+typedef struct group_entry {
+    char *group;
+    rd_kafka_t *rk;
+    struct group_entry *next;
+} group_entry;
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static group_entry *groups;
+
+void sl__kafka_group_register(const char *group, rd_kafka_t *rk)
+{
+    group_entry *e = calloc(1, sizeof(*e));
+    if (!e || !(e->group = strdup(group))) {
+        free(e); /* the sink falls back to metadata without a generation */
+        return;
+    }
+    e->rk = rk;
+    pthread_mutex_lock(&groups_lock);
+    e->next = groups;
+    groups = e;
+    pthread_mutex_unlock(&groups_lock);
+}
+
+void sl__kafka_group_unregister(const char *group, rd_kafka_t *rk)
+{
+    pthread_mutex_lock(&groups_lock);
+    for (group_entry **pe = &groups; *pe; pe = &(*pe)->next) {
+        group_entry *e = *pe;
+        if (e->rk == rk && strcmp(e->group, group) == 0) {
+            *pe = e->next;
+            free(e->group);
+            free(e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&groups_lock);
+}
+
+rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group)
+{
+    rd_kafka_consumer_group_metadata_t *md = NULL;
+    pthread_mutex_lock(&groups_lock); /* the consumer is not destroyed meanwhile */
+    for (group_entry *e = groups; e && !md; e = e->next) {
+        if (strcmp(e->group, group) == 0) {
+            md = rd_kafka_consumer_group_metadata(e->rk);
+        }
+    }
+    pthread_mutex_unlock(&groups_lock);
+    return md;
+}
+
 /* ==== The source ==== */
 
 /* A batch whose outputs did not all succeed makes the source read its input again (direct)

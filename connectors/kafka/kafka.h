@@ -263,12 +263,28 @@ typedef struct sl_kafka_sink {
     bool refused_nomem;
     pthread_mutex_t err_lock;
     bool lock_init;
+
+    /* Transactions (exactly-once v2): options. */
+    bool transactional;
+    const char *transactional_id; /* NULL: <pipeline>-<sink>-<instance> */
+    const char *instance;         /* NULL: the host name */
+    const char *group;            /* the consumer group whose offsets go in the transaction */
+    int64_t transaction_timeout;  /* ms */
+    /* Parsed, and state. */
+    char *txn_id;       /* the transactional.id in use */
+    bool txn_ready;     /* init_transactions succeeded on rk */
+    rd_kafka_t *pos_rk; /* a consumer of group for its committed offsets (positions); made
+                         * on first use, never subscribes; guarded by pos_lock */
+    pthread_mutex_t pos_lock;
 } sl_kafka_sink;
 
 /* ==== kafka_config.c ==== */
 
 /* Checks and parses the source's options. Returns SL_OK or SL_ERR_INVAL with errstr. */
 int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize);
+/* Checks the sink's options and sets ctx->txn_id when transactional. SL_OK or SL_ERR_INVAL
+ * with errstr. */
+int sl__kafka_sink_config(sl_kafka_sink *ctx, char *errstr, size_t errsize);
 /* What a librdkafka configuration is for: its defaults differ. */
 typedef enum sl_kafka_role {
     SL_KAFKA_DIRECT,   /* a consumer with a fetch queue per partition */
@@ -358,6 +374,16 @@ void sl__kafka_list_text(const rd_kafka_topic_partition_list_t *l, char *buf, si
  * Returns false with errstr when librdkafka refused. @locality a rebalance callback. */
 bool sl__kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, bool coop,
                                bool take, char *errstr, size_t errsize);
+
+/* The consumers of the process by group, for the transactional sink's consumer group
+ * metadata (KIP-447: the generation and member id with which the broker fences a zombie's
+ * offsets). A direct source registers its consumer once it subscribed and unregisters it
+ * before destroying it. @locality any thread (a mutex) */
+void sl__kafka_group_register(const char *group, rd_kafka_t *rk);
+void sl__kafka_group_unregister(const char *group, rd_kafka_t *rk);
+/* The metadata of group's registered consumer, now (the caller destroys it with
+ * rd_kafka_consumer_group_metadata_destroy); NULL when none is registered. */
+rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group);
 
 /* kafka_deadletter.c: the dead-letter target errors.dead_letter.type: kafka, provided by
  * the kafka sink. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "kafka.h"
 
@@ -202,6 +203,56 @@ const char *sl__kafka_intern(sl_kafka_src *ctx, const char *topic)
     return c;
 }
 
+/* ==== Sink options ==== */
+
+int sl__kafka_sink_config(sl_kafka_sink *ctx, char *errstr, size_t errsize)
+{
+    if (!ctx->brokers || !*ctx->brokers) {
+        snprintf(errstr, errsize, "brokers: give the bootstrap brokers or 'embedded'");
+        return SL_ERR_INVAL;
+    }
+    if (!ctx->topic || !*ctx->topic) {
+        snprintf(errstr, errsize, "topic: give the topic to produce to");
+        return SL_ERR_INVAL;
+    }
+    ctx->embedded = strcmp(ctx->brokers, SL_KAFKA_EMBEDDED) == 0;
+    if (!ctx->transactional) {
+        return SL_OK;
+    }
+    if (!ctx->group || !*ctx->group) {
+        snprintf(errstr, errsize,
+                 "transactional: true needs group (the kafka source's consumer group, whose "
+                 "offsets each transaction commits)");
+        return SL_ERR_INVAL;
+    }
+    if (ctx->transactional_id && *ctx->transactional_id) {
+        ctx->txn_id = strdup(ctx->transactional_id);
+    } else {
+        /* Stable across restarts of the same instance: a restarted instance fences the
+         * producer it left behind. */
+        char host[256] = "";
+        const char *instance = ctx->instance && *ctx->instance ? ctx->instance : host;
+        if (instance == host && (gethostname(host, sizeof(host) - 1) != 0 || !host[0])) {
+            snprintf(errstr, errsize,
+                     "transactional: the host name is unknown; set instance or "
+                     "transactional_id");
+            return SL_ERR_INVAL;
+        }
+        const char *pipeline = sl_context_name(sl_instance_context(ctx->ins));
+        const char *sink = sl_instance_name(ctx->ins);
+        size_t len = strlen(pipeline) + strlen(sink) + strlen(instance) + 3;
+        ctx->txn_id = malloc(len);
+        if (ctx->txn_id) {
+            snprintf(ctx->txn_id, len, "%s-%s-%s", pipeline, sink, instance);
+        }
+    }
+    if (!ctx->txn_id) {
+        snprintf(errstr, errsize, "out of memory");
+        return SL_ERR_NOMEM;
+    }
+    return SL_OK;
+}
+
 /* ==== librdkafka configuration ==== */
 
 /* librdkafka's syslog levels to ours: its errors are mostly connection failures that it
@@ -250,6 +301,7 @@ static const char *managed_property(const char *key)
         {"metadata.broker.list", "set it with the brokers option"},
         {"group.id", "set it with the group option"},
         {"group.instance.id", "set it with the group_instance_id option"},
+        {"transactional.id", "set it with the transactional_id option of the kafka sink"},
         {"enable.auto.commit", "sluice commits offsets itself, after batches complete"},
         {"enable.auto.offset.store", "sluice commits offsets itself, after batches complete"},
         {"auto.offset.reset", "set it with the start and on_offset_out_of_range options"},

@@ -264,6 +264,9 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
             return SL_ERR_INVAL;
         }
         ctx->subscribed = true;
+        /* A transactional kafka sink of this process sends offsets with this consumer's
+         * group metadata (generation, member), which lets the broker fence a zombie. */
+        sl__kafka_group_register(ctx->group, ctx->rk);
     }
     ctx->chunk = malloc(READ_CHUNK * sizeof(*ctx->chunk));
     if (!ctx->chunk) {
@@ -767,6 +770,9 @@ void sl__kafka_direct_destroy(sl_kafka_src *ctx)
 {
     if (!ctx->rk) {
         return;
+    }
+    if (ctx->subscribed) {
+        sl__kafka_group_unregister(ctx->group, ctx->rk);
     }
     pthread_mutex_lock(&ctx->lock);
     ctx->closing = true;

@@ -7,13 +7,20 @@
  * than the topic's max.message.bytes, an invalid record or timestamp), when producing or in
  * its delivery report, is a rejected record: dead-lettered (errors.dead_letter), the rest
  * of the batch written. The broker refuses whole produce requests, so the messages refused
- * in delivery reports go again one at a time to find those at fault (slow, but only then). */
+ * in delivery reports go again one at a time to find those at fault (slow, but only then).
+ *
+ * transactional: true (exactly-once v2, KIP-447): a batch is one Kafka transaction that
+ * holds its messages and the batch's input offsets (the ranges' until) committed to the
+ * source's consumer group, so a read_committed consumer sees each batch once, and the
+ * group's committed offsets are where the sink is (the positions callback). */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <jansson.h>
 
 #include "kafka.h"
 
@@ -78,17 +85,14 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     sl_kafka_sink *ctx = data;
     ctx->ins = ins;
     pthread_mutex_init(&ctx->err_lock, NULL);
+    pthread_mutex_init(&ctx->pos_lock, NULL);
     ctx->lock_init = true;
     atomic_init(&ctx->failed, 0);
-    if (!ctx->brokers || !*ctx->brokers) {
-        snprintf(errstr, errsize, "brokers: give the bootstrap brokers or 'embedded'");
-        return SL_ERR_INVAL;
+    int rc = sl__kafka_sink_config(ctx, errstr, errsize);
+    if (rc != SL_OK) {
+        return rc;
     }
-    if (!ctx->topic || !*ctx->topic) {
-        snprintf(errstr, errsize, "topic: give the topic to produce to");
-        return SL_ERR_INVAL;
-    }
-    ctx->embedded = strcmp(ctx->brokers, SL_KAFKA_EMBEDDED) == 0;
+    sl_instance_set_positions(ins, ctx->transactional); /* only a transaction records them */
     rd_kafka_conf_t *conf = sl__kafka_conf_new(ins, ctx->embedded ? "127.0.0.1:9092" : ctx->brokers,
                                                ctx->properties, SL_KAFKA_PRODUCER, errstr, errsize);
     if (!conf) {
@@ -96,6 +100,61 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     }
     rd_kafka_conf_destroy(conf);
     return SL_OK;
+}
+
+/* Creates the producer ctx->rk: with transactional.id and idempotence when transactional.
+ * SL_OK or SL_ERR_INVAL (reported). */
+static int producer_new(sl_kafka_sink *ctx)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
+                                               SL_KAFKA_PRODUCER, errstr, sizeof(errstr));
+    if (!conf) {
+        sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_INVAL;
+    }
+    if (ctx->transactional) {
+        char tmo[32];
+        snprintf(tmo, sizeof(tmo), "%" PRId64, ctx->transaction_timeout);
+        if (rd_kafka_conf_set(conf, "transactional.id", ctx->txn_id, errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "transaction.timeout.ms", tmo, errstr, sizeof(errstr))) {
+            rd_kafka_conf_destroy(conf);
+            sl_instance_error(ctx->ins, "transactional: %s", errstr);
+            return SL_ERR_INVAL;
+        }
+    }
+    rd_kafka_conf_set_opaque(conf, ctx);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, sink_error_cb);
+    ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!ctx->rk) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "cannot create the Kafka producer: %s", errstr);
+        return SL_ERR_INVAL;
+    }
+    ctx->txn_ready = false;
+    return SL_OK;
+}
+
+/* init_transactions: fences an older producer with the same transactional.id (a restarted
+ * instance's zombie) and aborts the transaction it left open. SL_OK; SL_ERR_RETRY when the
+ * brokers did not answer in time (call it again); SL_ERR_FATAL when the producer cannot be
+ * used (reported). @locality start or write */
+static int txn_init(sl_kafka_sink *ctx)
+{
+    rd_kafka_error_t *e = rd_kafka_init_transactions(ctx->rk, (int)ctx->flush_timeout);
+    if (!e) {
+        ctx->txn_ready = true;
+        sl_instance_log(ctx->ins, SL_LOG_INFO, "transactional producer %s ready (group %s)",
+                        ctx->txn_id, ctx->group);
+        return SL_OK;
+    }
+    int rc = rd_kafka_error_is_retriable(e) ? SL_ERR_RETRY : SL_ERR_FATAL;
+    sl_instance_error(ctx->ins, "cannot initialise transactions (transactional.id %s): %s",
+                      ctx->txn_id, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return rc;
 }
 
 static int kafka_sink_start(void *data, char *err, size_t errsize)
@@ -119,22 +178,14 @@ static int kafka_sink_start(void *data, char *err, size_t errsize)
             return SL_ERR_IO;
         }
     }
-    rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
-                                               SL_KAFKA_PRODUCER, errstr, sizeof(errstr));
-    if (!conf) {
-        sl_instance_error(ctx->ins, "%s", errstr);
-        return SL_ERR_INVAL;
+    int rc = producer_new(ctx);
+    if (rc == SL_OK && ctx->transactional) {
+        rc = txn_init(ctx);
+        if (rc == SL_ERR_RETRY) {
+            rc = SL_OK; /* brokers not there yet: the first write tries again */
+        }
     }
-    rd_kafka_conf_set_opaque(conf, ctx);
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_error_cb(conf, sink_error_cb);
-    ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (!ctx->rk) {
-        rd_kafka_conf_destroy(conf);
-        sl_instance_error(ctx->ins, "cannot create the Kafka producer: %s", errstr);
-        return SL_ERR_INVAL;
-    }
-    return SL_OK;
+    return rc;
 }
 
 /* The message value of r: its typed value as text, else its bytes. */
@@ -269,6 +320,451 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
     return rc;
 }
 
+/* ==== Transactions (exactly-once v2) ==== */
+
+#define POSITIONS_TIMEOUT_MS 10000 /* longest wait for the group's committed offsets */
+#define COMMIT_TRIES         3     /* commit_transaction calls after retriable errors */
+
+/* A batch's input ranges. */
+typedef struct txn_ranges {
+    const sl_input_range *v;
+    size_t n;
+    sl_input_range *owned; /* parsed from out->inputs (topics borrowed from root) */
+    json_t *root;
+} txn_ranges;
+
+/* The ranges of the batch: out->ranges; for a batch without (a direct source that does not
+ * declare its ranges yet), those of the kafka sources' definitions in out->inputs,
+ * {"source": {"ranges": [[topic, partition, from, until], ...]}}. Free with ranges_free. */
+static void ranges_of(const sl_batch_output *out, txn_ranges *r)
+{
+    *r = (txn_ranges){.v = out->ranges, .n = out->nranges};
+    if (out->nranges || !out->inputs) {
+        return;
+    }
+    r->root = json_loads(out->inputs, 0, NULL);
+    const char *source;
+    json_t *def;
+    size_t cap = 0;
+    json_object_foreach(r->root, source, def)
+    {
+        cap += json_array_size(json_object_get(def, "ranges"));
+    }
+    r->owned = cap ? calloc(cap, sizeof(*r->owned)) : NULL;
+    if (!r->owned) {
+        return;
+    }
+    json_object_foreach(r->root, source, def)
+    {
+        json_t *items = json_object_get(def, "ranges"), *it;
+        size_t i;
+        json_array_foreach(items, i, it)
+        {
+            const char *topic = NULL;
+            int partition = 0;
+            json_int_t from = 0, until = 0;
+            if (json_unpack(it, "[s,i,I,I]", &topic, &partition, &from, &until) == 0 &&
+                until > from) {
+                r->owned[r->n++] = (sl_input_range){.source = source,
+                                                    .topic = topic,
+                                                    .partition = partition,
+                                                    .from = from,
+                                                    .until = until};
+            }
+        }
+    }
+    r->v = r->owned;
+}
+
+static void ranges_free(txn_ranges *r)
+{
+    free(r->owned);
+    json_decref(r->root);
+}
+
+/* The group's committed offsets of l's partitions, in l (-1 where none), from the sink's
+ * own consumer of the group (made here once; it never subscribes, so it never joins). Its
+ * isolation.level is read_committed, so the broker answers once no transaction of the group
+ * is pending. SL_OK or SL_ERR_RETRY with errstr. @locality any (pos_lock) */
+static int committed_fetch(sl_kafka_sink *ctx, rd_kafka_topic_partition_list_t *l, char *errstr,
+                           size_t errsize)
+{
+    pthread_mutex_lock(&ctx->pos_lock);
+    int rc = SL_OK;
+    if (!ctx->pos_rk) {
+        rd_kafka_conf_t *conf = ctx->bootstrap
+                                    ? sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
+                                                         SL_KAFKA_DIRECT, errstr, errsize)
+                                    : NULL;
+        if (!ctx->bootstrap) {
+            snprintf(errstr, errsize, "not started");
+        }
+        if (conf &&
+            (rd_kafka_conf_set(conf, "group.id", ctx->group, errstr, errsize) ||
+             rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, errsize))) {
+            rd_kafka_conf_destroy(conf);
+            conf = NULL;
+        }
+        if (conf) {
+            rd_kafka_conf_set_opaque(conf, ctx);
+            rd_kafka_conf_set_error_cb(conf, sink_error_cb);
+            ctx->pos_rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errsize);
+            if (!ctx->pos_rk) {
+                rd_kafka_conf_destroy(conf);
+            }
+        }
+        rc = ctx->pos_rk ? SL_OK : SL_ERR_RETRY;
+    }
+    if (rc == SL_OK) {
+        int tmo = ctx->flush_timeout < POSITIONS_TIMEOUT_MS ? (int)ctx->flush_timeout
+                                                            : POSITIONS_TIMEOUT_MS;
+        rd_kafka_resp_err_t err = rd_kafka_committed(ctx->pos_rk, l, tmo);
+        for (int i = 0; !err && i < l->cnt; i++) {
+            err = l->elems[i].err;
+            if (l->elems[i].offset < 0) {
+                l->elems[i].offset = -1;
+            }
+        }
+        if (err) {
+            snprintf(errstr, errsize, "cannot read the committed offsets of group %s: %s",
+                     ctx->group, rd_kafka_err2str(err));
+            rc = SL_ERR_RETRY;
+        }
+    }
+    pthread_mutex_unlock(&ctx->pos_lock);
+    return rc;
+}
+
+/* Where the sink is: the group's committed offsets, which move only in its transactions
+ * (and in the source's commits of completed batches, the same values). A sink that is not
+ * transactional records no positions: -1 everywhere. @locality the engine's timer thread */
+static int kafka_sink_positions(void *data, const char *pipeline, sl_position *pos, size_t n,
+                                char *errstr, size_t errsize)
+{
+    sl_kafka_sink *ctx = data;
+    (void)pipeline; /* the group names the pipeline's input */
+    for (size_t i = 0; i < n; i++) {
+        pos[i].next = -1;
+    }
+    if (!ctx->transactional || n == 0) {
+        return SL_OK;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition);
+    }
+    int rc = committed_fetch(ctx, l, errstr, errsize);
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        pos[i].next = l->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+/* The offsets to commit with the batch: each partition's highest until. */
+static rd_kafka_topic_partition_list_t *txn_offsets(const txn_ranges *r)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)r->n + 1);
+    for (size_t i = 0; i < r->n; i++) {
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(l, r->v[i].topic, r->v[i].partition);
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(l, r->v[i].topic, r->v[i].partition);
+            tp->offset = r->v[i].until;
+        } else if (r->v[i].until > tp->offset) {
+            tp->offset = r->v[i].until;
+        }
+    }
+    return l;
+}
+
+/* The position rule (sl_position_check_range) for the whole batch against the group's
+ * committed offsets in committed: WRITE, SKIP (every range is held) or FENCED. */
+static sl_position_check txn_check(const txn_ranges *r,
+                                   const rd_kafka_topic_partition_list_t *committed)
+{
+    size_t skip = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            (rd_kafka_topic_partition_list_t *)committed, r->v[i].topic, r->v[i].partition);
+        sl_position_check c = sl_position_check_range(&r->v[i], tp ? tp->offset : -1);
+        if (c == SL_POSITION_SKIP) {
+            skip++;
+        } else if (c == SL_POSITION_FENCED) {
+            return SL_POSITION_FENCED;
+        }
+    }
+    return r->n && skip == r->n ? SL_POSITION_SKIP : skip ? SL_POSITION_FENCED : SL_POSITION_WRITE;
+}
+
+/* Makes the producer anew after it was fenced or failed fatally. SL_ERR_FENCED (the batch
+ * is dropped: its sources resume where the sinks are) or SL_ERR_FATAL. */
+static int txn_renew(sl_kafka_sink *ctx)
+{
+    rd_kafka_purge(ctx->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(ctx->rk);
+    ctx->rk = NULL;
+    int rc = producer_new(ctx);
+    if (rc == SL_OK) {
+        rc = txn_init(ctx);
+    }
+    return rc == SL_OK ? SL_ERR_FENCED : SL_ERR_FATAL;
+}
+
+/* True for the errors of a transactional offset commit from a consumer generation that is
+ * no longer current: a rebalance happened, the batch's partitions may be another's now. */
+static bool generation_error(rd_kafka_resp_err_t code)
+{
+    return code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+           code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
+}
+
+/* Handles e (taken) of the transactional call what: a fenced or fatal producer is made anew
+ * (SL_ERR_FENCED, or SL_ERR_FATAL when that fails); otherwise the transaction is aborted
+ * and the batch retried (SL_ERR_RETRY), or dropped (SL_ERR_FENCED) when the consumer
+ * generation of the offsets is stale (member: they were the registered consumer's). */
+static int txn_fail(sl_kafka_sink *ctx, const sl_batch_output *out, const char *what,
+                    rd_kafka_error_t *e, bool member)
+{
+    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+    bool fenced = code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                  code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+    if (rd_kafka_error_is_fatal(e) || fenced) {
+        sl_instance_error(ctx->ins,
+                          "batch %" PRId64 ": %s: %s; %s%s; making the producer anew and "
+                          "dropping the batch (its input resumes where the sinks are)",
+                          out->batch_time, what, rd_kafka_error_string(e),
+                          fenced ? "another producer has transactional.id " : "fatal error",
+                          fenced ? ctx->txn_id : "");
+        rd_kafka_error_destroy(e);
+        return txn_renew(ctx);
+    }
+    sl_instance_error(ctx->ins, "batch %" PRId64 " to %s: %s: %s; aborting the transaction",
+                      out->batch_time, ctx->topic, what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    rd_kafka_error_t *ae = rd_kafka_abort_transaction(ctx->rk, (int)ctx->flush_timeout);
+    if (ae) {
+        bool fatal = rd_kafka_error_is_fatal(ae);
+        sl_instance_error(ctx->ins,
+                          "batch %" PRId64 ": abort_transaction: %s; making the producer anew",
+                          out->batch_time, rd_kafka_error_string(ae));
+        rd_kafka_error_destroy(ae);
+        /* A new producer's init_transactions aborts what this one left open. */
+        int rc = txn_renew(ctx);
+        return fatal || rc == SL_ERR_FATAL ? rc : SL_ERR_RETRY;
+    }
+    return member && generation_error(code) ? SL_ERR_FENCED : SL_ERR_RETRY;
+}
+
+/* Linear: the excluded records are the few the broker refused. */
+static bool excluded(const sl_record *const *ex, size_t nex, const sl_record *r)
+{
+    for (size_t i = 0; i < nex; i++) {
+        if (ex[i] == r) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The messages the broker refused in delivery reports (with good ones in the same request)
+ * go again one at a time, each in a transaction that is aborted: those refused alone are
+ * rejected and added to *ex. SL_OK (run the batch's transaction again), or an error. */
+static int txn_find_refused(sl_kafka_sink *ctx, const sl_batch_output *out, const sl_record ***ex,
+                            size_t *nex)
+{
+    pthread_mutex_lock(&ctx->err_lock);
+    size_t n = ctx->nrefused;
+    const sl_record **recs = n ? malloc(n * sizeof(*recs)) : NULL;
+    for (size_t i = 0; recs && i < n; i++) {
+        recs[i] = ctx->refused[i].r;
+    }
+    pthread_mutex_unlock(&ctx->err_lock);
+    const sl_record **grown = realloc(*ex, (*nex + n + 1) * sizeof(**ex));
+    if (!recs || !grown) {
+        free(recs);
+        return SL_ERR_RETRY;
+    }
+    *ex = grown;
+    sl_instance_log(ctx->ins, SL_LOG_WARN,
+                    "batch %" PRId64 ": the broker refused %zu messages for %s; sending them "
+                    "one at a time (aborted) to find the ones at fault",
+                    out->batch_time, n, ctx->topic);
+    int rc = SL_OK;
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        char why[160] = "";
+        sink_attempt_reset(ctx);
+        rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
+        if (e) {
+            rc = txn_fail(ctx, out, "begin_transaction", e, false);
+            break;
+        }
+        rd_kafka_resp_err_t err = sink_produce(ctx, recs[i], why, sizeof(why));
+        if (!err) {
+            rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
+            pthread_mutex_lock(&ctx->err_lock);
+            err = ctx->nrefused ? ctx->refused[0].err : 0;
+            pthread_mutex_unlock(&ctx->err_lock);
+            if (err) {
+                snprintf(why, sizeof(why), "the broker refused the message: %s",
+                         rd_kafka_err2str(err));
+            }
+        }
+        e = rd_kafka_abort_transaction(ctx->rk, (int)ctx->flush_timeout);
+        if (e) {
+            rc = txn_fail(ctx, out, "abort_transaction", e, false);
+            break;
+        }
+        if (record_error(err)) {
+            (*ex)[(*nex)++] = recs[i];
+            rc = sl_batch_output_reject(out, recs[i], why);
+        }
+    }
+    free(recs);
+    return rc;
+}
+
+/* One transaction of the batch, records in ex[0..nex) left out. SL_OK (committed), EAGAIN
+ * as SL_ERR_STATE (messages refused: their culprits joined ex, run it again), or the
+ * result of txn_fail. */
+static int txn_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
+                       const rd_kafka_topic_partition_list_t *offsets, const sl_record ***ex,
+                       size_t *nex)
+{
+    sink_attempt_reset(ctx);
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
+    if (e) {
+        return txn_fail(ctx, out, "begin_transaction", e, false);
+    }
+    size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
+    rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t p = 0; p < nparts && !perr; p++) {
+        size_t n = 0;
+        const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
+        for (size_t i = 0; i < n && !perr; i++) {
+            char why[160];
+            if (excluded(*ex, *nex, &recs[i])) {
+                continue;
+            }
+            perr = sink_produce(ctx, &recs[i], why, sizeof(why));
+            if (record_error(perr)) {
+                int rrc = sl_batch_output_reject(out, &recs[i], why);
+                if (rrc != SL_OK) {
+                    e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "a rejected record");
+                    int frc = txn_fail(ctx, out, "errors.tolerance none", e, false);
+                    return frc == SL_ERR_RETRY ? rrc : frc;
+                }
+                perr = RD_KAFKA_RESP_ERR_NO_ERROR;
+            }
+        }
+    }
+    if (perr) {
+        e = rd_kafka_error_new(perr, "%s", rd_kafka_err2str(perr));
+        return txn_fail(ctx, out, "produce", e, false);
+    }
+    /* Every delivery report, before the offsets: refusals are found and left out. */
+    rd_kafka_resp_err_t ferr = rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
+    pthread_mutex_lock(&ctx->err_lock);
+    bool refused = ctx->nrefused > 0, nomem = ctx->refused_nomem;
+    pthread_mutex_unlock(&ctx->err_lock);
+    uint64_t failed = atomic_load(&ctx->failed);
+    if (ferr || failed || nomem) {
+        pthread_mutex_lock(&ctx->err_lock);
+        e = rd_kafka_error_new(ferr ? ferr : RD_KAFKA_RESP_ERR__FAIL, "%s",
+                               ferr     ? "flush timed out"
+                               : failed ? ctx->first_error
+                                        : "out of memory");
+        pthread_mutex_unlock(&ctx->err_lock);
+        return txn_fail(ctx, out, "delivery", e, false);
+    }
+    if (refused) {
+        e = rd_kafka_abort_transaction(ctx->rk, (int)ctx->flush_timeout);
+        if (e) {
+            return txn_fail(ctx, out, "abort_transaction", e, false);
+        }
+        int rc = txn_find_refused(ctx, out, ex, nex);
+        return rc == SL_OK ? SL_ERR_STATE : rc;
+    }
+    if (sl_batch_output_flush_rejects(out) != SL_OK) {
+        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "the dead letters are not written");
+        return txn_fail(ctx, out, "dead letters", e, false);
+    }
+    if (offsets->cnt > 0) {
+        /* The source's consumer, when it runs in this process, carries its generation: the
+         * broker refuses offsets of a member that is no longer in the group. */
+        rd_kafka_consumer_group_metadata_t *md = sl__kafka_group_lookup(ctx->group);
+        bool member = md != NULL;
+        if (!md) {
+            md = rd_kafka_consumer_group_metadata_new(ctx->group);
+        }
+        e = rd_kafka_send_offsets_to_transaction(ctx->rk, offsets, md, (int)ctx->flush_timeout);
+        rd_kafka_consumer_group_metadata_destroy(md);
+        if (e) {
+            return txn_fail(ctx, out, "send_offsets_to_transaction", e, member);
+        }
+    }
+    for (int tries = 1;; tries++) {
+        e = rd_kafka_commit_transaction(ctx->rk, (int)ctx->flush_timeout);
+        if (!e || !rd_kafka_error_is_retriable(e) || tries == COMMIT_TRIES) {
+            break;
+        }
+        rd_kafka_error_destroy(e); /* the outcome is unknown: commit again */
+    }
+    return e ? txn_fail(ctx, out, "commit_transaction", e, false) : SL_OK;
+}
+
+/* A batch in one transaction: skipped when the group's offsets show it held, dropped
+ * (SL_ERR_FENCED) when they show it held elsewhere, else its messages and offsets
+ * committed together. @locality the sink's output thread */
+static int txn_write(sl_kafka_sink *ctx, const sl_batch_output *out)
+{
+    char errstr[256];
+    txn_ranges r;
+    ranges_of(out, &r);
+    rd_kafka_topic_partition_list_t *offsets = txn_offsets(&r);
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(offsets);
+    const sl_record **ex = NULL;
+    size_t nex = 0;
+    int rc = SL_OK;
+    if (committed->cnt > 0) {
+        rc = committed_fetch(ctx, committed, errstr, sizeof(errstr));
+        if (rc != SL_OK) {
+            sl_instance_error(ctx->ins, "batch %" PRId64 ": %s; retrying", out->batch_time, errstr);
+        }
+    }
+    sl_position_check c = rc == SL_OK ? txn_check(&r, committed) : SL_POSITION_WRITE;
+    if (rc == SL_OK && c == SL_POSITION_SKIP) {
+        sl_instance_log(ctx->ins, SL_LOG_INFO,
+                        "batch %" PRId64 ": group %s already holds its input; skipped",
+                        out->batch_time, ctx->group);
+    } else if (rc == SL_OK && c == SL_POSITION_FENCED) {
+        sl_instance_log(ctx->ins, SL_LOG_WARN,
+                        "batch %" PRId64 ": group %s's offsets are elsewhere than its input "
+                        "starts; dropped (its input resumes where the sinks are)",
+                        out->batch_time, ctx->group);
+        rc = SL_ERR_FENCED;
+    } else if (rc == SL_OK) {
+        rc = ctx->txn_ready ? SL_OK : txn_init(ctx);
+        for (int round = 0; rc == SL_OK && round < 2; round++) {
+            rc = txn_attempt(ctx, out, offsets, &ex, &nex);
+            if (rc == SL_ERR_STATE) {
+                rc = round == 0 ? SL_OK : SL_ERR_RETRY; /* refusals again: retried later */
+            } else {
+                break;
+            }
+        }
+    }
+    if (rc == SL_OK) {
+        sl_instance_set_active(ctx->ins, true);
+    }
+    free(ex);
+    rd_kafka_topic_partition_list_destroy(committed);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    ranges_free(&r);
+    return rc;
+}
+
 static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_kafka_sink *ctx = data;
@@ -277,6 +773,9 @@ static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr
         if (rc != SL_OK) {
             return SL_ERR_RETRY;
         }
+    }
+    if (ctx->transactional) {
+        return txn_write(ctx, out);
     }
     sink_attempt_reset(ctx);
     size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
@@ -339,13 +838,19 @@ static void kafka_sink_destroy(void *data)
         rd_kafka_destroy(ctx->rk);
         ctx->rk = NULL;
     }
+    if (ctx->pos_rk) {
+        rd_kafka_destroy(ctx->pos_rk);
+        ctx->pos_rk = NULL;
+    }
     if (ctx->embedded && ctx->bootstrap) {
         sl__kafka_embedded_release();
     }
     free(ctx->bootstrap);
     free(ctx->refused);
+    free(ctx->txn_id);
     if (ctx->lock_init) {
         pthread_mutex_destroy(&ctx->err_lock);
+        pthread_mutex_destroy(&ctx->pos_lock);
     }
 }
 
@@ -381,6 +886,39 @@ static const sl_option kafka_sink_options[] = {
      .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_kafka_sink, flush_timeout),
      .doc = "longest wait for a batch's messages to be delivered before it is retried"},
+    {.name = "transactional",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .offset = offsetof(sl_kafka_sink, transactional),
+     .doc = "exactly once: each batch is one Kafka transaction holding its messages and the "
+            "batch's input offsets, committed to group (read them with "
+            "isolation.level=read_committed); the group's committed offsets are the sink's "
+            "positions; a restarted instance fences its zombie"},
+    {.name = "group",
+     .type = SL_OPT_STR,
+     .offset = offsetof(sl_kafka_sink, group),
+     .doc = "transactional: the consumer group of the kafka source whose offsets each "
+            "transaction commits (required). Fenced by the generation of that source's "
+            "consumer in this process (KIP-447); without one, by the transactional.id only"},
+    {.name = "transactional_id",
+     .type = SL_OPT_STR,
+     .offset = offsetof(sl_kafka_sink, transactional_id),
+     .doc = "transactional: the producer's transactional.id, stable across restarts of one "
+            "instance and unique among instances (default <pipeline>-<sink>-<instance>)"},
+    {.name = "instance",
+     .type = SL_OPT_STR,
+     .offset = offsetof(sl_kafka_sink, instance),
+     .doc = "transactional: this instance's name in the default transactional_id (default "
+            "the host name)"},
+    {.name = "transaction_timeout",
+     .type = SL_OPT_DURATION,
+     .def = "60s",
+     .min = 1000,
+     .max = 900000,
+     .flags = SL_OPT_RANGE,
+     .offset = offsetof(sl_kafka_sink, transaction_timeout),
+     .doc = "transactional: the broker aborts a transaction open longer than this "
+            "(transaction.timeout.ms; at most the broker's transaction.max.timeout.ms)"},
     {0},
 };
 
@@ -395,7 +933,8 @@ static bool kafka_sink_wants_headers(const sl_options *opts)
 const sl_connector sl__connector_kafka_sink = {
     .name = "kafka",
     .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
-                   "flushed per batch",
+                   "flushed per batch, or one transaction per batch with its input offsets "
+                   "(transactional: exactly once)",
     .flags = SL_SINK,
     .dead_letter = &sl__kafka_dl_target,
     .options = kafka_sink_options,
@@ -405,4 +944,5 @@ const sl_connector sl__connector_kafka_sink = {
     .write = kafka_sink_write,
     .destroy = kafka_sink_destroy,
     .wants_headers = kafka_sink_wants_headers,
+    .positions = kafka_sink_positions,
 };

@@ -175,6 +175,47 @@ static void test_options_errors_name_the_problem(void)
     sl_context_destroy(ctx);
 }
 
+/* A transactional sink needs the group whose offsets its transactions commit; its default
+ * transactional.id is <pipeline>-<sink>-<instance>. */
+static void test_options_transactional_sink_needs_group(void)
+{
+    char err[512] = "";
+    sl_context *ctx = ts_context(1000, 1);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "feed", &src);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "brokers", "localhost:9092");
+    sl_options_set(o, "topic", "t");
+    sl_options_set(o, "transactional", "true");
+    CU_ASSERT(sl_stream_to(s, "kafka", "nogroup", o, err, sizeof(err)) != SL_OK);
+    CU_ASSERT(strstr(err, "group") != NULL);
+    sl_options_set(o, "group", "g1");
+    sl_options_set(o, "instance", "i7");
+    CU_ASSERT(sl_stream_to(s, "kafka", "out", o, err, sizeof(err)) == SL_OK);
+    sl_options_destroy(o);
+    sl_context_destroy(ctx);
+}
+
+/* The consumers registered by group give their group metadata until unregistered. */
+static void test_options_group_registry_lookup_until_unregistered(void)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    CU_ASSERT_FATAL(rd_kafka_conf_set(conf, "group.id", "greg", err, sizeof(err)) == 0);
+    rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    CU_ASSERT_FATAL(rk != NULL);
+    CU_ASSERT(sl__kafka_group_lookup("greg") == NULL);
+    sl__kafka_group_register("greg", rk);
+    rd_kafka_consumer_group_metadata_t *md = sl__kafka_group_lookup("greg");
+    CU_ASSERT(md != NULL);
+    rd_kafka_consumer_group_metadata_destroy(md);
+    CU_ASSERT(sl__kafka_group_lookup("other") == NULL);
+    sl__kafka_group_unregister("greg", rk);
+    CU_ASSERT(sl__kafka_group_lookup("greg") == NULL);
+    rd_kafka_destroy(rk);
+}
+
 /* Adds a kafka source with the options (key, value, ..., NULL) and returns what it logged
  * to stderr (static buffer). */
 static const char *add_source_logs(sl_context *ctx, const char *name, ...)
@@ -1123,7 +1164,9 @@ void sl_test_register(void)
              SL_TEST(ranges_huge_cap_does_not_overflow));
     SL_SUITE("kafka_options", SL_TEST(options_errors_name_the_problem),
              SL_TEST(options_bad_property_is_named_secret_hidden),
-             SL_TEST(options_earliest_warning_knows_backpressure_initial_rate));
+             SL_TEST(options_earliest_warning_knows_backpressure_initial_rate),
+             SL_TEST(options_transactional_sink_needs_group),
+             SL_TEST(options_group_registry_lookup_until_unregistered));
     SL_SUITE("kafka_embedded", SL_TEST(embedded_sample_read_once),
              SL_TEST(embedded_sink_then_source_json),
              SL_TEST(embedded_rate_cap_and_failed_batch_reread));
