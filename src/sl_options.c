@@ -100,7 +100,8 @@ void sl_options_at(const sl_options *o, size_t i, const char **key, const char *
 /* ==== Durations and sizes ==== */
 
 /* Parses a non-negative decimal number followed by a unit; the unit is returned in *unit,
- * *ulen bytes long (white space around it left out). */
+ * *ulen bytes long (white space around it left out). Only digits, one '.' and an exponent:
+ * strtod would also take hex ("0x10s" is not 16 s). */
 static int parse_number_unit(const char *s, double *num, const char **unit, size_t *ulen)
 {
     while (isspace((unsigned char)*s)) {
@@ -112,7 +113,8 @@ static int parse_number_unit(const char *s, double *num, const char **unit, size
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0) {
+    if (errno || end == s || !isfinite(v) || v < 0 ||
+        strspn(s, "0123456789.eE+-") < (size_t)(end - s)) {
         return SL_ERR_INVAL;
     }
     while (isspace((unsigned char)*end)) {
@@ -177,8 +179,11 @@ int sl_parse_size(const char *s, int64_t *bytes)
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(units); i++) {
         if (strlen(units[i].unit) == ulen && strncasecmp(unit, units[i].unit, ulen) == 0) {
-            double r = floor(v * units[i].mul);
-            if (r > 9.2e18) {
+            /* A whole number of bytes: 1.5kb is 1500, 0.9 is not a size (it was 0). The
+             * tolerance takes 1.1kb, whose product is 1100.0000000000002. */
+            double x = v * units[i].mul;
+            double r = nearbyint(x);
+            if (r > 9.2e18 || fabs(x - r) > 1e-9 * fmax(1.0, x)) {
                 return SL_ERR_INVAL;
             }
             *bytes = (int64_t)r;

@@ -13,6 +13,7 @@ PKGS=(
     yq jq
     miller # mlr: reads the file sink's CSV (RFC 4180) in tests/e2e/test_file_formats.sh
     chromium prometheus
+    clang libclang-rt-14-dev # tests/fuzz: libFuzzer and the sanitizers' runtime for clang
 )
 # docker-compose checks docker/docker-compose.yml (its `config`: no container engine needed).
 # yq (Debian's: the jq wrapper for YAML) reads its output in tests/e2e/compose.sh; jq reads

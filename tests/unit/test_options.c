@@ -47,6 +47,40 @@ static void test_sizes(void)
     CU_ASSERT_EQUAL(sl_parse_size("-1", &b), SL_ERR_INVAL);
 }
 
+/* strtod reads hex: "0x10s" was 16 s and "0x1p3" 8 bytes. */
+static void test_durations_and_sizes_reject_hex(void)
+{
+    int64_t v = -1;
+    const char *bad[] = {"0x10s", "0X10ms", "0x1p3s", "0x.8s", NULL};
+    for (int i = 0; bad[i]; i++) {
+        CU_ASSERT_EQUAL(sl_parse_duration(bad[i], &v), SL_ERR_INVAL);
+    }
+    const char *bad_sizes[] = {"0x10", "0x10kb", "0x1p3", "0X1P3MiB", NULL};
+    for (int i = 0; bad_sizes[i]; i++) {
+        CU_ASSERT_EQUAL(sl_parse_size(bad_sizes[i], &v), SL_ERR_INVAL);
+    }
+    CU_ASSERT_EQUAL(sl_parse_duration("1e3ms", &v), SL_OK); /* decimal exponents stay */
+    CU_ASSERT_EQUAL(v, 1000);
+}
+
+/* A size is a whole number of bytes: "0.9" was truncated to 0, "1.0001kb" to 1000. */
+static void test_sizes_reject_fractions_of_a_byte(void)
+{
+    int64_t b = -1;
+    const char *bad[] = {"0.9", "0.5b", "1.0001kb", "1.5", "0.0000001KiB", NULL};
+    for (int i = 0; bad[i]; i++) {
+        CU_ASSERT_EQUAL(sl_parse_size(bad[i], &b), SL_ERR_INVAL);
+    }
+    CU_ASSERT_EQUAL(sl_parse_size("1.1kb", &b), SL_OK); /* 1100.0000000000002 in a double */
+    CU_ASSERT_EQUAL(b, 1100);
+    CU_ASSERT_EQUAL(sl_parse_size("0.5KiB", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 512);
+    CU_ASSERT_EQUAL(sl_parse_size("2.0", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 2);
+    CU_ASSERT_EQUAL(sl_parse_size("0", &b), SL_OK);
+    CU_ASSERT_EQUAL(b, 0);
+}
+
 typedef struct conf {
     const char *host;
     int64_t port;
@@ -191,6 +225,7 @@ static void test_option_enum_index_and_range_flag(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("options", SL_TEST(durations), SL_TEST(sizes), SL_TEST(option_tables),
+    SL_SUITE("options", SL_TEST(durations), SL_TEST(sizes), SL_TEST(durations_and_sizes_reject_hex),
+             SL_TEST(sizes_reject_fractions_of_a_byte), SL_TEST(option_tables),
              SL_TEST(option_enum_index_and_range_flag));
 }

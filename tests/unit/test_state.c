@@ -565,6 +565,29 @@ static void test_corrupt_state_file_refused(void)
     remove_dir(dir);
 }
 
+/* A state file whose header claims 2^64 - 1 bytes (a length that once overflowed the
+ * allocation of length + 1): the restart refuses it with the reason, without allocating. */
+static void test_state_file_huge_length_refused(void)
+{
+    static run_out got;
+    fresh_dir();
+    pipeline a;
+    build_pipeline(&a, dir);
+    CU_ASSERT_EQUAL_FATAL(run_batches(&a, 0, 12, &got), SL_OK);
+    sl_context_destroy(a.ctx);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/state/n1-%d.tab", dir, T0 + 9000);
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("SLUICE-STATE 1 00000000 18446744073709551615\nabc", f);
+    fclose(f);
+    pipeline b;
+    build_pipeline(&b, dir);
+    CU_ASSERT_NOT_EQUAL(run_batches(&b, 12, 13, &got), SL_OK);
+    sl_context_destroy(b.ctx);
+    remove_dir(dir);
+}
+
 /* The text of running_sum's state after batches 0 .. n-1 of the replayable source. */
 static void expected_sums(int64_t n, char *out, size_t size)
 {
@@ -716,5 +739,5 @@ void sl_test_register(void)
              SL_TEST(copartitioned_input), SL_TEST(state_memory_per_key),
              SL_TEST(stateful_needs_checkpoint_dir), SL_TEST(state_survives_restart),
              SL_TEST(partition_hash_stable_table_hash_seeded), SL_TEST(corrupt_state_file_refused),
-             SL_TEST(state_restart_with_threads));
+             SL_TEST(state_file_huge_length_refused), SL_TEST(state_restart_with_threads));
 }

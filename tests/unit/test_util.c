@@ -132,6 +132,28 @@ static void test_parse_bool_accepts_the_union(void)
     CU_ASSERT_TRUE(b);
 }
 
+/* A secret made of stars is found again in its own mask "***": the scrubber must go on
+ * after each mask, not loop forever. */
+static void test_scrub_secret_of_stars_terminates(void)
+{
+    char m1[64] = "a*b**c***d";
+    sl__scrub(m1, sizeof(m1), "*");
+    CU_ASSERT_STRING_EQUAL(m1, "a***b******c*********d");
+    char m2[64] = "a*b**c***d";
+    sl__scrub(m2, sizeof(m2), "**");
+    CU_ASSERT_STRING_EQUAL(m2, "a*b***c****d");
+    char m3[64] = "a*b**c***d";
+    sl__scrub(m3, sizeof(m3), "***");
+    CU_ASSERT_STRING_EQUAL(m3, "a*b**c***d");
+    char full[8] = "*******"; /* grows past the buffer: cut, still terminated */
+    sl__scrub(full, sizeof(full), "*");
+    CU_ASSERT(strlen(full) < sizeof(full));
+    CU_ASSERT_EQUAL(strspn(full, "*"), strlen(full));
+    char tiny[4] = "**";
+    sl__scrub(tiny, sizeof(tiny), "**");
+    CU_ASSERT(strlen(tiny) < sizeof(tiny));
+}
+
 static void test_scrub_masks_every_occurrence(void)
 {
     char msg[64] = "auth hunter2 failed: hunter2";
@@ -369,7 +391,8 @@ void sl_test_register(void)
              SL_TEST(mkdirs), SL_TEST(json_text));
     SL_SUITE("toolkit", SL_TEST(buf_grows_and_latches_failure),
              SL_TEST(parse_bool_accepts_the_union), SL_TEST(scrub_masks_every_occurrence),
-             SL_TEST(closest_suggests_near_words), SL_TEST(jpath_walks_objects_and_arrays),
+             SL_TEST(scrub_secret_of_stars_terminates), SL_TEST(closest_suggests_near_words),
+             SL_TEST(jpath_walks_objects_and_arrays),
              SL_TEST(record_copy_keeps_null_and_empty_apart),
              SL_TEST(batch_input_keeps_null_and_empty_keys),
              SL_TEST(receiver_push_keeps_null_and_empty_keys));

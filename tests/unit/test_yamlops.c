@@ -796,6 +796,91 @@ static int load_op(const char *op, char *err, size_t errsize, char *desc, size_t
     return rc;
 }
 
+/* glibc's regcomp takes gigabytes for stacked quantifiers (a+++...) and for repetitions of
+ * repetitions; such regexes are refused at load with the reason, while ordinary ones (and
+ * quantifier characters inside brackets or escaped) load. */
+static void test_filter_rejects_regexes_regcomp_cannot_bound(void)
+{
+    char err[512];
+    static const char *const bad[] = {"a++++++++++++++++++++++",
+                                      "a*{2}",
+                                      "x?*",
+                                      "(ab|c)+{3}",
+                                      "a{2}{3}",
+                                      "((((((((((((((((((a))))))))))))))))))",
+                                      "((a{100}){100}){100}",
+                                      "[0-9]{40000}",
+                                      NULL};
+    for (int i = 0; bad[i]; i++) {
+        sl_yamlop *op =
+            sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, bad[i], err, sizeof(err));
+        CU_ASSERT_PTR_NULL(op);
+        sl__yamlops_destroy(op);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad regular expression"));
+    }
+    sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "a+++", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "a quantifier follows another one at offset 2"));
+    static const char *const good[] = {"^[[:alpha:]]+$",
+                                       "^(error|ERROR|fatal|FATAL)$",
+                                       "[+*?]+",
+                                       "\\++",
+                                       "(a+)+",
+                                       "a{2,3}b*",
+                                       "x\\{2\\}+",
+                                       "[]a]*",
+                                       "[^]]?",
+                                       "(a{100}){99}",
+                                       "[[:digit:]]{3}-[[:digit:]]{4}",
+                                       NULL};
+    for (int i = 0; good[i]; i++) {
+        sl_yamlop *op = sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, good[i], err,
+                                               sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL(op);
+        if (!op) {
+            fprintf(stderr, "\n%s: %s\n", good[i], err);
+        }
+        sl__yamlops_destroy(op);
+    }
+    /* In a pipeline file: one line at the op. */
+    char desc[256];
+    CU_ASSERT_EQUAL(load_op("filter: {matches: \"a++++++++++++++++++++++\"}", err, sizeof(err),
+                            desc, sizeof(desc)),
+                    SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:11:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "a quantifier follows another one"));
+}
+
+/* A record's bytes have no NUL after them: the regex reads value_len bytes only, and NUL
+ * bytes inside are bytes (AddressSanitizer's regexec reads up to a NUL: this test fails
+ * under SLUICE_SANITIZE without the copy). */
+static void test_filter_matches_value_without_nul(void)
+{
+    char err[256];
+    sl_yamlop *op =
+        sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "^ab+c$", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    char *v = malloc(4); /* exactly the value, no terminator */
+    memcpy(v, "abbc", 4);
+    sl_record r = {.value = v, .value_len = 4};
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 1);
+    r.value_len = 3;
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 0);
+    free(v);
+    char *big = malloc(300); /* over the copy's stack buffer */
+    memset(big, 'b', 300);
+    big[0] = 'a';
+    big[299] = 'c';
+    r = (sl_record){.value = big, .value_len = 300};
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 1);
+    free(big);
+    sl__yamlops_destroy(op);
+    op = sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "x$", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    r = (sl_record){.value = "a\0x", .value_len = 3}; /* past a NUL byte */
+    CU_ASSERT_EQUAL(sl__yamlops_filter(&r, op), 1);
+    sl__yamlops_destroy(op);
+}
+
 static void test_yaml_meta_and_header_ops(void)
 {
     static const struct {
@@ -1067,7 +1152,9 @@ void sl_test_register(void)
     SL_SUITE("yamlops_filter", SL_TEST(filter_json_equals_and_missing_fields),
              SL_TEST(filter_json_numeric_compares), SL_TEST(filter_contains_and_regex),
              SL_TEST(filter_value_bytes_typed_value_and_key),
-             SL_TEST(filter_malformed_json_fails_record), SL_TEST(ops_survive_garbage));
+             SL_TEST(filter_malformed_json_fails_record), SL_TEST(ops_survive_garbage),
+             SL_TEST(filter_rejects_regexes_regcomp_cannot_bound),
+             SL_TEST(filter_matches_value_without_nul));
     SL_SUITE("yamlops_meta_headers", SL_TEST(record_header_lookup),
              SL_TEST(key_from_meta_and_headers), SL_TEST(meta_and_header_missing_fail_record),
              SL_TEST(value_from_meta_and_headers), SL_TEST(meta_and_header_bad_names_rejected),
