@@ -20,8 +20,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
 #include "kafka.h"
 
 #define PRODUCE_WAIT_MS 100 /* wait for room when librdkafka's queue is full */
@@ -325,62 +323,11 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
 #define POSITIONS_TIMEOUT_MS 10000 /* longest wait for the group's committed offsets */
 #define COMMIT_TRIES         3     /* commit_transaction calls after retriable errors */
 
-/* A batch's input ranges. */
+/* A batch's input ranges (the direct source's offset ranges: sl_batch_input_add_range). */
 typedef struct txn_ranges {
     const sl_input_range *v;
     size_t n;
-    sl_input_range *owned; /* parsed from out->inputs (topics borrowed from root) */
-    json_t *root;
 } txn_ranges;
-
-/* The ranges of the batch: out->ranges; for a batch without (a direct source that does not
- * declare its ranges yet), those of the kafka sources' definitions in out->inputs,
- * {"source": {"ranges": [[topic, partition, from, until], ...]}}. Free with ranges_free. */
-static void ranges_of(const sl_batch_output *out, txn_ranges *r)
-{
-    *r = (txn_ranges){.v = out->ranges, .n = out->nranges};
-    if (out->nranges || !out->inputs) {
-        return;
-    }
-    r->root = json_loads(out->inputs, 0, NULL);
-    const char *source;
-    json_t *def;
-    size_t cap = 0;
-    json_object_foreach(r->root, source, def)
-    {
-        cap += json_array_size(json_object_get(def, "ranges"));
-    }
-    r->owned = cap ? calloc(cap, sizeof(*r->owned)) : NULL;
-    if (!r->owned) {
-        return;
-    }
-    json_object_foreach(r->root, source, def)
-    {
-        json_t *items = json_object_get(def, "ranges"), *it;
-        size_t i;
-        json_array_foreach(items, i, it)
-        {
-            const char *topic = NULL;
-            int partition = 0;
-            json_int_t from = 0, until = 0;
-            if (json_unpack(it, "[s,i,I,I]", &topic, &partition, &from, &until) == 0 &&
-                until > from) {
-                r->owned[r->n++] = (sl_input_range){.source = source,
-                                                    .topic = topic,
-                                                    .partition = partition,
-                                                    .from = from,
-                                                    .until = until};
-            }
-        }
-    }
-    r->v = r->owned;
-}
-
-static void ranges_free(txn_ranges *r)
-{
-    free(r->owned);
-    json_decref(r->root);
-}
 
 /* The group's committed offsets of l's partitions, in l (-1 where none), from the sink's
  * own consumer of the group (made here once; it never subscribes, so it never joins). Its
@@ -720,8 +667,7 @@ static int txn_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
 static int txn_write(sl_kafka_sink *ctx, const sl_batch_output *out)
 {
     char errstr[256];
-    txn_ranges r;
-    ranges_of(out, &r);
+    txn_ranges r = {.v = out->ranges, .n = out->nranges};
     rd_kafka_topic_partition_list_t *offsets = txn_offsets(&r);
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(offsets);
     const sl_record **ex = NULL;
@@ -761,7 +707,6 @@ static int txn_write(sl_kafka_sink *ctx, const sl_batch_output *out)
     free(ex);
     rd_kafka_topic_partition_list_destroy(committed);
     rd_kafka_topic_partition_list_destroy(offsets);
-    ranges_free(&r);
     return rc;
 }
 
