@@ -1,5 +1,6 @@
 /* test_config.c -- the YAML front end: loading, every kind of error with its
  * file:line:column, ${VAR} expansion, durations, build order and building a context. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cu_main.h"
 #include "sl_config.h"
 #include "sl_connector.h"
+#include "sl_util.h"
 
 /* ==== Helpers ==== */
 
@@ -673,11 +675,64 @@ static void test_secrets_never_shown(void)
     CU_ASSERT_PTR_NULL(strstr(err, value));
 }
 
+/* Issue 15: a chain of 50,000 streams, each reading the one before. The graph check used
+ * to recurse once per stream (a stack overflow) and every name lookup scanned all names.
+ * The load runs on a thread with a 1 MiB stack: what it needs must not grow with the
+ * pipeline. */
+typedef struct chain_load {
+    sl_buf text;
+    int rc;
+    char err[1024];
+} chain_load;
+
+static void *chain_load_run(void *arg)
+{
+    chain_load *c = arg;
+    sl_config *cfg = NULL;
+    c->rc = sl__config_load_string(c->text.p, c->text.len, "t.yaml", &cfg, c->err, sizeof(c->err));
+    sl__config_destroy(cfg);
+    return NULL;
+}
+
+static void test_long_chain_loads(void)
+{
+    enum {
+        NSTREAMS = 50000
+    };
+    chain_load c = {.rc = -1};
+    char line[160];
+    const char *head = "app: {batch_interval: 1s}\n"
+                       "sources: [{name: s0, type: tcp, port: 9999}]\n"
+                       "streams:\n";
+    CU_ASSERT_EQUAL_FATAL(sl__buf_append(&c.text, head, strlen(head)), SL_OK);
+    /* Written from the sink back to the source: the first stream is the deepest. */
+    for (int i = 1; i <= NSTREAMS; i++) {
+        int n =
+            snprintf(line, sizeof(line), "  - {name: s%d, from: s%d, ops: [split: whitespace]}\n",
+                     i, i == NSTREAMS ? 0 : i + 1);
+        CU_ASSERT_EQUAL_FATAL(sl__buf_append(&c.text, line, (size_t)n), SL_OK);
+    }
+    const char *tail = "sinks: [{name: out, type: stdout, from: s1}]\n";
+    CU_ASSERT_EQUAL_FATAL(sl__buf_append(&c.text, tail, strlen(tail)), SL_OK);
+    pthread_attr_t attr;
+    pthread_t th;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, &attr, chain_load_run, &c), 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
+    CU_ASSERT_EQUAL(c.rc, SL_OK);
+    if (c.rc != SL_OK) {
+        fprintf(stderr, "%s\n", c.err);
+    }
+    sl__buf_free(&c.text);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("config_load", SL_TEST(load_valid_base), SL_TEST(durations_and_app_keys),
              SL_TEST(streams_in_any_order), SL_TEST(every_op_builds),
-             SL_TEST(load_file_and_missing_file));
+             SL_TEST(load_file_and_missing_file), SL_TEST(long_chain_loads));
     SL_SUITE("config_errors", SL_TEST(error_unknown_keys), SL_TEST(error_wrong_types_and_ranges),
              SL_TEST(error_durations), SL_TEST(error_missing_required),
              SL_TEST(error_references_and_cycles), SL_TEST(error_windows_and_slides),
