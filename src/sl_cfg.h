@@ -139,6 +139,8 @@ typedef struct cfg_names {
 
 struct cfg_parser {
     const char *path;
+    const char *src; /* the text as read, for clamping error locations */
+    size_t srclen;
     yaml_document_t doc;
     bool has_doc;
     char **text; /* expanded text of each scalar node, by node id - 1 */

@@ -346,7 +346,11 @@ static int cfg_parse_doc(cfg_parser *p)
 int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
                            char *errstr, size_t errsize)
 {
-    cfg_parser p = {.path = name ? name : "<config>", .errstr = errstr, .errsize = errsize};
+    cfg_parser p = {.path = name ? name : "<config>",
+                    .src = text,
+                    .srclen = len,
+                    .errstr = errstr,
+                    .errsize = errsize};
     if (errstr && errsize) {
         errstr[0] = '\0';
     }

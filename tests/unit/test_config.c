@@ -446,6 +446,11 @@ static void test_error_names_and_types(void)
     EXPECT_PATCH_ERROR("type: tcp", "type: tpc", "5:11", "unknown source type 'tpc'",
                        "did you mean 'tcp'", "tcp", "file", "generate");
     EXPECT_PATCH_ERROR("type: tcp", "type: stdout", "5:11", "'stdout' is not a source type");
+    /* Issue 15: names become directory names under the checkpoint dir. */
+    EXPECT_PATCH_ERROR("name: lines", "name: .", "4:11", "bad name '.'");
+    EXPECT_PATCH_ERROR("name: lines", "name: ..", "4:11", "bad name '..'");
+    EXPECT_PATCH_ERROR("name: counts", "name: \"..\"", "8:11", "bad name '..'");
+    EXPECT_PATCH_ERROR("name: lines", "name: a/b", "4:11", "bad name 'a/b'");
     EXPECT_PATCH_ERROR("type: stdout", "type: kafkaa", "14:11", "unknown sink type 'kafkaa'",
                        "stdout");
 }
@@ -457,6 +462,11 @@ static void test_error_yaml_syntax_and_empty(void)
     EXPECT_ERROR("app: [1, 2\nfoo: 3\n", "2:4", "YAML syntax error");
     EXPECT_ERROR("app:\n  batch_interval: 1s\n\tsources: x\n", "3:1", "YAML syntax error", "tab");
     EXPECT_ERROR("a: b: c\n", "1:5", "YAML syntax error", "mapping values are not allowed");
+    /* Issue 15: an error at the end of the input points at the last character, not at a
+     * line below the file. */
+    EXPECT_ERROR("app: [1, 2\n", "1:11", "YAML syntax error");
+    EXPECT_ERROR("app: [1, \u00e9\n", "1:11", "YAML syntax error");
+    EXPECT_ERROR("app: {a: 1\n\n\n", "3:1", "YAML syntax error");
     static const char binary[] = "app:\n  x: \x01\x02";
     EXPECT_ERROR(binary, "2:6", "not a valid YAML text");
     static const char bad_utf8[] = "app:\n  x: \xff\xfe";
@@ -576,6 +586,9 @@ static void test_expand_in_config(void)
     EXPECT_PATCH_ERROR("port: 9999", "port: \"a${\"", "6:13", "unterminated");
     EXPECT_PATCH_ERROR("port: 9999", "port: ${}", "6:11", "empty variable name");
     EXPECT_PATCH_ERROR("port: 9999", "port: ${9}", "6:11", "bad variable name");
+    /* Issue 15: columns count characters, as libyaml's do: "\u00e9\u00e9" is two. */
+    EXPECT_PATCH_ERROR("port: 9999", "port: \u00e9\u00e9${SL_T_UNSET}", "6:13", "not set");
+    EXPECT_PATCH_ERROR("port: 9999", "port: \"\u00e9\u00e9${SL_T_UNSET}\"", "6:14", "not set");
     /* Keys are scalars too. */
     EXPECT_PATCH_ERROR("    port: 9999\n", "    ${SL_T_UNSET}: 1\n", "6:5", "not set");
     /* An empty plain value leaves an option unset: port is then missing. */
