@@ -129,8 +129,18 @@ struct sl_config {
 
 /* ==== Parser state ==== */
 
+/* Names to indexes, open addressing: the keys are borrowed from the config. */
+typedef struct cfg_names {
+    const char **keys; /* NULL: an empty slot */
+    size_t *idx;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+} cfg_names;
+
 struct cfg_parser {
     const char *path;
+    const char *src; /* the text as read, for clamping error locations */
+    size_t srclen;
     yaml_document_t doc;
     bool has_doc;
     char **text; /* expanded text of each scalar node, by node id - 1 */
@@ -139,6 +149,7 @@ struct cfg_parser {
     size_t errsize;
     bool failed;
     sl_config *cfg;
+    cfg_names names[2]; /* [0] sources and streams (cfg_ref indexes), [1] sinks */
 };
 
 /* ==== YAML nodes, scalars and errors (sl_cfg_yaml.c) ==== */
@@ -205,8 +216,12 @@ const char *sl__cfg_log_level_name(int level, char *buf, size_t size);
 
 /* ==== Sources and sinks (sl_cfg_endpoint.c) ==== */
 
-/* An error when another item of the same namespace is called name. */
-int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks);
+/* An error when another item of the same namespace is called name; else records name
+ * (borrowed: the config owns it) as the item idx (a cfg_ref index, or a sink's). */
+int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks, size_t idx);
+/* The index sl__cfg_unique recorded for name, or SIZE_MAX. */
+size_t sl__cfg_lookup(const cfg_parser *p, const char *name, bool sinks);
+void sl__cfg_names_free(cfg_parser *p);
 /* Parses a source or sink item: name, type, from (sinks) and the connector's options. */
 int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_endpoint *ep);
 const sl_option *sl__cfg_common_options(unsigned role);

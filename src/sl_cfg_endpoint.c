@@ -1,5 +1,6 @@
 /* sl_cfg_endpoint.c -- sources and sinks of a pipeline file: connector, options as
  * written (nested mappings flattened to dotted names), checked against the option tables. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,40 +9,90 @@
 
 /* ==== Names ==== */
 
-/* Where another item of the same namespace called name is (name itself is skipped), or
- * NULL. */
-static const cfg_loc *cfg_find_name(const sl_config *cfg, const char *name, bool sinks)
+/* FNV-1a: the hash of the name index. */
+static size_t cfg_name_hash(const char *s)
 {
-    if (sinks) {
-        for (size_t i = 0; i < cfg->nsinks; i++) {
-            if (cfg->sinks[i].name && cfg->sinks[i].name != name &&
-                strcmp(cfg->sinks[i].name, name) == 0) {
-                return &cfg->sinks[i].loc;
-            }
-        }
-        return NULL;
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     }
-    for (size_t i = 0; i < cfg->nsources; i++) {
-        if (cfg->sources[i].name && cfg->sources[i].name != name &&
-            strcmp(cfg->sources[i].name, name) == 0) {
-            return &cfg->sources[i].loc;
-        }
-    }
-    for (size_t i = 0; i < cfg->nstreams; i++) {
-        if (cfg->streams[i].name && cfg->streams[i].name != name &&
-            strcmp(cfg->streams[i].name, name) == 0) {
-            return &cfg->streams[i].loc;
-        }
-    }
-    return NULL;
+    return (size_t)h;
 }
 
-int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks)
+/* The slot of name in t: the one holding it, or the empty one where it would go. */
+static size_t cfg_names_slot(const cfg_names *t, const char *name)
 {
-    const cfg_loc *prev = cfg_find_name(p->cfg, name, sinks);
-    if (prev) {
+    size_t mask = t->cap - 1;
+    size_t i = cfg_name_hash(name) & mask;
+    while (t->keys[i] && strcmp(t->keys[i], name) != 0) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* Adds name (borrowed: the config owns it) with idx; the table stays at most half full. */
+static int cfg_names_add(cfg_names *t, const char *name, size_t idx)
+{
+    if (2 * (t->n + 1) > t->cap) {
+        cfg_names bigger = {.cap = t->cap ? 2 * t->cap : 64};
+        bigger.keys = calloc(bigger.cap, sizeof(*bigger.keys));
+        bigger.idx = calloc(bigger.cap, sizeof(*bigger.idx));
+        if (!bigger.keys || !bigger.idx) {
+            free(bigger.keys);
+            free(bigger.idx);
+            return SL_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->keys[i]) {
+                size_t j = cfg_names_slot(&bigger, t->keys[i]);
+                bigger.keys[j] = t->keys[i];
+                bigger.idx[j] = t->idx[i];
+            }
+        }
+        bigger.n = t->n;
+        free(t->keys);
+        free(t->idx);
+        *t = bigger;
+    }
+    size_t i = cfg_names_slot(t, name);
+    t->keys[i] = name;
+    t->idx[i] = idx;
+    t->n++;
+    return SL_OK;
+}
+
+size_t sl__cfg_lookup(const cfg_parser *p, const char *name, bool sinks)
+{
+    const cfg_names *t = &p->names[sinks];
+    if (!t->cap) {
+        return SIZE_MAX;
+    }
+    size_t i = cfg_names_slot(t, name);
+    return t->keys[i] ? t->idx[i] : SIZE_MAX;
+}
+
+void sl__cfg_names_free(cfg_parser *p)
+{
+    for (int k = 0; k < 2; k++) {
+        free(p->names[k].keys);
+        free(p->names[k].idx);
+        p->names[k] = (cfg_names){0};
+    }
+}
+
+int sl__cfg_unique(cfg_parser *p, const char *name, cfg_loc loc, bool sinks, size_t idx)
+{
+    const sl_config *cfg = p->cfg;
+    size_t prev = sl__cfg_lookup(p, name, sinks);
+    if (prev != SIZE_MAX) {
+        const cfg_loc *at = sinks                  ? &cfg->sinks[prev].loc
+                            : prev < cfg->nsources ? &cfg->sources[prev].loc
+                                                   : &cfg->streams[prev - cfg->nsources].loc;
         return sl__cfg_error(p, loc, "duplicate name '%s' (already used at line %d)%s", name,
-                             prev->line, sinks ? "" : "; sources and streams share one namespace");
+                             at->line, sinks ? "" : "; sources and streams share one namespace");
+    }
+    if (cfg_names_add(&p->names[sinks], name, idx) != SL_OK) {
+        return sl__cfg_error(p, loc, "out of memory");
     }
     return SL_OK;
 }
@@ -218,7 +269,8 @@ int sl__cfg_parse_endpoint(cfg_parser *p, yaml_node_t *item, unsigned role, cfg_
     if ((rc = sl__cfg_name(p, item, where, &ep->name, &name_loc)) != SL_OK) {
         return rc;
     }
-    if ((rc = sl__cfg_unique(p, ep->name, name_loc, role == SL_SINK)) != SL_OK) {
+    size_t idx = (size_t)(role == SL_SINK ? ep - p->cfg->sinks : ep - p->cfg->sources);
+    if ((rc = sl__cfg_unique(p, ep->name, name_loc, role == SL_SINK, idx)) != SL_OK) {
         return rc;
     }
     snprintf(where, sizeof(where), "%s '%s'", rname, ep->name);

@@ -131,15 +131,20 @@ int sl__cfg_expand_all(cfg_parser *p)
                                    &p->text[i], &off, msg, sizeof(msg));
         if (rc != SL_OK) {
             cfg_loc loc = sl__cfg_loc_of(n);
+            /* Columns count characters (as libyaml's marks do), not bytes. */
+            size_t chars = 0;
+            for (size_t k = 0; k < off; k++) {
+                chars += (n->data.scalar.value[k] & 0xC0) != 0x80;
+            }
             /* Point at the "${" itself when the scalar is written as it is read. */
             bool one_line = n->start_mark.line == n->end_mark.line;
             if (one_line && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-                loc.col += (int)off;
+                loc.col += (int)chars;
             } else if (one_line && memchr(n->data.scalar.value, '\\', off) == NULL &&
                        memchr(n->data.scalar.value, '\'', off) == NULL &&
                        (n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                         n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE)) {
-                loc.col += (int)off + 1;
+                loc.col += (int)chars + 1;
             }
             return sl__cfg_error(p, loc, "%s", msg);
         }

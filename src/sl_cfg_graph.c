@@ -1,5 +1,6 @@
 /* sl_cfg_graph.c -- the pipeline as a graph: names resolved, build order, cycles, slides
  * and where records need their headers. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,11 +17,10 @@ static const char *cfg_ref_name(const sl_config *cfg, size_t idx)
 static int cfg_resolve(cfg_parser *p, cfg_ref *ref, const char *what)
 {
     sl_config *cfg = p->cfg;
-    for (size_t i = 0; i < cfg->nsources + cfg->nstreams; i++) {
-        if (strcmp(cfg_ref_name(cfg, i), ref->name) == 0) {
-            ref->idx = i;
-            return SL_OK;
-        }
+    size_t idx = sl__cfg_lookup(p, ref->name, false);
+    if (idx != SIZE_MAX) {
+        ref->idx = idx;
+        return SL_OK;
     }
     const char *names[256];
     size_t n = 0;
@@ -38,53 +38,69 @@ static int cfg_resolve(cfg_parser *p, cfg_ref *ref, const char *what)
                          what, hint, sl__cfg_join(names, list, sizeof(list)));
 }
 
-/* Depth-first visit for the build order; state: 0 new, 1 on the path, 2 done. */
-static int cfg_visit(cfg_parser *p, size_t s, int *state, size_t *path, size_t depth,
+/* The stream that reference r of st reads (r counts from, then ops), or SIZE_MAX when it
+ * reads a source or the op reads no stream. */
+static size_t cfg_reads(const sl_config *cfg, const cfg_stream *st, size_t r, cfg_loc *loc)
+{
+    const cfg_ref *ref = r < st->nfrom ? &st->from[r] : &st->ops[r - st->nfrom].with;
+    if (r >= st->nfrom && !(st->ops[r - st->nfrom].def->flags & CFG_OP_JOINS)) {
+        return SIZE_MAX;
+    }
+    *loc = ref->loc;
+    return ref->idx < cfg->nsources ? SIZE_MAX : ref->idx - cfg->nsources;
+}
+
+/* Depth-first visit from stream s for the build order, with an explicit stack (a chain of
+ * streams is as deep as it is long). state: 0 new, 1 on the path, 2 done; path and next
+ * (the next reference to look at, per level) have room for every stream. */
+static int cfg_visit(cfg_parser *p, size_t s, int *state, size_t *path, size_t *next,
                      size_t *norder)
 {
     sl_config *cfg = p->cfg;
-    cfg_stream *st = &cfg->streams[s];
+    size_t depth = 0;
+    path[0] = s;
+    next[0] = 0;
     state[s] = 1;
-    path[depth] = s;
-    size_t nrefs = st->nfrom + st->nops;
-    for (size_t r = 0; r < nrefs; r++) {
-        cfg_ref *ref = r < st->nfrom ? &st->from[r] : &st->ops[r - st->nfrom].with;
-        if (r >= st->nfrom && !(st->ops[r - st->nfrom].def->flags & CFG_OP_JOINS)) {
+    for (;;) {
+        size_t cur = path[depth];
+        const cfg_stream *st = &cfg->streams[cur];
+        if (next[depth] == st->nfrom + st->nops) {
+            state[cur] = 2;
+            cfg->order[(*norder)++] = cur;
+            if (depth-- == 0) {
+                return SL_OK;
+            }
             continue;
         }
-        if (ref->idx < cfg->nsources) {
+        cfg_loc loc;
+        size_t t = cfg_reads(cfg, st, next[depth]++, &loc);
+        if (t == SIZE_MAX || state[t] == 2) {
             continue;
-        }
-        size_t t = ref->idx - cfg->nsources;
-        if (state[t] == 1) {
-            /* path[k..depth] each read the next one and path[depth] reads t == path[k]:
-             * print it the way data flows, "x -> y" when y reads x. */
-            sl_buf b = {0};
-            size_t k = 0;
-            while (path[k] != t) {
-                k++;
-            }
-            const char *first = cfg->streams[t].name;
-            int rc = sl__buf_append(&b, first, strlen(first));
-            for (size_t m = depth + 1; rc == SL_OK && m-- > k;) {
-                const char *nm = cfg->streams[path[m]].name;
-                rc = sl__buf_append(&b, " -> ", 4);
-                rc = rc == SL_OK ? sl__buf_append(&b, nm, strlen(nm)) : rc;
-            }
-            rc = sl__cfg_error(p, ref->loc, "cycle among streams: %s", b.p ? b.p : "?");
-            sl__buf_free(&b);
-            return rc;
         }
         if (state[t] == 0) {
-            int rc = cfg_visit(p, t, state, path, depth + 1, norder);
-            if (rc != SL_OK) {
-                return rc;
-            }
+            state[t] = 1;
+            path[++depth] = t;
+            next[depth] = 0;
+            continue;
         }
+        /* path[k..depth] each read the next one and path[depth] reads t == path[k]:
+         * print it the way data flows, "x -> y" when y reads x. */
+        sl_buf b = {0};
+        size_t k = 0;
+        while (path[k] != t) {
+            k++;
+        }
+        const char *first = cfg->streams[t].name;
+        int rc = sl__buf_append(&b, first, strlen(first));
+        for (size_t m = depth + 1; rc == SL_OK && m-- > k;) {
+            const char *nm = cfg->streams[path[m]].name;
+            rc = sl__buf_append(&b, " -> ", 4);
+            rc = rc == SL_OK ? sl__buf_append(&b, nm, strlen(nm)) : rc;
+        }
+        rc = sl__cfg_error(p, loc, "cycle among streams: %s", b.p ? b.p : "?");
+        sl__buf_free(&b);
+        return rc;
     }
-    state[s] = 2;
-    cfg->order[(*norder)++] = s;
-    return SL_OK;
 }
 
 static int64_t cfg_slide_of(const sl_config *cfg, size_t idx)
@@ -238,16 +254,18 @@ int sl__cfg_check_graph(cfg_parser *p, cfg_loc root_loc)
     size_t n = cfg->nstreams ? cfg->nstreams : 1;
     int *state = calloc(n, sizeof(int));
     size_t *path = calloc(n, sizeof(size_t));
+    size_t *next = calloc(n, sizeof(size_t));
     cfg->order = calloc(n, sizeof(size_t));
-    rc = state && path && cfg->order ? SL_OK : sl__cfg_error(p, root_loc, "out of memory");
+    rc = state && path && next && cfg->order ? SL_OK : sl__cfg_error(p, root_loc, "out of memory");
     size_t norder = 0;
     for (size_t i = 0; rc == SL_OK && i < cfg->nstreams; i++) {
         if (state[i] == 0) {
-            rc = cfg_visit(p, i, state, path, 0, &norder);
+            rc = cfg_visit(p, i, state, path, next, &norder);
         }
     }
     free(state);
     free(path);
+    free(next);
     if (rc == SL_OK) {
         rc = cfg_check_slides(p);
     }

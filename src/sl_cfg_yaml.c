@@ -22,6 +22,26 @@ int sl__cfg_error(cfg_parser *p, cfg_loc loc, const char *fmt, ...)
     if (!p->errstr || p->errsize == 0) {
         return SL_ERR_INVAL;
     }
+    /* libyaml reports the end of the input one line below the last: point at the file's last
+     * character instead (columns count characters). */
+    if (p->src && p->srclen) {
+        size_t last = p->srclen - 1;
+        while (last > 0 && ((unsigned char)p->src[last] & 0xC0) == 0x80) {
+            last--;
+        }
+        cfg_loc end = {1, 1};
+        for (size_t i = 0; i < last; i++) {
+            if (p->src[i] == '\n') {
+                end.line++;
+                end.col = 1;
+            } else if (((unsigned char)p->src[i] & 0xC0) != 0x80) {
+                end.col++;
+            }
+        }
+        if (loc.line > end.line || (loc.line == end.line && loc.col > end.col)) {
+            loc = end;
+        }
+    }
     int n = snprintf(p->errstr, p->errsize, "%s:%d:%d: error: ", p->path, loc.line, loc.col);
     if (n >= 0 && (size_t)n < p->errsize) {
         va_list ap;
@@ -332,6 +352,13 @@ int sl__cfg_name(cfg_parser *p, yaml_node_t *map, const char *where, char **out,
     }
     if (!*s) {
         return sl__cfg_error(p, sl__cfg_loc_of(n), "empty name in %s", where);
+    }
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        /* Names are directory names under the checkpoint dir. */
+        return sl__cfg_error(p, sl__cfg_loc_of(n),
+                             "bad name '%s' in %s: '.' and '..' are not names (names become "
+                             "directory names)",
+                             s, where);
     }
     for (const char *c = s; *c; c++) {
         if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.') {

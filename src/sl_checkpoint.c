@@ -436,6 +436,41 @@ static void load_defs(sl_checkpoint *ck, json_t *o, char **defs)
     }
 }
 
+/* A batch time of the document outside 0..SL_TIME_MAX_MS: false with why set. Such a file
+ * was not written by a working sluice, and recovery's arithmetic on it would overflow. */
+static bool times_in_range(json_t *root, char *why, size_t whysize)
+{
+    json_t *state = json_object_get(root, "state");
+    struct {
+        const char *name;
+        json_t *list; /* an array of objects with "time", or NULL */
+        json_t *value;
+    } times[] = {
+        {"zero_time", NULL, json_object_get(root, "zero_time")},
+        {"last_completed", NULL, json_object_get(root, "last_completed")},
+        {"state.time", NULL, json_object_get(state, "time")},
+        {"pending", json_object_get(root, "pending"), NULL},
+        {"state.files", json_object_get(state, "files"), NULL},
+        {"state.done", json_object_get(state, "done"), NULL},
+    };
+    for (size_t k = 0; k < sizeof(times) / sizeof(times[0]); k++) {
+        size_t n = times[k].list ? json_array_size(times[k].list) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = times[k].list ? json_object_get(json_array_get(times[k].list, i), "time")
+                                      : times[k].value;
+            json_int_t t = json_integer_value(v);
+            if (t < 0 || t > SL_TIME_MAX_MS) {
+                snprintf(why, whysize,
+                         "corrupt: batch time %" JSON_INTEGER_FORMAT " in %s is out of range "
+                         "0..%" PRId64 " ms",
+                         t, times[k].name, SL_TIME_MAX_MS);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize)
 {
     *found = false;
@@ -446,6 +481,10 @@ int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize)
         char path[4200], why[256];
         snprintf(path, sizeof(path), "%s/checkpoint-%010" PRIu64 ".json", ck->dir, seqs[i]);
         root = read_file(path, why, sizeof(why));
+        if (root && !times_in_range(root, why, sizeof(why))) {
+            json_decref(root);
+            root = NULL;
+        }
         if (!root) {
             sl_log(SL_LOG_WARN, "checkpoint %s is unusable (%s): using the one before it", path,
                    why);

@@ -117,7 +117,8 @@ static int cfg_parse_stream(cfg_parser *p, yaml_node_t *item, cfg_stream *st)
         return rc;
     }
     st->loc = sl__cfg_loc_of(item);
-    if ((rc = sl__cfg_unique(p, st->name, name_loc, false)) != SL_OK) {
+    size_t idx = p->cfg->nsources + (size_t)(st - p->cfg->streams);
+    if ((rc = sl__cfg_unique(p, st->name, name_loc, false, idx)) != SL_OK) {
         return rc;
     }
     char where[160];
@@ -345,7 +346,11 @@ static int cfg_parse_doc(cfg_parser *p)
 int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
                            char *errstr, size_t errsize)
 {
-    cfg_parser p = {.path = name ? name : "<config>", .errstr = errstr, .errsize = errsize};
+    cfg_parser p = {.path = name ? name : "<config>",
+                    .src = text,
+                    .srclen = len,
+                    .errstr = errstr,
+                    .errsize = errsize};
     if (errstr && errsize) {
         errstr[0] = '\0';
     }
@@ -397,6 +402,7 @@ int sl__config_load_string(const char *text, size_t len, const char *name, sl_co
     if (rc == SL_OK) {
         rc = cfg_parse_doc(&p);
     }
+    sl__cfg_names_free(&p);
     if (p.text) {
         for (size_t i = 0; i < p.nnodes; i++) {
             free(p.text[i]);

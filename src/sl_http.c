@@ -263,6 +263,11 @@ static enum MHD_Result route_batch(http_req *r, const char *ts)
     if (!parse_i64(ts, &t)) {
         return respond_error(r, MHD_HTTP_BAD_REQUEST, "a batch time is a number of ms");
     }
+    if (t < 0 || t > SL_TIME_MAX_MS) { /* no batch has it, and t - 1 below must not wrap */
+        return respond_error(r, MHD_HTTP_NOT_FOUND,
+                             "no batch at time %" PRId64 ": batch times are 0..%" PRId64 " ms", t,
+                             SL_TIME_MAX_MS);
+    }
     sl_metrics_snapshot snap;
     sl__http_snapshot(srv, &snap);
     json_t *found = NULL;

@@ -21,6 +21,10 @@
 
 /* ==== Clocks ==== */
 
+/* The latest batch time a checkpoint or a client may name: 9999-12-31T23:59:59.999Z in ms.
+ * Batch times are 0..SL_TIME_MAX_MS, so sums and differences of two of them cannot overflow. */
+#define SL_TIME_MAX_MS INT64_C(253402300799999)
+
 /* Wall clock in ms since the epoch (batch times are wall-clock times, as in Spark). */
 int64_t sl__now_ms(void);
 /* Monotonic clock in ns, for measuring durations. */

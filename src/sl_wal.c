@@ -57,9 +57,13 @@ static int seg_scan(sl_wal *wal, char *errstr, size_t errsize)
     struct dirent *de;
     int rc = SL_OK;
     while (rc == SL_OK && (de = readdir(d)) != NULL) {
-        char *end;
-        unsigned long v = strtoul(de->d_name, &end, 10);
-        if (end != de->d_name && strcmp(end, ".log") == 0 && v > 0 && v <= UINT32_MAX) {
+        /* Only the names seg_path writes: ten digits and ".log" (not 1.log, +01.log...). */
+        const char *nm = de->d_name;
+        if (strlen(nm) != 14 || strspn(nm, "0123456789") != 10 || strcmp(nm + 10, ".log") != 0) {
+            continue;
+        }
+        unsigned long long v = strtoull(nm, NULL, 10);
+        if (v > 0 && v <= UINT32_MAX) {
             rc = seg_add(wal, (uint32_t)v);
         }
     }

@@ -145,6 +145,81 @@ static void test_corrupt_and_truncated_use_previous(void)
     remove_dir();
 }
 
+/* Captures what the process writes to stderr (the log) from start to stop. */
+static char log_path[] = "/tmp/sluice-test-ckpt-log-XXXXXX";
+static int log_saved = -1;
+
+static void log_capture_start(void)
+{
+    snprintf(log_path, sizeof(log_path), "/tmp/sluice-test-ckpt-log-XXXXXX");
+    int fd = mkstemp(log_path);
+    CU_ASSERT_FATAL(fd >= 0);
+    fflush(stderr);
+    log_saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+}
+
+/* The captured text, malloc'ed. */
+static char *log_capture_stop(void)
+{
+    fflush(stderr);
+    dup2(log_saved, STDERR_FILENO);
+    close(log_saved);
+    char *text = calloc(1, 65536);
+    FILE *f = fopen(log_path, "r");
+    if (f && text) {
+        size_t n = fread(text, 1, 65535, f);
+        text[n] = '\0';
+    }
+    if (f) {
+        fclose(f);
+    }
+    unlink(log_path);
+    return text;
+}
+
+/* Issue 15: a checkpoint whose batch times are out of range (INT64_MIN overflowed in
+ * recovery) is refused as corrupt, by file name, and the one before it is used. */
+static void test_out_of_range_times_refused(void)
+{
+    fresh_dir();
+    sl_checkpoint *ck = open_ck("g\n");
+    ck->zero_time = 1000;
+    const char *d[] = {"a", NULL};
+    sl__ckpt_completed(ck, 2000);             /* file 1: last 2000 */
+    sl__ckpt_generated(ck, INT64_MIN + 5, d); /* file 2: pending INT64_MIN + 5 */
+    sl__ckpt_destroy(ck);
+    char newest[600];
+    newest_file(newest, sizeof(newest));
+    bool found;
+    char err[512];
+    log_capture_start();
+    ck = open_ck("g\n");
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    char *log = log_capture_stop();
+    CU_ASSERT_TRUE(found);
+    CU_ASSERT_EQUAL(ck->last_completed, 2000);
+    CU_ASSERT_EQUAL(ck->npending, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, newest));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "corrupt"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "out of range"));
+    free(log);
+    sl__ckpt_destroy(ck);
+
+    /* Beyond year 9999, in the zero time of the only file: starting fresh. */
+    fresh_dir();
+    ck = open_ck("g\n");
+    ck->zero_time = SL_TIME_MAX_MS + 1;
+    CU_ASSERT_EQUAL(sl__ckpt_write(ck), SL_OK);
+    sl__ckpt_destroy(ck);
+    ck = open_ck("g\n");
+    CU_ASSERT_EQUAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_FALSE(found);
+    sl__ckpt_destroy(ck);
+    remove_dir();
+}
+
 static void test_incompatible_pipeline_refused(void)
 {
     fresh_dir();
@@ -346,5 +421,6 @@ void sl_test_register(void)
 {
     SL_SUITE("checkpoint", SL_TEST(round_trip_and_keep),
              SL_TEST(corrupt_and_truncated_use_previous), SL_TEST(incompatible_pipeline_refused),
-             SL_TEST(unusable_directory), SL_TEST(pending_batches_replayed_after_restart));
+             SL_TEST(out_of_range_times_refused), SL_TEST(unusable_directory),
+             SL_TEST(pending_batches_replayed_after_restart));
 }

@@ -1,5 +1,6 @@
 /* test_config.c -- the YAML front end: loading, every kind of error with its
  * file:line:column, ${VAR} expansion, durations, build order and building a context. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cu_main.h"
 #include "sl_config.h"
 #include "sl_connector.h"
+#include "sl_util.h"
 
 /* ==== Helpers ==== */
 
@@ -444,6 +446,11 @@ static void test_error_names_and_types(void)
     EXPECT_PATCH_ERROR("type: tcp", "type: tpc", "5:11", "unknown source type 'tpc'",
                        "did you mean 'tcp'", "tcp", "file", "generate");
     EXPECT_PATCH_ERROR("type: tcp", "type: stdout", "5:11", "'stdout' is not a source type");
+    /* Issue 15: names become directory names under the checkpoint dir. */
+    EXPECT_PATCH_ERROR("name: lines", "name: .", "4:11", "bad name '.'");
+    EXPECT_PATCH_ERROR("name: lines", "name: ..", "4:11", "bad name '..'");
+    EXPECT_PATCH_ERROR("name: counts", "name: \"..\"", "8:11", "bad name '..'");
+    EXPECT_PATCH_ERROR("name: lines", "name: a/b", "4:11", "bad name 'a/b'");
     EXPECT_PATCH_ERROR("type: stdout", "type: kafkaa", "14:11", "unknown sink type 'kafkaa'",
                        "stdout");
 }
@@ -455,6 +462,11 @@ static void test_error_yaml_syntax_and_empty(void)
     EXPECT_ERROR("app: [1, 2\nfoo: 3\n", "2:4", "YAML syntax error");
     EXPECT_ERROR("app:\n  batch_interval: 1s\n\tsources: x\n", "3:1", "YAML syntax error", "tab");
     EXPECT_ERROR("a: b: c\n", "1:5", "YAML syntax error", "mapping values are not allowed");
+    /* Issue 15: an error at the end of the input points at the last character, not at a
+     * line below the file. */
+    EXPECT_ERROR("app: [1, 2\n", "1:11", "YAML syntax error");
+    EXPECT_ERROR("app: [1, \u00e9\n", "1:11", "YAML syntax error");
+    EXPECT_ERROR("app: {a: 1\n\n\n", "3:1", "YAML syntax error");
     static const char binary[] = "app:\n  x: \x01\x02";
     EXPECT_ERROR(binary, "2:6", "not a valid YAML text");
     static const char bad_utf8[] = "app:\n  x: \xff\xfe";
@@ -574,6 +586,9 @@ static void test_expand_in_config(void)
     EXPECT_PATCH_ERROR("port: 9999", "port: \"a${\"", "6:13", "unterminated");
     EXPECT_PATCH_ERROR("port: 9999", "port: ${}", "6:11", "empty variable name");
     EXPECT_PATCH_ERROR("port: 9999", "port: ${9}", "6:11", "bad variable name");
+    /* Issue 15: columns count characters, as libyaml's do: "\u00e9\u00e9" is two. */
+    EXPECT_PATCH_ERROR("port: 9999", "port: \u00e9\u00e9${SL_T_UNSET}", "6:13", "not set");
+    EXPECT_PATCH_ERROR("port: 9999", "port: \"\u00e9\u00e9${SL_T_UNSET}\"", "6:14", "not set");
     /* Keys are scalars too. */
     EXPECT_PATCH_ERROR("    port: 9999\n", "    ${SL_T_UNSET}: 1\n", "6:5", "not set");
     /* An empty plain value leaves an option unset: port is then missing. */
@@ -673,11 +688,64 @@ static void test_secrets_never_shown(void)
     CU_ASSERT_PTR_NULL(strstr(err, value));
 }
 
+/* Issue 15: a chain of 50,000 streams, each reading the one before. The graph check used
+ * to recurse once per stream (a stack overflow) and every name lookup scanned all names.
+ * The load runs on a thread with a 1 MiB stack: what it needs must not grow with the
+ * pipeline. */
+typedef struct chain_load {
+    sl_buf text;
+    int rc;
+    char err[1024];
+} chain_load;
+
+static void *chain_load_run(void *arg)
+{
+    chain_load *c = arg;
+    sl_config *cfg = NULL;
+    c->rc = sl__config_load_string(c->text.p, c->text.len, "t.yaml", &cfg, c->err, sizeof(c->err));
+    sl__config_destroy(cfg);
+    return NULL;
+}
+
+static void test_long_chain_loads(void)
+{
+    enum {
+        NSTREAMS = 50000
+    };
+    chain_load c = {.rc = -1};
+    char line[160];
+    const char *head = "app: {batch_interval: 1s}\n"
+                       "sources: [{name: s0, type: tcp, port: 9999}]\n"
+                       "streams:\n";
+    CU_ASSERT_EQUAL_FATAL(sl__buf_append(&c.text, head, strlen(head)), SL_OK);
+    /* Written from the sink back to the source: the first stream is the deepest. */
+    for (int i = 1; i <= NSTREAMS; i++) {
+        int n =
+            snprintf(line, sizeof(line), "  - {name: s%d, from: s%d, ops: [split: whitespace]}\n",
+                     i, i == NSTREAMS ? 0 : i + 1);
+        CU_ASSERT_EQUAL_FATAL(sl__buf_append(&c.text, line, (size_t)n), SL_OK);
+    }
+    const char *tail = "sinks: [{name: out, type: stdout, from: s1}]\n";
+    CU_ASSERT_EQUAL_FATAL(sl__buf_append(&c.text, tail, strlen(tail)), SL_OK);
+    pthread_attr_t attr;
+    pthread_t th;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, &attr, chain_load_run, &c), 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
+    CU_ASSERT_EQUAL(c.rc, SL_OK);
+    if (c.rc != SL_OK) {
+        fprintf(stderr, "%s\n", c.err);
+    }
+    sl__buf_free(&c.text);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("config_load", SL_TEST(load_valid_base), SL_TEST(durations_and_app_keys),
              SL_TEST(streams_in_any_order), SL_TEST(every_op_builds),
-             SL_TEST(load_file_and_missing_file));
+             SL_TEST(load_file_and_missing_file), SL_TEST(long_chain_loads));
     SL_SUITE("config_errors", SL_TEST(error_unknown_keys), SL_TEST(error_wrong_types_and_ranges),
              SL_TEST(error_durations), SL_TEST(error_missing_required),
              SL_TEST(error_references_and_cycles), SL_TEST(error_windows_and_slides),

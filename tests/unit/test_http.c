@@ -375,6 +375,27 @@ static void test_batches_json_newest_first_limit_since(void)
     fixture_stop(&f);
 }
 
+/* Issue 15: INT64_MIN as a batch time wrapped in the route's arithmetic (UB). A time
+ * outside 0..year 9999 is no batch's: 404 saying the range. */
+static void test_batch_time_out_of_range_404(void)
+{
+    fixture f;
+    fixture_start(&f, TOKEN);
+    three_batches(&f);
+    const char *far[] = {"/api/v1/batches/-9223372036854775808", "/api/v1/batches/-1",
+                         "/api/v1/batches/9223372036854775807", "/api/v1/batches/253402300800000"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(far); i++) {
+        json_t *j = get_json(f.port, far[i], 404);
+        const char *e = json_string_value(json_object_get(j, "error"));
+        CU_ASSERT_PTR_NOT_NULL(e);
+        CU_ASSERT_PTR_NOT_NULL(e ? strstr(e, "batch times are 0..253402300799999 ms") : NULL);
+        json_decref(j);
+    }
+    json_t *j = get_json(f.port, "/api/v1/batches/-9223372036854775809", 400);
+    json_decref(j);
+    fixture_stop(&f);
+}
+
 static void test_batches_json_keeps_the_last_1000(void)
 {
     fixture f;
@@ -1082,7 +1103,8 @@ void sl_test_register(void)
     sl_set_log_level(SL_LOG_WARN);
     SL_SUITE("http_json", SL_TEST(status_json_shape_and_values),
              SL_TEST(batches_json_newest_first_limit_since),
-             SL_TEST(batches_json_keeps_the_last_1000), SL_TEST(inputs_and_sinks_json));
+             SL_TEST(batches_json_keeps_the_last_1000), SL_TEST(batch_time_out_of_range_404),
+             SL_TEST(inputs_and_sinks_json));
     SL_SUITE("http_metrics", SL_TEST(metrics_text_format_and_values),
              SL_TEST(metrics_label_values_escaped), SL_TEST(metrics_published_gauges));
     SL_SUITE("http_requests", SL_TEST(status_codes_of_malformed_requests),

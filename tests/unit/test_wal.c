@@ -337,6 +337,36 @@ static void test_crc32c_known_vectors(void)
     CU_ASSERT(sl__crc32c(0, zeros, sizeof(zeros)) == 0x8A9136AAu);
 }
 
+/* Issue 15: a stray 1.log beside 0000000001.log was taken for segment 1 too, and its
+ * blocks were replayed twice. Only the exact zero-padded names are segments. */
+static void test_wal_stray_segment_names_ignored(void)
+{
+    char *dir = tmp_dir();
+    sl_wal *wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    for (int b = 0; b < 3; b++) {
+        append_block(wal, b);
+    }
+    CU_ASSERT(sl__wal_sync(wal) == SL_OK);
+    char seg[PATH_MAX], cmd[3 * PATH_MAX];
+    snprintf(seg, sizeof(seg), "%s/0000000001.log", sl__wal_dir(wal));
+    const char *strays[] = {"1.log", "01.log", "+0000000001.log", "00000000001.log"};
+    for (size_t i = 0; i < sizeof(strays) / sizeof(strays[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "cp '%s' '%s/%s'", seg, sl__wal_dir(wal), strays[i]);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+    }
+    sl__wal_close(wal);
+    wal = wal_open(dir, 0);
+    CU_ASSERT_FATAL(wal != NULL);
+    CU_ASSERT_EQUAL(sl__wal_segments(wal), 1);
+    seen *s = replay(wal, 0);
+    CU_ASSERT_EQUAL(s->n, 3);
+    free(s);
+    sl__wal_close(wal);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_wal_round_trip(void)
 {
     char *dir = tmp_dir();
@@ -605,5 +635,6 @@ void sl_test_register(void)
              SL_TEST(wal_flipped_byte_ends_segment),
              SL_TEST(wal_cleanup_deletes_only_processed_segments),
              SL_TEST(wal_reopen_continues_after_last_block), SL_TEST(wal_bad_name_is_an_error),
-             SL_TEST(wal_headers_round_trip), SL_TEST(wal_old_format_still_read));
+             SL_TEST(wal_headers_round_trip), SL_TEST(wal_old_format_still_read),
+             SL_TEST(wal_stray_segment_names_ignored));
 }
