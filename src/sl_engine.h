@@ -476,6 +476,7 @@ struct sl_context {
     pthread_cond_t cond;
     sl_ctx_state state;
     bool graceful;
+    int64_t stop_timeout; /* ms a graceful stop waits for the batches before abandoning them */
     _Atomic bool stop_requested;
     int fatal_err;
     bool timer_running, job_running;
