@@ -536,6 +536,7 @@ size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
             i->type = ins->conn->name;
             i->role = ins->role;
             i->active = atomic_load(&ins->active);
+            i->retrying_since = atomic_load(&ins->retrying_since);
             i->records = atomic_load(&ins->records);
             i->oversize = atomic_load(&ins->oversize);
             i->rejected = sl__rejects_total(ins->rejects);

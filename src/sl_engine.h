@@ -359,6 +359,7 @@ struct sl_instance {
     _Atomic uint64_t oversize;
     struct sl_rejects *rejects; /* sinks: records rejected, dead letters (sl_deadletter.c) */
     _Atomic bool active;
+    _Atomic int64_t retrying_since; /* sinks: ms of the batch's first failed attempt, 0: none */
     _Atomic bool stopping;
     pthread_mutex_t err_lock;
     char last_error[256];

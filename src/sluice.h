@@ -558,8 +558,10 @@ typedef struct sl_instance_info {
     double pid_processing_rate; /* the estimator's last terms (records/s) */
     double pid_error;
     double pid_historical_error;
-    uint64_t rejected;     /* sinks: records left out (errors.tolerance: all), since start */
-    uint64_t dead_letters; /* sinks: of which written to errors.dead_letter (retries count) */
+    uint64_t rejected;      /* sinks: records left out (errors.tolerance: all), since start */
+    uint64_t dead_letters;  /* sinks: of which written to errors.dead_letter (retries count) */
+    int64_t retrying_since; /* sinks: epoch ms since the running batch's write
+                             * failed and is being retried; 0: not retrying */
 } sl_instance_info;
 
 /* Copies the state of up to max instances, sources first. Returns the number of
