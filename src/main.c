@@ -6,8 +6,10 @@
  * Signals: SIGINT and SIGTERM are blocked in every thread before the context exists and
  * taken by a dedicated thread with sigwait(). The first one stops the pipeline gracefully
  * (sl_context_stop(ctx, true): the running batch finishes, what receivers hold is
- * processed, sinks are flushed), then sluice exits 0; a second one stops without waiting
- * for the queued batches (sl_context_stop(ctx, false)); a third exits at once.
+ * processed, sinks are flushed), then sluice exits 0; if that takes longer than
+ * app.stop_timeout, the unfinished batches are abandoned (they stay pending) and sluice
+ * exits 1; a second one stops without waiting for the queued batches
+ * (sl_context_stop(ctx, false)); a third exits at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -44,7 +46,8 @@ static void usage(FILE *f)
                "Commands:\n"
                "  run FILE       run the pipeline described by the YAML file FILE; Ctrl-C (or\n"
                "                 SIGTERM) stops it gracefully: the running batch finishes and the\n"
-               "                 sinks are flushed; a second Ctrl-C drops the queued batches\n"
+               "                 sinks are flushed, within app.stop_timeout (else exit 1, the\n"
+               "                 batches left pending); a second Ctrl-C drops the queued batches\n"
                "  check FILE     check FILE and print the pipeline it describes\n"
                "  connectors     list every source and sink with its options\n"
                "  ops            list the operations of a stream's ops: and what they do\n"
@@ -227,6 +230,11 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     pthread_mutex_unlock(&running_lock);
     sl_http_stop(http);
     sl_context_destroy(ctx);
+    if (rc == SL_ERR_TIMEOUT) {
+        fprintf(stderr, "sluice: the stop took longer than app.stop_timeout: unfinished batches "
+                        "stay pending (see the log above)\n");
+        return EXIT_RUNTIME;
+    }
     if (rc != SL_OK) {
         fprintf(stderr, "sluice: the pipeline stopped on an error: %s\n", sl_err2str(rc));
         return EXIT_RUNTIME;

@@ -109,6 +109,7 @@ struct sl_config {
     int64_t workers;
     char *checkpoint_dir;
     int64_t block_ms;
+    int64_t stop_timeout_ms;
     int64_t partitions;
     int log_level; /* index in sl__cfg_app_options' log_level choices, -1: not given */
     sl_backpressure_conf backpressure;

@@ -11,6 +11,8 @@
 #include "sl_engine.h"
 #include "sl_metrics.h"
 
+#define SL_STOP_TIMEOUT_MS 90000 /* a graceful stop's bound: systemd's DefaultTimeoutStopSec */
+
 /* ==== Context ==== */
 
 sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t errsize)
@@ -23,8 +25,9 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
         snprintf(errstr, errsize, "workers must be between 1 and 256 (0: number of cores)");
         return NULL;
     }
-    if (conf->block_interval_ms < 0 || conf->default_partitions < 0) {
-        snprintf(errstr, errsize, "block interval and partitions must not be negative");
+    if (conf->block_interval_ms < 0 || conf->default_partitions < 0 || conf->stop_timeout_ms < 0) {
+        snprintf(errstr, errsize,
+                 "block interval, partitions and stop timeout must not be negative");
         return NULL;
     }
     sl_context *ctx = calloc(1, sizeof(*ctx));
@@ -45,6 +48,7 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
     ctx->workers = conf->workers ? conf->workers : (int)(cores > 0 ? cores : 1);
     ctx->default_partitions = conf->default_partitions ? conf->default_partitions : ctx->workers;
     ctx->max_infos = conf->max_batches_kept ? conf->max_batches_kept : 1000;
+    ctx->stop_timeout = conf->stop_timeout_ms ? conf->stop_timeout_ms : SL_STOP_TIMEOUT_MS;
     ctx->name = strdup(conf->name ? conf->name : "sluice");
     ctx->checkpoint_dir = conf->checkpoint_dir ? strdup(conf->checkpoint_dir) : NULL;
     ctx->infos = calloc(ctx->max_infos, sizeof(*ctx->infos));
@@ -280,6 +284,67 @@ int sl_context_start(sl_context *ctx)
     return SL_OK;
 }
 
+/* Appends the times of the running and queued batches to buf ("1000, 1100"). Returns how
+ * many there are. @locks ctx->lock held */
+static size_t unfinished_batches(sl_context *ctx, char *buf, size_t size)
+{
+    size_t n = 0, len = 0;
+    buf[0] = '\0';
+    sl_job *running = ctx->running;
+    for (sl_job *j = running ? running : ctx->queue_head; j;
+         j = j == running ? ctx->queue_head : j->next) {
+        if (len + 32 < size) {
+            len += (size_t)snprintf(buf + len, size - len, "%s%" PRId64, n ? ", " : "", j->time);
+        } else if (len + 4 < size && buf[len - 1] != '.') {
+            len += (size_t)snprintf(buf + len, size - len, "...");
+        }
+        n++;
+    }
+    return n;
+}
+
+/* A graceful stop's bound: waits until the timer and the job thread are done (the last
+ * batch generated, every queued batch run) or stop_timeout has passed; then the stop turns
+ * impatient: retrying outputs give up, queued batches are dropped, and the context's error
+ * is SL_ERR_TIMEOUT. The batches left stay pending in the checkpoint. @locality the
+ * stopping thread @locks takes ctx->lock */
+static void await_batches_or_abandon(sl_context *ctx)
+{
+    int64_t deadline = sl__now_ms() + ctx->stop_timeout;
+    pthread_mutex_lock(&ctx->lock);
+    while ((ctx->timer_running || ctx->job_running) && ctx->graceful && sl__now_ms() < deadline) {
+        sl__context_wait_until(ctx, SL_MIN(deadline, sl__now_ms() + 200));
+    }
+    if ((ctx->timer_running || ctx->job_running) && ctx->graceful) {
+        char times[256];
+        size_t n = unfinished_batches(ctx, times, sizeof(times));
+        ctx->graceful = false;
+        if (ctx->fatal_err == SL_OK) {
+            ctx->fatal_err = SL_ERR_TIMEOUT;
+        }
+        pthread_cond_broadcast(&ctx->cond);
+        pthread_mutex_unlock(&ctx->lock);
+        if (n == 0) {
+            sl_log(SL_LOG_ERROR, "stop: not done after the stop timeout (%" PRId64 "ms)",
+                   ctx->stop_timeout);
+        } else if (ctx->ckpt) {
+            sl_log(SL_LOG_ERROR,
+                   "stop: not done after the stop timeout (%" PRId64 "ms): abandoning %zu "
+                   "batch%s (%s); %s pending in the checkpoint and run%s again after a restart",
+                   ctx->stop_timeout, n, n == 1 ? "" : "es", times,
+                   n == 1 ? "it stays" : "they stay", n == 1 ? "s" : "");
+        } else {
+            sl_log(SL_LOG_ERROR,
+                   "stop: not done after the stop timeout (%" PRId64 "ms): abandoning %zu "
+                   "batch%s (%s); without a checkpoint directory, only sources that can replay "
+                   "(Kafka) read %s input again after a restart",
+                   ctx->stop_timeout, n, n == 1 ? "" : "es", times, n == 1 ? "its" : "their");
+        }
+        return;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 void sl_context_stop(sl_context *ctx, bool graceful)
 {
     pthread_mutex_lock(&ctx->lock);
@@ -305,6 +370,9 @@ void sl_context_stop(sl_context *ctx, bool graceful)
     pthread_mutex_lock(&ctx->lock);
     pthread_cond_broadcast(&ctx->cond);
     pthread_mutex_unlock(&ctx->lock);
+    if (graceful) {
+        await_batches_or_abandon(ctx);
+    }
     pthread_join(ctx->timer_thread, NULL);
     pthread_join(ctx->job_thread, NULL);
     sl__state_final_checkpoint(ctx);
@@ -468,6 +536,7 @@ size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
             i->type = ins->conn->name;
             i->role = ins->role;
             i->active = atomic_load(&ins->active);
+            i->retrying_since = atomic_load(&ins->retrying_since);
             i->records = atomic_load(&ins->records);
             i->oversize = atomic_load(&ins->oversize);
             i->rejected = sl__rejects_total(ins->rejects);

@@ -360,6 +360,7 @@ struct sl_instance {
     _Atomic uint64_t oversize;
     struct sl_rejects *rejects; /* sinks: records rejected, dead letters (sl_deadletter.c) */
     _Atomic bool active;
+    _Atomic int64_t retrying_since; /* sinks: ms of the batch's first failed attempt, 0: none */
     _Atomic bool stopping;
     pthread_mutex_t err_lock;
     char last_error[256];
@@ -477,6 +478,7 @@ struct sl_context {
     pthread_cond_t cond;
     sl_ctx_state state;
     bool graceful;
+    int64_t stop_timeout; /* ms a graceful stop waits for the batches before abandoning them */
     _Atomic bool stop_requested;
     int fatal_err;
     bool timer_running, job_running;

@@ -21,9 +21,11 @@
  *   GET /api/v1/sinks          the sinks
  *   GET /metrics               Prometheus text format 0.0.4 (sl_metrics.c)
  *   GET /health                200 "ok" while the process runs
- *   GET /ready                 200 {"ready":true} when the pipeline runs, every input is active
- *                              and the last batch's scheduling delay is under 2 batch
- *                              intervals; otherwise 503 {"ready":false,"reasons":[...]}
+ *   GET /ready                 200 {"ready":true} when the pipeline runs, every input is active,
+ *                              no sink is retrying a failed write, at most 10 batches wait,
+ *                              none has waited 10 batch intervals to start and the last
+ *                              batch's scheduling delay is under 2 batch intervals;
+ *                              otherwise 503 {"ready":false,"reasons":[...]}, one per cause
  *
  * HEAD works wherever GET does. Other methods get 405 with "Allow: GET, HEAD"; a request
  * target longer than 4 KiB gets 414; an unknown path 404. With a token, every request needs
@@ -59,6 +61,7 @@
 #include <microhttpd.h>
 
 #include "sl_http_int.h"
+#include "sl_util.h"
 
 #define HTTP_DEFAULT_LIMIT 100
 #define HTTP_MAX_CONN      64
@@ -297,6 +300,9 @@ static enum MHD_Result route_batch(http_req *r, const char *ts)
     return respond_json(r, MHD_HTTP_OK, found);
 }
 
+#define READY_MAX_WAITING        10 /* /ready: more batches waiting is falling behind */
+#define READY_MAX_WAIT_INTERVALS 10 /* and so is a batch waiting this many intervals */
+
 static enum MHD_Result route_ready(http_req *r)
 {
     sl_context *ctx = r->srv->ctx;
@@ -314,9 +320,38 @@ static enum MHD_Result route_ready(http_req *r)
             json_array_append_new(reasons, json_sprintf("input '%s' is not active", infos[i].name));
         }
     }
+    int64_t now = sl__now_ms();
+    for (size_t i = 0; infos && i < n; i++) {
+        if (infos[i].role == SL_SINK && infos[i].retrying_since > 0) {
+            json_array_append_new(
+                reasons,
+                json_sprintf("sink '%s' cannot write: retrying for %" PRId64 " s: %s",
+                             infos[i].name, SL_MAX(now - infos[i].retrying_since, 0) / 1000,
+                             infos[i].last_error[0] ? infos[i].last_error : "(no error reported)"));
+        }
+    }
     free(infos);
     const sl_context_stats st = snap.stats;
     int64_t interval = sl_context_batch_interval(ctx);
+    if (st.batches_waiting > READY_MAX_WAITING) {
+        json_array_append_new(reasons,
+                              json_sprintf("%" PRIu64 " batches are waiting (more than %d): "
+                                           "falling behind",
+                                           st.batches_waiting, READY_MAX_WAITING));
+    }
+    /* The batches that wait have not started: their delay grows while a batch is stuck. */
+    sl_batch_info pending[2];
+    size_t np = sl_context_pending_batches(ctx, pending, 2);
+    for (size_t i = 0; i < np; i++) {
+        int64_t waited = now - pending[i].submission_time;
+        if (pending[i].processing_start == 0 && waited >= READY_MAX_WAIT_INTERVALS * interval) {
+            json_array_append_new(
+                reasons, json_sprintf("batch %" PRId64 " has waited %" PRId64
+                                      " ms to start (%d batch intervals or more): falling behind",
+                                      pending[i].batch_time, waited, READY_MAX_WAIT_INTERVALS));
+            break;
+        }
+    }
     if (st.batches_completed > 0 && st.last_scheduling_delay >= 2 * interval) {
         json_array_append_new(reasons, json_sprintf("the last batch's scheduling delay (%" PRId64
                                                     " ms) is not under 2 batch intervals (%" PRId64

@@ -123,8 +123,8 @@ int sl_stream_foreach_batch(sl_stream *s, sl_foreach_fn fn, void *opaque)
  * batch, it never drops it. Returns SL_ERR_RETRY only when the context stops without
  * waiting. @locality the job thread (foreach outputs) or an output thread (sinks; see
  * sl__outputs_run) */
-static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_dataset *ds, char *err,
-                      size_t errsize)
+static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const sl_dataset *ds,
+                               char *err, size_t errsize)
 {
     int rc;
     sl_dataset empty = {.nparts = 0, .time = job->time};
@@ -171,6 +171,8 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
         }
         if (o->sink) {
             sl_instance_set_active(o->sink, false);
+            int64_t zero = 0; /* the first failed attempt of this batch: /ready says so */
+            atomic_compare_exchange_strong(&o->sink->retrying_since, &zero, sl__now_ms());
         }
         if (attempt == 0 || attempt % 10 == 0) {
             sl_log(SL_LOG_WARN, "output '%s' failed for batch %" PRId64 ", retrying: %s", o->name,
@@ -184,6 +186,17 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
         }
         backoff = SL_MIN(backoff * 2, RETRY_BACKOFF_MAX_MS);
     }
+}
+
+/* run_output_retrying, with the sink's retrying_since cleared once it returns. */
+static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_dataset *ds, char *err,
+                      size_t errsize)
+{
+    int rc = run_output_retrying(ctx, o, job, ds, err, errsize);
+    if (o->sink) {
+        atomic_store(&o->sink->retrying_since, 0);
+    }
+    return rc;
 }
 
 void sl__job_publish(sl_context *ctx, sl_job *job, const sl_batch_info *info)

@@ -469,6 +469,7 @@ const char *sl_err2str(int err)
     case SL_ERR_TOOBIG: return "record too large";
     case SL_ERR_FATAL: return "fatal error";
     case SL_ERR_FENCED: return "input held elsewhere: resuming where the sinks are";
+    case SL_ERR_TIMEOUT: return "timed out";
     default: return "unknown error";
     }
 }

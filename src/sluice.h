@@ -51,6 +51,8 @@ typedef enum sl_err {
     SL_ERR_FENCED = -10,  /* a sink holds this input elsewhere (another instance wrote it, or
                            * this one lost the partition): the batch is dropped and the
                            * source resumes where the sinks are */
+    SL_ERR_TIMEOUT = -11, /* a graceful stop did not finish within the stop timeout: the
+                           * unfinished batches stay pending */
 } sl_err;
 
 /* Returns a static string naming the error code. Never NULL. */
@@ -276,6 +278,8 @@ typedef struct sl_context_conf {
     int64_t block_interval_ms;  /* receivers cut blocks this often; 0 = 200 */
     int default_partitions;     /* partitions of shuffles; 0 = workers */
     size_t max_batches_kept;    /* batch infos kept for the status; 0 = 1000 */
+    int64_t stop_timeout_ms;    /* a graceful stop waits this long for the running and queued
+                                 * batches, then abandons them; 0 = 90000 */
 } sl_context_conf;
 
 /* Creates a context. Returns NULL with errstr set when conf is invalid. */
@@ -296,7 +300,10 @@ void sl_context_destroy(sl_context *ctx);
 int sl_context_start(sl_context *ctx);
 /* Stops. graceful: receivers stop, what they received is processed, sinks are flushed.
  * Otherwise the running batch finishes and queued ones are dropped (they are re-run after
- * a restart where the input can be replayed). May be called from any thread, also from a
+ * a restart where the input can be replayed). A graceful stop is bounded by the conf's
+ * stop_timeout_ms: past it, the running batch's retrying outputs give up, the queued
+ * batches are dropped, the unfinished batches stay pending in the checkpoint (logged) and
+ * the context's termination error is SL_ERR_TIMEOUT. May be called from any thread, also from a
  * signal-handling thread; not from a signal handler (use sl_context_request_stop). */
 void sl_context_stop(sl_context *ctx, bool graceful);
 /* Async-signal-safe: asks the context to stop gracefully. */
@@ -551,8 +558,10 @@ typedef struct sl_instance_info {
     double pid_processing_rate; /* the estimator's last terms (records/s) */
     double pid_error;
     double pid_historical_error;
-    uint64_t rejected;     /* sinks: records left out (errors.tolerance: all), since start */
-    uint64_t dead_letters; /* sinks: of which written to errors.dead_letter (retries count) */
+    uint64_t rejected;      /* sinks: records left out (errors.tolerance: all), since start */
+    uint64_t dead_letters;  /* sinks: of which written to errors.dead_letter (retries count) */
+    int64_t retrying_since; /* sinks: epoch ms since the running batch's write
+                             * failed and is being retried; 0: not retrying */
 } sl_instance_info;
 
 /* Copies the state of up to max instances, sources first. Returns the number of

@@ -72,7 +72,8 @@ static int pg_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
 }
 
 /* Connects and prepares. A server that cannot be reached is not an error here (the first
- * batch retries until it can); a table that does not fit the mapping is. */
+ * batch retries until it can); refused credentials (SL_ERR_FATAL) and a table that does not
+ * fit the mapping (SL_ERR_INVAL) are: the pipeline does not run. */
 static int pg_start(void *data, char *errstr, size_t errsize)
 {
     sl_pg_ctx *ctx = data;
@@ -81,6 +82,9 @@ static int pg_start(void *data, char *errstr, size_t errsize)
         sl_instance_log(ctx->ins, SL_LOG_WARN,
                         "postgres: not reachable yet; batches wait until it is");
         return SL_OK;
+    }
+    if (rc == SL_ERR_FATAL && ctx->auth_refused) {
+        return SL_ERR_FATAL;
     }
     return rc == SL_OK ? SL_OK : SL_ERR_INVAL;
 }
@@ -125,17 +129,18 @@ static int pg_query_apart(const sl_pg_ctx *ctx, const char *sql, int nparams,
                           const char *const *params, const char *what, PGresult **out, char *errstr,
                           size_t errsize)
 {
-    char msg[256], clean[200];
+    char msg[320], clean[200];
     *out = NULL;
-    PGconn *conn = sl__pg_connect(ctx, msg, sizeof(msg));
+    bool auth = false;
+    PGconn *conn = sl__pg_connect(ctx, msg, sizeof(msg), &auth);
     if (!conn) {
-        snprintf(errstr, errsize, "postgres: cannot connect: %s", msg);
-        return SL_ERR_RETRY;
+        snprintf(errstr, errsize, "postgres: %s%s", auth ? "" : "cannot connect: ", msg);
+        return auth ? SL_ERR_IO : SL_ERR_RETRY;
     }
     int rc = SL_OK;
     PGresult *res = NULL;
     if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) ||
-        !(res = sl__pg_wait(conn, ctx->query_timeout, msg, sizeof(msg)))) {
+        !(res = sl__pg_wait(ctx, conn, ctx->query_timeout, msg, sizeof(msg)))) {
         if (!res && !*msg) {
             snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
         }

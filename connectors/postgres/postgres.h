@@ -114,7 +114,8 @@ typedef struct sl_pg_ctx {
 
     /* Connection: used by the sink's writes only, one at a time. */
     struct pg_conn *conn;
-    uint64_t writes; /* batches written, for pruning every so often */
+    uint64_t writes;   /* batches written, for pruning every so often */
+    bool auth_refused; /* the last connection attempt: the server refused the credentials */
 } sl_pg_ctx;
 
 /* ==== postgres_config.c ==== */
@@ -201,17 +202,20 @@ bool sl__pg_res_ok(const struct pg_result *res);
 void sl__pg_drop(sl_pg_ctx *ctx);
 /* Reports an error result (res may be NULL) and maps it: SL_ERR_RETRY or SL_ERR_FATAL. */
 int sl__pg_map_error(sl_pg_ctx *ctx, struct pg_result *res, const char *what);
-/* Waits up to timeout_ms for the results of the query sent on conn; NULL with msg set when
- * the connection failed or the time ran out. The caller PQclears. */
-struct pg_result *sl__pg_wait(struct pg_conn *conn, int64_t timeout_ms, char *msg, size_t msgsize);
+/* Waits up to timeout_ms for the results of the query sent on conn (ctx's or one apart);
+ * NULL with msg set when the connection failed or the time ran out. A wait past 10 s is
+ * logged as a warning, once. The caller PQclears. */
+struct pg_result *sl__pg_wait(const sl_pg_ctx *ctx, struct pg_conn *conn, int64_t timeout_ms,
+                              char *msg, size_t msgsize);
 /* Runs sql, or the prepared statement stmt, within query_timeout; NULL (reported, the
  * connection dropped, *rc SL_ERR_RETRY) when the connection broke or timed out. */
 struct pg_result *sl__pg_exec(sl_pg_ctx *ctx, const char *sql, const char *stmt, int nparams,
                               const char *const *params, const char *what, int *rc);
 /* Runs a statement without parameters whose failure is an error. */
 int sl__pg_simple(sl_pg_ctx *ctx, const char *sql, const char *what);
-/* Connects within connect_timeout; NULL with msg set (scrubbed). */
-struct pg_conn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize);
+/* Connects within connect_timeout; NULL with msg set (scrubbed) and *auth true when the
+ * server refused the credentials (msg names the user, host and port). */
+struct pg_conn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize, bool *auth);
 /* Connects when there is no usable connection, creates the tables, checks the mapping and
  * prepares the statements. SL_OK, SL_ERR_RETRY or SL_ERR_FATAL. */
 int sl__pg_ensure(sl_pg_ctx *ctx);

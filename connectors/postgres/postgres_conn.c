@@ -113,16 +113,29 @@ int sl__pg_map_error(sl_pg_ctx *ctx, PGresult *res, const char *what)
 
 /* ==== Statements with a deadline ==== */
 
+#define SL_PG_STALL_WARN_MS 10000 /* a statement waiting this long is logged (once) */
+
 /* Waits for the results of the query sent on conn, until timeout_ms. Returns the first
  * error result, else the last result (COPY_IN returns at once), or NULL when the
  * connection failed or the time ran out (msg says which). The caller PQclears. */
-PGresult *sl__pg_wait(PGconn *conn, int64_t timeout_ms, char *msg, size_t msgsize)
+PGresult *sl__pg_wait(const sl_pg_ctx *ctx, PGconn *conn, int64_t timeout_ms, char *msg,
+                      size_t msgsize)
 {
-    int64_t deadline = sl__mono_ms() + timeout_ms;
+    int64_t start = sl__mono_ms(), deadline = start + timeout_ms;
+    bool warned = false;
     PGresult *keep = NULL;
     for (;;) {
         while (PQisBusy(conn)) {
-            int64_t left = deadline - sl__mono_ms();
+            int64_t now = sl__mono_ms(), left = deadline - now;
+            if (!warned && now - start >= SL_PG_STALL_WARN_MS && left > 0) {
+                /* A stalled server or network is otherwise silent until query_timeout. */
+                warned = true;
+                sl_instance_log(ctx->ins, SL_LOG_WARN,
+                                "postgres: no reply from %s:%s for %lld s; still waiting, up to "
+                                "query_timeout (%lld ms)",
+                                PQhost(conn), PQport(conn), (long long)(now - start) / 1000,
+                                (long long)timeout_ms);
+            }
             if (left <= 0) {
                 snprintf(msg, msgsize, "no reply within %lld ms", (long long)timeout_ms);
                 PQclear(keep);
@@ -174,7 +187,7 @@ PGresult *sl__pg_exec(sl_pg_ctx *ctx, const char *sql, const char *stmt, int npa
                    : PQsendQueryPrepared(ctx->conn, stmt, nparams, params, NULL, NULL, 0);
     PGresult *res = NULL;
     if (sent) {
-        res = sl__pg_wait(ctx->conn, ctx->query_timeout, msg, sizeof(msg));
+        res = sl__pg_wait(ctx, ctx->conn, ctx->query_timeout, msg, sizeof(msg));
     } else {
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(ctx->conn));
     }
@@ -212,10 +225,29 @@ static void pg_notice(void *arg, const char *message)
     sl_instance_log(ctx->ins, SL_LOG_DEBUG, "postgres: %s", msg);
 }
 
-/* Connects without blocking longer than connect_timeout. Returns the connection or NULL
- * with msg set (scrubbed). */
-PGconn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize)
+/* True when libpq's connection error says the server refused who we are (SQLSTATE class
+ * 28 at connect: a wrong or missing password, an unknown role, no pg_hba.conf entry). libpq
+ * gives no SQLSTATE for a failed connection: its message is all there is. */
+static bool pg_auth_refused(const char *m)
 {
+    static const char *const words[] = {
+        "password authentication failed", "no password supplied", "authentication failed",
+        "pg_hba.conf rejects connection", "no pg_hba.conf entry",
+    };
+    for (size_t i = 0; m && i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strstr(m, words[i])) {
+            return true;
+        }
+    }
+    return m && strstr(m, "role \"") && strstr(m, "\" does not exist");
+}
+
+/* Connects without blocking longer than connect_timeout. Returns the connection or NULL
+ * with msg set (scrubbed) and *auth true when the server refused the credentials (msg then
+ * names the user and the server). */
+PGconn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize, bool *auth)
+{
+    *auth = false;
     char user_timeout[32];
     snprintf(user_timeout, sizeof(user_timeout), "%lld", (long long)ctx->query_timeout);
     /* Defaults first: the user's conninfo (expanded from dbname) overrides them; the
@@ -262,7 +294,18 @@ PGconn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize)
         }
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        sl__pg_scrub(ctx, PQerrorMessage(conn), msg, msgsize);
+        char clean[200];
+        const char *m = PQerrorMessage(conn);
+        sl__pg_scrub(ctx, m, clean, sizeof(clean));
+        *auth = pg_auth_refused(m);
+        if (*auth) {
+            const char *user = PQuser(conn), *host = PQhost(conn), *port = PQport(conn);
+            snprintf(msg, msgsize, "authentication failed for user %s at %s:%s: %s",
+                     user && *user ? user : "(default)", host && *host ? host : "(default)",
+                     port && *port ? port : "5432", clean);
+        } else {
+            snprintf(msg, msgsize, "%s", clean);
+        }
         PQfinish(conn);
         return NULL;
     }
@@ -296,7 +339,7 @@ static int pg_prepare(sl_pg_ctx *ctx, const char *name, const char *sql, int npa
         sl__pg_drop(ctx);
         return SL_ERR_RETRY;
     }
-    PGresult *res = sl__pg_wait(ctx->conn, ctx->query_timeout, msg, sizeof(msg));
+    PGresult *res = sl__pg_wait(ctx, ctx->conn, ctx->query_timeout, msg, sizeof(msg));
     if (!res) {
         sl__pg_scrub(ctx, msg, clean, sizeof(clean));
         sl_instance_error(ctx->ins, "postgres: %s: %s", what, clean);
@@ -311,7 +354,7 @@ static int pg_prepare(sl_pg_ctx *ctx, const char *name, const char *sql, int npa
 /* Connects when there is no usable connection, then creates the commit and positions
  * tables (and the table with create_table), checks that the table has the mapped columns and
  * prepares the statements. Returns SL_OK, SL_ERR_RETRY (server unreachable) or SL_ERR_FATAL (the
- * table does not fit the mapping). */
+ * server refused the credentials, or the table does not fit the mapping). */
 int sl__pg_ensure(sl_pg_ctx *ctx)
 {
     if (ctx->conn && PQstatus(ctx->conn) == CONNECTION_OK) {
@@ -321,8 +364,15 @@ int sl__pg_ensure(sl_pg_ctx *ctx)
         sl__pg_drop(ctx); /* left inside a transaction: start afresh */
     }
     sl__pg_drop(ctx);
-    char msg[256];
-    ctx->conn = sl__pg_connect(ctx, msg, sizeof(msg));
+    char msg[320];
+    bool auth = false;
+    ctx->conn = sl__pg_connect(ctx, msg, sizeof(msg), &auth);
+    ctx->auth_refused = auth;
+    if (!ctx->conn && auth) {
+        /* Permanent: no retry fixes a wrong password (README, "Errors: retried or not"). */
+        sl_instance_error(ctx->ins, "postgres: %s", msg);
+        return SL_ERR_FATAL;
+    }
     if (!ctx->conn) {
         sl_instance_error(ctx->ins, "postgres: cannot connect: %s", msg);
         return SL_ERR_RETRY;

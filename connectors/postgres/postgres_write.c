@@ -57,7 +57,7 @@ static void pg_rollback(sl_pg_ctx *ctx)
         PQtransactionStatus(ctx->conn) != PQTRANS_IDLE) {
         char msg[256];
         if (PQsendQuery(ctx->conn, "ROLLBACK")) {
-            PQclear(sl__pg_wait(ctx->conn, ctx->query_timeout, msg, sizeof(msg)));
+            PQclear(sl__pg_wait(ctx, ctx->conn, ctx->query_timeout, msg, sizeof(msg)));
         }
         if (PQtransactionStatus(ctx->conn) != PQTRANS_IDLE) {
             sl__pg_drop(ctx);
@@ -153,7 +153,7 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
         return sl__pg_map_error(ctx, NULL, "COPY");
     }
     char msg[256], clean[200];
-    res = sl__pg_wait(ctx->conn, ctx->query_timeout, msg, sizeof(msg));
+    res = sl__pg_wait(ctx, ctx->conn, ctx->query_timeout, msg, sizeof(msg));
     if (!res) {
         sl__pg_scrub(ctx, msg, clean, sizeof(clean));
         sl_instance_error(ctx->ins, "postgres: COPY: %s", clean);

@@ -141,6 +141,39 @@ static int redis_simple(sl_redis_ctx *ctx, struct redisContext **cp, int argc, c
     return rc;
 }
 
+/* Authenticates a new connection: AUTH [username] password when a password is set, else a
+ * PING, so that a server that requires a password says so now (NOAUTH) rather than at the
+ * first write. A refusal is permanent (README, "Errors: retried or not"): SL_ERR_FATAL,
+ * reported as "redis HOST:PORT: authentication failed (AUTH): <the server's reply>". A
+ * broken connection is SL_ERR_RETRY. */
+static int redis_auth(sl_redis_ctx *ctx, struct redisContext **cp)
+{
+    bool pw = ctx->password && *ctx->password;
+    bool user = pw && ctx->username && *ctx->username;
+    const char *argv[3] = {"AUTH", user ? ctx->username : ctx->password, ctx->password};
+    size_t lens[3];
+    int argc = pw ? (user ? 3 : 2) : 1;
+    if (!pw) {
+        argv[0] = "PING";
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *reply = redisCommandArgv(*cp, argc, argv, lens);
+    int rc = SL_OK;
+    if (!reply) {
+        rc = redis_map_error(ctx, cp, NULL, argv[0]);
+    } else if (reply->type == REDIS_REPLY_ERROR && (pw || redis_config_error(reply->str))) {
+        redis_report(ctx, cp, "redis %s:%lld: authentication failed (%s): %.200s", ctx->host,
+                     (long long)ctx->port, pw ? "AUTH" : "no password set", reply->str);
+        rc = SL_ERR_FATAL;
+    }
+    if (reply) {
+        freeReplyObject(reply);
+    }
+    return rc;
+}
+
 /* Connects *cp (bounded by connect_timeout), authenticates and selects the database when
  * there is no usable connection. SL_OK, SL_ERR_RETRY or SL_ERR_FATAL. */
 static int redis_ensure(sl_redis_ctx *ctx, struct redisContext **cp)
@@ -158,16 +191,7 @@ static int redis_ensure(sl_redis_ctx *ctx, struct redisContext **cp)
     }
     redisSetTimeout(*cp, redis_tv(ctx->timeout));
     redisEnableKeepAlive(*cp);
-    int rc = SL_OK;
-    if (ctx->password && *ctx->password) {
-        const char *auth[3] = {"AUTH", ctx->username, ctx->password};
-        if (ctx->username && *ctx->username) {
-            rc = redis_simple(ctx, cp, 3, auth, "AUTH");
-        } else {
-            auth[1] = ctx->password;
-            rc = redis_simple(ctx, cp, 2, auth, "AUTH");
-        }
-    }
+    int rc = redis_auth(ctx, cp);
     if (rc == SL_OK && ctx->db > 0) {
         char db[24];
         snprintf(db, sizeof(db), "%lld", (long long)ctx->db);
@@ -604,7 +628,8 @@ static int redis_init(sl_instance *ins, void *data, char *errstr, size_t errsize
 }
 
 /* Connects. A server that cannot be reached is not an error here (the first batch retries
- * until it can); a refused password or database is. */
+ * until it can); a refused password or database is (SL_ERR_FATAL: the pipeline does not
+ * run). */
 static int redis_start(void *data, char *errstr, size_t errsize)
 {
     sl_redis_ctx *ctx = data;
@@ -614,7 +639,7 @@ static int redis_start(void *data, char *errstr, size_t errsize)
                         "redis: not reachable yet; batches wait until it is");
         return SL_OK;
     }
-    return rc == SL_OK ? SL_OK : SL_ERR_INVAL;
+    return rc;
 }
 
 /* Writes one batch: see the file comment. Runs on the sink's output thread. */

@@ -898,6 +898,127 @@ static void test_ready_when_running_then_falling_behind(void)
     sl_context_destroy(ctx);
 }
 
+/* Polls /ready for up to ms: true once it answers 503 with a reason containing what. */
+static bool ready_says(int port, const char *what, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 50) {
+        resp r = get(port, "/ready");
+        json_t *j = r.status == 503 ? json_loads(r.body, 0, NULL) : NULL;
+        json_t *reasons = json_object_get(j, "reasons");
+        bool found = false;
+        for (size_t i = 0; i < json_array_size(reasons) && !found; i++) {
+            const char *s = json_string_value(json_array_get(reasons, i));
+            found = s && strstr(s, what);
+        }
+        json_decref(j);
+        resp_free(&r);
+        if (found) {
+            return true;
+        }
+        sl__sleep_ms(50);
+    }
+    return false;
+}
+
+/* A sink that cannot write while down is set: SL_ERR_RETRY, with a reason. */
+static _Atomic bool down_sink_down;
+
+static int down_sink_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    *(sl_instance **)data = ins;
+    return SL_OK;
+}
+
+static int down_sink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
+{
+    if (atomic_load(&down_sink_down)) {
+        sl_instance_error(*(sl_instance **)data, "test: connection refused");
+        return SL_ERR_RETRY;
+    }
+    return SL_OK;
+}
+
+static const sl_option down_sink_options[] = {{0}};
+
+static const sl_connector down_sink_connector = {
+    .name = "test-down-sink",
+    .description = "retries while down_sink_down is set",
+    .flags = SL_SINK,
+    .options = down_sink_options,
+    .ctx_size = sizeof(sl_instance *),
+    .init = down_sink_init,
+    .write = down_sink_write,
+};
+
+/* Issue 15: /ready was 200 while a sink could not write (a database down: the batch held,
+ * retried for ever). It now says which sink and why, and is ready again once it writes;
+ * /health stays 200 meanwhile. */
+static void test_ready_names_a_sink_that_cannot_write(void)
+{
+    char err[256];
+    sl_context *ctx = ts_context(100, 1);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "lines", &src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    sl_options *o = sl_options_new();
+    CU_ASSERT_EQUAL_FATAL(
+        sl_stream_to_connector(s, &down_sink_connector, "db", o, err, sizeof(err)), SL_OK);
+    sl_options_destroy(o);
+    atomic_store(&down_sink_down, true);
+    sl_http_server *srv =
+        sl_http_start(ctx, &(sl_http_conf){.listen = "127.0.0.1:0"}, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    int port = sl_http_port(srv);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    sl_instance_set_active(s->source, true);
+    CU_ASSERT_TRUE(ready_says(port, "sink 'db' cannot write: retrying for", 3000));
+    CU_ASSERT_TRUE(ready_says(port, "test: connection refused", 0));
+    resp h = get(port, "/health");
+    CU_ASSERT_EQUAL(h.status, 200);
+    resp_free(&h);
+    atomic_store(&down_sink_down, false); /* the server is back: ready again */
+    int status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        sl__sleep_ms(50);
+        resp r = get(port, "/ready");
+        status = r.status;
+        resp_free(&r);
+    }
+    CU_ASSERT_EQUAL(status, 200);
+    sl_context_stop(ctx, false);
+    sl_http_stop(srv);
+    sl_context_destroy(ctx);
+}
+
+/* Issue 15: with one batch stuck, the last completed batch's scheduling delay says nothing;
+ * /ready now counts the batches that wait (more than 10) and how long the oldest has
+ * waited (10 batch intervals). */
+static void test_ready_when_batches_pile_up(void)
+{
+    char err[256];
+    sl_context *ctx = ts_context(20, 1);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "lines", &src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(sl_stream_foreach_batch(s, slow_output, NULL), SL_OK);
+    atomic_store(&slow_ms, 1500); /* the first batch holds the others */
+    sl_http_server *srv =
+        sl_http_start(ctx, &(sl_http_conf){.listen = "127.0.0.1:0"}, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    int port = sl_http_port(srv);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    sl_instance_set_active(s->source, true);
+    CU_ASSERT_TRUE(ready_says(port, "batches are waiting (more than 10)", 1200));
+    CU_ASSERT_TRUE(ready_says(port, "ms to start (10 batch intervals or more)", 0));
+    resp h = get(port, "/health");
+    CU_ASSERT_EQUAL(h.status, 200);
+    resp_free(&h);
+    atomic_store(&slow_ms, 0);
+    sl_context_stop(ctx, false);
+    sl_http_stop(srv);
+    sl_context_destroy(ctx);
+}
+
 /* ==== Secrets ==== */
 
 static void test_no_secret_anywhere(void)
@@ -1110,7 +1231,9 @@ void sl_test_register(void)
     SL_SUITE("http_requests", SL_TEST(status_codes_of_malformed_requests),
              SL_TEST(token_required_and_compared), SL_TEST(page_served_from_memory),
              SL_TEST(health_and_ready_when_not_running),
-             SL_TEST(ready_when_running_then_falling_behind), SL_TEST(no_secret_anywhere));
+             SL_TEST(ready_when_running_then_falling_behind),
+             SL_TEST(ready_names_a_sink_that_cannot_write), SL_TEST(ready_when_batches_pile_up),
+             SL_TEST(no_secret_anywhere));
     SL_SUITE("http_server", SL_TEST(listen_addresses_checked), SL_TEST(port_busy_and_retries),
              SL_TEST(connection_limit_and_idle_timeout),
              SL_TEST(concurrent_clients_while_batches_run));

@@ -592,6 +592,59 @@ static void test_stop_during_retry_leaves_the_batch_pending(void)
     ckpt_context_destroy(ctx, dir);
 }
 
+static void *graceful_stop_main(void *arg)
+{
+    sl_context_stop(arg, true);
+    return NULL;
+}
+
+/* Issue 15: a graceful stop is bounded. With a sink that retries forever (a database that
+ * is down), a graceful stop used to wait for ever; past stop_timeout (1s here) the retrying
+ * output gives up, the stop returns, the context ends with SL_ERR_TIMEOUT and the batch
+ * stays pending in the checkpoint, to run again after a restart. */
+static void test_graceful_stop_is_bounded_by_stop_timeout(void)
+{
+    char dir[] = "/tmp/sl_outputs_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char err[256];
+    sl_context_conf conf = {.name = "outputs",
+                            .batch_interval_ms = 100,
+                            .workers = 2,
+                            .checkpoint_dir = dir,
+                            .stop_timeout_ms = 1000};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    csource *src = NULL;
+    sl_stream *in = add_csource(ctx, &src);
+    tsink *down = add_tsink(in, "down", 0, -1, 0);
+    CU_ASSERT_FATAL(in && down);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    for (int i = 0; i < 200 && tsink_calls(down) < 2; i++) {
+        usleep(20 * 1000);
+    }
+    CU_ASSERT_FATAL(tsink_calls(down) >= 2);
+    pthread_mutex_lock(&down->lock);
+    int64_t t = down->times[0];
+    pthread_mutex_unlock(&down->lock);
+
+    int64_t t0 = mono_us();
+    pthread_t stopper;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&stopper, NULL, graceful_stop_main, ctx), 0);
+    int rc = sl_context_await_termination_or_timeout(ctx, 10000);
+    int64_t stop_us = mono_us() - t0;
+    if (rc == SL_ERR_RETRY) {
+        sl_context_stop(ctx, false); /* unbounded: unblock the stopper, fail below */
+    }
+    pthread_join(stopper, NULL);
+    CU_ASSERT_EQUAL(rc, SL_ERR_TIMEOUT);
+    CU_ASSERT(stop_us >= 900 * 1000);     /* it did wait for the batch */
+    CU_ASSERT(stop_us < 5 * 1000 * 1000); /* and not for ever */
+    CU_ASSERT_EQUAL(down->written, 0);
+    CU_ASSERT_FALSE(batch_done(src, t));
+    CU_ASSERT_TRUE(ckpt_pending(ctx, dir, t));
+    ckpt_context_destroy(ctx, dir);
+}
+
 /* Batches run one at a time: with sinks slower than the batch interval, the next batch
  * starts after the previous one ended, even though its sinks write concurrently. */
 static void test_next_batch_waits_for_every_sink(void)
@@ -632,6 +685,7 @@ void sl_test_register(void)
              SL_TEST(retrying_sink_holds_the_batch_not_the_other_sink),
              SL_TEST(fatal_sink_stops_the_context), SL_TEST(failed_output_leaves_the_batch_pending),
              SL_TEST(stop_during_retry_leaves_the_batch_pending),
+             SL_TEST(graceful_stop_is_bounded_by_stop_timeout),
              SL_TEST(next_batch_waits_for_every_sink),
              SL_TEST(failed_batch_reaches_the_source_by_on_batch_failed));
 }
