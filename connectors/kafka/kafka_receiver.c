@@ -208,7 +208,8 @@ static void pushed_free_list(sl_kafka_pushed *e)
 /* ==== Replay from the log ==== */
 
 typedef struct recv_io recv_io;
-static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n);
+static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n,
+                     sl_wal_pos end);
 
 typedef struct replay_state {
     sl_kafka_src *ctx;
@@ -219,7 +220,7 @@ typedef struct replay_state {
 static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
 {
     replay_state *st = arg;
-    int rc = n > 0 ? push_live(st->ctx, st->io, recs, n) : SL_OK;
+    int rc = n > 0 ? push_live(st->ctx, st->io, recs, n, end) : SL_OK;
     pushed_add(st->ctx, end, NULL);
     st->records += n;
     return rc == SL_ERR_STATE ? SL_OK : rc;
@@ -406,9 +407,11 @@ static void idle_wait(sl_kafka_src *ctx, recv_io *io, int64_t ms)
 }
 
 /* Pushes records to the engine (sl_receiver_push: it waits while the engine has no room),
- * without leaving the group however long that lasts (see the top of the file). Returns
- * SL_OK, or SL_ERR_STATE when the engine stops (the records were taken). */
-static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n)
+ * without leaving the group however long that lasts (see the top of the file). end is the
+ * end of the log block that holds recs (0: not in the log). Returns SL_OK, or SL_ERR_STATE
+ * when the engine stops (the records were taken). */
+static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n,
+                     sl_wal_pos end)
 {
     size_t done = 0;
     int rc = SL_OK;
@@ -429,7 +432,7 @@ static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size
             k = slice < 1 ? 1 : slice < (double)k ? (size_t)slice : k;
         }
         int64_t t0 = sl__mono_ms();
-        int prc = sl_receiver_push(ctx->ins, recs + done, k);
+        int prc = sl_receiver_push_logged(ctx->ins, recs + done, k, end, done);
         if (prc != SL_OK && rc == SL_OK) {
             rc = prc;
         }
@@ -505,7 +508,7 @@ static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **ms
         }
     }
     if (nrec > 0) {
-        push_live(ctx, io, recs, nrec);
+        push_live(ctx, io, recs, nrec, end);
     }
     if (offsets->cnt > 0) {
         pushed_add(ctx, end, ctx->wal ? NULL : offsets);
@@ -614,6 +617,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
             return SL_ERR_IO;
         }
         ctx->appended = rd_kafka_topic_partition_list_new(8);
+        sl_receiver_set_wal(ctx->ins, ctx->wal);
         pthread_mutex_init(&ctx->sync_lock, NULL);
         pthread_cond_init(&ctx->sync_cond, NULL);
     } else if (ctx->wal_opt && sl_options_get(sl_instance_options(ctx->ins), "wal")) {
@@ -790,6 +794,9 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx)
         }
         pthread_mutex_destroy(&ctx->sync_lock);
         pthread_cond_destroy(&ctx->sync_cond);
+    }
+    if (ctx->wal) {
+        sl_receiver_set_wal(ctx->ins, NULL);
     }
     sl__wal_close(ctx->wal);
     ctx->wal = NULL;
