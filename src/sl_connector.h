@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "sluice.h"
-#include "sl_wal.h"
 
 /* The connector interface is public API, exported like sluice.h. */
 #pragma GCC visibility push(default)
@@ -284,20 +283,6 @@ bool sl_instance_stopping(const sl_instance *ins);
 int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n);
 /* Waits (bounded by timeout_ms) until the receiver may push again; true when it may. */
 bool sl_receiver_wait_room(sl_instance *ins, int64_t timeout_ms);
-
-/* Receivers with a write-ahead log (Spark's WAL-backed receivers): the connector appends
- * what it receives to wal (sl_wal.h) and pushes it with sl_receiver_push_logged. The engine
- * then checkpoints each batch as the range of log records it holds; after a restart, the
- * batches that had not completed run again with exactly those records read back from the
- * log (same batch time), and the connector's replay of the log (from its processed marker)
- * may push anything again: records that a checkpointed batch holds are dropped.
- * sl_receiver_set_wal is called in start(), before the first push; wal stays the
- * connector's and must outlive the instance's last batch (close it in destroy). */
-void sl_receiver_set_wal(sl_instance *ins, sl_wal *wal);
-/* sl_receiver_push for recs[0..n), the records first..first+n of the log block that ends at
- * block_end (what sl__wal_append or the replay gave). block_end 0: not in the log. */
-int sl_receiver_push_logged(sl_instance *ins, const sl_record *recs, size_t n, sl_wal_pos block_end,
-                            size_t first);
 
 /* ==== Connectors that are not in the registry ====
  * A program may bring its own source or sink (Spark's custom receivers). conn must outlive

@@ -11,6 +11,7 @@
 #include "sl_context.h"
 #include "sl_rate.h"
 #include "sl_util.h"
+#include "sl_wal.h"
 
 /* ==== Worker pool ==== */
 
@@ -337,7 +338,7 @@ typedef struct sl_receiver {
     int64_t rate_next_ns;             /* token bucket: when the next record may be pushed */
     int64_t block_interval;           /* ms: the rate limiter's burst */
     _Atomic uint64_t *received_total; /* the context's count of records received */
-    /* A receiver with a write-ahead log (sl_receiver_set_wal; owned by the connector). */
+    /* A receiver with a write-ahead log (sl__receiver_set_wal; owned by the connector). */
     sl_wal *wal;
     sl_wal_pos next_end;   /* the log position after the last record taken by a batch */
     uint32_t next_idx;     /* (block end, index), as in sl_block */

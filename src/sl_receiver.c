@@ -171,8 +171,8 @@ int sl_receiver_push(sl_instance *ins, const sl_record *recs, size_t n)
     return push_all(ins, recs, n, 0, 0);
 }
 
-int sl_receiver_push_logged(sl_instance *ins, const sl_record *recs, size_t n, sl_wal_pos block_end,
-                            size_t first)
+int sl__receiver_push_logged(sl_instance *ins, const sl_record *recs, size_t n,
+                             sl_wal_pos block_end, size_t first)
 {
     sl_receiver *r = &ins->rcv;
     size_t skip = 0;
@@ -192,7 +192,7 @@ int sl_receiver_push_logged(sl_instance *ins, const sl_record *recs, size_t n, s
     return push_all(ins, recs + skip, n - skip, block_end, first + skip);
 }
 
-void sl_receiver_set_wal(sl_instance *ins, sl_wal *wal)
+void sl__receiver_set_wal(sl_instance *ins, sl_wal *wal)
 {
     sl_receiver *r = &ins->rcv;
     pthread_mutex_lock(&r->lock);

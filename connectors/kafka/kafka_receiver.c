@@ -432,7 +432,7 @@ static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size
             k = slice < 1 ? 1 : slice < (double)k ? (size_t)slice : k;
         }
         int64_t t0 = sl__mono_ms();
-        int prc = sl_receiver_push_logged(ctx->ins, recs + done, k, end, done);
+        int prc = sl__receiver_push_logged(ctx->ins, recs + done, k, end, done);
         if (prc != SL_OK && rc == SL_OK) {
             rc = prc;
         }
@@ -617,7 +617,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
             return SL_ERR_IO;
         }
         ctx->appended = rd_kafka_topic_partition_list_new(8);
-        sl_receiver_set_wal(ctx->ins, ctx->wal);
+        sl__receiver_set_wal(ctx->ins, ctx->wal);
         pthread_mutex_init(&ctx->sync_lock, NULL);
         pthread_cond_init(&ctx->sync_cond, NULL);
     } else if (ctx->wal_opt && sl_options_get(sl_instance_options(ctx->ins), "wal")) {
@@ -796,7 +796,7 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx)
         pthread_cond_destroy(&ctx->sync_cond);
     }
     if (ctx->wal) {
-        sl_receiver_set_wal(ctx->ins, NULL);
+        sl__receiver_set_wal(ctx->ins, NULL);
     }
     sl__wal_close(ctx->wal);
     ctx->wal = NULL;

@@ -358,7 +358,7 @@ static wal_recv *the_recv;
 static int wal_recv_push_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
 {
     wal_recv *w = arg;
-    return sl_receiver_push_logged(w->ins, recs, n, end, 0);
+    return sl__receiver_push_logged(w->ins, recs, n, end, 0);
 }
 
 static int wal_recv_init(sl_instance *ins, void *ctx, char *errstr, size_t errsize)
@@ -378,7 +378,7 @@ static int wal_recv_start(void *ctx, char *errstr, size_t errsize)
     if (!w->wal) {
         return SL_ERR_IO;
     }
-    sl_receiver_set_wal(w->ins, w->wal);
+    sl__receiver_set_wal(w->ins, w->wal);
     return sl__wal_replay(w->wal, 0, wal_recv_push_block, w, NULL);
 }
 
@@ -386,7 +386,7 @@ static void wal_recv_destroy(void *ctx)
 {
     wal_recv *w = ctx;
     if (w->wal) {
-        sl_receiver_set_wal(w->ins, NULL);
+        sl__receiver_set_wal(w->ins, NULL);
     }
     sl__wal_close(w->wal);
 }
@@ -412,7 +412,7 @@ static void wal_recv_receive(const char *prefix, int n)
     }
     sl_wal_pos end = 0;
     CU_ASSERT_EQUAL_FATAL(sl__wal_append(the_recv->wal, recs, (size_t)n, &end), SL_OK);
-    CU_ASSERT_EQUAL(sl_receiver_push_logged(the_recv->ins, recs, (size_t)n, end, 0), SL_OK);
+    CU_ASSERT_EQUAL(sl__receiver_push_logged(the_recv->ins, recs, (size_t)n, end, 0), SL_OK);
 }
 
 /* The sink's store: survives the crash. */
