@@ -220,6 +220,16 @@ typedef struct replay_state {
 static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
 {
     replay_state *st = arg;
+    /* What the log holds is not consumed again: a crash may come before its offsets were
+     * committed (they are, once the log is synced), and Kafka would deliver it again. */
+    for (size_t i = 0; i < n; i++) {
+        const sl_record_meta *m = recs[i].meta;
+        const char *topic = m && m->topic ? sl__kafka_intern(st->ctx, m->topic) : NULL;
+        if (topic && m->offset >= 0) {
+            offsets_note(st->ctx->appended, topic, m->partition, m->offset + 1);
+            st->ctx->dirty = true;
+        }
+    }
     int rc = n > 0 ? push_live(st->ctx, st->io, recs, n, end) : SL_OK;
     pushed_add(st->ctx, end, NULL);
     st->records += n;
@@ -475,6 +485,13 @@ static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **ms
         const char *topic = sl__kafka_intern(ctx, rd_kafka_topic_name(m->rkt));
         if (!topic) {
             continue;
+        }
+        if (ctx->wal) {
+            const rd_kafka_topic_partition_t *a =
+                rd_kafka_topic_partition_list_find(ctx->appended, topic, m->partition);
+            if (a && m->offset < a->offset) {
+                continue; /* in the log already (consumed again after a crash) */
+            }
         }
         offsets_note(offsets, topic, m->partition, m->offset + 1);
         if (sl__kafka_msg_record(ctx, m, topic, &recs[nrec], &metas[nrec], &io->hdrs) == SL_OK) {
