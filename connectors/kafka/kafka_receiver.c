@@ -5,8 +5,13 @@
  * With a write-ahead log (a checkpoint directory and wal: true), each chunk of consumed
  * records is appended to the log before it is pushed, and the offsets are committed to
  * Kafka only after the log is fsynced: a crash loses nothing, the records in the log that
- * no completed batch processed are pushed again at the next start. Without a log, offsets
- * are committed when the batch that holds the records completed.
+ * no completed batch processed are pushed again at the next start. Each chunk is pushed
+ * with its place in the log (sl__receiver_push_logged), so the engine checkpoints each batch
+ * as a range of log records: after a crash, the batches that had not completed run again
+ * with those records, and the records of the log that a checkpointed batch holds are not
+ * pushed again. The offsets the log holds are noted at the start, so that what Kafka
+ * delivers again (a crash before their commit) is skipped. Without a log, offsets are
+ * committed when the batch that holds the records completed.
  *
  * Which records a batch holds: the engine hands a batch at time t every record pushed
  * before t (blocks are cut at the batch time), so a push that returned at wall time < t is
@@ -14,8 +19,8 @@
  * log) its offsets; when batch t completes, what was pushed before t is processed.
  *
  * A batch that fails makes the thread push again what is not processed: from the log, or
- * (without one) by seeking back to the committed offsets. At-least-once: nothing is lost,
- * records may come twice.
+ * (without one) by seeking back to the committed offsets. Without a log, at-least-once:
+ * nothing is lost, records may come twice.
  *
  * Staying in the group: a push waits while the engine holds max_buffered bytes or the rate
  * limit says so, which may last longer than max.poll.interval.ms (then librdkafka leaves the

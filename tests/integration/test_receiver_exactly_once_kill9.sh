@@ -58,6 +58,7 @@ streams:
   - name: counts
     from: lines
     ops:
+      - burn: 1ms                   # slow batches: a kill often finds one pending
       - split: whitespace
       - key: value
       - value: 1
