@@ -11,6 +11,7 @@
 #include "sl_context.h"
 #include "sl_rate.h"
 #include "sl_util.h"
+#include "sl_wal.h"
 
 /* ==== Worker pool ==== */
 
@@ -320,6 +321,11 @@ typedef struct sl_block {
     sl_recvec v;
     sl_arena arena;
     size_t bytes;
+    /* Records pushed through a write-ahead log: the first one and the one after the last,
+     * each as (the end of its log block, its index in that block). */
+    bool logged;
+    sl_wal_pos from_end, to_end;
+    uint32_t from_idx, to_idx;
 } sl_block;
 
 typedef struct sl_receiver {
@@ -332,6 +338,13 @@ typedef struct sl_receiver {
     int64_t rate_next_ns;             /* token bucket: when the next record may be pushed */
     int64_t block_interval;           /* ms: the rate limiter's burst */
     _Atomic uint64_t *received_total; /* the context's count of records received */
+    /* A receiver with a write-ahead log (sl__receiver_set_wal; owned by the connector). */
+    sl_wal *wal;
+    sl_wal_pos next_end;   /* the log position after the last record taken by a batch */
+    uint32_t next_idx;     /* (block end, index), as in sl_block */
+    sl_wal_pos resume_end; /* records before this were in batches of the checkpoint */
+    uint32_t resume_idx;
+    uint64_t resume_dropped; /* records pushed again and dropped for that */
 } sl_receiver;
 
 typedef struct sl_source_common {
@@ -410,8 +423,17 @@ void sl__receiver_init(sl_receiver *r, int64_t block_interval, _Atomic uint64_t 
 void sl__receiver_destroy(sl_receiver *r);
 /* Cuts the current block so that it waits for the next batch. */
 void sl__receiver_cut(sl_instance *ins);
-/* Takes every cut block into a dataset for batch t (one partition per block). */
-int sl__receiver_take(sl_instance *ins, int64_t t, sl_dataset **out);
+/* Takes every cut block into a dataset for batch t (one partition per block). For a receiver
+ * with a write-ahead log, *def gets the batch's definition to checkpoint (caller frees; NULL
+ * otherwise): {"wal":[from_end,from_idx,to_end,to_idx],"records":n}. */
+int sl__receiver_take(sl_instance *ins, int64_t t, sl_dataset **out, char **def);
+/* After a restart: the dataset of batch t read back from the write-ahead log with the
+ * definition def of sl__receiver_take (same records); empty when the receiver has no log
+ * or def has no log range. Returns SL_OK, SL_ERR_NOMEM, SL_ERR_IO. */
+int sl__receiver_replay(sl_instance *ins, int64_t t, const char *def, sl_dataset **out);
+/* After a restart: def is the definition of the last batch generated before it; records
+ * pushed again from the log up to its end are dropped (they re-run with their batches). */
+void sl__receiver_restore(sl_instance *ins, const char *def);
 /* Wakes threads blocked in sl_receiver_push; they return SL_ERR_STATE. */
 void sl__receiver_close(sl_instance *ins);
 

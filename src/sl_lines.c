@@ -203,3 +203,12 @@ int sl__lines_finish(sl_lines *l, sl_lines_batch *b, int64_t ts)
     int r = sl__lines_batch_push(b);
     return rc != SL_OK ? rc : r;
 }
+
+int sl__lines_discard(sl_lines *l, sl_lines_batch *b, uint64_t *dropped)
+{
+    *dropped = l->discarding ? 0 : l->part_len; /* an oversize line was counted already */
+    l->discarding = false;
+    l->discard_len = 0;
+    l->part_len = 0;
+    return sl__lines_batch_push(b);
+}

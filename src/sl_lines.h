@@ -1,5 +1,6 @@
 /* sl_lines.h -- splits a byte stream into line records, shared by the tcp, file and generate
- * sources: "\n" or "\r\n" stripped, a last unterminated line kept at the end, a line longer
+ * sources: "\n" or "\r\n" stripped, a last unterminated line kept at the end of the stream
+ * (sl__lines_finish) or dropped when it is cut off (sl__lines_discard), a line longer
  * than max_record_size discarded up to its next newline without being buffered. */
 #ifndef SL_LINES_H
 #define SL_LINES_H
@@ -55,5 +56,9 @@ void sl__lines_free(sl_lines *l);
 int sl__lines_feed(sl_lines *l, sl_lines_batch *b, const char *data, size_t n, int64_t ts);
 /* End of the stream: the last unterminated line becomes a record and b is pushed. */
 int sl__lines_finish(sl_lines *l, sl_lines_batch *b, int64_t ts);
+/* The stream is cut off (the reader stops, or the connection failed): the lines collected
+ * in b are pushed, the last unterminated line is dropped, not half a record. *dropped gets
+ * its length in bytes (0: there was none). Returns what the push returned. */
+int sl__lines_discard(sl_lines *l, sl_lines_batch *b, uint64_t *dropped);
 
 #endif /* SL_LINES_H */

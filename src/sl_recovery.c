@@ -98,6 +98,9 @@ int sl__restore_sources(sl_context *ctx)
     size_t i = 0;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
         const char *def = ctx->ckpt->last_defs[i];
+        if (def && ins->receiver) {
+            sl__receiver_restore(ins, def);
+        }
         if (def && ins->conn->restore) {
             int rc = ins->conn->restore(ins->cctx, def);
             if (rc != SL_OK) {

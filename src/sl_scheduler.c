@@ -48,11 +48,18 @@ static sl_dataset *source_input(sl_instance *ins, int64_t t, const char *replay,
     *def = NULL;
     if (ins->receiver) {
         if (replay) {
-            return sl__dataset_new(0, t); /* blocks do not survive a restart */
-        }
-        rc = sl__receiver_take(ins, t, &ds);
-        if (rc == SL_OK) {
-            snprintf(desc, descsize, "%zu blocks", ds->nparts);
+            /* Blocks do not survive a restart; with a write-ahead log, the batch's records
+             * are read back from it. */
+            rc = sl__receiver_replay(ins, t, replay, &ds);
+            if (rc == SL_OK) {
+                snprintf(desc, descsize, "%zu records from the write-ahead log",
+                         sl_dataset_count(ds));
+            }
+        } else {
+            rc = sl__receiver_take(ins, t, &ds, def);
+            if (rc == SL_OK) {
+                snprintf(desc, descsize, "%zu blocks", ds->nparts);
+            }
         }
     } else {
         sl_batch_input in = {.ds = sl__dataset_new(0, t)};

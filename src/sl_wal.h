@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sl_connector.h"
 #include "sluice.h"
 
 typedef struct sl_wal sl_wal;
@@ -95,5 +96,20 @@ size_t sl__wal_segments(sl_wal *wal);
 /* Bytes on disk in the WAL's segment files (for /metrics). */
 uint64_t sl__wal_bytes(sl_wal *wal);
 const char *sl__wal_dir(const sl_wal *wal);
+
+/* ==== Receivers with a log (sl_receiver.c) ==== */
+/* Receivers with a write-ahead log (Spark's WAL-backed receivers): the connector appends
+ * what it receives to the log and pushes it with sl__receiver_push_logged. The engine
+ * then checkpoints each batch as the range of log records it holds; after a restart, the
+ * batches that had not completed run again with exactly those records read back from the
+ * log (same batch time), and the connector's replay of the log (from its processed marker)
+ * may push anything again: records that a checkpointed batch holds are dropped.
+ * sl__receiver_set_wal is called in start(), before the first push; wal stays the
+ * connector's and must outlive the instance's last batch (close it in destroy). */
+void sl__receiver_set_wal(sl_instance *ins, sl_wal *wal);
+/* sl_receiver_push for recs[0..n), the records first..first+n of the log block that ends at
+ * block_end (what sl__wal_append or the replay gave). block_end 0: not in the log. */
+int sl__receiver_push_logged(sl_instance *ins, const sl_record *recs, size_t n,
+                             sl_wal_pos block_end, size_t first);
 
 #endif /* SL_WAL_H */

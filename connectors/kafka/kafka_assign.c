@@ -186,6 +186,10 @@ static const char *want_name(int want)
 
 static void set_resolved(sl_kafka_src *ctx, sl_kafka_part *p, int64_t offset, int how)
 {
+    if (saved_offset(ctx, p->topic, p->partition) >= 0) {
+        /* Placed (by the sinks' positions, say): the checkpoint's position is used up. */
+        sl__kafka_saved_set(ctx, p->topic, p->partition, -1);
+    }
     p->want = SL_KAFKA_WANT_NONE;
     p->next = p->done = offset;
     sl_instance_log(ctx->ins, SL_LOG_INFO, "%s [%" PRId32 "] starts at offset %" PRId64 " (%s)",

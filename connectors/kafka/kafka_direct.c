@@ -422,7 +422,8 @@ static int query_latest(sl_kafka_src *ctx, const size_t *idx, size_t n)
 /* The definition of a batch for the engine's checkpoint: its ranges (to read them again
  * after a restart) and where every partition continues after it:
  * {"ranges":[[topic,partition,from,until],...],"next":[[topic,partition,offset],...]}.
- * NULL when out of memory (the batch then has no definition). @locks ctx->lock held */
+ * "next" also carries the checkpoint's positions of partitions not held. NULL when out of memory
+ * (the batch then has no definition). @locks ctx->lock held */
 static char *definition_json(sl_kafka_src *ctx, const sl_kafka_range *ranges, size_t n)
 {
     json_t *root = json_object(), *jr = json_array(), *jn = json_array();
@@ -436,6 +437,17 @@ static char *definition_json(sl_kafka_src *ctx, const sl_kafka_range *ranges, si
         if (p->want == SL_KAFKA_WANT_NONE && p->next >= 0) {
             json_array_append_new(
                 jn, json_pack("[s,i,I]", p->topic, (int)p->partition, (json_int_t)p->next));
+        }
+    }
+    /* Positions restored from the checkpoint and not used yet (the partition is not held,
+     * or not placed yet) stay in it: an instance that held no partitions for a while must
+     * not make the next restart fall back to `start`. */
+    for (size_t i = 0; root && jn && i < ctx->nsaved; i++) {
+        const sl_kafka_saved *sv = &ctx->saved[i];
+        const sl_kafka_part *p = sl__kafka_part_find(ctx, sv->topic, sv->partition);
+        if (sv->offset >= 0 && !(p && p->want == SL_KAFKA_WANT_NONE && p->next >= 0)) {
+            json_array_append_new(
+                jn, json_pack("[s,i,I]", sv->topic, (int)sv->partition, (json_int_t)sv->offset));
         }
     }
     char *text = NULL;

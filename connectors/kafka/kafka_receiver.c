@@ -5,8 +5,13 @@
  * With a write-ahead log (a checkpoint directory and wal: true), each chunk of consumed
  * records is appended to the log before it is pushed, and the offsets are committed to
  * Kafka only after the log is fsynced: a crash loses nothing, the records in the log that
- * no completed batch processed are pushed again at the next start. Without a log, offsets
- * are committed when the batch that holds the records completed.
+ * no completed batch processed are pushed again at the next start. Each chunk is pushed
+ * with its place in the log (sl__receiver_push_logged), so the engine checkpoints each batch
+ * as a range of log records: after a crash, the batches that had not completed run again
+ * with those records, and the records of the log that a checkpointed batch holds are not
+ * pushed again. The offsets the log holds are noted at the start, so that what Kafka
+ * delivers again (a crash before their commit) is skipped. Without a log, offsets are
+ * committed when the batch that holds the records completed.
  *
  * Which records a batch holds: the engine hands a batch at time t every record pushed
  * before t (blocks are cut at the batch time), so a push that returned at wall time < t is
@@ -14,8 +19,8 @@
  * log) its offsets; when batch t completes, what was pushed before t is processed.
  *
  * A batch that fails makes the thread push again what is not processed: from the log, or
- * (without one) by seeking back to the committed offsets. At-least-once: nothing is lost,
- * records may come twice.
+ * (without one) by seeking back to the committed offsets. Without a log, at-least-once:
+ * nothing is lost, records may come twice.
  *
  * Staying in the group: a push waits while the engine holds max_buffered bytes or the rate
  * limit says so, which may last longer than max.poll.interval.ms (then librdkafka leaves the
@@ -208,7 +213,8 @@ static void pushed_free_list(sl_kafka_pushed *e)
 /* ==== Replay from the log ==== */
 
 typedef struct recv_io recv_io;
-static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n);
+static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n,
+                     sl_wal_pos end);
 
 typedef struct replay_state {
     sl_kafka_src *ctx;
@@ -219,7 +225,17 @@ typedef struct replay_state {
 static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
 {
     replay_state *st = arg;
-    int rc = n > 0 ? push_live(st->ctx, st->io, recs, n) : SL_OK;
+    /* What the log holds is not consumed again: a crash may come before its offsets were
+     * committed (they are, once the log is synced), and Kafka would deliver it again. */
+    for (size_t i = 0; i < n; i++) {
+        const sl_record_meta *m = recs[i].meta;
+        const char *topic = m && m->topic ? sl__kafka_intern(st->ctx, m->topic) : NULL;
+        if (topic && m->offset >= 0) {
+            offsets_note(st->ctx->appended, topic, m->partition, m->offset + 1);
+            st->ctx->dirty = true;
+        }
+    }
+    int rc = n > 0 ? push_live(st->ctx, st->io, recs, n, end) : SL_OK;
     pushed_add(st->ctx, end, NULL);
     st->records += n;
     return rc == SL_ERR_STATE ? SL_OK : rc;
@@ -406,9 +422,11 @@ static void idle_wait(sl_kafka_src *ctx, recv_io *io, int64_t ms)
 }
 
 /* Pushes records to the engine (sl_receiver_push: it waits while the engine has no room),
- * without leaving the group however long that lasts (see the top of the file). Returns
- * SL_OK, or SL_ERR_STATE when the engine stops (the records were taken). */
-static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n)
+ * without leaving the group however long that lasts (see the top of the file). end is the
+ * end of the log block that holds recs (0: not in the log). Returns SL_OK, or SL_ERR_STATE
+ * when the engine stops (the records were taken). */
+static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size_t n,
+                     sl_wal_pos end)
 {
     size_t done = 0;
     int rc = SL_OK;
@@ -429,7 +447,7 @@ static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size
             k = slice < 1 ? 1 : slice < (double)k ? (size_t)slice : k;
         }
         int64_t t0 = sl__mono_ms();
-        int prc = sl_receiver_push(ctx->ins, recs + done, k);
+        int prc = sl__receiver_push_logged(ctx->ins, recs + done, k, end, done);
         if (prc != SL_OK && rc == SL_OK) {
             rc = prc;
         }
@@ -473,6 +491,13 @@ static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **ms
         if (!topic) {
             continue;
         }
+        if (ctx->wal) {
+            const rd_kafka_topic_partition_t *a =
+                rd_kafka_topic_partition_list_find(ctx->appended, topic, m->partition);
+            if (a && m->offset < a->offset) {
+                continue; /* in the log already (consumed again after a crash) */
+            }
+        }
         offsets_note(offsets, topic, m->partition, m->offset + 1);
         if (sl__kafka_msg_record(ctx, m, topic, &recs[nrec], &metas[nrec], &io->hdrs) == SL_OK) {
             nrec++;
@@ -505,7 +530,7 @@ static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **ms
         }
     }
     if (nrec > 0) {
-        push_live(ctx, io, recs, nrec);
+        push_live(ctx, io, recs, nrec, end);
     }
     if (offsets->cnt > 0) {
         pushed_add(ctx, end, ctx->wal ? NULL : offsets);
@@ -614,6 +639,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
             return SL_ERR_IO;
         }
         ctx->appended = rd_kafka_topic_partition_list_new(8);
+        sl__receiver_set_wal(ctx->ins, ctx->wal);
         pthread_mutex_init(&ctx->sync_lock, NULL);
         pthread_cond_init(&ctx->sync_cond, NULL);
     } else if (ctx->wal_opt && sl_options_get(sl_instance_options(ctx->ins), "wal")) {
@@ -790,6 +816,9 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx)
         }
         pthread_mutex_destroy(&ctx->sync_lock);
         pthread_cond_destroy(&ctx->sync_cond);
+    }
+    if (ctx->wal) {
+        sl__receiver_set_wal(ctx->ins, NULL);
     }
     sl__wal_close(ctx->wal);
     ctx->wal = NULL;

@@ -82,10 +82,34 @@ static ssize_t tcp_read_once(sl_tcp_ctx *ctx, sl_tcp_conn *c)
     return -errno;
 }
 
-/* Ends a connection: its last unterminated line is pushed, its socket closed. */
-static void tcp_conn_close(sl_tcp_ctx *ctx, sl_tcp_conn *c)
+/* Ends a connection and closes its socket. When the peer closed it (rc 0), its last
+ * unterminated line is a record, as in Spark's socketTextStream; when the connection failed
+ * (rc < 0) or sluice stops while the peer is still connected (rc > 0), that line is not
+ * known to be complete: it is dropped, logged and counted, never emitted as half a line. */
+static void tcp_conn_close(sl_tcp_ctx *ctx, sl_tcp_conn *c, ssize_t rc)
 {
-    sl__lines_finish(&c->lines, ctx->batch, sl__now_ms());
+    if (rc == 0) {
+        sl__lines_finish(&c->lines, ctx->batch, sl__now_ms());
+    } else {
+        uint64_t dropped = 0;
+        sl__lines_discard(&c->lines, ctx->batch, &dropped);
+        if (dropped > 0) {
+            uint64_t total = atomic_fetch_add(&ctx->partial_dropped, 1) + 1;
+            sl_instance_log(ctx->ins, SL_LOG_WARN,
+                            "%s: an unterminated line of %llu bytes dropped (%s); %llu so far",
+                            c->peer, (unsigned long long)dropped,
+                            rc > 0 ? "stopping while the sender is connected"
+                                   : "the connection failed",
+                            (unsigned long long)total);
+            char input[128], labels[160];
+            sl_metrics_escape_label(sl_instance_name(ctx->ins), input, sizeof(input));
+            snprintf(labels, sizeof(labels), "input=\"%s\"", input);
+            sl_metrics_gauge_set(sl_instance_context(ctx->ins), "tcp_partial_lines_dropped",
+                                 "unterminated last lines dropped when a connection was cut "
+                                 "off (sluice stopping, or a failed connection)",
+                                 labels, (double)total);
+        }
+    }
     sl__lines_free(&c->lines);
     if (c->fd >= 0) {
         close(c->fd);
@@ -222,7 +246,7 @@ static void tcp_run_connect(sl_tcp_ctx *ctx)
 
         ssize_t rc = tcp_read_until_closed(ctx, c);
         int64_t lines = c->lines.line_no;
-        tcp_conn_close(ctx, c);
+        tcp_conn_close(ctx, c, rc);
         sl_instance_set_active(ctx->ins, false);
         if (rc > 0) {
             break; /* stopping */
@@ -316,7 +340,8 @@ static bool tcp_accept(sl_tcp_ctx *ctx)
     }
 }
 
-/* Closes connection i and moves the last one into its slot. */
+/* Closes connection i (rc: 0 the peer closed it, < 0 it failed, > 0 stopping; see
+ * tcp_conn_close) and moves the last one into its slot. */
 static void tcp_conn_remove(sl_tcp_ctx *ctx, size_t i, ssize_t rc)
 {
     sl_tcp_conn *c = &ctx->conns[i];
@@ -324,10 +349,11 @@ static void tcp_conn_remove(sl_tcp_ctx *ctx, size_t i, ssize_t rc)
         sl_instance_log(ctx->ins, SL_LOG_WARN, "connection from %s failed: %s", c->peer,
                         strerror((int)-rc));
     } else {
-        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "%s closed the connection after %lld lines",
-                        c->peer, (long long)c->lines.line_no);
+        sl_instance_log(ctx->ins, SL_LOG_DEBUG, "%s %s after %lld lines", c->peer,
+                        rc == 0 ? "closed the connection" : "disconnected (stopping)",
+                        (long long)c->lines.line_no);
     }
-    tcp_conn_close(ctx, c);
+    tcp_conn_close(ctx, c, rc);
     ctx->nconns--;
     if (i != ctx->nconns) {
         *c = ctx->conns[ctx->nconns];
@@ -390,7 +416,7 @@ static void tcp_run_listen(sl_tcp_ctx *ctx)
     }
 
     while (ctx->nconns > 0) {
-        tcp_conn_remove(ctx, ctx->nconns - 1, 0);
+        tcp_conn_remove(ctx, ctx->nconns - 1, 1); /* stopping */
     }
     free(pfds);
     sl_instance_set_active(ctx->ins, false);
@@ -540,7 +566,10 @@ static const sl_option tcp_options[] = {
 const sl_connector sl__connector_tcp = {
     .name = "tcp",
     .description = "Lines from TCP: connect to a server (Spark's socketTextStream) or listen "
-                   "for senders; one record per line",
+                   "for senders; one record per line. A last line without a newline is a "
+                   "record when the sender closes the connection; when sluice stops (or the "
+                   "connection fails) while a line is unfinished, that part is dropped and "
+                   "logged (metric tcp_partial_lines_dropped), never emitted as half a line",
     .flags = SL_SOURCE | SL_RECEIVER,
     .options = tcp_options,
     .ctx_size = sizeof(sl_tcp_ctx),

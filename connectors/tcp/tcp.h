@@ -47,6 +47,7 @@ typedef struct sl_tcp_ctx {
     pthread_t thread;
     bool started;
     atomic_bool stop;
+    _Atomic uint64_t partial_dropped; /* unterminated lines dropped at a cut-off */
 } sl_tcp_ctx;
 
 /* tcp_config.c: checks the options and fills the defaults. Returns SL_OK or SL_ERR_INVAL

@@ -417,10 +417,240 @@ static void test_pending_batches_replayed_after_restart(void)
     remove_dir();
 }
 
+/* ==== Recovery with a receiver and a write-ahead log ====
+ * A receiver connector that appends what it receives to a log under the checkpoint
+ * directory and pushes it, and at its start pushes the whole log again (it never marks
+ * anything processed). The sink is a store that records the batch times it committed and
+ * skips those (as the PostgreSQL and Redis sinks do). */
+
+typedef struct wal_recv {
+    sl_instance *ins;
+    sl_wal *wal;
+} wal_recv;
+
+static wal_recv *the_recv;
+
+static int wal_recv_push_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
+{
+    wal_recv *w = arg;
+    return sl__receiver_push_logged(w->ins, recs, n, end, 0);
+}
+
+static int wal_recv_init(sl_instance *ins, void *ctx, char *errstr, size_t errsize)
+{
+    (void)errstr, (void)errsize;
+    wal_recv *w = ctx;
+    w->ins = ins;
+    the_recv = w;
+    return SL_OK;
+}
+
+static int wal_recv_start(void *ctx, char *errstr, size_t errsize)
+{
+    wal_recv *w = ctx;
+    w->wal = sl__wal_open(sl_context_checkpoint_dir(sl_instance_context(w->ins)), "recv", NULL,
+                          errstr, errsize);
+    if (!w->wal) {
+        return SL_ERR_IO;
+    }
+    sl__receiver_set_wal(w->ins, w->wal);
+    return sl__wal_replay(w->wal, 0, wal_recv_push_block, w, NULL);
+}
+
+static void wal_recv_destroy(void *ctx)
+{
+    wal_recv *w = ctx;
+    if (w->wal) {
+        sl__receiver_set_wal(w->ins, NULL);
+    }
+    sl__wal_close(w->wal);
+}
+
+static const sl_connector wal_recv_connector = {
+    .name = "walrecv",
+    .flags = SL_SOURCE | SL_RECEIVER,
+    .options = log_options,
+    .ctx_size = sizeof(wal_recv),
+    .init = wal_recv_init,
+    .start = wal_recv_start,
+    .destroy = wal_recv_destroy,
+};
+
+/* Receives n records "<prefix><i>": appended to the log, then pushed. */
+static void wal_recv_receive(const char *prefix, int n)
+{
+    sl_record recs[8];
+    char texts[8][16];
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(texts[i], sizeof(texts[i]), "%s%d", prefix, i);
+        recs[i] = (sl_record){.value = texts[i], .value_len = (uint32_t)len};
+    }
+    sl_wal_pos end = 0;
+    CU_ASSERT_EQUAL_FATAL(sl__wal_append(the_recv->wal, recs, (size_t)n, &end), SL_OK);
+    CU_ASSERT_EQUAL(sl__receiver_push_logged(the_recv->ins, recs, (size_t)n, end, 0), SL_OK);
+}
+
+/* The sink's store: survives the crash. */
+#define STORE_MAX 64
+typedef struct store {
+    pthread_mutex_t lock;
+    char names[STORE_MAX][16];
+    int counts[STORE_MAX];
+    int nnames;
+    int64_t committed[STORE_MAX];
+    int ncommitted;
+    int total;
+    bool dead;            /* commits, then fails: the crash comes before the checkpoint */
+    int64_t dead_time;    /* the batch it committed last while dead */
+    int64_t rerun_time;   /* the first batch with records seen after the restart */
+    int rerun_records;    /* its records */
+    char rerun_first[16]; /* its first record */
+} store;
+
+static store the_store = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int store_write(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    store *st = opaque;
+    size_t total = sl_dataset_count(ds);
+    pthread_mutex_lock(&st->lock);
+    if (total > 0 && st->rerun_time == 0 && !st->dead && st->dead_time != 0) {
+        st->rerun_time = t;
+        st->rerun_records = (int)total;
+        size_t n;
+        const sl_record *r = sl_dataset_partition(ds, 0, &n);
+        snprintf(st->rerun_first, sizeof(st->rerun_first), "%.*s", (int)r[0].value_len, r[0].value);
+    }
+    for (int c = 0; c < st->ncommitted; c++) {
+        if (st->committed[c] == t) {
+            pthread_mutex_unlock(&st->lock);
+            return st->dead ? SL_ERR_RETRY : SL_OK; /* already written */
+        }
+    }
+    if (total > 0) {
+        for (size_t p = 0; p < sl_dataset_partitions(ds); p++) {
+            size_t n;
+            const sl_record *r = sl_dataset_partition(ds, p, &n);
+            for (size_t i = 0; i < n; i++) {
+                int k = 0;
+                while (k < st->nnames && (strlen(st->names[k]) != r[i].value_len ||
+                                          memcmp(st->names[k], r[i].value, r[i].value_len) != 0)) {
+                    k++;
+                }
+                if (k == st->nnames && k < STORE_MAX) {
+                    snprintf(st->names[k], sizeof(st->names[k]), "%.*s", (int)r[i].value_len,
+                             r[i].value);
+                    st->nnames++;
+                }
+                st->counts[k]++;
+                st->total++;
+            }
+        }
+        if (st->ncommitted < STORE_MAX) {
+            st->committed[st->ncommitted++] = t;
+        }
+        if (st->dead) {
+            st->dead_time = t;
+        }
+    }
+    bool dead = st->dead;
+    pthread_mutex_unlock(&st->lock);
+    return dead ? SL_ERR_RETRY : SL_OK;
+}
+
+static int store_total(void)
+{
+    pthread_mutex_lock(&the_store.lock);
+    int n = the_store.total;
+    pthread_mutex_unlock(&the_store.lock);
+    return n;
+}
+
+static sl_context *wal_create_fn(const char *d, void *opaque)
+{
+    (void)opaque;
+    char err[256];
+    sl_context_conf conf = {.name = "walrecv",
+                            .batch_interval_ms = 100,
+                            .block_interval_ms = 20,
+                            .workers = 1,
+                            .checkpoint_dir = d};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    sl_stream *src =
+        sl_context_add_source_connector(ctx, &wal_recv_connector, "recv", NULL, err, sizeof(err));
+    sl_stream_foreach_batch(src, store_write, &the_store);
+    return ctx;
+}
+
+static bool wait_total(int want)
+{
+    for (int i = 0; i < 300 && store_total() < want; i++) {
+        sl__sleep_ms(10);
+    }
+    return store_total() >= want;
+}
+
+static void test_receiver_wal_pending_batch_rerun_exactly(void)
+{
+    fresh_dir();
+    char err[512];
+    sl_context *ctx = sl_context_get_or_create(dir, wal_create_fn, NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    wal_recv_receive("a", 3);
+    CU_ASSERT_FATAL(wait_total(3)); /* written and completed */
+    sl__sleep_ms(250);
+
+    /* The sink commits the next batch, then the process dies before the checkpoint says it
+     * completed; more records arrive meanwhile. */
+    pthread_mutex_lock(&the_store.lock);
+    the_store.dead = true;
+    pthread_mutex_unlock(&the_store.lock);
+    wal_recv_receive("b", 4);
+    CU_ASSERT_FATAL(wait_total(7));
+    sl__sleep_ms(150);
+    wal_recv_receive("c", 2);
+    sl__sleep_ms(150);
+    wal_recv_receive("d", 5);
+    sl_context_stop(ctx, false);
+    sl_context_destroy(ctx); /* the crash: nothing completed */
+    pthread_mutex_lock(&the_store.lock);
+    int64_t dead_time = the_store.dead_time;
+    the_store.dead = false;
+    pthread_mutex_unlock(&the_store.lock);
+    CU_ASSERT_NOT_EQUAL(dead_time, 0);
+
+    /* Restart: the pending batch runs again with its records and its time (the sink skips
+     * it), and everything else comes exactly once. */
+    ctx = sl_context_get_or_create(dir, wal_create_fn, NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    wait_total(14);
+    sl__sleep_ms(300);
+    sl_context_stop(ctx, true);
+    sl_context_destroy(ctx);
+
+    pthread_mutex_lock(&the_store.lock);
+    CU_ASSERT_EQUAL(the_store.rerun_time, dead_time);
+    CU_ASSERT_EQUAL(the_store.rerun_records, 4);
+    CU_ASSERT_STRING_EQUAL(the_store.rerun_first, "b0");
+    CU_ASSERT_EQUAL(the_store.total, 14);
+    CU_ASSERT_EQUAL(the_store.nnames, 14);
+    for (int k = 0; k < the_store.nnames; k++) {
+        if (the_store.counts[k] != 1) {
+            fprintf(stderr, "%s counted %d times\n", the_store.names[k], the_store.counts[k]);
+        }
+        CU_ASSERT_EQUAL(the_store.counts[k], 1);
+    }
+    pthread_mutex_unlock(&the_store.lock);
+    remove_dir();
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("checkpoint", SL_TEST(round_trip_and_keep),
              SL_TEST(corrupt_and_truncated_use_previous), SL_TEST(incompatible_pipeline_refused),
              SL_TEST(out_of_range_times_refused), SL_TEST(unusable_directory),
-             SL_TEST(pending_batches_replayed_after_restart));
+             SL_TEST(pending_batches_replayed_after_restart),
+             SL_TEST(receiver_wal_pending_batch_rerun_exactly));
 }

@@ -554,6 +554,42 @@ static void test_embedded_rate_cap_and_failed_batch_reread(void)
     kcoll_free(&c);
 }
 
+/* Issue 15 item 8: a restart restores positions, the instance then holds no partition for a
+ * while (here: a partition the topic does not have, as when another member still holds it)
+ * and its checkpoints must still carry that partition's position, or the next restart
+ * falls back to `start` and reads it all again. */
+static void test_embedded_saved_positions_kept_while_not_held(void)
+{
+    char err[512], dir[256];
+    CU_ASSERT_FATAL(ts_tmpdir(dir, sizeof(dir), "kafka-saved"));
+    sl_context_conf conf = {
+        .name = "saved", .batch_interval_ms = 1000, .workers = 1, .checkpoint_dir = dir};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_FATAL(ctx != NULL);
+    CU_ASSERT_FATAL(add_source(ctx, "k", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-saved", "start", "earliest", "embedded_partitions", "1",
+                               NULL));
+    kcoll c;
+    kcoll_init(&c);
+    CU_ASSERT(sl_stream_foreach_batch(ctx->streams, kcollect, &c) == SL_OK);
+    sl_instance *ins = ctx->sources;
+    CU_ASSERT_FATAL(ins->conn->restore(ins->cctx, "{\"ranges\":[],\"next\":[[\"unit-saved\",0,"
+                                                  "0],[\"unit-saved\",7,42]]}") == SL_OK);
+    sl_batch_info info;
+    int64_t t = step_time(1000, 0);
+    for (int k = 0; k < 2; k++, t += 1000) {
+        CU_ASSERT(sl__context_step(ctx, t, &info) == SL_OK);
+        const char *def = ctx->ckpt ? ctx->ckpt->last_defs[0] : NULL;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(def);
+        CU_ASSERT(strstr(def, "[\"unit-saved\",7,42]") != NULL); /* not held: kept */
+        CU_ASSERT(strstr(def, "[\"unit-saved\",0,0]") != NULL);  /* held, at 0 */
+        CU_ASSERT(strstr(def, "[\"unit-saved\",0,0],[\"unit-saved\",0,") == NULL); /* once */
+    }
+    sl_context_destroy(ctx);
+    kcoll_free(&c);
+    CU_ASSERT(ts_rmdir(dir));
+}
+
 /* ==== Kafka headers ==== */
 
 /* The embedded cluster with topic (partitions each), held until emb_release. */
@@ -1169,7 +1205,8 @@ void sl_test_register(void)
              SL_TEST(options_group_registry_lookup_until_unregistered));
     SL_SUITE("kafka_embedded", SL_TEST(embedded_sample_read_once),
              SL_TEST(embedded_sink_then_source_json),
-             SL_TEST(embedded_rate_cap_and_failed_batch_reread));
+             SL_TEST(embedded_rate_cap_and_failed_batch_reread),
+             SL_TEST(embedded_saved_positions_kept_while_not_held));
     SL_SUITE("kafka_headers", SL_TEST(headers_direct_mode), SL_TEST(headers_off_by_default),
              SL_TEST(headers_sink_forwards_them),
              SL_TEST(headers_receiver_mode_survive_wal_restart));

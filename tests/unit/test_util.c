@@ -378,8 +378,10 @@ static void test_receiver_push_keeps_null_and_empty_keys(void)
     CU_ASSERT_EQUAL_FATAL(sl_receiver_push(probe_ins, key_cases, 3), SL_OK);
     sl__receiver_cut(probe_ins);
     sl_dataset *ds = NULL;
-    CU_ASSERT_EQUAL_FATAL(sl__receiver_take(probe_ins, 1000, &ds), SL_OK);
+    char *def = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl__receiver_take(probe_ins, 1000, &ds, &def), SL_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    CU_ASSERT_PTR_NULL(def); /* no write-ahead log */
     check_key_cases(ds);
     sl__dataset_release(ds);
     sl_context_destroy(ctx);
