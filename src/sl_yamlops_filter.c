@@ -247,6 +247,35 @@ static int yop_num_cmp(const yop_num *a, const yop_num *b)
     return x < y ? -1 : x > y;
 }
 
+#if !defined(REG_STARTEND) || defined(SL_ASAN)
+/* Matches op's regex against a NUL-terminated copy of s[0..len): without REG_STARTEND, and
+ * under AddressSanitizer, whose regexec interceptor reads the string up to its NUL even with
+ * REG_STARTEND (a record's bytes have none). With REG_STARTEND the copy is still matched
+ * as len bytes, so NUL bytes inside the value match as bytes. */
+static int yop_match_copy(const sl_yamlop *op, const char *s, size_t len)
+{
+    char small[256];
+    char *buf = len < sizeof(small) ? small : malloc(len + 1);
+    if (!buf) {
+        return SL_ERR_NOMEM;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+#ifdef REG_STARTEND
+    regmatch_t m[1];
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)len;
+    int rc = regexec(&op->regex, buf, 1, m, REG_STARTEND) == 0;
+#else
+    int rc = regexec(&op->regex, buf, 0, NULL, 0) == 0;
+#endif
+    if (buf != small) {
+        free(buf);
+    }
+    return rc;
+}
+#endif
+
 /* Applies a text comparison (equals, not_equals, contains, matches) to s[0..len). */
 static int yop_filter_text(const sl_yamlop *op, const char *s, size_t len)
 {
@@ -261,38 +290,8 @@ static int yop_filter_text(const sl_yamlop *op, const char *s, size_t len)
         m[0].rm_so = 0;
         m[0].rm_eo = (regoff_t)len;
         return regexec(&op->regex, len ? s : "", 1, m, REG_STARTEND) == 0;
-#elif defined(REG_STARTEND)
-        /* AddressSanitizer's regexec interceptor reads the string up to its NUL even with
-         * REG_STARTEND (a record's bytes have none): match a NUL-terminated copy, still
-         * with REG_STARTEND so that NUL bytes inside the value match as bytes. */
-        char small[256];
-        char *buf = len < sizeof(small) ? small : malloc(len + 1);
-        if (!buf) {
-            return SL_ERR_NOMEM;
-        }
-        memcpy(buf, s, len);
-        buf[len] = '\0';
-        regmatch_t m[1];
-        m[0].rm_so = 0;
-        m[0].rm_eo = (regoff_t)len;
-        int rc = regexec(&op->regex, buf, 1, m, REG_STARTEND) == 0;
-        if (buf != small) {
-            free(buf);
-        }
-        return rc;
 #else
-        char small[256];
-        char *buf = len < sizeof(small) ? small : malloc(len + 1);
-        if (!buf) {
-            return SL_ERR_NOMEM;
-        }
-        memcpy(buf, s, len);
-        buf[len] = '\0';
-        int rc = regexec(&op->regex, buf, 0, NULL, 0) == 0;
-        if (buf != small) {
-            free(buf);
-        }
-        return rc;
+        return yop_match_copy(op, s, len);
 #endif
     }
     default: return SL_ERR_INVAL;

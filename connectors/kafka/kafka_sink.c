@@ -269,6 +269,29 @@ static void sink_attempt_reset(sl_kafka_sink *ctx)
     pthread_mutex_unlock(&ctx->err_lock);
 }
 
+/* A copy of the records the broker refused so far (*n of them; NULL when none, or out of
+ * memory with *n > 0). The caller frees it. */
+static const sl_record **refused_records(sl_kafka_sink *ctx, size_t *n)
+{
+    pthread_mutex_lock(&ctx->err_lock);
+    *n = ctx->nrefused;
+    const sl_record **recs = *n ? malloc(*n * sizeof(*recs)) : NULL;
+    for (size_t i = 0; recs && i < *n; i++) {
+        recs[i] = ctx->refused[i].r;
+    }
+    pthread_mutex_unlock(&ctx->err_lock);
+    return recs;
+}
+
+/* Why the broker refused the first refused message since the last reset; 0 when none. */
+static rd_kafka_resp_err_t refused_error(sl_kafka_sink *ctx)
+{
+    pthread_mutex_lock(&ctx->err_lock);
+    rd_kafka_resp_err_t err = ctx->nrefused ? ctx->refused[0].err : 0;
+    pthread_mutex_unlock(&ctx->err_lock);
+    return err;
+}
+
 /* The broker refuses a whole produce request when it is too large or holds an invalid
  * record, small and good messages with it. So the refused messages go again one at a
  * time: those delivered now are written, one refused on its own is a rejected record. SL_OK,
@@ -276,13 +299,8 @@ static void sink_attempt_reset(sl_kafka_sink *ctx)
  * (errors.tolerance none). */
 static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
 {
-    pthread_mutex_lock(&ctx->err_lock);
-    size_t n = ctx->nrefused;
-    const sl_record **recs = n ? malloc(n * sizeof(*recs)) : NULL;
-    for (size_t i = 0; recs && i < n; i++) {
-        recs[i] = ctx->refused[i].r;
-    }
-    pthread_mutex_unlock(&ctx->err_lock);
+    size_t n;
+    const sl_record **recs = refused_records(ctx, &n);
     if (n && !recs) {
         return SL_ERR_RETRY;
     }
@@ -303,9 +321,7 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
             rc = SL_ERR_RETRY;
             break;
         }
-        pthread_mutex_lock(&ctx->err_lock);
-        rd_kafka_resp_err_t refused = ctx->nrefused ? ctx->refused[0].err : 0;
-        pthread_mutex_unlock(&ctx->err_lock);
+        rd_kafka_resp_err_t refused = refused_error(ctx);
         if (refused) {
             snprintf(why, sizeof(why), "the broker refused the message: %s",
                      rd_kafka_err2str(refused));
@@ -521,13 +537,8 @@ static bool excluded(const sl_record *const *ex, size_t nex, const sl_record *r)
 static int txn_find_refused(sl_kafka_sink *ctx, const sl_batch_output *out, const sl_record ***ex,
                             size_t *nex)
 {
-    pthread_mutex_lock(&ctx->err_lock);
-    size_t n = ctx->nrefused;
-    const sl_record **recs = n ? malloc(n * sizeof(*recs)) : NULL;
-    for (size_t i = 0; recs && i < n; i++) {
-        recs[i] = ctx->refused[i].r;
-    }
-    pthread_mutex_unlock(&ctx->err_lock);
+    size_t n;
+    const sl_record **recs = refused_records(ctx, &n);
     const sl_record **grown = realloc(*ex, (*nex + n + 1) * sizeof(**ex));
     if (!recs || !grown) {
         free(recs);
@@ -550,9 +561,7 @@ static int txn_find_refused(sl_kafka_sink *ctx, const sl_batch_output *out, cons
         rd_kafka_resp_err_t err = sink_produce(ctx, recs[i], why, sizeof(why));
         if (!err) {
             rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
-            pthread_mutex_lock(&ctx->err_lock);
-            err = ctx->nrefused ? ctx->refused[0].err : 0;
-            pthread_mutex_unlock(&ctx->err_lock);
+            err = refused_error(ctx);
             if (err) {
                 snprintf(why, sizeof(why), "the broker refused the message: %s",
                          rd_kafka_err2str(err));
