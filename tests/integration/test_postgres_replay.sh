@@ -46,8 +46,10 @@ check "batch 3000 committed once" eq "$(q "SELECT count(*) FROM sluice_commits W
 
 # 3. The password never reaches the log, even when the connection fails.
 PGPASSWORD=wrong-secret-pw timeout 60 "$helper" write "$t1" increment 4000 >"$SL_TMP/w4.out" 2>"$SL_TMP/w4.log" || true
-check "a refused password is a retry, not success" grep -q "write: temporary failure" "$SL_TMP/w4.out"
-check "the connection error is named" grep -q "cannot connect: .*password authentication failed" "$SL_TMP/w4.log"
+# (A refused login is permanent: fatal, not retried; README "Errors: retried or not".)
+check "a refused password fails the write, not retried" grep -q "write: fatal error" "$SL_TMP/w4.out"
+check "the authentication error is named" \
+    grep -q "authentication failed for user .*password authentication failed" "$SL_TMP/w4.log"
 check "the password is not logged" bash -c "! grep -q wrong-secret-pw '$SL_TMP/w4.log'"
 
 finish
