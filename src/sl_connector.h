@@ -224,6 +224,10 @@ void sl_instance_log(const sl_instance *ins, sl_log_level level, const char *fmt
  * thread of a start or write of ins, it also fills that call's errstr. @locality any */
 void sl_instance_error(sl_instance *ins, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Marks that a sink lost data when it stopped (messages still queued, dropped), after it
+ * said so with sl_instance_error: the context's result (sl_context_await_termination)
+ * becomes SL_ERR_IO, so the process does not exit 0. @locality stop (any thread) */
+void sl_instance_fail_at_stop(sl_instance *ins);
 /* Marks the instance active (connected) or not, for the status. */
 void sl_instance_set_active(sl_instance *ins, bool active);
 /* Counts records a connector could not take (a sink: a value that does not fit its column)

@@ -379,6 +379,11 @@ void sl_context_stop(sl_context *ctx, bool graceful)
     stop_instances(ctx->sinks);
 
     pthread_mutex_lock(&ctx->lock);
+    for (sl_instance *ins = ctx->sinks; ins; ins = ins->next) {
+        if (atomic_load(&ins->failed_at_stop) && ctx->fatal_err == SL_OK) {
+            ctx->fatal_err = SL_ERR_IO; /* data lost: the exit status says so */
+        }
+    }
     for (sl_job *j = ctx->queue_head; j;) {
         sl_job *next = j->next;
         sl__job_free(j);

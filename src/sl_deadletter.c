@@ -174,12 +174,12 @@ int sl__dl_json_line(sl_buf *b, const sl_dl_batch *bt, const sl_dl_entry *e)
     json_name(b, bt->pipeline);
     sl__buf_puts(b, ",\"sink\":");
     json_name(b, bt->sink);
-    sl__buf_printf(b, ",\"batch_time\":%" PRId64 ",\"error\":", bt->batch_time);
-    json_name(b, e->error);
-    sl__buf_puts(b, ",\"source\":");
-    json_name(b, e->source);
-    sl__buf_puts(b, ",\"topic\":");
-    json_name(b, e->topic);
+    sl__buf_printf(b, ",\"batch_time\":%" PRId64, bt->batch_time);
+    /* The error (a server's message may quote the record), the source and the topic come
+     * from outside: their bytes are kept like the key's. */
+    json_bytes(b, "error", e->error, e->error ? strlen(e->error) : 0);
+    json_bytes(b, "source", e->source, e->source ? strlen(e->source) : 0);
+    json_bytes(b, "topic", e->topic, e->topic ? strlen(e->topic) : 0);
     if (e->partition >= 0) {
         sl__buf_printf(b, ",\"partition\":%" PRId32, e->partition);
     } else {

@@ -99,9 +99,9 @@ const sl_dl_target *sl__deadletter_target(size_t i);
 
 /* Appends the JSON line (with its '\n') of e to b: {"pipeline","sink","batch_time","error",
  * "source","topic","partition","offset","ts","key","value"} plus "num" for a typed value;
- * key and value are text when they are valid UTF-8, else base64 with "key_encoding"/
- * "value_encoding":"base64"; unknown meta is null. Returns SL_OK, or SL_ERR_NOMEM with b as
- * it was before the call (failed cleared). */
+ * error, source, topic, key and value are text when they are valid UTF-8, else base64 with
+ * "<field>_encoding":"base64" (e.g. "topic_encoding"); unknown meta is null. Returns SL_OK, or
+ * SL_ERR_NOMEM with b as it was before the call (failed cleared). */
 int sl__dl_json_line(sl_buf *b, const sl_dl_batch *bt, const sl_dl_entry *e);
 
 /* ==== The reject queue of a sink instance ==== */

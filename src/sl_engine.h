@@ -375,6 +375,7 @@ struct sl_instance {
     _Atomic bool active;
     _Atomic int64_t retrying_since; /* sinks: ms of the batch's first failed attempt, 0: none */
     _Atomic bool stopping;
+    _Atomic bool failed_at_stop; /* sinks: lost data when stopped (sl_instance_fail_at_stop) */
     pthread_mutex_t err_lock;
     char last_error[256];
     int64_t last_error_time;

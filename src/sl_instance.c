@@ -205,6 +205,11 @@ void sl_instance_set_active(sl_instance *ins, bool active)
     atomic_store(&ins->active, active);
 }
 
+void sl_instance_fail_at_stop(sl_instance *ins)
+{
+    atomic_store(&ins->failed_at_stop, true);
+}
+
 void sl_instance_count_failed(sl_instance *ins, uint64_t n)
 {
     atomic_fetch_add(&ins->ctx->records_failed, n);

@@ -251,7 +251,9 @@ typedef struct sl_kafka_sink {
     rd_kafka_t *rk;
     char *bootstrap;
     bool embedded;
-    _Atomic uint64_t failed; /* delivery failures of the current write, retried */
+    _Atomic uint64_t failed;    /* delivery failures of the current write, retried */
+    _Atomic bool topic_missing; /* the current write met "unknown topic" */
+    bool missing_reported;      /* the missing topic was logged; cleared by a delivered batch */
     char first_error[192];
     /* Messages the broker refused for what they are (too large, invalid): rejected after
      * the flush, as records (dead letters), not retried. Guarded by err_lock. */

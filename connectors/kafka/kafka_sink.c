@@ -33,6 +33,14 @@ static bool record_error(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP;
 }
 
+/* True for the errors that say the topic does not exist (in a produce call, a delivery
+ * report, or the metadata). */
+static bool unknown_topic_error(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+}
+
 /* Delivery reports: failures counted per write, the first error kept; refused records
  * listed (their opaque is the record). @locality librdkafka's poll, called from write on the
  * sink's output thread */
@@ -42,6 +50,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     if (!m->err) {
         return;
+    }
+    if (unknown_topic_error(m->err)) {
+        atomic_store(&ctx->topic_missing, true);
     }
     if (record_error(m->err) && m->_private) {
         pthread_mutex_lock(&ctx->err_lock);
@@ -252,6 +263,8 @@ static rd_kafka_resp_err_t sink_produce(sl_kafka_sink *ctx, const sl_record *r, 
                  (size_t)r->key_len + vlen);
     } else if (record_error(err)) {
         snprintf(why, whysize, "the producer refused the message: %s", rd_kafka_err2str(err));
+    } else if (unknown_topic_error(err)) {
+        atomic_store(&ctx->topic_missing, true); /* reported once by the write */
     } else if (err) {
         sl_instance_error(ctx->ins, "cannot produce to %s: %s", ctx->topic, rd_kafka_err2str(err));
     }
@@ -262,11 +275,50 @@ static rd_kafka_resp_err_t sink_produce(sl_kafka_sink *ctx, const sl_record *r, 
 static void sink_attempt_reset(sl_kafka_sink *ctx)
 {
     atomic_store(&ctx->failed, 0);
+    atomic_store(&ctx->topic_missing, false);
     pthread_mutex_lock(&ctx->err_lock);
     ctx->first_error[0] = '\0';
     ctx->nrefused = 0;
     ctx->refused_nomem = false;
     pthread_mutex_unlock(&ctx->err_lock);
+}
+
+/* True when the cluster's metadata says the topic does not exist (asked when a flush timed
+ * out: librdkafka holds messages for an unknown topic until topic.metadata.propagation.max.ms
+ * without a delivery report). False when it exists or the brokers do not answer.
+ * @locality the sink's output thread */
+static bool topic_missing_in_metadata(sl_kafka_sink *ctx)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ctx->rk, ctx->topic, NULL);
+    if (!rkt) {
+        return false;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    int timeout = (int)SL_MIN(ctx->flush_timeout, 2000);
+    bool missing = false;
+    if (rd_kafka_metadata(ctx->rk, 0, rkt, &md, timeout) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        missing = md->topic_cnt == 1 && unknown_topic_error(md->topics[0].err);
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return missing;
+}
+
+/* Says that the topic does not exist (the batch is retried: the topic may be created later):
+ * logged once per outage, missing_reported being cleared by the next delivered batch; on
+ * the retries only errstr says it. */
+static void report_topic_missing(sl_kafka_sink *ctx, char *errstr, size_t errsize)
+{
+    const char *at = ctx->bootstrap ? ctx->bootstrap : ctx->brokers;
+    if (ctx->missing_reported) {
+        snprintf(errstr, errsize, "topic '%s' does not exist at %s", ctx->topic, at);
+        return;
+    }
+    ctx->missing_reported = true;
+    sl_instance_error(ctx->ins,
+                      "topic '%s' does not exist at %s (create it, or allow auto-creation); "
+                      "retrying",
+                      ctx->topic, at);
 }
 
 /* A copy of the records the broker refused so far (*n of them; NULL when none, or out of
@@ -765,6 +817,11 @@ static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr
         failed = atomic_load(&ctx->failed);
     }
     if (perr || ferr || failed || nomem || refused) {
+        if (atomic_load(&ctx->topic_missing) || unknown_topic_error(perr) ||
+            (ferr && !failed && topic_missing_in_metadata(ctx))) {
+            report_topic_missing(ctx, errstr, errsize);
+            return SL_ERR_RETRY;
+        }
         pthread_mutex_lock(&ctx->err_lock);
         sl_instance_error(ctx->ins,
                           "batch %" PRId64 " not fully delivered to %s: %s; retrying the batch",
@@ -777,8 +834,32 @@ static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr
         pthread_mutex_unlock(&ctx->err_lock);
         return SL_ERR_RETRY;
     }
+    ctx->missing_reported = false;
     sl_instance_set_active(ctx->ins, true);
     return SL_OK;
+}
+
+/* Flushes what librdkafka still holds (a failed batch's messages, retried by librdkafka)
+ * for at most flush_timeout. Messages still queued then are dropped: logged with their count,
+ * and the context's result becomes an error, so the process does not exit 0.
+ * @locality the thread stopping the context */
+static void kafka_sink_stop(void *data)
+{
+    sl_kafka_sink *ctx = data;
+    if (!ctx->rk) {
+        return;
+    }
+    rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
+    int left = rd_kafka_outq_len(ctx->rk);
+    if (left > 0) {
+        sl_instance_error(ctx->ins,
+                          "stop: %d message%s to %s still queued after flush_timeout (%" PRId64
+                          "ms), dropped",
+                          left, left == 1 ? "" : "s", ctx->topic, ctx->flush_timeout);
+        sl_instance_fail_at_stop(ctx->ins);
+        rd_kafka_purge(ctx->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(ctx->rk, 0); /* their delivery reports */
+    }
 }
 
 static void kafka_sink_destroy(void *data)
@@ -896,6 +977,7 @@ const sl_connector sl__connector_kafka_sink = {
     .init = kafka_sink_init,
     .start = kafka_sink_start,
     .write = kafka_sink_write,
+    .stop = kafka_sink_stop,
     .destroy = kafka_sink_destroy,
     .wants_headers = kafka_sink_wants_headers,
     .positions = kafka_sink_positions,

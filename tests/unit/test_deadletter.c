@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cu_main.h"
 #include "sl_config.h"
 #include "sl_deadletter.h"
@@ -79,12 +81,14 @@ static void test_dl_json_line_binary_in_base64(void)
         .offset = -1,
     };
     char *got = line_of(&b, &e);
-    CU_ASSERT_STRING_EQUAL(got, "{\"pipeline\":\"p\",\"sink\":\"s\",\"batch_time\":5,"
-                                "\"error\":\"bad \\ufffd byte in a message\",\"source\":null,"
-                                "\"topic\":null,\"partition\":null,\"offset\":null,\"ts\":0,"
-                                "\"key\":\"wK8=\",\"key_encoding\":\"base64\","
-                                "\"value\":\"Yf8Aww==\",\"value_encoding\":\"base64\","
-                                "\"num\":-3}\n");
+    CU_ASSERT_STRING_EQUAL(
+        got, "{\"pipeline\":\"p\",\"sink\":\"s\",\"batch_time\":5,"
+             "\"error\":\"YmFkIP8gYnl0ZSBpbiBhIG1lc3NhZ2U=\",\"error_encoding\":\"base64\","
+             "\"source\":null,"
+             "\"topic\":null,\"partition\":null,\"offset\":null,\"ts\":0,"
+             "\"key\":\"wK8=\",\"key_encoding\":\"base64\","
+             "\"value\":\"Yf8Aww==\",\"value_encoding\":\"base64\","
+             "\"num\":-3}\n");
     free(got);
 
     sl_dl_entry e2 = {.value = surrogate, .value_len = 3, .partition = 0, .offset = 0};
@@ -98,6 +102,96 @@ static void test_dl_json_line_binary_in_base64(void)
     sl_dl_entry e3 = {.key = "", .value = "a\0b", .value_len = 3, .partition = -1, .offset = -1};
     got = line_of(&b, &e3);
     CU_ASSERT_PTR_NOT_NULL(strstr(got, "\"key\":\"\",\"value\":\"a\\u0000b\"}\n"));
+    free(got);
+}
+
+/* Decodes base64 (no whitespace); returns the length, or -1. */
+static long b64_decode(const char *in, unsigned char *out, size_t size)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        const char *c = strchr(tab, *p);
+        if (!c) {
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)(c - tab);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == size) {
+                return -1;
+            }
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (long)n;
+}
+
+/* field is base64 with field_encoding "base64", decoding to the n bytes of want. */
+static void check_base64_field(json_t *o, const char *field, const char *want, size_t n)
+{
+    char enc[64];
+    snprintf(enc, sizeof enc, "%s_encoding", field);
+    const char *e = json_string_value(json_object_get(o, enc));
+    CU_ASSERT(e && strcmp(e, "base64") == 0);
+    const char *v = json_string_value(json_object_get(o, field));
+    unsigned char got[256];
+    long len = v ? b64_decode(v, got, sizeof got) : -1;
+    CU_ASSERT_EQUAL(len, (long)n);
+    if (len == (long)n) {
+        CU_ASSERT_EQUAL(memcmp(got, want, n), 0);
+    }
+}
+
+/* Issue 15: the text fields (error, source, topic) keep their bytes like key and value: not
+ * UTF-8, they are base64 with "<field>_encoding"; valid ones stay text without a marker. */
+static void test_dl_json_line_text_fields_keep_their_bytes(void)
+{
+    sl_dl_batch b = {.pipeline = "p", .sink = "s", .batch_time = 5};
+    static const char topic[] = "or\xff"
+                                "ders\xc3";
+    static const char source[] = "k\xc0\xafin";
+    static const char error[] = "bad \xff"
+                                " byte";
+    sl_dl_entry e = {
+        .value = "v",
+        .value_len = 1,
+        .error = error,
+        .source = source,
+        .topic = topic,
+        .partition = 1,
+        .offset = 2,
+    };
+    char *got = line_of(&b, &e);
+    json_error_t jerr;
+    json_t *o = json_loads(got, 0, &jerr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    check_base64_field(o, "topic", topic, strlen(topic));
+    check_base64_field(o, "source", source, strlen(source));
+    check_base64_field(o, "error", error, strlen(error));
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "value")), "v");
+    CU_ASSERT_PTR_NULL(json_object_get(o, "value_encoding"));
+    json_decref(o);
+    free(got);
+
+    /* Valid UTF-8 meta stays text, without a marker. */
+    sl_dl_entry e2 = {.error = "Gr\xc3\xbc\xc3\x9f",
+                      .source = "kin",
+                      .topic = "t",
+                      .partition = -1,
+                      .offset = -1};
+    got = line_of(&b, &e2);
+    o = json_loads(got, 0, &jerr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "error")), "Gr\xc3\xbc\xc3\x9f");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "topic")), "t");
+    CU_ASSERT_PTR_NULL(json_object_get(o, "error_encoding"));
+    CU_ASSERT_PTR_NULL(json_object_get(o, "topic_encoding"));
+    CU_ASSERT_PTR_NULL(json_object_get(o, "source_encoding"));
+    json_decref(o);
     free(got);
 }
 
@@ -745,6 +839,7 @@ static void test_dl_reject_without_engine(void)
 void sl_test_register(void)
 {
     SL_SUITE("deadletter", SL_TEST(dl_json_line_text), SL_TEST(dl_json_line_binary_in_base64),
+             SL_TEST(dl_json_line_text_fields_keep_their_bytes),
              SL_TEST(dl_file_holds_rejected_records_before_commit),
              SL_TEST(dl_without_target_counts_only), SL_TEST(dl_tolerance_none_fails_the_batch),
              SL_TEST(dl_tolerance_none_when_the_sink_ignores_it),

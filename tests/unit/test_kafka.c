@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../connectors/kafka/kafka.h"
+#include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which kafka.h includes */
 #include "../../connectors/kafka/kafka_ranges.h"
 #include "cu_main.h"
 #include "sl_engine.h"
@@ -1191,6 +1192,143 @@ static void test_receiver_blocked_push_keeps_partitions(void)
     free(bs);
 }
 
+/* ==== The sink's errors ==== */
+
+/* stderr goes to a temporary file until log_end, which returns what was written (static). */
+static int log_saved = -1, log_fd = -1;
+static char log_path[64];
+
+static void log_begin(void)
+{
+    snprintf(log_path, sizeof(log_path), "/tmp/sluice-test-kafka-log-XXXXXX");
+    log_fd = mkstemp(log_path);
+    CU_ASSERT_FATAL(log_fd >= 0);
+    fflush(stderr);
+    log_saved = dup(2);
+    dup2(log_fd, 2);
+}
+
+static const char *log_end(void)
+{
+    static char logged[16384];
+    fflush(stderr);
+    dup2(log_saved, 2);
+    close(log_saved);
+    ssize_t n = pread(log_fd, logged, sizeof(logged) - 1, 0);
+    logged[n > 0 ? n : 0] = '\0';
+    close(log_fd);
+    unlink(log_path);
+    return logged;
+}
+
+static size_t count_of(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = strstr(s, what); p; p = strstr(p + 1, what)) {
+        n++;
+    }
+    return n;
+}
+
+/* A context whose only sink is a kafka sink "out" with the options (key, value, ...,
+ * NULL). */
+static sl_context *sink_context(const char *first, ...)
+{
+    char err[512];
+    sl_context *ctx = ts_context(1000, 1);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "feed", &src);
+    sl_options *o = sl_options_new();
+    va_list ap;
+    va_start(ap, first);
+    for (const char *k = first; k; k = va_arg(ap, const char *)) {
+        sl_options_set(o, k, va_arg(ap, const char *));
+    }
+    va_end(ap);
+    CU_ASSERT_FATAL(sl_stream_to(s, "kafka", "out", o, err, sizeof(err)) == SL_OK);
+    sl_options_destroy(o);
+    return ctx;
+}
+
+/* Issue 15: a topic that does not exist (and is not auto-created) is named, with the brokers,
+ * once for the outage, not "flush timed out" on each retry; the batch is still retried. */
+static void test_sink_missing_topic_named_once(void)
+{
+    /* A mock cluster of our own, whose metadata says the topic does not exist. */
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err)); /* no bootstrap: no notice */
+    rd_kafka_t *owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(owner);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(owner, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mc);
+    rd_kafka_mock_topic_set_error(mc, "unit-absent", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+    sl_context *ctx =
+        sink_context("brokers", bs, "topic", "unit-absent", "flush_timeout", "2s", "properties",
+                     "allow.auto.create.topics=false,"
+                     "topic.metadata.propagation.max.ms=100",
+                     NULL);
+    sl_instance *ins = ctx->sinks;
+    char why[512] = "";
+    CU_ASSERT_FATAL(ins->conn->start(ins->cctx, why, sizeof(why)) == SL_OK);
+    sl_record recs[2] = {{.value = "a", .value_len = 1}, {.value = "b", .value_len = 1}};
+    sl_part part = {.recs = recs, .n = 2, .borrowed = true};
+    sl_dataset ds = {.time = 1000, .nparts = 1, .parts = &part};
+    sl_batch_output out = {.batch_time = 1000, .ds = &ds, .pipeline = "test", .sink = "out"};
+    log_begin();
+    int rc[3];
+    for (int k = 0; k < 3; k++) {
+        why[0] = '\0';
+        rc[k] = ins->conn->write(ins->cctx, &out, why, sizeof(why));
+    }
+    const char *logged = log_end();
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_EQUAL(rc[k], SL_ERR_RETRY);
+    }
+    char want[256];
+    snprintf(want, sizeof(want),
+             "out: topic 'unit-absent' does not exist at %s (create it, or allow "
+             "auto-creation); retrying",
+             bs);
+    CU_ASSERT_EQUAL(count_of(logged, want), 1);
+    CU_ASSERT_PTR_NULL(strstr(logged, "flush timed out"));
+    CU_ASSERT_PTR_NULL(strstr(logged, "cannot produce"));
+    /* The retries' own error still says it (the engine logs it every 10 attempts). */
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "topic 'unit-absent' does not exist"));
+    if (count_of(logged, want) != 1) {
+        fprintf(stderr, "\nlogged:\n%s\n", logged);
+    }
+    sl_context_destroy(ctx);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(owner);
+}
+
+/* Issue 15: a stop that drops messages still queued (the broker is gone) says how many and
+ * makes the context's result an error (the process exits non-zero), instead of 0. */
+static void test_sink_stop_dropping_messages_fails(void)
+{
+    sl_context *ctx = sink_context("brokers", "127.0.0.1:1", "topic", "unit-gone", "flush_timeout",
+                                   "200ms", NULL);
+    CU_ASSERT_FATAL(sl_context_start(ctx) == SL_OK);
+    sl_kafka_sink *k = ctx->sinks->cctx;
+    CU_ASSERT_FATAL(k->rk != NULL);
+    CU_ASSERT_EQUAL(rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC("unit-gone"),
+                                      RD_KAFKA_V_VALUE((void *)"x", 1),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                    RD_KAFKA_RESP_ERR_NO_ERROR);
+    log_begin();
+    sl_context_stop(ctx, false);
+    int rc = sl_context_await_termination(ctx);
+    const char *logged = log_end();
+    CU_ASSERT_EQUAL(rc, SL_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(logged, "out: stop: 1 message to unit-gone still queued"));
+    if (rc != SL_ERR_IO) {
+        fprintf(stderr, "\nlogged:\n%s\n", logged);
+    }
+    sl_context_destroy(ctx);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("kafka_ranges", SL_TEST(ranges_no_cap_no_rate_take_everything),
@@ -1211,4 +1349,6 @@ void sl_test_register(void)
              SL_TEST(headers_sink_forwards_them),
              SL_TEST(headers_receiver_mode_survive_wal_restart));
     SL_SUITE("kafka_receiver", SL_TEST(receiver_blocked_push_keeps_partitions));
+    SL_SUITE("kafka_sink_errors", SL_TEST(sink_missing_topic_named_once),
+             SL_TEST(sink_stop_dropping_messages_fails));
 }
