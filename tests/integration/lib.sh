@@ -250,6 +250,25 @@ kafka_produce() {
         it_abort "kcat could not produce to $1"
 }
 
+# kafka_words TOPIC LINES MAX_WORDS VOCABULARY KEYS: produces LINES keyed lines of 1 to
+# MAX_WORDS words ("w0".."w<VOCABULARY-1>", KEYS distinct keys) to TOPIC, keeps them in
+# $IT_TMP/input.tsv, writes the independent count "word count" per line, sorted, to
+# $IT_TMP/expected.txt and sets total to the number of words.
+kafka_words() {
+    awk -v seed="$RANDOM" -v lines="$2" -v maxw="$3" -v vocab="$4" -v keys="$5" 'BEGIN {
+        srand(seed)
+        for (i = 0; i < lines; i++) {
+            n = 1 + int(rand() * maxw); line = ""
+            for (j = 0; j < n; j++) line = line (j ? " " : "") "w" int(rand() * vocab)
+            printf "k%d\t%s\n", i % keys, line
+        }
+    }' >"$IT_TMP/input.tsv"
+    kafka_produce "$1" "$IT_TMP/input.tsv"
+    cut -f2 "$IT_TMP/input.tsv" | tr ' ' '\n' | sort | uniq -c | awk '{ print $2, $1 }' |
+        sort >"$IT_TMP/expected.txt"
+    total=$(awk '{ s += $2 } END { print s }' "$IT_TMP/expected.txt")
+}
+
 # kafka_dump TOPIC: "partition offset key value" of every message, read with kcat.
 kafka_dump() {
     kcat -C -b "$KAFKA_BOOTSTRAP" -t "$1" -e -q -f '%p %o %k %s\n'

@@ -23,18 +23,7 @@ hash="sluice:test:$topic"
 kafka_topic "$topic" 4
 
 # 6000 lines of 1 to 8 words from a 40-word vocabulary, produced before sluice starts.
-awk -v seed="$RANDOM" 'BEGIN {
-    srand(seed)
-    for (i = 0; i < 6000; i++) {
-        n = 1 + int(rand() * 8); line = ""
-        for (j = 0; j < n; j++) line = line (j ? " " : "") "w" int(rand() * 40)
-        printf "k%d\t%s\n", i % 97, line
-    }
-}' >"$IT_TMP/input.tsv"
-kafka_produce "$topic" "$IT_TMP/input.tsv"
-cut -f2 "$IT_TMP/input.tsv" | tr ' ' '\n' | sort | uniq -c | awk '{ print $2, $1 }' |
-    sort >"$IT_TMP/expected.txt"
-total=$(awk '{ s += $2 } END { print s }' "$IT_TMP/expected.txt")
+kafka_words "$topic" 6000 8 40 97
 
 # write_config FILE CASE: the pipeline of case 1 (per batch) or 2 (running state).
 write_config() {

@@ -19,19 +19,8 @@ hash="sluice:test:$topic"
 group="$topic-g"
 kafka_topic "$topic" 8
 
-# 16000 lines of 1 to 8 words from a 50-word vocabulary, keyed over 8 partitions.
-awk -v seed="$RANDOM" 'BEGIN {
-    srand(seed)
-    for (i = 0; i < 16000; i++) {
-        n = 1 + int(rand() * 8); line = ""
-        for (j = 0; j < n; j++) line = line (j ? " " : "") "w" int(rand() * 50)
-        printf "k%d\t%s\n", i % 101, line
-    }
-}' >"$IT_TMP/input.tsv"
-kafka_produce "$topic" "$IT_TMP/input.tsv"
-cut -f2 "$IT_TMP/input.tsv" | tr ' ' '\n' | sort | uniq -c | awk '{ print $2, $1 }' |
-    sort >"$IT_TMP/expected.txt"
-total=$(awk '{ s += $2 } END { print s }' "$IT_TMP/expected.txt")
+# 16000 lines of 1 to 8 words from a 50-word vocabulary, produced before sluice starts.
+kafka_words "$topic" 16000 8 50 101
 
 # config INSTANCE: the pipeline as that instance runs it (its own checkpoint directory).
 config() {

@@ -18,19 +18,8 @@ G=$(it_unique gtxn)
 kafka_topic "$IN" 4
 kafka_topic "$OUT" 2
 
-# 4000 lines of 1 to 6 words from a 30-word vocabulary.
-awk -v seed="$RANDOM" 'BEGIN {
-    srand(seed)
-    for (i = 0; i < 4000; i++) {
-        n = 1 + int(rand() * 6); line = ""
-        for (j = 0; j < n; j++) line = line (j ? " " : "") "w" int(rand() * 30)
-        printf "k%d\t%s\n", i % 101, line
-    }
-}' >"$IT_TMP/in.tsv"
-kafka_produce "$IN" "$IT_TMP/in.tsv"
-cut -f2 "$IT_TMP/in.tsv" | tr ' ' '\n' | sort | uniq -c | awk '{ print $2, $1 }' |
-    sort >"$IT_TMP/expected.txt"
-total=$(awk '{ s += $2 } END { print s }' "$IT_TMP/expected.txt")
+# 4000 lines of 1 to 6 words from a 30-word vocabulary, produced before sluice starts.
+kafka_words "$IN" 4000 6 30 101
 
 cat >"$IT_TMP/txn.yaml" <<EOF
 app:
