@@ -77,6 +77,26 @@ typedef enum sl_position_check {
 /* The rule above for one range, given the sink's position of its partition (-1: none). */
 sl_position_check sl_position_check_range(const sl_input_range *r, int64_t position);
 
+/* ==== Keyed state that moves with its partitions (changelogs) ====
+ * A stateful stream given a changelog sink (sl_stream_changelog; YAML `changelog:`) keeps
+ * its state per task: a key belongs to the partition of the partitioned source its records
+ * come from (their meta->partition), so every key has one owner across a consumer group.
+ * After every other output of a batch has committed, the changelog sink gets the batch's
+ * state changes: one record per key whose state changed (key: the key; value: the state,
+ * encoded by the engine; meta->partition: the task; a NULL value: the key has no state any
+ * more), and out->ranges, the input positions of the sources the stream reads, which it
+ * records in the same transaction as the changes. When a source takes a partition (it asks
+ * where the sinks are, sl_instance_sink_positions), the engine asks the changelog sink to
+ * read the task's state back (restore_state); the position it returns counts as a sink's, so the
+ * source replays from there what the other sinks already hold (they skip it) and the state
+ * catches up. */
+
+/* Called by a changelog sink's restore for each state record, in the order written. */
+typedef int (*sl_restore_fn)(void *arg, const sl_record *r);
+
+/* True for a sink instance that is a stream's changelog (see above). */
+bool sl_instance_is_changelog(const sl_instance *ins);
+
 /* ==== Sink output of one batch ==== */
 
 typedef struct sl_batch_output {
@@ -209,6 +229,15 @@ struct sl_connector {
      * engine's timer thread) */
     int (*positions)(void *ctx, const char *pipeline, sl_position *pos, size_t n, char *errstr,
                      size_t errsize);
+
+    /* Changelog sinks (see "Keyed state" above): reads back the state held for one partition
+     * (pos->source, topic, partition in), calling fn(arg, r) for each state record in the
+     * order written (a NULL value removes the key), and sets pos->next to the position that
+     * state reflects (the offset after the last input it includes; -1: nothing held). SL_OK
+     * or an error with errstr (SL_ERR_RETRY: not reachable now, ask again); fn's error ends
+     * the read and is returned. @locality the engine's timer thread */
+    int (*restore_state)(void *ctx, const char *pipeline, sl_position *pos, sl_restore_fn fn,
+                         void *arg, char *errstr, size_t errsize);
 };
 
 /* ==== Engine services for connectors ==== */
@@ -277,6 +306,13 @@ void sl_instance_set_positions(sl_instance *ins, bool records);
 void sl_source_position_merge(sl_source_position *pos, int64_t v);
 /* True once the engine asked the instance to stop. */
 bool sl_instance_stopping(const sl_instance *ins);
+/* Partitioned sources: this instance no longer reads partition of topic (a rebalance took
+ * it): the keyed state of its task is dropped before the next batch (its new owner restores
+ * it from the changelog). @locality the source's threads */
+void sl_instance_release_partition(sl_instance *ins, const char *topic, int32_t partition);
+/* Sources: waiting for partitions (a consumer group's assignment) or not, for the status
+ * page and /api/status. */
+void sl_instance_set_waiting(sl_instance *ins, bool waiting);
 
 /* ==== Receivers ====
  * A receiver thread pushes records; the engine cuts them into blocks every block interval

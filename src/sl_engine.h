@@ -375,6 +375,8 @@ struct sl_instance {
     _Atomic bool active;
     _Atomic int64_t retrying_since; /* sinks: ms of the batch's first failed attempt, 0: none */
     _Atomic bool stopping;
+    _Atomic bool waiting;        /* sources: waiting for partitions (sl_instance_set_waiting) */
+    sl_stream *changelog;        /* sinks: the stateful stream whose changelog this is, or NULL */
     _Atomic bool failed_at_stop; /* sinks: lost data when stopped (sl_instance_fail_at_stop) */
     pthread_mutex_t err_lock;
     char last_error[256];
@@ -526,6 +528,12 @@ struct sl_context {
     /* Memory of windows and state (sl__state_account), and state snapshots. */
     _Atomic uint64_t window_bytes, window_keys, state_bytes, state_keys;
     int64_t state_gens[4]; /* times of the state snapshots whose files are kept, oldest first */
+    /* Changelog restores (sl_changelog.c): records and bytes read back, time spent, tasks
+     * being restored now, tasks restored. */
+    _Atomic uint64_t restored_records, restored_bytes;
+    _Atomic int64_t restore_ms;
+    _Atomic int restoring;
+    _Atomic uint64_t restored_tasks;
     size_t nstate_gens;
 };
 

@@ -465,6 +465,15 @@ sl_stream *sl_stream_update_state_by_key(sl_stream *s, sl_update_state_fn fn, vo
 sl_stream *sl_stream_map_with_state(sl_stream *s, sl_map_with_state_fn fn, void *opaque,
                                     int64_t idle_timeout_ms, int partitions);
 
+/* Keeps the keyed state of a stateful stream (update_state_by_key, map_with_state) per task
+ * and logs its changes through a sink of connector type that supports changelogs (kafka),
+ * so that the state moves with its partitions across a consumer group (see "Keyed state"
+ * in sl_connector.h). The stream's keys must come from a partitioned source (their records'
+ * meta->partition): a source read by key, such as a repartition topic. Returns SL_OK or an
+ * error with errstr. */
+int sl_stream_changelog(sl_stream *s, const char *type, const char *name, const sl_options *opts,
+                        char *errstr, size_t errsize);
+
 /* The stream's slide (batch interval for most streams) and name (for logs and errors). */
 int64_t sl_stream_slide(const sl_stream *s);
 const char *sl_stream_name(const sl_stream *s);
