@@ -1,11 +1,127 @@
 /* sl_changelog.c -- keyed state that moves with its partitions: a stateful stream's
  * changelog sink, the state changes it gets after each batch, restores when a source takes a
- * partition, and drops when it loses one (see "Keyed state" in sl_connector.h). */
+ * partition, and drops when it loses one (see "Keyed state" in sl_connector.h).
+ *
+ * A key's task is the partition of the source its records came from (their meta). A restore
+ * or a drop is asked on the thread that generates a batch (a source's next_batch asking where
+ * the sinks are, a rebalance taking partitions) and applied by the job thread just before it
+ * computes that batch: batches generated earlier still see the state they were made for. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sl_engine.h"
+
+/* The encoded state: a version byte, the number's type, the number and the last update time
+ * (little-endian 64-bit each), then the state's bytes. */
+#define STATE_VERSION 1
+#define STATE_HEAD    18
+
+typedef struct chg_op {
+    int64_t gen;  /* applied before computing this batch */
+    int32_t task; /* the partition whose state is dropped, then restored */
+    bool restore; /* false: dropped only */
+    sl_recvec recs;
+    sl_arena arena;
+    struct chg_op *next;
+} chg_op;
+
+typedef struct sl_chg {
+    sl_instance *sink;
+    pthread_mutex_t lock; /* guards ops */
+    chg_op *ops, *ops_tail;
+    sl_dataset *changes; /* the changes of the last computed batch (job thread) */
+} sl_chg;
+
+/* ==== Attaching a changelog ==== */
+
+int sl__changelog_attach(sl_stream *s, sl_instance *sink, char *errstr, size_t errsize)
+{
+    if (s->kind != SL_OP_UPDATE_STATE && s->kind != SL_OP_MAP_STATE) {
+        snprintf(errstr, errsize,
+                 "sink '%s' is a changelog, but stream '%s' keeps no keyed state (a changelog "
+                 "is for update_state_by_key, map_with_state and the running op)",
+                 sink->name, s->name);
+        return SL_ERR_INVAL;
+    }
+    if (!sink->conn->restore_state) {
+        snprintf(errstr, errsize,
+                 "sink '%s': type %s cannot hold a changelog (it cannot read state back)",
+                 sink->name, sink->conn->name);
+        return SL_ERR_INVAL;
+    }
+    if (s->chg) {
+        snprintf(errstr, errsize, "stream '%s' has a changelog already: sink '%s'", s->name,
+                 s->chg->sink->name);
+        return SL_ERR_INVAL;
+    }
+    sl_chg *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errstr, errsize, "out of memory");
+        return SL_ERR_NOMEM;
+    }
+    c->sink = sink;
+    pthread_mutex_init(&c->lock, NULL);
+    s->chg = c;
+    sink->changelog = s;
+    return SL_OK;
+}
+
+static void op_free(chg_op *op)
+{
+    free(op->recs.recs);
+    sl__arena_free(&op->arena);
+    free(op);
+}
+
+void sl__changelog_free(sl_stream *s)
+{
+    sl_chg *c = s->chg;
+    if (!c) {
+        return;
+    }
+    for (chg_op *op = c->ops, *next; op; op = next) {
+        next = op->next;
+        op_free(op);
+    }
+    sl__dataset_release(c->changes);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    s->chg = NULL;
+}
+
+bool sl__changelog_any(const sl_context *ctx)
+{
+    for (const sl_stream *s = ctx->streams; s; s = s->next) {
+        if (s->chg) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int sl_stream_changelog(sl_stream *s, const char *type, const char *name, const sl_options *opts,
+                        char *errstr, size_t errsize)
+{
+    sl_options *o = sl_options_new();
+    int rc = o ? SL_OK : SL_ERR_NOMEM;
+    for (size_t i = 0; rc == SL_OK && opts && i < sl_options_count(opts); i++) {
+        const char *k, *v;
+        sl_options_at(opts, i, &k, &v);
+        rc = sl_options_set(o, k, v);
+    }
+    if (rc == SL_OK) {
+        rc = sl_options_set(o, "changelog", "true");
+    }
+    if (rc != SL_OK) {
+        snprintf(errstr, errsize, "out of memory");
+    } else {
+        rc = sl_stream_to(s, type, name, o, errstr, errsize);
+    }
+    sl_options_destroy(o);
+    return rc;
+}
 
 bool sl_instance_is_changelog(const sl_instance *ins)
 {
@@ -19,20 +135,279 @@ void sl_instance_set_waiting(sl_instance *ins, bool waiting)
     }
 }
 
-void sl_instance_release_partition(sl_instance *ins, const char *topic, int32_t partition)
+/* ==== A batch's changes ==== */
+
+static void put64(unsigned char *p, uint64_t v)
 {
-    (void)ins;
-    (void)topic;
-    (void)partition;
+    for (int i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
 }
 
-int sl_stream_changelog(sl_stream *s, const char *type, const char *name, const sl_options *opts,
-                        char *errstr, size_t errsize)
+static uint64_t get64(const unsigned char *p)
 {
-    (void)s;
-    (void)type;
-    (void)name;
-    (void)opts;
-    snprintf(errstr, errsize, "changelogs are not built yet");
-    return SL_ERR_STATE;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+int sl__changelog_change(sl_recvec *v, sl_arena *a, const sl_kentry *e, const char *key,
+                         uint32_t len, int32_t task)
+{
+    sl_record_meta *m = sl__arena_alloc(a, sizeof(*m));
+    char *k = sl__arena_dup(a, key, len ? len : 1);
+    if (!m || !k) {
+        return SL_ERR_NOMEM;
+    }
+    *m = (sl_record_meta){.partition = task, .offset = -1};
+    sl_record r = {.key = k, .key_len = len, .meta = m};
+    if (e) {
+        unsigned char *b = sl__arena_alloc(a, STATE_HEAD + e->len);
+        if (!b) {
+            return SL_ERR_NOMEM;
+        }
+        uint64_t num;
+        memcpy(&num, &e->num, sizeof(num));
+        b[0] = STATE_VERSION;
+        b[1] = e->num_type;
+        put64(b + 2, num);
+        put64(b + 10, (uint64_t)e->ts);
+        if (e->len) {
+            memcpy(b + STATE_HEAD, e->bytes, e->len);
+        }
+        r.value = (const char *)b;
+        r.value_len = STATE_HEAD + e->len;
+        r.ts = e->ts;
+    }
+    return sl__recvec_push(v, &r);
+}
+
+void sl__changelog_set(sl_stream *s, sl_dataset *changes)
+{
+    sl__dataset_release(s->chg->changes);
+    s->chg->changes = changes;
+}
+
+sl_dataset *sl__changelog_take(sl_stream *s, int64_t t)
+{
+    sl_dataset *ds = s->chg ? s->chg->changes : NULL;
+    if (!ds || ds->time != t) {
+        return NULL;
+    }
+    sl__dataset_retain(ds);
+    return ds;
+}
+
+/* ==== Restores and drops ==== */
+
+static void op_enqueue(sl_stream *s, chg_op *op)
+{
+    sl_chg *c = s->chg;
+    pthread_mutex_lock(&c->lock);
+    if (c->ops_tail) {
+        c->ops_tail->next = op;
+    } else {
+        c->ops = op;
+    }
+    c->ops_tail = op;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static chg_op *op_new(sl_context *ctx, int32_t task, bool restore)
+{
+    chg_op *op = calloc(1, sizeof(*op));
+    if (op) {
+        op->gen = atomic_load(&ctx->gen_time);
+        op->task = task;
+        op->restore = restore;
+        sl__arena_init(&op->arena, 0);
+    }
+    return op;
+}
+
+/* True when a changelog stream reads source src (its output's sources include it). */
+static bool reads_source(const sl_stream *s, const sl_instance *src)
+{
+    for (const sl_output *o = s->ctx->outputs; o; o = o->next) {
+        if (o->sink == s->chg->sink) {
+            return sl__output_reads(o, src->name);
+        }
+    }
+    return false;
+}
+
+void sl_instance_release_partition(sl_instance *ins, const char *topic, int32_t partition)
+{
+    (void)topic; /* a task is a partition of the source, whatever its topic */
+    for (sl_stream *s = ins ? ins->ctx->streams : NULL; s; s = s->next) {
+        if (!s->chg || !reads_source(s, ins)) {
+            continue;
+        }
+        chg_op *op = op_new(ins->ctx, partition, false);
+        if (!op) {
+            /* The state stays; it is replaced when the partition comes back. */
+            sl_log(SL_LOG_WARN, "'%s': out of memory dropping the state of partition %" PRId32,
+                   s->name, partition);
+            continue;
+        }
+        op_enqueue(s, op);
+    }
+}
+
+typedef struct restore_arg {
+    chg_op *op;
+    uint64_t bytes;
+} restore_arg;
+
+static int restore_put(void *arg, const sl_record *r)
+{
+    restore_arg *ra = arg;
+    sl_record c = {.key_len = r->key_len, .value_len = r->value ? r->value_len : 0};
+    c.key = sl__arena_dup(&ra->op->arena, r->key ? r->key : "", r->key_len ? r->key_len : 1);
+    if (r->value) {
+        c.value = sl__arena_dup(&ra->op->arena, r->value, r->value_len ? r->value_len : 1);
+    }
+    if (!c.key || (r->value && !c.value)) {
+        return SL_ERR_NOMEM;
+    }
+    ra->bytes += r->key_len + c.value_len;
+    return sl__recvec_push(&ra->op->recs, &c);
+}
+
+int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, size_t *sinks,
+                          char *errstr, size_t errsize)
+{
+    sl_context *ctx = src->ctx;
+    int rc = SL_OK;
+    for (sl_stream *s = ctx->streams; s && rc == SL_OK; s = s->next) {
+        if (!s->chg || !reads_source(s, src)) {
+            continue;
+        }
+        sl_instance *sink = s->chg->sink;
+        (*sinks)++;
+        for (size_t i = 0; i < n && rc == SL_OK; i++) {
+            chg_op *op = op_new(ctx, pos[i].partition, true);
+            if (!op) {
+                snprintf(errstr, errsize, "out of memory restoring the state of '%s'", s->name);
+                return SL_ERR_NOMEM;
+            }
+            sl_position q = {.source = src->name,
+                             .topic = pos[i].topic,
+                             .partition = pos[i].partition,
+                             .next = -1};
+            restore_arg ra = {.op = op};
+            char why[256] = "";
+            atomic_fetch_add(&ctx->restoring, 1);
+            int64_t t0 = sl__mono_ms();
+            rc = sink->conn->restore_state(sink->cctx, ctx->name, &q, restore_put, &ra, why,
+                                           sizeof(why));
+            int64_t ms = sl__mono_ms() - t0;
+            atomic_fetch_sub(&ctx->restoring, 1);
+            if (rc != SL_OK) {
+                snprintf(errstr, errsize, "changelog '%s' of '%s', partition %" PRId32 ": %s",
+                         sink->name, s->name, pos[i].partition, why[0] ? why : sl_err2str(rc));
+                op_free(op);
+                break;
+            }
+            atomic_fetch_add(&ctx->restored_records, op->recs.n);
+            atomic_fetch_add(&ctx->restored_bytes, ra.bytes);
+            atomic_fetch_add(&ctx->restore_ms, ms);
+            atomic_fetch_add(&ctx->restored_tasks, 1);
+            sl_log(SL_LOG_INFO,
+                   "'%s': restored partition %" PRId32 " of %s from changelog '%s': %zu records, "
+                   "%" PRIu64 " bytes in %" PRId64 " ms, at offset %" PRId64,
+                   s->name, pos[i].partition, pos[i].topic, sink->name, op->recs.n, ra.bytes, ms,
+                   q.next);
+            op_enqueue(s, op);
+            sl_source_position_merge(&pos[i], q.next);
+            pos[i].missing = pos[i].missing || q.next < 0;
+        }
+    }
+    return rc;
+}
+
+/* Removes every key of task from the tables. */
+static void drop_task(sl_kstate *ks, int32_t task)
+{
+    uint16_t tag = (uint16_t)(task + 1);
+    for (size_t p = 0; p < ks->nparts; p++) {
+        sl_ktable *t = &ks->tabs[p];
+        for (size_t i = 0; i < t->n; i++) {
+            if (!t->e[i].dead && t->e[i].task == tag) {
+                sl__ktable_remove(t, &t->e[i]);
+            }
+        }
+    }
+}
+
+static int restore_one(sl_stream *s, const chg_op *op, const sl_record *r)
+{
+    sl_kstate *ks = s->kstate;
+    sl_ktable *t = &ks->tabs[sl__hash_bucket(sl__hash(r->key, r->key_len), ks->nparts)];
+    uint64_t h = sl__hash_seeded(r->key, r->key_len);
+    sl_kentry *e = sl__ktable_find(t, r->key, r->key_len, h);
+    if (!r->value) {
+        if (e) {
+            sl__ktable_remove(t, e);
+        }
+        return SL_OK;
+    }
+    const unsigned char *b = (const unsigned char *)r->value;
+    if (r->value_len < STATE_HEAD || b[0] != STATE_VERSION || b[1] > SL_NUM_DOUBLE) {
+        sl_log(SL_LOG_ERROR,
+               "'%s': changelog '%s', partition %" PRId32 ": the state of key '%.*s' is not "
+               "one sluice wrote (%u bytes, version %u): is the topic shared with something "
+               "else?",
+               s->name, s->chg->sink->name, op->task, (int)SL_MIN(r->key_len, 64), r->key,
+               r->value_len, r->value_len ? b[0] : 0);
+        return SL_ERR_INVAL;
+    }
+    if (!e && !(e = sl__ktable_add(t, r->key, r->key_len, h))) {
+        return SL_ERR_NOMEM;
+    }
+    e->num_type = b[1];
+    uint64_t num = get64(b + 2);
+    memcpy(&e->num, &num, sizeof(num));
+    e->ts = (int64_t)get64(b + 10);
+    e->task = (uint16_t)(op->task + 1);
+    return sl__ktable_set_bytes(t, e, r->value + STATE_HEAD, r->value_len - STATE_HEAD);
+}
+
+int sl__changelog_apply(sl_stream *s, int64_t t)
+{
+    sl_chg *c = s->chg;
+    if (!c) {
+        return SL_OK;
+    }
+    int rc = SL_OK;
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        chg_op *op = c->ops;
+        if (op && op->gen <= t) {
+            c->ops = op->next;
+            if (!c->ops) {
+                c->ops_tail = NULL;
+            }
+        } else {
+            op = NULL;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (!op) {
+            break;
+        }
+        drop_task(s->kstate, op->task);
+        for (size_t i = 0; op->restore && i < op->recs.n && rc == SL_OK; i++) {
+            rc = restore_one(s, op, &op->recs.recs[i]);
+        }
+        op_free(op);
+        if (rc != SL_OK) {
+            break;
+        }
+    }
+    for (size_t p = 0; p < s->kstate->nparts && rc == SL_OK; p++) {
+        rc = sl__ktable_compact(&s->kstate->tabs[p], false);
+    }
+    return rc;
 }

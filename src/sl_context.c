@@ -456,6 +456,7 @@ void sl_context_destroy(sl_context *ctx)
     }
     for (sl_output *o = ctx->outputs; o;) {
         sl_output *next = o->next;
+        free(o->reads);
         free(o);
         o = next;
     }

@@ -148,6 +148,7 @@ struct sl_stream {
                                * instead of its own remember (a materialized node whose
                                * past datasets a window reads from its own cache) */
     struct sl_kstate *kstate; /* keyed state of the node, NULL for other kinds */
+    struct sl_chg *chg;       /* its changelog (sl_changelog.c), NULL for none */
     sl_gen *gen;              /* generated datasets, oldest first */
     size_t ngen, capgen;
     _Atomic uint64_t failed; /* records an operator function rejected */
@@ -207,6 +208,7 @@ typedef struct sl_kentry {
     uint32_t key_len, len;
     uint8_t num_type; /* sl_num_type */
     uint8_t dead;     /* removed: skipped until the next compaction */
+    uint16_t task;    /* with a changelog: the source partition the key belongs to + 1; 0: none */
     uint32_t mark;    /* the batch (kstate epoch) that last touched the key */
     union {
         int64_t i;
@@ -273,6 +275,29 @@ size_t sl__stream_partitions(const sl_stream *s);
 bool sl__copartitioned(const sl_stream *parent, size_t nparts);
 /* A cached dataset of s at t, NULL when there is none. */
 sl_dataset *sl__stream_cached(sl_stream *s, int64_t t);
+
+/* ==== Changelogs (sl_changelog.c): keyed state that moves with its partitions ==== */
+
+/* Makes sink the changelog of stateful stream s. SL_OK or an error with errstr. */
+int sl__changelog_attach(sl_stream *s, sl_instance *sink, char *errstr, size_t errsize);
+void sl__changelog_free(sl_stream *s);
+/* True when some stream of the context has a changelog. */
+bool sl__changelog_any(const sl_context *ctx);
+/* Appends to v the change of a key of task: its entry e (NULL: the key has no state any
+ * more), key and value copied into a. */
+int sl__changelog_change(sl_recvec *v, sl_arena *a, const sl_kentry *e, const char *key,
+                         uint32_t len, int32_t task);
+/* The changes of the batch s just computed (takes the reference). @locality the job thread */
+void sl__changelog_set(sl_stream *s, sl_dataset *changes);
+/* The changes of batch t (a new reference), NULL when none. @locality the job thread */
+sl_dataset *sl__changelog_take(sl_stream *s, int64_t t);
+/* Restores, for every changelog stream reading src, the state of pos[0..n) from the
+ * changelog sink, counting those sinks in *sinks and merging their positions into pos.
+ * @locality the thread of src's next_batch */
+int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, size_t *sinks,
+                          char *errstr, size_t errsize);
+/* Applies the restores and drops asked up to batch t. @locality the job thread */
+int sl__changelog_apply(sl_stream *s, int64_t t);
 
 /* ==== Checkpoints of state (sl_state_snapshot.c) ====
  * Nodes whose result depends on earlier batches (stateful operators and windows with an
@@ -448,8 +473,19 @@ typedef struct sl_output {
     sl_foreach_fn foreach;
     void *opaque;
     char name[64];
+    bool changelog; /* the changelog of its stream: written after the others committed */
+    /* The sources the output's stream reads (sl__outputs_prepare), by instance. */
+    sl_instance **reads;
+    size_t nreads;
     struct sl_output *next;
 } sl_output;
+
+/* Finds, for every output, the sources its stream reads. Called once at start. */
+int sl__outputs_prepare(sl_context *ctx);
+/* True when o's stream reads the source instance called source. */
+bool sl__output_reads(const sl_output *o, const char *source);
+/* True when the sink instance's output reads source src. */
+bool sl__sink_reads(const sl_instance *sink, const sl_instance *src);
 
 /* ==== Context ==== */
 
@@ -534,6 +570,7 @@ struct sl_context {
     _Atomic int64_t restore_ms;
     _Atomic int restoring;
     _Atomic uint64_t restored_tasks;
+    _Atomic int64_t gen_time; /* the batch being generated, or the next one */
     size_t nstate_gens;
 };
 

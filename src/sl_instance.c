@@ -45,9 +45,35 @@ const sl_option *sl_common_source_options(void)
     return common_source_options;
 }
 
+/* The engine's options of every sink: changelog, then errors.* (rejected records,
+ * sl_deadletter.c). */
+static struct {
+    pthread_once_t once;
+    sl_option options[96];
+} common_sink = {.once = PTHREAD_ONCE_INIT};
+
+static const sl_option changelog_option = {
+    .name = "changelog",
+    .type = SL_OPT_BOOL,
+    .def = "false",
+    .doc = "this sink holds the keyed state of its stream (running, update_state_by_key, "
+           "map_with_state) instead of its records: each batch's state changes, after the "
+           "other sinks committed, and restored from it when a partition moves to this "
+           "instance (exactly once across a consumer group; kafka sinks)"};
+
+static void common_sink_build(void)
+{
+    size_t n = 0;
+    common_sink.options[n++] = changelog_option;
+    for (const sl_option *o = sl__deadletter_options(); o->name && n + 1 < 96; o++) {
+        common_sink.options[n++] = *o;
+    }
+}
+
 const sl_option *sl_common_sink_options(void)
 {
-    return sl__deadletter_options(); /* errors.*: rejected records (sl_deadletter.c) */
+    pthread_once(&common_sink.once, common_sink_build);
+    return common_sink.options;
 }
 
 /* ==== Instances ==== */

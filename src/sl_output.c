@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sl_deadletter.h"
 #include "sl_engine.h"
@@ -72,14 +73,121 @@ int sl_stream_to_connector(sl_stream *s, const sl_connector *conn, const char *n
     if (!ins) {
         return SL_ERR_INVAL;
     }
-    int rc = add_output(s, ins, NULL, NULL, name);
+    bool changelog = false;
+    const char *cl = opts ? sl_options_get(opts, "changelog") : NULL;
+    int rc = cl ? sl__parse_bool(cl, &changelog) : SL_OK;
+    if (rc == SL_OK && changelog) {
+        rc = sl__changelog_attach(s, ins, errstr, errsize);
+        if (rc != SL_OK) {
+            sl__instance_destroy(ins);
+            return rc;
+        }
+    }
+    rc = add_output(s, ins, NULL, NULL, name);
     if (rc != SL_OK) {
         snprintf(errstr, errsize, "%s", sl_err2str(rc));
+        if (changelog) {
+            sl__changelog_free(s);
+        }
         sl__instance_destroy(ins);
         return rc;
     }
+    ctx->outputs_tail->changelog = changelog;
     sl__instance_append(&ctx->sinks, ins);
     return SL_OK;
+}
+
+/* ==== The sources an output reads ==== */
+
+int sl__outputs_prepare(sl_context *ctx)
+{
+    size_t n = (size_t)ctx->nstreams + 1;
+    sl_stream **stack = calloc(n, sizeof(*stack));
+    sl_stream **byid = calloc(n, sizeof(*byid));
+    unsigned char *seen = calloc(n, 1);
+    int rc = stack && byid && seen ? SL_OK : SL_ERR_NOMEM;
+    for (sl_stream *s = ctx->streams; s && rc == SL_OK; s = s->next) {
+        if (s->id >= 0 && (size_t)s->id < n) {
+            byid[s->id] = s;
+        }
+    }
+    for (sl_output *o = ctx->outputs; o && rc == SL_OK; o = o->next) {
+        free(o->reads);
+        o->reads = NULL;
+        o->nreads = 0;
+        memset(seen, 0, n);
+        size_t top = 0;
+        stack[top++] = o->stream;
+        while (top > 0 && rc == SL_OK) {
+            sl_stream *s = stack[--top];
+            if (s->id < 0 || (size_t)s->id >= n || seen[s->id]) {
+                continue;
+            }
+            seen[s->id] = 1;
+            if (s->kind == SL_OP_SOURCE && s->source) {
+                sl_instance **r = realloc(o->reads, (o->nreads + 1) * sizeof(*r));
+                if (!r) {
+                    rc = SL_ERR_NOMEM;
+                    break;
+                }
+                o->reads = r;
+                o->reads[o->nreads++] = s->source;
+            }
+            for (int i = 0; i < s->nparents; i++) {
+                stack[top++] = s->parents[i];
+            }
+        }
+    }
+    free(stack);
+    free(byid);
+    free(seen);
+    return rc;
+}
+
+bool sl__output_reads(const sl_output *o, const char *source)
+{
+    for (size_t i = 0; i < o->nreads; i++) {
+        if (strcmp(o->reads[i]->name, source) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl__sink_reads(const sl_instance *sink, const sl_instance *src)
+{
+    for (const sl_output *o = sink->ctx->outputs; o; o = o->next) {
+        if (o->sink == sink && sl__output_reads(o, src->name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The ranges of the job that o reads: job's own array when it reads them all, else a copy
+ * of those it reads in *own (freed by the caller). */
+static const sl_input_range *output_ranges(const sl_output *o, const sl_job *job,
+                                           sl_input_range **own, size_t *n)
+{
+    *own = NULL;
+    *n = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < job->nranges; i++) {
+        keep += sl__output_reads(o, job->ranges[i].source);
+    }
+    if (keep == job->nranges) {
+        *n = job->nranges;
+        return job->ranges;
+    }
+    if (keep == 0 || !(*own = calloc(keep, sizeof(**own)))) {
+        return NULL;
+    }
+    for (size_t i = 0; i < job->nranges; i++) {
+        if (sl__output_reads(o, job->ranges[i].source)) {
+            (*own)[(*n)++] = job->ranges[i];
+        }
+    }
+    return *own;
 }
 
 int sl__simple_sink(sl_stream *s, const sl_connector *conn, const char *prefix, const char *k1,
@@ -124,7 +232,8 @@ int sl_stream_foreach_batch(sl_stream *s, sl_foreach_fn fn, void *opaque)
  * waiting. @locality the job thread (foreach outputs) or an output thread (sinks; see
  * sl__outputs_run) */
 static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const sl_dataset *ds,
-                               char *err, size_t errsize)
+                               const sl_input_range *ranges, size_t nranges, char *err,
+                               size_t errsize)
 {
     int rc;
     sl_dataset empty = {.nparts = 0, .time = job->time};
@@ -144,8 +253,8 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
                 .inputs = job->inputs_json ? job->inputs_json : "{}",
                 .attempt = attempt,
                 .window_ms = sl__stream_span(o->stream),
-                .ranges = job->ranges,
-                .nranges = job->nranges,
+                .ranges = ranges,
+                .nranges = nranges,
             };
             /* The sink's errors, and those of its dead letters, land in why. */
             sl__instance_capture_begin(o->sink, why, sizeof(why));
@@ -192,7 +301,11 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
 static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_dataset *ds, char *err,
                       size_t errsize)
 {
-    int rc = run_output_retrying(ctx, o, job, ds, err, errsize);
+    sl_input_range *own;
+    size_t nranges;
+    const sl_input_range *ranges = output_ranges(o, job, &own, &nranges);
+    int rc = run_output_retrying(ctx, o, job, ds, ranges, nranges, err, errsize);
+    free(own);
     if (o->sink) {
         atomic_store(&o->sink->retrying_since, 0);
     }
@@ -222,13 +335,15 @@ typedef struct out_run {
     pthread_mutex_t lock; /* guards info and abandoned; taken before ctx->lock */
     sl_batch_info *info;
     bool abandoned; /* an output was retrying when the context stopped: the batch stays */
+    bool failed;    /* an output did not succeed (abandoned, fenced, failed) */
 } out_run;
 
 typedef struct out_slot {
     out_run *run;
     sl_output *o;
-    sl_dataset *ds; /* borrowed from the stream's cache until sl__stream_forget */
-    int rc;         /* computing's result */
+    sl_dataset *ds;  /* borrowed from the stream's cache until sl__stream_forget */
+    sl_dataset *own; /* a changelog's changes: a reference of its own */
+    int rc;          /* computing's result */
     pthread_t thread;
     bool threaded;
 } out_slot;
@@ -246,6 +361,7 @@ static void output_done(out_run *run, sl_output *o, int rc, const char *err)
         pthread_mutex_unlock(&run->lock);
         return;
     }
+    run->failed = true;
     if (!info->error[0]) {
         sl__strlcpy(info->error, err, sizeof(info->error));
         sl_log(rc == SL_ERR_FENCED ? SL_LOG_WARN : SL_LOG_ERROR, "batch %" PRId64 ": %s",
@@ -325,6 +441,9 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
     for (size_t i = 0; i < n; i++) {
         out_slot *s = &slots[i];
         s->rc = sl__stream_compute(s->o->stream, job->time, &s->ds);
+        if (s->rc == SL_OK && s->o->changelog) {
+            s->ds = s->own = sl__changelog_take(s->o->stream, job->time);
+        }
         if (s->rc != SL_OK) {
             char err[256];
             snprintf(err, sizeof(err), "%s: computing '%s' failed: %s", s->o->name,
@@ -339,7 +458,7 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
     out_slot *own = NULL;
     for (size_t i = 0; i < n; i++) {
         out_slot *s = &slots[i];
-        if (!s->o->sink || s->rc != SL_OK) {
+        if (!s->o->sink || s->rc != SL_OK || s->o->changelog) {
             continue;
         }
         if (!nforeach && !own) {
@@ -359,7 +478,7 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
     }
     for (size_t i = 0; i < n; i++) {
         out_slot *s = &slots[i];
-        if (s != own && s->o->sink && s->rc == SL_OK && !s->threaded) {
+        if (s != own && s->o->sink && s->rc == SL_OK && !s->threaded && !s->o->changelog) {
             sink_main(s);
         }
     }
@@ -368,6 +487,17 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
             pthread_join(slots[i].thread, NULL);
             slots[i].threaded = false;
         }
+    }
+    /* Changelogs last, once every other output committed: the state they record is never
+     * ahead of what the sinks hold (a crash in between replays the difference). */
+    for (size_t i = 0; i < n; i++) {
+        out_slot *s = &slots[i];
+        if (s->o->changelog && s->rc == SL_OK) {
+            if (!run.failed) {
+                sink_main(s);
+            }
+        }
+        sl__dataset_release(s->own);
     }
     pthread_mutex_destroy(&run.lock);
     free(slots);

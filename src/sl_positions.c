@@ -103,7 +103,8 @@ int sl_instance_sink_positions(sl_instance *ins, sl_source_position *pos, size_t
     }
     int rc = SL_OK;
     for (sl_instance *s = ins->ctx->sinks; s && rc == SL_OK; s = s->next) {
-        if (!s->conn->positions || s->positions_off) {
+        /* Changelogs say where they are as they restore (below). */
+        if (!s->conn->positions || s->positions_off || s->changelog || !sl__sink_reads(s, ins)) {
             continue;
         }
         (*sinks)++;
@@ -123,6 +124,9 @@ int sl_instance_sink_positions(sl_instance *ins, sl_source_position *pos, size_t
             merge(&pos[i], q[i].next);
             pos[i].missing = pos[i].missing || q[i].next < 0;
         }
+    }
+    if (rc == SL_OK) {
+        rc = sl__changelog_restore(ins, pos, n, sinks, errstr, errsize);
     }
     for (size_t i = 0; i < n; i++) {
         pos[i].missing = pos[i].missing && pos[i].next >= 0;

@@ -106,6 +106,7 @@ sl_job *sl__job_generate(sl_context *ctx, int64_t t, const sl_ckpt_batch *replay
         return NULL;
     }
     job->time = t;
+    atomic_store(&ctx->gen_time, t); /* restores and drops asked now apply from t */
     job->info.batch_time = t;
     job->info.scheduling_delay = -1;
     job->info.processing_time = -1;
@@ -142,6 +143,7 @@ sl_job *sl__job_generate(sl_context *ctx, int64_t t, const sl_ckpt_batch *replay
         free(defs[i]);
     }
     free(defs);
+    atomic_store(&ctx->gen_time, t + ctx->batch_interval); /* between batches: the next */
     return job;
 }
 

@@ -71,12 +71,18 @@ static int64_t gcd64(int64_t a, int64_t b)
     return a;
 }
 
+/* Streams whose state is written here: the stateful ones without a changelog. */
+static bool snapshotted(const sl_stream *s)
+{
+    return sl__stream_is_stateful(s) && !s->chg;
+}
+
 int64_t sl__state_interval(sl_context *ctx)
 {
     bool *need = needed_streams(ctx);
     int64_t lcm = 0;
     for (sl_stream *s = ctx->streams; s && need; s = s->next) {
-        if (need[s->id] && sl__stream_is_stateful(s)) {
+        if (need[s->id] && snapshotted(s)) {
             lcm = lcm ? lcm / gcd64(lcm, s->slide) * s->slide : s->slide;
         }
     }
@@ -453,7 +459,7 @@ static int snapshot(sl_context *ctx, int64_t t)
     }
     /* Every stateful node must be at its time, or the snapshot would mix times. */
     for (sl_stream *s = ctx->streams; s; s = s->next) {
-        if (!need[s->id] || !sl__stream_is_stateful(s)) {
+        if (!need[s->id] || !snapshotted(s)) {
             continue;
         }
         int64_t nt = node_time(s, t);
@@ -475,7 +481,7 @@ static int snapshot(sl_context *ctx, int64_t t)
     file_list files = {0};
     int rc = SL_OK;
     for (sl_stream *s = ctx->streams; s && rc == SL_OK; s = s->next) {
-        if (!need[s->id] || !sl__stream_is_stateful(s) || !s->kstate || !s->kstate->time) {
+        if (!need[s->id] || !snapshotted(s) || !s->kstate || !s->kstate->time) {
             continue; /* no state yet */
         }
         int64_t nt = s->kstate->time;
@@ -580,6 +586,9 @@ int sl__state_restore(sl_context *ctx, char *errstr, size_t errsize)
         while (s && s->id != f->node) {
             s = s->next;
         }
+        if (s && s->chg) {
+            continue; /* its state comes from its changelog */
+        }
         char path[4400], why[256] = "";
         snprintf(path, sizeof(path), "%s/%s", dir, f->file);
         size_t len = 0;
@@ -643,7 +652,7 @@ int sl__state_replay(sl_context *ctx, int64_t t)
     }
     int rc = SL_OK;
     for (sl_stream *s = ctx->streams; s && rc == SL_OK; s = s->next) {
-        if (need[s->id] && sl__stream_is_stateful(s) && sl__stream_valid_time(s, t) &&
+        if (need[s->id] && snapshotted(s) && sl__stream_valid_time(s, t) &&
             (!s->kstate || s->kstate->time < t)) {
             sl_dataset *ds;
             rc = sl__stream_compute(s, t, &ds);

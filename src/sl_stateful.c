@@ -110,7 +110,37 @@ typedef struct state_stage {
     sl_arena *arenas;   /* one per map task: bytes made by fused operators */
     sl_dataset *out;
     sl_dataset **held; /* per partition: the storage before compaction, for out's deps */
+    sl_recvec *chg;    /* with a changelog, per partition: the keys whose state changed */
+    sl_arena *chg_arena;
 } state_stage;
+
+/* The task of a record: the partition of the source it came from; -1: none. */
+static int32_t record_task(const sl_record *r)
+{
+    return r && r->meta ? r->meta->partition : -1;
+}
+
+/* True when state differs from e's (its number or bytes). */
+static bool state_differs(const sl_kentry *e, const sl_state *state)
+{
+    return e->num_type != state->num_type || memcmp(&e->num, &state->num, sizeof(e->num)) != 0 ||
+           e->len != state->len || (e->len && memcmp(e->bytes, state->bytes, e->len) != 0);
+}
+
+/* Records the change of a key in partition r's changes (e NULL: the key's state went). */
+static int state_changed(const state_stage *st, size_t r, const sl_kentry *e, const char *key,
+                         uint32_t len, uint16_t task)
+{
+    if (task == 0) {
+        sl_log(SL_LOG_ERROR,
+               "'%s' has a changelog, but the records of key '%.*s' came from no partitioned "
+               "source (a changelog keeps state per source partition: read the keys from a "
+               "partitioned source, such as a Kafka topic keyed by them)",
+               st->s->name, (int)SL_MIN(len, 64), key);
+        return SL_ERR_INVAL;
+    }
+    return sl__changelog_change(&st->chg[r], &st->chg_arena[r], e, key, len, (int32_t)task - 1);
+}
 
 /* The slices of records of partition r: the co-partitioned input's, or each map task's
  * bucket. Returns how many were stored in v (at most nmap + 1). */
@@ -186,15 +216,21 @@ static void state_from_entry(sl_state *state, const sl_kentry *e)
 
 /* Stores what the function left in *state for key. en: the key's entry or NULL. data: the
  * batch brought values for the key (its update time becomes t). */
-static int state_store(const state_stage *st, sl_ktable *tab, sl_kentry *en, const char *key,
-                       uint32_t len, uint64_t h, const sl_state *state, bool data)
+static int state_store(const state_stage *st, size_t r, sl_ktable *tab, sl_kentry *en,
+                       const char *key, uint32_t len, uint64_t h, const sl_state *state, bool data,
+                       int32_t task)
 {
     if (!state->exists) {
+        int rc = SL_OK;
         if (en) {
+            if (st->chg) {
+                rc = state_changed(st, r, NULL, en->key, en->key_len, en->task);
+            }
             sl__ktable_remove(tab, en);
         }
-        return SL_OK;
+        return rc;
     }
+    bool changed = !en || data || state_differs(en, state);
     if (!en) {
         if (!(en = sl__ktable_add(tab, key, len, h))) {
             return SL_ERR_NOMEM;
@@ -206,7 +242,14 @@ static int state_store(const state_stage *st, sl_ktable *tab, sl_kentry *en, con
     en->num_type = state->num_type;
     memcpy(&en->num, &state->num, sizeof(en->num));
     en->mark = st->epoch;
-    return sl__ktable_set_bytes(tab, en, state->bytes, state->len);
+    int rc = sl__ktable_set_bytes(tab, en, state->bytes, state->len);
+    if (task >= 0) {
+        en->task = (uint16_t)(task + 1);
+    }
+    if (rc == SL_OK && st->chg && changed) {
+        rc = state_changed(st, r, en, en->key, en->key_len, en->task);
+    }
+    return rc;
 }
 
 static int no_emit(sl_emitter *e, const sl_record *r)
@@ -220,7 +263,7 @@ static int collect_push(sl_emitter *e, const sl_record *r)
 }
 
 /* Calls update_state_by_key's function for one key and stores the result. */
-static int update_one(const state_stage *st, sl_ktable *tab, sl_emitter *e, sl_kentry *en,
+static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitter *e, sl_kentry *en,
                       const char *key, uint32_t len, uint64_t h, const sl_record *vals, size_t n)
 {
     sl_stream *s = st->s;
@@ -241,7 +284,7 @@ static int update_one(const state_stage *st, sl_ktable *tab, sl_emitter *e, sl_k
         return SL_OK;
     }
     state.timing_out = false;
-    return state_store(st, tab, en, key, len, h, &state, n > 0);
+    return state_store(st, r, tab, en, key, len, h, &state, n > 0, n ? record_task(vals) : -1);
 }
 
 /* The batch's records of a partition grouped by key: the records of group k are
@@ -341,7 +384,7 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
                 const sl_record *rec = &v[i].recs[j];
                 uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
                 sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
-                rc = update_one(st, tab, &e, en, rec->key, rec->key_len, h, rec, 1);
+                rc = update_one(st, r, tab, &e, en, rec->key, rec->key_len, h, rec, 1);
             }
         }
     } else {
@@ -351,7 +394,7 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
             for (size_t k = 0; k < g.n && rc == SL_OK; k++) {
                 const sl_record *vals = &g.recs[g.start[k]];
                 sl_kentry *en = sl__ktable_find(tab, vals[0].key, vals[0].key_len, g.hash[k]);
-                rc = update_one(st, tab, &e, en, vals[0].key, vals[0].key_len, g.hash[k], vals,
+                rc = update_one(st, r, tab, &e, en, vals[0].key, vals[0].key_len, g.hash[k], vals,
                                 g.start[k + 1] - g.start[k]);
             }
             groups_free(&g);
@@ -362,7 +405,7 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
     for (size_t i = 0; i < tab->n && rc == SL_OK; i++) {
         sl_kentry *en = &tab->e[i];
         if (!en->dead && en->mark != st->epoch) {
-            rc = update_one(st, tab, &e, en, en->key, en->key_len, en->hash, NULL, 0);
+            rc = update_one(st, r, tab, &e, en, en->key, en->key_len, en->hash, NULL, 0);
         }
     }
     return rc;
@@ -403,7 +446,8 @@ static int map_part(const state_stage *st, size_t r, sl_ktable *tab, sl_part *pa
                 continue;
             }
             state.timing_out = false;
-            rc = state_store(st, tab, en, rec->key, rec->key_len, h, &state, true);
+            rc = state_store(st, r, tab, en, rec->key, rec->key_len, h, &state, true,
+                             record_task(rec));
         }
     }
     free(v);
@@ -421,6 +465,10 @@ static int map_part(const state_stage *st, size_t r, sl_ktable *tab, sl_part *pa
         if (rc < 0 && rc != SL_ERR_NOMEM) {
             sl__record_failed(s, &key_only, rc);
             rc = SL_OK;
+        }
+        if (rc == SL_OK && st->chg) {
+            en = &tab->e[i];
+            rc = state_changed(st, r, NULL, en->key, en->key_len, en->task);
         }
         sl__ktable_remove(tab, &tab->e[i]);
     }
@@ -453,6 +501,32 @@ static int state_task(void *arg, size_t r)
     return rc;
 }
 
+/* Hands the changes collected in st to the changelog (when rc is SL_OK) and frees them.
+ * Returns rc, or the error of doing so. */
+static int changes_publish(state_stage *st, int rc)
+{
+    sl_dataset *ds = rc == SL_OK ? sl__dataset_new(st->nparts, st->t) : NULL;
+    if (rc == SL_OK && !ds) {
+        rc = SL_ERR_NOMEM;
+    }
+    for (size_t r = 0; r < st->nparts; r++) {
+        if (ds) {
+            ds->parts[r].recs = st->chg[r].recs;
+            ds->parts[r].n = st->chg[r].n;
+            sl__arena_steal(&ds->parts[r].arena, &st->chg_arena[r]);
+        } else {
+            free(st->chg[r].recs);
+        }
+        sl__arena_free(&st->chg_arena[r]);
+    }
+    free(st->chg);
+    free(st->chg_arena);
+    if (ds) {
+        sl__changelog_set(st->s, ds);
+    }
+    return rc;
+}
+
 int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out)
 {
     size_t np = sl__stream_partitions(s);
@@ -471,6 +545,18 @@ int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out)
     st.out = sl__dataset_new(np, t);
     st.held = calloc(np, sizeof(*st.held));
     int rc = st.out && st.held ? SL_OK : SL_ERR_NOMEM;
+    if (rc == SL_OK && s->chg) {
+        /* Restores and drops asked up to this batch first; then collect the changes. */
+        rc = sl__changelog_apply(s, t);
+        st.chg = calloc(np, sizeof(*st.chg));
+        st.chg_arena = calloc(np, sizeof(*st.chg_arena));
+        if (rc == SL_OK && (!st.chg || !st.chg_arena)) {
+            rc = SL_ERR_NOMEM;
+        }
+        for (size_t r = 0; st.chg_arena && r < np; r++) {
+            sl__arena_init(&st.chg_arena[r], 0);
+        }
+    }
     sl_stream *parent = s->parents[0];
     bool mapped = s->kind == SL_OP_MAP_STATE; /* the output may point into the input */
     if (rc == SL_OK && sl__copartitioned(parent, np)) {
@@ -507,6 +593,9 @@ int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out)
     free(st.buckets);
     free(st.arenas);
     free(st.held);
+    if (st.chg) {
+        rc = changes_publish(&st, rc);
+    }
     return sl__stream_result(s, t, rc, st.out, out);
 }
 

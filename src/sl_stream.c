@@ -336,6 +336,7 @@ void sl__stream_free(sl_stream *s)
     }
     free(s->gen);
     sl__kstate_free(s->kstate);
+    sl__changelog_free(s);
     free(s);
 }
 
@@ -374,6 +375,9 @@ void sl__graph_prepare(sl_context *ctx)
         s->materialize = !is_narrow(s->kind) || s->nconsumers != 1;
     }
     free(order);
+    if (sl__outputs_prepare(ctx) != SL_OK) {
+        sl_log(SL_LOG_ERROR, "out of memory finding the sources of the outputs");
+    }
 }
 
 bool sl__stream_valid_time(const sl_stream *s, int64_t t)

@@ -815,7 +815,7 @@ static void test_dl_yaml_nested_errors(void)
     yaml_errors("    errorz:\n      tolerance: all\n", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "p.yaml:11:5: error: unknown option 'errorz'"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "(did you mean 'errors'?); valid options: name, type, "
-                                       "from, errors,"));
+                                       "from, changelog, errors,"));
     /* A target's problem found when the sink is made points at its option. */
     yaml_errors("    errors:\n      dead_letter:\n        type: file\n", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "p.yaml:13:15: error: "));
