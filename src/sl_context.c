@@ -511,6 +511,11 @@ void sl_context_get_stats(sl_context *ctx, sl_context_stats *st)
     st->window_keys = atomic_load(&ctx->window_keys);
     st->state_bytes = atomic_load(&ctx->state_bytes);
     st->state_keys = atomic_load(&ctx->state_keys);
+    st->restored_records = atomic_load(&ctx->restored_records);
+    st->restored_bytes = atomic_load(&ctx->restored_bytes);
+    st->restore_ms = atomic_load(&ctx->restore_ms);
+    st->restoring = atomic_load(&ctx->restoring);
+    st->restored_tasks = atomic_load(&ctx->restored_tasks);
 }
 
 size_t sl_context_pending_batches(sl_context *ctx, sl_batch_info *out, size_t max)
@@ -550,6 +555,7 @@ size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
             i->max_rate = ins->common.max_rate;
             i->rate_limit = sl_instance_rate_limit(ins);
             i->estimated_rate = atomic_load(&ins->estimated_rate);
+            i->waiting = atomic_load(&ins->waiting);
             pthread_mutex_lock(&ins->pid_lock);
             i->pid_processing_rate = ins->pid.processing_rate;
             i->pid_error = ins->pid.error;

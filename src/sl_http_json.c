@@ -5,17 +5,22 @@
  *
  * status:
  *   {"app": "wordcount", "version": "0.1.0", "state": "created|running|stopping|stopped",
+ *    "phase": the state, or while running "waiting for partitions" (an input waits) or
+ *             "restoring state" (restoring > 0), else "running",
  *    "now": 1700000000000, "start_time": 1700000000000|null, "uptime_ms": 5000,
  *    "batch_interval_ms": 1000, "batches_completed": 5, "batches_running": 1,
  *    "batches_waiting": 0, "records_received": 100, "records_processed": 90,
  *    "records_failed": 0, "records_oversize": 0, "inputs": 2, "inputs_active": 2,
- *    "receivers": 1, "receivers_active": 1, "sinks": 1,
+ *    "inputs_waiting": 0 (for partitions), "receivers": 1, "receivers_active": 1, "sinks": 1,
  *    "last_batch": null | {"batch_time": T, "scheduling_delay_ms": 1,
  *                          "processing_time_ms": 12, "total_delay_ms": 13},
  *    "recent": {"batches": 5, "records": 90, "avg_input_rate": 18.0,
  *               "avg_scheduling_delay_ms": 1.2, "avg_processing_time_ms": 11.0,
- *               "avg_total_delay_ms": 12.2}}       (averages over the last 1000 batches,
+ *               "avg_total_delay_ms": 12.2},       (averages over the last 1000 batches,
  *                                                    null when there is none)
+ *    "restore": {"restoring": 0 (tasks now), "tasks": 3 (restored), "records": 1000,
+ *                "bytes": 5000000, "ms": 2000, "mb_per_s": 2.5 (0 when ms is 0)}}
+ *               (keyed state restored from changelogs when inputs took partitions)
  * batch (an element of /api/v1/batches, or /api/v1/batches/T):
  *   {"batch_time": T, "status": "completed|running|waiting", "submission_time": T,
  *    "processing_start": T|null, "processing_end": T|null, "scheduling_delay_ms": n|null,
@@ -29,7 +34,8 @@
  *    "records_oversize": 0, "avg_rate": 18.0 (over the last 1000 batches),
  *    "last_batch_records": 18, "max_rate": 0 (configured; 0: none), "rate_limit": 0 (in force
  *    now: max_rate or the backpressure estimate; 0: none), "estimated_rate": 0 (backpressure;
- *    0: none yet), "last_error": null | {"time": T, "message": "..."}}
+ *    0: none yet), "waiting": false (for partitions), "last_error": null | {"time": T,
+ *    "message": "..."}}
  * sink (an element of /api/v1/sinks):
  *   {"name": "out", "type": "stdout", "state": "ok|failing|idle", "active": true,
  *    "records": 90, "records_rejected": 0 (left out: errors.tolerance all),
@@ -219,6 +225,22 @@ sl_instance_info *sl__http_instances(sl_context *ctx, size_t *n)
     return infos;
 }
 
+/* The restores of keyed state from changelogs, with their throughput. */
+static json_t *restore_json(const sl_context_stats *st)
+{
+    double mb_per_s = st->restore_ms > 0
+                          ? (double)st->restored_bytes / 1e6 / ((double)st->restore_ms / 1000.0)
+                          : 0;
+    json_t *o = json_object();
+    json_object_set_new(o, "restoring", json_integer(st->restoring));
+    json_object_set_new(o, "tasks", json_integer((json_int_t)st->restored_tasks));
+    json_object_set_new(o, "records", json_integer((json_int_t)st->restored_records));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)st->restored_bytes));
+    json_object_set_new(o, "ms", json_integer((json_int_t)st->restore_ms));
+    json_object_set_new(o, "mb_per_s", json_real(mb_per_s));
+    return o;
+}
+
 static json_t *last_error_json(const sl_http_server *srv, const sl_instance_info *i)
 {
     if (!i->last_error_time && !i->last_error[0]) {
@@ -242,7 +264,8 @@ json_t *sl__http_status_json(sl_http_server *srv)
     if (!infos) {
         return NULL;
     }
-    int inputs = 0, inputs_active = 0, receivers = 0, receivers_active = 0, sinks = 0;
+    int inputs = 0, inputs_active = 0, inputs_waiting = 0, receivers = 0, receivers_active = 0;
+    int sinks = 0;
     for (size_t i = 0; i < n; i++) {
         if (infos[i].role == SL_SINK) {
             sinks++;
@@ -250,6 +273,7 @@ json_t *sl__http_status_json(sl_http_server *srv)
         }
         inputs++;
         inputs_active += infos[i].active;
+        inputs_waiting += infos[i].waiting;
         sl_instance *ins = find_instance(ctx, infos[i].name, SL_SOURCE);
         if (ins && ins->receiver) {
             receivers++;
@@ -281,10 +305,18 @@ json_t *sl__http_status_json(sl_http_server *srv)
     json_object_set_new(rec, "avg_processing_time_ms", json_avg(r.proc, r.n));
     json_object_set_new(rec, "avg_total_delay_ms", json_avg(r.total, r.n));
 
+    const char *phase = snap.state;
+    if (strcmp(phase, "running") == 0) {
+        phase = inputs_waiting     ? "waiting for partitions"
+                : st.restoring > 0 ? "restoring state"
+                                   : "running";
+    }
+
     json_t *o = json_object();
     json_object_set_new(o, "app", json_string(sl_context_name(ctx)));
     json_object_set_new(o, "version", json_string(SLUICE_VERSION));
     json_object_set_new(o, "state", json_string(snap.state));
+    json_object_set_new(o, "phase", json_string(phase));
     json_object_set_new(o, "now", json_integer(now));
     json_object_set_new(o, "start_time", json_ms(st.start_time, st.start_time > 0));
     json_object_set_new(o, "uptime_ms", json_integer(st.start_time > 0 ? now - st.start_time : 0));
@@ -298,11 +330,13 @@ json_t *sl__http_status_json(sl_http_server *srv)
     json_object_set_new(o, "records_oversize", json_integer((json_int_t)st.records_oversize));
     json_object_set_new(o, "inputs", json_integer(inputs));
     json_object_set_new(o, "inputs_active", json_integer(inputs_active));
+    json_object_set_new(o, "inputs_waiting", json_integer(inputs_waiting));
     json_object_set_new(o, "receivers", json_integer(receivers));
     json_object_set_new(o, "receivers_active", json_integer(receivers_active));
     json_object_set_new(o, "sinks", json_integer(sinks));
     json_object_set_new(o, "last_batch", last);
     json_object_set_new(o, "recent", rec);
+    json_object_set_new(o, "restore", restore_json(&st));
     return o;
 }
 
@@ -351,6 +385,7 @@ json_t *sl__http_inputs_json(sl_http_server *srv)
         json_object_set_new(o, "max_rate", json_real(in->max_rate));
         json_object_set_new(o, "rate_limit", json_real(in->rate_limit));
         json_object_set_new(o, "estimated_rate", json_real(in->estimated_rate));
+        json_object_set_new(o, "waiting", json_boolean(in->waiting));
         json_object_set_new(o, "last_error", last_error_json(srv, in));
         json_array_append_new(arr, o);
     }

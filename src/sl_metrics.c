@@ -7,11 +7,14 @@
  *   sluice_batches_running, sluice_batches_waiting, sluice_records_received_total,
  *   sluice_records_processed_total, sluice_records_failed_total,
  *   sluice_records_oversize_total, sluice_last_batch_scheduling_delay_seconds,
- *   sluice_last_batch_processing_time_seconds, sluice_last_batch_total_delay_seconds;
+ *   sluice_last_batch_processing_time_seconds, sluice_last_batch_total_delay_seconds,
+ *   sluice_state_restored_records_total, sluice_state_restored_bytes_total,
+ *   sluice_state_restore_seconds_total, sluice_state_restored_tasks_total,
+ *   sluice_state_restoring_tasks (keyed state restored from changelogs);
  *   per input (label input=): sluice_input_records_total, sluice_input_records_oversize_total,
  *   sluice_input_active, sluice_input_last_error_timestamp_seconds, sluice_input_rate_limit,
- *   sluice_input_estimated_rate; per sink (label sink=): sluice_sink_records_total,
- *   sluice_sink_active, sluice_sink_last_error_timestamp_seconds,
+ *   sluice_input_estimated_rate, sluice_input_waiting; per sink (label sink=):
+ * sluice_sink_records_total, sluice_sink_active, sluice_sink_last_error_timestamp_seconds,
  *   sluice_sink_records_rejected_total, sluice_sink_dead_letters_total.
  * Then the published gauges, sorted by name and labels.
  *
@@ -50,12 +53,18 @@ static const char *const builtin_names[] = {
     "sluice_last_batch_scheduling_delay_seconds",
     "sluice_last_batch_processing_time_seconds",
     "sluice_last_batch_total_delay_seconds",
+    "sluice_state_restored_records_total",
+    "sluice_state_restored_bytes_total",
+    "sluice_state_restore_seconds_total",
+    "sluice_state_restored_tasks_total",
+    "sluice_state_restoring_tasks",
     "sluice_input_records_total",
     "sluice_input_records_oversize_total",
     "sluice_input_active",
     "sluice_input_last_error_timestamp_seconds",
     "sluice_input_rate_limit",
     "sluice_input_estimated_rate",
+    "sluice_input_waiting",
     "sluice_sink_records_total",
     "sluice_sink_active",
     "sluice_sink_last_error_timestamp_seconds",
@@ -557,6 +566,11 @@ static double v_active(const sl_instance_info *i)
     return i->active ? 1 : 0;
 }
 
+static double v_waiting(const sl_instance_info *i)
+{
+    return i->waiting ? 1 : 0;
+}
+
 static double v_error_time(const sl_instance_info *i)
 {
     return (double)i->last_error_time / 1000.0;
@@ -594,6 +608,8 @@ static const struct {
      "The backpressure (PID) estimate of the rate the pipeline keeps up with (records/s); 0: none "
      "yet.",
      v_estimated_rate},
+    {SL_SOURCE, "sluice_input_waiting", "gauge",
+     "1 when the input waits for partitions (none assigned to it yet), else 0.", v_waiting},
     {SL_SINK, "sluice_sink_records_total", "counter", "Records written by the sink.", v_records},
     {SL_SINK, "sluice_sink_active", "gauge", "1 when the sink's last write succeeded, else 0.",
      v_active},
@@ -676,6 +692,17 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf
     one(b, "sluice_last_batch_total_delay_seconds", "gauge",
         "Total delay of the last completed batch (processing end - batch time).",
         (double)st.last_total_delay / 1000.0);
+    one(b, "sluice_state_restored_records_total", "counter",
+        "Records of keyed state read back from changelogs when inputs took partitions.",
+        (double)st.restored_records);
+    one(b, "sluice_state_restored_bytes_total", "counter",
+        "Bytes of keyed state read back from changelogs.", (double)st.restored_bytes);
+    one(b, "sluice_state_restore_seconds_total", "counter",
+        "Time spent restoring keyed state from changelogs.", (double)st.restore_ms / 1000.0);
+    one(b, "sluice_state_restored_tasks_total", "counter",
+        "Tasks whose keyed state was restored from changelogs.", (double)st.restored_tasks);
+    one(b, "sluice_state_restoring_tasks", "gauge",
+        "Tasks whose keyed state is being restored now.", st.restoring);
 
     for (size_t i = 0; i < SL_ARRAY_LEN(instance_metrics); i++) {
         per_instance(b, infos, n, instance_metrics[i].role, instance_metrics[i].name,

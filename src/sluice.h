@@ -542,6 +542,13 @@ typedef struct sl_context_stats {
     uint64_t window_keys; /* keys in the results of windows with an inverse */
     uint64_t state_bytes;
     uint64_t state_keys;
+    /* Keyed state restored from changelogs when sources took partitions: records and bytes
+     * read back, ms spent, tasks being restored now, tasks restored so far. */
+    uint64_t restored_records;
+    uint64_t restored_bytes;
+    int64_t restore_ms;
+    int restoring;
+    uint64_t restored_tasks;
 } sl_context_stats;
 
 void sl_context_get_stats(sl_context *ctx, sl_context_stats *st);
@@ -571,6 +578,7 @@ typedef struct sl_instance_info {
     uint64_t dead_letters;  /* sinks: of which written to errors.dead_letter (retries count) */
     int64_t retrying_since; /* sinks: epoch ms since the running batch's write
                              * failed and is being retried; 0: not retrying */
+    bool waiting;           /* sources: waiting for partitions (sl_instance_set_waiting) */
 } sl_instance_info;
 
 /* Copies the state of up to max instances, sources first. Returns the number of

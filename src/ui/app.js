@@ -554,11 +554,33 @@
         add(fmtInt(st.batches_completed), true, 'completed-count');
         add(' completed batches, ');
         add(fmtInt(st.records_processed), true, 'records-count');
-        add(' records)' + (running ? '.' : ' — the pipeline is ' + st.state + '.'));
+        add(' records)' + (running ? '' : ' — the pipeline is ' + st.state));
+        if (running && st.phase && st.phase !== 'running') {
+            add(' — ');
+            add(st.phase, true, 'phase');
+        }
+        add('.');
         if (st.records_failed) {
             add(' ');
             add(fmtInt(st.records_failed) + ' records were rejected (by operators, sources or sinks).', true);
         }
+    }
+
+    /* Keyed state restored from changelogs: shown while tasks are restored, then quietly. */
+    function renderRestore() {
+        var r = S.status.restore;
+        var el = $('restore');
+        el.hidden = !r || (!r.restoring && !r.tasks);
+        if (el.hidden) {
+            return;
+        }
+        var now = r.restoring > 0;
+        var n = now ? r.restoring : r.tasks;
+        el.className = 'restore' + (now ? ' active' : '');
+        el.textContent = (now ? 'Restoring state: ' : 'Restored state: ') + fmtInt(n) + ' task' +
+            (n === 1 ? '' : 's') + ', ' + fmtInt(r.records) + ' records, ' +
+            trim1(r.bytes / 1e6) + ' MB' + (now ? '' : ' in ' + fmtDur(r.ms)) + ' at ' +
+            trim1(r.mb_per_s) + ' MB/s';
     }
 
     function renderCharts() {
@@ -602,7 +624,11 @@
             var tr = node('tr', {'data-input': i.name}, tb);
             node('td', null, tr, i.name);
             node('td', null, tr, i.type + (i.receiver ? ' (receiver)' : ''));
-            pill(i.active ? 'ACTIVE' : 'INACTIVE', i.active ? 'ok' : 'bad', node('td', null, tr));
+            var td = node('td', null, tr);
+            pill(i.active ? 'ACTIVE' : 'INACTIVE', i.active ? 'ok' : 'bad', td);
+            if (i.waiting) {
+                pill('WAITING FOR PARTITIONS', 'warn', td);
+            }
             node('td', {class: 'num'}, tr, fmtRate(i.avg_rate) + ' records/s');
             node('td', {class: 'num', title: i.estimated_rate ? 'backpressure estimate: ' +
                 fmtRate(i.estimated_rate) + ' records/s' : 'no backpressure estimate yet'}, tr,
@@ -777,6 +803,7 @@
         }
         document.title = st.app + ' · Streaming · sluice';
         renderSummary();
+        renderRestore();
         renderCharts();
         renderInputs();
         renderSinks($('sinks-table'), true);

@@ -3,7 +3,8 @@
 # chromium, driven by playwright-core from npm) opens the page of a running word count
 # (a tcp listen source fed by a sender, a tcp connect-mode source reading from a server the
 # test runs, stdout sink, a token), sees batches arrive and the charts drawn, then the test
-# kills the server and the page shows the input's error. Screenshots are kept in
+# kills the server and the page shows the input's error; with the API's answers altered in the
+# browser, an input waiting for partitions and the restores of keyed state. Screenshots are kept in
 # tests/artifacts/http_browser/ (git-ignored).
 source "$(dirname "$0")/lib.sh"
 sl_setup

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_http_metrics.sh -- a running `sluice run` serves /metrics that `promtool check metrics`
 # (Debian's prometheus package) accepts, with the values of what it processed; /health,
-# /ready and the JSON API answer; the token is required and never logged.
+# /ready and the JSON API answer (read with jq: no input waits for partitions, no keyed state
+# restored); the token is required and never logged.
 source "$(dirname "$0")/lib.sh"
 sl_setup
+command -v jq >/dev/null || sl_fail "jq is needed (tests/infra/deps.sh installs it)"
 
 # http_get PORT PATH [TOKEN]: prints the whole response (status line, headers, body).
 http_get() {
@@ -99,7 +101,12 @@ for want in '^sluice_receivers 2$' '^sluice_receivers_active 2$' \
     '^sluice_records_processed_total [1-9]' '^sluice_batches_waiting 0$' \
     '^sluice_batch_interval_seconds 0.3$' '^sluice_info\{app="metrics_wordcount",version="' \
     '^# TYPE sluice_batches_completed_total counter$' \
-    '^# TYPE sluice_last_batch_total_delay_seconds gauge$'; do
+    '^# TYPE sluice_last_batch_total_delay_seconds gauge$' \
+    '^sluice_input_waiting\{input="lines"\} 0$' '^sluice_input_waiting\{input="poem"\} 0$' \
+    '^# TYPE sluice_state_restored_records_total counter$' \
+    '^sluice_state_restored_records_total 0$' '^sluice_state_restored_bytes_total 0$' \
+    '^sluice_state_restore_seconds_total 0$' '^sluice_state_restored_tasks_total 0$' \
+    '^# TYPE sluice_state_restoring_tasks gauge$' '^sluice_state_restoring_tasks 0$'; do
     grep -Eq -- "$want" "$SL_TMP/metrics.txt" || sl_fail "/metrics lacks $want"
 done
 
@@ -122,6 +129,13 @@ sl_wait_until 10 ready || sl_fail "/ready: $(http_get "$http_port" /ready "$toke
 http_get "$http_port" /api/v1/status "$token" | http_body >"$SL_TMP/status.json"
 grep -q '"app":"metrics_wordcount"' "$SL_TMP/status.json" || sl_fail "status: $(cat "$SL_TMP/status.json")"
 grep -q '"state":"running"' "$SL_TMP/status.json" || sl_fail "status: not running"
+# No input waits for partitions and no keyed state was restored: the phase is "running".
+jq -e '.phase == "running" and .inputs_waiting == 0 and
+    .restore == {restoring: 0, tasks: 0, records: 0, bytes: 0, ms: 0, mb_per_s: 0}' \
+    "$SL_TMP/status.json" >/dev/null || sl_fail "status: phase or restore: $(cat "$SL_TMP/status.json")"
+http_get "$http_port" /api/v1/inputs "$token" | http_body >"$SL_TMP/inputs.json"
+jq -e 'length == 2 and all(.[]; .waiting == false)' "$SL_TMP/inputs.json" >/dev/null ||
+    sl_fail "inputs: waiting: $(cat "$SL_TMP/inputs.json")"
 
 sl_stop "$sluice_pid" || sl_fail "sluice did not stop cleanly"
 grep -q -- "$token" "$SL_TMP/sluice.log" "$SL_TMP/sluice.out" && sl_fail "the token was logged"

@@ -287,6 +287,7 @@ static void test_status_json_shape_and_values(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "version")), SLUICE_VERSION);
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "state")), "created");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "phase")), "created");
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "batch_interval_ms")), 1000);
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "batches_completed")), 3);
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "batches_waiting")), 0);
@@ -304,6 +305,17 @@ static void test_status_json_shape_and_values(void)
     CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(rec, "avg_input_rate")), 8.0 / 3, 1e-9);
     CU_ASSERT(json_is_real(json_object_get(rec, "avg_processing_time_ms")));
     CU_ASSERT(json_is_real(json_object_get(rec, "avg_total_delay_ms")));
+    CU_ASSERT(json_is_integer(json_object_get(j, "inputs_waiting")));
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "inputs_waiting")), 0);
+    json_t *rs = json_object_get(j, "restore");
+    CU_ASSERT_FATAL(json_is_object(rs));
+    const char *zero[] = {"restoring", "tasks", "records", "bytes", "ms"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(zero); i++) {
+        CU_ASSERT(json_is_integer(json_object_get(rs, zero[i])));
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(rs, zero[i])), 0);
+    }
+    CU_ASSERT(json_is_real(json_object_get(rs, "mb_per_s")));
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(rs, "mb_per_s")), 0, 1e-12);
     json_decref(j);
     fixture_stop(&f);
 }
@@ -549,6 +561,9 @@ static void test_metrics_text_format_and_values(void)
         "# TYPE sluice_last_batch_processing_time_seconds gauge\n",
         "# TYPE sluice_last_batch_scheduling_delay_seconds gauge\n",
         "# TYPE sluice_last_batch_total_delay_seconds gauge\n",
+        "sluice_state_restored_records_total 0\n",
+        "sluice_state_restoring_tasks 0\n",
+        "sluice_input_waiting{input=\"lines\"} 0\n",
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) {
         if (!strstr(r.body, want[i])) {
@@ -579,6 +594,70 @@ static void test_metrics_label_values_escaped(void)
     CU_ASSERT_EQUAL(sl_metrics_escape_label("a\"b", buf, 3), 4);
     CU_ASSERT_STRING_EQUAL(buf, "a\\");
     sl_context_destroy(ctx);
+}
+
+/* A source waiting for partitions and the restores of keyed state: in the status, the
+ * inputs and the metrics (the context's fields set directly, as the restores will). */
+static void test_waiting_and_restore_shown(void)
+{
+    fixture f;
+    fixture_start(&f, NULL);
+    sl_instance_set_waiting(f.lines->source, true);
+    atomic_store(&f.ctx->restored_records, 1000);
+    atomic_store(&f.ctx->restored_bytes, 5000000);
+    atomic_store(&f.ctx->restore_ms, 2000);
+    atomic_store(&f.ctx->restoring, 2);
+    atomic_store(&f.ctx->restored_tasks, 3);
+    step(&f, NULL); /* a completed batch: the server takes a new snapshot */
+
+    json_t *j = get_json(f.port, "/api/v1/status", 200);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "inputs_waiting")), 1);
+    /* Not running: the phase is the state. */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "phase")), "created");
+    json_t *rs = json_object_get(j, "restore");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rs, "restoring")), 2);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rs, "tasks")), 3);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rs, "records")), 1000);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rs, "bytes")), 5000000);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rs, "ms")), 2000);
+    CU_ASSERT_DOUBLE_EQUAL(json_real_value(json_object_get(rs, "mb_per_s")), 2.5, 1e-9);
+    json_decref(j);
+    j = get_json(f.port, "/api/v1/inputs", 200);
+    CU_ASSERT(json_is_true(json_object_get(json_array_get(j, 0), "waiting")));
+    json_decref(j);
+
+    resp r = get(f.port, "/metrics");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.body);
+    check_exposition(r.body);
+    const char *want[] = {
+        "# TYPE sluice_state_restored_records_total counter\n"
+        "sluice_state_restored_records_total 1000\n",
+        "# TYPE sluice_state_restored_bytes_total counter\n"
+        "sluice_state_restored_bytes_total 5000000\n",
+        "# TYPE sluice_state_restore_seconds_total counter\n"
+        "sluice_state_restore_seconds_total 2\n",
+        "# TYPE sluice_state_restored_tasks_total counter\nsluice_state_restored_tasks_total 3\n",
+        "# TYPE sluice_state_restoring_tasks gauge\nsluice_state_restoring_tasks 2\n",
+        "# TYPE sluice_input_waiting gauge\nsluice_input_waiting{input=\"lines\"} 1\n",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(want); i++) {
+        if (!strstr(r.body, want[i])) {
+            fprintf(stderr, "missing in /metrics: %s\n", want[i]);
+        }
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, want[i]));
+    }
+    resp_free(&r);
+
+    sl_instance_set_waiting(f.lines->source, false);
+    j = get_json(f.port, "/api/v1/inputs", 200);
+    CU_ASSERT(json_is_false(json_object_get(json_array_get(j, 0), "waiting")));
+    json_decref(j);
+    r = get(f.port, "/metrics");
+    CU_ASSERT_PTR_NOT_NULL(r.body ? strstr(r.body, "sluice_input_waiting{input=\"lines\"} 0\n")
+                                  : NULL);
+    resp_free(&r);
+    fixture_stop(&f);
 }
 
 static void test_metrics_published_gauges(void)
@@ -893,6 +972,54 @@ static void test_ready_when_running_then_falling_behind(void)
     CU_ASSERT(json_integer_value(json_object_get(j, "start_time")) > 0);
     json_decref(j);
     atomic_store(&slow_ms, 0);
+    sl_context_stop(ctx, false);
+    sl_http_stop(srv);
+    sl_context_destroy(ctx);
+}
+
+/* Polls /api/v1/status for up to ms: true once its phase is want. */
+static bool phase_becomes(int port, const char *want, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 20) {
+        json_t *j = get_json(port, "/api/v1/status", 200);
+        const char *phase = json_string_value(json_object_get(j, "phase"));
+        bool found = phase && strcmp(phase, want) == 0;
+        json_decref(j);
+        if (found) {
+            return true;
+        }
+        sl__sleep_ms(20);
+    }
+    return false;
+}
+
+/* While running, the phase says that an input waits for partitions, else that state is
+ * being restored, else "running"; the state stays "running" throughout. */
+static void test_status_phase_while_running(void)
+{
+    char err[256];
+    sl_context *ctx = ts_context(100, 1);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "lines", &src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(sl_stream_foreach_batch(s, slow_output, NULL), SL_OK);
+    atomic_store(&slow_ms, 0);
+    sl_http_server *srv =
+        sl_http_start(ctx, &(sl_http_conf){.listen = "127.0.0.1:0"}, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    int port = sl_http_port(srv);
+    CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+    CU_ASSERT(phase_becomes(port, "running", 2000));
+    sl_instance_set_waiting(s->source, true);
+    atomic_store(&ctx->restoring, 1); /* waiting comes first */
+    CU_ASSERT(phase_becomes(port, "waiting for partitions", 2000));
+    sl_instance_set_waiting(s->source, false);
+    CU_ASSERT(phase_becomes(port, "restoring state", 2000));
+    json_t *j = get_json(port, "/api/v1/status", 200);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "state")), "running");
+    json_decref(j);
+    atomic_store(&ctx->restoring, 0);
+    CU_ASSERT(phase_becomes(port, "running", 2000));
     sl_context_stop(ctx, false);
     sl_http_stop(srv);
     sl_context_destroy(ctx);
@@ -1225,9 +1352,10 @@ void sl_test_register(void)
     SL_SUITE("http_json", SL_TEST(status_json_shape_and_values),
              SL_TEST(batches_json_newest_first_limit_since),
              SL_TEST(batches_json_keeps_the_last_1000), SL_TEST(batch_time_out_of_range_404),
-             SL_TEST(inputs_and_sinks_json));
+             SL_TEST(inputs_and_sinks_json), SL_TEST(status_phase_while_running));
     SL_SUITE("http_metrics", SL_TEST(metrics_text_format_and_values),
-             SL_TEST(metrics_label_values_escaped), SL_TEST(metrics_published_gauges));
+             SL_TEST(metrics_label_values_escaped), SL_TEST(metrics_published_gauges),
+             SL_TEST(waiting_and_restore_shown));
     SL_SUITE("http_requests", SL_TEST(status_codes_of_malformed_requests),
              SL_TEST(token_required_and_compared), SL_TEST(page_served_from_memory),
              SL_TEST(health_and_ready_when_not_running),

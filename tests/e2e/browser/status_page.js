@@ -3,7 +3,9 @@
 // batches arrive (the completed count grows), the four timelines and histograms are drawn
 // with data points, every input is listed, and after the test kills the server of a tcp
 // connect-mode input, the page shows that input inactive with its error. It also opens the
-// page of one batch. Screenshots go to ARTIFACTS.
+// page of one batch, and shows an input waiting for partitions and the restores of keyed
+// state (the server's answers altered in the browser: nothing here takes partitions).
+// Screenshots go to ARTIFACTS.
 //
 // Environment: SLUICE_URL (http://127.0.0.1:PORT/), SLUICE_TOKEN (optional),
 // BROKEN_INPUT (the input whose server is killed), UPSTREAM_PID (that server's pid),
@@ -218,6 +220,50 @@ async function main() {
         const back = await waitFor(page, () => !document.getElementById('view-overview').hidden &&
             document.getElementById('completed-count'), null, 10000);
         check(back, 'the crumb leads back to the overview');
+
+        // An input waiting for partitions and restores of keyed state: none in this run, then
+        // the server's answers altered (first while restoring, then after).
+        const quiet = await page.evaluate(() => document.getElementById('restore').hidden &&
+            !/WAITING FOR PARTITIONS/.test(document.getElementById('inputs-table').textContent));
+        check(quiet, 'no restore line and no input waiting for partitions without them');
+        let restoring = 2;
+        await page.route('**/api/v1/status', async (route) => {
+            const r = await route.fetch();
+            const st = await r.json();
+            st.phase = 'waiting for partitions';
+            st.inputs_waiting = 1;
+            st.restore = { restoring, tasks: 3, records: 120000, bytes: 7500000, ms: 3000,
+                mb_per_s: 2.5 };
+            await route.fulfill({ response: r, json: st });
+        });
+        await page.route('**/api/v1/inputs', async (route) => {
+            const r = await route.fetch();
+            const ins = (await r.json()).map((i) => ({ ...i, waiting: i.name === broken }));
+            await route.fulfill({ response: r, json: ins });
+        });
+        const waiting = await waitFor(page, (name) => {
+            const r = document.querySelector(`#inputs-table tr[data-input="${name}"]`);
+            const p = document.getElementById('phase');
+            return r && /WAITING FOR PARTITIONS/.test(r.textContent) && p ? p.textContent : null;
+        }, broken, 10000);
+        check(waiting === 'waiting for partitions',
+            `input ${broken} is shown waiting for partitions, and the summary says: ${waiting}`);
+        const line = await waitFor(page, () => {
+            const e = document.getElementById('restore');
+            return !e.hidden && /^Restoring/.test(e.textContent) ? e.textContent : null;
+        }, null, 10000);
+        check(line === 'Restoring state: 2 tasks, 120,000 records, 7.5 MB at 2.5 MB/s',
+            `the restore line while restoring: ${line}`);
+        await page.screenshot({ path: path.join(artifacts, 'status-restoring.png'),
+            fullPage: true });
+        restoring = 0;
+        const done = await waitFor(page, () => {
+            const e = document.getElementById('restore');
+            return !e.hidden && /^Restored/.test(e.textContent) ? e.textContent : null;
+        }, null, 10000);
+        check(done === 'Restored state: 3 tasks, 120,000 records, 7.5 MB in 3 s at 2.5 MB/s',
+            `the restore line after the restores: ${done}`);
+        await page.unrouteAll();
 
         check(pageErrors.length === 0, `no script error in the page ${pageErrors.join('; ')}`);
         check(foreign.length === 0, `no request leaves the server ${foreign.join(', ')}`);
