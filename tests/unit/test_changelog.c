@@ -1,0 +1,471 @@
+/* test_changelog.c -- keyed state that moves with its partitions (sl_changelog.c): the
+ * changes a changelog sink gets after the other sinks committed, a new owner restoring a
+ * partition's state and continuing from it, a lost partition's keys dropped, tombstones, and
+ * the error for keys that come from no partitioned source. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "sl_engine.h"
+#include "support.h"
+
+#define NPART 2
+
+/* ==== A partitioned source: per batch, the keys of a script ==== */
+
+typedef struct ksrc {
+    sl_instance *self;
+    const char *script[8][8]; /* per batch: keys "k@p" (key k of partition p; "k@p!": its
+                               * value is "del"), NULL-ended */
+    int batch;
+    int64_t next[NPART]; /* where the next batch of each partition starts */
+    bool ask;            /* ask where the sinks are (restoring) at the next batch */
+    bool owns[NPART];    /* partitions read */
+    int release;         /* >= 0: released at the next batch */
+    bool no_meta;        /* records without a partition */
+    sl_source_position pos[NPART];
+    int ask_rc;
+} ksrc;
+
+static int ksrc_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    ksrc *s = data;
+    s->self = ins;
+    s->release = -1;
+    for (int p = 0; p < NPART; p++) {
+        s->owns[p] = true;
+    }
+    return SL_OK;
+}
+
+static int ksrc_next(void *data, int64_t t, sl_batch_input *in)
+{
+    ksrc *s = data;
+    if (s->release >= 0) {
+        sl_instance_release_partition(s->self, "t", s->release);
+        s->owns[s->release] = false;
+        s->release = -1;
+    }
+    if (s->ask) {
+        s->ask = false;
+        size_t n = 0, sinks;
+        char err[256];
+        for (int p = 0; p < NPART; p++) {
+            if (s->owns[p]) {
+                s->pos[n++] = (sl_source_position){.topic = "t", .partition = p};
+            }
+        }
+        s->ask_rc = sl_instance_sink_positions(s->self, s->pos, n, &sinks, err, sizeof(err));
+        for (size_t i = 0; i < n; i++) {
+            if (s->pos[i].next >= 0) {
+                s->next[s->pos[i].partition] = s->pos[i].next;
+            }
+        }
+    }
+    const char *const *keys = s->batch < 8 ? s->script[s->batch] : NULL;
+    s->batch++;
+    for (int p = 0; p < NPART; p++) {
+        if (!s->owns[p]) {
+            continue;
+        }
+        sl_record_meta meta = {.source = "in", .topic = "t", .partition = p};
+        sl_record recs[8];
+        size_t n = 0;
+        for (size_t k = 0; keys && keys[k]; k++) {
+            const char *at = strchr(keys[k], '@');
+            if (at && atoi(at + 1) == p) {
+                bool del = at[2] == '!';
+                recs[n] = (sl_record){.key = keys[k],
+                                      .key_len = (uint32_t)(at - keys[k]),
+                                      .value = del ? "del" : "1",
+                                      .value_len = del ? 3 : 1,
+                                      .meta = s->no_meta ? NULL : &meta};
+                sl_record_set_int(&recs[n], 1);
+                n++;
+            }
+        }
+        int rc = sl_batch_input_add_records(in, recs, n);
+        if (rc == SL_OK && !s->no_meta) {
+            rc = sl_batch_input_add_range(in, "t", p, s->next[p], s->next[p] + (int64_t)n);
+        }
+        s->next[p] += (int64_t)n;
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    return SL_OK;
+}
+
+static const sl_option no_options[] = {{0}};
+static const sl_connector ksrc_connector = {.name = "ksrc",
+                                            .flags = SL_SOURCE,
+                                            .options = no_options,
+                                            .ctx_size = sizeof(ksrc),
+                                            .init = ksrc_init,
+                                            .next_batch = ksrc_next};
+
+/* ==== A changelog sink: an in-memory log per partition, shared by two contexts ==== */
+
+typedef struct logrec {
+    char key[16];
+    bool tomb;
+    int64_t num; /* decoded from the engine's encoding: the number at bytes 2..9 */
+    bool marker;
+    int64_t until;
+} logrec;
+
+typedef struct clog {
+    logrec recs[NPART][256];
+    size_t n[NPART];
+    int writes;
+} clog;
+
+static clog *the_log; /* the "topic" both owners see */
+
+typedef struct csink {
+    sl_instance *self;
+} csink;
+
+static int csink_init(sl_instance *ins, void *data, char *errstr, size_t errsize)
+{
+    ((csink *)data)->self = ins;
+    return SL_OK;
+}
+
+static int64_t decode_num(const char *v)
+{
+    int64_t x = 0;
+    for (int i = 7; i >= 0; i--) {
+        x = (x << 8) | (unsigned char)v[2 + i];
+    }
+    return x;
+}
+
+static int csink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
+{
+    csink *c = data;
+    CU_ASSERT_TRUE(sl_instance_is_changelog(c->self));
+    for (size_t p = 0; p < out->ds->nparts; p++) {
+        size_t n;
+        const sl_record *r = sl_dataset_partition(out->ds, p, &n);
+        for (size_t i = 0; i < n; i++) {
+            int32_t part = r[i].meta ? r[i].meta->partition : -1;
+            CU_ASSERT_FATAL(part >= 0 && part < NPART);
+            logrec *l = &the_log->recs[part][the_log->n[part]++];
+            memset(l, 0, sizeof(*l));
+            snprintf(l->key, sizeof(l->key), "%.*s", (int)r[i].key_len, r[i].key);
+            l->tomb = r[i].value == NULL;
+            if (!l->tomb) {
+                CU_ASSERT_FATAL(r[i].value_len >= 18);
+                l->num = decode_num(r[i].value);
+            }
+        }
+    }
+    for (size_t i = 0; i < out->nranges; i++) {
+        int32_t part = out->ranges[i].partition;
+        logrec *l = &the_log->recs[part][the_log->n[part]++];
+        *l = (logrec){.marker = true, .until = out->ranges[i].until};
+    }
+    the_log->writes++;
+    return SL_OK;
+}
+
+/* Reads partition pos->partition back, re-encoding the state the way the engine does. */
+static int csink_restore(void *data, const char *pipeline, sl_position *pos, sl_restore_fn fn,
+                         void *arg, char *errstr, size_t errsize)
+{
+    pos->next = -1;
+    for (size_t i = 0; i < the_log->n[pos->partition]; i++) {
+        const logrec *l = &the_log->recs[pos->partition][i];
+        if (l->marker) {
+            pos->next = l->until;
+            continue;
+        }
+        char v[18] = {1, SL_NUM_INT};
+        for (int b = 0; b < 8; b++) {
+            v[2 + b] = (char)(l->num >> (8 * b));
+        }
+        sl_record r = {.key = l->key, .key_len = (uint32_t)strlen(l->key)};
+        if (!l->tomb) {
+            r.value = v;
+            r.value_len = sizeof(v);
+        }
+        int rc = fn(arg, &r);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    return SL_OK;
+}
+
+static const sl_connector csink_connector = {.name = "csink",
+                                             .flags = SL_SINK,
+                                             .options = no_options,
+                                             .ctx_size = sizeof(csink),
+                                             .init = csink_init,
+                                             .write = csink_write,
+                                             .restore_state = csink_restore};
+
+/* Another sink, which may fail its batch. */
+typedef struct osink {
+    int rc;
+    int writes;
+} osink;
+
+static int osink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
+{
+    osink *o = data;
+    o->writes++;
+    if (o->rc != SL_OK) {
+        snprintf(errstr, errsize, "held elsewhere");
+    }
+    return o->rc;
+}
+
+static const sl_connector osink_connector = {.name = "osink",
+                                             .flags = SL_SINK,
+                                             .options = no_options,
+                                             .ctx_size = sizeof(osink),
+                                             .write = osink_write};
+
+/* ==== The pipeline: a running sum per key (update_state_by_key), "del" removes a key ==== */
+
+static int sum_update(const char *key, uint32_t len, const sl_record *vals, size_t n,
+                      sl_state *state, sl_emitter *e, void *opaque)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i].value_len == 3 && memcmp(vals[i].value, "del", 3) == 0) {
+            state->exists = false;
+            return SL_OK;
+        }
+    }
+    int64_t total = state->exists ? state->num.i : 0;
+    state->exists = true;
+    state->num_type = SL_NUM_INT;
+    state->num.i = total + (int64_t)n;
+    return SL_OK;
+}
+
+/* The last output of the stateful stream: key -> total. */
+typedef struct totals {
+    char key[16][16];
+    int64_t num[16];
+    size_t n;
+} totals;
+
+static int collect(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    totals *o = opaque;
+    o->n = 0;
+    for (size_t p = 0; p < sl_dataset_partitions(ds); p++) {
+        size_t n;
+        const sl_record *r = sl_dataset_partition(ds, p, &n);
+        for (size_t i = 0; i < n && o->n < 16; i++, o->n++) {
+            snprintf(o->key[o->n], 16, "%.*s", (int)r[i].key_len, r[i].key);
+            o->num[o->n] = r[i].num.i;
+        }
+    }
+    return SL_OK;
+}
+
+static int64_t total_of(const totals *o, const char *key)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        if (strcmp(o->key[i], key) == 0) {
+            return o->num[i];
+        }
+    }
+    return -1;
+}
+
+/* The last logged state of key in partition p: its number, -2 for a tombstone, -1 none. */
+static int64_t logged(int p, const char *key)
+{
+    int64_t v = -1;
+    for (size_t i = 0; i < the_log->n[p]; i++) {
+        const logrec *l = &the_log->recs[p][i];
+        if (!l->marker && strcmp(l->key, key) == 0) {
+            v = l->tomb ? -2 : l->num;
+        }
+    }
+    return v;
+}
+
+static int64_t last_marker(int p)
+{
+    int64_t v = -1;
+    for (size_t i = 0; i < the_log->n[p]; i++) {
+        if (the_log->recs[p][i].marker) {
+            v = the_log->recs[p][i].until;
+        }
+    }
+    return v;
+}
+
+typedef struct owner {
+    char dir[256];
+    sl_context *ctx;
+    ksrc *src;
+    osink *other;
+    totals out;
+} owner;
+
+static bool owner_new(owner *o)
+{
+    memset(o, 0, sizeof(*o));
+    char err[256];
+    if (!ts_tmpdir(o->dir, sizeof(o->dir), "changelog")) {
+        return false;
+    }
+    sl_context_conf conf = {
+        .name = "chg", .batch_interval_ms = 1000, .workers = 2, .checkpoint_dir = o->dir};
+    o->ctx = sl_context_new(&conf, err, sizeof(err));
+    if (!o->ctx) {
+        return false;
+    }
+    sl_stream *in =
+        sl_context_add_source_connector(o->ctx, &ksrc_connector, "in", NULL, err, sizeof(err));
+    sl_stream *st = sl_stream_update_state_by_key(in, sum_update, NULL, 2);
+    if (!st || sl_stream_foreach_batch(st, collect, &o->out) != SL_OK ||
+        sl_stream_to_connector(st, &osink_connector, "db", NULL, err, sizeof(err)) != SL_OK) {
+        return false;
+    }
+    sl_options *opts = sl_options_new();
+    sl_options_set(opts, "changelog", "true");
+    int rc = sl_stream_to_connector(st, &csink_connector, "state", opts, err, sizeof(err));
+    sl_options_destroy(opts);
+    if (rc != SL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return false;
+    }
+    o->src = o->ctx->sources->cctx;
+    o->other = o->ctx->sinks->cctx;
+    return true;
+}
+
+static void owner_free(owner *o)
+{
+    sl_context_destroy(o->ctx);
+    ts_rmdir(o->dir);
+}
+
+static int step(owner *o, int64_t t)
+{
+    sl_batch_info info;
+    return sl__context_step(o->ctx, t, &info);
+}
+
+/* ==== Tests ==== */
+
+static void test_changes_follow_the_other_sinks(void)
+{
+    clog log = {0};
+    the_log = &log;
+    owner a;
+    CU_ASSERT_TRUE_FATAL(owner_new(&a));
+    const char *b0[] = {"x@0", "x@0", "y@1", NULL};
+    const char *b1[] = {"y@1", NULL};
+    const char *b2[] = {"x@0", NULL};
+    memcpy(a.src->script[0], b0, sizeof(b0));
+    memcpy(a.src->script[1], b1, sizeof(b1));
+    memcpy(a.src->script[2], b2, sizeof(b2));
+    CU_ASSERT_EQUAL(step(&a, 1000), SL_OK);
+    CU_ASSERT_EQUAL(logged(0, "x"), 2);
+    CU_ASSERT_EQUAL(logged(1, "y"), 1);
+    CU_ASSERT_EQUAL(last_marker(0), 2);
+    CU_ASSERT_EQUAL(last_marker(1), 1);
+    /* Only the keys whose state changed are logged: x is not in batch 2. */
+    size_t before = log.n[0];
+    CU_ASSERT_EQUAL(step(&a, 2000), SL_OK);
+    CU_ASSERT_EQUAL(log.n[0], before + 1); /* the marker alone */
+    CU_ASSERT_EQUAL(logged(1, "y"), 2);
+    /* The other sink fails the batch (fenced): the changelog is not written. */
+    a.other->rc = SL_ERR_FENCED;
+    int writes = log.writes;
+    CU_ASSERT_EQUAL(step(&a, 3000), SL_OK);
+    CU_ASSERT_EQUAL(log.writes, writes);
+    CU_ASSERT_EQUAL(logged(0, "x"), 2);
+    owner_free(&a);
+}
+
+static void test_new_owner_restores_and_continues(void)
+{
+    clog log = {0};
+    the_log = &log;
+    owner a, b;
+    CU_ASSERT_TRUE_FATAL(owner_new(&a));
+    const char *a0[] = {"x@0", "x@0", "x@0", "y@1", "z@1", NULL};
+    memcpy(a.src->script[0], a0, sizeof(a0));
+    CU_ASSERT_EQUAL(step(&a, 1000), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&a.out, "x"), 3);
+    /* b takes partition 0 only: it restores x = 3 at offset 3, and counts on from there. */
+    CU_ASSERT_TRUE_FATAL(owner_new(&b));
+    b.src->owns[1] = false;
+    b.src->ask = true;
+    const char *b0[] = {"x@0", NULL};
+    memcpy(b.src->script[0], b0, sizeof(b0));
+    CU_ASSERT_EQUAL(step(&b, 1000), SL_OK);
+    CU_ASSERT_EQUAL(b.src->ask_rc, SL_OK);
+    CU_ASSERT_EQUAL(b.src->pos[0].next, 3);
+    CU_ASSERT_EQUAL(total_of(&b.out, "x"), 4);
+    CU_ASSERT_EQUAL(total_of(&b.out, "y"), -1); /* not its partition */
+    CU_ASSERT_EQUAL(logged(0, "x"), 4);
+    CU_ASSERT_EQUAL(atomic_load(&b.ctx->restored_tasks), 1);
+    CU_ASSERT_EQUAL(atomic_load(&b.ctx->restored_records), 1);
+    /* a loses partition 0: its keys go before the next batch; y and z stay. */
+    a.src->release = 0;
+    CU_ASSERT_EQUAL(step(&a, 2000), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&a.out, "x"), -1);
+    CU_ASSERT_EQUAL(total_of(&a.out, "y"), 1);
+    CU_ASSERT_EQUAL(total_of(&a.out, "z"), 1);
+    owner_free(&a);
+    owner_free(&b);
+}
+
+static void test_removed_key_is_a_tombstone(void)
+{
+    clog log = {0};
+    the_log = &log;
+    owner a, b;
+    CU_ASSERT_TRUE_FATAL(owner_new(&a));
+    const char *b0[] = {"y@1", "w@1", NULL};
+    const char *b1[] = {"y@1!", NULL};
+    memcpy(a.src->script[0], b0, sizeof(b0));
+    memcpy(a.src->script[1], b1, sizeof(b1));
+    CU_ASSERT_EQUAL(step(&a, 1000), SL_OK);
+    CU_ASSERT_EQUAL(logged(1, "y"), 1);
+    CU_ASSERT_EQUAL(step(&a, 2000), SL_OK);
+    CU_ASSERT_EQUAL(logged(1, "y"), -2);
+    CU_ASSERT_EQUAL(logged(1, "w"), 1);
+    /* A new owner restores without y. */
+    CU_ASSERT_TRUE_FATAL(owner_new(&b));
+    b.src->ask = true;
+    CU_ASSERT_EQUAL(step(&b, 1000), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&b.out, "y"), -1);
+    CU_ASSERT_EQUAL(total_of(&b.out, "w"), 1);
+    owner_free(&a);
+    owner_free(&b);
+}
+
+static void test_keys_without_partition_fail(void)
+{
+    clog log = {0};
+    the_log = &log;
+    owner a;
+    CU_ASSERT_TRUE_FATAL(owner_new(&a));
+    a.src->no_meta = true;
+    const char *b0[] = {"x@0", NULL};
+    memcpy(a.src->script[0], b0, sizeof(b0));
+    step(&a, 1000);
+    CU_ASSERT_EQUAL(a.ctx->fatal_err, SL_ERR_INVAL); /* the pipeline stops, saying why */
+    CU_ASSERT_EQUAL(log.writes, 0);
+    owner_free(&a);
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("changelog", SL_TEST(changes_follow_the_other_sinks),
+             SL_TEST(new_owner_restores_and_continues), SL_TEST(removed_key_is_a_tombstone),
+             SL_TEST(keys_without_partition_fail));
+}
