@@ -199,6 +199,26 @@ static void stop_instances(sl_instance *list)
     }
 }
 
+/* The least common multiple of the streams' slides (the batch interval when it would
+ * exceed a day). */
+static int64_t graph_alignment(const sl_context *ctx)
+{
+    int64_t lcm = ctx->batch_interval;
+    for (const sl_stream *s = ctx->streams; s; s = s->next) {
+        int64_t a = lcm, b = s->slide > 0 ? s->slide : ctx->batch_interval;
+        while (b) {
+            int64_t r = a % b;
+            a = b;
+            b = r;
+        }
+        lcm = lcm / a * (s->slide > 0 ? s->slide : ctx->batch_interval);
+        if (lcm > 86400000) {
+            return ctx->batch_interval;
+        }
+    }
+    return lcm;
+}
+
 int sl_context_start(sl_context *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
@@ -258,9 +278,14 @@ int sl_context_start(sl_context *ctx)
     }
     pthread_mutex_lock(&ctx->lock);
     ctx->start_time = sl__now_ms();
-    /* The first batch time is the next multiple of the interval, as in Spark. */
-    ctx->zero_time = (ctx->start_time / ctx->batch_interval) * ctx->batch_interval;
-    ctx->first_batch = ctx->zero_time + ctx->batch_interval;
+    /* The first batch time is the next multiple of the interval, as in Spark. Times count
+     * from a multiple of every stream's slide, so that windows end at the same times on
+     * every instance of a pipeline (a consumer group), whenever each started. */
+    int64_t align = graph_alignment(ctx);
+    ctx->zero_time = (ctx->start_time / align) * align;
+    ctx->first_batch =
+        ctx->zero_time +
+        ((ctx->start_time - ctx->zero_time) / ctx->batch_interval + 1) * ctx->batch_interval;
     pthread_mutex_unlock(&ctx->lock);
     int crc = sl__recover(ctx);
     if (crc != SL_OK) {

@@ -209,6 +209,29 @@ static void test_batch_times_are_aligned(void)
     sl_context_destroy(ctx);
 }
 
+/* Windows end at multiples of their slide in wall-clock time, so that instances of one
+ * pipeline started at different moments cut the same windows. */
+static void test_windows_are_aligned_to_the_clock(void)
+{
+    for (int run = 0; run < 2; run++) {
+        sl_context *ctx = ts_context(100, 1);
+        sl_stream *in = add_counter(ctx, "10", NULL);
+        sl_stream *w = sl_stream_window(in, 700, 700);
+        totals t = {0};
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        sl_stream_foreach_batch(w, count_batch, &t);
+        CU_ASSERT_EQUAL_FATAL(sl_context_start(ctx), SL_OK);
+        CU_ASSERT_EQUAL(ctx->zero_time % 700, 0);
+        CU_ASSERT_EQUAL(ctx->first_batch % 100, 0);
+        CU_ASSERT(ctx->first_batch > ctx->start_time);
+        CU_ASSERT(ctx->first_batch <= ctx->start_time + 100);
+        sl__sleep_ms(250 + run * 130); /* the second run starts at another phase */
+        sl_context_stop(ctx, false);
+        sl_context_await_termination(ctx);
+        sl_context_destroy(ctx);
+    }
+}
+
 static void test_request_stop_from_signal_path(void)
 {
     sl_context *ctx = ts_context(50, 1);
@@ -334,7 +357,7 @@ void sl_test_register(void)
 {
     SL_SUITE("scheduler", SL_TEST(graceful_stop_processes_everything),
              SL_TEST(flow_control_bounds_buffer), SL_TEST(batch_times_are_aligned),
-             SL_TEST(request_stop_from_signal_path), SL_TEST(max_rate_limits_receiver),
-             SL_TEST(fatal_output_stops_context), SL_TEST(backpressure_settles_at_capacity),
-             SL_TEST(destroy_without_start));
+             SL_TEST(windows_are_aligned_to_the_clock), SL_TEST(request_stop_from_signal_path),
+             SL_TEST(max_rate_limits_receiver), SL_TEST(fatal_output_stops_context),
+             SL_TEST(backpressure_settles_at_capacity), SL_TEST(destroy_without_start));
 }
