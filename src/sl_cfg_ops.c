@@ -709,11 +709,15 @@ const cfg_op_def sl__cfg_ops[] = {
      .parse = sl__cfg_op_reduce_by_key_and_window,
      .apply = sl__cfg_apply_reduce_by_key_and_window,
      .flags = CFG_OP_WINDOWED,
-     .forms = {"reduce_by_key_and_window: {fn: sum, length: 30s, slide: 10s}"},
+     .forms = {"reduce_by_key_and_window: {fn: sum, length: 30s, slide: 10s}",
+               "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}"},
      .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: "
             "`sum`, `count`, `min`, `max`; `inverse: true` (sum and count only; keeps state "
             "across batches, so it needs `app.checkpoint_dir`) updates the previous window with "
             "the batches that leave and enter instead of reducing the whole window; "
+            "`keyed: true` keeps each key's window as keyed state (one result per slide; needs "
+            "`app.checkpoint_dir`), which a sink with `changelog: true` moves with the "
+            "partitions across a consumer group; "
             "`drop_zero: true` drops keys whose value is 0; `partitions: N`"},
     {.name = "count_by_window",
      .parse = sl__cfg_op_count_by_window,

@@ -103,6 +103,19 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
                                              "reduce_by_key_and_window with inverse: true");
         }
     }
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "keyed")) && !sl__cfg_is_null(p, n)) {
+        rc = sl__cfg_bool(p, n, "reduce_by_key_and_window.keyed", &op->keyed);
+        if (rc == SL_OK && op->keyed && op->inverse) {
+            return sl__cfg_error(p, sl__cfg_loc_of(n),
+                                 "reduce_by_key_and_window: keyed: true and inverse: true do not "
+                                 "go together (keyed state keeps each slide's result: no inverse "
+                                 "is needed)");
+        }
+        if (rc == SL_OK && op->keyed) {
+            rc = sl__cfg_op_needs_checkpoint(p, sl__cfg_loc_of(n),
+                                             "reduce_by_key_and_window with keyed: true");
+        }
+    }
     if (rc != SL_OK) {
         return rc;
     }
@@ -111,9 +124,10 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
     if (op->partitions) {
         snprintf(parts, sizeof(parts), " (partitions %d)", op->partitions);
     }
-    op->desc = sl__cfg_strdupf("%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
+    op->desc = sl__cfg_strdupf("%s%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
                                which >= 0 ? sl__cfg_reducers[which] : "", span,
-                               op->inverse ? " inverse" : "", op->drop_zero ? " drop_zero" : "");
+                               op->inverse ? " inverse" : "", op->keyed ? " keyed" : "",
+                               op->drop_zero ? " drop_zero" : "");
     if (op->desc && parts[0]) {
         char *d = sl__cfg_strdupf("%s%s", op->desc, parts);
         free(op->desc);
@@ -161,7 +175,7 @@ int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 int sl__cfg_op_reduce_by_key_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     static const char *const keys[] = {"fn",        "length",     "slide", "inverse",
-                                       "drop_zero", "partitions", NULL};
+                                       "drop_zero", "partitions", "keyed", NULL};
     return cfg_op_windowed(p, arg, op, keys, true, true);
 }
 
@@ -195,6 +209,12 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                                                   sl_stream *const *handles)
 {
     (void)handles;
+    if (op->keyed) {
+        sl_stream *k =
+            sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce, NULL,
+                                                     op->length_ms, op->slide_ms, op->partitions);
+        return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
+    }
     return sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
                                               op->inverse ? sl_reduce_sum_inverse : NULL,
                                               op->drop_zero ? sl_filter_nonzero : NULL, NULL,

@@ -38,10 +38,20 @@ typedef struct sl_chg {
 
 int sl__changelog_attach(sl_stream *s, sl_instance *sink, char *errstr, size_t errsize)
 {
+    /* The stream's keyed state: its own, or that of the stateful node a chain of one-parent
+     * operators (a map, a filter) leads back to. */
+    sl_stream *from = s;
+    while (s->kind != SL_OP_UPDATE_STATE && s->kind != SL_OP_MAP_STATE && s->nparents == 1 &&
+           (s->kind == SL_OP_MAP || s->kind == SL_OP_MAP_VALUES || s->kind == SL_OP_FILTER ||
+            s->kind == SL_OP_FLAT_MAP)) {
+        s = s->parents[0];
+    }
     if (s->kind != SL_OP_UPDATE_STATE && s->kind != SL_OP_MAP_STATE) {
+        s = from;
         snprintf(errstr, errsize,
                  "sink '%s' is a changelog, but stream '%s' keeps no keyed state (a changelog "
-                 "is for update_state_by_key, map_with_state and the running op)",
+                 "is for update_state_by_key, map_with_state, the running op and "
+                 "reduce_by_key_and_window with keyed: true)",
                  sink->name, s->name);
         return SL_ERR_INVAL;
     }
@@ -55,6 +65,12 @@ int sl__changelog_attach(sl_stream *s, sl_instance *sink, char *errstr, size_t e
         snprintf(errstr, errsize, "stream '%s' has a changelog already: sink '%s'", s->name,
                  s->chg->sink->name);
         return SL_ERR_INVAL;
+    }
+    /* Keys reduced on their way from the source keep its partition. */
+    for (sl_stream *a = s->parents[0]; a && a->nparents == 1; a = a->parents[0]) {
+        if (a->kind == SL_OP_REDUCE_BY_KEY && !(a->flags & SL_RBK_GLOBAL)) {
+            a->flags |= SL_RBK_TASK;
+        }
     }
     sl_chg *c = calloc(1, sizeof(*c));
     if (!c) {

@@ -107,6 +107,9 @@ typedef enum sl_op_kind {
 #define SL_RBK_GLOBAL        0x1u /* ignore keys: one group (reduce, count) */
 #define SL_RBK_ZERO_IF_EMPTY 0x2u /* an empty batch yields one record of 0 (count) */
 #define SL_JOIN_LEFT         0x4u
+#define SL_RBK_TASK                                                                                \
+    0x8u /* results keep the partition of the source their key came                                \
+          * from (meta->partition): keyed state with a changelog */
 
 typedef struct sl_gen {
     int64_t time;
@@ -149,6 +152,7 @@ struct sl_stream {
                                * past datasets a window reads from its own cache) */
     struct sl_kstate *kstate; /* keyed state of the node, NULL for other kinds */
     struct sl_chg *chg;       /* its changelog (sl_changelog.c), NULL for none */
+    void *owned;              /* freed with the node (an opaque the engine made) */
     sl_gen *gen;              /* generated datasets, oldest first */
     size_t ngen, capgen;
     _Atomic uint64_t failed; /* records an operator function rejected */

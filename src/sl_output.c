@@ -442,7 +442,7 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
         out_slot *s = &slots[i];
         s->rc = sl__stream_compute(s->o->stream, job->time, &s->ds);
         if (s->rc == SL_OK && s->o->changelog) {
-            s->ds = s->own = sl__changelog_take(s->o->stream, job->time);
+            s->ds = s->own = sl__changelog_take(s->o->sink->changelog, job->time);
         }
         if (s->rc != SL_OK) {
             char err[256];

@@ -59,6 +59,19 @@ static int fold(sl_stream *s, sl_record *acc, const sl_record *r, sl_emitter *e)
     return rc;
 }
 
+/* A meta holding only the partition of m (the task of keyed state), in a; NULL for none. */
+static const sl_record_meta *task_meta(sl_arena *a, const sl_record_meta *m)
+{
+    if (!m || m->partition < 0) {
+        return NULL;
+    }
+    sl_record_meta *t = sl__arena_alloc(a, sizeof(*t));
+    if (t) {
+        *t = (sl_record_meta){.partition = m->partition, .offset = -1};
+    }
+    return t;
+}
+
 static int combine_push(sl_emitter *e, const sl_record *r)
 {
     sl_stream *s = e->node;
@@ -76,7 +89,7 @@ static int combine_push(sl_emitter *e, const sl_record *r)
         *acc = *r;
         acc->key = key;
         acc->key_len = key_len;
-        acc->meta = NULL;
+        acc->meta = (s->flags & SL_RBK_TASK) ? task_meta(e->arena, r->meta) : NULL;
         if (reducer_is_numeric(s->fn.reduce)) {
             acc->value = NULL;
             acc->value_len = 0;
@@ -151,6 +164,7 @@ static int rbk_reduce_task(void *arg, size_t r)
             /* A new key in this output partition: the output owns its bytes. */
             *acc = *rec;
             acc->key = sl__arena_dup(&part->arena, rec->key, rec->key_len);
+            acc->meta = task_meta(&part->arena, rec->meta);
             if (rec->value_len) {
                 acc->value = sl__arena_dup(&part->arena, rec->value, rec->value_len);
             }

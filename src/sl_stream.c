@@ -337,6 +337,7 @@ void sl__stream_free(sl_stream *s)
     free(s->gen);
     sl__kstate_free(s->kstate);
     sl__changelog_free(s);
+    free(s->owned);
     free(s);
 }
 

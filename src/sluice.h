@@ -465,6 +465,15 @@ sl_stream *sl_stream_update_state_by_key(sl_stream *s, sl_update_state_fn fn, vo
 sl_stream *sl_stream_map_with_state(sl_stream *s, sl_map_with_state_fn fn, void *opaque,
                                     int64_t idle_timeout_ms, int partitions);
 
+/* reduce_by_key_and_window with each key's window kept as keyed state (one partial result
+ * of the typed value per slide): the same results as without an inverse, and the state can
+ * have a changelog (sl_stream_changelog) so that windows move with their partitions across a
+ * consumer group. fn reduces typed values (the value bytes are not kept). Needs a checkpoint
+ * directory. */
+sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                                    int64_t length_ms, int64_t slide_ms,
+                                                    int partitions);
+
 /* Keeps the keyed state of a stateful stream (update_state_by_key, map_with_state) per task
  * and logs its changes through a sink of connector type that supports changelogs (kafka),
  * so that the state moves with its partitions across a consumer group (see "Keyed state"

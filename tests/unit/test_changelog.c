@@ -110,7 +110,9 @@ static const sl_connector ksrc_connector = {.name = "ksrc",
 typedef struct logrec {
     char key[16];
     bool tomb;
-    int64_t num; /* decoded from the engine's encoding: the number at bytes 2..9 */
+    int64_t num;     /* decoded from the engine's encoding: the number at bytes 2..9 */
+    char value[128]; /* the encoded state as written */
+    uint32_t value_len;
     bool marker;
     int64_t until;
 } logrec;
@@ -157,8 +159,10 @@ static int csink_write(void *data, const sl_batch_output *out, char *errstr, siz
             snprintf(l->key, sizeof(l->key), "%.*s", (int)r[i].key_len, r[i].key);
             l->tomb = r[i].value == NULL;
             if (!l->tomb) {
-                CU_ASSERT_FATAL(r[i].value_len >= 18);
+                CU_ASSERT_FATAL(r[i].value_len >= 18 && r[i].value_len <= sizeof(l->value));
                 l->num = decode_num(r[i].value);
+                memcpy(l->value, r[i].value, r[i].value_len);
+                l->value_len = r[i].value_len;
             }
         }
     }
@@ -171,7 +175,7 @@ static int csink_write(void *data, const sl_batch_output *out, char *errstr, siz
     return SL_OK;
 }
 
-/* Reads partition pos->partition back, re-encoding the state the way the engine does. */
+/* Reads partition pos->partition back: the records as written (a test may add its own). */
 static int csink_restore(void *data, const char *pipeline, sl_position *pos, sl_restore_fn fn,
                          void *arg, char *errstr, size_t errsize)
 {
@@ -182,14 +186,10 @@ static int csink_restore(void *data, const char *pipeline, sl_position *pos, sl_
             pos->next = l->until;
             continue;
         }
-        char v[18] = {1, SL_NUM_INT};
-        for (int b = 0; b < 8; b++) {
-            v[2 + b] = (char)(l->num >> (8 * b));
-        }
         sl_record r = {.key = l->key, .key_len = (uint32_t)strlen(l->key)};
         if (!l->tomb) {
-            r.value = v;
-            r.value_len = sizeof(v);
+            r.value = l->value;
+            r.value_len = l->value_len;
         }
         int rc = fn(arg, &r);
         if (rc != SL_OK) {
@@ -463,9 +463,138 @@ static void test_keys_without_partition_fail(void)
     owner_free(&a);
 }
 
+/* ==== Windows as keyed state ==== */
+
+typedef struct wowner {
+    char dir[256];
+    sl_context *ctx;
+    ksrc *src;
+    totals keyed, plain;
+} wowner;
+
+/* A keyed window (changelog "state2") and the plain one on the same input: 3 slides long. */
+static bool wowner_new(wowner *o, int64_t slide)
+{
+    memset(o, 0, sizeof(*o));
+    char err[256];
+    if (!ts_tmpdir(o->dir, sizeof(o->dir), "wchangelog")) {
+        return false;
+    }
+    sl_context_conf conf = {
+        .name = "wchg", .batch_interval_ms = 1000, .workers = 2, .checkpoint_dir = o->dir};
+    o->ctx = sl_context_new(&conf, err, sizeof(err));
+    sl_stream *in = o->ctx ? sl_context_add_source_connector(o->ctx, &ksrc_connector, "in", NULL,
+                                                             err, sizeof(err))
+                           : NULL;
+    sl_stream *k =
+        sl_stream_reduce_by_key_and_window_state(in, sl_reduce_sum, NULL, 3 * slide, slide, 2);
+    sl_stream *p = sl_stream_reduce_by_key_and_window(in, sl_reduce_sum, NULL, NULL, NULL,
+                                                      3 * slide, slide, 2);
+    /* A length that is not a multiple of the slide cannot be kept per slide. */
+    if (slide > 1000 &&
+        sl_stream_reduce_by_key_and_window_state(in, sl_reduce_sum, NULL, slide + 1000, slide, 2)) {
+        return false;
+    }
+    if (!k || !p || sl_stream_foreach_batch(k, collect, &o->keyed) != SL_OK ||
+        sl_stream_foreach_batch(p, collect, &o->plain) != SL_OK ||
+        sl_stream_changelog(k, "none", "state", NULL, err, sizeof(err)) != SL_ERR_NOTFOUND) {
+        return false;
+    }
+    sl_options *opts = sl_options_new();
+    sl_options_set(opts, "changelog", "true");
+    int rc = sl_stream_to_connector(k, &csink_connector, "state2", opts, err, sizeof(err));
+    sl_options_destroy(opts);
+    o->src = o->ctx->sources->cctx;
+    return rc == SL_OK;
+}
+
+static void wowner_free(wowner *o)
+{
+    sl_context_destroy(o->ctx);
+    ts_rmdir(o->dir);
+}
+
+static bool same_totals(const totals *a, const totals *b)
+{
+    if (a->n != b->n) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (total_of(b, a->key[i]) != a->num[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_keyed_window_equals_plain_window(void)
+{
+    for (int64_t slide = 1000; slide <= 2000; slide += 1000) {
+        clog log = {0};
+        the_log = &log;
+        wowner a;
+        CU_ASSERT_TRUE_FATAL(wowner_new(&a, slide));
+        const char *b[6][8] = {{"x@0", "x@0", "y@1", NULL},
+                               {"x@0", NULL},
+                               {"y@1", "z@0", NULL},
+                               {NULL},
+                               {"z@0", NULL},
+                               {NULL}};
+        memcpy(a.src->script, b, sizeof(b));
+        for (int i = 0; i < 8; i++) {
+            sl_batch_info info;
+            a.keyed.n = a.plain.n = 99;
+            CU_ASSERT_EQUAL(sl__context_step(a.ctx, 1000 * (i + 1), &info), SL_OK);
+            if (a.plain.n != 99) {
+                CU_ASSERT_TRUE(same_totals(&a.keyed, &a.plain));
+                CU_ASSERT_TRUE(same_totals(&a.plain, &a.keyed));
+            } else {
+                CU_ASSERT_EQUAL(a.keyed.n, 99); /* not a slide time for either */
+            }
+        }
+        /* x: 3 in the window of 3 s ending at batch 3 (slide 1 s) */
+        CU_ASSERT_TRUE(log.writes > 0);
+        wowner_free(&a);
+    }
+}
+
+static void test_keyed_window_moves_with_its_partition(void)
+{
+    clog log = {0};
+    the_log = &log;
+    wowner a, b;
+    CU_ASSERT_TRUE_FATAL(wowner_new(&a, 1000));
+    const char *sa[2][8] = {{"x@0", "x@0", "y@1", NULL}, {"x@0", NULL}};
+    memcpy(a.src->script, sa, sizeof(sa));
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(a.ctx, 1000, &info), SL_OK);
+    CU_ASSERT_EQUAL(sl__context_step(a.ctx, 2000, &info), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&a.keyed, "x"), 3);
+    /* b takes partition 0 at batch 3: its window of 3 s holds a's two slides and its own. */
+    CU_ASSERT_TRUE_FATAL(wowner_new(&b, 1000));
+    b.src->owns[1] = false;
+    b.src->ask = true;
+    const char *sb[3][8] = {{NULL}, {NULL}, {"x@0", NULL}};
+    memcpy(b.src->script, sb, sizeof(sb));
+    b.src->batch = 2;
+    CU_ASSERT_EQUAL(sl__context_step(b.ctx, 3000, &info), SL_OK);
+    CU_ASSERT_EQUAL(b.src->pos[0].next, 3);
+    CU_ASSERT_EQUAL(total_of(&b.keyed, "x"), 4);
+    CU_ASSERT_EQUAL(total_of(&b.keyed, "y"), -1);
+    /* Batch 1's slide leaves b's window at batch 4. */
+    CU_ASSERT_EQUAL(sl__context_step(b.ctx, 4000, &info), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&b.keyed, "x"), 2);
+    CU_ASSERT_EQUAL(sl__context_step(b.ctx, 6000, &info), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&b.keyed, "x"), -1); /* nothing left in the window */
+    CU_ASSERT_EQUAL(logged(0, "x"), -2);          /* and its state is gone */
+    wowner_free(&a);
+    wowner_free(&b);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("changelog", SL_TEST(changes_follow_the_other_sinks),
              SL_TEST(new_owner_restores_and_continues), SL_TEST(removed_key_is_a_tombstone),
-             SL_TEST(keys_without_partition_fail));
+             SL_TEST(keys_without_partition_fail), SL_TEST(keyed_window_equals_plain_window),
+             SL_TEST(keyed_window_moves_with_its_partition));
 }
