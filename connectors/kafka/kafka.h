@@ -387,6 +387,57 @@ void sl__kafka_group_unregister(const char *group, rd_kafka_t *rk);
  * rd_kafka_consumer_group_metadata_destroy); NULL when none is registered. */
 rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group);
 
+/* ==== kafka_sink.c: the producer, shared with kafka_txn.c and kafka_changelog.c ==== */
+
+/* True for an error that refuses the message for what it is: sending it again would not
+ * help. */
+bool sl__kafka_record_error(rd_kafka_resp_err_t err);
+/* librdkafka's error callback of the sink's clients (opaque: the sl_kafka_sink). */
+void sl__kafka_sink_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+/* Creates the producer ctx->rk: with transactional.id and idempotence when transactional.
+ * SL_OK or SL_ERR_INVAL (reported). */
+int sl__kafka_producer_new(sl_kafka_sink *ctx);
+/* Produces r to the topic (waiting for room in librdkafka's queue); its opaque is r.
+ * Returns the producer's error; on one that refuses the record itself, why says so. */
+rd_kafka_resp_err_t sl__kafka_sink_produce(sl_kafka_sink *ctx, const sl_record *r, char *why,
+                                           size_t whysize);
+/* Starts an attempt: no failure, no refused message yet. */
+void sl__kafka_attempt_reset(sl_kafka_sink *ctx);
+/* A copy of the records the broker refused so far (*n of them; NULL when none, or out of
+ * memory with *n > 0). The caller frees it. */
+const sl_record **sl__kafka_refused_records(sl_kafka_sink *ctx, size_t *n);
+/* Why the broker refused the first refused message since the last reset; 0 when none. */
+rd_kafka_resp_err_t sl__kafka_refused_error(sl_kafka_sink *ctx);
+
+/* ==== kafka_txn.c: transactions (exactly-once v2) ==== */
+
+/* init_transactions: fences an older producer with the same transactional.id (a restarted
+ * instance's zombie) and aborts the transaction it left open. SL_OK; SL_ERR_RETRY when the
+ * brokers did not answer in time (call it again); SL_ERR_FATAL when the producer cannot be
+ * used (reported). @locality start or write */
+int sl__kafka_txn_init(sl_kafka_sink *ctx);
+/* A batch in one transaction with its input offsets (see kafka_txn.c). @locality the sink's
+ * output thread */
+int sl__kafka_txn_write(sl_kafka_sink *ctx, const sl_batch_output *out);
+/* The positions callback: the group's committed offsets (-1 everywhere when not
+ * transactional; the changelog's markers in changelog mode). */
+int sl__kafka_sink_positions(void *data, const char *pipeline, sl_position *pos, size_t n,
+                             char *errstr, size_t errsize);
+/* The group's committed offsets of l's partitions, in l (-1 where none). SL_OK or
+ * SL_ERR_RETRY with errstr. @locality any (pos_lock) */
+int sl__kafka_committed_fetch(sl_kafka_sink *ctx, rd_kafka_topic_partition_list_t *l, char *errstr,
+                              size_t errsize);
+/* Handles e (taken) of the transactional call what, for the batch out: SL_ERR_RETRY (the
+ * transaction aborted), SL_ERR_FENCED (the producer made anew, or the consumer generation
+ * of the offsets stale: member) or SL_ERR_FATAL. */
+int sl__kafka_txn_fail(sl_kafka_sink *ctx, const sl_batch_output *out, const char *what,
+                       rd_kafka_error_t *e, bool member);
+/* Sends offsets to the open transaction with the group's consumer metadata (the registered
+ * consumer's, with its generation, when there is one), then commits it. SL_OK or the result
+ * of sl__kafka_txn_fail. */
+int sl__kafka_txn_finish(sl_kafka_sink *ctx, const sl_batch_output *out,
+                         const rd_kafka_topic_partition_list_t *offsets);
+
 /* kafka_deadletter.c: the dead-letter target errors.dead_letter.type: kafka, provided by
  * the kafka sink. */
 extern const struct sl_dl_target sl__kafka_dl_target;
