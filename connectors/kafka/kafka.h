@@ -37,6 +37,10 @@ typedef enum sl_kafka_oor {
     SL_KAFKA_OOR_LATEST,
 } sl_kafka_oor;
 
+/* librdkafka's partitioners, in the order of the sink's partitioner option. */
+#define SL_KAFKA_PARTITIONERS                                                                      \
+    "murmur2_random|murmur2|consistent_random|consistent|random|fnv1a|fnv1a_random"
+
 typedef enum sl_kafka_format {
     SL_KAFKA_FORMAT_TEXT,
     SL_KAFKA_FORMAT_JSON,
@@ -247,6 +251,7 @@ typedef struct sl_kafka_sink {
     const char *properties;
     bool headers;          /* forward the records' Kafka headers */
     int64_t flush_timeout; /* ms */
+    int partitioner;       /* an index into SL_KAFKA_PARTITIONERS */
 
     rd_kafka_t *rk;
     char *bootstrap;

@@ -305,6 +305,7 @@ static const char *managed_property(const char *key)
         {"enable.auto.commit", "sluice commits offsets itself, after batches complete"},
         {"enable.auto.offset.store", "sluice commits offsets itself, after batches complete"},
         {"auto.offset.reset", "set it with the start and on_offset_out_of_range options"},
+        {"partitioner", "set it with the partitioner option of the kafka sink"},
     };
     for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++) {
         if (strcmp(key, managed[i].key) == 0) {

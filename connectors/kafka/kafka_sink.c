@@ -111,6 +111,22 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     return SL_OK;
 }
 
+/* The name of partitioner choice i (SL_KAFKA_PARTITIONERS) in buf. */
+static int partitioner_name(int i, char *buf, size_t size)
+{
+    const char *p = SL_KAFKA_PARTITIONERS;
+    for (int k = 0; k < i && p; k++) {
+        p = strchr(p, '|');
+        p = p ? p + 1 : NULL;
+    }
+    if (!p || size == 0) {
+        return SL_ERR_INVAL;
+    }
+    size_t n = strcspn(p, "|");
+    snprintf(buf, size, "%.*s", (int)n, p);
+    return n < size ? SL_OK : SL_ERR_INVAL;
+}
+
 /* Creates the producer ctx->rk: with transactional.id and idempotence when transactional.
  * SL_OK or SL_ERR_INVAL (reported). */
 int sl__kafka_producer_new(sl_kafka_sink *ctx)
@@ -120,6 +136,14 @@ int sl__kafka_producer_new(sl_kafka_sink *ctx)
                                                SL_KAFKA_PRODUCER, errstr, sizeof(errstr));
     if (!conf) {
         sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_INVAL;
+    }
+    char name[24];
+    snprintf(errstr, sizeof(errstr), "choice %d is unknown", ctx->partitioner);
+    if (partitioner_name(ctx->partitioner, name, sizeof(name)) != SL_OK ||
+        rd_kafka_conf_set(conf, "partitioner", name, errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "partitioner: %s", errstr);
         return SL_ERR_INVAL;
     }
     if (ctx->transactional) {
@@ -508,6 +532,15 @@ static const sl_option kafka_sink_options[] = {
      .doc = "produce each record with the Kafka headers it carries (records of a kafka source "
             "with headers: true keep them through key, value, filter and map ops; aggregates "
             "have none)"},
+    {.name = "partitioner",
+     .type = SL_OPT_ENUM,
+     .def = "murmur2_random",
+     .choices = SL_KAFKA_PARTITIONERS,
+     .offset = offsetof(sl_kafka_sink, partitioner),
+     .doc = "the partition of a keyed message (librdkafka's partitioners); murmur2_random, the "
+            "default, is that of the Java clients and Kafka Streams (a key goes where a Java "
+            "producer puts it, as a repartition topic needs; keyless messages: random); "
+            "consistent_random was librdkafka's (CRC32)"},
     {.name = "flush_timeout",
      .type = SL_OPT_DURATION,
      .def = "30s",
