@@ -384,13 +384,16 @@ bool sl__kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *
 
 /* The consumers of the process by group, for the transactional sink's consumer group
  * metadata (KIP-447: the generation and member id with which the broker fences a zombie's
- * offsets). A direct source registers its consumer once it subscribed and unregisters it
- * before destroying it. @locality any thread (a mutex) */
-void sl__kafka_group_register(const char *group, rd_kafka_t *rk);
+ * offsets). A direct source (src; NULL in tests) registers its consumer once it subscribed
+ * and unregisters it before destroying it. @locality any thread (a mutex) */
+void sl__kafka_group_register(const char *group, rd_kafka_t *rk, const sl_kafka_src *src);
 void sl__kafka_group_unregister(const char *group, rd_kafka_t *rk);
 /* The metadata of group's registered consumer, now (the caller destroys it with
  * rd_kafka_consumer_group_metadata_destroy); NULL when none is registered. */
 rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group);
+/* The group of the registered source named source that reads topic, copied into group;
+ * false when none or more than one (in different contexts) answers. */
+bool sl__kafka_group_of_source(const char *source, const char *topic, char *group, size_t size);
 
 /* ==== kafka_sink.c: the producer, shared with kafka_txn.c and kafka_changelog.c ==== */
 
