@@ -283,6 +283,20 @@ typedef struct sl_kafka_sink {
     rd_kafka_t *pos_rk; /* a consumer of group for its committed offsets (positions); made
                          * on first use, never subscribes; guarded by pos_lock */
     pthread_mutex_t pos_lock;
+
+    /* Changelog mode (kafka_changelog.c): the instance is a stateful stream's changelog. */
+    bool changelog;         /* known at start (sl_instance_is_changelog) */
+    char *group_found;      /* group unset: the group of the kafka source of the input */
+    int32_t cl_partitions;  /* the changelog topic's partitions; 0 until looked up */
+    struct sl_kafka_clpos { /* the position each marker holds, written or restored */
+        char *source, *topic;
+        int32_t partition;
+        int64_t next;
+    } * clpos;
+    size_t nclpos, capclpos;
+    pthread_mutex_t cl_lock; /* guards clpos */
+    rd_kafka_t *restore_rk;  /* a read_committed consumer for restores; restore_lock */
+    pthread_mutex_t restore_lock;
 } sl_kafka_sink;
 
 /* ==== kafka_config.c ==== */
@@ -292,6 +306,9 @@ int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize);
 /* Checks the sink's options and sets ctx->txn_id when transactional. SL_OK or SL_ERR_INVAL
  * with errstr. */
 int sl__kafka_sink_config(sl_kafka_sink *ctx, char *errstr, size_t errsize);
+/* Sets ctx->txn_id: transactional_id, else <pipeline>-<sink>-<instance or host name>.
+ * SL_OK, SL_ERR_INVAL or SL_ERR_NOMEM with errstr. */
+int sl__kafka_sink_txn_id(sl_kafka_sink *ctx, char *errstr, size_t errsize);
 /* What a librdkafka configuration is for: its defaults differ. */
 typedef enum sl_kafka_role {
     SL_KAFKA_DIRECT,   /* a consumer with a fetch queue per partition */
@@ -445,6 +462,54 @@ int sl__kafka_txn_fail(sl_kafka_sink *ctx, const sl_batch_output *out, const cha
  * of sl__kafka_txn_fail. */
 int sl__kafka_txn_finish(sl_kafka_sink *ctx, const sl_batch_output *out,
                          const rd_kafka_topic_partition_list_t *offsets);
+
+/* ==== kafka_changelog.c: changelog mode ==== */
+
+/* The key of a position marker: "\0sluice.position\0" SOURCE "\0" TOPIC (see
+ * kafka_changelog.c). */
+#define SL_KAFKA_MARKER_PREFIX     "\0sluice.position\0"
+#define SL_KAFKA_MARKER_PREFIX_LEN (sizeof(SL_KAFKA_MARKER_PREFIX) - 1)
+
+/* What a changelog read found. */
+typedef struct sl_kafka_restore_stats {
+    uint64_t records, markers, bytes; /* state records (fn's calls), markers, their bytes */
+    int64_t from, end;                /* the offsets read: [from, end) */
+    int64_t ms;
+} sl_kafka_restore_stats;
+
+/* Called by start when the instance is a changelog: forces transactional on. SL_OK or an
+ * error with errstr. */
+int sl__kafka_changelog_start(sl_kafka_sink *ctx, char *errstr, size_t errsize);
+/* A batch's state changes and position markers in one transaction (write in changelog
+ * mode). @locality the sink's output thread */
+int sl__kafka_changelog_write(sl_kafka_sink *ctx, const sl_batch_output *out, char *errstr,
+                              size_t errsize);
+/* The restore_state callback. @locality the engine's timer thread (restore_lock) */
+int sl__kafka_changelog_restore(void *data, const char *pipeline, sl_position *pos,
+                                sl_restore_fn fn, void *arg, char *errstr, size_t errsize);
+/* The positions callback in changelog mode: the markers' positions, read from the topic. */
+int sl__kafka_changelog_positions(sl_kafka_sink *ctx, sl_position *pos, size_t n, char *errstr,
+                                  size_t errsize);
+/* Frees what changelog mode holds. */
+void sl__kafka_changelog_destroy(sl_kafka_sink *ctx);
+/* A consumer for changelog reads: isolation.level=read_committed, partition EOF events,
+ * the brokers and properties given (ins and opaque, whose first member is an sl_instance
+ * pointer, for the logs: both may be NULL). NULL with errstr. */
+rd_kafka_t *sl__kafka_changelog_consumer(sl_instance *ins, const char *bootstrap,
+                                         const char *properties, void *opaque, char *errstr,
+                                         size_t errsize);
+/* Reads partition pos->partition of topic with rk (a consumer of
+ * sl__kafka_changelog_consumer) from its low watermark to its last stable offset, calling
+ * fn(arg, r) for each state record in order (fn may be NULL: markers only), and sets
+ * pos->next to the last marker of pos->source and pos->topic (-1: none). SL_OK;
+ * SL_ERR_INVAL when the topic or the partition does not exist; SL_ERR_RETRY when the brokers
+ * do not answer or the read makes no progress for stall_ms; fn's error. ins (may be NULL):
+ * its stop ends the read (SL_ERR_RETRY). errstr says why. */
+int sl__kafka_changelog_read(rd_kafka_t *rk, const sl_instance *ins, const char *topic,
+                             sl_position *pos, sl_restore_fn fn, void *arg, int64_t stall_ms,
+                             sl_kafka_restore_stats *st, char *errstr, size_t errsize);
+/* The marker key of source and topic in buf; its length (> size: cut). */
+size_t sl__kafka_marker_key(const char *source, const char *topic, char *buf, size_t size);
 
 /* kafka_deadletter.c: the dead-letter target errors.dead_letter.type: kafka, provided by
  * the kafka sink. */

@@ -225,6 +225,13 @@ int sl__kafka_sink_config(sl_kafka_sink *ctx, char *errstr, size_t errsize)
                  "offsets each transaction commits)");
         return SL_ERR_INVAL;
     }
+    return sl__kafka_sink_txn_id(ctx, errstr, errsize);
+}
+
+int sl__kafka_sink_txn_id(sl_kafka_sink *ctx, char *errstr, size_t errsize)
+{
+    free(ctx->txn_id);
+    ctx->txn_id = NULL;
     if (ctx->transactional_id && *ctx->transactional_id) {
         ctx->txn_id = strdup(ctx->transactional_id);
     } else {

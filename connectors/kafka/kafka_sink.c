@@ -12,7 +12,11 @@
  * transactional: true (exactly-once v2, KIP-447): a batch is one Kafka transaction that
  * holds its messages and the batch's input offsets (the ranges' until) committed to the
  * source's consumer group, so a read_committed consumer sees each batch once, and the
- * group's committed offsets are where the sink is (the positions callback). */
+ * group's committed offsets are where the sink is (the positions callback); see kafka_txn.c.
+ *
+ * As a stateful stream's changelog (sl_stream_changelog), each batch's state changes and the
+ * positions of its input go to a compacted topic in one transaction, and restore_state reads
+ * a task's state back: see kafka_changelog.c. */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -95,6 +99,8 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     ctx->ins = ins;
     pthread_mutex_init(&ctx->err_lock, NULL);
     pthread_mutex_init(&ctx->pos_lock, NULL);
+    pthread_mutex_init(&ctx->cl_lock, NULL);
+    pthread_mutex_init(&ctx->restore_lock, NULL);
     ctx->lock_init = true;
     atomic_init(&ctx->failed, 0);
     int rc = sl__kafka_sink_config(ctx, errstr, errsize);
@@ -176,6 +182,12 @@ static int kafka_sink_start(void *data, char *err, size_t errsize)
     char errstr[512];
     if (ctx->rk) {
         return SL_OK;
+    }
+    if (!ctx->changelog && sl_instance_is_changelog(ctx->ins)) {
+        int rc = sl__kafka_changelog_start(ctx, err, errsize);
+        if (rc != SL_OK) {
+            return rc;
+        }
     }
     if (!ctx->bootstrap) {
         if (ctx->embedded) {
@@ -399,6 +411,9 @@ static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr
             return SL_ERR_RETRY;
         }
     }
+    if (ctx->changelog) {
+        return sl__kafka_changelog_write(ctx, out, errstr, errsize);
+    }
     if (ctx->transactional) {
         return sl__kafka_txn_write(ctx, out);
     }
@@ -496,6 +511,7 @@ static void kafka_sink_destroy(void *data)
         rd_kafka_destroy(ctx->pos_rk);
         ctx->pos_rk = NULL;
     }
+    sl__kafka_changelog_destroy(ctx);
     if (ctx->embedded && ctx->bootstrap) {
         sl__kafka_embedded_release();
     }
@@ -505,6 +521,8 @@ static void kafka_sink_destroy(void *data)
     if (ctx->lock_init) {
         pthread_mutex_destroy(&ctx->err_lock);
         pthread_mutex_destroy(&ctx->pos_lock);
+        pthread_mutex_destroy(&ctx->cl_lock);
+        pthread_mutex_destroy(&ctx->restore_lock);
     }
 }
 
@@ -556,13 +574,14 @@ static const sl_option kafka_sink_options[] = {
      .doc = "exactly once: each batch is one Kafka transaction holding its messages and the "
             "batch's input offsets, committed to group (read them with "
             "isolation.level=read_committed); the group's committed offsets are the sink's "
-            "positions; a restarted instance fences its zombie"},
+            "positions; a restarted instance fences its zombie. Always on for a changelog"},
     {.name = "group",
      .type = SL_OPT_STR,
      .offset = offsetof(sl_kafka_sink, group),
      .doc = "transactional: the consumer group of the kafka source whose offsets each "
-            "transaction commits (required). Fenced by the generation of that source's "
-            "consumer in this process (KIP-447); without one, by the transactional.id only"},
+            "transaction commits (required; a changelog takes that of the kafka source in this "
+            "process that reads its input). Fenced by the generation of that source's consumer "
+            "in this process (KIP-447); without one, by the transactional.id only"},
     {.name = "transactional_id",
      .type = SL_OPT_STR,
      .offset = offsetof(sl_kafka_sink, transactional_id),
@@ -597,7 +616,8 @@ const sl_connector sl__connector_kafka_sink = {
     .name = "kafka",
     .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
                    "flushed per batch, or one transaction per batch with its input offsets "
-                   "(transactional: exactly once)",
+                   "(transactional: exactly once); a stateful stream's changelog (its keyed "
+                   "state per partition, restored from it when a partition moves)",
     .flags = SL_SINK,
     .dead_letter = &sl__kafka_dl_target,
     .options = kafka_sink_options,
@@ -609,4 +629,5 @@ const sl_connector sl__connector_kafka_sink = {
     .destroy = kafka_sink_destroy,
     .wants_headers = kafka_sink_wants_headers,
     .positions = sl__kafka_sink_positions,
+    .restore_state = sl__kafka_changelog_restore,
 };

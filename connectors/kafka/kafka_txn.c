@@ -19,7 +19,7 @@ int sl__kafka_txn_init(sl_kafka_sink *ctx)
     if (!e) {
         ctx->txn_ready = true;
         sl_instance_log(ctx->ins, SL_LOG_INFO, "transactional producer %s ready (group %s)",
-                        ctx->txn_id, ctx->group);
+                        ctx->txn_id, ctx->group ? ctx->group : "not known yet");
         return SL_OK;
     }
     int rc = rd_kafka_error_is_retriable(e) ? SL_ERR_RETRY : SL_ERR_FATAL;
@@ -103,6 +103,9 @@ int sl__kafka_sink_positions(void *data, const char *pipeline, sl_position *pos,
     (void)pipeline; /* the group names the pipeline's input */
     for (size_t i = 0; i < n; i++) {
         pos[i].next = -1;
+    }
+    if (ctx->changelog) {
+        return sl__kafka_changelog_positions(ctx, pos, n, errstr, errsize);
     }
     if (!ctx->transactional || n == 0) {
         return SL_OK;
