@@ -163,13 +163,14 @@ int sl__kafka_src_bootstrap(sl_kafka_src *ctx)
 typedef struct group_entry {
     char *group;
     rd_kafka_t *rk;
+    const sl_kafka_src *src; /* NULL: unknown */
     struct group_entry *next;
 } group_entry;
 
 static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
 static group_entry *groups;
 
-void sl__kafka_group_register(const char *group, rd_kafka_t *rk)
+void sl__kafka_group_register(const char *group, rd_kafka_t *rk, const sl_kafka_src *src)
 {
     group_entry *e = calloc(1, sizeof(*e));
     if (!e || !(e->group = strdup(group))) {
@@ -177,6 +178,7 @@ void sl__kafka_group_register(const char *group, rd_kafka_t *rk)
         return;
     }
     e->rk = rk;
+    e->src = src;
     pthread_mutex_lock(&groups_lock);
     e->next = groups;
     groups = e;
@@ -209,6 +211,26 @@ rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group)
     }
     pthread_mutex_unlock(&groups_lock);
     return md;
+}
+
+bool sl__kafka_group_of_source(const char *source, const char *topic, char *group, size_t size)
+{
+    size_t found = 0;
+    pthread_mutex_lock(&groups_lock); /* the source is not destroyed meanwhile */
+    for (group_entry *e = groups; e; e = e->next) {
+        if (!e->src || !e->src->name || strcmp(e->src->name, source) != 0 ||
+            !sl__kafka_topic_wanted(e->src, topic)) {
+            continue;
+        }
+        if (found == 0) {
+            snprintf(group, size, "%s", e->group);
+            found = 1;
+        } else if (strcmp(group, e->group) != 0) {
+            found = 2; /* sources of that name in two contexts, in different groups */
+        }
+    }
+    pthread_mutex_unlock(&groups_lock);
+    return found == 1;
 }
 
 /* ==== The source ==== */

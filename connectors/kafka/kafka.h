@@ -37,6 +37,10 @@ typedef enum sl_kafka_oor {
     SL_KAFKA_OOR_LATEST,
 } sl_kafka_oor;
 
+/* librdkafka's partitioners, in the order of the sink's partitioner option. */
+#define SL_KAFKA_PARTITIONERS                                                                      \
+    "murmur2_random|murmur2|consistent_random|consistent|random|fnv1a|fnv1a_random"
+
 typedef enum sl_kafka_format {
     SL_KAFKA_FORMAT_TEXT,
     SL_KAFKA_FORMAT_JSON,
@@ -247,6 +251,7 @@ typedef struct sl_kafka_sink {
     const char *properties;
     bool headers;          /* forward the records' Kafka headers */
     int64_t flush_timeout; /* ms */
+    int partitioner;       /* an index into SL_KAFKA_PARTITIONERS */
 
     rd_kafka_t *rk;
     char *bootstrap;
@@ -278,6 +283,20 @@ typedef struct sl_kafka_sink {
     rd_kafka_t *pos_rk; /* a consumer of group for its committed offsets (positions); made
                          * on first use, never subscribes; guarded by pos_lock */
     pthread_mutex_t pos_lock;
+
+    /* Changelog mode (kafka_changelog.c): the instance is a stateful stream's changelog. */
+    bool changelog;         /* known at start (sl_instance_is_changelog) */
+    char *group_found;      /* group unset: the group of the kafka source of the input */
+    int32_t cl_partitions;  /* the changelog topic's partitions; 0 until looked up */
+    struct sl_kafka_clpos { /* the position each marker holds, written or restored */
+        char *source, *topic;
+        int32_t partition;
+        int64_t next;
+    } * clpos;
+    size_t nclpos, capclpos;
+    pthread_mutex_t cl_lock; /* guards clpos */
+    rd_kafka_t *restore_rk;  /* a read_committed consumer for restores; restore_lock */
+    pthread_mutex_t restore_lock;
 } sl_kafka_sink;
 
 /* ==== kafka_config.c ==== */
@@ -287,6 +306,9 @@ int sl__kafka_src_config(sl_kafka_src *ctx, char *errstr, size_t errsize);
 /* Checks the sink's options and sets ctx->txn_id when transactional. SL_OK or SL_ERR_INVAL
  * with errstr. */
 int sl__kafka_sink_config(sl_kafka_sink *ctx, char *errstr, size_t errsize);
+/* Sets ctx->txn_id: transactional_id, else <pipeline>-<sink>-<instance or host name>.
+ * SL_OK, SL_ERR_INVAL or SL_ERR_NOMEM with errstr. */
+int sl__kafka_sink_txn_id(sl_kafka_sink *ctx, char *errstr, size_t errsize);
 /* What a librdkafka configuration is for: its defaults differ. */
 typedef enum sl_kafka_role {
     SL_KAFKA_DIRECT,   /* a consumer with a fetch queue per partition */
@@ -379,13 +401,115 @@ bool sl__kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *
 
 /* The consumers of the process by group, for the transactional sink's consumer group
  * metadata (KIP-447: the generation and member id with which the broker fences a zombie's
- * offsets). A direct source registers its consumer once it subscribed and unregisters it
- * before destroying it. @locality any thread (a mutex) */
-void sl__kafka_group_register(const char *group, rd_kafka_t *rk);
+ * offsets). A direct source (src; NULL in tests) registers its consumer once it subscribed
+ * and unregisters it before destroying it. @locality any thread (a mutex) */
+void sl__kafka_group_register(const char *group, rd_kafka_t *rk, const sl_kafka_src *src);
 void sl__kafka_group_unregister(const char *group, rd_kafka_t *rk);
 /* The metadata of group's registered consumer, now (the caller destroys it with
  * rd_kafka_consumer_group_metadata_destroy); NULL when none is registered. */
 rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group);
+/* The group of the registered source named source that reads topic, copied into group;
+ * false when none or more than one (in different contexts) answers. */
+bool sl__kafka_group_of_source(const char *source, const char *topic, char *group, size_t size);
+
+/* ==== kafka_sink.c: the producer, shared with kafka_txn.c and kafka_changelog.c ==== */
+
+/* True for an error that refuses the message for what it is: sending it again would not
+ * help. */
+bool sl__kafka_record_error(rd_kafka_resp_err_t err);
+/* librdkafka's error callback of the sink's clients (opaque: the sl_kafka_sink). */
+void sl__kafka_sink_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+/* Creates the producer ctx->rk: with transactional.id and idempotence when transactional.
+ * SL_OK or SL_ERR_INVAL (reported). */
+int sl__kafka_producer_new(sl_kafka_sink *ctx);
+/* Produces r to the topic (waiting for room in librdkafka's queue); its opaque is r.
+ * Returns the producer's error; on one that refuses the record itself, why says so. */
+rd_kafka_resp_err_t sl__kafka_sink_produce(sl_kafka_sink *ctx, const sl_record *r, char *why,
+                                           size_t whysize);
+/* Starts an attempt: no failure, no refused message yet. */
+void sl__kafka_attempt_reset(sl_kafka_sink *ctx);
+/* A copy of the records the broker refused so far (*n of them; NULL when none, or out of
+ * memory with *n > 0). The caller frees it. */
+const sl_record **sl__kafka_refused_records(sl_kafka_sink *ctx, size_t *n);
+/* Why the broker refused the first refused message since the last reset; 0 when none. */
+rd_kafka_resp_err_t sl__kafka_refused_error(sl_kafka_sink *ctx);
+
+/* ==== kafka_txn.c: transactions (exactly-once v2) ==== */
+
+/* init_transactions: fences an older producer with the same transactional.id (a restarted
+ * instance's zombie) and aborts the transaction it left open. SL_OK; SL_ERR_RETRY when the
+ * brokers did not answer in time (call it again); SL_ERR_FATAL when the producer cannot be
+ * used (reported). @locality start or write */
+int sl__kafka_txn_init(sl_kafka_sink *ctx);
+/* A batch in one transaction with its input offsets (see kafka_txn.c). @locality the sink's
+ * output thread */
+int sl__kafka_txn_write(sl_kafka_sink *ctx, const sl_batch_output *out);
+/* The positions callback: the group's committed offsets (-1 everywhere when not
+ * transactional; the changelog's markers in changelog mode). */
+int sl__kafka_sink_positions(void *data, const char *pipeline, sl_position *pos, size_t n,
+                             char *errstr, size_t errsize);
+/* The group's committed offsets of l's partitions, in l (-1 where none). SL_OK or
+ * SL_ERR_RETRY with errstr. @locality any (pos_lock) */
+int sl__kafka_committed_fetch(sl_kafka_sink *ctx, rd_kafka_topic_partition_list_t *l, char *errstr,
+                              size_t errsize);
+/* Handles e (taken) of the transactional call what, for the batch out: SL_ERR_RETRY (the
+ * transaction aborted), SL_ERR_FENCED (the producer made anew, or the consumer generation
+ * of the offsets stale: member) or SL_ERR_FATAL. */
+int sl__kafka_txn_fail(sl_kafka_sink *ctx, const sl_batch_output *out, const char *what,
+                       rd_kafka_error_t *e, bool member);
+/* Sends offsets to the open transaction with the group's consumer metadata (the registered
+ * consumer's, with its generation, when there is one), then commits it. SL_OK or the result
+ * of sl__kafka_txn_fail. */
+int sl__kafka_txn_finish(sl_kafka_sink *ctx, const sl_batch_output *out,
+                         const rd_kafka_topic_partition_list_t *offsets);
+
+/* ==== kafka_changelog.c: changelog mode ==== */
+
+/* The key of a position marker: "\0sluice.position\0" SOURCE "\0" TOPIC (see
+ * kafka_changelog.c). */
+#define SL_KAFKA_MARKER_PREFIX     "\0sluice.position\0"
+#define SL_KAFKA_MARKER_PREFIX_LEN (sizeof(SL_KAFKA_MARKER_PREFIX) - 1)
+
+/* What a changelog read found. */
+typedef struct sl_kafka_restore_stats {
+    uint64_t records, markers, bytes; /* state records (fn's calls), markers, their bytes */
+    int64_t from, end;                /* the offsets read: [from, end) */
+    int64_t ms;
+} sl_kafka_restore_stats;
+
+/* Called by start when the instance is a changelog: forces transactional on. SL_OK or an
+ * error with errstr. */
+int sl__kafka_changelog_start(sl_kafka_sink *ctx, char *errstr, size_t errsize);
+/* A batch's state changes and position markers in one transaction (write in changelog
+ * mode). @locality the sink's output thread */
+int sl__kafka_changelog_write(sl_kafka_sink *ctx, const sl_batch_output *out, char *errstr,
+                              size_t errsize);
+/* The restore_state callback. @locality the engine's timer thread (restore_lock) */
+int sl__kafka_changelog_restore(void *data, const char *pipeline, sl_position *pos,
+                                sl_restore_fn fn, void *arg, char *errstr, size_t errsize);
+/* The positions callback in changelog mode: the markers' positions, read from the topic. */
+int sl__kafka_changelog_positions(sl_kafka_sink *ctx, sl_position *pos, size_t n, char *errstr,
+                                  size_t errsize);
+/* Frees what changelog mode holds. */
+void sl__kafka_changelog_destroy(sl_kafka_sink *ctx);
+/* A consumer for changelog reads: isolation.level=read_committed, partition EOF events,
+ * the brokers and properties given (ins and opaque, whose first member is an sl_instance
+ * pointer, for the logs: both may be NULL). NULL with errstr. */
+rd_kafka_t *sl__kafka_changelog_consumer(sl_instance *ins, const char *bootstrap,
+                                         const char *properties, void *opaque, char *errstr,
+                                         size_t errsize);
+/* Reads partition pos->partition of topic with rk (a consumer of
+ * sl__kafka_changelog_consumer) from its low watermark to its last stable offset, calling
+ * fn(arg, r) for each state record in order (fn may be NULL: markers only), and sets
+ * pos->next to the last marker of pos->source and pos->topic (-1: none). SL_OK;
+ * SL_ERR_INVAL when the topic or the partition does not exist; SL_ERR_RETRY when the brokers
+ * do not answer or the read makes no progress for stall_ms; fn's error. ins (may be NULL):
+ * its stop ends the read (SL_ERR_RETRY). errstr says why. */
+int sl__kafka_changelog_read(rd_kafka_t *rk, const sl_instance *ins, const char *topic,
+                             sl_position *pos, sl_restore_fn fn, void *arg, int64_t stall_ms,
+                             sl_kafka_restore_stats *st, char *errstr, size_t errsize);
+/* The marker key of source and topic in buf; its length (> size: cut). */
+size_t sl__kafka_marker_key(const char *source, const char *topic, char *buf, size_t size);
 
 /* kafka_deadletter.c: the dead-letter target errors.dead_letter.type: kafka, provided by
  * the kafka sink. */

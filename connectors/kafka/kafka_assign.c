@@ -421,6 +421,7 @@ void sl__kafka_refresh_metadata(sl_kafka_src *ctx, int timeout)
         sl_instance_log(ctx->ins, SL_LOG_WARN,
                         "%s [%" PRId32 "]: the topic is gone; no longer read", p->topic,
                         p->partition);
+        sl_instance_release_partition(ctx->ins, p->topic, p->partition);
         if (p->assigned) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
@@ -543,6 +544,7 @@ static void on_assign(sl_kafka_src *ctx, rd_kafka_t *rk, rd_kafka_topic_partitio
     }
     ctx->assigned_once = true;
     ctx->waiting_since = 0;
+    sl_instance_set_waiting(ctx->ins, ctx->nparts == 0);
     char text[256];
     sl__kafka_list_text(l, text, sizeof(text));
     sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s assigned %d partitions: %s", ctx->group,
@@ -568,6 +570,8 @@ static void on_revoke(sl_kafka_src *ctx, rd_kafka_t *rk, rd_kafka_topic_partitio
         if (p) {
             part_remove(ctx, p);
         }
+        /* Its keyed state goes: the new owner restores it from the changelog. */
+        sl_instance_release_partition(ctx->ins, l->elems[i].topic, l->elems[i].partition);
     }
     char why[512];
     sl__kafka_rebalance_apply(rk, l, coop, false, why, sizeof(why)); /* gone either way */

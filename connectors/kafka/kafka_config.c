@@ -225,6 +225,13 @@ int sl__kafka_sink_config(sl_kafka_sink *ctx, char *errstr, size_t errsize)
                  "offsets each transaction commits)");
         return SL_ERR_INVAL;
     }
+    return sl__kafka_sink_txn_id(ctx, errstr, errsize);
+}
+
+int sl__kafka_sink_txn_id(sl_kafka_sink *ctx, char *errstr, size_t errsize)
+{
+    free(ctx->txn_id);
+    ctx->txn_id = NULL;
     if (ctx->transactional_id && *ctx->transactional_id) {
         ctx->txn_id = strdup(ctx->transactional_id);
     } else {
@@ -305,6 +312,7 @@ static const char *managed_property(const char *key)
         {"enable.auto.commit", "sluice commits offsets itself, after batches complete"},
         {"enable.auto.offset.store", "sluice commits offsets itself, after batches complete"},
         {"auto.offset.reset", "set it with the start and on_offset_out_of_range options"},
+        {"partitioner", "set it with the partitioner option of the kafka sink"},
     };
     for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++) {
         if (strcmp(key, managed[i].key) == 0) {

@@ -266,7 +266,8 @@ int sl__kafka_direct_start(sl_kafka_src *ctx)
         ctx->subscribed = true;
         /* A transactional kafka sink of this process sends offsets with this consumer's
          * group metadata (generation, member), which lets the broker fence a zombie. */
-        sl__kafka_group_register(ctx->group, ctx->rk);
+        sl__kafka_group_register(ctx->group, ctx->rk, ctx);
+        sl_instance_set_waiting(ctx->ins, true); /* until the group assigns partitions */
     }
     ctx->chunk = malloc(READ_CHUNK * sizeof(*ctx->chunk));
     if (!ctx->chunk) {
@@ -479,6 +480,7 @@ typedef struct batch_build {
 static void update_assignment(sl_kafka_src *ctx)
 {
     serve_events(ctx);
+    sl_instance_set_waiting(ctx->ins, ctx->subscribed && ctx->nparts == 0);
     if (ctx->subscribed && ctx->nparts == 0) {
         int64_t now = sl__mono_ms();
         if (!ctx->waiting_since) {

@@ -293,6 +293,17 @@ static void seek_to_committed(sl_kafka_src *ctx)
 
 /* ==== Rebalances ==== */
 
+/* Waiting for the group while the consumer holds no partition. */
+static void recv_note_waiting(sl_kafka_src *ctx, rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *now = NULL;
+    bool none = rd_kafka_assignment(rk, &now) || !now || now->cnt == 0;
+    if (now) {
+        rd_kafka_topic_partition_list_destroy(now);
+    }
+    sl_instance_set_waiting(ctx->ins, none);
+}
+
 static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *l, void *opaque)
 {
@@ -305,6 +316,7 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         l->cnt, text);
         ctx->recv_reassigned = true; /* paused while a push waits: pause these too */
         sl__kafka_rebalance_apply(rk, l, coop, true, why, sizeof(why));
+        recv_note_waiting(ctx, rk);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -325,6 +337,10 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             ctx->appended = keep;
         }
         sl__kafka_rebalance_apply(rk, l, coop, false, why, sizeof(why));
+        for (int i = 0; i < l->cnt; i++) {
+            sl_instance_release_partition(ctx->ins, l->elems[i].topic, l->elems[i].partition);
+        }
+        recv_note_waiting(ctx, rk);
         sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s revoked %d partitions: %s", ctx->group,
                         l->cnt, text);
         return;
@@ -683,6 +699,7 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
         sl_instance_error(ctx->ins, "%s", errstr);
         return SL_ERR_INVAL;
     }
+    sl_instance_set_waiting(ctx->ins, true); /* until the group assigns partitions */
     atomic_store(&ctx->stop, false);
     if (ctx->wal) {
         int se = pthread_create(&ctx->sync_thread, NULL, syncer_main, ctx);

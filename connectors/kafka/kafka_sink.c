@@ -12,7 +12,11 @@
  * transactional: true (exactly-once v2, KIP-447): a batch is one Kafka transaction that
  * holds its messages and the batch's input offsets (the ranges' until) committed to the
  * source's consumer group, so a read_committed consumer sees each batch once, and the
- * group's committed offsets are where the sink is (the positions callback). */
+ * group's committed offsets are where the sink is (the positions callback); see kafka_txn.c.
+ *
+ * As a stateful stream's changelog (sl_stream_changelog), each batch's state changes and the
+ * positions of its input go to a compacted topic in one transaction, and restore_state reads
+ * a task's state back: see kafka_changelog.c. */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -26,7 +30,7 @@
 
 /* True for an error that refuses the message for what it is: sending it again would not
  * help. */
-static bool record_error(rd_kafka_resp_err_t err)
+bool sl__kafka_record_error(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
            err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE || err == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
@@ -54,7 +58,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (unknown_topic_error(m->err)) {
         atomic_store(&ctx->topic_missing, true);
     }
-    if (record_error(m->err) && m->_private) {
+    if (sl__kafka_record_error(m->err) && m->_private) {
         pthread_mutex_lock(&ctx->err_lock);
         if (ctx->nrefused == ctx->refused_cap) {
             size_t cap = ctx->refused_cap ? 2 * ctx->refused_cap : 16;
@@ -80,7 +84,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-static void sink_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+void sl__kafka_sink_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     sl_kafka_sink *ctx = opaque;
     (void)rk;
@@ -95,6 +99,8 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     ctx->ins = ins;
     pthread_mutex_init(&ctx->err_lock, NULL);
     pthread_mutex_init(&ctx->pos_lock, NULL);
+    pthread_mutex_init(&ctx->cl_lock, NULL);
+    pthread_mutex_init(&ctx->restore_lock, NULL);
     ctx->lock_init = true;
     atomic_init(&ctx->failed, 0);
     int rc = sl__kafka_sink_config(ctx, errstr, errsize);
@@ -111,15 +117,39 @@ static int kafka_sink_init(sl_instance *ins, void *data, char *errstr, size_t er
     return SL_OK;
 }
 
+/* The name of partitioner choice i (SL_KAFKA_PARTITIONERS) in buf. */
+static int partitioner_name(int i, char *buf, size_t size)
+{
+    const char *p = SL_KAFKA_PARTITIONERS;
+    for (int k = 0; k < i && p; k++) {
+        p = strchr(p, '|');
+        p = p ? p + 1 : NULL;
+    }
+    if (!p || size == 0) {
+        return SL_ERR_INVAL;
+    }
+    size_t n = strcspn(p, "|");
+    snprintf(buf, size, "%.*s", (int)n, p);
+    return n < size ? SL_OK : SL_ERR_INVAL;
+}
+
 /* Creates the producer ctx->rk: with transactional.id and idempotence when transactional.
  * SL_OK or SL_ERR_INVAL (reported). */
-static int producer_new(sl_kafka_sink *ctx)
+int sl__kafka_producer_new(sl_kafka_sink *ctx)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
                                                SL_KAFKA_PRODUCER, errstr, sizeof(errstr));
     if (!conf) {
         sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_INVAL;
+    }
+    char name[24];
+    snprintf(errstr, sizeof(errstr), "choice %d is unknown", ctx->partitioner);
+    if (partitioner_name(ctx->partitioner, name, sizeof(name)) != SL_OK ||
+        rd_kafka_conf_set(conf, "partitioner", name, errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        sl_instance_error(ctx->ins, "partitioner: %s", errstr);
         return SL_ERR_INVAL;
     }
     if (ctx->transactional) {
@@ -135,7 +165,7 @@ static int producer_new(sl_kafka_sink *ctx)
     }
     rd_kafka_conf_set_opaque(conf, ctx);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_error_cb(conf, sink_error_cb);
+    rd_kafka_conf_set_error_cb(conf, sl__kafka_sink_error_cb);
     ctx->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!ctx->rk) {
         rd_kafka_conf_destroy(conf);
@@ -146,32 +176,18 @@ static int producer_new(sl_kafka_sink *ctx)
     return SL_OK;
 }
 
-/* init_transactions: fences an older producer with the same transactional.id (a restarted
- * instance's zombie) and aborts the transaction it left open. SL_OK; SL_ERR_RETRY when the
- * brokers did not answer in time (call it again); SL_ERR_FATAL when the producer cannot be
- * used (reported). @locality start or write */
-static int txn_init(sl_kafka_sink *ctx)
-{
-    rd_kafka_error_t *e = rd_kafka_init_transactions(ctx->rk, (int)ctx->flush_timeout);
-    if (!e) {
-        ctx->txn_ready = true;
-        sl_instance_log(ctx->ins, SL_LOG_INFO, "transactional producer %s ready (group %s)",
-                        ctx->txn_id, ctx->group);
-        return SL_OK;
-    }
-    int rc = rd_kafka_error_is_retriable(e) ? SL_ERR_RETRY : SL_ERR_FATAL;
-    sl_instance_error(ctx->ins, "cannot initialise transactions (transactional.id %s): %s",
-                      ctx->txn_id, rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
-    return rc;
-}
-
 static int kafka_sink_start(void *data, char *err, size_t errsize)
 {
     sl_kafka_sink *ctx = data;
     char errstr[512];
     if (ctx->rk) {
         return SL_OK;
+    }
+    if (!ctx->changelog && sl_instance_is_changelog(ctx->ins)) {
+        int rc = sl__kafka_changelog_start(ctx, err, errsize);
+        if (rc != SL_OK) {
+            return rc;
+        }
     }
     if (!ctx->bootstrap) {
         if (ctx->embedded) {
@@ -187,9 +203,9 @@ static int kafka_sink_start(void *data, char *err, size_t errsize)
             return SL_ERR_IO;
         }
     }
-    int rc = producer_new(ctx);
+    int rc = sl__kafka_producer_new(ctx);
     if (rc == SL_OK && ctx->transactional) {
-        rc = txn_init(ctx);
+        rc = sl__kafka_txn_init(ctx);
         if (rc == SL_ERR_RETRY) {
             rc = SL_OK; /* brokers not there yet: the first write tries again */
         }
@@ -235,8 +251,8 @@ static rd_kafka_headers_t *sink_headers(const sl_kafka_sink *ctx, const sl_recor
 
 /* Produces r (waiting for room in librdkafka's queue); its opaque is r. Returns the
  * producer's error; on one that refuses the record itself, why says so. */
-static rd_kafka_resp_err_t sink_produce(sl_kafka_sink *ctx, const sl_record *r, char *why,
-                                        size_t whysize)
+rd_kafka_resp_err_t sl__kafka_sink_produce(sl_kafka_sink *ctx, const sl_record *r, char *why,
+                                           size_t whysize)
 {
     char num[40];
     size_t vlen = 0;
@@ -261,7 +277,7 @@ static rd_kafka_resp_err_t sink_produce(sl_kafka_sink *ctx, const sl_record *r, 
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
         snprintf(why, whysize, "a message of %zu bytes is larger than message.max.bytes allows",
                  (size_t)r->key_len + vlen);
-    } else if (record_error(err)) {
+    } else if (sl__kafka_record_error(err)) {
         snprintf(why, whysize, "the producer refused the message: %s", rd_kafka_err2str(err));
     } else if (unknown_topic_error(err)) {
         atomic_store(&ctx->topic_missing, true); /* reported once by the write */
@@ -272,7 +288,7 @@ static rd_kafka_resp_err_t sink_produce(sl_kafka_sink *ctx, const sl_record *r, 
 }
 
 /* Starts an attempt: no failure, no refused message yet. */
-static void sink_attempt_reset(sl_kafka_sink *ctx)
+void sl__kafka_attempt_reset(sl_kafka_sink *ctx)
 {
     atomic_store(&ctx->failed, 0);
     atomic_store(&ctx->topic_missing, false);
@@ -323,7 +339,7 @@ static void report_topic_missing(sl_kafka_sink *ctx, char *errstr, size_t errsiz
 
 /* A copy of the records the broker refused so far (*n of them; NULL when none, or out of
  * memory with *n > 0). The caller frees it. */
-static const sl_record **refused_records(sl_kafka_sink *ctx, size_t *n)
+const sl_record **sl__kafka_refused_records(sl_kafka_sink *ctx, size_t *n)
 {
     pthread_mutex_lock(&ctx->err_lock);
     *n = ctx->nrefused;
@@ -336,7 +352,7 @@ static const sl_record **refused_records(sl_kafka_sink *ctx, size_t *n)
 }
 
 /* Why the broker refused the first refused message since the last reset; 0 when none. */
-static rd_kafka_resp_err_t refused_error(sl_kafka_sink *ctx)
+rd_kafka_resp_err_t sl__kafka_refused_error(sl_kafka_sink *ctx)
 {
     pthread_mutex_lock(&ctx->err_lock);
     rd_kafka_resp_err_t err = ctx->nrefused ? ctx->refused[0].err : 0;
@@ -352,7 +368,7 @@ static rd_kafka_resp_err_t refused_error(sl_kafka_sink *ctx)
 static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
 {
     size_t n;
-    const sl_record **recs = refused_records(ctx, &n);
+    const sl_record **recs = sl__kafka_refused_records(ctx, &n);
     if (n && !recs) {
         return SL_ERR_RETRY;
     }
@@ -363,9 +379,9 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
     int rc = SL_OK;
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
         char why[160];
-        sink_attempt_reset(ctx);
-        rd_kafka_resp_err_t err = sink_produce(ctx, recs[i], why, sizeof(why));
-        if (record_error(err)) {
+        sl__kafka_attempt_reset(ctx);
+        rd_kafka_resp_err_t err = sl__kafka_sink_produce(ctx, recs[i], why, sizeof(why));
+        if (sl__kafka_record_error(err)) {
             rc = sl_batch_output_reject(out, recs[i], why);
             continue;
         }
@@ -373,7 +389,7 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
             rc = SL_ERR_RETRY;
             break;
         }
-        rd_kafka_resp_err_t refused = refused_error(ctx);
+        rd_kafka_resp_err_t refused = sl__kafka_refused_error(ctx);
         if (refused) {
             snprintf(why, sizeof(why), "the broker refused the message: %s",
                      rd_kafka_err2str(refused));
@@ -386,391 +402,6 @@ static int sink_redo_refused(sl_kafka_sink *ctx, const sl_batch_output *out)
     return rc;
 }
 
-/* ==== Transactions (exactly-once v2) ==== */
-
-#define POSITIONS_TIMEOUT_MS 10000 /* longest wait for the group's committed offsets */
-#define COMMIT_TRIES         3     /* commit_transaction calls after retriable errors */
-
-/* A batch's input ranges (the direct source's offset ranges: sl_batch_input_add_range). */
-typedef struct txn_ranges {
-    const sl_input_range *v;
-    size_t n;
-} txn_ranges;
-
-/* The group's committed offsets of l's partitions, in l (-1 where none), from the sink's
- * own consumer of the group (made here once; it never subscribes, so it never joins). Its
- * isolation.level is read_committed, so the broker answers once no transaction of the group
- * is pending. SL_OK or SL_ERR_RETRY with errstr. @locality any (pos_lock) */
-static int committed_fetch(sl_kafka_sink *ctx, rd_kafka_topic_partition_list_t *l, char *errstr,
-                           size_t errsize)
-{
-    pthread_mutex_lock(&ctx->pos_lock);
-    int rc = SL_OK;
-    if (!ctx->pos_rk) {
-        rd_kafka_conf_t *conf = ctx->bootstrap
-                                    ? sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
-                                                         SL_KAFKA_DIRECT, errstr, errsize)
-                                    : NULL;
-        if (!ctx->bootstrap) {
-            snprintf(errstr, errsize, "not started");
-        }
-        if (conf &&
-            (rd_kafka_conf_set(conf, "group.id", ctx->group, errstr, errsize) ||
-             rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, errsize))) {
-            rd_kafka_conf_destroy(conf);
-            conf = NULL;
-        }
-        if (conf) {
-            rd_kafka_conf_set_opaque(conf, ctx);
-            rd_kafka_conf_set_error_cb(conf, sink_error_cb);
-            ctx->pos_rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errsize);
-            if (!ctx->pos_rk) {
-                rd_kafka_conf_destroy(conf);
-            }
-        }
-        rc = ctx->pos_rk ? SL_OK : SL_ERR_RETRY;
-    }
-    if (rc == SL_OK) {
-        int tmo = ctx->flush_timeout < POSITIONS_TIMEOUT_MS ? (int)ctx->flush_timeout
-                                                            : POSITIONS_TIMEOUT_MS;
-        rd_kafka_resp_err_t err = rd_kafka_committed(ctx->pos_rk, l, tmo);
-        for (int i = 0; !err && i < l->cnt; i++) {
-            err = l->elems[i].err;
-            if (l->elems[i].offset < 0) {
-                l->elems[i].offset = -1;
-            }
-        }
-        if (err) {
-            snprintf(errstr, errsize, "cannot read the committed offsets of group %s: %s",
-                     ctx->group, rd_kafka_err2str(err));
-            rc = SL_ERR_RETRY;
-        }
-    }
-    pthread_mutex_unlock(&ctx->pos_lock);
-    return rc;
-}
-
-/* Where the sink is: the group's committed offsets, which move only in its transactions
- * (and in the source's commits of completed batches, the same values). A sink that is not
- * transactional records no positions: -1 everywhere. @locality the engine's timer thread */
-static int kafka_sink_positions(void *data, const char *pipeline, sl_position *pos, size_t n,
-                                char *errstr, size_t errsize)
-{
-    sl_kafka_sink *ctx = data;
-    (void)pipeline; /* the group names the pipeline's input */
-    for (size_t i = 0; i < n; i++) {
-        pos[i].next = -1;
-    }
-    if (!ctx->transactional || n == 0) {
-        return SL_OK;
-    }
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition);
-    }
-    int rc = committed_fetch(ctx, l, errstr, errsize);
-    for (size_t i = 0; rc == SL_OK && i < n; i++) {
-        pos[i].next = l->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    return rc;
-}
-
-/* The offsets to commit with the batch: each partition's highest until. */
-static rd_kafka_topic_partition_list_t *txn_offsets(const txn_ranges *r)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)r->n + 1);
-    for (size_t i = 0; i < r->n; i++) {
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(l, r->v[i].topic, r->v[i].partition);
-        if (!tp) {
-            tp = rd_kafka_topic_partition_list_add(l, r->v[i].topic, r->v[i].partition);
-            tp->offset = r->v[i].until;
-        } else if (r->v[i].until > tp->offset) {
-            tp->offset = r->v[i].until;
-        }
-    }
-    return l;
-}
-
-/* The position rule (sl_position_check_range) for the whole batch against the group's
- * committed offsets in committed: WRITE, SKIP (every range is held) or FENCED. */
-static sl_position_check txn_check(const txn_ranges *r,
-                                   const rd_kafka_topic_partition_list_t *committed)
-{
-    size_t skip = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
-            (rd_kafka_topic_partition_list_t *)committed, r->v[i].topic, r->v[i].partition);
-        sl_position_check c = sl_position_check_range(&r->v[i], tp ? tp->offset : -1);
-        if (c == SL_POSITION_SKIP) {
-            skip++;
-        } else if (c == SL_POSITION_FENCED) {
-            return SL_POSITION_FENCED;
-        }
-    }
-    return r->n && skip == r->n ? SL_POSITION_SKIP : skip ? SL_POSITION_FENCED : SL_POSITION_WRITE;
-}
-
-/* Makes the producer anew after it was fenced or failed fatally. SL_ERR_FENCED (the batch
- * is dropped: its sources resume where the sinks are) or SL_ERR_FATAL. */
-static int txn_renew(sl_kafka_sink *ctx)
-{
-    rd_kafka_purge(ctx->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(ctx->rk);
-    ctx->rk = NULL;
-    int rc = producer_new(ctx);
-    if (rc == SL_OK) {
-        rc = txn_init(ctx);
-    }
-    return rc == SL_OK ? SL_ERR_FENCED : SL_ERR_FATAL;
-}
-
-/* True for the errors of a transactional offset commit from a consumer generation that is
- * no longer current: a rebalance happened, the batch's partitions may be another's now. */
-static bool generation_error(rd_kafka_resp_err_t code)
-{
-    return code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-           code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
-           code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
-}
-
-/* Handles e (taken) of the transactional call what: a fenced or fatal producer is made anew
- * (SL_ERR_FENCED, or SL_ERR_FATAL when that fails); otherwise the transaction is aborted
- * and the batch retried (SL_ERR_RETRY), or dropped (SL_ERR_FENCED) when the consumer
- * generation of the offsets is stale (member: they were the registered consumer's). */
-static int txn_fail(sl_kafka_sink *ctx, const sl_batch_output *out, const char *what,
-                    rd_kafka_error_t *e, bool member)
-{
-    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
-    bool fenced = code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-                  code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
-    if (rd_kafka_error_is_fatal(e) || fenced) {
-        sl_instance_error(ctx->ins,
-                          "batch %" PRId64 ": %s: %s; %s%s; making the producer anew and "
-                          "dropping the batch (its input resumes where the sinks are)",
-                          out->batch_time, what, rd_kafka_error_string(e),
-                          fenced ? "another producer has transactional.id " : "fatal error",
-                          fenced ? ctx->txn_id : "");
-        rd_kafka_error_destroy(e);
-        return txn_renew(ctx);
-    }
-    sl_instance_error(ctx->ins, "batch %" PRId64 " to %s: %s: %s; aborting the transaction",
-                      out->batch_time, ctx->topic, what, rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
-    rd_kafka_error_t *ae = rd_kafka_abort_transaction(ctx->rk, (int)ctx->flush_timeout);
-    if (ae) {
-        bool fatal = rd_kafka_error_is_fatal(ae);
-        sl_instance_error(ctx->ins,
-                          "batch %" PRId64 ": abort_transaction: %s; making the producer anew",
-                          out->batch_time, rd_kafka_error_string(ae));
-        rd_kafka_error_destroy(ae);
-        /* A new producer's init_transactions aborts what this one left open. */
-        int rc = txn_renew(ctx);
-        return fatal || rc == SL_ERR_FATAL ? rc : SL_ERR_RETRY;
-    }
-    return member && generation_error(code) ? SL_ERR_FENCED : SL_ERR_RETRY;
-}
-
-/* Linear: the excluded records are the few the broker refused. */
-static bool excluded(const sl_record *const *ex, size_t nex, const sl_record *r)
-{
-    for (size_t i = 0; i < nex; i++) {
-        if (ex[i] == r) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The messages the broker refused in delivery reports (with good ones in the same request)
- * go again one at a time, each in a transaction that is aborted: those refused alone are
- * rejected and added to *ex. SL_OK (run the batch's transaction again), or an error. */
-static int txn_find_refused(sl_kafka_sink *ctx, const sl_batch_output *out, const sl_record ***ex,
-                            size_t *nex)
-{
-    size_t n;
-    const sl_record **recs = refused_records(ctx, &n);
-    const sl_record **grown = realloc(*ex, (*nex + n + 1) * sizeof(**ex));
-    if (!recs || !grown) {
-        free(recs);
-        return SL_ERR_RETRY;
-    }
-    *ex = grown;
-    sl_instance_log(ctx->ins, SL_LOG_WARN,
-                    "batch %" PRId64 ": the broker refused %zu messages for %s; sending them "
-                    "one at a time (aborted) to find the ones at fault",
-                    out->batch_time, n, ctx->topic);
-    int rc = SL_OK;
-    for (size_t i = 0; i < n && rc == SL_OK; i++) {
-        char why[160] = "";
-        sink_attempt_reset(ctx);
-        rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
-        if (e) {
-            rc = txn_fail(ctx, out, "begin_transaction", e, false);
-            break;
-        }
-        rd_kafka_resp_err_t err = sink_produce(ctx, recs[i], why, sizeof(why));
-        if (!err) {
-            rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
-            err = refused_error(ctx);
-            if (err) {
-                snprintf(why, sizeof(why), "the broker refused the message: %s",
-                         rd_kafka_err2str(err));
-            }
-        }
-        e = rd_kafka_abort_transaction(ctx->rk, (int)ctx->flush_timeout);
-        if (e) {
-            rc = txn_fail(ctx, out, "abort_transaction", e, false);
-            break;
-        }
-        if (record_error(err)) {
-            (*ex)[(*nex)++] = recs[i];
-            rc = sl_batch_output_reject(out, recs[i], why);
-        }
-    }
-    free(recs);
-    return rc;
-}
-
-/* One transaction of the batch, records in ex[0..nex) left out. SL_OK (committed), EAGAIN
- * as SL_ERR_STATE (messages refused: their culprits joined ex, run it again), or the
- * result of txn_fail. */
-static int txn_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
-                       const rd_kafka_topic_partition_list_t *offsets, const sl_record ***ex,
-                       size_t *nex)
-{
-    sink_attempt_reset(ctx);
-    rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
-    if (e) {
-        return txn_fail(ctx, out, "begin_transaction", e, false);
-    }
-    size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
-    rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (size_t p = 0; p < nparts && !perr; p++) {
-        size_t n = 0;
-        const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
-        for (size_t i = 0; i < n && !perr; i++) {
-            char why[160];
-            if (excluded(*ex, *nex, &recs[i])) {
-                continue;
-            }
-            perr = sink_produce(ctx, &recs[i], why, sizeof(why));
-            if (record_error(perr)) {
-                int rrc = sl_batch_output_reject(out, &recs[i], why);
-                if (rrc != SL_OK) {
-                    e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "a rejected record");
-                    int frc = txn_fail(ctx, out, "errors.tolerance none", e, false);
-                    return frc == SL_ERR_RETRY ? rrc : frc;
-                }
-                perr = RD_KAFKA_RESP_ERR_NO_ERROR;
-            }
-        }
-    }
-    if (perr) {
-        e = rd_kafka_error_new(perr, "%s", rd_kafka_err2str(perr));
-        return txn_fail(ctx, out, "produce", e, false);
-    }
-    /* Every delivery report, before the offsets: refusals are found and left out. */
-    rd_kafka_resp_err_t ferr = rd_kafka_flush(ctx->rk, (int)ctx->flush_timeout);
-    pthread_mutex_lock(&ctx->err_lock);
-    bool refused = ctx->nrefused > 0, nomem = ctx->refused_nomem;
-    pthread_mutex_unlock(&ctx->err_lock);
-    uint64_t failed = atomic_load(&ctx->failed);
-    if (ferr || failed || nomem) {
-        pthread_mutex_lock(&ctx->err_lock);
-        e = rd_kafka_error_new(ferr ? ferr : RD_KAFKA_RESP_ERR__FAIL, "%s",
-                               ferr     ? "flush timed out"
-                               : failed ? ctx->first_error
-                                        : "out of memory");
-        pthread_mutex_unlock(&ctx->err_lock);
-        return txn_fail(ctx, out, "delivery", e, false);
-    }
-    if (refused) {
-        e = rd_kafka_abort_transaction(ctx->rk, (int)ctx->flush_timeout);
-        if (e) {
-            return txn_fail(ctx, out, "abort_transaction", e, false);
-        }
-        int rc = txn_find_refused(ctx, out, ex, nex);
-        return rc == SL_OK ? SL_ERR_STATE : rc;
-    }
-    if (sl_batch_output_flush_rejects(out) != SL_OK) {
-        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "the dead letters are not written");
-        return txn_fail(ctx, out, "dead letters", e, false);
-    }
-    if (offsets->cnt > 0) {
-        /* The source's consumer, when it runs in this process, carries its generation: the
-         * broker refuses offsets of a member that is no longer in the group. */
-        rd_kafka_consumer_group_metadata_t *md = sl__kafka_group_lookup(ctx->group);
-        bool member = md != NULL;
-        if (!md) {
-            md = rd_kafka_consumer_group_metadata_new(ctx->group);
-        }
-        e = rd_kafka_send_offsets_to_transaction(ctx->rk, offsets, md, (int)ctx->flush_timeout);
-        rd_kafka_consumer_group_metadata_destroy(md);
-        if (e) {
-            return txn_fail(ctx, out, "send_offsets_to_transaction", e, member);
-        }
-    }
-    for (int tries = 1;; tries++) {
-        e = rd_kafka_commit_transaction(ctx->rk, (int)ctx->flush_timeout);
-        if (!e || !rd_kafka_error_is_retriable(e) || tries == COMMIT_TRIES) {
-            break;
-        }
-        rd_kafka_error_destroy(e); /* the outcome is unknown: commit again */
-    }
-    return e ? txn_fail(ctx, out, "commit_transaction", e, false) : SL_OK;
-}
-
-/* A batch in one transaction: skipped when the group's offsets show it held, dropped
- * (SL_ERR_FENCED) when they show it held elsewhere, else its messages and offsets
- * committed together. @locality the sink's output thread */
-static int txn_write(sl_kafka_sink *ctx, const sl_batch_output *out)
-{
-    char errstr[256];
-    txn_ranges r = {.v = out->ranges, .n = out->nranges};
-    rd_kafka_topic_partition_list_t *offsets = txn_offsets(&r);
-    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(offsets);
-    const sl_record **ex = NULL;
-    size_t nex = 0;
-    int rc = SL_OK;
-    if (committed->cnt > 0) {
-        rc = committed_fetch(ctx, committed, errstr, sizeof(errstr));
-        if (rc != SL_OK) {
-            sl_instance_error(ctx->ins, "batch %" PRId64 ": %s; retrying", out->batch_time, errstr);
-        }
-    }
-    sl_position_check c = rc == SL_OK ? txn_check(&r, committed) : SL_POSITION_WRITE;
-    if (rc == SL_OK && c == SL_POSITION_SKIP) {
-        sl_instance_log(ctx->ins, SL_LOG_INFO,
-                        "batch %" PRId64 ": group %s already holds its input; skipped",
-                        out->batch_time, ctx->group);
-    } else if (rc == SL_OK && c == SL_POSITION_FENCED) {
-        sl_instance_log(ctx->ins, SL_LOG_WARN,
-                        "batch %" PRId64 ": group %s's offsets are elsewhere than its input "
-                        "starts; dropped (its input resumes where the sinks are)",
-                        out->batch_time, ctx->group);
-        rc = SL_ERR_FENCED;
-    } else if (rc == SL_OK) {
-        rc = ctx->txn_ready ? SL_OK : txn_init(ctx);
-        for (int round = 0; rc == SL_OK && round < 2; round++) {
-            rc = txn_attempt(ctx, out, offsets, &ex, &nex);
-            if (rc == SL_ERR_STATE) {
-                rc = round == 0 ? SL_OK : SL_ERR_RETRY; /* refusals again: retried later */
-            } else {
-                break;
-            }
-        }
-    }
-    if (rc == SL_OK) {
-        sl_instance_set_active(ctx->ins, true);
-    }
-    free(ex);
-    rd_kafka_topic_partition_list_destroy(committed);
-    rd_kafka_topic_partition_list_destroy(offsets);
-    return rc;
-}
-
 static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
 {
     sl_kafka_sink *ctx = data;
@@ -780,10 +411,13 @@ static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr
             return SL_ERR_RETRY;
         }
     }
-    if (ctx->transactional) {
-        return txn_write(ctx, out);
+    if (ctx->changelog) {
+        return sl__kafka_changelog_write(ctx, out, errstr, errsize);
     }
-    sink_attempt_reset(ctx);
+    if (ctx->transactional) {
+        return sl__kafka_txn_write(ctx, out);
+    }
+    sl__kafka_attempt_reset(ctx);
     size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t p = 0; p < nparts && !perr; p++) {
@@ -791,8 +425,8 @@ static int kafka_sink_write(void *data, const sl_batch_output *out, char *errstr
         const sl_record *recs = sl_dataset_partition(out->ds, p, &n);
         for (size_t i = 0; i < n && !perr; i++) {
             char why[160];
-            perr = sink_produce(ctx, &recs[i], why, sizeof(why));
-            if (record_error(perr)) {
+            perr = sl__kafka_sink_produce(ctx, &recs[i], why, sizeof(why));
+            if (sl__kafka_record_error(perr)) {
                 /* A record error: left out and dead-lettered, or the pipeline stops. */
                 int rrc = sl_batch_output_reject(out, &recs[i], why);
                 if (rrc != SL_OK) {
@@ -877,6 +511,7 @@ static void kafka_sink_destroy(void *data)
         rd_kafka_destroy(ctx->pos_rk);
         ctx->pos_rk = NULL;
     }
+    sl__kafka_changelog_destroy(ctx);
     if (ctx->embedded && ctx->bootstrap) {
         sl__kafka_embedded_release();
     }
@@ -886,6 +521,8 @@ static void kafka_sink_destroy(void *data)
     if (ctx->lock_init) {
         pthread_mutex_destroy(&ctx->err_lock);
         pthread_mutex_destroy(&ctx->pos_lock);
+        pthread_mutex_destroy(&ctx->cl_lock);
+        pthread_mutex_destroy(&ctx->restore_lock);
     }
 }
 
@@ -913,6 +550,15 @@ static const sl_option kafka_sink_options[] = {
      .doc = "produce each record with the Kafka headers it carries (records of a kafka source "
             "with headers: true keep them through key, value, filter and map ops; aggregates "
             "have none)"},
+    {.name = "partitioner",
+     .type = SL_OPT_ENUM,
+     .def = "murmur2_random",
+     .choices = SL_KAFKA_PARTITIONERS,
+     .offset = offsetof(sl_kafka_sink, partitioner),
+     .doc = "the partition of a keyed message (librdkafka's partitioners); murmur2_random, the "
+            "default, is that of the Java clients and Kafka Streams (a key goes where a Java "
+            "producer puts it, as a repartition topic needs; keyless messages: random); "
+            "consistent_random was librdkafka's (CRC32)"},
     {.name = "flush_timeout",
      .type = SL_OPT_DURATION,
      .def = "30s",
@@ -928,13 +574,14 @@ static const sl_option kafka_sink_options[] = {
      .doc = "exactly once: each batch is one Kafka transaction holding its messages and the "
             "batch's input offsets, committed to group (read them with "
             "isolation.level=read_committed); the group's committed offsets are the sink's "
-            "positions; a restarted instance fences its zombie"},
+            "positions; a restarted instance fences its zombie. Always on for a changelog"},
     {.name = "group",
      .type = SL_OPT_STR,
      .offset = offsetof(sl_kafka_sink, group),
      .doc = "transactional: the consumer group of the kafka source whose offsets each "
-            "transaction commits (required). Fenced by the generation of that source's "
-            "consumer in this process (KIP-447); without one, by the transactional.id only"},
+            "transaction commits (required; a changelog takes that of the kafka source in this "
+            "process that reads its input). Fenced by the generation of that source's consumer "
+            "in this process (KIP-447); without one, by the transactional.id only"},
     {.name = "transactional_id",
      .type = SL_OPT_STR,
      .offset = offsetof(sl_kafka_sink, transactional_id),
@@ -969,7 +616,8 @@ const sl_connector sl__connector_kafka_sink = {
     .name = "kafka",
     .description = "Produce each record to a Kafka topic (key, value or typed value as text), "
                    "flushed per batch, or one transaction per batch with its input offsets "
-                   "(transactional: exactly once)",
+                   "(transactional: exactly once); a stateful stream's changelog (its keyed "
+                   "state per partition, restored from it when a partition moves)",
     .flags = SL_SINK,
     .dead_letter = &sl__kafka_dl_target,
     .options = kafka_sink_options,
@@ -980,5 +628,6 @@ const sl_connector sl__connector_kafka_sink = {
     .stop = kafka_sink_stop,
     .destroy = kafka_sink_destroy,
     .wants_headers = kafka_sink_wants_headers,
-    .positions = kafka_sink_positions,
+    .positions = sl__kafka_sink_positions,
+    .restore_state = sl__kafka_changelog_restore,
 };

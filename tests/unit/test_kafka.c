@@ -207,7 +207,7 @@ static void test_options_group_registry_lookup_until_unregistered(void)
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     CU_ASSERT_FATAL(rk != NULL);
     CU_ASSERT(sl__kafka_group_lookup("greg") == NULL);
-    sl__kafka_group_register("greg", rk);
+    sl__kafka_group_register("greg", rk, NULL);
     rd_kafka_consumer_group_metadata_t *md = sl__kafka_group_lookup("greg");
     CU_ASSERT(md != NULL);
     rd_kafka_consumer_group_metadata_destroy(md);
