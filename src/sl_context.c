@@ -471,6 +471,8 @@ void sl_context_destroy(sl_context *ctx)
         sl__stream_free(s);
         s = next;
     }
+    /* A source closing below may still say it lost partitions: no stream holds state. */
+    ctx->streams = ctx->streams_tail = NULL;
     sl_instance *lists[2] = {ctx->sources, ctx->sinks};
     for (int k = 0; k < 2; k++) {
         for (sl_instance *ins = lists[k]; ins;) {

@@ -67,13 +67,15 @@ streams:
     ops:
       - value: number
       - running: {fn: sum}
-    changelog:                      # the state of running moves with the partitions of words
-      type: kafka
-      brokers: $KAFKA_BOOTSTRAP
-      topic: $topic-totals-changelog
-      group: $topic-w
-      instance: $1
 sinks:
+  - name: state                     # the state of running moves with the partitions of words
+    type: kafka
+    from: totals
+    changelog: true
+    brokers: $KAFKA_BOOTSTRAP
+    topic: $topic-totals-changelog
+    group: $topic-w
+    instance: $1
   - name: exchange                  # the repartition topic: keyed by word, murmur2 as Java
     type: kafka
     from: perbatch
@@ -81,8 +83,7 @@ sinks:
     topic: $topic-by-word
     transactional: true
     group: $topic-g
-    instance: $1
-    properties: partitioner=murmur2_random
+    instance: $1                    # partitioner: murmur2_random, the default
   - name: db
     type: postgres
     from: totals

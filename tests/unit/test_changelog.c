@@ -97,8 +97,18 @@ static int ksrc_next(void *data, int64_t t, sl_batch_input *in)
     return SL_OK;
 }
 
+/* Like the kafka source, which hears of its partitions' revocation as it closes. */
+static void ksrc_destroy(void *data)
+{
+    ksrc *s = data;
+    if (s->self) {
+        sl_instance_release_partition(s->self, "t", 0);
+    }
+}
+
 static const sl_option no_options[] = {{0}};
 static const sl_connector ksrc_connector = {.name = "ksrc",
+                                            .destroy = ksrc_destroy,
                                             .flags = SL_SOURCE,
                                             .options = no_options,
                                             .ctx_size = sizeof(ksrc),
