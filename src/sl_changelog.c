@@ -19,9 +19,10 @@
 #define STATE_HEAD    18
 
 typedef struct chg_op {
-    int64_t gen;  /* applied before computing this batch */
-    int32_t task; /* the partition whose state is dropped, then restored */
-    bool restore; /* false: dropped only */
+    int64_t gen;      /* applied before computing this batch */
+    int32_t task;     /* the partition whose state is dropped, then restored */
+    bool restore;     /* false: dropped only */
+    int64_t position; /* restored: the input position the state reflects, -1 none */
     sl_recvec recs;
     sl_arena arena;
     struct chg_op *next;
@@ -32,6 +33,11 @@ typedef struct sl_chg {
     pthread_mutex_t lock; /* guards ops */
     chg_op *ops, *ops_tail;
     sl_dataset *changes; /* the changes of the last computed batch (job thread) */
+    /* Per task (grown as needed): the position the restored state reflects, until the input
+     * passes it (-1 or 0: none); and whether the batch being computed is behind it. */
+    int64_t *held;
+    bool *skip;
+    size_t ntasks;
 } sl_chg;
 
 /* ==== Attaching a changelog ==== */
@@ -102,6 +108,8 @@ void sl__changelog_free(sl_stream *s)
         op_free(op);
     }
     sl__dataset_release(c->changes);
+    free(c->held);
+    free(c->skip);
     pthread_mutex_destroy(&c->lock);
     free(c);
     s->chg = NULL;
@@ -336,6 +344,7 @@ int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, s
                    "%" PRIu64 " bytes in %" PRId64 " ms, at offset %" PRId64,
                    s->name, pos[i].partition, pos[i].topic, sink->name, op->recs.n, ra.bytes, ms,
                    q.next);
+            op->position = q.next;
             op_enqueue(s, op);
             sl_source_position_merge(&pos[i], q.next);
             pos[i].missing = pos[i].missing || q.next < 0;
@@ -391,6 +400,70 @@ static int restore_one(sl_stream *s, const chg_op *op, const sl_record *r)
     return sl__ktable_set_bytes(t, e, r->value + STATE_HEAD, r->value_len - STATE_HEAD);
 }
 
+/* Makes room for task in c's per-task arrays. */
+static int tasks_grow(sl_chg *c, int32_t task)
+{
+    if (task < 0 || (size_t)task < c->ntasks) {
+        return task < 0 ? SL_ERR_INVAL : SL_OK;
+    }
+    size_t n = (size_t)task + 1;
+    int64_t *held = realloc(c->held, n * sizeof(*held));
+    if (held) {
+        c->held = held;
+    }
+    bool *skip = realloc(c->skip, n * sizeof(*skip));
+    if (skip) {
+        c->skip = skip;
+    }
+    if (!held || !skip) {
+        return SL_ERR_NOMEM;
+    }
+    for (size_t i = c->ntasks; i < n; i++) {
+        c->held[i] = -1;
+        c->skip[i] = false;
+    }
+    c->ntasks = n;
+    return SL_OK;
+}
+
+bool sl__changelog_skips(const sl_stream *s, int32_t task)
+{
+    const sl_chg *c = s->chg;
+    return c && task >= 0 && (size_t)task < c->ntasks && c->skip[task];
+}
+
+/* For the batch being computed: a task whose range ends at or before the position its
+ * restored state reflects is skipped (the state holds that input; the source read it again
+ * for sinks that are behind, cutting batches at that position); once the input passes the
+ * position, the task's records count again. */
+static void find_skips(sl_stream *s, int64_t t)
+{
+    sl_chg *c = s->chg;
+    for (size_t i = 0; i < c->ntasks; i++) {
+        c->skip[i] = false;
+    }
+    const sl_job *job = s->ctx->computing;
+    if (!job || job->time != t) {
+        return;
+    }
+    const sl_output *o = NULL;
+    for (const sl_output *x = s->ctx->outputs; x && !o; x = x->next) {
+        o = x->sink == c->sink ? x : NULL;
+    }
+    for (size_t i = 0; o && i < job->nranges; i++) {
+        const sl_input_range *r = &job->ranges[i];
+        int32_t p = r->partition;
+        if (p < 0 || (size_t)p >= c->ntasks || c->held[p] < 0 || !sl__output_reads(o, r->source)) {
+            continue;
+        }
+        if (r->until <= c->held[p]) {
+            c->skip[p] = true;
+        } else {
+            c->held[p] = -1;
+        }
+    }
+}
+
 int sl__changelog_apply(sl_stream *s, int64_t t)
 {
     sl_chg *c = s->chg;
@@ -414,6 +487,9 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
             break;
         }
         drop_task(s->kstate, op->task);
+        if ((rc = tasks_grow(c, op->task)) == SL_OK) {
+            c->held[op->task] = op->restore ? op->position : -1;
+        }
         for (size_t i = 0; op->restore && i < op->recs.n && rc == SL_OK; i++) {
             rc = restore_one(s, op, &op->recs.recs[i]);
         }
@@ -424,6 +500,9 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
     }
     for (size_t p = 0; p < s->kstate->nparts && rc == SL_OK; p++) {
         rc = sl__ktable_compact(&s->kstate->tabs[p], false);
+    }
+    if (rc == SL_OK) {
+        find_skips(s, t);
     }
     return rc;
 }

@@ -484,6 +484,7 @@ void sl_context_destroy(sl_context *ctx)
     for (sl_output *o = ctx->outputs; o;) {
         sl_output *next = o->next;
         free(o->reads);
+        sl__output_acc_clear(o);
         free(o);
         o = next;
     }

@@ -300,8 +300,12 @@ sl_dataset *sl__changelog_take(sl_stream *s, int64_t t);
  * @locality the thread of src's next_batch */
 int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, size_t *sinks,
                           char *errstr, size_t errsize);
-/* Applies the restores and drops asked up to batch t. @locality the job thread */
+/* Applies the restores and drops asked up to batch t, and finds the tasks whose input in
+ * batch t the restored state holds already. @locality the job thread */
 int sl__changelog_apply(sl_stream *s, int64_t t);
+/* True when the records of task in the batch being computed must not change the state:
+ * its restored state reflects them (they run again for the sinks that are behind). */
+bool sl__changelog_skips(const sl_stream *s, int32_t task);
 
 /* ==== Checkpoints of state (sl_state_snapshot.c) ====
  * Nodes whose result depends on earlier batches (stateful operators and windows with an
@@ -481,8 +485,15 @@ typedef struct sl_output {
     /* The sources the output's stream reads (sl__outputs_prepare), by instance. */
     sl_instance **reads;
     size_t nreads;
+    /* A stream that slides slower than the batches: the ranges of the batches since its
+     * last dataset, merged per partition (topics malloc'ed). @locality the job thread */
+    sl_input_range *acc;
+    size_t nacc;
     struct sl_output *next;
 } sl_output;
+
+/* Frees an output's merged ranges. */
+void sl__output_acc_clear(sl_output *o);
 
 /* Finds, for every output, the sources its stream reads. Called once at start. */
 int sl__outputs_prepare(sl_context *ctx);
@@ -575,6 +586,7 @@ struct sl_context {
     _Atomic int restoring;
     _Atomic uint64_t restored_tasks;
     _Atomic int64_t gen_time; /* the batch being generated, or the next one */
+    sl_job *computing;        /* the job the job thread runs (its ranges); job thread only */
     size_t nstate_gens;
 };
 

@@ -164,13 +164,72 @@ bool sl__sink_reads(const sl_instance *sink, const sl_instance *src)
     return false;
 }
 
+void sl__output_acc_clear(sl_output *o)
+{
+    sl__input_ranges_free(o->acc, o->nacc);
+    o->acc = NULL;
+    o->nacc = 0;
+}
+
+/* True when o's stream has a dataset less often than every batch. */
+static bool slides_slower(const sl_output *o, const sl_context *ctx)
+{
+    return o->stream->slide > ctx->batch_interval;
+}
+
+/* Merges the ranges of job that o reads into o->acc: a range that continues a partition's
+ * extends it; one that does not (its source resumed elsewhere) replaces it. */
+static int acc_merge(sl_output *o, const sl_job *job)
+{
+    for (size_t i = 0; i < job->nranges; i++) {
+        const sl_input_range *r = &job->ranges[i];
+        if (!sl__output_reads(o, r->source)) {
+            continue;
+        }
+        sl_input_range *e = NULL;
+        for (size_t k = 0; k < o->nacc && !e; k++) {
+            sl_input_range *a = &o->acc[k];
+            if (a->partition == r->partition && strcmp(a->source, r->source) == 0 &&
+                strcmp(a->topic, r->topic) == 0) {
+                e = a;
+            }
+        }
+        if (e) {
+            e->from = r->from == e->until ? e->from : r->from;
+            e->until = r->until;
+            continue;
+        }
+        sl_input_range *grown = realloc(o->acc, (o->nacc + 1) * sizeof(*grown));
+        char *topic = strdup(r->topic);
+        if (!grown || !topic) {
+            free(topic);
+            if (grown) {
+                o->acc = grown;
+            }
+            return SL_ERR_NOMEM;
+        }
+        o->acc = grown;
+        o->acc[o->nacc++] = (sl_input_range){.source = r->source,
+                                             .topic = topic,
+                                             .partition = r->partition,
+                                             .from = r->from,
+                                             .until = r->until};
+    }
+    return SL_OK;
+}
+
 /* The ranges of the job that o reads: job's own array when it reads them all, else a copy
- * of those it reads in *own (freed by the caller). */
-static const sl_input_range *output_ranges(const sl_output *o, const sl_job *job,
-                                           sl_input_range **own, size_t *n)
+ * of those it reads in *own (freed by the caller); for a stream that slides slower than
+ * the batches, those of every batch since its last dataset (o->acc). */
+static const sl_input_range *output_ranges(const sl_context *ctx, const sl_output *o,
+                                           const sl_job *job, sl_input_range **own, size_t *n)
 {
     *own = NULL;
     *n = 0;
+    if (slides_slower(o, ctx)) {
+        *n = o->nacc;
+        return o->acc;
+    }
     size_t keep = 0;
     for (size_t i = 0; i < job->nranges; i++) {
         keep += sl__output_reads(o, job->ranges[i].source);
@@ -303,9 +362,12 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
 {
     sl_input_range *own;
     size_t nranges;
-    const sl_input_range *ranges = output_ranges(o, job, &own, &nranges);
+    const sl_input_range *ranges = output_ranges(ctx, o, job, &own, &nranges);
     int rc = run_output_retrying(ctx, o, job, ds, ranges, nranges, err, errsize);
     free(own);
+    if (slides_slower(o, ctx)) {
+        sl__output_acc_clear(o); /* written, fenced or abandoned: the next slide starts anew */
+    }
     if (o->sink) {
         atomic_store(&o->sink->retrying_since, 0);
     }
@@ -430,6 +492,12 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
     out_run run = {.ctx = ctx, .job = job, .info = info};
     pthread_mutex_init(&run.lock, NULL);
     size_t n = 0, nforeach = 0;
+    for (sl_output *o = ctx->outputs; o; o = o->next) {
+        if (slides_slower(o, ctx) && acc_merge(o, job) != SL_OK) {
+            sl__strlcpy(info->error, "out of memory merging input ranges", sizeof(info->error));
+            run.abandoned = true;
+        }
+    }
     for (sl_output *o = ctx->outputs; o; o = o->next) {
         if (sl__stream_valid_time(o->stream, job->time)) {
             slots[n++] = (out_slot){.run = &run, .o = o};

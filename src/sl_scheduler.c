@@ -287,6 +287,7 @@ static void run_job(sl_context *ctx, sl_job *job)
     sl__job_publish(ctx, job, info);
     uint64_t failed_before = atomic_load(&ctx->records_failed);
     bool abandoned = false; /* stopped while an output was retrying: the batch stays pending */
+    ctx->computing = job;
 
     size_t i = 0;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {

@@ -382,6 +382,9 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
         for (size_t i = 0; i < nv && rc == SL_OK; i++) {
             for (size_t j = 0; j < v[i].n && rc == SL_OK; j++) {
                 const sl_record *rec = &v[i].recs[j];
+                if (sl__changelog_skips(s, record_task(rec))) {
+                    continue; /* the restored state holds it */
+                }
                 uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
                 sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
                 rc = update_one(st, r, tab, &e, en, rec->key, rec->key_len, h, rec, 1);
@@ -393,6 +396,9 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
         if (rc == SL_OK) {
             for (size_t k = 0; k < g.n && rc == SL_OK; k++) {
                 const sl_record *vals = &g.recs[g.start[k]];
+                if (sl__changelog_skips(s, record_task(vals))) {
+                    continue; /* the restored state holds them */
+                }
                 sl_kentry *en = sl__ktable_find(tab, vals[0].key, vals[0].key_len, g.hash[k]);
                 rc = update_one(st, r, tab, &e, en, vals[0].key, vals[0].key_len, g.hash[k], vals,
                                 g.start[k + 1] - g.start[k]);
@@ -431,6 +437,9 @@ static int map_part(const state_stage *st, size_t r, sl_ktable *tab, sl_part *pa
     for (size_t i = 0; i < nv && rc == SL_OK; i++) {
         for (size_t j = 0; j < v[i].n && rc == SL_OK; j++) {
             const sl_record *rec = &v[i].recs[j];
+            if (sl__changelog_skips(s, record_task(rec))) {
+                continue; /* the restored state holds it */
+            }
             uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
             sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
             sl_state state = {0};

@@ -24,6 +24,7 @@ typedef struct ksrc {
     bool owns[NPART];    /* partitions read */
     int release;         /* >= 0: released at the next batch */
     bool no_meta;        /* records without a partition */
+    bool from_zero; /* reads from offset 0 whatever the sinks say (behind the restored state) */
     sl_source_position pos[NPART];
     int ask_rc;
 } ksrc;
@@ -57,7 +58,7 @@ static int ksrc_next(void *data, int64_t t, sl_batch_input *in)
             }
         }
         s->ask_rc = sl_instance_sink_positions(s->self, s->pos, n, &sinks, err, sizeof(err));
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && !s->from_zero; i++) {
             if (s->pos[i].next >= 0) {
                 s->next[s->pos[i].partition] = s->pos[i].next;
             }
@@ -433,6 +434,33 @@ static void test_new_owner_restores_and_continues(void)
     owner_free(&b);
 }
 
+/* Input the restored state holds already (read again for a sink that is behind) does not
+ * change the state again; what follows does. */
+static void test_input_behind_restored_state_is_skipped(void)
+{
+    clog log = {0};
+    the_log = &log;
+    owner a, b;
+    CU_ASSERT_TRUE_FATAL(owner_new(&a));
+    const char *a0[] = {"x@0", "x@0", "x@0", NULL};
+    memcpy(a.src->script[0], a0, sizeof(a0));
+    CU_ASSERT_EQUAL(step(&a, 1000), SL_OK);
+    CU_ASSERT_TRUE_FATAL(owner_new(&b));
+    b.src->ask = true;
+    b.src->from_zero = true;
+    const char *b0[] = {"x@0", "x@0", "x@0", NULL}; /* [0, 3): held by the state */
+    const char *b1[] = {"x@0", NULL};               /* [3, 4): new */
+    memcpy(b.src->script[0], b0, sizeof(b0));
+    memcpy(b.src->script[1], b1, sizeof(b1));
+    CU_ASSERT_EQUAL(step(&b, 1000), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&b.out, "x"), 3);
+    CU_ASSERT_EQUAL(step(&b, 2000), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&b.out, "x"), 4);
+    CU_ASSERT_EQUAL(logged(0, "x"), 4);
+    owner_free(&a);
+    owner_free(&b);
+}
+
 static void test_removed_key_is_a_tombstone(void)
 {
     clog log = {0};
@@ -604,7 +632,8 @@ static void test_keyed_window_moves_with_its_partition(void)
 void sl_test_register(void)
 {
     SL_SUITE("changelog", SL_TEST(changes_follow_the_other_sinks),
-             SL_TEST(new_owner_restores_and_continues), SL_TEST(removed_key_is_a_tombstone),
+             SL_TEST(new_owner_restores_and_continues),
+             SL_TEST(input_behind_restored_state_is_skipped), SL_TEST(removed_key_is_a_tombstone),
              SL_TEST(keys_without_partition_fail), SL_TEST(keyed_window_equals_plain_window),
              SL_TEST(keyed_window_moves_with_its_partition));
 }

@@ -220,10 +220,38 @@ static void test_fenced_batch_is_dropped_not_fatal(void)
     sl_context_destroy(f.ctx);
 }
 
+/* A sink of a window that slides every 2 batches gets the ranges of both batches, merged:
+ * its position moves on without a gap (it would be fenced at its second write). */
+static void test_window_sink_gets_the_ranges_of_its_slide(void)
+{
+    char err[256];
+    sl_context_conf conf = {.name = "positions", .batch_interval_ms = 1000, .workers = 1};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    sl_stream *in =
+        sl_context_add_source_connector(ctx, &rsrc_connector, "in", NULL, err, sizeof(err));
+    sl_stream *w = sl_stream_window(in, 2000, 2000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL_FATAL(sl_stream_to_connector(w, &psink_connector, "w", NULL, err, sizeof(err)),
+                          SL_OK);
+    psink *k = ctx->sinks->cctx;
+    k->position = -1;
+    sl_batch_info info;
+    for (int64_t t = 1000; t <= 6000; t += 1000) {
+        CU_ASSERT_EQUAL(sl__context_step(ctx, t, &info), SL_OK);
+    }
+    CU_ASSERT_EQUAL(k->writes, 3);
+    CU_ASSERT_EQUAL(k->fences, 0);
+    CU_ASSERT_EQUAL(k->position, 60);
+    CU_ASSERT_EQUAL(k->last_nranges, 1);
+    sl_context_destroy(ctx);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("positions", SL_TEST(check_range_write_skip_fence),
              SL_TEST(merge_keeps_lowest_and_rising_cuts),
              SL_TEST(sinks_get_ranges_and_source_gets_positions),
-             SL_TEST(fenced_batch_is_dropped_not_fatal));
+             SL_TEST(fenced_batch_is_dropped_not_fatal),
+             SL_TEST(window_sink_gets_the_ranges_of_its_slide));
 }
