@@ -42,17 +42,25 @@ typedef struct sl_chg {
 
 /* ==== Attaching a changelog ==== */
 
-int sl__changelog_attach(sl_stream *s, sl_instance *sink, char *errstr, size_t errsize)
+/* The keyed state a stream's records come from: its own, or that of the stateful node a
+ * chain of one-parent operators (a map, a filter) leads back to; NULL for none. */
+static sl_stream *state_node(sl_stream *s)
 {
-    /* The stream's keyed state: its own, or that of the stateful node a chain of one-parent
-     * operators (a map, a filter) leads back to. */
-    sl_stream *from = s;
     while (s->kind != SL_OP_UPDATE_STATE && s->kind != SL_OP_MAP_STATE && s->nparents == 1 &&
            (s->kind == SL_OP_MAP || s->kind == SL_OP_MAP_VALUES || s->kind == SL_OP_FILTER ||
             s->kind == SL_OP_FLAT_MAP)) {
         s = s->parents[0];
     }
-    if (s->kind != SL_OP_UPDATE_STATE && s->kind != SL_OP_MAP_STATE) {
+    return s->kind == SL_OP_UPDATE_STATE || s->kind == SL_OP_MAP_STATE ? s : NULL;
+}
+
+int sl__changelog_attach(sl_stream *s, sl_instance *sink, char *errstr, size_t errsize)
+{
+    /* The stream's keyed state: its own, or that of the stateful node a chain of one-parent
+     * operators (a map, a filter) leads back to. */
+    sl_stream *from = s;
+    s = state_node(s);
+    if (!s) {
         s = from;
         snprintf(errstr, errsize,
                  "sink '%s' is a changelog, but stream '%s' keeps no keyed state (a changelog "
@@ -300,6 +308,32 @@ static int restore_put(void *arg, const sl_record *r)
     return sl__recvec_push(&ra->op->recs, &c);
 }
 
+/* Windows kept as keyed state: input that the windows' sinks hold went into windows that
+ * were emitted already. After a crash between such a sink's commit and the changelog's, the
+ * state is behind the sink: that input must not go into the next windows again (for
+ * tumbling windows, exactly right; sliding windows miss it in the windows after). Returns
+ * the lowest position of the state's sinks for q's partition, or -1. */
+static int64_t windows_emitted(sl_stream *s, const sl_position *q)
+{
+    int64_t low = -1;
+    for (const sl_output *o = s->ctx->outputs; o; o = o->next) {
+        sl_instance *k = o->sink;
+        if (!k || k->changelog || !k->conn->positions || k->positions_off ||
+            state_node(o->stream) != s) {
+            continue;
+        }
+        sl_position p = *q;
+        p.next = -1;
+        char why[256] = "";
+        if (k->conn->positions(k->cctx, s->ctx->name, &p, 1, why, sizeof(why)) != SL_OK ||
+            p.next < 0) {
+            return -1; /* unknown, or nothing emitted: only what the changelog holds */
+        }
+        low = low < 0 || p.next < low ? p.next : low;
+    }
+    return low;
+}
+
 int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, size_t *sinks,
                           char *errstr, size_t errsize)
 {
@@ -345,6 +379,10 @@ int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, s
                    s->name, pos[i].partition, pos[i].topic, sink->name, op->recs.n, ra.bytes, ms,
                    q.next);
             op->position = q.next;
+            if (s->state_windows) {
+                int64_t emitted = windows_emitted(s, &q);
+                op->position = emitted > op->position ? emitted : op->position;
+            }
             op_enqueue(s, op);
             sl_source_position_merge(&pos[i], q.next);
             pos[i].missing = pos[i].missing || q.next < 0;

@@ -153,6 +153,7 @@ struct sl_stream {
     struct sl_kstate *kstate; /* keyed state of the node, NULL for other kinds */
     struct sl_chg *chg;       /* its changelog (sl_changelog.c), NULL for none */
     void *owned;              /* freed with the node (an opaque the engine made) */
+    bool state_windows;       /* its state is windows: input its sinks hold was emitted */
     sl_gen *gen;              /* generated datasets, oldest first */
     size_t ngen, capgen;
     _Atomic uint64_t failed; /* records an operator function rejected */

@@ -139,6 +139,7 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         return NULL;
     }
     k->owned = w;
+    k->state_windows = true;
     snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
     return sl_stream_map_values(k, clear_value, NULL);
 }
