@@ -189,7 +189,10 @@ static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     char msg[256];
-    if (arg->type == YAML_SCALAR_NODE) {
+    if (arg->type == YAML_SCALAR_NODE && strcmp(sl__cfg_text(p, arg), "number") == 0) {
+        op->yop = sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, msg, sizeof(msg));
+        op->desc = strdup("value number");
+    } else if (arg->type == YAML_SCALAR_NODE) {
         const char *s = sl__cfg_text(p, arg);
         op->yop = sl__yamlops_value_literal_new(s, msg, sizeof(msg));
         op->desc = sl__cfg_strdupf("value %s", s);
@@ -640,14 +643,15 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "value",
      .parse = cfg_op_value,
      .apply = cfg_apply_value,
-     .forms = {"value: 1", "value: {json: amount}", "value: {meta: offset}",
+     .forms = {"value: 1", "value: number", "value: {json: amount}", "value: {meta: offset}",
                "value: {header: NAME, as: text}"},
-     .doc = "the typed value becomes a literal (integer or float); or, with `as: number` (the "
-            "default), the typed value from a JSON number, from partition, offset or timestamp, "
-            "or from a field or header holding a number; `as: text` (the default for `meta: "
-            "topic` and `source`) sets the value bytes to the field's, attribute's or header's "
-            "text. A record without it is rejected (counted, logged with its source, partition "
-            "and offset)"},
+     .doc = "the typed value becomes a literal (integer or float); with `number`, the number the "
+            "value bytes hold as text (integer, else float; e.g. counts a kafka sink wrote); or, "
+            "with `as: number` (the default), the typed value from a JSON number, from "
+            "partition, offset or timestamp, or from a field or header holding a number; `as: "
+            "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
+            "field's, attribute's or header's text. A record without it, or whose text is not a "
+            "number, is rejected (counted, logged with its source, partition and offset)"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
@@ -848,7 +852,7 @@ void sl__config_print_ops(FILE *f, bool markdown)
     }
     for (const cfg_op_def *d = sl__cfg_ops; d->name; d++) {
         fprintf(f, markdown ? "| " : "\n");
-        for (int i = 0; i < 4 && d->forms[i]; i++) {
+        for (int i = 0; i < CFG_OP_MAX_FORMS && d->forms[i]; i++) {
             if (markdown) {
                 fprintf(f, "%s`", i ? " or " : "");
                 cfg_put_cell(d->forms[i], true, f);

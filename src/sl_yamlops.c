@@ -293,6 +293,17 @@ sl_yamlop *sl__yamlops_value_from_new(sl_yamlop_target target, const char *name,
                                       char *errstr, size_t errsize)
 {
     switch (target) {
+    case SL_YOP_ON_VALUE: {
+        if (as_text) {
+            sl__yamlops_err(errstr, errsize, "the value bytes already are the value's text");
+            return NULL;
+        }
+        sl_yamlop *op = sl__yamlops_new(YOP_VALUE_NUM);
+        if (!op) {
+            sl__yamlops_err(errstr, errsize, "out of memory");
+        }
+        return op;
+    }
     case SL_YOP_ON_JSON: return sl__yamlops_value_json_new(name, as_text, errstr, errsize);
     case SL_YOP_ON_META:
         if (!as_text && sl__yamlops_meta_from_name(name) >= 0 &&
@@ -304,7 +315,8 @@ sl_yamlop *sl__yamlops_value_from_new(sl_yamlop_target target, const char *name,
     case SL_YOP_ON_HEADER:
         return sl__yamlops_new_attr(as_text ? YOP_VALUE_ATTR_TEXT : YOP_VALUE_ATTR_NUM, target,
                                     name, errstr, errsize);
-    default: sl__yamlops_err(errstr, errsize, "a value comes from JSON, meta or a header");
+    default:
+        sl__yamlops_err(errstr, errsize, "a value comes from the value, JSON, meta or a header");
     }
     return NULL;
 }
@@ -473,6 +485,14 @@ int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
     case YOP_VALUE_ATTR_NUM: return yop_apply_attr(op, in, out, false, true, alloc, arg);
     case YOP_VALUE_ATTR_TEXT: return yop_apply_attr(op, in, out, false, false, alloc, arg);
     case YOP_VALUE_LITERAL: yop_set_num(out, &op->num); return SL_OK;
+    case YOP_VALUE_NUM: {
+        yop_num n;
+        if (!in->value || !sl__yamlops_parse_num(in->value, in->value_len, &n)) {
+            return SL_ERR_RECORD;
+        }
+        yop_set_num(out, &n);
+        return SL_OK;
+    }
     case YOP_VALUE_JSON_NUM: return yop_apply_json_num(op, in, out);
     case YOP_VALUE_JSON_TEXT: return yop_apply_json_text(op, in, out, false, alloc, arg);
     case YOP_LOWER:

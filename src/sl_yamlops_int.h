@@ -18,6 +18,7 @@ typedef enum yop_kind {
     YOP_KEY_VALUE,
     YOP_KEY_JSON,
     YOP_VALUE_LITERAL,
+    YOP_VALUE_NUM, /* typed value from the number the value bytes hold as text */
     YOP_VALUE_JSON_NUM,
     YOP_VALUE_JSON_TEXT,
     YOP_KEY_ATTR,        /* key from a meta attribute or a header */

@@ -48,6 +48,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add(maps, &nmaps, sl__yamlops_key_from_new(SL_YOP_ON_HEADER, "h", err, sizeof(err)), "header");
     add(maps, &nmaps, sl__yamlops_value_literal_new("1", err, sizeof(err)), "value 1");
     add(maps, &nmaps, sl__yamlops_value_literal_new("0.5", err, sizeof(err)), "value 0.5");
+    add(maps, &nmaps, sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, err, sizeof(err)),
+        "value number");
     add(maps, &nmaps, sl__yamlops_value_json_new("latency_ms", false, err, sizeof(err)), "num");
     add(maps, &nmaps, sl__yamlops_value_json_new("user.name", true, err, sizeof(err)), "text");
     add(maps, &nmaps, sl__yamlops_value_json_new("a.1.b", false, err, sizeof(err)), "a.1.b");

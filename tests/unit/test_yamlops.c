@@ -232,6 +232,54 @@ static void test_value_literal(void)
     test_free_all(&a);
 }
 
+/* value: number -- the typed value from the number the value bytes hold as text (what a
+ * kafka sink writes for a typed value): an int when it is one, else a double; anything else
+ * fails the record. */
+static void test_value_number_from_text(void)
+{
+    char err[128];
+    test_arena a = {0};
+    sl_record out;
+    sl_yamlop *op = sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL(apply(op, "42", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
+    CU_ASSERT_EQUAL(out.num.i, 42);
+    CU_ASSERT_EQUAL(out.value_len, 2); /* the bytes stay */
+    CU_ASSERT_EQUAL(apply(op, " -7\n", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
+    CU_ASSERT_EQUAL(out.num.i, -7);
+    CU_ASSERT_EQUAL(apply(op, "9223372036854775807", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_INT);
+    CU_ASSERT_EQUAL(out.num.i, INT64_MAX);
+    CU_ASSERT_EQUAL(apply(op, "2.5", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_DOUBLE);
+    CU_ASSERT_DOUBLE_EQUAL(out.num.d, 2.5, 1e-12);
+    CU_ASSERT_EQUAL(apply(op, "1e3", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_DOUBLE);
+    CU_ASSERT_DOUBLE_EQUAL(out.num.d, 1000.0, 1e-12);
+    /* Too large for an int: a double. */
+    CU_ASSERT_EQUAL(apply(op, "9223372036854775808", &out, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num_type, SL_NUM_DOUBLE);
+    static const char *const bad[] = {"", "  ", "abc", "12x", "0x10", "nan", "inf", "1 2", "-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(apply(op, bad[i], &out, &a), SL_ERR_RECORD);
+    }
+    /* Bytes without a terminating NUL: only value_len of them are read. */
+    sl_record in = rec("123456");
+    in.value_len = 3;
+    out = in;
+    CU_ASSERT_EQUAL(sl__yamlops_apply(op, &in, &out, test_alloc, &a), SL_OK);
+    CU_ASSERT_EQUAL(out.num.i, 123);
+    sl_record none = {0};
+    out = none;
+    CU_ASSERT_EQUAL(sl__yamlops_apply(op, &none, &out, test_alloc, &a), SL_ERR_RECORD);
+    sl__yamlops_destroy(op);
+    /* The value bytes are already text. */
+    CU_ASSERT_PTR_NULL(sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, true, err, sizeof(err)));
+    test_free_all(&a);
+}
+
 static void test_value_json_number_and_text(void)
 {
     char err[128];
@@ -881,6 +929,40 @@ static void test_filter_matches_value_without_nul(void)
     sl__yamlops_destroy(op);
 }
 
+/* `value: number` in YAML, and through the engine: counts read back as text are summed per
+ * key, and a value that is not a number is a failed record. */
+static void test_yaml_value_number(void)
+{
+    char err[1024], desc[4096];
+    CU_ASSERT_EQUAL(load_op("value: number", err, sizeof(err), desc, sizeof(desc)), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, "value number"));
+    CU_ASSERT_EQUAL(load_op("value: numbers", err, sizeof(err), desc, sizeof(desc)), SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'numbers' is not a number"));
+
+    sl_yamlop *num = sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(num);
+    sl_context *ctx = ts_context(1000, 2);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "in", &src);
+    s = sl_stream_map_values(s, sl__yamlops_map, num);
+    s = sl_stream_reduce_by_key(s, sl_reduce_sum, NULL, 0);
+    ts_out out;
+    CU_ASSERT_EQUAL_FATAL(ts_collect(s, &out), SL_OK);
+    sl_record_meta m = {.source = "in", .topic = "t", .partition = 3, .offset = 17};
+    sl_record recs[] = {keyed("a", "3"), keyed("b", "10"), keyed("a", "4"), keyed("b", "ten"),
+                        keyed("c", "")};
+    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+        recs[i].meta = &m;
+    }
+    ts_feed_records(src, recs, sizeof(recs) / sizeof(recs[0]));
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0, &info), SL_OK);
+    CU_ASSERT_STRING_EQUAL(out.text, "a:7 b:10");
+    CU_ASSERT_EQUAL(info.failed_records, 2);
+    sl_context_destroy(ctx);
+    sl__yamlops_destroy(num);
+}
+
 static void test_yaml_meta_and_header_ops(void)
 {
     static const struct {
@@ -1148,6 +1230,7 @@ void sl_test_register(void)
              SL_TEST(split_delimiter));
     SL_SUITE("yamlops_key_value", SL_TEST(key_value_bytes), SL_TEST(key_json_nested_paths),
              SL_TEST(key_json_missing_or_malformed_fails_record), SL_TEST(value_literal),
+             SL_TEST(value_number_from_text), SL_TEST(yaml_value_number),
              SL_TEST(value_json_number_and_text), SL_TEST(map_lower_upper_trim));
     SL_SUITE("yamlops_filter", SL_TEST(filter_json_equals_and_missing_fields),
              SL_TEST(filter_json_numeric_compares), SL_TEST(filter_contains_and_regex),
