@@ -57,7 +57,7 @@ typedef struct cfg_parser cfg_parser;
 #define CFG_OP_STATEFUL     0x4u /* keeps state across batches: needs app.checkpoint_dir */
 #define CFG_OP_JOINS        0x8u /* reads a second stream, op->with (resolved, same slide) */
 
-#define CFG_OP_MAX_FORMS 6
+#define CFG_OP_MAX_FORMS 6 /* ways to write an op (cfg_op_def.forms) */
 
 /* One YAML operation: everything about it is this entry and its two functions. */
 typedef struct cfg_op_def {
@@ -69,8 +69,8 @@ typedef struct cfg_op_def {
     /* Builds the op on s through the public API; handles are the built sources and
      * streams by cfg_ref index. NULL when the engine refuses. */
     sl_stream *(*apply)(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
-    const char *forms[CFG_OP_MAX_FORMS]; /* the ways to write it (the syntax); NULL after
-                                            the last unless all are used */
+    /* The ways to write it (the syntax), NULL after the last unless all are used. */
+    const char *forms[CFG_OP_MAX_FORMS];
     const char *doc; /* what it does (Markdown), for sluice ops and the README */
 } cfg_op_def;
 
@@ -87,7 +87,6 @@ struct cfg_op {
     bool left;         /* join */
     bool inverse;      /* reduce_by_key_and_window */
     bool drop_zero;    /* reduce_by_key_and_window */
-    bool keyed;        /* reduce_by_key_and_window: each key's window as keyed state */
     int64_t ttl_ms;    /* running; 0: none */
     sl_yamlop *run;    /* running */
     bool reads_header; /* key, value, filter: {header: NAME} */

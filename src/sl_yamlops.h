@@ -80,13 +80,14 @@ sl_yamlop *sl__yamlops_value_literal_new(const char *literal, char *errstr, size
  * holding a number), true sets the value bytes to the field's text. */
 sl_yamlop *sl__yamlops_value_json_new(const char *json_path, bool as_text, char *errstr,
                                       size_t errsize);
-/* value from another attribute: target SL_YOP_ON_VALUE (name NULL, as_text false: the
- * typed value from the decimal number the value bytes hold, an int when it is one that
- * fits, else a double; ASCII whitespace around it allowed; the bytes stay), SL_YOP_ON_JSON (as
- * sl__yamlops_value_json_new), SL_YOP_ON_META or SL_YOP_ON_HEADER with its name. as_text false sets
- * the typed value from an integer attribute or from text holding a number (topic and source:
- * SL_ERR_INVAL here); true sets the value bytes to its text (a null header value: empty). A record
- * without the attribute, or whose text is not a number where one is needed, is rejected. */
+/* value from another attribute: target SL_YOP_ON_VALUE (name NULL; as_text false: the typed
+ * value from the decimal number the value bytes hold, an int when it is one that fits, else
+ * a double, ASCII whitespace around it allowed; the bytes stay), SL_YOP_ON_JSON (as
+ * sl__yamlops_value_json_new), SL_YOP_ON_META or SL_YOP_ON_HEADER with its name. as_text
+ * false sets the typed value from an integer attribute or from text holding a number (topic
+ * and source: SL_ERR_INVAL here); true sets the value bytes to its text (a null header
+ * value: empty). A record without the attribute, or whose text is not a number where one is
+ * needed, is rejected. */
 sl_yamlop *sl__yamlops_value_from_new(sl_yamlop_target target, const char *name, bool as_text,
                                       char *errstr, size_t errsize);
 /* filter: target, name (the JSON path for SL_YOP_ON_JSON, the attribute for SL_YOP_ON_META,
