@@ -83,11 +83,11 @@ streams:
   - name: totals
     from: words
     ops: [{value: number}, {running: {fn: sum}}]
-    changelog: {type: kafka, brokers: $bootstrap, topic: $topic-totals-changelog, group: $topic-w,
-                instance: $2}
 sinks:
+  - {name: state, type: kafka, from: totals, changelog: true, brokers: $bootstrap,
+     topic: $topic-totals-changelog, group: $topic-w, instance: $2}
   - {name: exchange, type: kafka, from: perbatch, brokers: $bootstrap, topic: $topic-by-word,
-     transactional: true, group: $topic-g, instance: $2, properties: partitioner=murmur2_random}
+     transactional: true, group: $topic-g, instance: $2}
   - {name: db, type: postgres, from: totals, table: $table, mode: upsert, instance: $2,
      columns: [word=key, total=num], key_columns: [word], create_table: true}
 YAML

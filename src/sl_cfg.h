@@ -87,6 +87,7 @@ struct cfg_op {
     bool left;         /* join */
     bool inverse;      /* reduce_by_key_and_window */
     bool drop_zero;    /* reduce_by_key_and_window */
+    bool keyed;        /* reduce_by_key_and_window: each key's window as keyed state */
     int64_t ttl_ms;    /* running; 0: none */
     sl_yamlop *run;    /* running */
     bool reads_header; /* key, value, filter: {header: NAME} */
