@@ -183,6 +183,10 @@ int64_t sl__stream_span(const sl_stream *s);
 /* Checks a window's length and slide against the parent s (slide 0 becomes s's slide):
  * positive multiples of s's slide. Logs what is wrong, naming what, and returns false. */
 bool sl__window_args(const sl_stream *s, int64_t length_ms, int64_t *slide_ms, const char *what);
+/* Checks the arguments of reduce_by_key_and_window (s, fn, partitions, the window; slide 0
+ * becomes s's slide). Logs what is wrong and returns false. */
+bool sl__rbkw_args(const sl_stream *s, sl_reduce_fn fn, int partitions, int64_t length_ms,
+                   int64_t *slide_ms);
 /* Stores a source's input for time t. Takes over the reference. */
 int sl__stream_put(sl_stream *s, int64_t t, sl_dataset *ds);
 /* Forgets datasets no longer needed after batch t completed. */

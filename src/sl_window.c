@@ -100,19 +100,25 @@ sl_stream *sl_stream_count_by_window(sl_stream *s, int64_t length_ms, int64_t sl
     return n;
 }
 
-sl_stream *sl_stream_reduce_by_key_and_window(sl_stream *s, sl_reduce_fn fn, sl_reduce_fn inv_fn,
-                                              sl_filter_fn filter_fn, void *opaque,
-                                              int64_t length_ms, int64_t slide_ms, int partitions)
+bool sl__rbkw_args(const sl_stream *s, sl_reduce_fn fn, int partitions, int64_t length_ms,
+                   int64_t *slide_ms)
 {
     if (!s) {
-        return NULL;
+        return false;
     }
     if (!fn || partitions < 0) {
         sl_log(SL_LOG_ERROR, "reduce_by_key_and_window of '%s': %s", s->name,
                !fn ? "no reduce function" : "partitions must not be negative");
-        return NULL;
+        return false;
     }
-    if (!sl__window_args(s, length_ms, &slide_ms, "reduce_by_key_and_window")) {
+    return sl__window_args(s, length_ms, slide_ms, "reduce_by_key_and_window");
+}
+
+sl_stream *sl_stream_reduce_by_key_and_window(sl_stream *s, sl_reduce_fn fn, sl_reduce_fn inv_fn,
+                                              sl_filter_fn filter_fn, void *opaque,
+                                              int64_t length_ms, int64_t slide_ms, int partitions)
+{
+    if (!sl__rbkw_args(s, fn, partitions, length_ms, &slide_ms)) {
         return NULL;
     }
     if (!inv_fn) {

@@ -103,15 +103,7 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
                                                     int64_t length_ms, int64_t slide_ms,
                                                     int partitions)
 {
-    if (!s) {
-        return NULL;
-    }
-    if (!fn || partitions < 0) {
-        sl_log(SL_LOG_ERROR, "reduce_by_key_and_window of '%s': %s", s->name,
-               !fn ? "no reduce function" : "partitions must not be negative");
-        return NULL;
-    }
-    if (!sl__window_args(s, length_ms, &slide_ms, "reduce_by_key_and_window") ||
+    if (!sl__rbkw_args(s, fn, partitions, length_ms, &slide_ms) ||
         !sl__state_check_dir(s->ctx, "reduce_by_key_and_window with keyed state")) {
         return NULL;
     }

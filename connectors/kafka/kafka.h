@@ -457,6 +457,9 @@ int sl__kafka_committed_fetch(sl_kafka_sink *ctx, rd_kafka_topic_partition_list_
  * of the offsets stale: member) or SL_ERR_FATAL. */
 int sl__kafka_txn_fail(sl_kafka_sink *ctx, const sl_batch_output *out, const char *what,
                        rd_kafka_error_t *e, bool member);
+/* A new attempt of batch out: the attempt's state reset, a transaction begun. SL_OK or the
+ * result of sl__kafka_txn_fail. */
+int sl__kafka_txn_begin(sl_kafka_sink *ctx, const sl_batch_output *out);
 /* Sends offsets to the open transaction with the group's consumer metadata (the registered
  * consumer's, with its generation, when there is one), then commits it. SL_OK or the result
  * of sl__kafka_txn_fail. */

@@ -182,6 +182,8 @@ rd_kafka_t *sl__kafka_changelog_consumer(sl_instance *ins, const char *bootstrap
     if (rd_kafka_conf_set(conf, "group.id", gid, errstr, errsize) ||
         rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, errsize) ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errsize) ||
+        /* Read to the end, then stop: no waiting for more at the end of a fetch. */
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr, errsize) ||
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errsize)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -265,6 +267,8 @@ static int read_message(const rd_kafka_message_t *m, const char *topic, sl_posit
     return fn(arg, &r);
 }
 
+#define RESTORE_BATCH 4096 /* messages taken from the queue at a time */
+
 /* Consumes the assigned partition until rk's position reaches end (control records of
  * transactions are never delivered, but move the position) or a partition EOF at end.
  * @locality the caller's */
@@ -277,10 +281,16 @@ static int read_until(rd_kafka_t *rk, const sl_instance *ins, const char *topic,
     int64_t seen = st->from, progress = sl__mono_ms();
     char last_err[160] = "";
     int rc = SL_OK;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+    rd_kafka_message_t *batch[RESTORE_BATCH];
+    size_t nbatch = 0, next = 0;
     for (;;) {
-        at->elems[0].offset = RD_KAFKA_OFFSET_INVALID;
-        if (!rd_kafka_position(rk, at) && at->elems[0].offset >= end) {
-            break;
+        if (next == nbatch) {
+            /* Between batches of messages: where the position is. */
+            at->elems[0].offset = RD_KAFKA_OFFSET_INVALID;
+            if (!rd_kafka_position(rk, at) && at->elems[0].offset >= end) {
+                break;
+            }
         }
         if (at->elems[0].offset > seen) {
             seen = at->elems[0].offset;
@@ -301,10 +311,22 @@ static int read_until(rd_kafka_t *rk, const sl_instance *ins, const char *topic,
             rc = SL_ERR_RETRY;
             break;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m) {
-            continue;
+        if (next == nbatch) {
+            ssize_t got = q ? rd_kafka_consume_batch_queue(q, 100, batch, RESTORE_BATCH) : -1;
+            nbatch = got > 0 ? (size_t)got : 0;
+            next = 0;
+            if (nbatch == 0) {
+                if (!q) {
+                    rd_kafka_message_t *one = rd_kafka_consumer_poll(rk, 100);
+                    if (one) {
+                        batch[0] = one;
+                        nbatch = 1;
+                    }
+                }
+                continue;
+            }
         }
+        rd_kafka_message_t *m = batch[next++];
         bool ours = m->rkt && m->partition == pos->partition &&
                     strcmp(rd_kafka_topic_name(m->rkt), topic) == 0;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -340,6 +362,12 @@ static int read_until(rd_kafka_t *rk, const sl_instance *ins, const char *topic,
                      topic, pos->partition, sl_err2str(rc));
             break;
         }
+    }
+    while (next < nbatch) {
+        rd_kafka_message_destroy(batch[next++]);
+    }
+    if (q) {
+        rd_kafka_queue_destroy(q);
     }
     rd_kafka_topic_partition_list_destroy(at);
     return rc;
@@ -695,10 +723,9 @@ static rd_kafka_resp_err_t produce_markers(sl_kafka_sink *ctx, const sl_batch_ou
 static int cl_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
                       const rd_kafka_topic_partition_list_t *offsets)
 {
-    sl__kafka_attempt_reset(ctx);
-    rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
-    if (e) {
-        return sl__kafka_txn_fail(ctx, out, "begin_transaction", e, false);
+    int brc = sl__kafka_txn_begin(ctx, out);
+    if (brc != SL_OK) {
+        return brc;
     }
     size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -729,7 +756,8 @@ static int cl_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
         /* Leaving a state change out would corrupt the state: the pipeline stops. */
         char k[80];
         key_text(bad->key ? bad->key : "", bad->key_len, k, sizeof(k));
-        e = rd_kafka_error_new(perr,
+        rd_kafka_error_t *e =
+            rd_kafka_error_new(perr,
                                "the state of key '%s' (task %" PRId32 ", %u bytes) was "
                                "refused: %s",
                                k, bad->meta->partition, bad->value_len, rd_kafka_err2str(perr));
@@ -739,11 +767,11 @@ static int cl_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
     uint64_t failed = atomic_load(&ctx->failed);
     if (ferr || failed || nref) {
         pthread_mutex_lock(&ctx->err_lock);
-        e = rd_kafka_error_new(ferr ? ferr : RD_KAFKA_RESP_ERR__FAIL, "%s",
-                               perr     ? rd_kafka_err2str(perr)
-                               : ferr   ? "flush timed out"
-                               : failed ? ctx->first_error
-                                        : "out of memory");
+        rd_kafka_error_t *e = rd_kafka_error_new(ferr ? ferr : RD_KAFKA_RESP_ERR__FAIL, "%s",
+                                                 perr     ? rd_kafka_err2str(perr)
+                                                 : ferr   ? "flush timed out"
+                                                 : failed ? ctx->first_error
+                                                          : "out of memory");
         pthread_mutex_unlock(&ctx->err_lock);
         return sl__kafka_txn_fail(ctx, out, "delivery", e, false);
     }

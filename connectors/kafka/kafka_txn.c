@@ -279,6 +279,13 @@ static int txn_find_refused(sl_kafka_sink *ctx, const sl_batch_output *out, cons
     return rc;
 }
 
+int sl__kafka_txn_begin(sl_kafka_sink *ctx, const sl_batch_output *out)
+{
+    sl__kafka_attempt_reset(ctx);
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
+    return e ? sl__kafka_txn_fail(ctx, out, "begin_transaction", e, false) : SL_OK;
+}
+
 int sl__kafka_txn_finish(sl_kafka_sink *ctx, const sl_batch_output *out,
                          const rd_kafka_topic_partition_list_t *offsets)
 {
@@ -314,11 +321,11 @@ static int txn_attempt(sl_kafka_sink *ctx, const sl_batch_output *out,
                        const rd_kafka_topic_partition_list_t *offsets, const sl_record ***ex,
                        size_t *nex)
 {
-    sl__kafka_attempt_reset(ctx);
-    rd_kafka_error_t *e = rd_kafka_begin_transaction(ctx->rk);
-    if (e) {
-        return sl__kafka_txn_fail(ctx, out, "begin_transaction", e, false);
+    int brc = sl__kafka_txn_begin(ctx, out);
+    if (brc != SL_OK) {
+        return brc;
     }
+    rd_kafka_error_t *e;
     size_t nparts = out->ds ? sl_dataset_partitions(out->ds) : 0;
     rd_kafka_resp_err_t perr = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (size_t p = 0; p < nparts && !perr; p++) {
