@@ -127,6 +127,17 @@ static bool state_differs(const sl_kentry *e, const sl_state *state)
            e->len != state->len || (e->len && memcmp(e->bytes, state->bytes, e->len) != 0);
 }
 
+/* A key of a stream with a changelog came from two partitions a and b: an error. */
+static int two_owners(const state_stage *st, const char *key, uint32_t len, int32_t a, int32_t b)
+{
+    sl_log(SL_LOG_ERROR,
+           "'%s' has a changelog, but key '%.*s' comes from partitions %" PRId32 " and %" PRId32
+           " of its source: its state would have two owners across the group (read the keys "
+           "from a topic keyed by them, such as a repartition topic)",
+           st->s->name, (int)SL_MIN(len, 64), key, a, b);
+    return SL_ERR_INVAL;
+}
+
 /* Records the change of a key in partition r's changes (e NULL: the key's state went). */
 static int state_changed(const state_stage *st, size_t r, const sl_kentry *e, const char *key,
                          uint32_t len, uint16_t task)
@@ -243,6 +254,9 @@ static int state_store(const state_stage *st, size_t r, sl_ktable *tab, sl_kentr
     memcpy(&en->num, &state->num, sizeof(en->num));
     en->mark = st->epoch;
     int rc = sl__ktable_set_bytes(tab, en, state->bytes, state->len);
+    if (rc == SL_OK && st->chg && task >= 0 && en->task && en->task != task + 1) {
+        return two_owners(st, key, len, en->task - 1, task);
+    }
     if (task >= 0) {
         en->task = (uint16_t)(task + 1);
     }
@@ -267,6 +281,11 @@ static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitte
                       const char *key, uint32_t len, uint64_t h, const sl_record *vals, size_t n)
 {
     sl_stream *s = st->s;
+    for (size_t i = 1; st->chg && i < n; i++) {
+        if (record_task(&vals[i]) != record_task(vals)) {
+            return two_owners(st, key, len, record_task(vals), record_task(&vals[i]));
+        }
+    }
     sl_state state = {0};
     if (en) {
         state_from_entry(&state, en);

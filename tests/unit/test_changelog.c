@@ -629,11 +629,27 @@ static void test_keyed_window_moves_with_its_partition(void)
     wowner_free(&b);
 }
 
+/* A key that comes from two partitions would have two owners: refused, saying so. */
+static void test_key_from_two_partitions_fails(void)
+{
+    clog log = {0};
+    the_log = &log;
+    owner a;
+    CU_ASSERT_TRUE_FATAL(owner_new(&a));
+    const char *b0[] = {"x@0", "x@1", NULL};
+    memcpy(a.src->script[0], b0, sizeof(b0));
+    step(&a, 1000);
+    CU_ASSERT_EQUAL(a.ctx->fatal_err, SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(log.writes, 0);
+    owner_free(&a);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("changelog", SL_TEST(changes_follow_the_other_sinks),
              SL_TEST(new_owner_restores_and_continues),
              SL_TEST(input_behind_restored_state_is_skipped), SL_TEST(removed_key_is_a_tombstone),
-             SL_TEST(keys_without_partition_fail), SL_TEST(keyed_window_equals_plain_window),
+             SL_TEST(keys_without_partition_fail), SL_TEST(key_from_two_partitions_fails),
+             SL_TEST(keyed_window_equals_plain_window),
              SL_TEST(keyed_window_moves_with_its_partition));
 }
