@@ -33,8 +33,8 @@ typedef struct sl_chg {
     pthread_mutex_t lock; /* guards ops */
     chg_op *ops, *ops_tail;
     sl_dataset *changes; /* the changes of the last computed batch (job thread) */
-    /* Per task (grown as needed): the position the restored state reflects, until the input
-     * passes it (-1 or 0: none); and whether the batch being computed is behind it. */
+    /* Per task (grown as needed): the position the restored state reflects (-1: none), and
+     * whether the batch being computed is behind it. */
     int64_t *held;
     bool *skip;
     size_t ntasks;
@@ -464,6 +464,12 @@ static int tasks_grow(sl_chg *c, int32_t task)
     return SL_OK;
 }
 
+int64_t sl__changelog_held(const sl_stream *s, int32_t task)
+{
+    const sl_chg *c = s->chg;
+    return c && task >= 0 && (size_t)task < c->ntasks ? c->held[task] : -1;
+}
+
 bool sl__changelog_skips(const sl_stream *s, int32_t task)
 {
     const sl_chg *c = s->chg;
@@ -472,8 +478,7 @@ bool sl__changelog_skips(const sl_stream *s, int32_t task)
 
 /* For the batch being computed: a task whose range ends at or before the position its
  * restored state reflects is skipped (the state holds that input; the source read it again
- * for sinks that are behind, cutting batches at that position); once the input passes the
- * position, the task's records count again. */
+ * for sinks that are behind, cutting batches at that position). */
 static void find_skips(sl_stream *s, int64_t t)
 {
     sl_chg *c = s->chg;
@@ -496,8 +501,6 @@ static void find_skips(sl_stream *s, int64_t t)
         }
         if (r->until <= c->held[p]) {
             c->skip[p] = true;
-        } else {
-            c->held[p] = -1;
         }
     }
 }
@@ -507,6 +510,9 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
     sl_chg *c = s->chg;
     if (!c) {
         return SL_OK;
+    }
+    if (!s->kstate && !(s->kstate = sl__kstate_new(sl__stream_partitions(s)))) {
+        return SL_ERR_NOMEM;
     }
     int rc = SL_OK;
     for (;;) {

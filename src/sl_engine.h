@@ -311,6 +311,9 @@ int sl__changelog_apply(sl_stream *s, int64_t t);
 /* True when the records of task in the batch being computed must not change the state:
  * its restored state reflects them (they run again for the sinks that are behind). */
 bool sl__changelog_skips(const sl_stream *s, int32_t task);
+/* The input position task's restored state reflects, -1 for none. @locality the job thread or
+ * a worker of its stages */
+int64_t sl__changelog_held(const sl_stream *s, int32_t task);
 
 /* ==== Checkpoints of state (sl_state_snapshot.c) ====
  * Nodes whose result depends on earlier batches (stateful operators and windows with an

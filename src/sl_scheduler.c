@@ -294,6 +294,14 @@ static void run_job(sl_context *ctx, sl_job *job)
         sl__stream_put(ins->stream, job->time, job->inputs[i]);
         job->inputs[i] = NULL;
     }
+    /* Keyed state with a changelog: restores and drops asked up to this batch, and the
+     * tasks whose input in it the restored state holds, before anything is computed. */
+    for (sl_stream *s = ctx->streams; s; s = s->next) {
+        if (s->chg && sl__changelog_apply(s, job->time) != SL_OK) {
+            sl_log(SL_LOG_ERROR, "batch %" PRId64 ": the state of '%s' cannot be restored",
+                   job->time, s->name);
+        }
+    }
     if (job->state_only) {
         /* Completed before a restart, after the state snapshot: only its state counts. */
         int rc = sl__state_replay(ctx, job->time);

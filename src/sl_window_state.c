@@ -20,7 +20,20 @@ typedef struct wspec {
     sl_reduce_fn fn;
     void *opaque;
     int64_t length;
+    sl_stream *node; /* the update_state_by_key node keeping the windows */
 } wspec;
+
+/* Before the per-batch reduce: a record that the node's restored state holds already (its
+ * offset is before the position the state reflects) is left out. By offset, not by batch:
+ * the batches of a slide are reduced together when the slide ends. */
+static int not_held(const sl_record *r, void *opaque)
+{
+    const wspec *w = opaque;
+    if (!w->node || !r->meta || r->meta->offset < 0) {
+        return 1;
+    }
+    return r->meta->offset >= sl__changelog_held(w->node, r->meta->partition);
+}
 
 /* A slide's partial result, as stored in the state's bytes. */
 typedef struct slot {
@@ -120,7 +133,8 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         return NULL;
     }
     *w = (wspec){.fn = fn, .opaque = opaque, .length = length_ms};
-    sl_stream *r = sl__stream_reduce_node(s, fn, opaque, partitions, SL_RBK_TASK);
+    sl_stream *f = sl_stream_filter(s, not_held, w);
+    sl_stream *r = f ? sl__stream_reduce_node(f, fn, opaque, partitions, SL_RBK_TASK) : NULL;
     if (r) {
         r->remember_parents = slide_ms;
     }
@@ -131,6 +145,7 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         return NULL;
     }
     k->owned = w;
+    w->node = k;
     k->state_windows = true;
     snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
     return sl_stream_map_values(k, clear_value, NULL);

@@ -21,7 +21,7 @@ cmake --build "$build" -j"$(nproc)" --target fuzz >"$build/fuzz-build.log" 2>&1 
 # Inputs longer than what each target means to see are not tried (-max_len).
 declare -A max_len=(
     [config]=8192 [yamlops]=2048 [wal]=8192 [framed]=4096 [checkpoint]=8192
-    [state]=4096 [lines]=4096 [http]=4096 [redis]=1024 [postgres]=2048
+    [state]=4096 [lines]=4096 [http]=4096 [redis]=1024 [postgres]=2048 [changelog]=4096
 )
 targets=${FUZZ_TARGETS:-$(cd "$build" && ls fuzz_* | sed 's/^fuzz_//' | sort)}
 mkdir -p "$artifacts"
