@@ -3,12 +3,12 @@
  * its key's partition when the state has a changelog (sl_changelog.c), where the plain form
  * recomputes from batches only the instance that read them holds.
  *
- * Built as: the batches reduced by key; a window of one slide gathering them; an
- * update_state_by_key whose state per key is its slides' partial results (bytes) and whose
- * typed value is their reduction, the window's result; the state's bytes cleared from the
- * output. Keys with nothing left in the window lose their state. Windows end at the same
- * wall-clock times on every instance (sl_context.c aligns batch times), so a restored key's
- * slides line up with the new owner's. */
+ * Built as: the batches reduced by key (without the input a restored state holds already);
+ * a window of one slide gathering them; an update_state_by_key whose state per key is its
+ * slides' partial results (bytes) and whose typed value is their reduction, the window's
+ * result; the state's bytes cleared from the output. Keys with nothing left in the window lose
+ * their state. Windows end at the same wall-clock times on every instance (sl_context.c aligns
+ * batch times), so a restored key's slides line up with the new owner's. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
