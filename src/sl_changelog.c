@@ -464,6 +464,20 @@ static int tasks_grow(sl_chg *c, int32_t task)
     return SL_OK;
 }
 
+void sl__changelog_trim(const sl_output *o, sl_input_range *r, size_t n)
+{
+    sl_stream *s = state_node(o->stream);
+    if (!s || !s->chg || !s->state_windows) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t held = sl__changelog_held(s, r[i].partition);
+        if (held > r[i].from && held < r[i].until && sl__output_reads(o, r[i].source)) {
+            r[i].from = held;
+        }
+    }
+}
+
 int64_t sl__changelog_held(const sl_stream *s, int32_t task)
 {
     const sl_chg *c = s->chg;

@@ -490,6 +490,7 @@ typedef struct sl_output {
     void *opaque;
     char name[64];
     bool changelog; /* the changelog of its stream: written after the others committed */
+    bool failed;    /* did not succeed for the batch being run (sl__outputs_run) */
     /* The sources the output's stream reads (sl__outputs_prepare), by instance. */
     sl_instance **reads;
     size_t nreads;
@@ -500,6 +501,10 @@ typedef struct sl_output {
     struct sl_output *next;
 } sl_output;
 
+/* Ranges r[0..n) of output o: where o's records come from windows kept as keyed state
+ * with a changelog, a range's start moves up to the position the restored state holds (it
+ * left out the input before it, which the windows' sinks had emitted). */
+void sl__changelog_trim(const sl_output *o, sl_input_range *r, size_t n);
 /* Frees an output's merged ranges. */
 void sl__output_acc_clear(sl_output *o);
 

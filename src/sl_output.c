@@ -363,7 +363,14 @@ static int run_output(sl_context *ctx, sl_output *o, sl_job *job, const sl_datas
     sl_input_range *own;
     size_t nranges;
     const sl_input_range *ranges = output_ranges(ctx, o, job, &own, &nranges);
+    sl_input_range *trimmed = nranges ? malloc(nranges * sizeof(*trimmed)) : NULL;
+    if (trimmed) {
+        memcpy(trimmed, ranges, nranges * sizeof(*trimmed));
+        sl__changelog_trim(o, trimmed, nranges);
+        ranges = trimmed;
+    }
     int rc = run_output_retrying(ctx, o, job, ds, ranges, nranges, err, errsize);
+    free(trimmed);
     free(own);
     if (slides_slower(o, ctx)) {
         sl__output_acc_clear(o); /* written, fenced or abandoned: the next slide starts anew */
@@ -424,6 +431,7 @@ static void output_done(out_run *run, sl_output *o, int rc, const char *err)
         return;
     }
     run->failed = true;
+    o->failed = true;
     if (!info->error[0]) {
         sl__strlcpy(info->error, err, sizeof(info->error));
         sl_log(rc == SL_ERR_FENCED ? SL_LOG_WARN : SL_LOG_ERROR, "batch %" PRId64 ": %s",
@@ -493,6 +501,7 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
     pthread_mutex_init(&run.lock, NULL);
     size_t n = 0, nforeach = 0;
     for (sl_output *o = ctx->outputs; o; o = o->next) {
+        o->failed = false;
         if (slides_slower(o, ctx) && acc_merge(o, job) != SL_OK) {
             sl__strlcpy(info->error, "out of memory merging input ranges", sizeof(info->error));
             run.abandoned = true;
@@ -563,6 +572,8 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
         if (s->o->changelog && s->rc == SL_OK) {
             if (!run.failed) {
                 sink_main(s);
+            } else {
+                s->o->failed = true; /* not written: another output did not commit */
             }
         }
         sl__dataset_release(s->own);

@@ -334,10 +334,17 @@ static void run_job(sl_context *ctx, sl_job *job)
         }
     } else if (!job->state_only && info->outputs_succeeded < info->outputs_total) {
         /* An output failed or was abandoned by a stop: sources that can read or push the
-         * batch's input again do. */
+         * batch's input again do. When outputs were only fenced (the batch is not pending),
+         * only the sources they read are told: the others' sinks committed the batch. */
         for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
-            if (ins->conn->on_batch_failed) {
+            bool hit = abandoned;
+            for (sl_output *o = ctx->outputs; o && !hit; o = o->next) {
+                hit = o->failed && sl__output_reads(o, ins->name);
+            }
+            if (hit && ins->conn->on_batch_failed) {
                 ins->conn->on_batch_failed(ins->cctx, job->time);
+            } else if (!hit && ins->conn->on_batch_done) {
+                ins->conn->on_batch_done(ins->cctx, job->time);
             }
         }
     }

@@ -613,23 +613,20 @@ static int check_tasks(sl_kafka_sink *ctx, const sl_batch_output *out, char *err
     return n > 0 ? SL_OK : SL_ERR_RETRY;
 }
 
-/* The batch against the markers' positions (sl_position_check_range for each range):
- * WRITE, SKIP (every range held) or FENCED. */
+/* The batch against the markers' positions: SKIP when every range is held, else WRITE.
+ * State is a fold of its input: what the engine hands over reflects every input up to each
+ * range's end, whatever part of it the state left out because it held it already (after a
+ * restore) or the sinks had it; so a range that does not start at the marker is no gap. A
+ * stale instance is fenced by the group's generation in the transaction (KIP-447). */
 static sl_position_check check_ranges(sl_kafka_sink *ctx, const sl_batch_output *out)
 {
     size_t skip = 0;
     for (size_t i = 0; i < out->nranges; i++) {
         const sl_input_range *r = &out->ranges[i];
         int64_t at = clpos_get(ctx, r->source, r->topic, r->partition);
-        sl_position_check c = sl_position_check_range(r, at);
-        if (c == SL_POSITION_FENCED) {
-            return c;
-        }
-        skip += c == SL_POSITION_SKIP;
+        skip += sl_position_check_range(r, at) == SL_POSITION_SKIP;
     }
-    return out->nranges && skip == out->nranges ? SL_POSITION_SKIP
-           : skip                               ? SL_POSITION_FENCED
-                                                : SL_POSITION_WRITE;
+    return out->nranges && skip == out->nranges ? SL_POSITION_SKIP : SL_POSITION_WRITE;
 }
 
 /* Produces one message to partition of the topic, waiting for room. */
@@ -704,8 +701,8 @@ static rd_kafka_resp_err_t produce_markers(sl_kafka_sink *ctx, const sl_batch_ou
                 later = later || j > i;
             }
         }
-        if (later) {
-            continue;
+        if (later || until <= clpos_get(ctx, r->source, r->topic, r->partition)) {
+            continue; /* a marker never goes back */
         }
         char key[600], value[24];
         size_t klen = sl__kafka_marker_key(r->source, r->topic, key, sizeof(key));

@@ -220,6 +220,40 @@ static void test_fenced_batch_is_dropped_not_fatal(void)
     sl_context_destroy(f.ctx);
 }
 
+static int ok_foreach(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    return SL_OK;
+}
+
+/* A fenced output tells the sources it reads that the batch failed (they ask the sinks
+ * again); a source whose outputs committed is told the batch is done. */
+static void test_fence_tells_only_the_sources_read(void)
+{
+    char err[256];
+    sl_context_conf conf = {.name = "positions", .batch_interval_ms = 1000, .workers = 1};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    sl_stream *a =
+        sl_context_add_source_connector(ctx, &rsrc_connector, "in", NULL, err, sizeof(err));
+    sl_stream *b =
+        sl_context_add_source_connector(ctx, &rsrc_connector, "other", NULL, err, sizeof(err));
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_EQUAL_FATAL(sl_stream_to_connector(a, &psink_connector, "s", NULL, err, sizeof(err)),
+                          SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_stream_foreach_batch(b, ok_foreach, NULL), SL_OK);
+    psink *k = ctx->sinks->cctx;
+    k->position = 5; /* the batch reads [0, 10): fenced */
+    rsrc *ra = ctx->sources->cctx, *rb = ctx->sources->next->cctx;
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(ctx, 1000, &info), SL_OK);
+    CU_ASSERT_EQUAL(k->fences, 1);
+    CU_ASSERT_EQUAL(ra->failed, 1);
+    CU_ASSERT_EQUAL(ra->done, 0);
+    CU_ASSERT_EQUAL(rb->failed, 0);
+    CU_ASSERT_EQUAL(rb->done, 1);
+    sl_context_destroy(ctx);
+}
+
 /* A sink of a window that slides every 2 batches gets the ranges of both batches, merged:
  * its position moves on without a gap (it would be fenced at its second write). */
 static void test_window_sink_gets_the_ranges_of_its_slide(void)
@@ -253,5 +287,6 @@ void sl_test_register(void)
              SL_TEST(merge_keeps_lowest_and_rising_cuts),
              SL_TEST(sinks_get_ranges_and_source_gets_positions),
              SL_TEST(fenced_batch_is_dropped_not_fatal),
-             SL_TEST(window_sink_gets_the_ranges_of_its_slide));
+             SL_TEST(window_sink_gets_the_ranges_of_its_slide),
+             SL_TEST(fence_tells_only_the_sources_read));
 }
