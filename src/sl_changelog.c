@@ -33,9 +33,11 @@ typedef struct sl_chg {
     pthread_mutex_t lock; /* guards ops */
     chg_op *ops, *ops_tail;
     sl_dataset *changes; /* the changes of the last computed batch (job thread) */
-    /* Per task (grown as needed): the position the restored state reflects (-1: none), and
+    /* Per task (grown as needed): the position the restored state reflects (-1: none;
+     * INT64_MAX: dropped, the task is not this instance's), and
      * whether the batch being computed is behind it. */
     int64_t *held;
+    int64_t *since; /* the first batch generated after its last restore or drop */
     bool *skip;
     size_t ntasks;
 } sl_chg;
@@ -117,6 +119,7 @@ void sl__changelog_free(sl_stream *s)
     }
     sl__dataset_release(c->changes);
     free(c->held);
+    free(c->since);
     free(c->skip);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -391,6 +394,27 @@ int sl__changelog_restore(sl_instance *src, sl_source_position *pos, size_t n, s
     return rc;
 }
 
+/* The outputs of s's state that gather several batches (windows) forget what they
+ * gathered of task: the state that came from it is gone (dropped, or replaced by a
+ * restore), so their sinks must not be told they hold that input. */
+static void forget_ranges(sl_stream *s, int32_t task)
+{
+    for (sl_output *o = s->ctx->outputs; o; o = o->next) {
+        if (!o->nacc || state_node(o->stream) != s) {
+            continue;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < o->nacc; i++) {
+            if (o->acc[i].partition == task) {
+                free((char *)o->acc[i].topic);
+            } else {
+                o->acc[k++] = o->acc[i];
+            }
+        }
+        o->nacc = k;
+    }
+}
+
 /* Removes every key of task from the tables. */
 static void drop_task(sl_kstate *ks, int32_t task)
 {
@@ -449,15 +473,20 @@ static int tasks_grow(sl_chg *c, int32_t task)
     if (held) {
         c->held = held;
     }
+    int64_t *since = realloc(c->since, n * sizeof(*since));
+    if (since) {
+        c->since = since;
+    }
     bool *skip = realloc(c->skip, n * sizeof(*skip));
     if (skip) {
         c->skip = skip;
     }
-    if (!held || !skip) {
+    if (!held || !since || !skip) {
         return SL_ERR_NOMEM;
     }
     for (size_t i = c->ntasks; i < n; i++) {
         c->held[i] = -1;
+        c->since[i] = 0;
         c->skip[i] = false;
     }
     c->ntasks = n;
@@ -476,6 +505,19 @@ void sl__changelog_trim(const sl_output *o, sl_input_range *r, size_t n)
             r[i].from = held;
         }
     }
+}
+
+bool sl__changelog_counts(const sl_stream *s, const sl_record *r, int64_t batch_time)
+{
+    const sl_chg *c = s->chg;
+    int32_t task = r->meta ? r->meta->partition : -1;
+    if (!c || task < 0 || (size_t)task >= c->ntasks) {
+        return true;
+    }
+    if (batch_time < c->since[task]) {
+        return false; /* read before the state was restored or dropped: it is read again */
+    }
+    return r->meta->offset < 0 || r->meta->offset >= c->held[task];
 }
 
 int64_t sl__changelog_held(const sl_stream *s, int32_t task)
@@ -545,8 +587,11 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
             break;
         }
         drop_task(s->kstate, op->task);
+        forget_ranges(s, op->task);
         if ((rc = tasks_grow(c, op->task)) == SL_OK) {
-            c->held[op->task] = op->restore ? op->position : -1;
+            /* Dropped: none of its input counts any more (a window may still gather some). */
+            c->held[op->task] = op->restore ? op->position : INT64_MAX;
+            c->since[op->task] = op->gen;
         }
         for (size_t i = 0; op->restore && i < op->recs.n && rc == SL_OK; i++) {
             rc = restore_one(s, op, &op->recs.recs[i]);

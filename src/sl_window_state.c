@@ -23,16 +23,17 @@ typedef struct wspec {
     sl_stream *node; /* the update_state_by_key node keeping the windows */
 } wspec;
 
-/* Before the per-batch reduce: a record that the node's restored state holds already (its
- * offset is before the position the state reflects) is left out. By offset, not by batch:
- * the batches of a slide are reduced together when the slide ends. */
-static int not_held(const sl_record *r, void *opaque)
+/* Before the per-batch reduce: a record that no longer counts for the node's state is left
+ * out (read before its task's state was restored or dropped, or held by the restored
+ * state), judged per record and batch: the batches of a slide are reduced together when
+ * the slide ends. */
+static int counted(const sl_record *in, sl_emitter *e, void *opaque)
 {
     const wspec *w = opaque;
-    if (!w->node || !r->meta || r->meta->offset < 0) {
-        return 1;
+    if (w->node && !sl__changelog_counts(w->node, in, sl_emitter_batch_time(e))) {
+        return SL_OK;
     }
-    return r->meta->offset >= sl__changelog_held(w->node, r->meta->partition);
+    return sl_emit(e, in);
 }
 
 /* A slide's partial result, as stored in the state's bytes. */
@@ -133,7 +134,7 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         return NULL;
     }
     *w = (wspec){.fn = fn, .opaque = opaque, .length = length_ms};
-    sl_stream *f = sl_stream_filter(s, not_held, w);
+    sl_stream *f = sl_stream_flat_map(s, counted, w);
     sl_stream *r = f ? sl__stream_reduce_node(f, fn, opaque, partitions, SL_RBK_TASK) : NULL;
     if (r) {
         r->remember_parents = slide_ms;

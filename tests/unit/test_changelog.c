@@ -658,6 +658,27 @@ static void test_keyed_window_skips_held_input(void)
     wowner_free(&b);
 }
 
+/* A partition lost in the middle of a slide: its keys' windows are gone, and the window's
+ * sinks are not told they hold its input (the new owner reads it again). */
+static void test_keyed_window_forgets_a_lost_partition(void)
+{
+    clog log = {0};
+    the_log = &log;
+    wowner a;
+    CU_ASSERT_TRUE_FATAL(wowner_new(&a, 2000));
+    const char *sa[2][8] = {{"x@0", "y@1", NULL}, {"y@1", NULL}};
+    memcpy(a.src->script, sa, sizeof(sa));
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(a.ctx, 1000, &info), SL_OK);
+    a.src->release = 0;
+    CU_ASSERT_EQUAL(sl__context_step(a.ctx, 2000, &info), SL_OK);
+    CU_ASSERT_EQUAL(total_of(&a.keyed, "x"), -1);
+    CU_ASSERT_EQUAL(total_of(&a.keyed, "y"), 2);
+    CU_ASSERT_EQUAL(last_marker(0), -1); /* partition 0's input is not claimed */
+    CU_ASSERT_EQUAL(last_marker(1), 2);
+    wowner_free(&a);
+}
+
 /* A key that comes from two partitions would have two owners: refused, saying so. */
 static void test_key_from_two_partitions_fails(void)
 {
@@ -675,10 +696,11 @@ static void test_key_from_two_partitions_fails(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE(
-        "changelog", SL_TEST(changes_follow_the_other_sinks),
-        SL_TEST(new_owner_restores_and_continues), SL_TEST(input_behind_restored_state_is_skipped),
-        SL_TEST(removed_key_is_a_tombstone), SL_TEST(keys_without_partition_fail),
-        SL_TEST(key_from_two_partitions_fails), SL_TEST(keyed_window_equals_plain_window),
-        SL_TEST(keyed_window_moves_with_its_partition), SL_TEST(keyed_window_skips_held_input));
+    SL_SUITE("changelog", SL_TEST(changes_follow_the_other_sinks),
+             SL_TEST(new_owner_restores_and_continues),
+             SL_TEST(input_behind_restored_state_is_skipped), SL_TEST(removed_key_is_a_tombstone),
+             SL_TEST(keys_without_partition_fail), SL_TEST(key_from_two_partitions_fails),
+             SL_TEST(keyed_window_equals_plain_window),
+             SL_TEST(keyed_window_moves_with_its_partition), SL_TEST(keyed_window_skips_held_input),
+             SL_TEST(keyed_window_forgets_a_lost_partition));
 }
