@@ -37,7 +37,6 @@ typedef struct sl_chg {
      * INT64_MAX: dropped, the task is not this instance's), and
      * whether the batch being computed is behind it. */
     int64_t *held;
-    int64_t *since; /* the first batch generated after its last restore or drop */
     bool *skip;
     size_t ntasks;
 } sl_chg;
@@ -119,7 +118,6 @@ void sl__changelog_free(sl_stream *s)
     }
     sl__dataset_release(c->changes);
     free(c->held);
-    free(c->since);
     free(c->skip);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -473,20 +471,15 @@ static int tasks_grow(sl_chg *c, int32_t task)
     if (held) {
         c->held = held;
     }
-    int64_t *since = realloc(c->since, n * sizeof(*since));
-    if (since) {
-        c->since = since;
-    }
     bool *skip = realloc(c->skip, n * sizeof(*skip));
     if (skip) {
         c->skip = skip;
     }
-    if (!held || !since || !skip) {
+    if (!held || !skip) {
         return SL_ERR_NOMEM;
     }
     for (size_t i = c->ntasks; i < n; i++) {
         c->held[i] = -1;
-        c->since[i] = 0;
         c->skip[i] = false;
     }
     c->ntasks = n;
@@ -507,15 +500,12 @@ void sl__changelog_trim(const sl_output *o, sl_input_range *r, size_t n)
     }
 }
 
-bool sl__changelog_counts(const sl_stream *s, const sl_record *r, int64_t batch_time)
+bool sl__changelog_counts(const sl_stream *s, const sl_record *r)
 {
     const sl_chg *c = s->chg;
     int32_t task = r->meta ? r->meta->partition : -1;
     if (!c || task < 0 || (size_t)task >= c->ntasks) {
         return true;
-    }
-    if (batch_time < c->since[task]) {
-        return false; /* read before the state was restored or dropped: it is read again */
     }
     return r->meta->offset < 0 || r->meta->offset >= c->held[task];
 }
@@ -591,7 +581,6 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
         if ((rc = tasks_grow(c, op->task)) == SL_OK) {
             /* Dropped: none of its input counts any more (a window may still gather some). */
             c->held[op->task] = op->restore ? op->position : INT64_MAX;
-            c->since[op->task] = op->gen;
         }
         for (size_t i = 0; op->restore && i < op->recs.n && rc == SL_OK; i++) {
             rc = restore_one(s, op, &op->recs.recs[i]);

@@ -311,10 +311,10 @@ int sl__changelog_apply(sl_stream *s, int64_t t);
 /* True when the records of task in the batch being computed must not change the state:
  * its restored state reflects them (they run again for the sinks that are behind). */
 bool sl__changelog_skips(const sl_stream *s, int32_t task);
-/* Whether record r of batch batch_time still counts for s's state: not read before the
- * last restore or drop of its task (it is read again), nor held by the restored state.
- * @locality the job thread or a worker of its stages */
-bool sl__changelog_counts(const sl_stream *s, const sl_record *r, int64_t batch_time);
+/* Whether record r still counts for s's state: its task is this instance's and the
+ * restored state does not hold it already (by offset). @locality the job thread or a
+ * worker of its stages */
+bool sl__changelog_counts(const sl_stream *s, const sl_record *r);
 /* The input position task's restored state reflects, -1 for none. @locality the job thread or
  * a worker of its stages */
 int64_t sl__changelog_held(const sl_stream *s, int32_t task);

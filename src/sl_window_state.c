@@ -24,16 +24,12 @@ typedef struct wspec {
 } wspec;
 
 /* Before the per-batch reduce: a record that no longer counts for the node's state is left
- * out (read before its task's state was restored or dropped, or held by the restored
- * state), judged per record and batch: the batches of a slide are reduced together when
- * the slide ends. */
-static int counted(const sl_record *in, sl_emitter *e, void *opaque)
+ * out (its task was dropped, or the restored state holds it), judged per record: the
+ * batches of a slide are reduced together when the slide ends. */
+static int counted(const sl_record *in, void *opaque)
 {
     const wspec *w = opaque;
-    if (w->node && !sl__changelog_counts(w->node, in, sl_emitter_batch_time(e))) {
-        return SL_OK;
-    }
-    return sl_emit(e, in);
+    return !w->node || sl__changelog_counts(w->node, in);
 }
 
 /* A slide's partial result, as stored in the state's bytes. */
@@ -134,7 +130,7 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         return NULL;
     }
     *w = (wspec){.fn = fn, .opaque = opaque, .length = length_ms};
-    sl_stream *f = sl_stream_flat_map(s, counted, w);
+    sl_stream *f = sl_stream_filter(s, counted, w);
     sl_stream *r = f ? sl__stream_reduce_node(f, fn, opaque, partitions, SL_RBK_TASK) : NULL;
     if (r) {
         r->remember_parents = slide_ms;
