@@ -190,7 +190,7 @@ int sl__changelog_change(sl_recvec *v, sl_arena *a, const sl_kentry *e, const ch
                          uint32_t len, int32_t task)
 {
     sl_record_meta *m = sl__arena_alloc(a, sizeof(*m));
-    char *k = sl__arena_dup(a, key, len ? len : 1);
+    const char *k = len ? sl__arena_dup(a, key, len) : "";
     if (!m || !k) {
         return SL_ERR_NOMEM;
     }
@@ -298,9 +298,10 @@ static int restore_put(void *arg, const sl_record *r)
 {
     restore_arg *ra = arg;
     sl_record c = {.key_len = r->key_len, .value_len = r->value ? r->value_len : 0};
-    c.key = sl__arena_dup(&ra->op->arena, r->key ? r->key : "", r->key_len ? r->key_len : 1);
+    /* Exactly the bytes given (an empty key or value: no bytes to read). */
+    c.key = r->key_len ? sl__arena_dup(&ra->op->arena, r->key, r->key_len) : "";
     if (r->value) {
-        c.value = sl__arena_dup(&ra->op->arena, r->value, r->value_len ? r->value_len : 1);
+        c.value = r->value_len ? sl__arena_dup(&ra->op->arena, r->value, r->value_len) : "";
     }
     if (!c.key || (r->value && !c.value)) {
         return SL_ERR_NOMEM;
