@@ -230,6 +230,7 @@ typedef struct sl_kafka_src {
     bool dirty;           /* appended since the last sync and commit (thread) */
     bool recv_paused;     /* the assignment is paused while a push waits (thread) */
     bool recv_reassigned; /* a rebalance assigned partitions since the last pause (thread) */
+    int recv_nassigned;   /* partitions the group gave the receiver (its rebalance callback) */
     /* The syncer thread: fsyncs the log and then commits, while the receiver goes on. */
     pthread_t sync_thread;
     bool sync_started;

@@ -293,15 +293,20 @@ static void seek_to_committed(sl_kafka_src *ctx)
 
 /* ==== Rebalances ==== */
 
-/* Waiting for the group while the consumer holds no partition. */
-static void recv_note_waiting(sl_kafka_src *ctx, rd_kafka_t *rk)
+/* Waiting for the group while the consumer holds no partition: counted from the
+ * rebalances themselves (eager ones replace the assignment, cooperative ones add or take
+ * some). Not rd_kafka_assignment(): called in the callback while the consumer closes, it
+ * waits on the group thread, which waits on the callback (a stop that hung). */
+static void recv_note_waiting(sl_kafka_src *ctx, const rd_kafka_topic_partition_list_t *l,
+                              bool coop, bool assigned)
 {
-    rd_kafka_topic_partition_list_t *now = NULL;
-    bool none = rd_kafka_assignment(rk, &now) || !now || now->cnt == 0;
-    if (now) {
-        rd_kafka_topic_partition_list_destroy(now);
+    if (!coop) {
+        ctx->recv_nassigned = assigned ? l->cnt : 0;
+    } else {
+        ctx->recv_nassigned += assigned ? l->cnt : -l->cnt;
+        ctx->recv_nassigned = ctx->recv_nassigned < 0 ? 0 : ctx->recv_nassigned;
     }
-    sl_instance_set_waiting(ctx->ins, none);
+    sl_instance_set_waiting(ctx->ins, ctx->recv_nassigned == 0);
 }
 
 static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -316,7 +321,7 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         l->cnt, text);
         ctx->recv_reassigned = true; /* paused while a push waits: pause these too */
         sl__kafka_rebalance_apply(rk, l, coop, true, why, sizeof(why));
-        recv_note_waiting(ctx, rk);
+        recv_note_waiting(ctx, l, coop, true);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -340,7 +345,7 @@ static void recv_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < l->cnt; i++) {
             sl_instance_release_partition(ctx->ins, l->elems[i].topic, l->elems[i].partition);
         }
-        recv_note_waiting(ctx, rk);
+        recv_note_waiting(ctx, l, coop, false);
         sl_instance_log(ctx->ins, SL_LOG_INFO, "group %s revoked %d partitions: %s", ctx->group,
                         l->cnt, text);
         return;
