@@ -217,18 +217,38 @@ static void test_options_group_registry_lookup_until_unregistered(void)
     rd_kafka_destroy(rk);
 }
 
+/* stderr goes to a temporary file until log_end, which returns what was written (static). */
+static int log_saved = -1, log_fd = -1;
+static char log_path[64];
+
+static void log_begin(void)
+{
+    snprintf(log_path, sizeof(log_path), "/tmp/sluice-test-kafka-log-XXXXXX");
+    log_fd = mkstemp(log_path);
+    CU_ASSERT_FATAL(log_fd >= 0);
+    fflush(stderr);
+    log_saved = dup(2);
+    dup2(log_fd, 2);
+}
+
+static const char *log_end(void)
+{
+    static char logged[16384];
+    fflush(stderr);
+    dup2(log_saved, 2);
+    close(log_saved);
+    ssize_t n = pread(log_fd, logged, sizeof(logged) - 1, 0);
+    logged[n > 0 ? n : 0] = '\0';
+    close(log_fd);
+    unlink(log_path);
+    return logged;
+}
+
 /* Adds a kafka source with the options (key, value, ..., NULL) and returns what it logged
- * to stderr (static buffer). */
+ * to stderr (log_end's buffer). */
 static const char *add_source_logs(sl_context *ctx, const char *name, ...)
 {
-    static char logged[4096];
-    logged[0] = '\0';
-    char path[] = "/tmp/sluice-test-kafka-log-XXXXXX";
-    int fd = mkstemp(path);
-    CU_ASSERT_FATAL(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
+    log_begin();
     sl_options *o = sl_options_new();
     va_list ap;
     va_start(ap, name);
@@ -239,14 +259,7 @@ static const char *add_source_logs(sl_context *ctx, const char *name, ...)
     char err[256];
     CU_ASSERT(sl_context_add_source(ctx, "kafka", name, o, err, sizeof(err)) != NULL);
     sl_options_destroy(o);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    ssize_t n = pread(fd, logged, sizeof(logged) - 1, 0);
-    logged[n > 0 ? n : 0] = '\0';
-    close(fd);
-    unlink(path);
-    return logged;
+    return log_end();
 }
 
 /* The warning about a first batch that takes a whole topic read from the earliest offsets:
@@ -1193,33 +1206,6 @@ static void test_receiver_blocked_push_keeps_partitions(void)
 }
 
 /* ==== The sink's errors ==== */
-
-/* stderr goes to a temporary file until log_end, which returns what was written (static). */
-static int log_saved = -1, log_fd = -1;
-static char log_path[64];
-
-static void log_begin(void)
-{
-    snprintf(log_path, sizeof(log_path), "/tmp/sluice-test-kafka-log-XXXXXX");
-    log_fd = mkstemp(log_path);
-    CU_ASSERT_FATAL(log_fd >= 0);
-    fflush(stderr);
-    log_saved = dup(2);
-    dup2(log_fd, 2);
-}
-
-static const char *log_end(void)
-{
-    static char logged[16384];
-    fflush(stderr);
-    dup2(log_saved, 2);
-    close(log_saved);
-    ssize_t n = pread(log_fd, logged, sizeof(logged) - 1, 0);
-    logged[n > 0 ? n : 0] = '\0';
-    close(log_fd);
-    unlink(log_path);
-    return logged;
-}
 
 static size_t count_of(const char *s, const char *what)
 {
