@@ -80,17 +80,19 @@ struct cfg_op {
     char *desc;     /* as printed by sl__config_print_graph */
     sl_yamlop *yop; /* split, key, value, filter, map, burn; value 1 for a count reducer */
     sl_reduce_fn reduce;
-    int partitions;    /* 0: the context's default */
-    int64_t length_ms; /* window */
-    int64_t slide_ms;  /* window; 0: the parent's slide */
-    cfg_ref with;      /* join */
-    bool left;         /* join */
-    bool inverse;      /* reduce_by_key_and_window */
-    bool drop_zero;    /* reduce_by_key_and_window */
-    bool keyed;        /* reduce_by_key_and_window: each key's window as keyed state */
-    int64_t ttl_ms;    /* running; 0: none */
-    sl_yamlop *run;    /* running */
-    bool reads_header; /* key, value, filter: {header: NAME} */
+    int partitions;      /* 0: the context's default */
+    int64_t length_ms;   /* window */
+    int64_t slide_ms;    /* window; 0: the parent's slide */
+    cfg_ref with;        /* join */
+    bool left;           /* join */
+    bool inverse;        /* reduce_by_key_and_window */
+    bool drop_zero;      /* reduce_by_key_and_window */
+    bool keyed;          /* reduce_by_key_and_window: each key's window as keyed state */
+    bool event_time;     /* reduce_by_key_and_window: windows of the records' own time */
+    int64_t disorder_ms; /* event_time: max_out_of_orderness */
+    int64_t ttl_ms;      /* running; 0: none */
+    sl_yamlop *run;      /* running */
+    bool reads_header;   /* key, value, filter: {header: NAME} */
 };
 
 typedef struct cfg_stream {

@@ -179,7 +179,7 @@ static int cfg_check_slides(cfg_parser *p)
         }
         for (size_t j = 0; j < st->nops; j++) {
             cfg_op *op = &st->ops[j];
-            if (op->def->flags & CFG_OP_WINDOWED) {
+            if ((op->def->flags & CFG_OP_WINDOWED) && !op->event_time) {
                 sl__cfg_fmt_duration(slide, b, sizeof(b));
                 if (op->length_ms % slide != 0) {
                     sl__cfg_fmt_duration(op->length_ms, a, sizeof(a));

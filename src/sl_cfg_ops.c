@@ -714,7 +714,9 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_reduce_by_key_and_window,
      .flags = CFG_OP_WINDOWED,
      .forms = {"reduce_by_key_and_window: {fn: sum, length: 30s, slide: 10s}",
-               "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}"},
+               "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}",
+               "reduce_by_key_and_window: {fn: count, length: 1m, time: event, "
+               "max_out_of_orderness: 5s}"},
      .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: "
             "`sum`, `count`, `min`, `max`; `inverse: true` (sum and count only; keeps state "
             "across batches, so it needs `app.checkpoint_dir`) updates the previous window with "
@@ -722,6 +724,14 @@ const cfg_op_def sl__cfg_ops[] = {
             "`keyed: true` keeps each key's window as keyed state (one result per slide; needs "
             "`app.checkpoint_dir`), which a sink with `changelog: true` moves with the "
             "partitions across a consumer group; "
+            "`time: event` windows the records' own time (Kafka: the message timestamp) instead "
+            "of the batches': windows aligned to the epoch, each emitted once per key when the "
+            "watermark of the key's partition (its highest record time less "
+            "`max_out_of_orderness`, default 0) passes the window's end, with the window's end as "
+            "the record's time and the sinks' `window_start`/`window_end` its bounds; records "
+            "after their windows were emitted are left out and counted "
+            "(`sluice_late_records_total`); the open windows are keyed state (needs "
+            "`app.checkpoint_dir`; moves with the partitions with a `changelog: true` sink); "
             "`drop_zero: true` drops keys whose value is 0; `partitions: N`"},
     {.name = "count_by_window",
      .parse = sl__cfg_op_count_by_window,

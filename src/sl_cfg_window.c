@@ -116,6 +116,36 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
                                              "reduce_by_key_and_window with keyed: true");
         }
     }
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "time")) && !sl__cfg_is_null(p, n)) {
+        static const char *const times[] = {"batch", "event", NULL};
+        int which_time = 0;
+        rc = sl__cfg_choice(p, n, "reduce_by_key_and_window.time", times, &which_time);
+        op->event_time = which_time == 1;
+        if (rc == SL_OK && op->event_time && (op->inverse || op->keyed)) {
+            return sl__cfg_error(p, sl__cfg_loc_of(n),
+                                 "reduce_by_key_and_window: time: event keeps each key's open "
+                                 "windows as keyed state already (no inverse or keyed: true)");
+        }
+        if (rc == SL_OK && op->event_time && op->slide_ms && op->length_ms % op->slide_ms) {
+            return sl__cfg_error(p, sl__cfg_loc_of(n),
+                                 "reduce_by_key_and_window: on event time the length must be a "
+                                 "multiple of the slide");
+        }
+        if (rc == SL_OK && op->event_time) {
+            rc = sl__cfg_op_needs_checkpoint(p, sl__cfg_loc_of(n),
+                                             "reduce_by_key_and_window with time: event");
+        }
+    }
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "max_out_of_orderness")) &&
+        !sl__cfg_is_null(p, n)) {
+        if (!op->event_time) {
+            return sl__cfg_error(p, sl__cfg_loc_of(n),
+                                 "reduce_by_key_and_window.max_out_of_orderness is for windows "
+                                 "on event time (time: event)");
+        }
+        rc = sl__cfg_duration(p, n, "reduce_by_key_and_window.max_out_of_orderness", 0,
+                              &op->disorder_ms);
+    }
     if (rc != SL_OK) {
         return rc;
     }
@@ -124,9 +154,15 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
     if (op->partitions) {
         snprintf(parts, sizeof(parts), " (partitions %d)", op->partitions);
     }
-    op->desc = sl__cfg_strdupf("%s%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
+    char ooo[64] = "";
+    if (op->event_time) {
+        char d[32];
+        sl__cfg_fmt_duration(op->disorder_ms, d, sizeof(d));
+        snprintf(ooo, sizeof(ooo), " event time (out of order %s)", d);
+    }
+    op->desc = sl__cfg_strdupf("%s%s%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
                                which >= 0 ? sl__cfg_reducers[which] : "", span,
-                               op->inverse ? " inverse" : "", op->keyed ? " keyed" : "",
+                               op->inverse ? " inverse" : "", op->keyed ? " keyed" : "", ooo,
                                op->drop_zero ? " drop_zero" : "");
     if (op->desc && parts[0]) {
         char *d = sl__cfg_strdupf("%s%s", op->desc, parts);
@@ -174,8 +210,10 @@ int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 
 int sl__cfg_op_reduce_by_key_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
-    static const char *const keys[] = {"fn",        "length",     "slide", "inverse",
-                                       "drop_zero", "partitions", "keyed", NULL};
+    static const char *const keys[] = {"fn",      "length",    "slide",
+                                       "inverse", "drop_zero", "partitions",
+                                       "keyed",   "time",      "max_out_of_orderness",
+                                       NULL};
     return cfg_op_windowed(p, arg, op, keys, true, true);
 }
 
@@ -209,6 +247,12 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                                                   sl_stream *const *handles)
 {
     (void)handles;
+    if (op->event_time) {
+        sl_stream *k = sl_stream_reduce_by_key_and_event_window(
+            sl__cfg_count_ones(op, s), op->reduce, NULL, op->length_ms, op->slide_ms,
+            op->disorder_ms, op->partitions);
+        return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
+    }
     if (op->keyed) {
         sl_stream *k =
             sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce, NULL,

@@ -586,6 +586,15 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
         for (size_t i = 0; op->restore && i < op->recs.n && rc == SL_OK; i++) {
             rc = restore_one(s, op, &op->recs.recs[i]);
         }
+        if (rc == SL_OK && s->event_time) {
+            /* The task's stream time is its keys' highest record time: the key that holds it
+             * has a window still open, so its state is in the changelog. */
+            sl_stream_time *st = sl__kstate_stime(s->kstate, op->task);
+            if (st) {
+                *st = (sl_stream_time){INT64_MIN, INT64_MIN};
+            }
+            rc = st ? sl__kstate_stime_rebuild(s->kstate, op->task) : SL_ERR_NOMEM;
+        }
         op_free(op);
         if (rc != SL_OK) {
             break;

@@ -111,6 +111,8 @@ typedef struct sl_batch_output {
                            * [batch_time - window_ms, batch_time). A window's length for a
                            * windowed stream (and what is derived from it), else the batch
                            * interval. 0 when unknown (treat as batch_time). */
+    bool record_windows;  /* event-time windows: each record is a window [ts - window_ms, ts)
+                           * of its own (use sl_batch_output_when) */
     /* The engine's reject queue, for sl_batch_output_reject; may be NULL. */
     struct sl_rejects *rejects;
     /* The ranges of partitioned sources this batch read (sl_batch_input_add_range), for
@@ -118,6 +120,17 @@ typedef struct sl_batch_output {
     const sl_input_range *ranges;
     size_t nranges;
 } sl_batch_output;
+
+/* When record r of a batch output was made: the batch's time and its window's bounds. */
+typedef struct sl_record_when {
+    int64_t batch_time;
+    int64_t window_start; /* ms: the window is [window_start, window_end) */
+    int64_t window_end;
+} sl_record_when;
+
+/* The window of r: the batch's, [batch_time - window_ms, batch_time), or with
+ * record_windows the record's own event-time window, [r->ts - window_ms, r->ts). */
+sl_record_when sl_batch_output_when(const sl_batch_output *out, const sl_record *r);
 
 /* Rejected records (dead letters). A sink calls this for a record it cannot write (a value
  * that does not fit its column, a command the server refused): the record is counted, the

@@ -532,6 +532,7 @@ void sl_context_get_stats(sl_context *ctx, sl_context_stats *st)
     st->records_received = atomic_load(&ctx->records_received);
     st->records_processed = atomic_load(&ctx->records_processed);
     st->records_failed = atomic_load(&ctx->records_failed);
+    st->records_late = atomic_load(&ctx->records_late);
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         st->records_oversize += atomic_load(&ins->oversize);
     }

@@ -82,7 +82,17 @@ struct sl_emitter {
     int64_t batch_time;
     sl_stream *node; /* the operator */
     void *state;     /* the terminal consumer's state */
+    /* update_state_by_key on a node that follows event time (sl_stream.event_time): the
+     * event time of the key's task before the batch and with it; NULL otherwise. */
+    const struct sl_stream_time *stime;
 };
+
+/* The event time a task has reached ("stream time", as Kafka Streams calls it): the
+ * highest record time seen from the task's partition, INT64_MIN for none. */
+typedef struct sl_stream_time {
+    int64_t before; /* before the batch being computed */
+    int64_t after;  /* with it */
+} sl_stream_time;
 
 /* ==== The DStream graph ==== */
 
@@ -154,10 +164,17 @@ struct sl_stream {
     struct sl_chg *chg;       /* its changelog (sl_changelog.c), NULL for none */
     void *owned;              /* freed with the node (an opaque the engine made) */
     bool state_windows;       /* its state is windows: input its sinks hold was emitted */
+    bool event_time;          /* SL_OP_UPDATE_STATE: keeps each task's stream time; a key's
+                               * entry time is the highest record time of the key */
+    bool state_emits;         /* SL_OP_UPDATE_STATE: the output is what the function emits,
+                               * not the state of every key */
     sl_gen *gen;              /* generated datasets, oldest first */
     size_t ngen, capgen;
     _Atomic uint64_t failed; /* records an operator function rejected */
     _Atomic uint64_t failed_logged;
+    _Atomic uint64_t late; /* event time: records too late for every window */
+    int64_t event_window;  /* > 0: its records are event-time windows of this length, each
+                            * record's time the window's end */
     sl_stream *next;
 };
 
@@ -180,6 +197,9 @@ int sl__value_to_key_one(const sl_record *in, sl_record *out, sl_emitter *e, voi
  * without a window on its way from the sources, a window's length after one, more after a
  * window of windows, the widest of several parents. */
 int64_t sl__stream_span(const sl_stream *s);
+/* > 0: the records of s are event-time windows of this length (their time is the window's
+ * end), made by s or by the node a chain of one-parent operators leads back to. */
+int64_t sl__stream_event_window(const sl_stream *s);
 /* Checks a window's length and slide against the parent s (slide 0 becomes s's slide):
  * positive multiples of s's slide. Logs what is wrong, naming what, and returns false. */
 bool sl__window_args(const sl_stream *s, int64_t length_ms, int64_t *slide_ms, const char *what);
@@ -223,7 +243,7 @@ typedef struct sl_kentry {
         int64_t i;
         double d;
     } num;
-    int64_t ts; /* last batch time with data for the key */
+    int64_t ts; /* last batch time with data for the key (event_time: its highest record time) */
 } sl_kentry;
 
 typedef struct sl_ktable {
@@ -267,9 +287,16 @@ typedef struct sl_kstate {
     uint32_t epoch;        /* counts the batches applied */
     int64_t saved_upto;    /* windows: reduced batches up to this time are on disk */
     uint64_t inconsistent; /* windows: leaving keys missing from the previous result */
+    sl_stream_time *stime; /* event_time: per task + 1 (0: records of no partition) */
+    size_t nstime;
 } sl_kstate;
 
 sl_kstate *sl__kstate_new(size_t nparts);
+/* The stream time of task (-1: none), grown as needed; NULL when out of memory. */
+sl_stream_time *sl__kstate_stime(sl_kstate *ks, int32_t task);
+/* Folds the entry times of every key of task (all tasks when task is -2) into the tasks'
+ * stream times, after the state was restored. */
+int sl__kstate_stime_rebuild(sl_kstate *ks, int32_t task);
 void sl__kstate_free(sl_kstate *ks);
 
 /* update_state_by_key and map_with_state at t. @locality the job thread. */
@@ -592,6 +619,7 @@ struct sl_context {
     _Atomic uint64_t records_received;
     _Atomic uint64_t records_processed;
     _Atomic uint64_t records_failed;
+    _Atomic uint64_t records_late;
     int64_t last_sched_delay, last_proc_time, last_total_delay;
     /* Memory of windows and state (sl__state_account), and state snapshots. */
     _Atomic uint64_t window_bytes, window_keys, state_bytes, state_keys;
@@ -661,5 +689,8 @@ char *sl__graph_describe(sl_context *ctx);
 
 /* Records a rejected record of node: counted, the first few logged with where it came from. */
 void sl__record_failed(sl_stream *node, const sl_record *r, int err);
+/* Counts a record that came after the watermark passed every window it belongs to (logged
+ * the first few times). */
+void sl__stream_late(sl_stream *node, const sl_record *r);
 
 #endif

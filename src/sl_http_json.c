@@ -327,6 +327,7 @@ json_t *sl__http_status_json(sl_http_server *srv)
     json_object_set_new(o, "records_received", json_integer((json_int_t)st.records_received));
     json_object_set_new(o, "records_processed", json_integer((json_int_t)st.records_processed));
     json_object_set_new(o, "records_failed", json_integer((json_int_t)st.records_failed));
+    json_object_set_new(o, "records_late", json_integer((json_int_t)st.records_late));
     json_object_set_new(o, "records_oversize", json_integer((json_int_t)st.records_oversize));
     json_object_set_new(o, "inputs", json_integer(inputs));
     json_object_set_new(o, "inputs_active", json_integer(inputs_active));

@@ -276,5 +276,45 @@ void sl__kstate_free(sl_kstate *ks)
         sl__ktable_free(&ks->tabs[i]);
     }
     free(ks->tabs);
+    free(ks->stime);
     free(ks);
+}
+
+sl_stream_time *sl__kstate_stime(sl_kstate *ks, int32_t task)
+{
+    size_t i = task < 0 ? 0 : (size_t)task + 1;
+    if (i >= ks->nstime) {
+        size_t n = i + 1 > 2 * ks->nstime ? i + 1 : 2 * ks->nstime;
+        sl_stream_time *st = realloc(ks->stime, n * sizeof(*st));
+        if (!st) {
+            return NULL;
+        }
+        for (size_t k = ks->nstime; k < n; k++) {
+            st[k] = (sl_stream_time){INT64_MIN, INT64_MIN};
+        }
+        ks->stime = st;
+        ks->nstime = n;
+    }
+    return &ks->stime[i];
+}
+
+int sl__kstate_stime_rebuild(sl_kstate *ks, int32_t task)
+{
+    for (size_t p = 0; p < ks->nparts; p++) {
+        const sl_ktable *t = &ks->tabs[p];
+        for (size_t i = 0; i < t->n; i++) {
+            const sl_kentry *e = &t->e[i];
+            if (e->dead || (task != -2 && e->task != (uint16_t)(task + 1))) {
+                continue;
+            }
+            sl_stream_time *st = sl__kstate_stime(ks, (int32_t)e->task - 1);
+            if (!st) {
+                return SL_ERR_NOMEM;
+            }
+            if (e->ts > st->after) {
+                st->before = st->after = e->ts;
+            }
+        }
+    }
+    return SL_OK;
 }

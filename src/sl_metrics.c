@@ -50,6 +50,7 @@ static const char *const builtin_names[] = {
     "sluice_records_processed_total",
     "sluice_records_failed_total",
     "sluice_records_oversize_total",
+    "sluice_late_records_total",
     "sluice_last_batch_scheduling_delay_seconds",
     "sluice_last_batch_processing_time_seconds",
     "sluice_last_batch_total_delay_seconds",
@@ -684,6 +685,10 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf
         (double)st.records_failed);
     one(b, "sluice_records_oversize_total", "counter",
         "Records that inputs dropped for exceeding max_record_size.", (double)st.records_oversize);
+    one(b, "sluice_late_records_total", "counter",
+        "Records that came after the watermark passed every event-time window they belong to "
+        "(left out).",
+        (double)st.records_late);
     one(b, "sluice_last_batch_scheduling_delay_seconds", "gauge",
         "Scheduling delay of the last completed batch (processing start - submission).",
         (double)st.last_scheduling_delay / 1000.0);

@@ -301,6 +301,7 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
     }
     int64_t backoff = RETRY_BACKOFF_MIN_MS;
     uint64_t rejected = 0;
+    int64_t ewin = sl__stream_event_window(o->stream);
     for (int attempt = 0;; attempt++) {
         char why[256] = "";
         if (o->sink) {
@@ -311,7 +312,8 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
                 .sink = o->sink->name,
                 .inputs = job->inputs_json ? job->inputs_json : "{}",
                 .attempt = attempt,
-                .window_ms = sl__stream_span(o->stream),
+                .window_ms = ewin ? ewin : sl__stream_span(o->stream),
+                .record_windows = ewin > 0,
                 .ranges = ranges,
                 .nranges = nranges,
             };
@@ -581,4 +583,10 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
     pthread_mutex_destroy(&run.lock);
     free(slots);
     return run.abandoned;
+}
+
+sl_record_when sl_batch_output_when(const sl_batch_output *out, const sl_record *r)
+{
+    int64_t end = out->record_windows ? r->ts : out->batch_time;
+    return (sl_record_when){out->batch_time, end - out->window_ms, end};
 }

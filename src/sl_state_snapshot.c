@@ -136,14 +136,15 @@ static void wb_u64(wbuf *b, uint64_t v)
     wb_add(b, &v, sizeof(v));
 }
 
-/* One record: key, bytes, typed value and time. */
-static void wb_record(wbuf *b, const sl_record *r)
+/* One record: key, bytes, typed value and time. The word of the value's type holds in its
+ * high 16 bits the task of a table's key (sl_kentry.task; 0 in datasets and older files). */
+static void wb_record(wbuf *b, const sl_record *r, uint16_t task)
 {
     uint64_t num;
     memcpy(&num, &r->num, sizeof(num));
     wb_u32(b, r->key_len);
     wb_u32(b, r->value_len);
-    wb_u32(b, r->num_type);
+    wb_u32(b, r->num_type | (uint32_t)task << 16);
     wb_u64(b, num);
     wb_u64(b, (uint64_t)r->ts);
     wb_add(b, r->key, r->key_len);
@@ -194,7 +195,7 @@ static int write_table(const char *dir, const char *name, sl_stream *s, int64_t 
             if (!tab->e[i].dead) {
                 sl_record r;
                 sl__kentry_record(&tab->e[i], &r);
-                wb_record(&b, &r);
+                wb_record(&b, &r, tab->e[i].task);
             }
         }
     }
@@ -210,7 +211,7 @@ static int write_dataset(const char *dir, const char *name, sl_stream *s, const 
     for (size_t p = 0; p < ds->nparts; p++) {
         wb_u64(&b, ds->parts[p].n);
         for (size_t i = 0; i < ds->parts[p].n; i++) {
-            wb_record(&b, &ds->parts[p].recs[i]);
+            wb_record(&b, &ds->parts[p].recs[i], 0);
         }
     }
     int rc = write_file(dir, name, &b);
@@ -263,8 +264,9 @@ static const char *rb_bytes(rbuf *b, size_t n)
     return p;
 }
 
-/* Reads one record; its bytes point into the buffer. */
-static bool rb_record(rbuf *b, sl_record *r)
+/* Reads one record (and its key's task, when task is not NULL); its bytes point into the
+ * buffer. */
+static bool rb_record(rbuf *b, sl_record *r, uint16_t *task)
 {
     uint32_t klen, vlen, type;
     uint64_t num, ts;
@@ -273,6 +275,10 @@ static bool rb_record(rbuf *b, sl_record *r)
     rb_get(b, &type, sizeof(type));
     rb_get(b, &num, sizeof(num));
     rb_get(b, &ts, sizeof(ts));
+    if (task) {
+        *task = (uint16_t)(type >> 16);
+        type &= 0xffffu;
+    }
     *r = (sl_record){
         .key_len = klen, .value_len = vlen, .num_type = (uint8_t)type, .ts = (int64_t)ts};
     memcpy(&r->num, &num, sizeof(num));
@@ -298,7 +304,8 @@ static int load_table(sl_stream *s, rbuf *b, char *why, size_t whysize)
         rb_get(b, &n, sizeof(n));
         for (uint64_t i = 0; i < n && !b->bad; i++) {
             sl_record r;
-            if (!rb_record(b, &r)) {
+            uint16_t task;
+            if (!rb_record(b, &r, &task)) {
                 break;
             }
             uint64_t h = sl__hash_seeded(r.key, r.key_len);
@@ -311,6 +318,7 @@ static int load_table(sl_stream *s, rbuf *b, char *why, size_t whysize)
             e->num_type = r.num_type;
             memcpy(&e->num, &r.num, sizeof(e->num));
             e->ts = r.ts;
+            e->task = task;
             if (sl__ktable_set_bytes(tab, e, r.value, r.value_len) != SL_OK) {
                 snprintf(why, whysize, "out of memory");
                 return SL_ERR_NOMEM;
@@ -320,6 +328,10 @@ static int load_table(sl_stream *s, rbuf *b, char *why, size_t whysize)
     if (b->bad || b->off != b->len) {
         snprintf(why, whysize, "malformed content");
         return SL_ERR_INVAL;
+    }
+    if (s->event_time && sl__kstate_stime_rebuild(s->kstate, -2) != SL_OK) {
+        snprintf(why, whysize, "out of memory");
+        return SL_ERR_NOMEM;
     }
     return SL_OK;
 }
@@ -340,7 +352,7 @@ static int load_dataset(sl_stream *s, int64_t t, rbuf *b, char *why, size_t whys
         rb_get(b, &n, sizeof(n));
         for (uint64_t i = 0; i < n && rc == SL_OK && !b->bad; i++) {
             sl_record r;
-            if (!rb_record(b, &r)) {
+            if (!rb_record(b, &r, NULL)) {
                 break;
             }
             size_t q = sl__hash_bucket(sl__hash(r.key, r.key_len), np);

@@ -229,7 +229,7 @@ static void state_from_entry(sl_state *state, const sl_kentry *e)
  * batch brought values for the key (its update time becomes t). */
 static int state_store(const state_stage *st, size_t r, sl_ktable *tab, sl_kentry *en,
                        const char *key, uint32_t len, uint64_t h, const sl_state *state, bool data,
-                       int32_t task)
+                       int64_t data_ts, int32_t task)
 {
     if (!state->exists) {
         int rc = SL_OK;
@@ -246,9 +246,9 @@ static int state_store(const state_stage *st, size_t r, sl_ktable *tab, sl_kentr
         if (!(en = sl__ktable_add(tab, key, len, h))) {
             return SL_ERR_NOMEM;
         }
-        en->ts = st->t;
-    } else if (data) {
-        en->ts = st->t;
+        en->ts = data_ts;
+    } else if (data && (!st->s->event_time || data_ts > en->ts)) {
+        en->ts = data_ts;
     }
     en->num_type = state->num_type;
     memcpy(&en->num, &state->num, sizeof(en->num));
@@ -276,6 +276,43 @@ static int collect_push(sl_emitter *e, const sl_record *r)
     return sl__recvec_push(e->state, r);
 }
 
+/* The stream time of task, read-only (the job's pass over the input made room for every
+ * task of the batch, a restore for every task of the state). */
+static const sl_stream_time *stream_time_of(const sl_kstate *ks, int32_t task)
+{
+    static const sl_stream_time none = {INT64_MIN, INT64_MIN};
+    size_t i = task < 0 ? 0 : (size_t)task + 1;
+    return i < ks->nstime ? &ks->stime[i] : &none;
+}
+
+/* Event time: each task's stream time advances with the highest record time of the batch
+ * (before the keys are updated, so that every key of a task sees the same). */
+static int stream_time_advance(const state_stage *st)
+{
+    sl_kstate *ks = st->s->kstate;
+    for (size_t i = 0; i < ks->nstime; i++) {
+        ks->stime[i].before = ks->stime[i].after;
+    }
+    size_t nv = st->buckets ? st->nmap * st->nparts : st->in ? st->in->nparts : 0;
+    for (size_t i = 0; i < nv; i++) {
+        const sl_record *recs = st->buckets ? st->buckets[i].recs : st->in->parts[i].recs;
+        size_t n = st->buckets ? st->buckets[i].n : st->in->parts[i].n;
+        for (size_t j = 0; j < n; j++) {
+            if (sl__changelog_skips(st->s, record_task(&recs[j]))) {
+                continue; /* the restored state holds it */
+            }
+            sl_stream_time *t = sl__kstate_stime(ks, record_task(&recs[j]));
+            if (!t) {
+                return SL_ERR_NOMEM;
+            }
+            if (recs[j].ts > t->after) {
+                t->after = recs[j].ts;
+            }
+        }
+    }
+    return SL_OK;
+}
+
 /* Calls update_state_by_key's function for one key and stores the result. */
 static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitter *e, sl_kentry *en,
                       const char *key, uint32_t len, uint64_t h, const sl_record *vals, size_t n)
@@ -290,6 +327,15 @@ static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitte
     if (en) {
         state_from_entry(&state, en);
     }
+    int32_t task = n ? record_task(vals) : en ? (int32_t)en->task - 1 : -1;
+    int64_t data_ts = st->t;
+    if (s->event_time) {
+        e->stime = stream_time_of(s->kstate, task);
+        data_ts = INT64_MIN;
+        for (size_t i = 0; i < n; i++) {
+            data_ts = vals[i].ts > data_ts ? vals[i].ts : data_ts;
+        }
+    }
     int rc = s->fn.update_state(key, len, vals, n, &state, e, s->opaque);
     if (rc < 0) {
         if (rc == SL_ERR_NOMEM) {
@@ -303,7 +349,8 @@ static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitte
         return SL_OK;
     }
     state.timing_out = false;
-    return state_store(st, r, tab, en, key, len, h, &state, n > 0, n ? record_task(vals) : -1);
+    return state_store(st, r, tab, en, key, len, h, &state, n > 0, data_ts,
+                       n ? record_task(vals) : -1);
 }
 
 /* The batch's records of a partition grouped by key: the records of group k are
@@ -390,6 +437,14 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
 {
     sl_stream *s = st->s;
     sl_emitter e = {.push = no_emit, .arena = scratch, .batch_time = st->t, .node = s};
+    sl_recvec outv = {0};
+    if (s->state_emits) {
+        e = (sl_emitter){.push = collect_push,
+                         .arena = &st->out->parts[r].arena,
+                         .batch_time = st->t,
+                         .node = s,
+                         .state = &outv};
+    }
     sl_recvec *v = calloc(st->nmap + 2, sizeof(*v));
     if (!v) {
         return SL_ERR_NOMEM;
@@ -433,6 +488,10 @@ static int update_part(const state_stage *st, size_t r, sl_ktable *tab, sl_arena
             rc = update_one(st, r, tab, &e, en, en->key, en->key_len, en->hash, NULL, 0);
         }
     }
+    if (s->state_emits) {
+        st->out->parts[r].recs = outv.recs;
+        st->out->parts[r].n = outv.n;
+    }
     return rc;
 }
 
@@ -474,7 +533,7 @@ static int map_part(const state_stage *st, size_t r, sl_ktable *tab, sl_part *pa
                 continue;
             }
             state.timing_out = false;
-            rc = state_store(st, r, tab, en, rec->key, rec->key_len, h, &state, true,
+            rc = state_store(st, r, tab, en, rec->key, rec->key_len, h, &state, true, st->t,
                              record_task(rec));
         }
     }
@@ -522,7 +581,7 @@ static int state_task(void *arg, size_t r)
     if (rc == SL_OK) {
         rc = sl__ktable_compact(tab, false);
     }
-    if (rc == SL_OK && st->s->kind == SL_OP_UPDATE_STATE) {
+    if (rc == SL_OK && st->s->kind == SL_OP_UPDATE_STATE && !st->s->state_emits) {
         rc = sl__ktable_to_part(tab, &st->out->parts[r], st->t);
     }
     sl__arena_free(&scratch);
@@ -594,6 +653,9 @@ int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out)
         }
     } else if (rc == SL_OK) {
         rc = shuffle_fill(&st, mapped ? st.out : NULL);
+    }
+    if (rc == SL_OK && s->event_time) {
+        rc = stream_time_advance(&st);
     }
     if (rc == SL_OK) {
         st.epoch = ++ks->epoch;

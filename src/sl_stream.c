@@ -279,6 +279,16 @@ int64_t sl__stream_span(const sl_stream *s)
     return span;
 }
 
+int64_t sl__stream_event_window(const sl_stream *s)
+{
+    while (s->event_window == 0 && s->nparents == 1 &&
+           (s->kind == SL_OP_MAP || s->kind == SL_OP_MAP_VALUES || s->kind == SL_OP_FILTER ||
+            s->kind == SL_OP_FLAT_MAP)) {
+        s = s->parents[0];
+    }
+    return s->event_window;
+}
+
 bool sl__window_args(const sl_stream *s, int64_t length_ms, int64_t *slide_ms, const char *what)
 {
     if (*slide_ms == 0) {
@@ -414,6 +424,21 @@ void sl__record_failed(sl_stream *node, const sl_record *r, int err)
            node->name, sl_err2str(err), m && m->source ? m->source : "?", m && m->topic ? " " : "",
            m && m->topic ? m->topic : "", m ? m->partition : -1, m ? m->offset : (int64_t)-1,
            preview, r->value_len > 60 ? "..." : "");
+}
+
+void sl__stream_late(sl_stream *node, const sl_record *r)
+{
+    atomic_fetch_add(&node->ctx->records_late, 1);
+    if (atomic_fetch_add(&node->late, 1) >= 10) {
+        return; /* counted in sluice_late_records_total */
+    }
+    const sl_record_meta *m = r->meta;
+    sl_log(SL_LOG_WARN,
+           "'%s': a record of time %" PRId64 " came after the watermark passed every window "
+           "it belongs to; left out (from %s%s%s partition %d offset %" PRId64 "; allow more "
+           "disorder to keep such records)",
+           node->name, r->ts, m && m->source ? m->source : "?", m && m->topic ? " " : "",
+           m && m->topic ? m->topic : "", m ? m->partition : -1, m ? m->offset : (int64_t)-1);
 }
 
 /* ==== Fused chains ==== */

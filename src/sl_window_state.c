@@ -8,7 +8,14 @@
  * slides' partial results (bytes) and whose typed value is their reduction, the window's
  * result; the state's bytes cleared from the output. Keys with nothing left in the window lose
  * their state. Windows end at the same wall-clock times on every instance (sl_context.c aligns
- * batch times), so a restored key's slides line up with the new owner's. */
+ * batch times), so a restored key's slides line up with the new owner's.
+ *
+ * On event time (sl_stream_reduce_by_key_and_event_window) the state per key is its open
+ * panes (one partial result per slide of the records' own times), windows end on multiples
+ * of the slide since the epoch, and a window is emitted once, when the watermark of its
+ * key's task (the task's highest record time less the allowed disorder: Kafka Streams'
+ * stream time and grace) passes its end. Everything follows from the partition's records, so
+ * a replay, a restored checkpoint or a new owner with the changelog emit the same windows. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +27,9 @@ typedef struct wspec {
     sl_reduce_fn fn;
     void *opaque;
     int64_t length;
-    sl_stream *node; /* the update_state_by_key node keeping the windows */
+    int64_t slide;    /* event time: the windows' step (the panes' width) */
+    int64_t disorder; /* event time: how far behind its task's highest time a record may be */
+    sl_stream *node;  /* the update_state_by_key node keeping the windows */
 } wspec;
 
 /* Before the per-batch reduce: a record that no longer counts for the node's state is left
@@ -146,4 +155,192 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
     k->state_windows = true;
     snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
     return sl_stream_map_values(k, clear_value, NULL);
+}
+
+/* ==== Event time ==== */
+
+/* a - b, saturated at INT64_MIN (no time yet). */
+static int64_t minus(int64_t a, int64_t b)
+{
+    return a < INT64_MIN + b ? INT64_MIN : a - b;
+}
+
+/* The start of the pane of time t: a multiple of slide, rounded down for negative times. */
+static int64_t pane_of(int64_t t, int64_t slide)
+{
+    int64_t q = t / slide;
+    return (t % slide < 0 ? q - 1 : q) * slide;
+}
+
+/* Adds v into the panes (sorted by start; room for one more): returns how many there are. */
+static int pane_add(const wspec *w, slot *panes, size_t *n, int64_t start, const sl_record *v,
+                    sl_emitter *e)
+{
+    size_t i = 0;
+    while (i < *n && panes[i].end < start) {
+        i++;
+    }
+    if (i < *n && panes[i].end == start) {
+        sl_record acc = slot_record(&panes[i], NULL, 0);
+        int rc = w->fn(&acc, v, e, w->opaque);
+        if (rc < 0) {
+            return rc;
+        }
+        panes[i] = record_slot(&acc, start);
+        return SL_OK;
+    }
+    memmove(&panes[i + 1], &panes[i], (*n - i) * sizeof(*panes));
+    panes[i] = record_slot(v, start);
+    (*n)++;
+    return SL_OK;
+}
+
+/* Emits the window of key ending at end from the panes in it (at least one). */
+static int window_emit(const wspec *w, const slot *panes, size_t n, int64_t end, const char *key,
+                       uint32_t len, sl_emitter *e)
+{
+    sl_record acc = {0};
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (panes[i].end < end - w->length || panes[i].end >= end) {
+            continue; /* slot.end holds the pane's start here */
+        }
+        sl_record r = slot_record(&panes[i], NULL, 0);
+        int rc = any ? w->fn(&acc, &r, e, w->opaque) : SL_OK;
+        if (rc < 0) {
+            return rc;
+        }
+        if (!any) {
+            acc = r;
+            any = true;
+        }
+    }
+    if (!any) {
+        return SL_OK;
+    }
+    char *k = len ? sl__arena_dup(e->arena, key, len) : NULL;
+    if (len && !k) {
+        return SL_ERR_NOMEM;
+    }
+    acc.key = k ? k : "";
+    acc.key_len = len;
+    acc.value = NULL;
+    acc.value_len = 0;
+    acc.ts = end;
+    acc.meta = NULL;
+    return sl_emit(e, &acc);
+}
+
+static int event_update(const char *key, uint32_t len, const sl_record *vals, size_t n,
+                        sl_state *state, sl_emitter *e, void *opaque)
+{
+    const wspec *w = opaque;
+    int64_t before = minus(e->stime->before, w->disorder);
+    int64_t after = minus(e->stime->after, w->disorder);
+    size_t had = state->exists ? state->len / sizeof(slot) : 0;
+    slot *panes = sl_emitter_alloc(e, (had + n + 1) * sizeof(slot));
+    if (!panes) {
+        return SL_ERR_NOMEM;
+    }
+    if (had) {
+        memcpy(panes, state->bytes, had * sizeof(slot));
+    }
+    size_t k = had;
+    for (size_t i = 0; i < n; i++) {
+        int64_t start = pane_of(vals[i].ts, w->slide);
+        if (start + w->length <= before && before != INT64_MIN) {
+            sl__stream_late(w->node, &vals[i]); /* every window it belongs to was emitted */
+            continue;
+        }
+        int rc = pane_add(w, panes, &k, start, &vals[i], e);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    /* The windows whose end the watermark passed in this batch, oldest first: those that
+     * hold a pane end a slide after its start, within the window's length (slot.end holds the
+     * pane's start). Empty stretches are jumped over. */
+    if (after != INT64_MIN && k > 0) {
+        int64_t end = panes[0].end + w->slide;
+        if (before != INT64_MIN && end <= before) {
+            end = pane_of(before, w->slide) + w->slide;
+        }
+        size_t i = 0;
+        while (end <= after) {
+            while (i < k && panes[i].end < end - w->length) {
+                i++;
+            }
+            if (i == k) {
+                break;
+            }
+            if (panes[i].end >= end) {
+                end = panes[i].end + w->slide;
+                continue;
+            }
+            int rc = window_emit(w, panes, k, end, key, len, e);
+            if (rc < 0) {
+                return rc;
+            }
+            end += w->slide;
+        }
+    }
+    /* Panes whose last window was emitted go. */
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (after == INT64_MIN || panes[i].end + w->length > after) {
+            panes[kept++] = panes[i];
+        }
+    }
+    state->exists = kept > 0;
+    state->num_type = SL_NUM_NONE;
+    state->bytes = kept ? (const char *)panes : NULL;
+    state->len = (uint32_t)(kept * sizeof(slot));
+    return SL_OK;
+}
+
+sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                                    int64_t length_ms, int64_t slide_ms,
+                                                    int64_t disorder_ms, int partitions)
+{
+    if (!s) {
+        return NULL;
+    }
+    if (slide_ms <= 0) {
+        slide_ms = length_ms;
+    }
+    const char *bad = !fn                         ? "no reduce function"
+                      : partitions < 0            ? "partitions must not be negative"
+                      : length_ms <= 0            ? "the length must be positive"
+                      : length_ms % slide_ms != 0 ? "the length must be a multiple of the slide"
+                      : disorder_ms < 0           ? "the disorder must not be negative"
+                                                  : NULL;
+    if (bad) {
+        sl_log(SL_LOG_ERROR, "reduce_by_key_and_window on event time of '%s': %s", s->name, bad);
+        return NULL;
+    }
+    if (!sl__state_check_dir(s->ctx, "reduce_by_key_and_window on event time")) {
+        return NULL;
+    }
+    wspec *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return NULL;
+    }
+    *w = (wspec){.fn = fn,
+                 .opaque = opaque,
+                 .length = length_ms,
+                 .slide = slide_ms,
+                 .disorder = disorder_ms};
+    sl_stream *f = sl_stream_filter(s, counted, w);
+    sl_stream *k = f ? sl_stream_update_state_by_key(f, event_update, w, partitions) : NULL;
+    if (!k) {
+        free(w);
+        return NULL;
+    }
+    k->owned = w;
+    k->event_time = true;
+    k->state_emits = true;
+    k->event_window = length_ms;
+    w->node = k;
+    snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
+    return k;
 }

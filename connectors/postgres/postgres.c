@@ -276,7 +276,8 @@ static const sl_option pg_options[] = {
      .doc = "COLUMN=SOURCE[::TYPE] entries; SOURCE: key, value, num, ts, batch_time, "
             "window_start, window_end (the bounds of the window the row comes from: "
             "window_end is batch_time, window_start is batch_time less the window's length, "
-            "or less the batch interval when there is no window), topic, partition, offset, "
+            "or less the batch interval when there is no window; an event-time window's own "
+            "bounds), topic, partition, offset, "
             "json:PATH, header:NAME (a Kafka header); TYPE: text, bigint, double, numeric, "
             "timestamptz, boolean, jsonb (default from the source: num bigint, ts, batch_time "
             "and the window bounds timestamptz, partition and offset bigint, others text)"},

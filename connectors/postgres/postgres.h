@@ -32,8 +32,9 @@ typedef enum sl_pg_source {
     SL_PG_SRC_VALUE,        /* the typed value if any, else the value bytes (as print()) */
     SL_PG_SRC_NUM,          /* the typed value, else the value bytes read as a number */
     SL_PG_SRC_TS,           /* record timestamp */
-    SL_PG_SRC_BATCH_TIME,   /* the batch's time, also the end of its window (window_end) */
-    SL_PG_SRC_WINDOW_START, /* the batch's time less the window's length (or the interval) */
+    SL_PG_SRC_BATCH_TIME,   /* the batch's time */
+    SL_PG_SRC_WINDOW_START, /* the start of the record's window (sl_batch_output_when) */
+    SL_PG_SRC_WINDOW_END,   /* its end: the batch's time, or an event-time window's end */
     SL_PG_SRC_TOPIC,        /* meta: topic, file name or peer */
     SL_PG_SRC_PARTITION,    /* meta: partition */
     SL_PG_SRC_OFFSET,       /* meta: offset or line number */
@@ -159,12 +160,11 @@ typedef struct sl_pg_row {
 int sl__pg_row_init(sl_pg_row *row, size_t ncols);
 void sl__pg_row_free(sl_pg_row *row);
 
-/* Computes the text of every column of r for batch_time and checks it fits the column's
+/* Computes the text of every column of r (made when says) and checks it fits the column's
  * type. Returns SL_OK, SL_ERR_RECORD with why (a static-length message naming the column)
  * when the record cannot be written, or SL_ERR_NOMEM. */
 int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, const sl_record *r,
-                     int64_t batch_time, int64_t window_ms, sl_pg_row *row, char *why,
-                     size_t whysize);
+                     const sl_record_when *when, sl_pg_row *row, char *why, size_t whysize);
 
 /* Appends the row as one line of COPY's text format (tab-separated, \N for NULL). */
 int sl__pg_copy_line(sl_buf *b, const sl_pg_row *row, size_t ncols);

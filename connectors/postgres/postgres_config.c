@@ -69,7 +69,7 @@ static const struct {
     {"ts", SL_PG_SRC_TS, SL_PG_TIMESTAMPTZ},
     {"batch_time", SL_PG_SRC_BATCH_TIME, SL_PG_TIMESTAMPTZ},
     {"window_start", SL_PG_SRC_WINDOW_START, SL_PG_TIMESTAMPTZ},
-    {"window_end", SL_PG_SRC_BATCH_TIME, SL_PG_TIMESTAMPTZ},
+    {"window_end", SL_PG_SRC_WINDOW_END, SL_PG_TIMESTAMPTZ},
     {"topic", SL_PG_SRC_TOPIC, SL_PG_TEXT},
     {"partition", SL_PG_SRC_PARTITION, SL_PG_BIGINT},
     {"offset", SL_PG_SRC_OFFSET, SL_PG_BIGINT},

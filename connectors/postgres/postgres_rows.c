@@ -310,8 +310,9 @@ static void pg_val_number(pg_val *v, const sl_record *r)
 }
 
 /* The raw text of column c of r, before the type check. */
-static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, const int64_t *when,
-                      sl_pg_row *row, pg_val *v, char *why, size_t whysize)
+static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root,
+                      const sl_record_when *when, sl_pg_row *row, pg_val *v, char *why,
+                      size_t whysize)
 {
     switch (c->src) {
     case SL_PG_SRC_KEY:
@@ -333,9 +334,11 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root, c
     case SL_PG_SRC_TS:
     case SL_PG_SRC_BATCH_TIME:
     case SL_PG_SRC_WINDOW_START:
-        v->ms = c->src == SL_PG_SRC_TS           ? r->ts
-                : c->src == SL_PG_SRC_BATCH_TIME ? when[0]
-                                                 : when[0] - when[1];
+    case SL_PG_SRC_WINDOW_END:
+        v->ms = c->src == SL_PG_SRC_TS             ? r->ts
+                : c->src == SL_PG_SRC_BATCH_TIME   ? when->batch_time
+                : c->src == SL_PG_SRC_WINDOW_START ? when->window_start
+                                                   : when->window_end;
         v->is_time = true;
         snprintf(v->num, sizeof(v->num), "%" PRId64, v->ms);
         v->t = v->num;
@@ -502,13 +505,11 @@ static int pg_val_check(const sl_pg_column *c, sl_pg_row *row, pg_val *v, char *
 }
 
 int sl__pg_row_build(const sl_pg_column *cols, size_t ncols, bool need_json, const sl_record *r,
-                     int64_t batch_time, int64_t window_ms, sl_pg_row *row, char *why,
-                     size_t whysize)
+                     const sl_record_when *when, sl_pg_row *row, char *why, size_t whysize)
 {
     json_t *root = NULL;
     pg_val v;
     int rc = SL_OK;
-    const int64_t when[2] = {batch_time, window_ms};
 
     sl__buf_reset(&row->scratch);
     if (need_json) {

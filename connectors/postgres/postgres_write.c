@@ -92,8 +92,9 @@ static int pg_reject(pg_batch *b, const sl_record *r, const char *why)
 static int pg_row(sl_pg_ctx *ctx, pg_batch *b, const sl_record *r)
 {
     char why[256];
-    int rc = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, r, b->out->batch_time,
-                              b->out->window_ms, &b->row, why, sizeof(why));
+    sl_record_when when = sl_batch_output_when(b->out, r);
+    int rc = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, r, &when, &b->row, why,
+                              sizeof(why));
     if (rc == SL_ERR_RECORD) {
         int rrc = pg_reject(b, r, why);
         return rrc == SL_OK ? SL_ERR_RECORD : rrc;
@@ -187,8 +188,9 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
     }
     for (size_t i = from; i < to; i++) {
         char why[256];
-        int r = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, b->recs[i],
-                                 b->out->batch_time, b->out->window_ms, &b->row, why, sizeof(why));
+        sl_record_when when = sl_batch_output_when(b->out, b->recs[i]);
+        int r = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, b->recs[i], &when, &b->row,
+                                 why, sizeof(why));
         if (r != SL_OK) {
             return r; /* checked when the row was taken: only NOMEM */
         }

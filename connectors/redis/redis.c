@@ -541,8 +541,8 @@ static int redis_txn(sl_redis_ctx *ctx, redis_batch *b, const sl_buf *ck)
         const sl_record *recs = sl_dataset_partition(b->out->ds, p, &n);
         for (size_t i = 0; i < n && rc == SL_OK; i++) {
             char why[256];
-            int r = sl__redis_build(ctx, &recs[i], b->out->batch_time, b->out->window_ms, &cmds,
-                                    why, sizeof(why));
+            sl_record_when when = sl_batch_output_when(b->out, &recs[i]);
+            int r = sl__redis_build(ctx, &recs[i], &when, &cmds, why, sizeof(why));
             if (r == SL_ERR_RECORD) {
                 rc = redis_reject(b, &recs[i], why);
                 continue;
@@ -821,7 +821,8 @@ static const sl_option redis_options[] = {
      .flags = SL_OPT_REQUIRED,
      .offset = offsetof(sl_redis_ctx, key),
      .doc = "template of the Redis key: text with {key}, {value}, {batch_time}, "
-            "{window_start}, {window_end} (ms: the window's bounds, window_end = batch_time), "
+            "{window_start}, {window_end} (ms: the window's bounds, window_end = batch_time; "
+            "an event-time window's own), "
             "{topic}, {partition}, {offset} ({{ and }} for braces), e.g. words:{key} or "
             "wordcount"},
     {.name = "field",

@@ -40,8 +40,8 @@ typedef enum sl_redis_part_kind {
     SL_REDIS_PH_TOPIC,
     SL_REDIS_PH_PARTITION,
     SL_REDIS_PH_OFFSET,
-    SL_REDIS_PH_WINDOW_START, /* batch time less the window's length ({window_end}: the
-                               * batch time) */
+    SL_REDIS_PH_WINDOW_START, /* the record's window (sl_batch_output_when): its start */
+    SL_REDIS_PH_WINDOW_END,   /* and its end (the batch time, or an event-time window's) */
 } sl_redis_part_kind;
 
 typedef struct sl_redis_part {
@@ -115,13 +115,13 @@ int sl__redis_tpl_parse(sl_redis_tpl *t, const char *s, const char *what, char *
                         size_t errsize);
 void sl__redis_tpl_free(sl_redis_tpl *t);
 /* Appends the template's expansion for r to b. SL_OK or SL_ERR_NOMEM. */
-int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batch_time,
-                         int64_t window_ms, sl_buf *b);
+int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, const sl_record_when *when,
+                         sl_buf *b);
 
 /* Builds the commands of record r. Returns SL_OK, SL_ERR_RECORD with why when the record
  * cannot make its command (no number for an increment), or SL_ERR_NOMEM. */
-int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_time,
-                    int64_t window_ms, sl_redis_cmds *out, char *why, size_t whysize);
+int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, const sl_record_when *when,
+                    sl_redis_cmds *out, char *why, size_t whysize);
 
 /* The commit key: <commit_prefix><pipeline>:<sink>[:<instance>]:<batch_time>, into b. */
 int sl__redis_commit_key(const sl_redis_ctx *ctx, const char *pipeline, const char *sink,

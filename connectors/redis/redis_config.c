@@ -21,7 +21,7 @@ static const struct {
     {"value", SL_REDIS_PH_VALUE},
     {"batch_time", SL_REDIS_PH_BATCH_TIME},
     {"window_start", SL_REDIS_PH_WINDOW_START},
-    {"window_end", SL_REDIS_PH_BATCH_TIME},
+    {"window_end", SL_REDIS_PH_WINDOW_END},
     {"topic", SL_REDIS_PH_TOPIC},
     {"partition", SL_REDIS_PH_PARTITION},
     {"offset", SL_REDIS_PH_OFFSET},
@@ -156,8 +156,8 @@ static const char *redis_value_text(const sl_record *r, char *num, size_t numsiz
     return num;
 }
 
-int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batch_time,
-                         int64_t window_ms, sl_buf *b)
+int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, const sl_record_when *when,
+                         sl_buf *b)
 {
     char num[REDIS_NUM_MAX];
     for (size_t i = 0; i < t->nparts; i++) {
@@ -175,10 +175,12 @@ int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, int64_t batc
             break;
         case SL_REDIS_PH_VALUE: s = redis_value_text(r, num, sizeof(num), &n); break;
         case SL_REDIS_PH_BATCH_TIME:
-            n = (size_t)snprintf(num, sizeof(num), "%" PRId64, batch_time);
-            break;
         case SL_REDIS_PH_WINDOW_START:
-            n = (size_t)snprintf(num, sizeof(num), "%" PRId64, batch_time - window_ms);
+        case SL_REDIS_PH_WINDOW_END:
+            n = (size_t)snprintf(num, sizeof(num), "%" PRId64,
+                                 p->kind == SL_REDIS_PH_BATCH_TIME     ? when->batch_time
+                                 : p->kind == SL_REDIS_PH_WINDOW_START ? when->window_start
+                                                                       : when->window_end);
             break;
         case SL_REDIS_PH_TOPIC:
             s = r->meta && r->meta->topic ? r->meta->topic : "";
@@ -263,7 +265,7 @@ typedef struct redis_argv {
     sl_redis_cmds *out;
     size_t off[2][SL_REDIS_MAX_ARGS];
     int rc;
-    int64_t batch_time, window_ms; /* for the templates */
+    const sl_record_when *when; /* for the templates */
 } redis_argv;
 
 #define REDIS_CONST ((size_t)-1)
@@ -292,15 +294,15 @@ static void redis_arg_tpl(redis_argv *a, int c, const sl_redis_tpl *t, const sl_
     size_t start = a->out->buf.len;
     a->off[c][i] = start;
     if (a->rc == SL_OK) {
-        a->rc = sl__redis_tpl_expand(t, r, a->batch_time, a->window_ms, &a->out->buf);
+        a->rc = sl__redis_tpl_expand(t, r, a->when, &a->out->buf);
     }
     a->out->argvlen[c][i] = a->out->buf.len - start;
 }
 
-int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, int64_t batch_time,
-                    int64_t window_ms, sl_redis_cmds *out, char *why, size_t whysize)
+int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, const sl_record_when *when,
+                    sl_redis_cmds *out, char *why, size_t whysize)
 {
-    redis_argv a = {.out = out, .rc = SL_OK, .batch_time = batch_time, .window_ms = window_ms};
+    redis_argv a = {.out = out, .rc = SL_OK, .when = when};
     char num[REDIS_NUM_MAX], vnum[REDIS_NUM_MAX];
     size_t vlen = 0;
     const char *v;

@@ -67,9 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sl_record_set_double(&r, data[0] & 64 ? 0.1 : -1e300);
         }
         sl_pg_row row;
+        sl_record_when when = {1700000000000, 1700000000000 - 60000, 1700000000000};
         if (sl__pg_row_init(&row, ctx.ncols) == SL_OK) {
-            if (sl__pg_row_build(ctx.cols, ctx.ncols, ctx.need_json, &r, 1700000000000, 60000, &row,
-                                 why, sizeof(why)) == SL_OK) {
+            if (sl__pg_row_build(ctx.cols, ctx.ncols, ctx.need_json, &r, &when, &row, why,
+                                 sizeof(why)) == SL_OK) {
                 sl_buf b = {0};
                 sl__pg_copy_line(&b, &row, ctx.ncols);
                 sl__buf_append(&b, "{", 1);

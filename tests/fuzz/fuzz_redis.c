@@ -70,7 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sl_record_set_double(&r, data[0] & 128 ? 0.1 : 1e300);
         }
         sl_redis_cmds cmds = {0};
-        if (sl__redis_build(&ctx, &r, 1700000000000, 60000, &cmds, why, sizeof(why)) == SL_OK) {
+        sl_record_when when = {1700000000000, 1700000000000 - 60000, 1700000000000};
+        if (sl__redis_build(&ctx, &r, &when, &cmds, why, sizeof(why)) == SL_OK) {
             for (int c = 0; c < cmds.ncmds; c++) {
                 for (int i = 0; i < cmds.argc[c]; i++) {
                     if (cmds.argvlen[c][i] && cmds.argv[c][i][cmds.argvlen[c][i] - 1] == 1) {

@@ -17,7 +17,7 @@
 typedef struct ksrc {
     sl_instance *self;
     const char *script[8][8]; /* per batch: keys "k@p" (key k of partition p; "k@p!": its
-                               * value is "del"), NULL-ended */
+                               * value is "del"; "k@p:T": its time is T), NULL-ended */
     int batch;
     int64_t next[NPART]; /* where the next batch of each partition starts */
     bool ask;            /* ask where the sinks are (restoring) at the next batch */
@@ -77,6 +77,7 @@ static int ksrc_next(void *data, int64_t t, sl_batch_input *in)
             const char *at = strchr(keys[k], '@');
             if (at && atoi(at + 1) == p) {
                 bool del = at[2] == '!';
+                const char *colon = strchr(at, ':');
                 meta[n] = (sl_record_meta){.source = "in",
                                            .topic = "t",
                                            .partition = p,
@@ -85,6 +86,7 @@ static int ksrc_next(void *data, int64_t t, sl_batch_input *in)
                                       .key_len = (uint32_t)(at - keys[k]),
                                       .value = del ? "del" : "1",
                                       .value_len = del ? 3 : 1,
+                                      .ts = colon ? atoll(colon + 1) : 0,
                                       .meta = s->no_meta ? NULL : &meta[n]};
                 sl_record_set_int(&recs[n], 1);
                 n++;
@@ -126,7 +128,7 @@ typedef struct logrec {
     char key[16];
     bool tomb;
     int64_t num;     /* decoded from the engine's encoding: the number at bytes 2..9 */
-    char value[128]; /* the encoded state as written */
+    char value[256]; /* the encoded state as written */
     uint32_t value_len;
     bool marker;
     int64_t until;
@@ -679,6 +681,184 @@ static void test_keyed_window_forgets_a_lost_partition(void)
     wowner_free(&a);
 }
 
+/* ==== Windows on event time ==== */
+
+/* An owner of windows of 1 s on the records' time, 500 ms of disorder allowed, with a
+ * changelog; hop: windows of 2 s every 1 s, no disorder. */
+typedef struct eowner {
+    char dir[256];
+    sl_context *ctx;
+    ksrc *src;
+    char out[512]; /* the last batch's windows, "key=n@end" sorted, space-separated */
+    int bounds_ok; /* the sink saw each record's own window bounds */
+} eowner;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int ecollect(const sl_dataset *ds, int64_t t, void *opaque)
+{
+    eowner *o = opaque;
+    char items[32][32];
+    const char *sorted[32];
+    size_t k = 0;
+    for (size_t p = 0; p < sl_dataset_partitions(ds); p++) {
+        size_t n;
+        const sl_record *r = sl_dataset_partition(ds, p, &n);
+        for (size_t i = 0; i < n && k < 32; i++, k++) {
+            snprintf(items[k], 32, "%.*s=%lld@%lld", (int)r[i].key_len, r[i].key,
+                     (long long)r[i].num.i, (long long)r[i].ts);
+            sorted[k] = items[k];
+        }
+    }
+    qsort(sorted, k, sizeof(*sorted), cmp_str);
+    o->out[0] = '\0';
+    for (size_t i = 0; i < k; i++) {
+        snprintf(o->out + strlen(o->out), sizeof(o->out) - strlen(o->out), "%s%s", i ? " " : "",
+                 sorted[i]);
+    }
+    return SL_OK;
+}
+
+/* A sink that checks each record's window: its own bounds, not the batch's. */
+static int bsink_write(void *data, const sl_batch_output *out, char *errstr, size_t errsize)
+{
+    eowner *o = *(eowner **)data;
+    for (size_t p = 0; out->ds && p < out->ds->nparts; p++) {
+        size_t n;
+        const sl_record *r = sl_dataset_partition(out->ds, p, &n);
+        for (size_t i = 0; i < n; i++) {
+            sl_record_when w = sl_batch_output_when(out, &r[i]);
+            o->bounds_ok += out->record_windows && w.window_end == r[i].ts &&
+                                    w.window_start == r[i].ts - out->window_ms &&
+                                    w.batch_time == out->batch_time
+                                ? 1
+                                : -1000;
+        }
+    }
+    return SL_OK;
+}
+
+static const sl_connector bsink_connector = {.name = "bsink",
+                                             .flags = SL_SINK,
+                                             .options = no_options,
+                                             .ctx_size = sizeof(eowner *),
+                                             .write = bsink_write};
+
+static bool eowner_new(eowner *o, bool hop)
+{
+    memset(o, 0, sizeof(*o));
+    char err[256];
+    if (!ts_tmpdir(o->dir, sizeof(o->dir), "echangelog")) {
+        return false;
+    }
+    sl_context_conf conf = {
+        .name = "echg", .batch_interval_ms = 1000, .workers = 2, .checkpoint_dir = o->dir};
+    o->ctx = sl_context_new(&conf, err, sizeof(err));
+    sl_stream *in = o->ctx ? sl_context_add_source_connector(o->ctx, &ksrc_connector, "in", NULL,
+                                                             err, sizeof(err))
+                           : NULL;
+    sl_stream *w =
+        hop ? sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 2000, 1000, 0, 2)
+            : sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1000, 0, 500, 2);
+    /* The length must be a multiple of the slide. */
+    if (sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1500, 1000, 0, 2)) {
+        return false;
+    }
+    if (!w || sl_stream_foreach_batch(w, ecollect, o) != SL_OK ||
+        sl_stream_to_connector(w, &bsink_connector, "db", NULL, err, sizeof(err)) != SL_OK) {
+        return false;
+    }
+    *(eowner **)o->ctx->sinks->cctx = o;
+    sl_options *opts = sl_options_new();
+    sl_options_set(opts, "changelog", "true");
+    int rc = sl_stream_to_connector(w, &csink_connector, "state", opts, err, sizeof(err));
+    sl_options_destroy(opts);
+    o->src = o->ctx->sources->cctx;
+    return rc == SL_OK;
+}
+
+static void eowner_free(eowner *o)
+{
+    sl_context_destroy(o->ctx);
+    ts_rmdir(o->dir);
+}
+
+/* Steps batch t and returns its windows. */
+static const char *estep(eowner *o, int64_t t)
+{
+    sl_batch_info info;
+    o->out[0] = '\0';
+    CU_ASSERT_EQUAL(sl__context_step(o->ctx, t, &info), SL_OK);
+    return o->out;
+}
+
+/* The script of test_event_windows_*: out of order within the disorder, a late record, and
+ * a partition far ahead that does not move the other's windows. */
+static const char *const escript[4][8] = {
+    {"x@0:100", "x@0:900", "y@0:1200", "x@0:1100", "z@1:5000", NULL},
+    {"x@0:950", "x@0:1600", NULL}, /* 950: not late (watermark 700); closes [0, 1000) */
+    {"x@0:400", "y@0:2100", NULL}, /* 400: late (watermark 1100) */
+    {"y@0:2600", NULL}};           /* closes [1000, 2000) */
+
+static void test_event_windows_close_on_the_watermark(void)
+{
+    clog log = {0};
+    the_log = &log;
+    eowner a;
+    CU_ASSERT_TRUE_FATAL(eowner_new(&a, false));
+    memcpy(a.src->script, escript, sizeof(escript));
+    uint64_t late = atomic_load(&a.ctx->records_late);
+    CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "");
+    CU_ASSERT_STRING_EQUAL(estep(&a, 2000), "x=3@1000");
+    CU_ASSERT_STRING_EQUAL(estep(&a, 3000), "");
+    CU_ASSERT_EQUAL(atomic_load(&a.ctx->records_late), late + 1);
+    CU_ASSERT_STRING_EQUAL(estep(&a, 4000), "x=2@2000 y=1@2000");
+    CU_ASSERT_STRING_EQUAL(estep(&a, 5000), ""); /* nothing new: nothing emitted twice */
+    CU_ASSERT_EQUAL(a.bounds_ok, 3);
+    eowner_free(&a);
+}
+
+static void test_event_windows_hop(void)
+{
+    clog log = {0};
+    the_log = &log;
+    eowner a;
+    CU_ASSERT_TRUE_FATAL(eowner_new(&a, true));
+    const char *s[2][8] = {{"x@0:500", "x@0:1500", NULL}, {"x@0:3500", NULL}};
+    memcpy(a.src->script, s, sizeof(s));
+    CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "x=1@1000");
+    CU_ASSERT_STRING_EQUAL(estep(&a, 2000), "x=1@3000 x=2@2000");
+    eowner_free(&a);
+}
+
+/* A new owner restores partition 0's open windows and its stream time: the same windows as
+ * the uninterrupted run, the same record late. */
+static void test_event_windows_move_with_their_partition(void)
+{
+    clog log = {0};
+    the_log = &log;
+    eowner a, b;
+    CU_ASSERT_TRUE_FATAL(eowner_new(&a, false));
+    memcpy(a.src->script, escript, sizeof(escript));
+    CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "");
+    CU_ASSERT_STRING_EQUAL(estep(&a, 2000), "x=3@1000");
+    CU_ASSERT_TRUE_FATAL(eowner_new(&b, false));
+    memcpy(b.src->script, escript, sizeof(escript));
+    b.src->batch = 2;
+    b.src->owns[1] = false;
+    b.src->ask = true;
+    uint64_t late = atomic_load(&b.ctx->records_late);
+    CU_ASSERT_STRING_EQUAL(estep(&b, 3000), "");
+    CU_ASSERT_EQUAL(b.src->pos[0].next, 6);
+    CU_ASSERT_EQUAL(atomic_load(&b.ctx->records_late), late + 1);
+    CU_ASSERT_STRING_EQUAL(estep(&b, 4000), "x=2@2000 y=1@2000");
+    eowner_free(&a);
+    eowner_free(&b);
+}
+
 /* A key that comes from two partitions would have two owners: refused, saying so. */
 static void test_key_from_two_partitions_fails(void)
 {
@@ -702,5 +882,7 @@ void sl_test_register(void)
              SL_TEST(keys_without_partition_fail), SL_TEST(key_from_two_partitions_fails),
              SL_TEST(keyed_window_equals_plain_window),
              SL_TEST(keyed_window_moves_with_its_partition), SL_TEST(keyed_window_skips_held_input),
-             SL_TEST(keyed_window_forgets_a_lost_partition));
+             SL_TEST(keyed_window_forgets_a_lost_partition),
+             SL_TEST(event_windows_close_on_the_watermark), SL_TEST(event_windows_hop),
+             SL_TEST(event_windows_move_with_their_partition));
 }

@@ -65,7 +65,8 @@ static int row_text(const char *columns, const sl_record *r, int64_t bt, char *o
     }
     sl_pg_row row;
     CU_ASSERT_EQUAL_FATAL(sl__pg_row_init(&row, n), SL_OK);
-    rc = sl__pg_row_build(cols, n, json, r, bt, 30000, &row, why, whysize); /* 30 s window */
+    sl_record_when when = {bt, bt - 30000, bt}; /* 30 s window */
+    rc = sl__pg_row_build(cols, n, json, r, &when, &row, why, whysize);
     if (rc == SL_OK) {
         size_t len = 0;
         for (size_t i = 0; i < n; i++) {

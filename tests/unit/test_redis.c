@@ -59,7 +59,8 @@ static int build(sl_redis_ctx *ctx, const sl_record *r, char *c0, char *c1, size
     char err[256], why[256];
     CU_ASSERT_EQUAL_FATAL(sl__redis_config_check(ctx, err, sizeof(err)), SL_OK);
     sl_redis_cmds cmds = {0};
-    int rc = sl__redis_build(ctx, r, 1700000000000, 60000, &cmds, why, sizeof(why));
+    sl_record_when when = {1700000000000, 1700000000000 - 60000, 1700000000000};
+    int rc = sl__redis_build(ctx, r, &when, &cmds, why, sizeof(why));
     c0[0] = '\0';
     if (c1) {
         c1[0] = '\0';
@@ -91,7 +92,8 @@ static void test_redis_template_expands_placeholders(void)
     r.meta = &m;
     sl_record_set_int(&r, 5);
     sl_buf b = {0};
-    CU_ASSERT_EQUAL(sl__redis_tpl_expand(&t, &r, 31000, 30000, &b), SL_OK);
+    sl_record_when when = {31000, 1000, 31000};
+    CU_ASSERT_EQUAL(sl__redis_tpl_expand(&t, &r, &when, &b), SL_OK);
     CU_ASSERT_STRING_EQUAL(b.p, "w:hello:{31000}:5:tp/2/9:1000-31000");
     sl__buf_free(&b);
     sl__redis_tpl_free(&t);
@@ -204,7 +206,8 @@ static void test_redis_arguments_are_binary_safe(void)
     r.value = "\"'; FLUSHALL\r\n";
     r.value_len = (uint32_t)strlen(r.value);
     sl_redis_cmds cmds = {0};
-    CU_ASSERT_EQUAL(sl__redis_build(&ctx, &r, 0, 0, &cmds, why, sizeof(why)), SL_OK);
+    sl_record_when zero = {0};
+    CU_ASSERT_EQUAL(sl__redis_build(&ctx, &r, &zero, &cmds, why, sizeof(why)), SL_OK);
     CU_ASSERT_EQUAL(cmds.argc[0], 4);
     CU_ASSERT_EQUAL(cmds.argvlen[0][1], 7);
     CU_ASSERT(memcmp(cmds.argv[0][1], "h:a\0b\r\n", 7) == 0);
