@@ -493,9 +493,9 @@ static void test_plain_window_tombstones_keys_that_left(void)
     ts_source *src;
     sl_stream *in = ts_source_add(ctx, "in", &src);
     ts_out mx, nz, cnt;
-    ts_collect(sl_stream_reduce_by_key_and_window(in, sl_reduce_max, NULL, NULL, NULL, 3000, 1000,
-                                                  2),
-               &mx);
+    ts_collect(
+        sl_stream_reduce_by_key_and_window(in, sl_reduce_max, NULL, NULL, NULL, 3000, 1000, 2),
+        &mx);
     ts_collect(sl_stream_reduce_by_key_and_window(in, sl_reduce_sum, NULL, sl_filter_nonzero, NULL,
                                                   2000, 1000, 0),
                &nz);
