@@ -722,7 +722,12 @@ const cfg_op_def sl__cfg_ops[] = {
             "`keyed: true` keeps each key's window as keyed state (one result per slide; needs "
             "`app.checkpoint_dir`), which a sink with `changelog: true` moves with the "
             "partitions across a consumer group; "
-            "`drop_zero: true` drops keys whose value is 0; `partitions: N`"},
+            "`drop_zero: true` drops keys whose value is 0; `partitions: N`; without `inverse` "
+            "and `keyed`, a key of the previous slide's result missing from this one (its "
+            "records left the window, or `drop_zero` dropped it) comes once more as a tombstone "
+            "(no value), which the redis sink turns into DEL/HDEL/ZREM and the postgres sink "
+            "into NULL for `num`, so no stale value stays (the keys are not kept across a "
+            "restart)"},
     {.name = "count_by_window",
      .parse = sl__cfg_op_count_by_window,
      .apply = sl__cfg_apply_count_by_window,
