@@ -110,6 +110,11 @@ size_t sl_dataset_count(const sl_dataset *ds)
 
 /* ==== Records ==== */
 
+bool sl_record_is_tombstone(const sl_record *r)
+{
+    return r->num_type == SL_NUM_NONE && r->value == NULL;
+}
+
 double sl_record_num(const sl_record *r)
 {
     switch (r->num_type) {

@@ -112,6 +112,7 @@ typedef enum sl_op_kind {
     SL_OP_WINDOW_INV,   /* reduce_by_key_and_window with an inverse (sl_window.c) */
     SL_OP_UPDATE_STATE, /* update_state_by_key (sl_stateful.c) */
     SL_OP_MAP_STATE,    /* map_with_state (sl_stateful.c) */
+    SL_OP_KEYS_LEFT,    /* a window's result and a tombstone per key that left it (sl_window.c) */
 } sl_op_kind;
 
 #define SL_RBK_GLOBAL        0x1u /* ignore keys: one group (reduce, count) */
@@ -303,6 +304,9 @@ void sl__kstate_free(sl_kstate *ks);
 int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out);
 /* reduce_by_key_and_window with an inverse at t (sl_window.c). @locality the job thread. */
 int sl__window_compute(sl_stream *s, int64_t t, sl_dataset **out);
+/* The result of a window without an inverse at t and a tombstone for every key of the
+ * node's previous result missing from it (sl_window.c). @locality the job thread. */
+int sl__keys_left_compute(sl_stream *s, int64_t t, sl_dataset **out);
 /* The partitions of a shuffle of s (its own, or the context's default). */
 size_t sl__stream_partitions(const sl_stream *s);
 /* True when partition r of parent's datasets holds exactly the keys that hash to bucket r of

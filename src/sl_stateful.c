@@ -708,7 +708,7 @@ void sl__state_account(sl_context *ctx)
             bytes += sl__ktable_bytes(&s->kstate->tabs[p]);
             keys += s->kstate->tabs[p].live;
         }
-        if (s->kind == SL_OP_WINDOW_INV) {
+        if (s->kind == SL_OP_WINDOW_INV || s->kind == SL_OP_KEYS_LEFT) {
             wb += bytes;
             wk += keys;
         } else {

@@ -30,6 +30,7 @@ static const char *kind_name(sl_op_kind k)
     case SL_OP_WINDOW_INV: return "reduce_by_key_and_window";
     case SL_OP_UPDATE_STATE: return "update_state_by_key";
     case SL_OP_MAP_STATE: return "map_with_state";
+    case SL_OP_KEYS_LEFT: return "keys_left";
     }
     return "?";
 }
@@ -789,6 +790,7 @@ int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
     case SL_OP_TRANSFORM: rc = compute_transform(s, t, &ds); break;
     case SL_OP_WINDOW: rc = compute_window(s, t, &ds); break;
     case SL_OP_WINDOW_INV: rc = sl__window_compute(s, t, &ds); break;
+    case SL_OP_KEYS_LEFT: rc = sl__keys_left_compute(s, t, &ds); break;
     case SL_OP_UPDATE_STATE:
     case SL_OP_MAP_STATE: rc = sl__state_compute(s, t, &ds); break;
     default: rc = SL_ERR_STATE;

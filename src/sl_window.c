@@ -5,7 +5,11 @@
  * Without an inverse, a windowed reduction is built from the plain operators as Spark
  * builds it: each batch is reduced once (by key or as a whole), a window gathers the
  * reduced batches, and they are reduced again. The reduced batches are what the window
- * remembers, not the raw input.
+ * remembers, not the raw input. reduce_by_key_and_window then adds a tombstone (no typed
+ * value, no bytes) for each key of its previous result that is not in the new one: a key
+ * whose records all left the window is said once to be gone, so that a sink keeping a value
+ * per key (an upsert, HSET) clears it instead of holding the last one forever. The node
+ * remembers the keys of its last result per partition, nothing more.
  *
  * With an inverse (Spark's ReducedWindowedDStream), the node keeps its previous result in a
  * table per partition and updates it with the reduced batches that leave and enter the
@@ -129,7 +133,14 @@ sl_stream *sl_stream_reduce_by_key_and_window(sl_stream *s, sl_reduce_fn fn, sl_
             n->remember_parents = 0;
             name_node(n, "reduce_by_key_and_window");
         }
-        return filter_fn ? sl_stream_filter(n, filter_fn, opaque) : n;
+        /* After the filter: a key it drops has left the result too. */
+        sl_stream *f = filter_fn ? sl_stream_filter(n, filter_fn, opaque) : n;
+        sl_stream *k = f ? sl__stream_new(s->ctx, SL_OP_KEYS_LEFT, f, NULL) : NULL;
+        if (k) {
+            k->partitions = partitions;
+            name_node(k, "reduce_by_key_and_window");
+        }
+        return k;
     }
     if (!sl__state_check_dir(s->ctx, "reduce_by_key_and_window with an inverse function")) {
         return NULL;
@@ -391,5 +402,91 @@ int sl__window_compute(sl_stream *s, int64_t t, sl_dataset **out)
     ks->inconsistent += bad;
     free(st.enter);
     free(st.leave);
+    return sl__stream_result(s, t, rc, st.out, out);
+}
+
+/* ==== Keys that left a window without an inverse ==== */
+
+typedef struct left_stage {
+    sl_stream *s;
+    const sl_dataset *in;
+    sl_dataset *out;
+    uint32_t epoch;
+} left_stage;
+
+/* Partition r: the result's records, marking their keys in the table, then a tombstone for
+ * each key of the table left unmarked (it was in the previous result only), which the table
+ * forgets. Tombstones copy their keys: the table's storage moves when it is compacted. */
+static int left_task(void *arg, size_t r)
+{
+    left_stage *st = arg;
+    sl_ktable *tab = &st->s->kstate->tabs[r];
+    const sl_part *in = &st->in->parts[r];
+    sl_part *out = &st->out->parts[r];
+    sl_recvec v = {0};
+    int rc = SL_OK;
+    for (size_t i = 0; i < in->n && rc == SL_OK; i++) {
+        const sl_record *rec = &in->recs[i];
+        uint64_t h = sl__hash_seeded(rec->key, rec->key_len);
+        sl_kentry *en = sl__ktable_find(tab, rec->key, rec->key_len, h);
+        if (!en && !(en = sl__ktable_add(tab, rec->key, rec->key_len, h))) {
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        en->mark = st->epoch;
+        rc = sl__recvec_push(&v, rec);
+    }
+    for (size_t i = 0; i < tab->n && rc == SL_OK; i++) {
+        sl_kentry *en = &tab->e[i];
+        if (en->dead || en->mark == st->epoch) {
+            continue;
+        }
+        sl_record gone = {.key = "", .key_len = en->key_len, .ts = st->out->time};
+        if (en->key_len && !(gone.key = sl__arena_dup(&out->arena, en->key, en->key_len))) {
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        rc = sl__recvec_push(&v, &gone);
+        sl__ktable_remove(tab, en);
+    }
+    if (rc == SL_OK) {
+        rc = sl__ktable_compact(tab, false);
+    }
+    out->recs = v.recs;
+    out->n = v.n;
+    return rc;
+}
+
+int sl__keys_left_compute(sl_stream *s, int64_t t, sl_dataset **out)
+{
+    sl_dataset *in;
+    int rc = sl__stream_compute(s->parents[0], t, &in);
+    if (rc != SL_OK || !in) {
+        return rc;
+    }
+    if (s->kstate && s->kstate->nparts != in->nparts) {
+        sl__kstate_free(s->kstate); /* not expected: partitions are fixed when built */
+        s->kstate = NULL;
+    }
+    if (!s->kstate && !(s->kstate = sl__kstate_new(in->nparts))) {
+        return SL_ERR_NOMEM;
+    }
+    sl_kstate *ks = s->kstate;
+    left_stage st = {.s = s, .in = in, .out = sl__dataset_new(in->nparts, t)};
+    if (!st.out) {
+        return SL_ERR_NOMEM;
+    }
+    rc = sl__dataset_add_dep(st.out, in);
+    if (rc == SL_OK) {
+        st.epoch = ++ks->epoch;
+        rc = sl__pool_run(s->ctx->pool, in->nparts, left_task, &st);
+        /* After a failure the tables are partly updated: the next result starts over. */
+        if (rc != SL_OK) {
+            for (size_t r = 0; r < ks->nparts; r++) {
+                sl__ktable_clear(&ks->tabs[r]);
+            }
+        }
+        ks->time = rc == SL_OK ? t : 0;
+    }
     return sl__stream_result(s, t, rc, st.out, out);
 }

@@ -111,6 +111,12 @@ const sl_header *sl_record_header(const sl_record *r, const char *name);
 
 /* Typed-value helpers. sl_record_num() converts to double whatever the type (0 if none). */
 double sl_record_num(const sl_record *r);
+/* True when r is a tombstone: neither a typed value nor a value (NULL: Kafka's tombstone; an
+ * empty value is a value), which says that its key
+ * has no value any more (reduce_by_key_and_window without an inverse emits one for a key
+ * that left the window). Sinks that keep a value per key clear it: PostgreSQL writes NULL
+ * for `num`, Redis deletes the key, field or member. */
+bool sl_record_is_tombstone(const sl_record *r);
 void sl_record_set_int(sl_record *r, int64_t v);
 void sl_record_set_double(sl_record *r, double v);
 
@@ -399,7 +405,12 @@ sl_stream *sl_stream_count_by_window(sl_stream *s, int64_t length_ms, int64_t sl
  * new = fn(inv_fn(prev, reduce(leaving batches)), reduce(entering batches)), which costs the
  * batches that enter and leave instead of the whole window; a key whose value returns to
  * the identity stays (with 0) unless filter_fn drops it (it keeps a key when it returns 1;
- * sl_filter_nonzero drops zeros). Without inv_fn, filter_fn (if any) filters the result.
+ * sl_filter_nonzero drops zeros). Without inv_fn, filter_fn (if any) filters the result,
+ * and a key of the previous slide's result that is not in this one (its records left the
+ * window, or filter_fn dropped it) comes once more as a tombstone (sl_record_is_tombstone:
+ * no typed value, a NULL value), so that a sink keeping a value per key clears it; the keys of
+ * the last result are kept in memory for that (not checkpointed: after a restart, keys of
+ * the result before it get no tombstone).
  * With inv_fn the stream keeps state across batches: the context needs a checkpoint
  * directory (NULL otherwise), where the previous result and the reduced batches of the
  * window are checkpointed. opaque goes to the three functions. */

@@ -323,9 +323,12 @@ static int pg_val_get(const sl_pg_column *c, const sl_record *r, json_t *root,
     case SL_PG_SRC_NUM:
         if (r->num_type == SL_NUM_INT || r->num_type == SL_NUM_DOUBLE) {
             pg_val_number(v, r);
-        } else if (c->src == SL_PG_SRC_NUM && r->value_len == 0) {
-            snprintf(why, whysize, "column %.60s: the record has no number", c->qname);
-            return SL_ERR_RECORD;
+        } else if (sl_record_is_tombstone(r) &&
+                   (c->src == SL_PG_SRC_NUM || c->type != SL_PG_TEXT)) {
+            /* The key has no value any more (it left a window): NULL, so that an upsert
+             * clears the last one; a text value column keeps '' for an empty value. */
+            v->null = true;
+            v->t = "";
         } else {
             v->t = r->value ? r->value : "";
             v->tl = r->value_len;

@@ -815,7 +815,11 @@ static const sl_option redis_options[] = {
      .doc = "per record: SET key value [PX ttl]; HSET key field value; HINCRBY key field num; "
             "INCRBY key num; INCRBYFLOAT key num; ZADD key num member; ZINCRBY key num member; "
             "XADD key [MAXLEN ~ maxlen] * key <key> value <value>; LPUSH key value [LTRIM]. "
-            "num is the typed value, or the value read as a number"},
+            "num is the typed value, or the value read as a number. A record with neither a "
+            "typed value nor a value (NULL: a tombstone, as a key that left a "
+            "reduce_by_key_and_window without inverse) deletes instead: DEL key, HDEL key "
+            "field, ZREM key member; the "
+            "increments skip it"},
     {.name = "key",
      .type = SL_OPT_STR,
      .flags = SL_OPT_REQUIRED,

@@ -118,8 +118,10 @@ void sl__redis_tpl_free(sl_redis_tpl *t);
 int sl__redis_tpl_expand(const sl_redis_tpl *t, const sl_record *r, const sl_record_when *when,
                          sl_buf *b);
 
-/* Builds the commands of record r. Returns SL_OK, SL_ERR_RECORD with why when the record
- * cannot make its command (no number for an increment), or SL_ERR_NOMEM. */
+/* Builds the commands of record r (none, out->ncmds 0, for a tombstone given to an
+ * increment; a tombstone deletes for set, hset and zadd). Returns SL_OK, SL_ERR_RECORD with
+ * why when the record cannot make its command (no number for an increment), or
+ * SL_ERR_NOMEM. */
 int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, const sl_record_when *when,
                     sl_redis_cmds *out, char *why, size_t whysize);
 

@@ -299,6 +299,41 @@ static void redis_arg_tpl(redis_argv *a, int c, const sl_redis_tpl *t, const sl_
     a->out->argvlen[c][i] = a->out->buf.len - start;
 }
 
+/* A tombstone (sl_record_is_tombstone: the key has no value any more, as a key that left a
+ * window): SET and HSET delete the key or field, ZADD removes the member, the increments add
+ * nothing (no command); false for XADD and LPUSH, which append it as any record. */
+static bool redis_build_removal(const sl_redis_ctx *ctx, const sl_record *r, redis_argv *a)
+{
+    switch (ctx->cmd) {
+    case SL_REDIS_SET:
+        redis_arg_const(a, 0, "DEL");
+        redis_arg_tpl(a, 0, &ctx->tkey, r);
+        break;
+    case SL_REDIS_HSET:
+        redis_arg_const(a, 0, "HDEL");
+        redis_arg_tpl(a, 0, &ctx->tkey, r);
+        redis_arg_tpl(a, 0, &ctx->tfield, r);
+        break;
+    case SL_REDIS_ZADD:
+        redis_arg_const(a, 0, "ZREM");
+        redis_arg_tpl(a, 0, &ctx->tkey, r);
+        redis_arg_tpl(a, 0, &ctx->tmember, r);
+        break;
+    case SL_REDIS_HINCRBY:
+    case SL_REDIS_INCRBY:
+    case SL_REDIS_INCRBYFLOAT:
+    case SL_REDIS_ZINCRBY: a->out->ncmds = 0; return true;
+    case SL_REDIS_XADD:
+    case SL_REDIS_LPUSH: return false;
+    }
+    for (int i = 0; a->rc == SL_OK && i < a->out->argc[0]; i++) {
+        if (a->off[0][i] != REDIS_CONST) {
+            a->out->argv[0][i] = a->out->buf.p + a->off[0][i];
+        }
+    }
+    return true;
+}
+
 int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, const sl_record_when *when,
                     sl_redis_cmds *out, char *why, size_t whysize)
 {
@@ -311,6 +346,9 @@ int sl__redis_build(const sl_redis_ctx *ctx, const sl_record *r, const sl_record
     out->ncmds = 1;
     out->argc[0] = out->argc[1] = 0;
     sl__buf_reset(&out->buf);
+    if (sl_record_is_tombstone(r) && redis_build_removal(ctx, r, &a)) {
+        return a.rc;
+    }
     switch (ctx->cmd) {
     case SL_REDIS_SET:
         redis_arg_const(&a, 0, "SET");

@@ -264,7 +264,8 @@ static int sum_update(const char *key, uint32_t len, const sl_record *vals, size
     return SL_OK;
 }
 
-/* The last output of the stateful stream: key -> total. */
+/* The last output of the stateful stream: key -> total (without the tombstones of a plain
+ * window's keys that left it: the keyed window has none). */
 typedef struct totals {
     char key[16][16];
     int64_t num[16];
@@ -278,9 +279,12 @@ static int collect(const sl_dataset *ds, int64_t t, void *opaque)
     for (size_t p = 0; p < sl_dataset_partitions(ds); p++) {
         size_t n;
         const sl_record *r = sl_dataset_partition(ds, p, &n);
-        for (size_t i = 0; i < n && o->n < 16; i++, o->n++) {
+        for (size_t i = 0; i < n && o->n < 16; i++) {
+            if (sl_record_is_tombstone(&r[i])) {
+                continue;
+            }
             snprintf(o->key[o->n], 16, "%.*s", (int)r[i].key_len, r[i].key);
-            o->num[o->n] = r[i].num.i;
+            o->num[o->n++] = r[i].num.i;
         }
     }
     return SL_OK;

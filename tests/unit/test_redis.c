@@ -189,9 +189,43 @@ static void test_redis_numbers_are_checked(void)
     ctx_defaults(&ctx, SL_REDIS_INCRBY, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_OK);
     CU_ASSERT_STRING_EQUAL(c0, "INCRBY h 4");
-    r = rec_kv("w", NULL);
+    r = rec_kv("w", "x");
     ctx_defaults(&ctx, SL_REDIS_ZADD, "h");
     CU_ASSERT_EQUAL(build(&ctx, &r, c0, NULL, sizeof(c0)), SL_ERR_RECORD);
+}
+
+/* Issue 15, item 13: a tombstone (no typed value, no bytes: a key that left a window without
+ * an inverse) clears what the key holds instead of writing an empty value or failing. */
+static void test_redis_tombstone_deletes(void)
+{
+    sl_redis_ctx ctx;
+    char c0[256], c1[256];
+    sl_record r = rec_kv("svc", NULL);
+    ctx_defaults(&ctx, SL_REDIS_HSET, "metrics:latency");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "HDEL metrics:latency svc");
+    ctx_defaults(&ctx, SL_REDIS_SET, "latency:{key}");
+    ctx.ttl = 60000;
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "DEL latency:svc");
+    ctx_defaults(&ctx, SL_REDIS_ZADD, "top");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "ZREM top svc");
+    static const sl_redis_cmd incs[] = {SL_REDIS_HINCRBY, SL_REDIS_INCRBY, SL_REDIS_INCRBYFLOAT,
+                                        SL_REDIS_ZINCRBY};
+    for (size_t i = 0; i < SL_ARRAY_LEN(incs); i++) {
+        ctx_defaults(&ctx, incs[i], "c");
+        CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+        CU_ASSERT_STRING_EQUAL(c0, ""); /* no command */
+    }
+    ctx_defaults(&ctx, SL_REDIS_LPUSH, "l"); /* a log of records: appended as any */
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "LPUSH l ");
+    /* A number, or bytes, make it a record like any other. */
+    sl_record_set_int(&r, 0);
+    ctx_defaults(&ctx, SL_REDIS_HSET, "h");
+    CU_ASSERT_EQUAL(build(&ctx, &r, c0, c1, sizeof(c0)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(c0, "HSET h svc 0");
 }
 
 static void test_redis_arguments_are_binary_safe(void)
@@ -361,7 +395,8 @@ void sl_test_register(void)
              SL_TEST(redis_template_errors));
     SL_SUITE("redis_commands", SL_TEST(redis_commands_of_each_kind),
              SL_TEST(redis_numbers_are_checked), SL_TEST(redis_arguments_are_binary_safe),
-             SL_TEST(redis_commit_key), SL_TEST(redis_config_errors));
+             SL_TEST(redis_commit_key), SL_TEST(redis_config_errors),
+             SL_TEST(redis_tombstone_deletes));
     SL_SUITE("redis_positions", SL_TEST(redis_positions_key_and_fields),
              SL_TEST(redis_position_values), SL_TEST(redis_positions_decide));
 }

@@ -82,6 +82,62 @@ static bool tokens_within(const char *a, const char *b)
     return ok;
 }
 
+/* The text of a collector without its tombstones ("k=": a key that left the result). */
+static void drop_tombstones(const char *text, char *out, size_t size)
+{
+    char *copy = strdup(text);
+    size_t off = 0;
+    out[0] = '\0';
+    for (char *save, *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (tok[strlen(tok) - 1] != '=') {
+            off += (size_t)snprintf(out + off, size - off, "%s%s", off ? " " : "", tok);
+        }
+    }
+    free(copy);
+}
+
+/* True when the key of token tok ("k:3", "k=") is a key of the tokens of text. */
+static bool has_key(const char *text, const char *tok)
+{
+    size_t kl = strcspn(tok, ":=");
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, " ");
+        if (strcspn(p, ":=") == kl && strncmp(p, tok, kl) == 0) {
+            return true;
+        }
+        p += n + (p[n] == ' ');
+    }
+    return false;
+}
+
+/* True when text, a plain window's result, says "k=" exactly for the keys of prev (the
+ * previous result without tombstones) that are not in it. */
+static bool tombstones_exact(const char *prev, const char *text)
+{
+    char *copy = strdup(text);
+    char *kept = malloc(strlen(text) + 1);
+    drop_tombstones(text, kept, strlen(text) + 1);
+    bool ok = true;
+    size_t n = 0;
+    for (char *save, *tok = strtok_r(copy, " ", &save); tok && ok;
+         tok = strtok_r(NULL, " ", &save)) {
+        if (tok[strlen(tok) - 1] == '=') {
+            ok = has_key(prev, tok) && !has_key(kept, tok);
+            n++;
+        }
+    }
+    free(copy);
+    copy = strdup(prev);
+    for (char *save, *tok = strtok_r(copy, " ", &save); tok && ok;
+         tok = strtok_r(NULL, " ", &save)) {
+        ok = has_key(kept, tok) || n-- > 0;
+    }
+    ok = ok && n == 0;
+    free(copy);
+    free(kept);
+    return ok;
+}
+
 static unsigned next_rand(unsigned *seed)
 {
     *seed = *seed * 1103515245u + 12345u;
@@ -157,6 +213,8 @@ static void test_inverse_equals_plain_random(void)
         ts_collect(sf, &invf);
         unsigned seed = 7919u * (unsigned)(c + 1);
         size_t slides = 0, nonempty = 0;
+        static char prev[65536]; /* the plain result of the last slide, without tombstones */
+        prev[0] = '\0';
         for (int b = 0; b < 30; b++) {
             feed_random(src, &seed, doubles);
             size_t before = plain.batches;
@@ -170,12 +228,18 @@ static void test_inverse_equals_plain_random(void)
             CU_ASSERT_EQUAL(inv.batches, plain.batches);
             CU_ASSERT_EQUAL(invf.batches, plain.batches);
             CU_ASSERT_EQUAL(inv.partitions, (size_t)parts);
-            static char a[65536], bz[65536], az[65536];
-            drop_zeros(plain.text, a, sizeof(a));
+            /* The plain result's tombstones are the keys of its previous slide missing now;
+             * the inverse's result has none (its keys stay, with 0). */
+            static char a[65536], bz[65536], az[65536], pt[65536];
+            CU_ASSERT_TRUE(tombstones_exact(prev, plain.text));
+            drop_tombstones(plain.text, pt, sizeof(pt));
+            memcpy(prev, pt, sizeof(prev));
+            drop_zeros(pt, a, sizeof(a));
             drop_zeros(inv.text, bz, sizeof(bz));
-            drop_zeros(plain_abs.text, az, sizeof(az));
-            if (strcmp(a, bz) != 0 || strcmp(az, invf.text) != 0 ||
-                !tokens_within(plain.text, inv.text)) {
+            drop_tombstones(plain_abs.text, pt, sizeof(pt));
+            drop_zeros(pt, az, sizeof(az));
+            drop_tombstones(plain.text, pt, sizeof(pt));
+            if (strcmp(a, bz) != 0 || strcmp(az, invf.text) != 0 || !tokens_within(pt, inv.text)) {
                 fprintf(stderr,
                         "\ncombo %zu (w %" PRId64 " s %" PRId64 ") batch %d:\n plain %s\n "
                         "inverse %s\n filtered %s\n",
@@ -183,7 +247,7 @@ static void test_inverse_equals_plain_random(void)
             }
             CU_ASSERT_STRING_EQUAL(bz, a);
             CU_ASSERT_STRING_EQUAL(invf.text, az);
-            CU_ASSERT_TRUE(tokens_within(plain.text, inv.text));
+            CU_ASSERT_TRUE(tokens_within(pt, inv.text));
         }
         CU_ASSERT_EQUAL(slides, (size_t)(30 / combos[c][1]));
         CU_ASSERT(nonempty > 0);
@@ -419,11 +483,72 @@ static void test_window_memory_accounted(void)
     wctx_destroy(ctx);
 }
 
+/* Issue 15, item 13: a windowed max without an inverse stopped emitting a key whose records
+ * left the window, so that a sink keeping a value per key (HSET, an upsert) held the last max
+ * forever. The key now comes once more as a tombstone ("b=": no typed value, no bytes), in
+ * the slide after it left and only then; a key the filter drops is gone the same way. */
+static void test_plain_window_tombstones_keys_that_left(void)
+{
+    sl_context *ctx = ts_context(1000, 2); /* no checkpoint directory needed */
+    ts_source *src;
+    sl_stream *in = ts_source_add(ctx, "in", &src);
+    ts_out mx, nz, cnt;
+    ts_collect(
+        sl_stream_reduce_by_key_and_window(in, sl_reduce_max, NULL, NULL, NULL, 3000, 1000, 2),
+        &mx);
+    ts_collect(sl_stream_reduce_by_key_and_window(in, sl_reduce_sum, NULL, sl_filter_nonzero, NULL,
+                                                  2000, 1000, 0),
+               &nz);
+    ts_collect(sl_stream_count_by_window(in, 3000, 1000), &cnt);
+    feed_kv(src, "a", 5);
+    feed_kv(src, "b", 999);
+    feed_kv(src, "c", 1);
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "a:5 b:999 c:1");
+    CU_ASSERT_STRING_EQUAL(nz.text, "a:5 b:999 c:1");
+    feed_kv(src, "a", 3);
+    feed_kv(src, "c", -1);
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 1000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "a:5 b:999 c:1");
+    CU_ASSERT_STRING_EQUAL(nz.text, "a:8 b:999 c="); /* c's sum is 0: dropped, so gone */
+    feed_kv(src, "a", 1);
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 2000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "a:5 b:999 c:1");
+    CU_ASSERT_STRING_EQUAL(nz.text, "a:4 b= c:-1");
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 3000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "a:3 b= c:-1"); /* batch 0 left: b is gone */
+    CU_ASSERT_EQUAL(mx.records, 3);
+    CU_ASSERT_STRING_EQUAL(nz.text, "a:1 c=");
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 4000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "a:1 c="); /* b is said to be gone once */
+    CU_ASSERT_STRING_EQUAL(nz.text, "a=");
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 5000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "a=");
+    CU_ASSERT_STRING_EQUAL(nz.text, "");
+    /* A key that comes back is a key like any other. */
+    feed_kv(src, "b", 7);
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 6000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "b:7");
+    CU_ASSERT_EQUAL(sl__context_step(ctx, T0 + 7000, NULL), SL_OK);
+    CU_ASSERT_STRING_EQUAL(mx.text, "b:7");
+    CU_ASSERT_EQUAL(mx.batches, 8);
+    /* count_by_window is unchanged: one count per slide, 0 too. */
+    CU_ASSERT_STRING_EQUAL(cnt.text, ":1");
+    sl_record t = {.key = "b", .key_len = 1};
+    CU_ASSERT_TRUE(sl_record_is_tombstone(&t));
+    sl_record_set_int(&t, 0);
+    CU_ASSERT_FALSE(sl_record_is_tombstone(&t));
+    sl_record empty = {.key = "b", .key_len = 1, .value = "", .value_len = 0};
+    CU_ASSERT_FALSE(sl_record_is_tombstone(&empty)); /* an empty value is a value */
+    sl_context_destroy(ctx);
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("window", SL_TEST(inverse_equals_plain_random),
              SL_TEST(count_by_value_and_window_drops_zeros),
              SL_TEST(inverse_without_filter_keeps_zeros), SL_TEST(count_and_reduce_by_window),
              SL_TEST(window_arguments_and_checkpoint_dir),
-             SL_TEST(join_with_window_of_other_stream), SL_TEST(window_memory_accounted));
+             SL_TEST(join_with_window_of_other_stream), SL_TEST(window_memory_accounted),
+             SL_TEST(plain_window_tombstones_keys_that_left));
 }
