@@ -118,6 +118,21 @@ static int clear_value(const sl_record *in, sl_record *out, sl_emitter *e, void 
     return SL_OK;
 }
 
+/* The update_state_by_key node that keeps the windows of w (which it owns; freed here when
+ * the node cannot be made). */
+static sl_stream *windows_node(sl_stream *parent, sl_update_state_fn fn, wspec *w, int partitions)
+{
+    sl_stream *k = parent ? sl_stream_update_state_by_key(parent, fn, w, partitions) : NULL;
+    if (!k) {
+        free(w);
+        return NULL;
+    }
+    k->owned = w;
+    w->node = k;
+    snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
+    return k;
+}
+
 sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     int64_t length_ms, int64_t slide_ms,
                                                     int partitions)
@@ -145,15 +160,11 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         r->remember_parents = slide_ms;
     }
     sl_stream *g = r && slide_ms > r->slide ? sl_stream_window(r, slide_ms, slide_ms) : r;
-    sl_stream *k = g ? sl_stream_update_state_by_key(g, window_update, w, partitions) : NULL;
+    sl_stream *k = windows_node(g, window_update, w, partitions);
     if (!k) {
-        free(w);
         return NULL;
     }
-    k->owned = w;
-    w->node = k;
     k->state_windows = true;
-    snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
     return sl_stream_map_values(k, clear_value, NULL);
 }
 
@@ -330,17 +341,11 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
                  .length = length_ms,
                  .slide = slide_ms,
                  .disorder = disorder_ms};
-    sl_stream *f = sl_stream_filter(s, counted, w);
-    sl_stream *k = f ? sl_stream_update_state_by_key(f, event_update, w, partitions) : NULL;
-    if (!k) {
-        free(w);
-        return NULL;
+    sl_stream *k = windows_node(sl_stream_filter(s, counted, w), event_update, w, partitions);
+    if (k) {
+        k->event_time = true;
+        k->state_emits = true;
+        k->event_window = length_ms;
     }
-    k->owned = w;
-    k->event_time = true;
-    k->state_emits = true;
-    k->event_window = length_ms;
-    w->node = k;
-    snprintf(k->name, sizeof(k->name), "reduce_by_key_and_window-%d", k->id);
     return k;
 }

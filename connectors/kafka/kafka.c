@@ -213,6 +213,66 @@ rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group)
     return md;
 }
 
+typedef struct txn_group {
+    char *group;
+    int refs;
+    struct txn_group *next;
+} txn_group;
+
+static txn_group *txn_groups; /* guarded by groups_lock */
+
+void sl__kafka_txn_group_claim(const char *group)
+{
+    pthread_mutex_lock(&groups_lock);
+    txn_group *g = txn_groups;
+    while (g && strcmp(g->group, group) != 0) {
+        g = g->next;
+    }
+    if (!g) {
+        g = calloc(1, sizeof(*g));
+        if (g && !(g->group = strdup(group))) {
+            free(g);
+            g = NULL;
+        }
+        if (g) {
+            g->next = txn_groups;
+            txn_groups = g;
+        }
+    }
+    if (g) {
+        g->refs++; /* out of memory: the source commits as before */
+    }
+    pthread_mutex_unlock(&groups_lock);
+}
+
+void sl__kafka_txn_group_release(const char *group)
+{
+    pthread_mutex_lock(&groups_lock);
+    for (txn_group **pg = &txn_groups; *pg; pg = &(*pg)->next) {
+        txn_group *g = *pg;
+        if (strcmp(g->group, group) == 0) {
+            if (--g->refs == 0) {
+                *pg = g->next;
+                free(g->group);
+                free(g);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&groups_lock);
+}
+
+bool sl__kafka_txn_group_claimed(const char *group)
+{
+    bool yes = false;
+    pthread_mutex_lock(&groups_lock);
+    for (const txn_group *g = txn_groups; g && !yes; g = g->next) {
+        yes = strcmp(g->group, group) == 0;
+    }
+    pthread_mutex_unlock(&groups_lock);
+    return yes;
+}
+
 bool sl__kafka_group_of_source(const char *source, const char *topic, char *group, size_t size)
 {
     size_t found = 0;

@@ -281,6 +281,7 @@ typedef struct sl_kafka_sink {
     /* Parsed, and state. */
     char *txn_id;       /* the transactional.id in use */
     bool txn_ready;     /* init_transactions succeeded on rk */
+    char *txn_group;    /* the group claimed (sl__kafka_txn_group_claim), NULL for none */
     rd_kafka_t *pos_rk; /* a consumer of group for its committed offsets (positions); made
                          * on first use, never subscribes; guarded by pos_lock */
     pthread_mutex_t pos_lock;
@@ -409,6 +410,18 @@ void sl__kafka_group_unregister(const char *group, rd_kafka_t *rk);
 /* The metadata of group's registered consumer, now (the caller destroys it with
  * rd_kafka_consumer_group_metadata_destroy); NULL when none is registered. */
 rd_kafka_consumer_group_metadata_t *sl__kafka_group_lookup(const char *group);
+/* Groups whose committed offsets a transactional sink of the process writes in its
+ * transactions (its positions). A direct source of such a group commits none of its own: a
+ * plain commit of the offsets it completed (where the lowest sink was when it took a
+ * partition, say) would move the group's offsets back behind what the sink holds, and the
+ * sink would write that input again after the next move. Counted: each sink claims once and
+ * releases when destroyed. @locality any thread (a mutex) */
+void sl__kafka_txn_group_claim(const char *group);
+/* The sink's claim of its group, once it knows it (a changelog learns it at its first
+ * batch). @locality start or write */
+void sl__kafka_txn_claim(sl_kafka_sink *ctx);
+void sl__kafka_txn_group_release(const char *group);
+bool sl__kafka_txn_group_claimed(const char *group);
 /* The group of the registered source named source that reads topic, copied into group;
  * false when none or more than one (in different contexts) answers. */
 bool sl__kafka_group_of_source(const char *source, const char *topic, char *group, size_t size);

@@ -546,6 +546,7 @@ static int find_group(sl_kafka_sink *ctx, const sl_batch_output *out, char *errs
         return cl_fail(ctx, SL_ERR_NOMEM, errstr, errsize, "out of memory");
     }
     ctx->group = ctx->group_found;
+    sl__kafka_txn_claim(ctx);
     sl_instance_log(ctx->ins, SL_LOG_INFO, "changelog: offsets to group %s (of source %s)",
                     ctx->group, r->source);
     return SL_OK;

@@ -155,7 +155,7 @@ void sl__kafka_direct_done(sl_kafka_src *ctx, int64_t batch_time)
         }
         pending_free(e);
         ctx->first_done = true;
-        if (sl__kafka_has_group(ctx) && ctx->rk) {
+        if (sl__kafka_has_group(ctx) && ctx->rk && !sl__kafka_txn_group_claimed(ctx->group)) {
             commit = sl__kafka_done_offsets(ctx, NULL);
         }
         pthread_cond_broadcast(&ctx->cond);
@@ -790,7 +790,7 @@ void sl__kafka_direct_destroy(sl_kafka_src *ctx)
     }
     pthread_mutex_lock(&ctx->lock);
     ctx->closing = true;
-    if (sl__kafka_has_group(ctx)) {
+    if (sl__kafka_has_group(ctx) && !sl__kafka_txn_group_claimed(ctx->group)) {
         rd_kafka_topic_partition_list_t *commit = sl__kafka_done_offsets(ctx, NULL);
         if (commit) {
             if (sl__kafka_commit_sync(ctx, commit, SYNC_TIMEOUT_MS) == SL_OK) {

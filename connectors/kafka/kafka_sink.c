@@ -512,6 +512,10 @@ static void kafka_sink_destroy(void *data)
         ctx->pos_rk = NULL;
     }
     sl__kafka_changelog_destroy(ctx);
+    if (ctx->txn_group) {
+        sl__kafka_txn_group_release(ctx->txn_group);
+        free(ctx->txn_group);
+    }
     if (ctx->embedded && ctx->bootstrap) {
         sl__kafka_embedded_release();
     }

@@ -13,11 +13,19 @@
  * instance's zombie) and aborts the transaction it left open. SL_OK; SL_ERR_RETRY when the
  * brokers did not answer in time (call it again); SL_ERR_FATAL when the producer cannot be
  * used (reported). @locality start or write */
+void sl__kafka_txn_claim(sl_kafka_sink *ctx)
+{
+    if (!ctx->txn_group && ctx->group && (ctx->txn_group = strdup(ctx->group))) {
+        sl__kafka_txn_group_claim(ctx->txn_group);
+    }
+}
+
 int sl__kafka_txn_init(sl_kafka_sink *ctx)
 {
     rd_kafka_error_t *e = rd_kafka_init_transactions(ctx->rk, (int)ctx->flush_timeout);
     if (!e) {
         ctx->txn_ready = true;
+        sl__kafka_txn_claim(ctx);
         sl_instance_log(ctx->ins, SL_LOG_INFO, "transactional producer %s ready (group %s)",
                         ctx->txn_id, ctx->group ? ctx->group : "not known yet");
         return SL_OK;
@@ -290,6 +298,7 @@ int sl__kafka_txn_finish(sl_kafka_sink *ctx, const sl_batch_output *out,
                          const rd_kafka_topic_partition_list_t *offsets)
 {
     rd_kafka_error_t *e;
+    sl__kafka_txn_claim(ctx);
     if (offsets->cnt > 0) {
         /* The source's consumer, when it runs in this process, carries its generation: the
          * broker refuses offsets of a member that is no longer in the group. */
