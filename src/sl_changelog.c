@@ -487,6 +487,13 @@ static int tasks_grow(sl_chg *c, int32_t task)
     return SL_OK;
 }
 
+/* The position task's restored state reflects: -1 none, INT64_MAX dropped. */
+static int64_t changelog_held(const sl_stream *s, int32_t task)
+{
+    const sl_chg *c = s->chg;
+    return c && task >= 0 && (size_t)task < c->ntasks ? c->held[task] : -1;
+}
+
 void sl__changelog_trim(const sl_output *o, sl_input_range *r, size_t n)
 {
     sl_stream *s = state_node(o->stream);
@@ -494,7 +501,7 @@ void sl__changelog_trim(const sl_output *o, sl_input_range *r, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t held = sl__changelog_held(s, r[i].partition);
+        int64_t held = changelog_held(s, r[i].partition);
         if (held > r[i].from && held < r[i].until && sl__output_reads(o, r[i].source)) {
             r[i].from = held;
         }
@@ -509,12 +516,6 @@ bool sl__changelog_counts(const sl_stream *s, const sl_record *r)
         return true;
     }
     return r->meta->offset < 0 || r->meta->offset >= c->held[task];
-}
-
-int64_t sl__changelog_held(const sl_stream *s, int32_t task)
-{
-    const sl_chg *c = s->chg;
-    return c && task >= 0 && (size_t)task < c->ntasks ? c->held[task] : -1;
 }
 
 bool sl__changelog_skips(const sl_stream *s, int32_t task)

@@ -346,9 +346,6 @@ bool sl__changelog_skips(const sl_stream *s, int32_t task);
  * restored state does not hold it already (by offset). @locality the job thread or a
  * worker of its stages */
 bool sl__changelog_counts(const sl_stream *s, const sl_record *r);
-/* The input position task's restored state reflects, -1 for none. @locality the job thread or
- * a worker of its stages */
-int64_t sl__changelog_held(const sl_stream *s, int32_t task);
 
 /* ==== Checkpoints of state (sl_state_snapshot.c) ====
  * Nodes whose result depends on earlier batches (stateful operators and windows with an
