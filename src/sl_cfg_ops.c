@@ -227,6 +227,37 @@ static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     return op->yop ? SL_OK : sl__cfg_error(p, sl__cfg_loc_of(arg), "value: %s", msg);
 }
 
+static int cfg_op_timestamp(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
+{
+    static const char *const keys[] = {"json", "header", "format", NULL};
+    char msg[256];
+    const char *name = NULL, *format;
+    yaml_node_t *n, *f;
+    sl_yamlop_target target = SL_YOP_ON_VALUE;
+    int rc = arg->type == YAML_MAPPING_NODE
+                 ? sl__cfg_op_args(p, arg, "timestamp", keys)
+                 : sl__cfg_error(p, sl__cfg_loc_of(arg),
+                                 "timestamp takes {format: F}, {json: PATH, format: F} or "
+                                 "{header: NAME, format: F}");
+    if (rc == SL_OK && (sl__cfg_get(p, arg, "json") || sl__cfg_get(p, arg, "header"))) {
+        rc = cfg_op_attr(p, arg, "timestamp", true, &target, &name, &n);
+    }
+    if (rc == SL_OK) {
+        rc = sl__cfg_key_scalar(p, arg, "format", "timestamp", true, &format, &f);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    op->yop = sl__yamlops_timestamp_new(target, name, format, msg, sizeof(msg));
+    if (!op->yop) {
+        return sl__cfg_error(p, sl__cfg_loc_of(f), "timestamp: %s", msg);
+    }
+    op->desc = sl__cfg_strdupf("timestamp %s%s%s as %s", cfg_attr_words[target], name ? " " : "",
+                               name ? name : "", format);
+    op->reads_header = target == SL_YOP_ON_HEADER;
+    return SL_OK;
+}
+
 static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     static const char *const keys[] = {"json",       "meta",    "header", "key", "equals",
@@ -663,6 +694,18 @@ const cfg_op_def sl__cfg_ops[] = {
             "`not_equals` with a number when the record has one), with `key: true` on the key; "
             "integer attributes compare as numbers (as text with `contains` and `matches`), "
             "headers as text; a missing field, header or attribute matches only `not_equals`"},
+    {.name = "timestamp",
+     .parse = cfg_op_timestamp,
+     .apply = cfg_apply_value,
+     .forms = {"timestamp: {json: time, format: rfc3339}", "timestamp: {json: ts, format: ms}",
+               "timestamp: {header: NAME, format: s}",
+               "timestamp: {format: \"%d/%b/%Y:%H:%M:%S %z\"}"},
+     .doc = "the record's event time (what `time: event` windows use; Kafka's message "
+            "timestamp until then) from a JSON field (a number or a string), a Kafka header or "
+            "the value: epoch `s` (a fraction too), `ms`, `us` or `ns`, `rfc3339` (ISO 8601: "
+            "`2026-12-07T21:44:00.5+01:00`, a space for the T, no offset: UTC) or a strptime "
+            "pattern (UTC unless it has `%z`); a record without a valid time is rejected "
+            "(counted, logged with its source, partition and offset)"},
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,

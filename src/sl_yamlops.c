@@ -352,6 +352,7 @@ void sl__yamlops_destroy(sl_yamlop *op)
     free(op->operand);
     free(op->header);
     free(op->steps);
+    free(op->ts_pattern);
     free((void *)op->first_ns);
     if (op->has_regex) {
         regfree(&op->regex);
@@ -512,6 +513,7 @@ int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
         return SL_OK;
     }
     case YOP_BURN: return sl__yamlops_burn(in, out, NULL, (void *)op);
+    case YOP_TIMESTAMP: return sl__yamlops_timestamp(op, in, out);
     default: return SL_ERR_INVAL;
     }
 }

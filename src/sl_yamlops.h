@@ -74,6 +74,14 @@ sl_yamlop *sl__yamlops_key_new(const char *json_path, char *errstr, size_t errsi
  * name; a null value gives an empty key). A record without the attribute is rejected. */
 sl_yamlop *sl__yamlops_key_from_new(sl_yamlop_target target, const char *name, char *errstr,
                                     size_t errsize);
+/* timestamp: the record's time (ts, ms) from target SL_YOP_ON_VALUE (name NULL: the value
+ * bytes), SL_YOP_ON_JSON (name: the path; a JSON number or string) or SL_YOP_ON_HEADER, in
+ * format "s", "ms", "us", "ns" (epoch numbers; seconds may have a fraction), "rfc3339" (also
+ * ISO 8601 with a space, a comma, no seconds or no offset: UTC) or a strptime pattern (any
+ * text with a '%'; UTC unless it has %z). A record without a valid time is rejected. */
+sl_yamlop *sl__yamlops_timestamp_new(sl_yamlop_target target, const char *name, const char *format,
+                                     char *errstr, size_t errsize);
+int sl__yamlops_timestamp(const sl_yamlop *op, const sl_record *in, sl_record *out);
 /* value: a literal typed value, "1" (int) or "0.5" (double). */
 sl_yamlop *sl__yamlops_value_literal_new(const char *literal, char *errstr, size_t errsize);
 /* value: from a JSON field; as_text false sets the typed value from a number (or a string

@@ -30,7 +30,18 @@ typedef enum yop_kind {
     YOP_TRIM,
     YOP_RUNNING,
     YOP_BURN,
+    YOP_TIMESTAMP,
 } yop_kind;
+
+/* The timestamp op's formats: epoch numbers in a unit, RFC 3339, a strptime pattern. */
+typedef enum yop_ts_format {
+    YOP_TS_S,
+    YOP_TS_MS,
+    YOP_TS_US,
+    YOP_TS_NS,
+    YOP_TS_RFC3339,
+    YOP_TS_PATTERN,
+} yop_ts_format;
 
 /* A number as the ops see it: an int, a double, or none. */
 typedef struct yop_num {
@@ -65,6 +76,9 @@ struct sl_yamlop {
     sl_yamlops_burn_step *steps;
     size_t nsteps;
     _Atomic int64_t *first_ns; /* CLOCK_MONOTONIC of the first record, 0 before */
+    /* timestamp (target: SL_YOP_ON_VALUE, _JSON or _HEADER) */
+    yop_ts_format ts_format;
+    char *ts_pattern;
 };
 
 /* An attribute of a record as the ops see it: an integer, or text borrowed from the record

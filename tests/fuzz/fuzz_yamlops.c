@@ -1,5 +1,6 @@
 /* fuzz_yamlops.c -- fuzzes the YAML ops (split, key, value, filter, map) on record bytes:
- * JSON paths, numbers, regexes and text transforms applied to whatever a source may read. */
+ * JSON paths, numbers, regexes, text transforms and times (the timestamp op's formats)
+ * applied to whatever a source may read. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add(maps, &nmaps,
         sl__yamlops_value_from_new(SL_YOP_ON_META, "partition", true, err, sizeof(err)), "part");
     add(maps, &nmaps, sl__yamlops_transform_new("lower", err, sizeof(err)), "lower");
+    add(maps, &nmaps, sl__yamlops_timestamp_new(SL_YOP_ON_VALUE, NULL, "rfc3339", err, sizeof(err)),
+        "ts 3339");
+    add(maps, &nmaps,
+        sl__yamlops_timestamp_new(SL_YOP_ON_VALUE, NULL, "%d/%b/%Y:%H:%M:%S %z", err, sizeof(err)),
+        "ts pattern");
+    add(maps, &nmaps, sl__yamlops_timestamp_new(SL_YOP_ON_JSON, "t", "s", err, sizeof(err)),
+        "ts json s");
+    add(maps, &nmaps, sl__yamlops_timestamp_new(SL_YOP_ON_HEADER, "h", "ns", err, sizeof(err)),
+        "ts header ns");
     add(maps, &nmaps, sl__yamlops_transform_new("upper", err, sizeof(err)), "upper");
     add(maps, &nmaps, sl__yamlops_transform_new("trim", err, sizeof(err)), "trim");
 

@@ -1,0 +1,215 @@
+/* test_timestamp.c -- the timestamp op (sl_yamlops_time.c): a record's event time from a
+ * JSON field, a header or the value, in epoch units, RFC 3339 / ISO 8601 and strptime
+ * patterns; records without a valid time rejected; the op in YAML, feeding windows on event
+ * time through the engine. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "sl_config.h"
+#include "sl_engine.h"
+#include "sl_yamlops.h"
+#include "support.h"
+
+/* The time op (target, name, format) reads from value; -1 when it rejects the record. */
+static int64_t ts_of(sl_yamlop_target target, const char *name, const char *format,
+                     const char *value)
+{
+    char err[256];
+    sl_yamlop *op = sl__yamlops_timestamp_new(target, name, format, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    sl_header h = {.name = "t", .value = value, .value_len = (uint32_t)strlen(value)};
+    sl_record_meta m = {
+        .source = "in", .partition = -1, .offset = -1, .headers = &h, .nheaders = 1};
+    sl_record in = {.value = value, .value_len = (uint32_t)strlen(value), .ts = 77, .meta = &m};
+    sl_record out = in;
+    int rc = sl__yamlops_timestamp(op, &in, &out);
+    sl__yamlops_destroy(op);
+    return rc == SL_OK ? out.ts : rc == SL_ERR_RECORD ? -1 : -2;
+}
+
+static void test_epoch_units(void)
+{
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "ms", "{\"ts\":1700000000123}"), 1700000000123);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "ms", "{\"ts\":\"1700000000123\"}"), 1700000000123);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "a.t", "s", "{\"a\":{\"t\":1700000000.25}}"),
+                    1700000000250);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "t", "s", "{\"t\":1700000000}"), 1700000000000);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "t", "us", "{\"t\":1700000000123456}"), 1700000000123);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "t", "ns", "{\"t\":1700000000123456789}"), 1700000000123);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_VALUE, NULL, "ms", "1500"), 1500);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_HEADER, "t", "s", "2"), 2000);
+}
+
+static void test_rfc3339_and_iso8601(void)
+{
+    const struct {
+        const char *text;
+        int64_t ms;
+    } ok[] = {
+        {"2026-12-07T21:44:00Z", 1796679840000},
+        {"2026-12-07T21:44:00.5Z", 1796679840500},
+        {"2026-12-07T21:44:00.123456789Z", 1796679840123},
+        {"2026-12-07T22:44:00+01:00", 1796679840000},
+        {"2026-12-07T20:14:00-0130", 1796679840000},
+        {"2026-12-07 21:44:00", 1796679840000}, /* no offset: UTC */
+        {"2026-12-07T21:44Z", 1796679840000},
+        {"1970-01-01T00:00:00Z", 0},
+        {"1969-12-31T23:59:59Z", -1000},
+        {"2024-02-29T12:00:00Z", 1709208000000},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char json[128];
+        snprintf(json, sizeof(json), "{\"time\":\"%s\"}", ok[i].text);
+        CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "time", "rfc3339", json), ok[i].ms);
+        CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_VALUE, NULL, "rfc3339", ok[i].text), ok[i].ms);
+    }
+    const char *bad[] = {"2026-13-07T21:44:00Z",
+                         "2026-12-07",
+                         "2026-12-07T25:00:00Z",
+                         "2026-12-07T21:44:00+",
+                         "2026-12-07T21:44:00Zjunk",
+                         "yesterday",
+                         ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_VALUE, NULL, "rfc3339", bad[i]), -1);
+    }
+}
+
+static void test_strptime_patterns(void)
+{
+    /* An access log's time, with its offset. */
+    CU_ASSERT_EQUAL(
+        ts_of(SL_YOP_ON_VALUE, NULL, "%d/%b/%Y:%H:%M:%S %z", "07/Dec/2026:22:44:00 +0100"),
+        1796679840000);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_VALUE, NULL, "%Y-%m-%d %H:%M:%S", "2026-12-07 21:44:00"),
+                    1796679840000); /* UTC */
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_VALUE, NULL, "%Y-%m-%d %H:%M:%S", "2026-12-07 21:44:00 x"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_VALUE, NULL, "%Y-%m-%d", "December"), -1);
+}
+
+static void test_records_without_a_time_are_rejected(void)
+{
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "ms", "{\"other\":1}"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "ms", "not json"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "ms", "{\"ts\":\"soon\"}"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "ms", "{\"ts\":true}"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "rfc3339", "{\"ts\":1700000000}"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_JSON, "ts", "s", "{\"ts\":1e300}"), -1);
+    CU_ASSERT_EQUAL(ts_of(SL_YOP_ON_HEADER, "missing", "ms", "1"), -1);
+    char err[256];
+    CU_ASSERT_PTR_NULL(
+        sl__yamlops_timestamp_new(SL_YOP_ON_VALUE, NULL, "minutes", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown format 'minutes'"));
+}
+
+/* ==== In YAML, and before windows on event time ==== */
+
+/* Loads a pipeline whose stream has ops; its graph's text in desc, the error in err. */
+static int load(const char *ops, char *desc, size_t descsize, char *err, size_t errsize)
+{
+    char y[1024];
+    snprintf(y, sizeof(y),
+             "app: {name: tsy, batch_interval: 1s, checkpoint_dir: /tmp/sluice-ts-unused}\n"
+             "sources: [{name: in, type: tcp, port: 9999}]\n"
+             "streams:\n"
+             "  - name: w\n"
+             "    from: in\n"
+             "    ops:\n%s"
+             "sinks: [{name: out, type: stdout, from: w}]\n",
+             ops);
+    sl_config *cfg = NULL;
+    err[0] = desc[0] = '\0';
+    int rc = sl__config_load_string(y, strlen(y), "t.yaml", &cfg, err, errsize);
+    if (rc == SL_OK) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        sl__config_print_graph(cfg, f);
+        fclose(f);
+        snprintf(desc, descsize, "%s", buf ? buf : "");
+        free(buf);
+    }
+    sl__config_destroy(cfg);
+    return rc;
+}
+
+static void test_yaml_timestamp_op(void)
+{
+    char desc[4096], err[1024];
+    CU_ASSERT_EQUAL(load("      - key: {json: user}\n"
+                         "      - timestamp: {json: at, format: rfc3339}\n"
+                         "      - reduce_by_key_and_window: {fn: count, length: 1m, time: event,"
+                         " max_out_of_orderness: 5s}\n",
+                         desc, sizeof(desc), err, sizeof(err)),
+                    SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, "timestamp json at as rfc3339"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, "event time (out of order 5s)"));
+    CU_ASSERT_EQUAL(load("      - timestamp: {format: \"%d/%b/%Y:%H:%M:%S %z\"}\n", desc,
+                         sizeof(desc), err, sizeof(err)),
+                    SL_OK);
+    CU_ASSERT_EQUAL(load("      - timestamp: {json: at, format: fortnights}\n", desc, sizeof(desc),
+                         err, sizeof(err)),
+                    SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:7"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown format 'fortnights'"));
+    CU_ASSERT_EQUAL(load("      - timestamp: {json: at}\n", desc, sizeof(desc), err, sizeof(err)),
+                    SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "format"));
+    CU_ASSERT_EQUAL(load("      - timestamp: ms\n", desc, sizeof(desc), err, sizeof(err)),
+                    SL_ERR_INVAL);
+    CU_ASSERT_EQUAL(load("      - reduce_by_key_and_window: {fn: count, length: 1m,"
+                         " max_out_of_orderness: 5s}\n",
+                         desc, sizeof(desc), err, sizeof(err)),
+                    SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "time: event"));
+}
+
+/* The times of JSON records feed windows of a minute: out of arrival order, a record with
+ * no time rejected, windows emitted as the times pass them. */
+static void test_json_times_feed_event_windows(void)
+{
+    char dir[256], err[256];
+    CU_ASSERT_TRUE_FATAL(ts_tmpdir(dir, sizeof(dir), "tswin"));
+    sl_context_conf conf = {.name = "tsw", .batch_interval_ms = 1000, .checkpoint_dir = dir};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    ts_source *src;
+    sl_stream *s = ts_source_add(ctx, "in", &src);
+    sl_yamlop *key = sl__yamlops_key_from_new(SL_YOP_ON_JSON, "user", err, sizeof(err));
+    sl_yamlop *at = sl__yamlops_timestamp_new(SL_YOP_ON_JSON, "at", "rfc3339", err, sizeof(err));
+    sl_yamlop *one = sl__yamlops_value_literal_new("1", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(key && at && one);
+    s = sl_stream_key_by(s, sl__yamlops_map, key);
+    s = sl_stream_map_values(s, sl__yamlops_map, at);
+    s = sl_stream_map_values(s, sl__yamlops_map, one);
+    s = sl_stream_reduce_by_key_and_event_window(s, sl_reduce_sum, NULL, 60000, 0, 0, 1);
+    ts_out out;
+    CU_ASSERT_EQUAL_FATAL(ts_collect(s, &out), SL_OK);
+    const char *b1[] = {"{\"user\":\"ann\",\"at\":\"2026-12-07T21:44:10Z\"}",
+                        "{\"user\":\"bob\",\"at\":\"2026-12-07T21:43:59+00:00\"}",
+                        "{\"user\":\"ann\",\"at\":\"2026-12-07T21:44:59.999Z\"}",
+                        "{\"user\":\"ann\",\"at\":\"not a time\"}", NULL};
+    const char *b2[] = {"{\"user\":\"bob\",\"at\":\"2026-12-07T22:45:01+01:00\"}", NULL};
+    ts_feed(src, b1);
+    sl_batch_info info;
+    CU_ASSERT_EQUAL(sl__context_step(ctx, 1796679841000, &info), SL_OK);
+    CU_ASSERT_EQUAL(info.failed_records, 1);
+    CU_ASSERT_STRING_EQUAL(out.text, "bob:1"); /* 21:43 closed by ann's 21:44:59.999 */
+    ts_feed(src, b2);
+    CU_ASSERT_EQUAL(sl__context_step(ctx, 1796679842000, &info), SL_OK);
+    CU_ASSERT_STRING_EQUAL(out.text, "ann:2"); /* 21:44 closed by bob's 21:45:01 */
+    sl_context_destroy(ctx);
+    sl__yamlops_destroy(key);
+    sl__yamlops_destroy(at);
+    sl__yamlops_destroy(one);
+    ts_rmdir(dir);
+}
+
+void sl_test_register(void)
+{
+    SL_SUITE("timestamp", SL_TEST(epoch_units), SL_TEST(rfc3339_and_iso8601),
+             SL_TEST(strptime_patterns), SL_TEST(records_without_a_time_are_rejected),
+             SL_TEST(yaml_timestamp_op), SL_TEST(json_times_feed_event_windows));
+}
