@@ -146,6 +146,15 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
         rc = sl__cfg_duration(p, n, "reduce_by_key_and_window.max_out_of_orderness", 0,
                               &op->disorder_ms);
     }
+    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "allowed_lateness")) && !sl__cfg_is_null(p, n)) {
+        if (!op->event_time) {
+            return sl__cfg_error(p, sl__cfg_loc_of(n),
+                                 "reduce_by_key_and_window.allowed_lateness is for windows on "
+                                 "event time (time: event)");
+        }
+        rc = sl__cfg_duration(p, n, "reduce_by_key_and_window.allowed_lateness", 0,
+                              &op->lateness_ms);
+    }
     if (rc != SL_OK) {
         return rc;
     }
@@ -154,11 +163,15 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
     if (op->partitions) {
         snprintf(parts, sizeof(parts), " (partitions %d)", op->partitions);
     }
-    char ooo[64] = "";
+    char ooo[128] = "";
     if (op->event_time) {
-        char d[32];
+        char d[32], l[32] = "";
         sl__cfg_fmt_duration(op->disorder_ms, d, sizeof(d));
-        snprintf(ooo, sizeof(ooo), " event time (out of order %s)", d);
+        if (op->lateness_ms) {
+            sl__cfg_fmt_duration(op->lateness_ms, l, sizeof(l));
+        }
+        snprintf(ooo, sizeof(ooo), " event time (out of order %s%s%s)", d,
+                 l[0] ? ", lateness " : "", l);
     }
     op->desc = sl__cfg_strdupf("%s%s%s%s%s%s%s%s", opname, which >= 0 ? " " : "",
                                which >= 0 ? sl__cfg_reducers[which] : "", span,
@@ -210,9 +223,16 @@ int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 
 int sl__cfg_op_reduce_by_key_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
-    static const char *const keys[] = {"fn",      "length",    "slide",
-                                       "inverse", "drop_zero", "partitions",
-                                       "keyed",   "time",      "max_out_of_orderness",
+    static const char *const keys[] = {"fn",
+                                       "length",
+                                       "slide",
+                                       "inverse",
+                                       "drop_zero",
+                                       "partitions",
+                                       "keyed",
+                                       "time",
+                                       "max_out_of_orderness",
+                                       "allowed_lateness",
                                        NULL};
     return cfg_op_windowed(p, arg, op, keys, true, true);
 }
@@ -250,7 +270,7 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
     if (op->event_time) {
         sl_stream *k = sl_stream_reduce_by_key_and_event_window(
             sl__cfg_count_ones(op, s), op->reduce, NULL, op->length_ms, op->slide_ms,
-            op->disorder_ms, op->partitions);
+            op->disorder_ms, op->lateness_ms, op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
     if (op->keyed) {

@@ -29,6 +29,7 @@ typedef struct wspec {
     int64_t length;
     int64_t slide;    /* event time: the windows' step (the panes' width) */
     int64_t disorder; /* event time: how far behind its task's highest time a record may be */
+    int64_t lateness; /* event time: how long an emitted window still takes late records */
     sl_stream *node;  /* the update_state_by_key node keeping the windows */
 } wspec;
 
@@ -257,15 +258,34 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
         memcpy(panes, state->bytes, had * sizeof(slot));
     }
     size_t k = had;
+    int64_t dirty_lo = INT64_MAX, dirty_hi = INT64_MIN; /* panes of emitted windows updated */
     for (size_t i = 0; i < n; i++) {
         int64_t start = pane_of(vals[i].ts, w->slide);
-        if (start + w->length <= before && before != INT64_MIN) {
-            sl__stream_late(w->node, &vals[i]); /* every window it belongs to was emitted */
+        bool known = before != INT64_MIN;
+        if (known && start + w->length + w->lateness <= before) {
+            sl__stream_late(w->node, &vals[i]); /* its windows were emitted and closed */
             continue;
         }
         int rc = pane_add(w, panes, &k, start, &vals[i], e);
         if (rc < 0) {
             return rc;
+        }
+        if (known && start + w->slide <= before) {
+            dirty_lo = start < dirty_lo ? start : dirty_lo;
+            dirty_hi = start > dirty_hi ? start : dirty_hi;
+        }
+    }
+    /* Windows emitted already that a late record (within the allowed lateness) changed:
+     * emitted again, updated. */
+    if (dirty_lo <= dirty_hi) {
+        int64_t end = dirty_lo + w->slide;
+        int64_t open = pane_of(before - w->lateness, w->slide) + w->slide; /* still taking */
+        int64_t last = dirty_hi + w->length < before ? dirty_hi + w->length : before;
+        for (end = end > open ? end : open; end <= last; end += w->slide) {
+            int rc = window_emit(w, panes, k, end, key, len, e);
+            if (rc < 0) {
+                return rc;
+            }
         }
     }
     /* The windows whose end the watermark passed in this batch, oldest first: those that
@@ -295,10 +315,10 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
             end += w->slide;
         }
     }
-    /* Panes whose last window was emitted go. */
+    /* Panes whose last window was emitted and closed go. */
     size_t kept = 0;
     for (size_t i = 0; i < k; i++) {
-        if (after == INT64_MIN || panes[i].end + w->length > after) {
+        if (after == INT64_MIN || panes[i].end + w->length + w->lateness > after) {
             panes[kept++] = panes[i];
         }
     }
@@ -311,7 +331,8 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
 
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     int64_t length_ms, int64_t slide_ms,
-                                                    int64_t disorder_ms, int partitions)
+                                                    int64_t disorder_ms, int64_t lateness_ms,
+                                                    int partitions)
 {
     if (!s) {
         return NULL;
@@ -323,8 +344,9 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
                       : partitions < 0            ? "partitions must not be negative"
                       : length_ms <= 0            ? "the length must be positive"
                       : length_ms % slide_ms != 0 ? "the length must be a multiple of the slide"
-                      : disorder_ms < 0           ? "the disorder must not be negative"
-                                                  : NULL;
+                      : disorder_ms < 0 || lateness_ms < 0
+                          ? "the disorder and the lateness must not be negative"
+                          : NULL;
     if (bad) {
         sl_log(SL_LOG_ERROR, "reduce_by_key_and_window on event time of '%s': %s", s->name, bad);
         return NULL;
@@ -340,7 +362,8 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
                  .opaque = opaque,
                  .length = length_ms,
                  .slide = slide_ms,
-                 .disorder = disorder_ms};
+                 .disorder = disorder_ms,
+                 .lateness = lateness_ms};
     sl_stream *k = windows_node(sl_stream_filter(s, counted, w), event_update, w, partitions);
     if (k) {
         k->event_time = true;

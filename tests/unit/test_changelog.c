@@ -765,10 +765,10 @@ static bool eowner_new(eowner *o, bool hop)
                                                              err, sizeof(err))
                            : NULL;
     sl_stream *w =
-        hop ? sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 2000, 1000, 0, 2)
-            : sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1000, 0, 500, 2);
+        hop ? sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 2000, 1000, 0, 0, 2)
+            : sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1000, 0, 500, 0, 2);
     /* The length must be a multiple of the slide. */
-    if (sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1500, 1000, 0, 2)) {
+    if (sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1500, 1000, 0, 0, 2)) {
         return false;
     }
     if (!w || sl_stream_foreach_batch(w, ecollect, o) != SL_OK ||

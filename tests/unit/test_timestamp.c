@@ -166,50 +166,110 @@ static void test_yaml_timestamp_op(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "time: event"));
 }
 
+/* A context whose stream keys JSON records by user, times them by "at" (RFC 3339) and
+ * counts them in windows of a minute on event time, with lateness_ms allowed. */
+typedef struct tw {
+    char dir[256];
+    sl_context *ctx;
+    ts_source *src;
+    sl_yamlop *ops[3];
+    ts_out out;
+    sl_batch_info info; /* of the last step */
+} tw;
+
+static void tw_new(tw *w, int64_t lateness_ms)
+{
+    char err[256];
+    memset(w, 0, sizeof(*w));
+    CU_ASSERT_TRUE_FATAL(ts_tmpdir(w->dir, sizeof(w->dir), "tswin"));
+    sl_context_conf conf = {.name = "tsw", .batch_interval_ms = 1000, .checkpoint_dir = w->dir};
+    w->ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->ctx);
+    sl_stream *s = ts_source_add(w->ctx, "in", &w->src);
+    w->ops[0] = sl__yamlops_key_from_new(SL_YOP_ON_JSON, "user", err, sizeof(err));
+    w->ops[1] = sl__yamlops_timestamp_new(SL_YOP_ON_JSON, "at", "rfc3339", err, sizeof(err));
+    w->ops[2] = sl__yamlops_value_literal_new("1", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->ops[0] && w->ops[1] && w->ops[2]);
+    s = sl_stream_key_by(s, sl__yamlops_map, w->ops[0]);
+    s = sl_stream_map_values(s, sl__yamlops_map, w->ops[1]);
+    s = sl_stream_map_values(s, sl__yamlops_map, w->ops[2]);
+    s = sl_stream_reduce_by_key_and_event_window(s, sl_reduce_sum, NULL, 60000, 0, 0, lateness_ms,
+                                                 1);
+    CU_ASSERT_EQUAL_FATAL(ts_collect(s, &w->out), SL_OK);
+}
+
+/* Feeds "user@HH:MM:SS" records (7 December 2026, UTC) as batch k; returns its windows. */
+static const char *tw_step(tw *w, int k, const char *const *recs)
+{
+    char json[16][96];
+    const char *lines[17];
+    size_t n = 0;
+    for (; recs[n] && n < 16; n++) {
+        const char *at = strchr(recs[n], '@');
+        snprintf(json[n], sizeof(json[n]), "{\"user\":\"%.*s\",\"at\":\"2026-12-07T%sZ\"}",
+                 (int)(at - recs[n]), recs[n], at + 1);
+        lines[n] = json[n];
+    }
+    lines[n] = NULL;
+    ts_feed(w->src, lines);
+    w->out.text[0] = '\0';
+    CU_ASSERT_EQUAL(sl__context_step(w->ctx, 1796679840000 + 1000 * k, &w->info), SL_OK);
+    return w->out.text;
+}
+
+static void tw_free(tw *w)
+{
+    sl_context_destroy(w->ctx);
+    for (int i = 0; i < 3; i++) {
+        sl__yamlops_destroy(w->ops[i]);
+    }
+    ts_rmdir(w->dir);
+}
+
+/* Within the allowed lateness a late record updates its window, emitted again; later, it is
+ * left out and counted. */
+static void test_late_records_within_the_lateness_update_their_window(void)
+{
+    tw w;
+    tw_new(&w, 30000);
+    uint64_t late = atomic_load(&w.ctx->records_late);
+    const char *b1[] = {"ann@21:44:10", "ann@21:45:05", NULL};
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 1, b1), "ann:1"); /* [21:44, 21:45) closes */
+    const char *b2[] = {"ann@21:44:50", NULL};           /* late, within 30 s */
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 2, b2), "ann:2"); /* emitted again, updated */
+    const char *b3[] = {"bob@21:45:40", NULL};           /* [21:44, 21:45) is done */
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 3, b3), "");
+    const char *b4[] = {"ann@21:44:55", NULL}; /* too late: left out */
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 4, b4), "");
+    CU_ASSERT_EQUAL(atomic_load(&w.ctx->records_late), late + 1);
+    const char *b5[] = {"cy@21:46:01", NULL};
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 5, b5), "ann:1 bob:1"); /* [21:45, 21:46) */
+    tw_free(&w);
+    /* Without lateness, the first late record is left out already. */
+    tw_new(&w, 0);
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 1, b1), "ann:1");
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 2, b2), "");
+    tw_free(&w);
+}
+
 /* The times of JSON records feed windows of a minute: out of arrival order, a record with
  * no time rejected, windows emitted as the times pass them. */
 static void test_json_times_feed_event_windows(void)
 {
-    char dir[256], err[256];
-    CU_ASSERT_TRUE_FATAL(ts_tmpdir(dir, sizeof(dir), "tswin"));
-    sl_context_conf conf = {.name = "tsw", .batch_interval_ms = 1000, .checkpoint_dir = dir};
-    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
-    ts_source *src;
-    sl_stream *s = ts_source_add(ctx, "in", &src);
-    sl_yamlop *key = sl__yamlops_key_from_new(SL_YOP_ON_JSON, "user", err, sizeof(err));
-    sl_yamlop *at = sl__yamlops_timestamp_new(SL_YOP_ON_JSON, "at", "rfc3339", err, sizeof(err));
-    sl_yamlop *one = sl__yamlops_value_literal_new("1", err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(key && at && one);
-    s = sl_stream_key_by(s, sl__yamlops_map, key);
-    s = sl_stream_map_values(s, sl__yamlops_map, at);
-    s = sl_stream_map_values(s, sl__yamlops_map, one);
-    s = sl_stream_reduce_by_key_and_event_window(s, sl_reduce_sum, NULL, 60000, 0, 0, 1);
-    ts_out out;
-    CU_ASSERT_EQUAL_FATAL(ts_collect(s, &out), SL_OK);
-    const char *b1[] = {"{\"user\":\"ann\",\"at\":\"2026-12-07T21:44:10Z\"}",
-                        "{\"user\":\"bob\",\"at\":\"2026-12-07T21:43:59+00:00\"}",
-                        "{\"user\":\"ann\",\"at\":\"2026-12-07T21:44:59.999Z\"}",
-                        "{\"user\":\"ann\",\"at\":\"not a time\"}", NULL};
-    const char *b2[] = {"{\"user\":\"bob\",\"at\":\"2026-12-07T22:45:01+01:00\"}", NULL};
-    ts_feed(src, b1);
-    sl_batch_info info;
-    CU_ASSERT_EQUAL(sl__context_step(ctx, 1796679841000, &info), SL_OK);
-    CU_ASSERT_EQUAL(info.failed_records, 1);
-    CU_ASSERT_STRING_EQUAL(out.text, "bob:1"); /* 21:43 closed by ann's 21:44:59.999 */
-    ts_feed(src, b2);
-    CU_ASSERT_EQUAL(sl__context_step(ctx, 1796679842000, &info), SL_OK);
-    CU_ASSERT_STRING_EQUAL(out.text, "ann:2"); /* 21:44 closed by bob's 21:45:01 */
-    sl_context_destroy(ctx);
-    sl__yamlops_destroy(key);
-    sl__yamlops_destroy(at);
-    sl__yamlops_destroy(one);
-    ts_rmdir(dir);
+    tw w;
+    tw_new(&w, 0);
+    const char *b1[] = {"ann@21:44:10", "bob@21:43:59", "ann@21:44:59.999", "ann@soon", NULL};
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 1, b1), "bob:1"); /* [21:43, 21:44) */
+    CU_ASSERT_EQUAL(w.info.failed_records, 1);           /* ann@soon */
+    const char *b2[] = {"bob@21:45:01", NULL};
+    CU_ASSERT_STRING_EQUAL(tw_step(&w, 2, b2), "ann:2"); /* [21:44, 21:45) */
+    tw_free(&w);
 }
 
 void sl_test_register(void)
 {
     SL_SUITE("timestamp", SL_TEST(epoch_units), SL_TEST(rfc3339_and_iso8601),
              SL_TEST(strptime_patterns), SL_TEST(records_without_a_time_are_rejected),
-             SL_TEST(yaml_timestamp_op), SL_TEST(json_times_feed_event_windows));
+             SL_TEST(yaml_timestamp_op), SL_TEST(json_times_feed_event_windows),
+             SL_TEST(late_records_within_the_lateness_update_their_window));
 }
