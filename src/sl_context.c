@@ -561,6 +561,24 @@ size_t sl_context_pending_batches(sl_context *ctx, sl_batch_info *out, size_t ma
     return n;
 }
 
+size_t sl_context_event_times(sl_context *ctx, sl_event_time_info *out, size_t max)
+{
+    size_t n = 0;
+    for (sl_stream *s = ctx->streams; s; s = s->next) {
+        if (!s->event_time) {
+            continue;
+        }
+        if (n < max) {
+            out[n] = (sl_event_time_info){.stream = s->name,
+                                          .watermark = atomic_load(&s->watermark),
+                                          .stream_time = atomic_load(&s->stream_time),
+                                          .late_records = atomic_load(&s->late)};
+        }
+        n++;
+    }
+    return n;
+}
+
 size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max)
 {
     size_t n = 0;

@@ -176,6 +176,9 @@ struct sl_stream {
     _Atomic uint64_t late; /* event time: records too late for every window */
     int64_t event_window;  /* > 0: its records are event-time windows of this length, each
                             * record's time the window's end */
+    int64_t disorder;      /* event_time: what a watermark is behind its stream time, ms */
+    _Atomic int64_t watermark;   /* event_time: after the last batch, INT64_MIN: none */
+    _Atomic int64_t stream_time; /* event_time: the highest, INT64_MIN: none */
     sl_stream *next;
 };
 

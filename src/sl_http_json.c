@@ -21,6 +21,9 @@
  *    "restore": {"restoring": 0 (tasks now), "tasks": 3 (restored), "records": 1000,
  *                "bytes": 5000000, "ms": 2000, "mb_per_s": 2.5 (0 when ms is 0)}}
  *               (keyed state restored from changelogs when inputs took partitions)
+ *    "event_time": [{"stream": "per_user", "watermark": T|null, "stream_time": T|null,
+ *                    "lag_ms": n|null (now - watermark), "late_records": 0}]
+ *               (streams with windows on event time)
  * batch (an element of /api/v1/batches, or /api/v1/batches/T):
  *   {"batch_time": T, "status": "completed|running|waiting", "submission_time": T,
  *    "processing_start": T|null, "processing_end": T|null, "scheduling_delay_ms": n|null,
@@ -241,6 +244,27 @@ static json_t *restore_json(const sl_context_stats *st)
     return o;
 }
 
+/* Where event time is in the streams with windows on event time. */
+static json_t *event_time_json(sl_context *ctx)
+{
+    sl_event_time_info et[16];
+    size_t n = SL_MIN(sl_context_event_times(ctx, et, SL_ARRAY_LEN(et)), SL_ARRAY_LEN(et));
+    int64_t now = sl__now_ms();
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        bool wm = et[i].watermark != INT64_MIN;
+        json_t *o = json_object();
+        json_object_set_new(o, "stream", json_string(et[i].stream));
+        json_object_set_new(o, "watermark", json_ms(et[i].watermark, wm));
+        json_object_set_new(o, "stream_time",
+                            json_ms(et[i].stream_time, et[i].stream_time != INT64_MIN));
+        json_object_set_new(o, "lag_ms", json_ms(now - et[i].watermark, wm));
+        json_object_set_new(o, "late_records", json_integer((json_int_t)et[i].late_records));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static json_t *last_error_json(const sl_http_server *srv, const sl_instance_info *i)
 {
     if (!i->last_error_time && !i->last_error[0]) {
@@ -338,6 +362,7 @@ json_t *sl__http_status_json(sl_http_server *srv)
     json_object_set_new(o, "last_batch", last);
     json_object_set_new(o, "recent", rec);
     json_object_set_new(o, "restore", restore_json(&st));
+    json_object_set_new(o, "event_time", event_time_json(srv->ctx));
     return o;
 }
 

@@ -71,6 +71,8 @@ static const char *const builtin_names[] = {
     "sluice_sink_last_error_timestamp_seconds",
     "sluice_sink_records_rejected_total",
     "sluice_sink_dead_letters_total",
+    "sluice_watermark_seconds",
+    "sluice_event_time_lag_seconds",
     NULL,
 };
 
@@ -542,6 +544,36 @@ static void per_instance(sl_buf *b, const sl_instance_info *infos, size_t n, uns
     }
 }
 
+/* Per stream with windows on event time (label stream=): its watermark and how far it is
+ * behind the clock; streams with no record time yet are left out. */
+static void event_times(sl_context *ctx, sl_buf *b)
+{
+    sl_event_time_info et[16];
+    size_t n = SL_MIN(sl_context_event_times(ctx, et, SL_ARRAY_LEN(et)), SL_ARRAY_LEN(et));
+    int64_t now = sl__now_ms();
+    for (int k = 0; k < 2; k++) {
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+            if (et[i].watermark == INT64_MIN) {
+                continue;
+            }
+            const char *name = k ? "sluice_event_time_lag_seconds" : "sluice_watermark_seconds";
+            if (!any) {
+                family_head(b, name, "gauge",
+                            k ? "How far the stream's watermark is behind the clock, seconds."
+                              : "The stream's event-time watermark (the lowest of its "
+                                "partitions'), seconds since the epoch.");
+                any = true;
+            }
+            sl__buf_printf(b, "%s{stream=\"", name);
+            add_label_value(b, et[i].stream);
+            sl__buf_append(b, "\"} ", 3);
+            add_value(b, (double)(k ? now - et[i].watermark : et[i].watermark) / 1000.0);
+            sl__buf_append(b, "\n", 1);
+        }
+    }
+}
+
 static double v_records(const sl_instance_info *i)
 {
     return (double)i->records;
@@ -714,6 +746,7 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf
                      instance_metrics[i].type, instance_metrics[i].help, instance_metrics[i].fn);
     }
     free(infos);
+    event_times(ctx, b);
 
     render_gauges(ctx, b);
 }

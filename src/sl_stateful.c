@@ -313,6 +313,23 @@ static int stream_time_advance(const state_stage *st)
     return SL_OK;
 }
 
+/* Publishes where s's event time is (for status pages): the lowest watermark of its tasks
+ * and the highest stream time. */
+static void event_time_publish(sl_stream *s)
+{
+    const sl_kstate *ks = s->kstate;
+    int64_t low = INT64_MAX, high = INT64_MIN;
+    for (size_t i = 0; i < ks->nstime; i++) {
+        int64_t t = ks->stime[i].after;
+        if (t != INT64_MIN) {
+            low = t < low ? t : low;
+            high = t > high ? t : high;
+        }
+    }
+    atomic_store(&s->watermark, low == INT64_MAX ? INT64_MIN : low - s->disorder);
+    atomic_store(&s->stream_time, high);
+}
+
 /* Calls update_state_by_key's function for one key and stores the result. */
 static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitter *e, sl_kentry *en,
                       const char *key, uint32_t len, uint64_t h, const sl_record *vals, size_t n)
@@ -656,6 +673,7 @@ int sl__state_compute(sl_stream *s, int64_t t, sl_dataset **out)
     }
     if (rc == SL_OK && s->event_time) {
         rc = stream_time_advance(&st);
+        event_time_publish(s);
     }
     if (rc == SL_OK) {
         st.epoch = ++ks->epoch;

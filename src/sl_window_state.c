@@ -369,6 +369,9 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
         k->event_time = true;
         k->state_emits = true;
         k->event_window = length_ms;
+        k->disorder = disorder_ms;
+        atomic_store(&k->watermark, INT64_MIN);
+        atomic_store(&k->stream_time, INT64_MIN);
     }
     return k;
 }

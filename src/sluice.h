@@ -623,6 +623,17 @@ typedef struct sl_instance_info {
  * instances (which may exceed max). */
 size_t sl_context_instances(sl_context *ctx, sl_instance_info *out, size_t max);
 
+/* Where event time is, per stream with windows on event time (after its last batch). */
+typedef struct sl_event_time_info {
+    const char *stream;    /* valid while the context lives */
+    int64_t watermark;     /* ms: the lowest of its partitions' watermarks; INT64_MIN: none */
+    int64_t stream_time;   /* ms: the highest record time seen; INT64_MIN: none */
+    uint64_t late_records; /* left out: after every window they belong to was closed */
+} sl_event_time_info;
+
+/* Copies up to max of them; returns how many streams there are (which may exceed max). */
+size_t sl_context_event_times(sl_context *ctx, sl_event_time_info *out, size_t max);
+
 /* ==== HTTP status server ====
  * A status page like Spark's Streaming tab, a JSON API, Prometheus /metrics, /health and
  * /ready, served from memory by libmicrohttpd on threads of its own (the paths and the

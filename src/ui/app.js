@@ -583,6 +583,20 @@
             trim1(r.mb_per_s) + ' MB/s';
     }
 
+    /* Windows on event time: each stream's watermark, how far behind the clock, late records. */
+    function renderEventTime() {
+        var et = S.status.event_time || [];
+        var el = $('event-time');
+        el.hidden = et.length === 0;
+        el.textContent = et.map(function (e) {
+            return 'Event time of ' + e.stream + ': ' + (e.watermark === null
+                ? 'no record time yet'
+                : 'watermark ' + new Date(e.watermark).toISOString() + ' (' + fmtDur(e.lag_ms) +
+                  ' behind)') + (e.late_records ? ', ' + fmtInt(e.late_records) +
+                  ' late records left out' : '');
+        }).join('; ');
+    }
+
     function renderCharts() {
         var st = S.status;
         $('timeline-title').textContent = 'Timelines (last ' + S.batches.length + ' batch' +
@@ -804,6 +818,7 @@
         document.title = st.app + ' · Streaming · sluice';
         renderSummary();
         renderRestore();
+        renderEventTime();
         renderCharts();
         renderInputs();
         renderSinks($('sinks-table'), true);

@@ -77,6 +77,13 @@ check "the next window holds ann's and bob's events, the too-late one left out" 
     sl_wait_until 20 has "$want3"
 late() { curl -s "http://127.0.0.1:$http/metrics" | awk '$1 == "sluice_late_records_total" { print $2 }'; }
 check "the too-late event is counted (sluice_late_records_total 1)" test "$(late)" = "1"
+# The watermark: cy's time, 21:46:01 UTC (1796679961 s), in /metrics and /api/v1/status.
+wm() { curl -s "http://127.0.0.1:$http/metrics" | awk '$1 ~ /^sluice_watermark_seconds[{]stream="per_user"[}]$/ { print $2 }'; }
+check "/metrics gives the stream's watermark" awk -v v="$(wm)" 'BEGIN { exit !(v == 1796679961) }'
+api() { curl -s "http://127.0.0.1:$http/api/v1/status" | jq -r "$1"; }
+check "/api/v1/status gives the watermark, the stream time and the late record" \
+    test "$(api '.event_time[0] | "\(.stream) \(.watermark) \(.stream_time) \(.late_records)"')" = \
+    "per_user 1796679961000 1796679961000 1"
 check "the event without a valid time is rejected, saying which" \
     grep -q 'rejected a record.*yesterday' "$SL_TMP/ew.log"
 exec 3>&-

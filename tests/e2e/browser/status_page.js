@@ -224,8 +224,10 @@ async function main() {
         // An input waiting for partitions and restores of keyed state: none in this run, then
         // the server's answers altered (first while restoring, then after).
         const quiet = await page.evaluate(() => document.getElementById('restore').hidden &&
+            document.getElementById('event-time').hidden &&
             !/WAITING FOR PARTITIONS/.test(document.getElementById('inputs-table').textContent));
-        check(quiet, 'no restore line and no input waiting for partitions without them');
+        check(quiet, 'no restore line, no event-time line and no input waiting for partitions ' +
+            'without them');
         let restoring = 2;
         await page.route('**/api/v1/status', async (route) => {
             const r = await route.fetch();
@@ -234,6 +236,8 @@ async function main() {
             st.inputs_waiting = 1;
             st.restore = { restoring, tasks: 3, records: 120000, bytes: 7500000, ms: 3000,
                 mb_per_s: 2.5 };
+            st.event_time = [{ stream: 'per_user', watermark: 1796679961000,
+                stream_time: 1796679961000, lag_ms: 4000, late_records: 2 }];
             await route.fulfill({ response: r, json: st });
         });
         await page.route('**/api/v1/inputs', async (route) => {
@@ -263,6 +267,12 @@ async function main() {
         }, null, 10000);
         check(done === 'Restored state: 3 tasks, 120,000 records, 7.5 MB in 3 s at 2.5 MB/s',
             `the restore line after the restores: ${done}`);
+        const et = await page.evaluate(() => {
+            const e = document.getElementById('event-time');
+            return e.hidden ? null : e.textContent;
+        });
+        check(et === 'Event time of per_user: watermark 2026-12-07T21:46:01.000Z (4 s behind), ' +
+            '2 late records left out', `the event-time line: ${et}`);
         await page.unrouteAll();
 
         check(pageErrors.length === 0, `no script error in the page ${pageErrors.join('; ')}`);
