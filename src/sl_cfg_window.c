@@ -69,6 +69,23 @@ static void cfg_span_desc(const cfg_op *op, char *buf, size_t size)
     }
 }
 
+/* The duration key of a window on event time (0 when absent); an error on other windows. */
+static int cfg_event_duration(cfg_parser *p, yaml_node_t *arg, const cfg_op *op, const char *key,
+                              int64_t *out)
+{
+    char what[96];
+    yaml_node_t *n = sl__cfg_get(p, arg, key);
+    if (!n || sl__cfg_is_null(p, n)) {
+        return SL_OK;
+    }
+    snprintf(what, sizeof(what), "%s.%s", op->def->name, key);
+    if (!op->event_time) {
+        return sl__cfg_error(p, sl__cfg_loc_of(n), "%s is for windows on event time (time: event)",
+                             what);
+    }
+    return sl__cfg_duration(p, n, what, 0, out);
+}
+
 /* The windowed ops but window: keys are the valid keys, has_fn and has_parts whether fn
  * (required) and partitions (optional) are among them. */
 static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const char *const *keys,
@@ -136,24 +153,11 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
                                              "reduce_by_key_and_window with time: event");
         }
     }
-    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "max_out_of_orderness")) &&
-        !sl__cfg_is_null(p, n)) {
-        if (!op->event_time) {
-            return sl__cfg_error(p, sl__cfg_loc_of(n),
-                                 "reduce_by_key_and_window.max_out_of_orderness is for windows "
-                                 "on event time (time: event)");
-        }
-        rc = sl__cfg_duration(p, n, "reduce_by_key_and_window.max_out_of_orderness", 0,
-                              &op->disorder_ms);
+    if (rc == SL_OK) {
+        rc = cfg_event_duration(p, arg, op, "max_out_of_orderness", &op->disorder_ms);
     }
-    if (rc == SL_OK && (n = sl__cfg_get(p, arg, "allowed_lateness")) && !sl__cfg_is_null(p, n)) {
-        if (!op->event_time) {
-            return sl__cfg_error(p, sl__cfg_loc_of(n),
-                                 "reduce_by_key_and_window.allowed_lateness is for windows on "
-                                 "event time (time: event)");
-        }
-        rc = sl__cfg_duration(p, n, "reduce_by_key_and_window.allowed_lateness", 0,
-                              &op->lateness_ms);
+    if (rc == SL_OK) {
+        rc = cfg_event_duration(p, arg, op, "allowed_lateness", &op->lateness_ms);
     }
     if (rc != SL_OK) {
         return rc;

@@ -436,8 +436,8 @@ void sl__stream_late(sl_stream *node, const sl_record *r)
     const sl_record_meta *m = r->meta;
     sl_log(SL_LOG_WARN,
            "'%s': a record of time %" PRId64 " came after the watermark passed every window "
-           "it belongs to; left out (from %s%s%s partition %d offset %" PRId64 "; allow more "
-           "disorder to keep such records)",
+           "it belongs to; left out (from %s%s%s partition %d offset %" PRId64 "; raise "
+           "max_out_of_orderness or allowed_lateness to keep such records)",
            node->name, r->ts, m && m->source ? m->source : "?", m && m->topic ? " " : "",
            m && m->topic ? m->topic : "", m ? m->partition : -1, m ? m->offset : (int64_t)-1);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sl_config.h"
 #include "sl_engine.h"
 #include "support.h"
 
@@ -206,4 +207,24 @@ bool ts_rmdir(const char *dir)
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return strncmp(dir, "/tmp/sluice-", 12) == 0 && system(cmd) == 0;
+}
+
+int ts_config_load(const char *y, struct sl_config **cfg, char *desc, size_t descsize, char *err,
+                   size_t errsize)
+{
+    *cfg = NULL;
+    err[0] = desc[0] = '\0';
+    int rc = sl__config_load_string(y, strlen(y), "t.yaml", cfg, err, errsize);
+    if (rc == SL_OK) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (f) {
+            sl__config_print_graph(*cfg, f);
+            fclose(f);
+        }
+        snprintf(desc, descsize, "%s", buf ? buf : "");
+        free(buf);
+    }
+    return rc;
 }

@@ -26,6 +26,12 @@ typedef struct ts_out {
 
 int ts_collect(sl_stream *s, ts_out *out);
 
+/* Loads the YAML text y as "t.yaml": SL_OK with *cfg (the caller destroys it) and the text
+ * of its graph (sluice check's) in desc, or the error in err. */
+struct sl_config;
+int ts_config_load(const char *y, struct sl_config **cfg, char *desc, size_t descsize, char *err,
+                   size_t errsize);
+
 /* A context for tests: batch interval ms, workers. */
 sl_context *ts_context(int64_t interval, int workers);
 

@@ -119,18 +119,8 @@ static int load(const char *ops, char *desc, size_t descsize, char *err, size_t 
              "    ops:\n%s"
              "sinks: [{name: out, type: stdout, from: w}]\n",
              ops);
-    sl_config *cfg = NULL;
-    err[0] = desc[0] = '\0';
-    int rc = sl__config_load_string(y, strlen(y), "t.yaml", &cfg, err, errsize);
-    if (rc == SL_OK) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        sl__config_print_graph(cfg, f);
-        fclose(f);
-        snprintf(desc, descsize, "%s", buf ? buf : "");
-        free(buf);
-    }
+    sl_config *cfg;
+    int rc = ts_config_load(y, &cfg, desc, descsize, err, errsize);
     sl__config_destroy(cfg);
     return rc;
 }

@@ -823,18 +823,9 @@ static char *yaml_with_op(const char *op)
 static int load_op(const char *op, char *err, size_t errsize, char *desc, size_t descsize)
 {
     char *y = yaml_with_op(op);
-    sl_config *cfg = NULL;
-    err[0] = '\0';
-    desc[0] = '\0';
-    int rc = sl__config_load_string(y, strlen(y), "t.yaml", &cfg, err, errsize);
+    sl_config *cfg;
+    int rc = ts_config_load(y, &cfg, desc, descsize, err, errsize);
     if (rc == SL_OK) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        sl__config_print_graph(cfg, f);
-        fclose(f);
-        snprintf(desc, descsize, "%s", buf ? buf : "");
-        free(buf);
         sl_context *ctx = sl__config_build(cfg, err, errsize);
         CU_ASSERT_PTR_NOT_NULL(ctx);
         sl_context_destroy(ctx);
