@@ -91,6 +91,7 @@ struct cfg_op {
     bool event_time;     /* reduce_by_key_and_window: windows of the records' own time */
     int64_t disorder_ms; /* event_time: max_out_of_orderness */
     int64_t lateness_ms; /* event_time: allowed_lateness */
+    int64_t idle_ms;     /* event_time: idle_timeout */
     int64_t ttl_ms;      /* running; 0: none */
     sl_yamlop *run;      /* running */
     bool reads_header;   /* key, value, filter: {header: NAME} */

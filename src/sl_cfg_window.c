@@ -159,6 +159,9 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
     if (rc == SL_OK) {
         rc = cfg_event_duration(p, arg, op, "allowed_lateness", &op->lateness_ms);
     }
+    if (rc == SL_OK) {
+        rc = cfg_event_duration(p, arg, op, "idle_timeout", &op->idle_ms);
+    }
     if (rc != SL_OK) {
         return rc;
     }
@@ -237,6 +240,7 @@ int sl__cfg_op_reduce_by_key_and_window(cfg_parser *p, yaml_node_t *arg, cfg_op 
                                        "time",
                                        "max_out_of_orderness",
                                        "allowed_lateness",
+                                       "idle_timeout",
                                        NULL};
     return cfg_op_windowed(p, arg, op, keys, true, true);
 }
@@ -272,9 +276,13 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
 {
     (void)handles;
     if (op->event_time) {
+        sl_event_window ew = {.length_ms = op->length_ms,
+                              .slide_ms = op->slide_ms,
+                              .max_out_of_orderness_ms = op->disorder_ms,
+                              .allowed_lateness_ms = op->lateness_ms,
+                              .idle_timeout_ms = op->idle_ms};
         sl_stream *k = sl_stream_reduce_by_key_and_event_window(
-            sl__cfg_count_ones(op, s), op->reduce, NULL, op->length_ms, op->slide_ms,
-            op->disorder_ms, op->lateness_ms, op->partitions);
+            sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
     if (op->keyed) {

@@ -592,7 +592,7 @@ int sl__changelog_apply(sl_stream *s, int64_t t)
              * has a window still open, so its state is in the changelog. */
             sl_stream_time *st = sl__kstate_stime(s->kstate, op->task);
             if (st) {
-                *st = (sl_stream_time){INT64_MIN, INT64_MIN};
+                *st = (sl_stream_time){INT64_MIN, INT64_MIN, 0};
             }
             rc = st ? sl__kstate_stime_rebuild(s->kstate, op->task) : SL_ERR_NOMEM;
         }

@@ -92,6 +92,7 @@ struct sl_emitter {
 typedef struct sl_stream_time {
     int64_t before; /* before the batch being computed */
     int64_t after;  /* with it */
+    int64_t seen;   /* the batch time of the task's last records; 0: not yet known */
 } sl_stream_time;
 
 /* ==== The DStream graph ==== */
@@ -177,6 +178,8 @@ struct sl_stream {
     int64_t event_window;        /* > 0: its records are event-time windows of this length, each
                                   * record's time the window's end */
     int64_t disorder;            /* event_time: what a watermark is behind its stream time, ms */
+    int64_t idle_timeout;        /* event_time: a task without records for this long (batch time)
+                                  * follows the others' lowest stream time; 0: never */
     _Atomic int64_t watermark;   /* event_time: after the last batch, INT64_MIN: none */
     _Atomic int64_t stream_time; /* event_time: the highest, INT64_MIN: none */
     sl_stream *next;

@@ -290,7 +290,7 @@ sl_stream_time *sl__kstate_stime(sl_kstate *ks, int32_t task)
             return NULL;
         }
         for (size_t k = ks->nstime; k < n; k++) {
-            st[k] = (sl_stream_time){INT64_MIN, INT64_MIN};
+            st[k] = (sl_stream_time){INT64_MIN, INT64_MIN, 0};
         }
         ks->stime = st;
         ks->nstime = n;

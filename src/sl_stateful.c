@@ -280,9 +280,30 @@ static int collect_push(sl_emitter *e, const sl_record *r)
  * task of the batch, a restore for every task of the state). */
 static const sl_stream_time *stream_time_of(const sl_kstate *ks, int32_t task)
 {
-    static const sl_stream_time none = {INT64_MIN, INT64_MIN};
+    static const sl_stream_time none = {INT64_MIN, INT64_MIN, 0};
     size_t i = task < 0 ? 0 : (size_t)task + 1;
     return i < ks->nstime ? &ks->stime[i] : &none;
+}
+
+/* A task without records for idle_timeout (in batch time) no longer holds its windows back:
+ * its stream time follows the lowest of the tasks that have records (Flink's idleness). A
+ * task restored or new counts from the first batch that sees it. */
+static void idle_follow(sl_kstate *ks, int64_t t, int64_t idle_timeout)
+{
+    int64_t low = INT64_MAX;
+    for (size_t i = 0; i < ks->nstime; i++) {
+        sl_stream_time *x = &ks->stime[i];
+        x->seen = x->seen ? x->seen : t;
+        if (x->after != INT64_MIN && t - x->seen < idle_timeout) {
+            low = x->after < low ? x->after : low;
+        }
+    }
+    for (size_t i = 0; idle_timeout > 0 && low != INT64_MAX && i < ks->nstime; i++) {
+        sl_stream_time *x = &ks->stime[i];
+        if (x->after != INT64_MIN && t - x->seen >= idle_timeout && x->after < low) {
+            x->after = low;
+        }
+    }
 }
 
 /* Event time: each task's stream time advances with the highest record time of the batch
@@ -308,8 +329,10 @@ static int stream_time_advance(const state_stage *st)
             if (recs[j].ts > t->after) {
                 t->after = recs[j].ts;
             }
+            t->seen = st->t;
         }
     }
+    idle_follow(ks, st->t, st->s->idle_timeout);
     return SL_OK;
 }
 

@@ -330,23 +330,20 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
 }
 
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                                    int64_t length_ms, int64_t slide_ms,
-                                                    int64_t disorder_ms, int64_t lateness_ms,
-                                                    int partitions)
+                                                    const sl_event_window *ew, int partitions)
 {
-    if (!s) {
+    if (!s || !ew) {
         return NULL;
     }
-    if (slide_ms <= 0) {
-        slide_ms = length_ms;
-    }
-    const char *bad = !fn                         ? "no reduce function"
-                      : partitions < 0            ? "partitions must not be negative"
-                      : length_ms <= 0            ? "the length must be positive"
-                      : length_ms % slide_ms != 0 ? "the length must be a multiple of the slide"
-                      : disorder_ms < 0 || lateness_ms < 0
-                          ? "the disorder and the lateness must not be negative"
-                          : NULL;
+    int64_t slide = ew->slide_ms > 0 ? ew->slide_ms : ew->length_ms;
+    const char *bad =
+        !fn                     ? "no reduce function"
+        : partitions < 0        ? "partitions must not be negative"
+        : ew->length_ms <= 0    ? "the length must be positive"
+        : ew->length_ms % slide ? "the length must be a multiple of the slide"
+        : ew->max_out_of_orderness_ms < 0 || ew->allowed_lateness_ms < 0 || ew->idle_timeout_ms < 0
+            ? "the disorder, the lateness and the idle timeout must not be negative"
+            : NULL;
     if (bad) {
         sl_log(SL_LOG_ERROR, "reduce_by_key_and_window on event time of '%s': %s", s->name, bad);
         return NULL;
@@ -360,16 +357,17 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
     }
     *w = (wspec){.fn = fn,
                  .opaque = opaque,
-                 .length = length_ms,
-                 .slide = slide_ms,
-                 .disorder = disorder_ms,
-                 .lateness = lateness_ms};
+                 .length = ew->length_ms,
+                 .slide = slide,
+                 .disorder = ew->max_out_of_orderness_ms,
+                 .lateness = ew->allowed_lateness_ms};
     sl_stream *k = windows_node(sl_stream_filter(s, counted, w), event_update, w, partitions);
     if (k) {
         k->event_time = true;
         k->state_emits = true;
-        k->event_window = length_ms;
-        k->disorder = disorder_ms;
+        k->event_window = ew->length_ms;
+        k->disorder = ew->max_out_of_orderness_ms;
+        k->idle_timeout = ew->idle_timeout_ms;
         atomic_store(&k->watermark, INT64_MIN);
         atomic_store(&k->stream_time, INT64_MIN);
     }

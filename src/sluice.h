@@ -485,22 +485,30 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
                                                     int64_t length_ms, int64_t slide_ms,
                                                     int partitions);
 
+/* Windows on event time (sl_stream_reduce_by_key_and_event_window). */
+typedef struct sl_event_window {
+    int64_t length_ms;
+    int64_t slide_ms;                /* 0: length_ms (tumbling) */
+    int64_t max_out_of_orderness_ms; /* how far a watermark is behind its stream time */
+    int64_t allowed_lateness_ms;     /* how long an emitted window still takes late records */
+    int64_t idle_timeout_ms;         /* a partition without records for this long (batch
+                                      * time) follows the others' lowest stream time; 0: its
+                                      * windows wait for its own records */
+} sl_event_window;
+
 /* reduce_by_key_and_window on event time (the records' ts: for Kafka the message
- * timestamp): per key, windows of length_ms every slide_ms (0: tumbling) aligned to the
- * epoch, each emitted once when the watermark of the key's task passes its end. A task's
- * watermark is the highest record time seen from its source partition less disorder_ms
- * (Kafka Streams' stream time less its grace). For lateness_ms after that an emitted window
- * still takes late records, and is emitted again with them (sinks upsert it by its bounds);
- * a record later than that for every window it belongs to is left out and counted
- * (sl_context_stats.records_late). The output:
- * one record per key and window, its typed value the window's result and its ts the window's
- * end (sinks' window_start and window_end are the window's bounds). The open windows are
- * keyed state per task, which a changelog moves across a consumer group. Needs a
- * checkpoint directory. */
+ * timestamp): per key, windows of w->length_ms every w->slide_ms aligned to the epoch, each
+ * emitted once when the watermark of the key's task passes its end. A task's watermark is
+ * the highest record time seen from its source partition less max_out_of_orderness_ms
+ * (Kafka Streams' stream time less its grace). For allowed_lateness_ms after that an emitted
+ * window still takes late records, and is emitted again with them (sinks upsert it by its
+ * bounds); a record later than that for every window it belongs to is left out and counted
+ * (sl_context_stats.records_late). The output: one record per key and window, its typed value
+ * the window's result and its ts the window's end (sinks' window_start and window_end are
+ * the window's bounds). The open windows are keyed state per task, which a changelog moves
+ * across a consumer group. Needs a checkpoint directory. */
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                                    int64_t length_ms, int64_t slide_ms,
-                                                    int64_t disorder_ms, int64_t lateness_ms,
-                                                    int partitions);
+                                                    const sl_event_window *w, int partitions);
 
 /* Keeps the keyed state of a stateful stream (update_state_by_key, map_with_state) per task
  * and logs its changes through a sink of connector type that supports changelogs (kafka),

@@ -751,7 +751,14 @@ static const sl_connector bsink_connector = {.name = "bsink",
                                              .ctx_size = sizeof(eowner *),
                                              .write = bsink_write};
 
-static bool eowner_new(eowner *o, bool hop)
+/* Windows of 1 s with 500 ms of disorder; of 2 s every 1 s; of 1 s whose idle partitions
+ * follow the others after 2 s (of batch time); of 1 s. */
+static const sl_event_window tumbling = {.length_ms = 1000, .max_out_of_orderness_ms = 500};
+static const sl_event_window hopping = {.length_ms = 2000, .slide_ms = 1000};
+static const sl_event_window idling = {.length_ms = 1000, .idle_timeout_ms = 2000};
+static const sl_event_window plain = {.length_ms = 1000};
+
+static bool eowner_new(eowner *o, const sl_event_window *spec)
 {
     memset(o, 0, sizeof(*o));
     char err[256];
@@ -764,11 +771,10 @@ static bool eowner_new(eowner *o, bool hop)
     sl_stream *in = o->ctx ? sl_context_add_source_connector(o->ctx, &ksrc_connector, "in", NULL,
                                                              err, sizeof(err))
                            : NULL;
-    sl_stream *w =
-        hop ? sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 2000, 1000, 0, 0, 2)
-            : sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1000, 0, 500, 0, 2);
+    sl_stream *w = sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, spec, 2);
     /* The length must be a multiple of the slide. */
-    if (sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, 1500, 1000, 0, 0, 2)) {
+    sl_event_window bad = {.length_ms = 1500, .slide_ms = 1000};
+    if (sl_stream_reduce_by_key_and_event_window(in, sl_reduce_sum, NULL, &bad, 2)) {
         return false;
     }
     if (!w || sl_stream_foreach_batch(w, ecollect, o) != SL_OK ||
@@ -812,7 +818,7 @@ static void test_event_windows_close_on_the_watermark(void)
     clog log = {0};
     the_log = &log;
     eowner a;
-    CU_ASSERT_TRUE_FATAL(eowner_new(&a, false));
+    CU_ASSERT_TRUE_FATAL(eowner_new(&a, &tumbling));
     memcpy(a.src->script, escript, sizeof(escript));
     uint64_t late = atomic_load(&a.ctx->records_late);
     CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "");
@@ -830,12 +836,33 @@ static void test_event_windows_hop(void)
     clog log = {0};
     the_log = &log;
     eowner a;
-    CU_ASSERT_TRUE_FATAL(eowner_new(&a, true));
+    CU_ASSERT_TRUE_FATAL(eowner_new(&a, &hopping));
     const char *s[2][8] = {{"x@0:500", "x@0:1500", NULL}, {"x@0:3500", NULL}};
     memcpy(a.src->script, s, sizeof(s));
     CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "x=1@1000");
     CU_ASSERT_STRING_EQUAL(estep(&a, 2000), "x=1@3000 x=2@2000");
     eowner_free(&a);
+}
+
+/* A partition without records for the idle timeout follows the other's event time, so that
+ * its windows close; without the timeout they wait for its records. */
+static void test_event_windows_idle_partition_follows_the_others(void)
+{
+    const sl_event_window *specs[2] = {&idling, &plain};
+    const char *third[2] = {"x=1@2000 z=1@1000", "x=1@2000"};
+    for (int k = 0; k < 2; k++) {
+        clog log = {0};
+        the_log = &log;
+        eowner a;
+        CU_ASSERT_TRUE_FATAL(eowner_new(&a, specs[k]));
+        const char *s[3][8] = {
+            {"x@0:100", "z@1:150", NULL}, {"x@0:1200", NULL}, {"x@0:2300", NULL}};
+        memcpy(a.src->script, s, sizeof(s));
+        CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "");
+        CU_ASSERT_STRING_EQUAL(estep(&a, 2000), "x=1@1000");
+        CU_ASSERT_STRING_EQUAL(estep(&a, 3000), third[k]); /* partition 1 idle for 2 s */
+        eowner_free(&a);
+    }
 }
 
 /* A new owner restores partition 0's open windows and its stream time: the same windows as
@@ -845,11 +872,11 @@ static void test_event_windows_move_with_their_partition(void)
     clog log = {0};
     the_log = &log;
     eowner a, b;
-    CU_ASSERT_TRUE_FATAL(eowner_new(&a, false));
+    CU_ASSERT_TRUE_FATAL(eowner_new(&a, &tumbling));
     memcpy(a.src->script, escript, sizeof(escript));
     CU_ASSERT_STRING_EQUAL(estep(&a, 1000), "");
     CU_ASSERT_STRING_EQUAL(estep(&a, 2000), "x=3@1000");
-    CU_ASSERT_TRUE_FATAL(eowner_new(&b, false));
+    CU_ASSERT_TRUE_FATAL(eowner_new(&b, &tumbling));
     memcpy(b.src->script, escript, sizeof(escript));
     b.src->batch = 2;
     b.src->owns[1] = false;
@@ -888,5 +915,6 @@ void sl_test_register(void)
              SL_TEST(keyed_window_moves_with_its_partition), SL_TEST(keyed_window_skips_held_input),
              SL_TEST(keyed_window_forgets_a_lost_partition),
              SL_TEST(event_windows_close_on_the_watermark), SL_TEST(event_windows_hop),
-             SL_TEST(event_windows_move_with_their_partition));
+             SL_TEST(event_windows_move_with_their_partition),
+             SL_TEST(event_windows_idle_partition_follows_the_others));
 }

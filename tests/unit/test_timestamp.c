@@ -183,8 +183,8 @@ static void tw_new(tw *w, int64_t lateness_ms)
     s = sl_stream_key_by(s, sl__yamlops_map, w->ops[0]);
     s = sl_stream_map_values(s, sl__yamlops_map, w->ops[1]);
     s = sl_stream_map_values(s, sl__yamlops_map, w->ops[2]);
-    s = sl_stream_reduce_by_key_and_event_window(s, sl_reduce_sum, NULL, 60000, 0, 0, lateness_ms,
-                                                 1);
+    sl_event_window ew = {.length_ms = 60000, .allowed_lateness_ms = lateness_ms};
+    s = sl_stream_reduce_by_key_and_event_window(s, sl_reduce_sum, NULL, &ew, 1);
     CU_ASSERT_EQUAL_FATAL(ts_collect(s, &w->out), SL_OK);
 }
 
