@@ -780,11 +780,10 @@ const cfg_op_def sl__cfg_ops[] = {
             "`app.checkpoint_dir`; moves with the partitions with a `changelog: true` sink); "
             "`drop_zero: true` drops keys whose value is 0; `partitions: N`; without `inverse`, "
             "`keyed` and `time: event`, a key of the previous slide's result missing from this one "
-            "(its "
-            "records left the window, or `drop_zero` dropped it) comes once more as a tombstone "
-            "(no value), which the redis sink turns into DEL/HDEL/ZREM and the postgres sink "
-            "into NULL for `num`, so no stale value stays (the keys are not kept across a "
-            "restart)"},
+            "(its records left the window, or `drop_zero` dropped it) comes once more as a "
+            "tombstone (no value), which the redis sink turns into DEL/HDEL/ZREM, so no stale "
+            "value stays (the postgres sink writes no row for it in `upsert` and `increment`; "
+            "the keys are not kept across a restart)"},
     {.name = "count_by_window",
      .parse = sl__cfg_op_count_by_window,
      .apply = sl__cfg_apply_count_by_window,

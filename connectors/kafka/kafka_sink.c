@@ -262,7 +262,7 @@ rd_kafka_resp_err_t sl__kafka_sink_produce(sl_kafka_sink *ctx, const sl_record *
     for (;;) {
         err = rd_kafka_producev(ctx->rk, RD_KAFKA_V_TOPIC(ctx->topic),
                                 RD_KAFKA_V_KEY(r->key_len ? (void *)r->key : NULL, r->key_len),
-                                RD_KAFKA_V_VALUE(vlen ? (void *)v : NULL, vlen),
+                                RD_KAFKA_V_VALUE((void *)v, vlen),
                                 RD_KAFKA_V_TIMESTAMP(r->ts > 0 ? r->ts : 0),
                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)r),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);

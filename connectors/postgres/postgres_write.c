@@ -298,6 +298,12 @@ static int pg_insert_batch(sl_pg_ctx *ctx, pg_batch *b)
         size_t n = 0;
         const sl_record *recs = sl_dataset_partition(b->out->ds, p, &n);
         for (size_t i = 0; i < n; i++) {
+            if (ctx->mode != SL_PG_APPEND && sl_record_is_tombstone(&recs[i])) {
+                /* A key with no value any more (it left a window) writes no row: a table
+                 * keyed by the window's bounds has none for it, and one keyed by the key
+                 * alone keeps its last (deleting it is not done yet). */
+                continue;
+            }
             int rc = pg_row(ctx, b, &recs[i]);
             if (rc == SL_ERR_RECORD) {
                 continue;

@@ -108,8 +108,9 @@ void ts_feed_records(ts_source *s, const sl_record *recs, size_t n)
             s->recs = realloc(s->recs, s->cap * sizeof(*s->recs));
         }
         sl_record r = recs[i];
-        r.key = r.key_len ? keep(s, r.key, r.key_len) : NULL;
-        r.value = r.value_len ? keep(s, r.value, r.value_len) : NULL;
+        /* An empty key or value stays apart from none (NULL). */
+        r.key = r.key_len ? keep(s, r.key, r.key_len) : r.key ? "" : NULL;
+        r.value = r.value_len ? keep(s, r.value, r.value_len) : r.value ? "" : NULL;
         s->recs[s->n++] = r;
     }
     pthread_mutex_unlock(&s->lock);

@@ -323,6 +323,7 @@ typedef struct krec {
     char hdrs[256]; /* "name=value;" per header, "name=<null>;" for a null value */
     uint32_t nheaders;
     char dup[32]; /* sl_record_header(r, "dup"), "-" when none */
+    bool null_value;
 } krec;
 
 typedef struct kcoll {
@@ -351,6 +352,7 @@ static int kcollect(const sl_dataset *ds, int64_t t, void *opaque)
             krec *k = &c->recs[c->n++];
             memset(k, 0, sizeof(*k));
             snprintf(k->value, sizeof(k->value), "%.*s", (int)r[i].value_len, r[i].value);
+            k->null_value = r[i].value == NULL;
             snprintf(k->key, sizeof(k->key), "%.*s", (int)r[i].key_len, r[i].key ? r[i].key : "");
             if (r[i].meta) {
                 snprintf(k->topic, sizeof(k->topic), "%s",
@@ -788,6 +790,50 @@ static void test_headers_off_by_default(void)
     CU_ASSERT_EQUAL(failed, 5);
     sl_context_destroy(ctx);
     hdr_pipe_free(&hp);
+    sl__kafka_embedded_release();
+    free(bs);
+}
+
+/* The kafka sink keeps an empty value apart from no value (a tombstone: a key that left a
+ * window): an empty message and a null one, read back as such. */
+static void test_sink_keeps_empty_and_null_values_apart(void)
+{
+    char *bs = emb_acquire("unit-null-out", 1);
+    char err[512];
+    sl_context *ctx = ts_context(1000, 1);
+    ts_source *src;
+    sl_stream *in = ts_source_add(ctx, "in", &src);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "brokers", "embedded");
+    sl_options_set(o, "topic", "unit-null-out");
+    CU_ASSERT_FATAL(sl_stream_to(in, "kafka", "out", o, err, sizeof(err)) == SL_OK);
+    sl_options_destroy(o);
+    sl_record recs[2] = {{.key = "empty", .key_len = 5, .value = "", .value_len = 0},
+                         {.key = "gone", .key_len = 4}};
+    ts_feed_records(src, recs, 2);
+    sl_batch_info info;
+    CU_ASSERT(sl__context_step(ctx, step_time(1000, 0), &info) == SL_OK);
+    CU_ASSERT(info.outputs_succeeded == info.outputs_total);
+    sl_context_destroy(ctx);
+
+    sl_context *back = ts_context(1000, 1);
+    CU_ASSERT_FATAL(add_source(back, "k", err, sizeof(err), "brokers", "embedded", "topics",
+                               "unit-null-out", "start", "earliest", NULL));
+    kcoll got;
+    kcoll_init(&got);
+    CU_ASSERT(sl_stream_foreach_batch(back->streams, kcollect, &got) == SL_OK);
+    int64_t t = step_time(1000, 0);
+    for (int k = 0; k < 5 && got.n < 2; k++, t += 1000) {
+        CU_ASSERT(sl__context_step(back, t, &info) == SL_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(got.n, 2);
+    for (size_t i = 0; i < got.n; i++) {
+        bool gone = strcmp(got.recs[i].key, "gone") == 0;
+        CU_ASSERT_EQUAL(got.recs[i].null_value, gone);
+        CU_ASSERT_STRING_EQUAL(got.recs[i].value, "");
+    }
+    sl_context_destroy(back);
+    kcoll_free(&got);
     sl__kafka_embedded_release();
     free(bs);
 }
@@ -1332,7 +1378,7 @@ void sl_test_register(void)
              SL_TEST(embedded_rate_cap_and_failed_batch_reread),
              SL_TEST(embedded_saved_positions_kept_while_not_held));
     SL_SUITE("kafka_headers", SL_TEST(headers_direct_mode), SL_TEST(headers_off_by_default),
-             SL_TEST(headers_sink_forwards_them),
+             SL_TEST(headers_sink_forwards_them), SL_TEST(sink_keeps_empty_and_null_values_apart),
              SL_TEST(headers_receiver_mode_survive_wal_restart));
     SL_SUITE("kafka_receiver", SL_TEST(receiver_blocked_push_keeps_partitions));
     SL_SUITE("kafka_sink_errors", SL_TEST(sink_missing_topic_named_once),
