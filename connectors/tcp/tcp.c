@@ -646,8 +646,9 @@ static const sl_option tcp_options[] = {
      .offset = offsetof(sl_tcp_ctx, wal_opts.wal),
      .doc = "keep a write-ahead log under the checkpoint directory (app.checkpoint_dir): "
             "every line is in it before it is pushed, so the lines received before a crash "
-            "are counted once after the restart (without it, what sluice holds in memory is "
-            "lost at a crash: a sender cannot send again)"},
+            "come back after the restart, the pending batches with exactly their lines "
+            "(without it, what sluice holds in memory is lost at a crash: a sender cannot "
+            "send again)"},
     {.name = "wal_segment_size",
      .type = SL_OPT_SIZE,
      .def = "64MiB",
