@@ -16,7 +16,9 @@
  * Which records a batch holds: the engine hands a batch at time t every record pushed
  * before t (blocks are cut at the batch time), so a push that returned at wall time < t is
  * in a batch <= t. Each push is remembered with its time, its log position and (without a
- * log) its offsets; when batch t completes, what was pushed before t is processed.
+ * log) its offsets; when batch t completes, what was pushed before t is processed. That
+ * bookkeeping, the log's opening and its replay are shared with the other receivers with a
+ * log (src/sl_receiver_wal.c); the offsets, the syncer and the keepalive are Kafka's.
  *
  * A batch that fails makes the thread push again what is not processed: from the log, or
  * (without one) by seeking back to the committed offsets. Without a log, at-least-once:
