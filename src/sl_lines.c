@@ -26,7 +26,8 @@ int sl__lines_batch_push(sl_lines_batch *b)
     if (b->n == 0) {
         return SL_OK;
     }
-    int rc = sl_receiver_push(b->ins, b->recs, b->n);
+    int rc =
+        b->push ? b->push(b->push_arg, b->recs, b->n) : sl_receiver_push(b->ins, b->recs, b->n);
     b->records += (int64_t)b->n;
     b->n = 0;
     return rc;

@@ -16,6 +16,9 @@
  * thread; big (about 90 KiB), so allocate it. */
 typedef struct sl_lines_batch {
     sl_instance *ins;
+    /* Pushes instead of sl_receiver_push when set (e.g. through a write-ahead log). */
+    int (*push)(void *arg, const sl_record *recs, size_t n);
+    void *push_arg;
     size_t n;
     int64_t records; /* records pushed since creation, for logs */
     sl_record recs[SL_LINES_BULK];

@@ -112,4 +112,73 @@ void sl__receiver_set_wal(sl_instance *ins, sl_wal *wal);
 int sl__receiver_push_logged(sl_instance *ins, const sl_record *recs, size_t n,
                              sl_wal_pos block_end, size_t first);
 
+/* ==== A receiver's log and pushes (sl_receiver_wal.c) ==== */
+/* What receiver connectors with a write-ahead log share: opening the log, remembering each
+ * push with the wall time it returned (a batch at time t holds every record pushed before
+ * t), marking the log processed when a batch completes, and, after a restart or a failed
+ * batch, pushing again the records of the log that no completed batch processed.
+ *
+ * Threads: the receiver thread opens it (start), pushes, replays and notes pushes; the job
+ * thread calls done and failed; a mutex guards the list of pushes. */
+typedef struct sl_receiver_log sl_receiver_log;
+
+/* Options of a receiver's log, filled from the connector's option table. */
+typedef struct sl_receiver_wal_opts {
+    bool wal;             /* the wal option */
+    int64_t segment_size; /* wal_segment_size, bytes */
+    sl_wal_fsync fsync;   /* wal_fsync: block (SL_WAL_FSYNC_EXPLICIT), always, never */
+} sl_receiver_wal_opts;
+
+/* The tracker of a receiver's pushes, with a log when opts->wal is set and the context has
+ * a checkpoint directory: the log <checkpoint_dir>/wal/<instance name>/, handed to the
+ * engine (sl__receiver_set_wal). When wal was set explicitly without a checkpoint
+ * directory, logs a warning ending with `without` (what happens without a log).
+ * free_data frees the data given to sl__receiver_log_note (NULL: none is given). Returns
+ * NULL with errstr set when the log cannot be opened or memory runs out.
+ * @locality the thread of start() */
+sl_receiver_log *sl__receiver_log_new(sl_instance *ins, const sl_receiver_wal_opts *opts,
+                                      const char *without, void (*free_data)(void *), char *errstr,
+                                      size_t errsize);
+/* Takes the log from the engine, closes it and frees. After the receiver thread ended and
+ * before the instance goes. NULL is fine. */
+void sl__receiver_log_destroy(sl_receiver_log *rl);
+/* The log (owned by rl), or NULL when there is none. */
+sl_wal *sl__receiver_log_wal(const sl_receiver_log *rl);
+
+/* Appends recs[0..n) to the log and makes them durable as the wal_fsync option says
+ * (block: fsync now), then pushes them (sl__receiver_push_logged) and notes the push.
+ * Without a log, pushes and notes. Returns SL_OK, the log's error (nothing pushed: the
+ * caller keeps the records or drops them) or SL_ERR_STATE when the engine stops (the
+ * records were taken). @locality the receiver thread */
+int sl__receiver_log_push(sl_receiver_log *rl, const sl_record *recs, size_t n);
+/* Remembers a push of the log block ending at end (0: not in the log) that returned now.
+ * data (may be NULL) is taken over: given to the `each` of sl__receiver_log_done, then
+ * freed with free_data. @locality the receiver thread */
+void sl__receiver_log_note(sl_receiver_log *rl, sl_wal_pos end, void *data);
+
+/* Pushes one block read back from the log: the connector's push (e.g. with its own waits),
+ * returning SL_OK or an error that stops the replay (SL_ERR_STATE does not). */
+typedef int (*sl_receiver_log_push_fn)(void *arg, const sl_record *recs, size_t n, sl_wal_pos end);
+/* Pushes again every record of the log that no completed batch processed, block by block,
+ * with push (NULL: sl__receiver_push_logged), noting each block; logs what it did, `why`
+ * saying when ("restart", "a batch failed"). Records that a checkpointed batch holds are
+ * dropped by the engine. Nothing without a log. @locality the receiver thread */
+void sl__receiver_log_replay(sl_receiver_log *rl, const char *why, sl_receiver_log_push_fn push,
+                             void *arg);
+
+/* Batch batch_time completed: the pushes before it are processed. For each one pushed
+ * since the last failure was handled, each(arg, data) is called (when each is not NULL);
+ * the log is marked processed up to the last of them and its processed segments deleted.
+ * @locality the job thread */
+void sl__receiver_log_done(sl_receiver_log *rl, int64_t batch_time,
+                           void (*each)(void *arg, void *data), void *arg);
+/* Batch batch_time failed: what was pushed so far must be pushed again and none of it is
+ * marked processed; logs it. The receiver thread sees it with sl__receiver_log_take_failure.
+ * @locality the job thread */
+void sl__receiver_log_failed(sl_receiver_log *rl, int64_t batch_time);
+/* True (once) when a batch failed since the last call: the caller pushes again what is not
+ * processed (sl__receiver_log_replay, or its own way). Pushes noted from now on count.
+ * @locality the receiver thread */
+bool sl__receiver_log_take_failure(sl_receiver_log *rl);
+
 #endif /* SL_WAL_H */

@@ -320,8 +320,6 @@ static int kafka_src_init(sl_instance *ins, void *data, char *errstr, size_t err
     atomic_init(&ctx->brokers_down, false);
     atomic_init(&ctx->malformed, 0);
     atomic_init(&ctx->oversize, 0);
-    atomic_init(&ctx->replay_wanted, false);
-    atomic_init(&ctx->fail_gen, 0);
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_cond_init(&ctx->cond, NULL);
     ctx->lock_init = true;
@@ -617,7 +615,7 @@ static const sl_option kafka_src_options[] = {
     {.name = "wal",
      .type = SL_OPT_BOOL,
      .def = "true",
-     .offset = offsetof(sl_kafka_src, wal_opt),
+     .offset = offsetof(sl_kafka_src, wal_opts.wal),
      .doc = "receiver: keep a write-ahead log under the checkpoint directory (when there is "
             "one): offsets are committed once records are in it"},
     {.name = "wal_segment_size",
@@ -626,13 +624,13 @@ static const sl_option kafka_src_options[] = {
      .min = 65536,
      .max = 1073741824.0,
      .flags = SL_OPT_RANGE,
-     .offset = offsetof(sl_kafka_src, wal_segment_size),
+     .offset = offsetof(sl_kafka_src, wal_opts.segment_size),
      .doc = "receiver: write-ahead log segment files are rolled at this size"},
     {.name = "wal_fsync",
      .type = SL_OPT_ENUM,
      .def = "block",
      .choices = "block|always|never",
-     .offset = offsetof(sl_kafka_src, wal_fsync),
+     .offset = offsetof(sl_kafka_src, wal_opts.fsync),
      .doc = "receiver: block: fsync each block before committing its offsets; always: each "
             "append; never: leave it to the OS (a crash may lose records)"},
     {0},

@@ -123,16 +123,6 @@ typedef struct sl_kafka_pending {
 
 /* ==== Receiver mode ==== */
 
-/* Offsets and WAL position of records pushed to the engine, by the wall time the push
- * ended: a batch at time t holds every record pushed before t. */
-typedef struct sl_kafka_pushed {
-    int64_t time;                             /* ms, wall clock, when the push returned */
-    sl_wal_pos wal_end;                       /* WAL position after these records; 0 none */
-    rd_kafka_topic_partition_list_t *offsets; /* next offsets per partition; may be NULL */
-    int gen;                                  /* the failure generation it was pushed in */
-    struct sl_kafka_pushed *next;
-} sl_kafka_pushed;
-
 /* ==== The source ==== */
 
 typedef struct sl_kafka_src {
@@ -159,10 +149,8 @@ typedef struct sl_kafka_src {
     int64_t embedded_partitions;
     bool embedded_sample;
     double embedded_rate;
-    bool wal_opt;
-    bool headers_opt; /* read the messages' headers (they cost a parse per message) */
-    int64_t wal_segment_size;
-    sl_wal_fsync wal_fsync; /* block (SL_WAL_FSYNC_EXPLICIT), always, never */
+    bool headers_opt;              /* read the messages' headers (they cost a parse per message) */
+    sl_receiver_wal_opts wal_opts; /* wal, wal_segment_size, wal_fsync */
 
     /* Parsed options. */
     bool receiver;
@@ -220,11 +208,8 @@ typedef struct sl_kafka_src {
     /* Receiver mode state. */
     pthread_t thread;
     bool thread_started;
-    sl_wal *wal;
-    sl_kafka_pushed *pushed, *pushed_tail; /* guarded by lock */
-    _Atomic bool replay_wanted;            /* a batch failed: push again what is not processed */
-    _Atomic int fail_gen;                  /* batches that failed so far */
-    int push_gen;                          /* failures the thread has handled (thread) */
+    sl_receiver_log *rlog; /* pushes (with their offsets when there is no log) and the log */
+    sl_wal *wal;           /* rlog's log, NULL when there is none */
     rd_kafka_topic_partition_list_t *appended; /* next offsets appended to the WAL (thread) */
     int64_t last_sync;                         /* ms (thread) */
     bool dirty;           /* appended since the last sync and commit (thread) */

@@ -16,7 +16,9 @@
  * Which records a batch holds: the engine hands a batch at time t every record pushed
  * before t (blocks are cut at the batch time), so a push that returned at wall time < t is
  * in a batch <= t. Each push is remembered with its time, its log position and (without a
- * log) its offsets; when batch t completes, what was pushed before t is processed.
+ * log) its offsets; when batch t completes, what was pushed before t is processed. That
+ * bookkeeping, the log's opening and its replay are shared with the other receivers with a
+ * log (src/sl_receiver_wal.c); the offsets, the syncer and the keepalive are Kafka's.
  *
  * A batch that fails makes the thread push again what is not processed: from the log, or
  * (without one) by seeking back to the committed offsets. Without a log, at-least-once:
@@ -76,6 +78,12 @@ static rd_kafka_topic_partition_list_t *offsets_copy(const rd_kafka_topic_partit
         }
     }
     return l;
+}
+
+/* Frees an offset list noted with a push (sl__receiver_log_note's free_data). */
+static void offsets_free(void *data)
+{
+    rd_kafka_topic_partition_list_destroy(data);
 }
 
 /* ==== Durability ==== */
@@ -172,44 +180,6 @@ static void sync_and_commit(sl_kafka_src *ctx, const rd_kafka_topic_partition_li
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* ==== Pushes ==== */
-
-/* Remembers a push that returned now. offsets is taken over (may be NULL). */
-static void pushed_add(sl_kafka_src *ctx, sl_wal_pos end, rd_kafka_topic_partition_list_t *offsets)
-{
-    sl_kafka_pushed *e = calloc(1, sizeof(*e));
-    if (!e) {
-        if (offsets) {
-            rd_kafka_topic_partition_list_destroy(offsets);
-        }
-        return; /* not tracked: its records are processed again after a restart */
-    }
-    e->time = sl__now_ms();
-    e->wal_end = end;
-    e->offsets = offsets;
-    e->gen = ctx->push_gen;
-    pthread_mutex_lock(&ctx->lock);
-    if (ctx->pushed_tail) {
-        ctx->pushed_tail->next = e;
-    } else {
-        ctx->pushed = e;
-    }
-    ctx->pushed_tail = e;
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static void pushed_free_list(sl_kafka_pushed *e)
-{
-    while (e) {
-        sl_kafka_pushed *next = e->next;
-        if (e->offsets) {
-            rd_kafka_topic_partition_list_destroy(e->offsets);
-        }
-        free(e);
-        e = next;
-    }
-}
-
 /* ==== Replay from the log ==== */
 
 typedef struct recv_io recv_io;
@@ -219,7 +189,6 @@ static int push_live(sl_kafka_src *ctx, recv_io *io, const sl_record *recs, size
 typedef struct replay_state {
     sl_kafka_src *ctx;
     recv_io *io;
-    uint64_t records;
 } replay_state;
 
 static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos end)
@@ -235,28 +204,14 @@ static int replay_block(void *arg, const sl_record *recs, size_t n, sl_wal_pos e
             st->ctx->dirty = true;
         }
     }
-    int rc = n > 0 ? push_live(st->ctx, st->io, recs, n, end) : SL_OK;
-    pushed_add(st->ctx, end, NULL);
-    st->records += n;
-    return rc == SL_ERR_STATE ? SL_OK : rc;
+    return push_live(st->ctx, st->io, recs, n, end);
 }
 
 /* Pushes every record of the log that no completed batch processed. */
 static void replay_wal(sl_kafka_src *ctx, recv_io *io, const char *why)
 {
     replay_state st = {.ctx = ctx, .io = io};
-    uint64_t blocks = 0;
-    sl_wal_pos from = sl__wal_processed(ctx->wal);
-    int rc = sl__wal_replay(ctx->wal, from, replay_block, &st, &blocks);
-    if (rc != SL_OK) {
-        sl_instance_error(ctx->ins, "replaying the write-ahead log failed: %s", sl_err2str(rc));
-    }
-    if (blocks > 0) {
-        sl_instance_log(ctx->ins, SL_LOG_INFO,
-                        "%s: %" PRIu64 " records (%" PRIu64 " blocks) pushed again from the "
-                        "write-ahead log %s",
-                        why, st.records, blocks, sl__wal_dir(ctx->wal));
-    }
+    sl__receiver_log_replay(ctx->rlog, why, replay_block, &st);
 }
 
 /* Without a log: seeks the assigned partitions back to the group's committed offsets. */
@@ -554,7 +509,7 @@ static void handle_chunk(sl_kafka_src *ctx, recv_io *io, rd_kafka_message_t **ms
         push_live(ctx, io, recs, nrec, end);
     }
     if (offsets->cnt > 0) {
-        pushed_add(ctx, end, ctx->wal ? NULL : offsets);
+        sl__receiver_log_note(ctx->rlog, end, ctx->wal ? NULL : offsets);
         if (!ctx->wal) {
             offsets = NULL;
         }
@@ -596,9 +551,8 @@ static void *receiver_main(void *arg)
     }
     sl_instance_set_active(ctx->ins, true);
     while (!stopping(ctx)) {
-        if (atomic_exchange(&ctx->replay_wanted, false)) {
+        if (sl__receiver_log_take_failure(ctx->rlog)) {
             /* Pushes from now on count; the ones before were dropped by the failure. */
-            ctx->push_gen = atomic_load(&ctx->fail_gen);
             if (ctx->wal) {
                 sync_and_commit(ctx, NULL);
                 replay_wal(ctx, &io, "a batch failed");
@@ -651,23 +605,18 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
     if (rc != SL_OK) {
         return rc;
     }
-    const char *dir = sl_context_checkpoint_dir(sl_instance_context(ctx->ins));
-    if (ctx->wal_opt && dir) {
-        sl_wal_conf wc = {.fsync = ctx->wal_fsync, .segment_size = (uint64_t)ctx->wal_segment_size};
-        ctx->wal = sl__wal_open(dir, ctx->name, &wc, errstr, sizeof(errstr));
-        if (!ctx->wal) {
-            sl_instance_error(ctx->ins, "write-ahead log: %s", errstr);
-            return SL_ERR_IO;
-        }
+    ctx->rlog = sl__receiver_log_new(ctx->ins, &ctx->wal_opts,
+                                     "offsets are committed after each batch completes",
+                                     offsets_free, errstr, sizeof(errstr));
+    if (!ctx->rlog) {
+        sl_instance_error(ctx->ins, "%s", errstr);
+        return SL_ERR_IO;
+    }
+    ctx->wal = sl__receiver_log_wal(ctx->rlog);
+    if (ctx->wal) {
         ctx->appended = rd_kafka_topic_partition_list_new(8);
-        sl__receiver_set_wal(ctx->ins, ctx->wal);
         pthread_mutex_init(&ctx->sync_lock, NULL);
         pthread_cond_init(&ctx->sync_cond, NULL);
-    } else if (ctx->wal_opt && sl_options_get(sl_instance_options(ctx->ins), "wal")) {
-        sl_instance_log(ctx->ins, SL_LOG_WARN,
-                        "wal: true without a checkpoint directory: no "
-                        "write-ahead log; offsets are committed after "
-                        "each batch completes");
     }
     rd_kafka_conf_t *conf = sl__kafka_conf_new(ctx->ins, ctx->bootstrap, ctx->properties,
                                                SL_KAFKA_RECEIVER, errstr, sizeof(errstr));
@@ -726,57 +675,23 @@ int sl__kafka_receiver_start(sl_kafka_src *ctx)
     return SL_OK;
 }
 
+/* Adds the offsets of a processed push to the list to commit. */
+static void offsets_merge(void *arg, void *data)
+{
+    rd_kafka_topic_partition_list_t **commit = arg;
+    const rd_kafka_topic_partition_list_t *l = data;
+    for (int i = 0; i < l->cnt; i++) {
+        if (!*commit) {
+            *commit = rd_kafka_topic_partition_list_new(8);
+        }
+        offsets_note(*commit, l->elems[i].topic, l->elems[i].partition, l->elems[i].offset);
+    }
+}
+
 void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time)
 {
-    pthread_mutex_lock(&ctx->lock);
-    sl_kafka_pushed *done = NULL, **tail = &done;
-    while (ctx->pushed && ctx->pushed->time < batch_time) {
-        sl_kafka_pushed *e = ctx->pushed;
-        ctx->pushed = e->next;
-        e->next = NULL;
-        *tail = e;
-        tail = &e->next;
-    }
-    if (!ctx->pushed) {
-        ctx->pushed_tail = NULL;
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    if (!done) {
-        return;
-    }
-    sl_wal_pos processed = 0;
     rd_kafka_topic_partition_list_t *commit = NULL;
-    int gen = atomic_load(&ctx->fail_gen);
-    for (sl_kafka_pushed *e = done; e; e = e->next) {
-        if (e->gen != gen) {
-            continue; /* pushed before a failure was handled: it is pushed again */
-        }
-        if (e->wal_end > processed) {
-            processed = e->wal_end;
-        }
-        for (int i = 0; e->offsets && i < e->offsets->cnt; i++) {
-            if (!commit) {
-                commit = rd_kafka_topic_partition_list_new(8);
-            }
-            offsets_note(commit, e->offsets->elems[i].topic, e->offsets->elems[i].partition,
-                         e->offsets->elems[i].offset);
-        }
-    }
-    pushed_free_list(done);
-    if (ctx->wal && processed > 0) {
-        if (sl__wal_mark_processed(ctx->wal, processed) == SL_OK) {
-            int n = sl__wal_cleanup(ctx->wal);
-            if (n > 0) {
-                sl_instance_log(ctx->ins, SL_LOG_DEBUG, "%d write-ahead log segments deleted", n);
-            }
-            char input[256], labels[300];
-            sl_metrics_escape_label(sl_instance_name(ctx->ins), input, sizeof(input));
-            snprintf(labels, sizeof(labels), "input=\"%s\"", input);
-            sl_metrics_gauge_set(sl_instance_context(ctx->ins), "wal_bytes",
-                                 "bytes in the write-ahead log's segment files", labels,
-                                 (double)sl__wal_bytes(ctx->wal));
-        }
-    }
+    sl__receiver_log_done(ctx->rlog, batch_time, offsets_merge, &commit);
     if (commit) {
         if (ctx->rk) {
             rd_kafka_commit(ctx->rk, commit, 1);
@@ -788,16 +703,7 @@ void sl__kafka_receiver_done(sl_kafka_src *ctx, int64_t batch_time)
 void sl__kafka_receiver_failed(sl_kafka_src *ctx, int64_t batch_time)
 {
     /* What was pushed so far is pushed again; none of it may be marked processed. */
-    pthread_mutex_lock(&ctx->lock);
-    pushed_free_list(ctx->pushed);
-    ctx->pushed = ctx->pushed_tail = NULL;
-    atomic_fetch_add(&ctx->fail_gen, 1);
-    pthread_mutex_unlock(&ctx->lock);
-    sl_instance_log(ctx->ins, SL_LOG_WARN,
-                    "batch %" PRId64 " did not complete: what it held is "
-                    "pushed again",
-                    batch_time);
-    atomic_store(&ctx->replay_wanted, true);
+    sl__receiver_log_failed(ctx->rlog, batch_time);
 }
 
 void sl__kafka_receiver_stop(sl_kafka_src *ctx)
@@ -839,13 +745,7 @@ void sl__kafka_receiver_destroy(sl_kafka_src *ctx)
         pthread_mutex_destroy(&ctx->sync_lock);
         pthread_cond_destroy(&ctx->sync_cond);
     }
-    if (ctx->wal) {
-        sl__receiver_set_wal(ctx->ins, NULL);
-    }
-    sl__wal_close(ctx->wal);
+    sl__receiver_log_destroy(ctx->rlog);
+    ctx->rlog = NULL;
     ctx->wal = NULL;
-    pthread_mutex_lock(&ctx->lock);
-    pushed_free_list(ctx->pushed);
-    ctx->pushed = ctx->pushed_tail = NULL;
-    pthread_mutex_unlock(&ctx->lock);
 }

@@ -1,7 +1,14 @@
 /* tcp.c -- the tcp source: one record per line read from TCP. In connect mode it is Spark's
  * socketTextStream (connect, read, reconnect after reconnect_interval); in listen mode it
  * accepts many senders at once, each with its own line state. One receiver thread polls
- * with a short timeout, so that a stalled peer blocks nobody and stop() is prompt. */
+ * with a short timeout, so that a stalled peer blocks nobody and stop() is prompt.
+ *
+ * With a write-ahead log (wal: true and a checkpoint directory; sl_receiver_wal.c), each
+ * push of lines is appended to the log (and fsynced, as wal_fsync says) before it goes to
+ * the engine, so a batch is a range of log records: after a crash, the pending batches run
+ * again with exactly their lines, and the lines logged after them are pushed again at the
+ * start. A sender cannot send again, so without the log what sluice held in memory is lost
+ * at a crash (at-most-once). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4() */
 #endif
@@ -23,6 +30,7 @@
 #define TCP_POLL_MS            100  /* longest wait between two looks at the stop flag */
 #define TCP_CONNECT_TIMEOUT_MS 5000 /* per address */
 #define TCP_BACKLOG            128
+#define TCP_WAL_RETRY_MS       1000 /* a failing log is tried again after this long */
 
 /* ==== Helpers ==== */
 
@@ -41,6 +49,37 @@ static void tcp_sleep(sl_tcp_ctx *ctx, int64_t ms)
             return;
         }
         poll(NULL, 0, (int)(left < TCP_POLL_MS ? left : TCP_POLL_MS));
+    }
+}
+
+/* ==== Write-ahead log ==== */
+
+/* The lines batch's push with a log: appended (and synced), then pushed. A log that fails
+ * is tried again until it works or sluice stops (then the lines are dropped, reported: they
+ * were neither logged nor pushed). @locality the receiver thread */
+static int tcp_wal_push(void *arg, const sl_record *recs, size_t n)
+{
+    sl_tcp_ctx *ctx = arg;
+    int rc;
+    while ((rc = sl__receiver_log_push(ctx->rlog, recs, n)) != SL_OK && rc != SL_ERR_STATE) {
+        if (tcp_stopping(ctx)) {
+            sl_instance_error(ctx->ins, "%zu lines dropped: the write-ahead log %s fails: %s", n,
+                              sl__wal_dir(sl__receiver_log_wal(ctx->rlog)), sl_err2str(rc));
+            return rc;
+        }
+        sl_instance_error(ctx->ins, "cannot append to the write-ahead log %s: %s; retrying",
+                          sl__wal_dir(sl__receiver_log_wal(ctx->rlog)), sl_err2str(rc));
+        poll(NULL, 0, TCP_WAL_RETRY_MS);
+    }
+    return rc;
+}
+
+/* After a failed batch, pushes again from the log what no completed batch processed.
+ * Called between reads, when the lines batch is empty. @locality the receiver thread */
+static void tcp_wal_tick(sl_tcp_ctx *ctx)
+{
+    if (ctx->rlog && sl__receiver_log_take_failure(ctx->rlog)) {
+        sl__receiver_log_replay(ctx->rlog, "a batch failed", NULL, NULL);
     }
 }
 
@@ -182,6 +221,7 @@ static int tcp_connect(sl_tcp_ctx *ctx, char *err, size_t errsize)
 static ssize_t tcp_read_until_closed(sl_tcp_ctx *ctx, sl_tcp_conn *c)
 {
     while (!tcp_stopping(ctx)) {
+        tcp_wal_tick(ctx);
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
         int n = poll(&pfd, 1, TCP_POLL_MS);
         if (n < 0 && errno != EINTR) {
@@ -207,6 +247,7 @@ static void tcp_run_connect(sl_tcp_ctx *ctx)
     char err[256];
 
     while (!tcp_stopping(ctx)) {
+        tcp_wal_tick(ctx);
         c->fd = tcp_connect(ctx, err, sizeof(err));
         if (c->fd < 0) {
             if (tcp_stopping(ctx)) {
@@ -378,6 +419,7 @@ static void tcp_run_listen(sl_tcp_ctx *ctx)
     sl_instance_set_active(ctx->ins, true);
 
     while (!tcp_stopping(ctx)) {
+        tcp_wal_tick(ctx);
         size_t n = ctx->nconns;
         bool accepting = sl__mono_ms() >= accept_after;
         pfds[0].fd = accepting ? ctx->listen_fd : -1;
@@ -427,6 +469,9 @@ static void tcp_run_listen(sl_tcp_ctx *ctx)
 static void *tcp_thread(void *arg)
 {
     sl_tcp_ctx *ctx = arg;
+    if (ctx->rlog) {
+        sl__receiver_log_replay(ctx->rlog, "restart", NULL, NULL);
+    }
     if (ctx->listen) {
         tcp_run_listen(ctx);
     } else {
@@ -472,6 +517,23 @@ static int tcp_start(void *data, char *errstr, size_t errsize)
     if (ctx->listen && ctx->listen_fd < 0 && tcp_listen_open(ctx) != SL_OK) {
         return SL_ERR_IO;
     }
+    if (ctx->wal_opts.wal && !ctx->rlog) {
+        ctx->rlog = sl__receiver_log_new(ctx->ins, &ctx->wal_opts,
+                                         "what sluice holds in memory is lost at a crash", NULL,
+                                         errstr, errsize);
+        if (!ctx->rlog) {
+            return SL_ERR_IO;
+        }
+        if (!sl__receiver_log_wal(ctx->rlog)) {
+            sl__receiver_log_destroy(ctx->rlog); /* no checkpoint directory: no log */
+            ctx->rlog = NULL;
+        } else {
+            ctx->batch->push = tcp_wal_push;
+            ctx->batch->push_arg = ctx;
+            sl_instance_log(ctx->ins, SL_LOG_INFO, "write-ahead log %s",
+                            sl__wal_dir(sl__receiver_log_wal(ctx->rlog)));
+        }
+    }
     atomic_store(&ctx->stop, false);
     int e = pthread_create(&ctx->thread, NULL, tcp_thread, ctx);
     if (e != 0) {
@@ -500,6 +562,8 @@ static void tcp_destroy(void *data)
         return; /* init never ran */
     }
     tcp_stop(ctx);
+    sl__receiver_log_destroy(ctx->rlog);
+    ctx->rlog = NULL;
     if (ctx->listen_fd >= 0) {
         close(ctx->listen_fd);
         ctx->listen_fd = -1;
@@ -510,6 +574,22 @@ static void tcp_destroy(void *data)
     ctx->batch = NULL;
     free(ctx->rbuf);
     ctx->rbuf = NULL;
+}
+
+/* A completed batch: the log is marked processed up to what it held. @locality the job
+ * thread */
+static void tcp_batch_done(void *data, int64_t batch_time)
+{
+    sl_tcp_ctx *ctx = data;
+    sl__receiver_log_done(ctx->rlog, batch_time, NULL, NULL);
+}
+
+/* A failed batch: with a log, its lines are pushed again (tcp_wal_tick); without, they are
+ * gone (a sender cannot send again). @locality the job thread */
+static void tcp_batch_failed(void *data, int64_t batch_time)
+{
+    sl_tcp_ctx *ctx = data;
+    sl__receiver_log_failed(ctx->rlog, batch_time);
 }
 
 /* ==== Registration ==== */
@@ -560,6 +640,30 @@ static const sl_option tcp_options[] = {
      .flags = SL_OPT_RANGE,
      .offset = offsetof(sl_tcp_ctx, max_connections),
      .doc = "listen mode: senders connected at once; more are refused"},
+    {.name = "wal",
+     .type = SL_OPT_BOOL,
+     .def = "false",
+     .offset = offsetof(sl_tcp_ctx, wal_opts.wal),
+     .doc = "keep a write-ahead log under the checkpoint directory (app.checkpoint_dir): "
+            "every line is in it before it is pushed, so the lines received before a crash "
+            "come back after the restart, the pending batches with exactly their lines "
+            "(without it, what sluice holds in memory is lost at a crash: a sender cannot "
+            "send again)"},
+    {.name = "wal_segment_size",
+     .type = SL_OPT_SIZE,
+     .def = "64MiB",
+     .min = 65536,
+     .max = 1073741824.0,
+     .flags = SL_OPT_RANGE,
+     .offset = offsetof(sl_tcp_ctx, wal_opts.segment_size),
+     .doc = "write-ahead log segment files are rolled at this size"},
+    {.name = "wal_fsync",
+     .type = SL_OPT_ENUM,
+     .def = "block",
+     .choices = "block|always|never",
+     .offset = offsetof(sl_tcp_ctx, wal_opts.fsync),
+     .doc = "block: fsync each block of lines before pushing it; always: each append (the "
+            "same here); never: leave it to the OS (a crash of the machine may lose lines)"},
     {0},
 };
 
@@ -569,12 +673,15 @@ const sl_connector sl__connector_tcp = {
                    "for senders; one record per line. A last line without a newline is a "
                    "record when the sender closes the connection; when sluice stops (or the "
                    "connection fails) while a line is unfinished, that part is dropped and "
-                   "logged (metric tcp_partial_lines_dropped), never emitted as half a line",
+                   "logged (metric tcp_partial_lines_dropped), never emitted as half a line. With "
+                   "wal: true, lines are logged before they are pushed and survive a crash",
     .flags = SL_SOURCE | SL_RECEIVER,
     .options = tcp_options,
     .ctx_size = sizeof(sl_tcp_ctx),
     .init = tcp_init,
     .start = tcp_start,
+    .on_batch_done = tcp_batch_done,
+    .on_batch_failed = tcp_batch_failed,
     .stop = tcp_stop,
     .destroy = tcp_destroy,
 };

@@ -8,6 +8,7 @@
 
 #include "sl_connector.h"
 #include "sl_lines.h"
+#include "sl_wal.h"
 
 /* "[ipv6]:port" at most */
 #define SL_TCP_PEER_MAX 64
@@ -30,9 +31,10 @@ typedef struct sl_tcp_ctx {
     int mode;         /* sl_tcp_mode */
     const char *host; /* NULL: localhost (connect) or 127.0.0.1 (listen) */
     int64_t port;
-    int64_t reconnect_interval; /* ms */
-    int64_t read_buffer;        /* bytes read per read() */
-    int64_t max_connections;    /* listen mode */
+    int64_t reconnect_interval;    /* ms */
+    int64_t read_buffer;           /* bytes read per read() */
+    int64_t max_connections;       /* listen mode */
+    sl_receiver_wal_opts wal_opts; /* wal, wal_segment_size, wal_fsync */
 
     /* State. ins is set first in init; destroy does nothing more when it is NULL. */
     sl_instance *ins;
@@ -48,6 +50,7 @@ typedef struct sl_tcp_ctx {
     bool started;
     atomic_bool stop;
     _Atomic uint64_t partial_dropped; /* unterminated lines dropped at a cut-off */
+    sl_receiver_log *rlog;            /* with wal: the log and the pushes; NULL without */
 } sl_tcp_ctx;
 
 /* tcp_config.c: checks the options and fills the defaults. Returns SL_OK or SL_ERR_INVAL

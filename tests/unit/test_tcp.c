@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "cu_main.h"
+#include "sl_wal.h"
 #include "sluice.h"
+#include "support.h"
 
 /* ==== Collecting records ==== */
 
@@ -637,6 +639,75 @@ static void test_tcp_bad_options_are_refused(void)
     collector_free(&col);
 }
 
+/* ==== Write-ahead log ==== */
+
+/* A listening tcp source "in" with wal: true under checkpoint directory dir, collecting. */
+static sl_context *tcp_wal_context(collector *col, const char *dir, int port)
+{
+    char err[256], port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    sl_context_conf conf = {.name = "test_tcp_wal",
+                            .batch_interval_ms = 100,
+                            .workers = 2,
+                            .block_interval_ms = 50,
+                            .checkpoint_dir = dir};
+    sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+    CU_ASSERT_FATAL(ctx != NULL);
+    sl_options *o = sl_options_new();
+    sl_options_set(o, "mode", "listen");
+    sl_options_set(o, "port", port_s);
+    sl_options_set(o, "wal", "true");
+    sl_stream *s = sl_context_add_source(ctx, "tcp", "in", o, err, sizeof(err));
+    sl_options_destroy(o);
+    CU_ASSERT_FATAL(s != NULL);
+    CU_ASSERT_FATAL(sl_stream_foreach_batch(s, collect, col) == SL_OK);
+    return ctx;
+}
+
+/* Lines in the log that no batch processed (a crash after they were logged) are pushed at
+ * the start; lines received are logged; after a clean stop nothing comes again. */
+static void test_tcp_wal_logged_lines_come_back_once(void)
+{
+    char dir[128];
+    CU_ASSERT_FATAL(ts_tmpdir(dir, sizeof(dir), "tcpwal"));
+    char err[256];
+    sl_wal *wal = sl__wal_open(dir, "in", NULL, err, sizeof(err));
+    CU_ASSERT_FATAL(wal != NULL);
+    sl_record recs[2] = {{.value = "logged1", .value_len = 7, .num_type = SL_NUM_NONE},
+                         {.value = "logged2", .value_len = 7, .num_type = SL_NUM_NONE}};
+    CU_ASSERT(sl__wal_append(wal, recs, 2, NULL) == SL_OK);
+    sl__wal_close(wal);
+
+    int port = free_port();
+    collector col;
+    collector_init(&col);
+    sl_context *ctx = tcp_wal_context(&col, dir, port);
+    CU_ASSERT_FATAL(sl_context_start(ctx) == SL_OK);
+    CU_ASSERT(collector_wait(&col, 2, 5000) == 2);
+    int fd = connect_within(port, 5000);
+    CU_ASSERT_FATAL(fd >= 0);
+    write_all(fd, "sent1\nsent2\n", 12);
+    close(fd);
+    CU_ASSERT(collector_wait(&col, 4, 5000) == 4);
+    stop_context(ctx);
+    sl_context_destroy(ctx);
+    CU_ASSERT(collector_find(&col, "logged1", 7) >= 0);
+    CU_ASSERT(collector_find(&col, "logged2", 7) >= 0);
+    CU_ASSERT(collector_find(&col, "sent1", 5) >= 0);
+    CU_ASSERT(collector_find(&col, "sent2", 5) >= 0);
+    collector_free(&col);
+
+    /* Everything was processed: a restart pushes nothing again. */
+    collector_init(&col);
+    ctx = tcp_wal_context(&col, dir, port);
+    CU_ASSERT_FATAL(sl_context_start(ctx) == SL_OK);
+    CU_ASSERT(collector_wait(&col, 1, 1000) == 0);
+    stop_context(ctx);
+    sl_context_destroy(ctx);
+    collector_free(&col);
+    CU_ASSERT(ts_rmdir(dir));
+}
+
 /* ==== generate (it shares the tcp source's line splitter) ==== */
 
 static void test_generate_emits_count_lines_round_robin(void)
@@ -721,6 +792,7 @@ void sl_test_register(void)
              SL_TEST(tcp_listen_huge_line_is_discarded_unbuffered),
              SL_TEST(tcp_listen_port_in_use_fails_start));
     SL_SUITE("tcp_options", SL_TEST(tcp_bad_options_are_refused));
+    SL_SUITE("tcp_wal", SL_TEST(tcp_wal_logged_lines_come_back_once));
     SL_SUITE("generate", SL_TEST(generate_emits_count_lines_round_robin),
              SL_TEST(generate_without_loop_emits_the_text_once), SL_TEST(generate_keeps_its_rate),
              SL_TEST(generate_bad_options_are_refused));
