@@ -782,8 +782,8 @@ const cfg_op_def sl__cfg_ops[] = {
             "`keyed` and `time: event`, a key of the previous slide's result missing from this one "
             "(its records left the window, or `drop_zero` dropped it) comes once more as a "
             "tombstone (no value), which the redis sink turns into DEL/HDEL/ZREM, so no stale "
-            "value stays (the postgres sink writes no row for it in `upsert` and `increment`; "
-            "the keys are not kept across a restart)"},
+            "value stays (the postgres sink deletes its row in `upsert` and adds nothing in "
+            "`increment`; the keys are not kept across a restart)"},
     {.name = "count_by_window",
      .parse = sl__cfg_op_count_by_window,
      .apply = sl__cfg_apply_count_by_window,

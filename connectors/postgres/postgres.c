@@ -267,8 +267,10 @@ static const sl_option pg_options[] = {
      .choices = "append|upsert|increment",
      .offset = offsetof(sl_pg_ctx, mode),
      .doc = "append: COPY every record; upsert: INSERT ... ON CONFLICT (key_columns) DO UPDATE "
-            "SET col = EXCLUDED.col; increment: numeric columns add up (col = table.col + "
-            "EXCLUDED.col), so that partial aggregates of several instances combine"},
+            "SET col = EXCLUDED.col, and a tombstone (no typed value, a NULL value: a key that "
+            "left a window) DELETEs its key's row; increment: numeric columns add up (col = "
+            "table.col + EXCLUDED.col), so that partial aggregates of several instances combine "
+            "(tombstones add nothing)"},
     {.name = "columns",
      .type = SL_OPT_LIST,
      .def = "key=key,value=value",

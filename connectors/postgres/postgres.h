@@ -73,6 +73,7 @@ typedef struct sl_pg_sql {
     char *last_commit;    /* $1..$3: the newest row */
     char *copy;           /* append mode: COPY ... FROM STDIN */
     char *insert;         /* INSERT ... SELECT FROM unnest($1::type[], ...) [ON CONFLICT] */
+    char *remove;         /* upsert: DELETE the rows of the keys in unnest($1::type[], ...) */
     /* Input positions, all over one list of parameters (SL_PG_POS_*): $1 pipeline, $2 sink,
      * $3 sources text[], $4 topics text[], $5 partitions int[], $6 instance, $7 untils
      * bigint[]; each statement takes the first nparams of them. */
@@ -187,6 +188,7 @@ bool sl__pg_utf8_ok(const char *s, size_t len);
 
 /* The names of the prepared statements. */
 #define SL_PG_STMT_INSERT "sluice_insert"
+#define SL_PG_STMT_REMOVE "sluice_remove"
 #define SL_PG_STMT_CLAIM  "sluice_claim"
 
 /* Copies msg to out with the conninfo's password replaced by "***" and libpq's newlines

@@ -389,6 +389,30 @@ static void pg_key_aliases(sl_buf *s, const sl_pg_ctx *ctx)
     }
 }
 
+/* DELETE of the rows whose key columns equal one of the rows of unnest of one array
+ * parameter per column (the same parameters as the INSERT's): tombstones in upsert. */
+static void pg_build_remove(sl_buf *s, const sl_pg_ctx *ctx, const char *target)
+{
+    sl__buf_printf(s, "DELETE FROM %s AS sl_target USING unnest(", target);
+    for (size_t i = 0; i < ctx->ncols; i++) {
+        sl__buf_printf(s, "%s$%zu::%s[]", i ? ", " : "", i + 1,
+                       sl__pg_type_name(ctx->cols[i].type));
+    }
+    sl__buf_printf(s, ") AS u(");
+    for (size_t i = 0; i < ctx->ncols; i++) {
+        sl__buf_printf(s, "%sv%zu", i ? ", " : "", i + 1);
+    }
+    sl__buf_printf(s, ") WHERE ");
+    bool first = true;
+    for (size_t i = 0; i < ctx->ncols; i++) {
+        if (ctx->cols[i].key) {
+            sl__buf_printf(s, "%ssl_target.%s IS NOT DISTINCT FROM u.v%zu", first ? "" : " AND ",
+                           ctx->cols[i].qname, i + 1);
+            first = false;
+        }
+    }
+}
+
 /* INSERT ... SELECT FROM unnest of one array parameter per column. Upsert keeps the last
  * row of each key (a conflict target may not be hit twice by one statement); increment
  * sums the rows of each key first, so partial aggregates add up. */
@@ -612,9 +636,11 @@ int sl__pg_sql_build(sl_pg_ctx *ctx, char *errstr, size_t errsize)
     q->copy = sl__buf_steal(&s);
     pg_build_insert(&s, ctx, target);
     q->insert = sl__buf_steal(&s);
+    pg_build_remove(&s, ctx, target);
+    q->remove = sl__buf_steal(&s);
     if (q->create_commits && q->claim_commit && q->prune_commits && q->last_commit &&
-        q->check_table && q->copy && q->insert && q->create_positions && q->seed_positions &&
-        q->lock_positions && q->read_positions && q->save_positions) {
+        q->check_table && q->copy && q->insert && q->remove && q->create_positions &&
+        q->seed_positions && q->lock_positions && q->read_positions && q->save_positions) {
         rc = SL_OK;
     }
 done:
@@ -671,7 +697,7 @@ void sl__pg_config_free(sl_pg_ctx *ctx)
                     &ctx->sql.claim_commit,   &ctx->sql.prune_commits,  &ctx->sql.last_commit,
                     &ctx->sql.copy,           &ctx->sql.insert,         &ctx->sql.create_positions,
                     &ctx->sql.seed_positions, &ctx->sql.lock_positions, &ctx->sql.read_positions,
-                    &ctx->sql.save_positions};
+                    &ctx->sql.save_positions, &ctx->sql.remove};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         free(*all[i]);
         *all[i] = NULL;

@@ -396,6 +396,10 @@ int sl__pg_ensure(sl_pg_ctx *ctx)
         rc = pg_prepare(ctx, SL_PG_STMT_INSERT, ctx->sql.insert, (int)ctx->ncols,
                         "preparing the INSERT for the mapped columns and key_columns");
     }
+    if (rc == SL_OK && ctx->mode == SL_PG_UPSERT) {
+        rc = pg_prepare(ctx, SL_PG_STMT_REMOVE, ctx->sql.remove, (int)ctx->ncols,
+                        "preparing the DELETE of tombstones by key_columns");
+    }
     if (rc == SL_OK && ctx->mode != SL_PG_APPEND) {
         /* Planning finds the unique index that ON CONFLICT needs: fail now, not at the
          * first batch. The arguments are empty arrays, constants. */

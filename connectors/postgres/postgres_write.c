@@ -76,6 +76,8 @@ typedef struct pg_batch {
     sl_buf *arrays;         /* one array literal per column */
     const sl_record **recs; /* the rows of the statement being built */
     size_t nrecs, cap;
+    const sl_record **gone; /* upsert: tombstones, whose rows are deleted */
+    size_t ngone, capgone;
     uint64_t written, skipped;
 } pg_batch;
 
@@ -177,7 +179,8 @@ static int pg_copy_batch(sl_pg_ctx *ctx, pg_batch *b)
 
 /* Runs the prepared INSERT over the rows recs[from, to). *rejected is set when the server
  * rejected the data (nothing else is reported then). */
-static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, PGresult **rejected)
+static int pg_exec_rows(sl_pg_ctx *ctx, pg_batch *b, const sl_record *const *recs, size_t from,
+                        size_t to, const char *stmt, const char *what, PGresult **rejected)
 {
     *rejected = NULL;
     for (size_t c = 0; c < ctx->ncols; c++) {
@@ -188,8 +191,8 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
     }
     for (size_t i = from; i < to; i++) {
         char why[256];
-        sl_record_when when = sl_batch_output_when(b->out, b->recs[i]);
-        int r = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, b->recs[i], &when, &b->row,
+        sl_record_when when = sl_batch_output_when(b->out, recs[i]);
+        int r = sl__pg_row_build(ctx->cols, ctx->ncols, ctx->need_json, recs[i], &when, &b->row,
                                  why, sizeof(why));
         if (r != SL_OK) {
             return r; /* checked when the row was taken: only NOMEM */
@@ -213,8 +216,7 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
         params[c] = b->arrays[c].p;
     }
     int rc = SL_OK;
-    PGresult *res =
-        sl__pg_exec(ctx, NULL, SL_PG_STMT_INSERT, (int)ctx->ncols, params, "INSERT", &rc);
+    PGresult *res = sl__pg_exec(ctx, NULL, stmt, (int)ctx->ncols, params, what, &rc);
     free(params);
     if (!res) {
         return rc;
@@ -227,8 +229,29 @@ static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, P
         *rejected = res;
         return PG_ERR_DATA;
     }
-    rc = sl__pg_map_error(ctx, res, "INSERT");
+    rc = sl__pg_map_error(ctx, res, what);
     PQclear(res);
+    return rc;
+}
+
+static int pg_insert_rows(sl_pg_ctx *ctx, pg_batch *b, size_t from, size_t to, PGresult **rejected)
+{
+    return pg_exec_rows(ctx, b, b->recs, from, to, SL_PG_STMT_INSERT, "INSERT", rejected);
+}
+
+/* upsert: deletes the rows of the tombstones' keys (after the batch's rows). */
+static int pg_remove_gone(sl_pg_ctx *ctx, pg_batch *b)
+{
+    if (b->ngone == 0) {
+        return SL_OK;
+    }
+    PGresult *rej;
+    int rc = pg_exec_rows(ctx, b, b->gone, 0, b->ngone, SL_PG_STMT_REMOVE, "DELETE", &rej);
+    if (rc == PG_ERR_DATA) {
+        rc = sl__pg_map_error(ctx, rej, "DELETE");
+    }
+    PQclear(rej);
+    b->ngone = 0;
     return rc;
 }
 
@@ -290,18 +313,36 @@ static int pg_flush_rows(sl_pg_ctx *ctx, pg_batch *b)
     return rc;
 }
 
+static int gone_add(pg_batch *b, const sl_record *r)
+{
+    if (b->ngone == b->capgone) {
+        size_t cap = b->capgone ? b->capgone * 2 : 64;
+        const sl_record **v = realloc(b->gone, cap * sizeof(*v));
+        if (!v) {
+            return SL_ERR_NOMEM;
+        }
+        b->gone = v;
+        b->capgone = cap;
+    }
+    b->gone[b->ngone++] = r;
+    return SL_OK;
+}
+
 /* upsert and increment, or any mode in careful mode: statements of rows_per_statement. */
 static int pg_insert_batch(sl_pg_ctx *ctx, pg_batch *b)
 {
+    b->ngone = 0;
     size_t nparts = b->out->ds ? sl_dataset_partitions(b->out->ds) : 0;
     for (size_t p = 0; p < nparts; p++) {
         size_t n = 0;
         const sl_record *recs = sl_dataset_partition(b->out->ds, p, &n);
         for (size_t i = 0; i < n; i++) {
             if (ctx->mode != SL_PG_APPEND && sl_record_is_tombstone(&recs[i])) {
-                /* A key with no value any more (it left a window) writes no row: a table
-                 * keyed by the window's bounds has none for it, and one keyed by the key
-                 * alone keeps its last (deleting it is not done yet). */
+                /* A key with no value any more (it left a window): upsert deletes its row
+                 * (none in a table keyed by the window's bounds), increment adds nothing. */
+                if (ctx->mode == SL_PG_UPSERT && gone_add(b, &recs[i]) != SL_OK) {
+                    return SL_ERR_NOMEM;
+                }
                 continue;
             }
             int rc = pg_row(ctx, b, &recs[i]);
@@ -327,7 +368,8 @@ static int pg_insert_batch(sl_pg_ctx *ctx, pg_batch *b)
             }
         }
     }
-    return pg_flush_rows(ctx, b);
+    int rc = pg_flush_rows(ctx, b);
+    return rc == SL_OK ? pg_remove_gone(ctx, b) : rc;
 }
 
 /* ==== Input positions ==== */
@@ -572,6 +614,7 @@ static void pg_batch_free(sl_pg_ctx *ctx, pg_batch *b)
     }
     free(b->arrays);
     free(b->recs);
+    free(b->gone);
     sl__pg_row_free(&b->row);
 }
 

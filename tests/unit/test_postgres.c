@@ -210,6 +210,11 @@ static void test_pg_sql_upsert_keeps_last_row_per_key(void)
                            "$3::timestamptz[]) WITH ORDINALITY AS u(v1, v2, v3, ord) ORDER BY "
                            "v1, ord DESC ON CONFLICT (\"k\") DO UPDATE SET \"v\" = EXCLUDED.\"v\", "
                            "\"at\" = EXCLUDED.\"at\"");
+    /* Tombstones delete their key's row, with the same parameters. */
+    CU_ASSERT_STRING_EQUAL(
+        ctx.sql.remove, "DELETE FROM \"counts\" AS sl_target USING unnest($1::text[], $2::text[], "
+                        "$3::timestamptz[]) AS u(v1, v2, v3) WHERE sl_target.\"k\" IS NOT "
+                        "DISTINCT FROM u.v1");
     sl__pg_config_free(&ctx);
 }
 
