@@ -340,8 +340,17 @@ static int pg_insert_batch(sl_pg_ctx *ctx, pg_batch *b)
             if (ctx->mode != SL_PG_APPEND && sl_record_is_tombstone(&recs[i])) {
                 /* A key with no value any more (it left a window): upsert deletes its row
                  * (none in a table keyed by the window's bounds), increment adds nothing. */
-                if (ctx->mode == SL_PG_UPSERT && gone_add(b, &recs[i]) != SL_OK) {
-                    return SL_ERR_NOMEM;
+                if (ctx->mode == SL_PG_INCREMENT) {
+                    continue;
+                }
+                /* Its key columns must be computable (json: ones cannot be): else rejected
+                 * with the reason, as any record whose row cannot be built. */
+                int rc = pg_row(ctx, b, &recs[i]);
+                if (rc == SL_OK) {
+                    rc = gone_add(b, &recs[i]);
+                }
+                if (rc != SL_OK && rc != SL_ERR_RECORD) {
+                    return rc;
                 }
                 continue;
             }
