@@ -7,8 +7,10 @@
  * consumer (a partition being built, or a shuffle's combiner) without being stored in
  * between -- Spark's pipelining of narrow dependencies within a stage. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sl_engine.h"
 
@@ -400,8 +402,23 @@ bool sl__stream_valid_time(const sl_stream *s, int64_t t)
 
 /* ==== Failed records ==== */
 
+/* Why the failing function rejected its record (sl_reject_reason); empty when it did not
+ * say. Per thread: functions run on the worker that then reports the failure. */
+static _Thread_local char reject_reason[160];
+
+void sl_reject_reason(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reject_reason, sizeof(reject_reason), fmt, ap);
+    va_end(ap);
+}
+
 void sl__record_failed(sl_stream *node, const sl_record *r, int err)
 {
+    char why[sizeof(reject_reason)];
+    memcpy(why, reject_reason, sizeof(why));
+    reject_reason[0] = '\0';
     atomic_fetch_add(&node->failed, 1);
     atomic_fetch_add(&node->ctx->records_failed, 1);
     if (atomic_fetch_add(&node->failed_logged, 1) >= 10) {
@@ -422,9 +439,9 @@ void sl__record_failed(sl_stream *node, const sl_record *r, int err)
     sl_log(SL_LOG_WARN,
            "operator '%s' rejected a record (%s) from %s%s%s partition %d offset %" PRId64
            ": \"%s%s\"",
-           node->name, sl_err2str(err), m && m->source ? m->source : "?", m && m->topic ? " " : "",
-           m && m->topic ? m->topic : "", m ? m->partition : -1, m ? m->offset : (int64_t)-1,
-           preview, r->value_len > 60 ? "..." : "");
+           node->name, why[0] ? why : sl_err2str(err), m && m->source ? m->source : "?",
+           m && m->topic ? " " : "", m && m->topic ? m->topic : "", m ? m->partition : -1,
+           m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
 }
 
 void sl__stream_late(sl_stream *node, const sl_record *r)

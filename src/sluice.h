@@ -156,6 +156,12 @@ typedef int (*sl_reduce_fn)(sl_record *acc, const sl_record *r, sl_emitter *e, v
 typedef int (*sl_join_fn)(const sl_record *left, const sl_record *right, sl_record *out,
                           sl_emitter *e, void *opaque);
 
+/* Says why the record the calling function is about to fail (return a negative error) is
+ * rejected: the engine adds the reason to its log line ("operator 'parse' rejected a record
+ * (no match of the pattern) from ..."). Thread-local; each failed record takes and clears
+ * it, so a function that returns SL_OK must not leave one behind. */
+void sl_reject_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Built-in reducers over the typed value. They drop the value bytes of the result.
  * Integer inputs stay integer; a double among them makes the result double. */
 int sl_reduce_sum(sl_record *acc, const sl_record *r, sl_emitter *e, void *opaque);

@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config clang-format
     librdkafka-dev libpq-dev libhiredis-dev libjansson-dev libyaml-dev
+    libluajit-5.1-dev libpcre2-dev # issue 16: Lua functions in ops, regex parsing
     libmicrohttpd-dev libcunit1-dev
     kcat postgresql redis-server redis-tools
     netcat-openbsd procps curl
