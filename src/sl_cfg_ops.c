@@ -9,12 +9,19 @@
 
 /* ==== Arguments ==== */
 
-const char *const sl__cfg_reducers[] = {"sum", "count", "min", "max", NULL};
+const char *const sl__cfg_reducers[] = {"sum",  "count",          "min", "max", "avg", "first",
+                                        "last", "count_distinct", NULL};
 
-/* Sets the reducer of op from its name (index in sl__cfg_reducers). count is sum over 1s. */
+/* Sets the reducer of op from its name (index in sl__cfg_reducers). count is sum over 1s;
+ * avg, first, last and count_distinct combine partial results (sl_reducers.h). */
 static int cfg_set_reducer(cfg_parser *p, cfg_op *op, int which, cfg_loc loc)
 {
     static sl_reduce_fn const fns[] = {sl_reduce_sum, sl_reduce_sum, sl_reduce_min, sl_reduce_max};
+    if (which >= 4) {
+        op->agg = sl__reducer_get(sl__cfg_reducers[which]);
+        op->reduce = sl__reducer_combine;
+        return SL_OK;
+    }
     op->reduce = fns[which];
     if (which == 1) {
         char msg[256];
@@ -341,9 +348,8 @@ static int cfg_op_reduce_common(cfg_parser *p, yaml_node_t *arg, cfg_op *op, boo
         }
         if (!(fn = sl__cfg_get(p, arg, "fn"))) {
             return sl__cfg_error(p, sl__cfg_loc_of(arg),
-                                 "missing required key 'fn' in op '%s' (one of "
-                                 "sum, count, min, max)",
-                                 opname);
+                                 "missing required key 'fn' in op '%s' (one of %s)", opname,
+                                 CFG_REDUCER_NAMES);
         }
         if (by_key && (rc = sl__cfg_op_partitions(p, arg, opname, op)) != SL_OK) {
             return rc;
@@ -404,8 +410,8 @@ int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *o
     yaml_node_t *fn = sl__cfg_get(p, arg, "fn");
     if (!fn || sl__cfg_is_null(p, fn)) {
         return sl__cfg_error(p, sl__cfg_loc_of(arg),
-                             "missing required key 'fn' in op '%s' (one of sum, count, min, max)",
-                             opname);
+                             "missing required key 'fn' in op '%s' (one of %s)", opname,
+                             CFG_REDUCER_NAMES);
     }
     char what[96];
     snprintf(what, sizeof(what), "%s.fn", opname);
@@ -568,10 +574,19 @@ static int cfg_op_repartition(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 
 /* ==== Building: each op through the public API ==== */
 
-/* The typed value 1 before a count reducer (cfg_set_reducer). */
+/* The typed value 1 before a count reducer, partial results before avg, first, last and
+ * count_distinct (cfg_set_reducer). */
 sl_stream *sl__cfg_count_ones(const cfg_op *op, sl_stream *s)
 {
+    if (op->agg) {
+        return sl_stream_map_values(s, sl__reducer_lift, (void *)op->agg);
+    }
     return op->yop ? sl_stream_map_values(s, sl__yamlops_map, op->yop) : s;
+}
+
+sl_stream *sl__cfg_finish(const cfg_op *op, sl_stream *s)
+{
+    return op->agg && s ? sl_stream_map_values(s, sl__reducer_finish, NULL) : s;
 }
 
 static sl_stream *cfg_apply_split(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -601,13 +616,14 @@ static sl_stream *cfg_apply_filter(const cfg_op *op, sl_stream *s, sl_stream *co
 static sl_stream *cfg_apply_reduce_by_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
+    return sl__cfg_finish(
+        op, sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions));
 }
 
 static sl_stream *cfg_apply_reduce(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_reduce(sl__cfg_count_ones(op, s), op->reduce, NULL);
+    return sl__cfg_finish(op, sl_stream_reduce(sl__cfg_count_ones(op, s), op->reduce, NULL));
 }
 
 static sl_stream *cfg_apply_count(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -639,9 +655,10 @@ static sl_stream *cfg_apply_repartition(const cfg_op *op, sl_stream *s, sl_strea
 static sl_stream *cfg_apply_join(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     if (op->left) {
-        return sl_stream_left_join(s, handles[op->with.idx], NULL, NULL, op->partitions);
+        return sl_stream_left_join(s, handles[op->with.idx], sl__yamlops_join, NULL,
+                                   op->partitions);
     }
-    return sl_stream_join(s, handles[op->with.idx], NULL, NULL, op->partitions);
+    return sl_stream_join(s, handles[op->with.idx], sl__yamlops_join, NULL, op->partitions);
 }
 
 static sl_stream *cfg_apply_burn(const cfg_op *op, sl_stream *s, sl_stream *const *handles)

@@ -86,6 +86,20 @@ static int cfg_event_duration(cfg_parser *p, yaml_node_t *arg, const cfg_op *op,
     return sl__cfg_duration(p, n, what, 0, out);
 }
 
+/* The error for a reducer of sl_reducers.h in a form whose state keeps one typed value per
+ * slide or pane (sl_window_state.c): it could not carry the reducer's partial result. */
+static int cfg_state_cannot(cfg_parser *p, cfg_loc loc, const cfg_op *op, const char *form)
+{
+    const char *name = sl__reducer_name(op->agg);
+    return sl__cfg_error(p, loc,
+                         "%s: fn %s does not go with %s (that state keeps one typed value per "
+                         "slide, and %s needs more than a number%s)",
+                         op->def->name, name, form, name,
+                         sl__reducer_invertible(op->agg)
+                             ? ": use the plain form, or inverse: true"
+                             : ": use the plain form, without keyed or time");
+}
+
 /* The windowed ops but window: keys are the valid keys, has_fn and has_parts whether fn
  * (required) and partitions (optional) are among them. */
 static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const char *const *keys,
@@ -109,10 +123,11 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
     }
     if (rc == SL_OK && (n = sl__cfg_get(p, arg, "inverse")) && !sl__cfg_is_null(p, n)) {
         rc = sl__cfg_bool(p, n, "reduce_by_key_and_window.inverse", &op->inverse);
-        if (rc == SL_OK && op->inverse && op->reduce != sl_reduce_sum) {
+        if (rc == SL_OK && op->inverse && op->reduce != sl_reduce_sum &&
+            !sl__reducer_invertible(op->agg)) {
             return sl__cfg_error(p, sl__cfg_loc_of(n),
-                                 "reduce_by_key_and_window.inverse: true is available for fn sum "
-                                 "and count only (%s has no inverse)",
+                                 "reduce_by_key_and_window.inverse: true is available for fn sum, "
+                                 "count and avg only (%s has no inverse)",
                                  sl__cfg_reducers[which]);
         }
         if (rc == SL_OK && op->inverse) {
@@ -128,6 +143,9 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
                                  "go together (keyed state keeps each slide's result: no inverse "
                                  "is needed)");
         }
+        if (rc == SL_OK && op->keyed && op->agg) {
+            return cfg_state_cannot(p, sl__cfg_loc_of(n), op, "keyed: true");
+        }
         if (rc == SL_OK && op->keyed) {
             rc = sl__cfg_op_needs_checkpoint(p, sl__cfg_loc_of(n),
                                              "reduce_by_key_and_window with keyed: true");
@@ -142,6 +160,9 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
             return sl__cfg_error(p, sl__cfg_loc_of(n),
                                  "reduce_by_key_and_window: time: event keeps each key's open "
                                  "windows as keyed state already (no inverse or keyed: true)");
+        }
+        if (rc == SL_OK && op->event_time && op->agg) {
+            return cfg_state_cannot(p, sl__cfg_loc_of(n), op, "time: event");
         }
         if (rc == SL_OK && op->event_time && op->slide_ms && op->length_ms % op->slide_ms) {
             return sl__cfg_error(p, sl__cfg_loc_of(n),
@@ -211,8 +232,8 @@ int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         return rc;
     }
     char msg[256], ttl[32] = "";
-    op->run = sl__yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
-    if (!op->run) {
+    op->run = op->agg ? NULL : sl__yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
+    if (!op->run && !op->agg) {
         return sl__cfg_error(p, op->loc, "running: %s", msg);
     }
     if (op->ttl_ms) {
@@ -291,6 +312,16 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                                                      op->length_ms, op->slide_ms, op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
+    if (op->agg) {
+        /* partial results through the window, finished after; the filter sees partials */
+        const sl_reducer *rd = op->drop_zero ? sl__reducer_dropping_zeros(op->agg) : op->agg;
+        bool keep = op->drop_zero || op->inverse;
+        return sl__cfg_finish(
+            op, sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
+                                                   op->inverse ? sl__reducer_inverse : NULL,
+                                                   keep ? sl__reducer_keep : NULL, (void *)rd,
+                                                   op->length_ms, op->slide_ms, op->partitions));
+    }
     return sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
                                               op->inverse ? sl_reduce_sum_inverse : NULL,
                                               op->drop_zero ? sl_filter_nonzero : NULL, NULL,
@@ -306,8 +337,8 @@ sl_stream *sl__cfg_apply_count_by_window(const cfg_op *op, sl_stream *s, sl_stre
 sl_stream *sl__cfg_apply_reduce_by_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_reduce_by_window(sl__cfg_count_ones(op, s), op->reduce, NULL, op->length_ms,
-                                      op->slide_ms);
+    return sl__cfg_finish(op, sl_stream_reduce_by_window(sl__cfg_count_ones(op, s), op->reduce,
+                                                         NULL, op->length_ms, op->slide_ms));
 }
 
 sl_stream *sl__cfg_apply_count_by_value_and_window(const cfg_op *op, sl_stream *s,
@@ -322,5 +353,9 @@ sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *cons
 {
     (void)handles;
     s = sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
+    if (op->agg) {
+        return sl_stream_map_with_state(s, sl__reducer_running, (void *)op->agg, op->ttl_ms,
+                                        op->partitions);
+    }
     return sl_stream_map_with_state(s, sl__yamlops_running, op->run, op->ttl_ms, op->partitions);
 }

@@ -228,6 +228,9 @@ void sl__stream_free(sl_stream *s);
 int sl__shuffle_reduce_by_key(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_repartition(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_join(sl_stream *s, int64_t t, sl_dataset **out);
+/* The join's output value when it has no function: "(left,right)", each side its typed value
+ * as text if it has one, else its value bytes ("null" for a missing right), in e's memory. */
+int sl__join_text(const sl_record *l, const sl_record *r, sl_record *out, sl_emitter *e);
 
 /* ==== Keyed state (sl_ktable.c, sl_stateful.c) ====
  * A table per partition from key bytes to a typed value and bytes, the storage of
