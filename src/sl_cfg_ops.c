@@ -726,13 +726,21 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,
-     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: sum, partitions: 4}"},
-     .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records)"},
+     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: avg, partitions: 4}"},
+     .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records); "
+            "`avg`: the sum over the count, exact over windows too (never an average of "
+            "averages), records without a typed value skipped, a double; `first`, `last`: the "
+            "record with the earliest or latest time (ts), equal times ordered by partition, "
+            "offset, typed value and bytes, so the result does not depend on scheduling: its "
+            "typed value and value bytes; `count_distinct`: how many distinct values, the typed "
+            "value when a record has one (`value: {json: user_id}`; 7 and 7.0 alike), else the "
+            "value bytes (`value: {json: user, as: text}`), exact: the set is kept per key (per "
+            "batch, window or running state), so memory grows with the distinct values"},
     {.name = "reduce",
      .parse = cfg_op_reduce,
      .apply = cfg_apply_reduce,
-     .forms = {"reduce: sum", "reduce: {fn: sum}"},
-     .doc = "one record per batch: `sum`, `count`, `min`, `max` of the typed value"},
+     .forms = {"reduce: sum", "reduce: {fn: avg}"},
+     .doc = "one record per batch: its records reduced with any `fn` of `reduce_by_key`"},
     {.name = "count",
      .parse = cfg_op_count,
      .apply = cfg_apply_count,
@@ -768,7 +776,10 @@ const cfg_op_def sl__cfg_ops[] = {
      .flags = CFG_OP_JOINS,
      .forms = {"join: other", "join: {with: other, type: inner|left, partitions: 4}"},
      .doc = "records of both streams with equal keys in the same batch; the current stream is "
-            "the left side; both must have the same slide"},
+            "the left side; both must have the same slide; the value is "
+            "`{\"left\": L, \"right\": R}` when both are JSON objects (each side's fields kept "
+            "apart, as it came; a left join's missing right is `null`), else `(L,R)` as text "
+            "(typed values as numbers); the typed value is the left one's"},
     {.name = "reduce_by_key_and_window",
      .parse = sl__cfg_op_reduce_by_key_and_window,
      .apply = sl__cfg_apply_reduce_by_key_and_window,
@@ -777,8 +788,11 @@ const cfg_op_def sl__cfg_ops[] = {
                "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}",
                "reduce_by_key_and_window: {fn: count, length: 1m, time: event, "
                "max_out_of_orderness: 5s}"},
-     .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: "
-            "`sum`, `count`, `min`, `max`; `inverse: true` (sum and count only; keeps state "
+     .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: any "
+            "of `reduce_by_key` (`avg`, `first`, `last`, `count_distinct` over the whole window, "
+            "but not with `keyed` or `time: event`, whose state keeps one number per slide); "
+            "`inverse: true` (sum, count and avg only; an avg whose records all left is dropped; "
+            "keeps state "
             "across batches, so it needs `app.checkpoint_dir`) updates the previous window with "
             "the batches that leave and enter instead of reducing the whole window; "
             "`keyed: true` keeps each key's window as keyed state (one result per slide; needs "
@@ -812,7 +826,8 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_reduce_by_window,
      .flags = CFG_OP_WINDOWED,
      .forms = {"reduce_by_window: {fn: max, length: 30s, slide: 10s}"},
-     .doc = "one record per slide: the window's records reduced (none for an empty window)"},
+     .doc = "one record per slide: the window's records reduced with any `fn` of "
+            "`reduce_by_key` (none for an empty window)"},
     {.name = "count_by_value_and_window",
      .parse = sl__cfg_op_count_by_value_and_window,
      .apply = sl__cfg_apply_count_by_value_and_window,
@@ -825,7 +840,7 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_running,
      .flags = CFG_OP_STATEFUL,
      .forms = {"running: {fn: count, ttl: 10m}"},
-     .doc = "a running aggregate per key across batches (`sum`, `count`, `min`, `max`): each "
+     .doc = "a running aggregate per key across batches (any `fn` of `reduce_by_key`): each "
             "batch emits (key, aggregate so far) for its keys; keys idle longer than `ttl` are "
             "forgotten (no `ttl`: kept); `partitions: N`"},
     {.name = "burn",
