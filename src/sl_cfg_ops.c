@@ -789,8 +789,8 @@ const cfg_op_def sl__cfg_ops[] = {
                "reduce_by_key_and_window: {fn: count, length: 1m, time: event, "
                "max_out_of_orderness: 5s}"},
      .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: any "
-            "of `reduce_by_key` (`avg`, `first`, `last`, `count_distinct` over the whole window, "
-            "but not with `keyed` or `time: event`, whose state keeps one number per slide); "
+            "of `reduce_by_key` (`avg`, `first`, `last`, `count_distinct` exact over the whole "
+            "window in every form: each slide or pane keeps its partial result); "
             "`inverse: true` (sum, count and avg only; an avg whose records all left is dropped; "
             "keeps state "
             "across batches, so it needs `app.checkpoint_dir`) updates the previous window with "

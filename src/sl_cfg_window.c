@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sl_cfg.h"
+#include "sl_engine.h"
 
 /* ==== Arguments ==== */
 
@@ -86,20 +87,6 @@ static int cfg_event_duration(cfg_parser *p, yaml_node_t *arg, const cfg_op *op,
     return sl__cfg_duration(p, n, what, 0, out);
 }
 
-/* The error for a reducer of sl_reducers.h in a form whose state keeps one typed value per
- * slide or pane (sl_window_state.c): it could not carry the reducer's partial result. */
-static int cfg_state_cannot(cfg_parser *p, cfg_loc loc, const cfg_op *op, const char *form)
-{
-    const char *name = sl__reducer_name(op->agg);
-    return sl__cfg_error(p, loc,
-                         "%s: fn %s does not go with %s (that state keeps one typed value per "
-                         "slide, and %s needs more than a number%s)",
-                         op->def->name, name, form, name,
-                         sl__reducer_invertible(op->agg)
-                             ? ": use the plain form, or inverse: true"
-                             : ": use the plain form, without keyed or time");
-}
-
 /* The windowed ops but window: keys are the valid keys, has_fn and has_parts whether fn
  * (required) and partitions (optional) are among them. */
 static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const char *const *keys,
@@ -143,9 +130,6 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
                                  "go together (keyed state keeps each slide's result: no inverse "
                                  "is needed)");
         }
-        if (rc == SL_OK && op->keyed && op->agg) {
-            return cfg_state_cannot(p, sl__cfg_loc_of(n), op, "keyed: true");
-        }
         if (rc == SL_OK && op->keyed) {
             rc = sl__cfg_op_needs_checkpoint(p, sl__cfg_loc_of(n),
                                              "reduce_by_key_and_window with keyed: true");
@@ -160,9 +144,6 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
             return sl__cfg_error(p, sl__cfg_loc_of(n),
                                  "reduce_by_key_and_window: time: event keeps each key's open "
                                  "windows as keyed state already (no inverse or keyed: true)");
-        }
-        if (rc == SL_OK && op->event_time && op->agg) {
-            return cfg_state_cannot(p, sl__cfg_loc_of(n), op, "time: event");
         }
         if (rc == SL_OK && op->event_time && op->slide_ms && op->length_ms % op->slide_ms) {
             return sl__cfg_error(p, sl__cfg_loc_of(n),
@@ -302,14 +283,23 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                               .max_out_of_orderness_ms = op->disorder_ms,
                               .allowed_lateness_ms = op->lateness_ms,
                               .idle_timeout_ms = op->idle_ms};
-        sl_stream *k = sl_stream_reduce_by_key_and_event_window(
-            sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
+        sl_stream *k =
+            op->agg ? sl__cfg_finish(op, sl__stream_event_window_bytes(sl__cfg_count_ones(op, s),
+                                                                       op->reduce, NULL, &ew,
+                                                                       op->partitions))
+                    : sl_stream_reduce_by_key_and_event_window(
+                          sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
     if (op->keyed) {
         sl_stream *k =
-            sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce, NULL,
-                                                     op->length_ms, op->slide_ms, op->partitions);
+            op->agg
+                ? sl__cfg_finish(op, sl__stream_rbkw_state_bytes(sl__cfg_count_ones(op, s),
+                                                                 op->reduce, NULL, op->length_ms,
+                                                                 op->slide_ms, op->partitions))
+                : sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce,
+                                                           NULL, op->length_ms, op->slide_ms,
+                                                           op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
     if (op->agg) {

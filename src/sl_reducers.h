@@ -9,12 +9,12 @@
  *   combine  (the engine's sl_reduce_fn, associative and commutative): two partials into one;
  *   finish   (map_values, after the reduction): the partial becomes the output record.
  *
- * The engine reduces partials as it reduces anything else, so every form that keeps the
- * reduced value bytes (reduce, reduce_by_key, reduce_by_window, reduce_by_key_and_window
- * plain and with the inverse, running) gives exact results over the whole window: an avg is
- * the window's sum over its count, never an average of averages. Forms whose state keeps
- * only the typed value (keyed: true, time: event) cannot carry a partial; the config says so
- * (sl__reducer_state_ok). */
+ * The engine reduces partials as it reduces anything else, keeping the reduced value bytes
+ * (reduce, reduce_by_key, reduce_by_window, reduce_by_key_and_window plain and with the
+ * inverse, running; keyed: true and time: event keep each slide's or pane's bytes through
+ * sl__stream_rbkw_state_bytes and sl__stream_event_window_bytes), so results are exact over
+ * the whole window: an avg is the window's sum over its count, never an average of averages.
+ * Only avg has an inverse. */
 #ifndef SL_REDUCERS_H
 #define SL_REDUCERS_H
 

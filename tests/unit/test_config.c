@@ -460,10 +460,9 @@ static char *with_state_op(const char *op)
     return y;
 }
 
-/* avg, first, last and count_distinct: where a form's state cannot carry their partial
- * result (keyed: true, time: event) or they have no inverse, the config fails at the key
- * with the reason; the forms they support load. */
-static void test_error_reducers_unsupported_forms(void)
+/* avg, first, last and count_distinct: first, last and count_distinct have no inverse (the
+ * config fails at the key with the reason); every other form loads. */
+static void test_error_reducers_without_inverse(void)
 {
     static const struct {
         const char *op, *loc, *words[3];
@@ -477,15 +476,6 @@ static void test_error_reducers_unsupported_forms(void)
         {"reduce_by_key_and_window: {fn: last, length: 2s, inverse: true}",
          "12:67",
          {"last has no inverse"}},
-        {"reduce_by_key_and_window: {fn: avg, length: 2s, keyed: true}",
-         "12:64",
-         {"reduce_by_key_and_window: fn avg does not go with keyed: true", "inverse: true"}},
-        {"reduce_by_key_and_window: {fn: first, length: 2s, time: event}",
-         "12:65",
-         {"fn first does not go with time: event", "use the plain form"}},
-        {"reduce_by_key_and_window: {fn: count_distinct, length: 2s, time: event}",
-         "12:74",
-         {"fn count_distinct does not go with time: event"}},
         {"reduce_by_key_and_window: {length: 2s}",
          "12:35",
          {"missing required key 'fn'", "avg, first, last, count_distinct"}},
@@ -500,7 +490,9 @@ static void test_error_reducers_unsupported_forms(void)
     static const char *const good[] = {
         "reduce_by_key_and_window: {fn: avg, length: 2s, inverse: true, drop_zero: true}",
         "reduce_by_key_and_window: {fn: first, length: 2s, slide: 1s, partitions: 2}",
-        "reduce_by_key_and_window: {fn: sum, length: 2s, keyed: true}",
+        "reduce_by_key_and_window: {fn: avg, length: 2s, keyed: true}",
+        "reduce_by_key_and_window: {fn: first, length: 2s, time: event, allowed_lateness: 1s}",
+        "reduce_by_key_and_window: {fn: count_distinct, length: 2s, keyed: true, drop_zero: true}",
         "reduce_by_window: {fn: count_distinct, length: 2s}",
         "reduce_by_key: {fn: last, partitions: 2}",
         "reduce: avg",
@@ -832,7 +824,7 @@ void sl_test_register(void)
     SL_SUITE("config_errors", SL_TEST(error_unknown_keys), SL_TEST(error_wrong_types_and_ranges),
              SL_TEST(error_durations), SL_TEST(error_missing_required),
              SL_TEST(error_references_and_cycles), SL_TEST(error_windows_and_slides),
-             SL_TEST(error_reducers_unsupported_forms), SL_TEST(error_names_and_types),
+             SL_TEST(error_reducers_without_inverse), SL_TEST(error_names_and_types),
              SL_TEST(error_yaml_syntax_and_empty), SL_TEST(build_error_points_at_option));
     SL_SUITE("config_expand", SL_TEST(expand), SL_TEST(expand_in_config));
     SL_SUITE("config_secrets", SL_TEST(secrets_never_shown));

@@ -150,6 +150,7 @@ static void test_avg_exact_over_sliding_window(void)
         "[reduce_by_key_and_window: {fn: avg, length: 2s, slide: 1s}]",
         "[reduce_by_key_and_window: {fn: avg, length: 2s, inverse: true, partitions: 3}]",
         "[reduce_by_window: {fn: avg, length: 2s, slide: 1s}]",
+        "[reduce_by_key_and_window: {fn: avg, length: 2s, keyed: true, partitions: 2}]",
     };
     for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
         rig g;
@@ -235,6 +236,8 @@ static void test_first_last_in_windows_and_running(void)
         {"[reduce_by_key_and_window: {fn: first, length: 2s}]", {"k=x", "k=y", "k=y"}},
         {"[reduce_by_key_and_window: {fn: last, length: 2s}]", {"k=x", "k=x", "k=z"}},
         {"[reduce_by_window: {fn: first, length: 2s}]", {"k=x", "k=y", "k=y"}},
+        {"[reduce_by_key_and_window: {fn: first, length: 2s, keyed: true}]", {"k=x", "k=y", "k=y"}},
+        {"[reduce_by_key_and_window: {fn: last, length: 2s, keyed: true}]", {"k=x", "k=x", "k=z"}},
         {"[running: {fn: first}]", {"k=x", "k=y", "k=y"}},
         {"[running: {fn: last}]", {"k=x", "k=x", "k=z"}},
     };
@@ -284,6 +287,7 @@ static void test_count_distinct_across_batches(void)
     static const char *const forms[] = {
         "[reduce_by_key_and_window: {fn: count_distinct, length: 2s, partitions: 2}]",
         "[reduce_by_window: {fn: count_distinct, length: 2s}]",
+        "[reduce_by_key_and_window: {fn: count_distinct, length: 2s, keyed: true}]",
     };
     for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
         rig g;
@@ -335,6 +339,8 @@ static void test_avg_state_restored_from_checkpoint(void)
     } cases[] = {
         {"[running: {fn: avg}]", "k:5.5", "k:14.0909"},
         {"[reduce_by_key_and_window: {fn: avg, length: 3s, inverse: true}]", "k:9", "k:39.6667"},
+        {"[reduce_by_key_and_window: {fn: avg, length: 3s, keyed: true}]", "k:9", "k:39.6667"},
+        {"[running: {fn: count_distinct}]", "k:10", "k:11"},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         rig g;
@@ -350,6 +356,59 @@ static void test_avg_state_restored_from_checkpoint(void)
         CU_ASSERT_FATAL(rig_open(&g, cases[c].ops, 2, dir));
         g.step = 10;
         EXPECT_TEXT(STEP(&g, num_i("k", 100)), cases[c].after);
+        rig_close(&g, false);
+    }
+}
+
+/* ==== On event time ==== */
+
+static sl_record at_num(const char *key, int64_t v, int64_t ts)
+{
+    sl_record r = num_i(key, v);
+    r.ts = ts;
+    return r;
+}
+
+/* Windows of 2 s every 1 s on the records' time, panes of 1 s: the window [0, 2 s) holds
+ * 10 and 4 (pane 0, out of order) and four 1s (pane 1): its avg is 18 / 6 = 3 (the average
+ * of the panes' averages would be 4); first and last by record time, not arrival (the pane
+ * [1 s, 2 s) starts with the record at 1.2 s, which came third); distinct values over the
+ * panes of a window. */
+static void test_event_time_windows_reduce_partials(void)
+{
+    static const struct {
+        const char *fn, *want;
+    } cases[] = {
+        {"avg", "k:7 | k:1 k:3"},
+        {"first", "k=ten | k=one-b k=ten"},
+        {"last", "k=four | k=one-last k=one-last"},
+        {"count_distinct", "k:2 | k:1 k:3"},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char ops[256];
+        snprintf(ops, sizeof(ops),
+                 "[reduce_by_key_and_window: {fn: %s, length: 2s, slide: 1s, time: event}]",
+                 cases[c].fn);
+        rig g;
+        CU_ASSERT_FATAL(rig_open(&g, ops, 2, NULL));
+        bool text_values = strcmp(cases[c].fn, "first") == 0 || strcmp(cases[c].fn, "last") == 0;
+        sl_record r[] = {at_num("k", 10, 100), at_num("k", 1, 1500), at_num("k", 1, 1200),
+                         at_num("k", 1, 1700), at_num("k", 1, 1800), at_num("k", 4, 500)};
+        static const char *const names[] = {"ten", "one", "one-b", "one-c", "one-last", "four"};
+        for (size_t i = 0; i < 6; i++) {
+            if (text_values) {
+                r[i].num_type = SL_NUM_NONE;
+                r[i].value = names[i];
+                r[i].value_len = (uint32_t)strlen(names[i]);
+            }
+        }
+        /* the first batch's watermark (1800) closes [-1 s, 1 s); the next one's (5000) the
+         * windows ending at 2 s and 3 s */
+        char both[512];
+        snprintf(both, sizeof(both), "%s | ", rig_step(&g, r, 6));
+        snprintf(both + strlen(both), sizeof(both) - strlen(both), "%s",
+                 STEP(&g, at_num("k", 0, 5000)));
+        EXPECT_TEXT(both, cases[c].want);
         rig_close(&g, false);
     }
 }
@@ -399,6 +458,7 @@ void sl_test_register(void)
              SL_TEST(first_last_by_time_whatever_the_order),
              SL_TEST(first_last_in_windows_and_running), SL_TEST(first_keeps_value_bytes),
              SL_TEST(count_distinct_across_batches), SL_TEST(count_distinct_many_values),
-             SL_TEST(avg_state_restored_from_checkpoint));
+             SL_TEST(avg_state_restored_from_checkpoint),
+             SL_TEST(event_time_windows_reduce_partials));
     SL_SUITE("yaml_join", SL_TEST(join_json_objects_nest_both_sides));
 }
