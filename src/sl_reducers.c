@@ -17,7 +17,10 @@
  * which worker reduced which records first. count_distinct counts distinct typed values when
  * a record has one (value: {json: user_id}: 7 and 7.0 are the same) and distinct value bytes
  * otherwise (value: {json: user, as: text}); the set is exact, kept per key and reduced
- * batch (and per key and window when windowed): memory grows with the distinct values. */
+ * batch (and per slide of a window, and in running state): memory grows with the distinct
+ * values. Sets are immutable (a partial may be the engine's stored state): a value new to a
+ * key's set copies the set, so a batch with D distinct values for one key costs about
+ * D * D / 2 element copies of batch memory; a value already in the set costs nothing. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

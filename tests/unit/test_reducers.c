@@ -171,6 +171,24 @@ static void test_avg_exact_over_sliding_window(void)
     }
 }
 
+/* drop_zero drops an average of 0 (the filter judges the partial result's typed value, the
+ * average so far); the plain form then says the key is gone, the inverse just drops it. */
+static void test_avg_drop_zero(void)
+{
+    static const char *const forms[] = {
+        "[reduce_by_key_and_window: {fn: avg, length: 2s, drop_zero: true}]",
+        "[reduce_by_key_and_window: {fn: avg, length: 2s, inverse: true, drop_zero: true}]",
+        "[reduce_by_key_and_window: {fn: avg, length: 2s, keyed: true, drop_zero: true}]",
+    };
+    for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+        rig g;
+        CU_ASSERT_FATAL(rig_open(&g, forms[f], 2, NULL));
+        EXPECT_TEXT(STEP(&g, num_i("a", 2), num_i("b", 3)), "a:2 b:3");
+        EXPECT_TEXT(STEP(&g, num_i("a", -2), num_i("b", 1)), f == 0 ? "a= b:2" : "b:2");
+        rig_close(&g, false);
+    }
+}
+
 /* Keys apart, records without a typed value skipped (SQL's AVG skips NULLs), integers and
  * doubles mixed; reduce over the batch; running over all batches (3, not the average 3.75 of
  * the batches' averages). */
@@ -454,7 +472,7 @@ static void test_join_json_objects_nest_both_sides(void)
 void sl_test_register(void)
 {
     SL_SUITE("reducers", SL_TEST(avg_exact_over_sliding_window),
-             SL_TEST(avg_reduce_by_key_reduce_and_running),
+             SL_TEST(avg_reduce_by_key_reduce_and_running), SL_TEST(avg_drop_zero),
              SL_TEST(first_last_by_time_whatever_the_order),
              SL_TEST(first_last_in_windows_and_running), SL_TEST(first_keeps_value_bytes),
              SL_TEST(count_distinct_across_batches), SL_TEST(count_distinct_many_values),
