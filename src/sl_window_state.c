@@ -194,12 +194,12 @@ static int clear_value(const sl_record *in, sl_record *out, sl_emitter *e, void 
 static int window_result(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
 {
     const wspec *w = opaque;
-    slot *slots =
-        in->value_len ? sl_emitter_alloc(e, in->value_len / SLOT_HEAD * sizeof(slot)) : NULL;
-    if (in->value_len && !slots) {
+    size_t cap = in->value ? in->value_len / SLOT_HEAD : 0;
+    slot *slots = cap ? sl_emitter_alloc(e, cap * sizeof(slot)) : NULL;
+    if (cap && !slots) {
         return SL_ERR_NOMEM;
     }
-    size_t k = slots ? slots_decode(in->value, in->value_len, slots) : 0;
+    size_t k = cap ? slots_decode(in->value, in->value_len, slots) : 0;
     out->value = NULL;
     out->value_len = 0;
     if (k == 0) {
