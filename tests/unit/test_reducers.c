@@ -431,6 +431,20 @@ static void test_event_time_windows_reduce_partials(void)
     }
 }
 
+/* Late records within allowed_lateness update their window's avg, emitted again: the pane
+ * kept its sum and count, so 10, 40 and 25 give 25 (averaging the emitted 10 with the late
+ * records' 32.5 would give 21.25). */
+static void test_event_time_late_record_updates_avg(void)
+{
+    rig g;
+    CU_ASSERT_FATAL(rig_open(
+        &g, "[reduce_by_key_and_window: {fn: avg, length: 1s, time: event, allowed_lateness: 5s}]",
+        2, NULL));
+    EXPECT_TEXT(STEP(&g, at_num("k", 10, 100), at_num("k", 20, 2500)), "k:10");
+    EXPECT_TEXT(STEP(&g, at_num("k", 40, 200), at_num("k", 25, 700)), "k:25");
+    rig_close(&g, false);
+}
+
 /* ==== The join's output ==== */
 
 static void test_join_json_objects_nest_both_sides(void)
@@ -471,12 +485,12 @@ static void test_join_json_objects_nest_both_sides(void)
 
 void sl_test_register(void)
 {
-    SL_SUITE("reducers", SL_TEST(avg_exact_over_sliding_window),
-             SL_TEST(avg_reduce_by_key_reduce_and_running), SL_TEST(avg_drop_zero),
-             SL_TEST(first_last_by_time_whatever_the_order),
-             SL_TEST(first_last_in_windows_and_running), SL_TEST(first_keeps_value_bytes),
-             SL_TEST(count_distinct_across_batches), SL_TEST(count_distinct_many_values),
-             SL_TEST(avg_state_restored_from_checkpoint),
-             SL_TEST(event_time_windows_reduce_partials));
+    SL_SUITE(
+        "reducers", SL_TEST(avg_exact_over_sliding_window),
+        SL_TEST(avg_reduce_by_key_reduce_and_running), SL_TEST(avg_drop_zero),
+        SL_TEST(first_last_by_time_whatever_the_order), SL_TEST(first_last_in_windows_and_running),
+        SL_TEST(first_keeps_value_bytes), SL_TEST(count_distinct_across_batches),
+        SL_TEST(count_distinct_many_values), SL_TEST(avg_state_restored_from_checkpoint),
+        SL_TEST(event_time_windows_reduce_partials), SL_TEST(event_time_late_record_updates_avg));
     SL_SUITE("yaml_join", SL_TEST(join_json_objects_nest_both_sides));
 }
