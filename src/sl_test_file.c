@@ -717,6 +717,28 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
     if (rc != SL_OK) {
         return rc;
     }
+    /* A sink listed in some batches' outputs expects nothing in the others. */
+    size_t listed = tc->ngroups;
+    for (size_t g = 0; g < listed; g++) {
+        for (size_t b = 0; b < tc->nbatches; b++) {
+            bool has = false;
+            for (size_t h = 0; h < tc->ngroups && !has; h++) {
+                has = tc->groups[h].sink == tc->groups[g].sink && tc->groups[h].first == b;
+            }
+            sl_tgroup *ng = has ? tc->groups : realloc(tc->groups, (tc->ngroups + 1) * sizeof(*ng));
+            if (!ng) {
+                return sl__cfg_error(p, sl__cfg_loc_of(n), "out of memory");
+            }
+            tc->groups = ng;
+            if (!has) {
+                tc->groups[tc->ngroups++] = (sl_tgroup){.sink = tc->groups[g].sink,
+                                                        .first = b,
+                                                        .last = b,
+                                                        .checked = true,
+                                                        .loc = tc->batches[b].loc};
+            }
+        }
+    }
     yaml_node_t *ex = sl__cfg_get(p, n, "expect");
     if (ex && (rc = sl__cfg_check_map(p, ex, "'expect' (sink: records)", NULL)) == SL_OK) {
         for (yaml_node_pair_t *a = ex->data.mapping.pairs.start;

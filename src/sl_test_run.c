@@ -409,6 +409,9 @@ static void print_actual(FILE *out, const tr_act *act, unsigned fields, int64_t 
     act_text(act->j, &b);
     fputs(b.p, out);
     const json_t *a = act->j;
+    if (!json_object_get(a, "num_type") && !json_is_string(json_object_get(a, "value"))) {
+        fputs("  (tombstone)", out);
+    }
     const char *sep = "  {";
     if (fields & (SL_TX_VALUE | SL_TX_JSON)) {
         bool v = act_bytes(a, "value", &b);
