@@ -136,13 +136,14 @@ static int parse_time(cfg_parser *p, yaml_node_t *n, const char *what, int64_t s
         *out = v;
     } else if (sl__tparse_rfc3339(s, out)) {
         return SL_OK;
-    } else if (sl_parse_duration(s, &d) == SL_OK) {
-        *out = start + d;
+    } else if (sl_parse_duration(s + (*s == '-'), &d) == SL_OK) {
+        *out = *s == '-' ? start - d : start + d;
     } else {
-        return sl__cfg_error(p, sl__cfg_loc_of(n),
-                             "%s: bad time '%s' (ms since the epoch, an RFC 3339 time such as "
-                             "2026-01-01T00:00:05Z, or a duration after the start such as 5s)",
-                             what, s);
+        return sl__cfg_error(
+            p, sl__cfg_loc_of(n),
+            "%s: bad time '%s' (ms since the epoch, an RFC 3339 time such as "
+            "2026-01-01T00:00:05Z, or a duration after the start such as 5s or -5s)",
+            what, s);
     }
     return SL_OK;
 }
