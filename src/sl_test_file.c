@@ -44,174 +44,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "sl_cfg.h"
 #include "sl_engine.h"
-#include "sl_test.h"
+#include "sl_test_int.h"
 
 #define TEST_DEFAULT_START 1767225600000LL /* 2026-01-01T00:00:00Z */
-
-/* ==== Times ==== */
-
-bool sl__tparse_rfc3339(const char *s, int64_t *ms)
-{
-    struct tm tm = {0};
-    int n = 0;
-    char sep;
-    if (sscanf(s, "%4d-%2d-%2d%c%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &sep,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 7 ||
-        (sep != 'T' && sep != 't' && sep != ' ') || n != 19) {
-        return false;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    const char *p = s + n;
-    int64_t frac = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; isdigit((unsigned char)*p); p++, digits++) {
-            if (digits < 3) {
-                frac = frac * 10 + (*p - '0');
-            }
-        }
-        if (digits == 0) {
-            return false;
-        }
-        for (; digits < 3; digits++) {
-            frac *= 10;
-        }
-    }
-    int64_t off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int hh, mm, k = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) != 2 || k != 5) {
-            return false;
-        }
-        off = (*p == '-' ? -1 : 1) * ((int64_t)hh * 3600 + mm * 60);
-        p += 6;
-    }
-    if (*p || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
-        return false;
-    }
-    *ms = ((int64_t)timegm(&tm) - off) * 1000 + frac;
-    return true;
-}
-
-void sl__tfmt_time(int64_t ms, char *buf, size_t size)
-{
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int64_t rest = ms - (int64_t)secs * 1000;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (rest) {
-        snprintf(buf + n, size - n, ".%03" PRId64 "Z", rest);
-    } else {
-        snprintf(buf + n, size - n, "Z");
-    }
-}
-
-/* ==== YAML helpers ==== */
-
-static sl_tloc loc_of(const yaml_node_t *n)
-{
-    return (sl_tloc){(int)n->start_mark.line + 1, (int)n->start_mark.column + 1};
-}
-
-/* A time: an integer (ms since the epoch), an RFC 3339 time or a duration after start. */
-static int parse_time(cfg_parser *p, yaml_node_t *n, const char *what, int64_t start, int64_t *out)
-{
-    const char *s;
-    int rc = sl__cfg_scalar(p, n, what, &s);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    int64_t d;
-    if (end != s && !*end && errno == 0 && !isspace((unsigned char)*s)) {
-        *out = v;
-    } else if (sl__tparse_rfc3339(s, out)) {
-        return SL_OK;
-    } else if (sl_parse_duration(s + (*s == '-'), &d) == SL_OK) {
-        *out = *s == '-' ? start - d : start + d;
-    } else {
-        return sl__cfg_error(
-            p, sl__cfg_loc_of(n),
-            "%s: bad time '%s' (ms since the epoch, an RFC 3339 time such as "
-            "2026-01-01T00:00:05Z, or a duration after the start such as 5s or -5s)",
-            what, s);
-    }
-    return SL_OK;
-}
-
-/* A plain scalar that YAML reads as a number, a boolean or null, as JSON. */
-static json_t *plain_scalar_json(const char *s)
-{
-    if (!*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-        strcmp(s, "NULL") == 0) {
-        return json_null();
-    }
-    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
-        return json_true();
-    }
-    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0) {
-        return json_false();
-    }
-    char *end;
-    errno = 0;
-    long long i = strtoll(s, &end, 10);
-    if (end != s && !*end && errno == 0 && !isspace((unsigned char)*s)) {
-        return json_integer(i);
-    }
-    double d = strtod(s, &end);
-    bool numeric = end != s && !*end && !isspace((unsigned char)*s) &&
-                   strspn(s, "+-0123456789.eE") == strlen(s);
-    return numeric ? json_real(d) : json_string(s);
-}
-
-/* Any YAML node as JSON (new reference; NULL when out of memory). */
-static json_t *yaml_json(cfg_parser *p, yaml_node_t *n)
-{
-    if (n->type == YAML_SCALAR_NODE) {
-        const char *s = sl__cfg_text(p, n);
-        return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? plain_scalar_json(s)
-                                                               : json_string(s);
-    }
-    if (n->type == YAML_SEQUENCE_NODE) {
-        json_t *a = json_array();
-        for (yaml_node_item_t *it = n->data.sequence.items.start;
-             a && it < n->data.sequence.items.top; it++) {
-            json_array_append_new(a, yaml_json(p, sl__cfg_node(p, *it)));
-        }
-        return a;
-    }
-    json_t *o = json_object();
-    for (yaml_node_pair_t *a = n->data.mapping.pairs.start; o && a < n->data.mapping.pairs.top;
-         a++) {
-        json_object_set_new(o, sl__cfg_text(p, sl__cfg_node(p, a->key)),
-                            yaml_json(p, sl__cfg_node(p, a->value)));
-    }
-    return o;
-}
-
-/* The items of a list node; an error naming what when it is not a list. */
-static int list_items(cfg_parser *p, yaml_node_t *n, const char *what, yaml_node_item_t **items,
-                      size_t *count)
-{
-    *items = NULL;
-    *count = 0;
-    if (n->type != YAML_SEQUENCE_NODE) {
-        return sl__cfg_error(p, sl__cfg_loc_of(n), "%s must be a list, got %s", what,
-                             sl__cfg_kind(n));
-    }
-    *items = n->data.sequence.items.start;
-    *count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    return SL_OK;
-}
 
 static size_t name_index(char *const *names, size_t n, const char *name)
 {
@@ -323,7 +159,7 @@ static int parse_input(cfg_parser *p, yaml_node_t *n, const sl_tfile *tf, size_t
             json_object_set_new(r, "value", json_string(sl__cfg_text(p, v)));
         }
         if (jv) {
-            json_t *j = yaml_json(p, jv);
+            json_t *j = sl__tyaml_json(p, jv);
             char *text =
                 j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
             json_decref(j);
@@ -334,7 +170,7 @@ static int parse_input(cfg_parser *p, yaml_node_t *n, const sl_tfile *tf, size_t
             free(text);
         }
         if ((v = sl__cfg_get(p, n, "timestamp")) &&
-            (rc = parse_time(p, v, "'timestamp'", start, &ts)) != SL_OK) {
+            (rc = sl__tparse_time(p, v, "'timestamp'", start, &ts)) != SL_OK) {
             return rc;
         }
         if ((v = sl__cfg_get(p, n, "partition")) &&
@@ -390,165 +226,6 @@ static int parse_input(cfg_parser *p, yaml_node_t *n, const sl_tfile *tf, size_t
     return SL_OK;
 }
 
-/* ==== Expected records ==== */
-
-static const char *const exp_keys[] = {
-    "key",        "value", "json",      "num",    "timestamp", "window_start", "window_end",
-    "batch_time", "topic", "partition", "offset", "source",    "tombstone",    NULL};
-
-/* A scalar field into a copy (*out NULL for ~). */
-static int exp_text(cfg_parser *p, yaml_node_t *v, const char *what, char **out)
-{
-    if (v->type != YAML_SCALAR_NODE) {
-        return sl__cfg_error(p, sl__cfg_loc_of(v), "'%s' must be a scalar, got %s", what,
-                             sl__cfg_kind(v));
-    }
-    if (sl__cfg_is_null(p, v)) {
-        return SL_OK;
-    }
-    if (!(*out = strdup(sl__cfg_text(p, v)))) {
-        return sl__cfg_error(p, sl__cfg_loc_of(v), "out of memory");
-    }
-    return SL_OK;
-}
-
-static int parse_expected(cfg_parser *p, yaml_node_t *n, int64_t start, sl_texp *e)
-{
-    e->loc = loc_of(n);
-    if (n->type == YAML_SCALAR_NODE) {
-        if (!(e->text = strdup(sl__cfg_text(p, n)))) {
-            return sl__cfg_error(p, sl__cfg_loc_of(n), "out of memory");
-        }
-        return SL_OK;
-    }
-    if (n->type != YAML_MAPPING_NODE) {
-        return sl__cfg_error(p, sl__cfg_loc_of(n),
-                             "an expected record must be a scalar (as the stdout sink prints "
-                             "it: \"(key,value)\" or \"value\") or a mapping of the fields to "
-                             "compare, got %s",
-                             sl__cfg_kind(n));
-    }
-    int rc = sl__cfg_check_map(p, n, "an expected record", exp_keys);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } times[] = {{"timestamp", SL_TX_TS},
-                 {"window_start", SL_TX_WSTART},
-                 {"window_end", SL_TX_WEND},
-                 {"batch_time", SL_TX_BATCH}};
-    int64_t *tv[] = {&e->ts, &e->window_start, &e->window_end, &e->batch_time};
-    for (size_t i = 0; i < 4; i++) {
-        yaml_node_t *v = sl__cfg_get(p, n, times[i].name);
-        if (v) {
-            char what[64];
-            snprintf(what, sizeof(what), "'%s'", times[i].name);
-            if ((rc = parse_time(p, v, what, start, tv[i])) != SL_OK) {
-                return rc;
-            }
-            e->has |= times[i].bit;
-        }
-    }
-    yaml_node_t *v;
-    if ((v = sl__cfg_get(p, n, "key"))) {
-        e->has |= SL_TX_KEY;
-        if ((rc = exp_text(p, v, "key", &e->key)) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "value"))) {
-        e->has |= SL_TX_VALUE;
-        if ((rc = exp_text(p, v, "value", &e->value)) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "topic"))) {
-        e->has |= SL_TX_TOPIC;
-        if ((rc = exp_text(p, v, "topic", &e->topic)) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "source"))) {
-        e->has |= SL_TX_SOURCE;
-        if ((rc = exp_text(p, v, "source", &e->source)) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "json"))) {
-        e->has |= SL_TX_JSON;
-        if (!(e->json = yaml_json(p, v))) {
-            return sl__cfg_error(p, sl__cfg_loc_of(v), "out of memory");
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "num"))) {
-        e->has |= SL_TX_NUM;
-        const char *t = v->type == YAML_SCALAR_NODE ? sl__cfg_text(p, v) : "";
-        char *end;
-        errno = 0;
-        if (sl__cfg_is_null(p, v)) {
-            e->num_none = true;
-        } else if ((e->num = strtod(t, &end)), end == t || *end || errno == ERANGE) {
-            return sl__cfg_error(p, sl__cfg_loc_of(v), "'num' must be a number or ~, got %s%s%s",
-                                 *t ? "'" : "", *t ? t : sl__cfg_kind(v), *t ? "'" : "");
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "partition"))) {
-        e->has |= SL_TX_PARTITION;
-        if ((rc = sl__cfg_int(p, v, "'partition'", -1, INT32_MAX, &e->partition)) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "offset"))) {
-        e->has |= SL_TX_OFFSET;
-        if ((rc = sl__cfg_int(p, v, "'offset'", -1, INT64_MAX, &e->offset)) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((v = sl__cfg_get(p, n, "tombstone"))) {
-        e->has |= SL_TX_TOMBSTONE;
-        if ((rc = sl__cfg_bool(p, v, "'tombstone'", &e->tombstone)) != SL_OK) {
-            return rc;
-        }
-    }
-    return SL_OK;
-}
-
-/* A group of expected records of sink over listed batches first..last: a list, or ~. */
-static int parse_group(cfg_parser *p, yaml_node_t *list, sl_tcase *tc, size_t sink, size_t first,
-                       size_t last, const char *what)
-{
-    sl_tgroup *g = realloc(tc->groups, (tc->ngroups + 1) * sizeof(*g));
-    if (!g) {
-        return sl__cfg_error(p, sl__cfg_loc_of(list), "out of memory");
-    }
-    tc->groups = g;
-    g = &tc->groups[tc->ngroups++];
-    *g = (sl_tgroup){.sink = sink, .first = first, .last = last, .loc = loc_of(list)};
-    if (sl__cfg_is_null(p, list)) {
-        return SL_OK;
-    }
-    g->checked = true;
-    yaml_node_item_t *items = NULL;
-    size_t n = 0;
-    int rc = list_items(p, list, what, &items, &n);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    g->recs = calloc(n ? n : 1, sizeof(*g->recs));
-    if (!g->recs) {
-        return sl__cfg_error(p, sl__cfg_loc_of(list), "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        g->nrecs = i + 1;
-        if ((rc = parse_expected(p, sl__cfg_node(p, items[i]), tc->start, &g->recs[i])) != SL_OK) {
-            return rc;
-        }
-    }
-    return SL_OK;
-}
-
 /* ==== Tests ==== */
 
 static const char *const test_keys[] = {"name", "start", "ordered", "batches", "expect", NULL};
@@ -572,7 +249,7 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
     if (rc != SL_OK) {
         return rc;
     }
-    tc->loc = loc_of(n);
+    tc->loc = sl__tloc_of(n);
     const char *s;
     yaml_node_t *v;
     if ((rc = sl__cfg_key_scalar(p, n, "name", "a test", true, &s, NULL)) != SL_OK) {
@@ -582,7 +259,7 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
         return sl__cfg_error(p, sl__cfg_loc_of(n), "out of memory");
     }
     if ((v = sl__cfg_get(p, n, "start")) &&
-        (rc = parse_time(p, v, "'start'", TEST_DEFAULT_START, &start)) != SL_OK) {
+        (rc = sl__tparse_time(p, v, "'start'", TEST_DEFAULT_START, &start)) != SL_OK) {
         return rc;
     }
     /* A run's batch times count from a multiple of every stream's slide. */
@@ -598,7 +275,7 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
     }
     yaml_node_item_t *items = NULL;
     size_t nb = 0;
-    if ((rc = list_items(p, bl, "'batches'", &items, &nb)) != SL_OK) {
+    if ((rc = sl__tlist_items(p, bl, "'batches'", &items, &nb)) != SL_OK) {
         return rc;
     }
     if (nb == 0) {
@@ -622,13 +299,13 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
         yaml_node_t *bn = sl__cfg_node(p, items[b]);
         sl_tbatch *tb = &tc->batches[b];
         tc->nbatches = b + 1;
-        tb->loc = loc_of(bn);
+        tb->loc = sl__tloc_of(bn);
         if ((rc = sl__cfg_check_map(p, bn, "a batch", batch_keys)) != SL_OK) {
             break;
         }
         tb->time = prev + iv;
         if ((v = sl__cfg_get(p, bn, "time"))) {
-            if ((rc = parse_time(p, v, "'time'", tc->start, &tb->time)) != SL_OK) {
+            if ((rc = sl__tparse_time(p, v, "'time'", tc->start, &tb->time)) != SL_OK) {
                 break;
             }
             char d[32];
@@ -674,8 +351,8 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
                 const char *topic = source_topic(cfg, src, tbuf, sizeof(tbuf));
                 yaml_node_item_t *ri = NULL;
                 size_t nr = 0;
-                if ((rc = list_items(p, sl__cfg_node(p, a->value), "a source's records", &ri,
-                                     &nr)) != SL_OK) {
+                if ((rc = sl__tlist_items(p, sl__cfg_node(p, a->value), "a source's records", &ri,
+                                          &nr)) != SL_OK) {
                     break;
                 }
                 for (size_t r = 0; rc == SL_OK && r < nr; r++) {
@@ -703,8 +380,8 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
                                        "sluice test leaves it out; test a sink of the stream",
                                        name);
                 } else {
-                    rc =
-                        parse_group(p, sl__cfg_node(p, a->value), tc, sk, b, b, "a sink's records");
+                    rc = sl__tparse_group(p, sl__cfg_node(p, a->value), tc, sk, b, b,
+                                          "a sink's records");
                 }
             }
         }
@@ -759,12 +436,12 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
             }
             yaml_node_item_t *li = NULL;
             size_t nl = 0;
-            if ((rc = list_items(p, lv, "a sink's records in 'expect'", &li, &nl)) != SL_OK) {
+            if ((rc = sl__tlist_items(p, lv, "a sink's records in 'expect'", &li, &nl)) != SL_OK) {
                 return rc;
             }
             bool per_batch = nl > 0 && sl__cfg_node(p, li[0])->type == YAML_SEQUENCE_NODE;
             if (!per_batch) {
-                rc = parse_group(p, lv, tc, sk, 0, tc->nbatches - 1, "a sink's records");
+                rc = sl__tparse_group(p, lv, tc, sk, 0, tc->nbatches - 1, "a sink's records");
                 continue;
             }
             if (nl != tc->nbatches) {
@@ -780,7 +457,7 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
                                          "of records (or ~), got %s",
                                          name, sl__cfg_kind(bn));
                 }
-                rc = parse_group(p, bn, tc, sk, b, b, "a batch's records");
+                rc = sl__tparse_group(p, bn, tc, sk, b, b, "a batch's records");
             }
         }
     }
@@ -807,7 +484,7 @@ static int load_pipeline(cfg_parser *p, yaml_node_t *root, sl_tfile *tf, sl_conf
     if (rc != SL_OK) {
         return rc;
     }
-    tf->pipeline_loc = loc_of(pn);
+    tf->pipeline_loc = sl__tloc_of(pn);
     const char *slash = strrchr(tf->path, '/');
     tf->pipeline = s[0] == '/' || !slash
                        ? strdup(s)
@@ -922,7 +599,7 @@ static int parse_file(cfg_parser *p, sl_tfile *tf, char *errstr, size_t errsize)
     }
     int64_t start = TEST_DEFAULT_START;
     yaml_node_t *v = sl__cfg_get(p, root, "start");
-    if (v && (rc = parse_time(p, v, "'start'", TEST_DEFAULT_START, &start)) != SL_OK) {
+    if (v && (rc = sl__tparse_time(p, v, "'start'", TEST_DEFAULT_START, &start)) != SL_OK) {
         sl__config_destroy(cfg);
         return rc;
     }
@@ -931,7 +608,7 @@ static int parse_file(cfg_parser *p, sl_tfile *tf, char *errstr, size_t errsize)
     size_t n = 0;
     if (!tl) {
         rc = sl__cfg_error(p, sl__cfg_loc_of(root), "missing required key 'tests'");
-    } else if ((rc = list_items(p, tl, "'tests'", &items, &n)) == SL_OK && n == 0) {
+    } else if ((rc = sl__tlist_items(p, tl, "'tests'", &items, &n)) == SL_OK && n == 0) {
         rc = sl__cfg_error(p, sl__cfg_loc_of(tl), "'tests' is empty");
     }
     if (rc == SL_OK && !(tf->tests = calloc(n, sizeof(*tf->tests)))) {
