@@ -326,9 +326,10 @@ static bool augment(const unsigned char *adj, size_t na, size_t e, bool *seen, s
 static void print_time(FILE *out, int64_t ms, int64_t start)
 {
     char buf[64];
-    if (ms >= start && ms - start < 365LL * 86400000) {
-        sl__cfg_fmt_duration(ms - start, buf, sizeof(buf));
-        fprintf(out, "+%s", buf);
+    int64_t d = ms - start;
+    if (d > -365LL * 86400000 && d < 365LL * 86400000) {
+        sl__cfg_fmt_duration(d >= 0 ? d : -d, buf, sizeof(buf));
+        fprintf(out, "%s%s", d >= 0 ? "+" : "-", buf);
     } else {
         sl__tfmt_time(ms, buf, sizeof(buf));
         fputs(buf, out);
