@@ -3,8 +3,9 @@
 # a passing file exits 0 with its summary; a failing one exits 1 and shows the missing and the
 # unexpected records of its sink and batch; a window of batch time over several batches, running
 # totals (state, in a temporary checkpoint directory that is removed) and event-time windows
-# pass; every one of these tests fails once its inputs are taken away (each can fail); a bad
-# test file exits 2 naming its file, line and column.
+# pass; Kafka headers and the default topic reach the pipeline, and ordered: true tells the same
+# records in another order; every one of these tests fails once its inputs are taken away
+# (each can fail); a bad test file exits 2 naming its file, line and column.
 #
 # Env: SLUICE_BIN, SLUICE_SRC.
 . "$(dirname "$0")/lib.sh"
@@ -49,13 +50,23 @@ check "running totals: the checkpoint is a temporary directory, removed after" \
     bash -c "[ -z \"\$(ls -A '$TMPDIR')\" ]"
 check "event time: the late click is logged" grep -q "came after the watermark" "$SL_TMP/event.err"
 
+st headers "$D/headers.test.yaml"
+check "headers, the default topic and ordered: true: exit 0 ($RC)" test "$RC" -eq 0
+sed 's/\["(x1,a)", {key: x3/[{key: x3/; s/partition: 0}\]/partition: 0}, "(x1,a)"]/' \
+    "$D/headers.test.yaml" | sed "s#^pipeline: .*#pipeline: $D/headers.yaml#" >"$SL_TMP/order.test.yaml"
+st order "$SL_TMP/order.test.yaml"
+check "ordered: true, the same records in another order: exit 1 ($RC)" \
+    bash -c "[ $RC -eq 1 ] && grep -q 'the records in another order' '$SL_TMP/order.out'"
+
 st all "$D/wordcount.test.yaml" "$D/windows.test.yaml" "$D/running.test.yaml" "$D/event.test.yaml"
 check "several files at once: exit 0 ($RC), every test counted" has all "7 tests, 7 passed, 0 failed"
 
 # Every test can fail: without its inputs, each one fails.
-for f in wordcount windows running event; do
+for f in wordcount windows running event headers; do
     yq -y --arg p "$D/clicks.yaml" --arg w "$D/wordcount.yaml" \
-        '.pipeline = (if .pipeline == "wordcount.yaml" then $w else $p end)
+        --arg h "$D/headers.yaml" \
+        '.pipeline = (if .pipeline == "wordcount.yaml" then $w
+                      elif .pipeline == "headers.yaml" then $h else $p end)
          | .tests[].batches[].inputs = {}' "$D/$f.test.yaml" >"$SL_TMP/$f-empty.test.yaml"
     st "$f-empty" "$SL_TMP/$f-empty.test.yaml"
     n=$(grep -c '^FAIL ' "$SL_TMP/$f-empty.out")
