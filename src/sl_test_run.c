@@ -240,7 +240,7 @@ static bool matches(const sl_texp *e, const tr_act *act)
         ok = strcmp(b.p, e->text) == 0;
         if (!ok && has_num) {
             /* The typed value as a number: "(be,2.0)" is "(be,2)". */
-            const char *close = strchr(b.p, ',');
+            const char *close = strrchr(b.p, ','); /* a key may hold commas, a number not */
             size_t head = b.p[0] == '(' && close ? (size_t)(close - b.p) + 1 : 0;
             size_t tail = head ? 1 : 0;
             size_t n = strlen(e->text);
