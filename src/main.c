@@ -1,4 +1,5 @@
-/* main.c -- the sluice daemon and command line: run, check, connectors, ops, demo.
+/* main.c -- the sluice daemon and command line: run, check, test, connectors, ops,
+ * demo.
  *
  * Exit status: 0 ok, 1 runtime failure (the pipeline could not start or stopped on a fatal
  * error), 2 bad configuration or usage.
