@@ -80,21 +80,22 @@ struct cfg_op {
     char *desc;     /* as printed by sl__config_print_graph */
     sl_yamlop *yop; /* split, key, value, filter, map, burn; value 1 for a count reducer */
     sl_reduce_fn reduce;
-    int partitions;      /* 0: the context's default */
-    int64_t length_ms;   /* window */
-    int64_t slide_ms;    /* window; 0: the parent's slide */
-    cfg_ref with;        /* join */
-    bool left;           /* join */
-    bool inverse;        /* reduce_by_key_and_window */
-    bool drop_zero;      /* reduce_by_key_and_window */
-    bool keyed;          /* reduce_by_key_and_window: each key's window as keyed state */
-    bool event_time;     /* reduce_by_key_and_window: windows of the records' own time */
-    int64_t disorder_ms; /* event_time: max_out_of_orderness */
-    int64_t lateness_ms; /* event_time: allowed_lateness */
-    int64_t idle_ms;     /* event_time: idle_timeout */
-    int64_t ttl_ms;      /* running; 0: none */
-    sl_yamlop *run;      /* running */
-    bool reads_header;   /* key, value, filter: {header: NAME} */
+    int partitions;        /* 0: the context's default */
+    int64_t length_ms;     /* window */
+    int64_t slide_ms;      /* window; 0: the parent's slide */
+    cfg_ref with;          /* join */
+    bool left;             /* join */
+    bool inverse;          /* reduce_by_key_and_window */
+    bool drop_zero;        /* reduce_by_key_and_window */
+    bool keyed;            /* reduce_by_key_and_window: each key's window as keyed state */
+    bool event_time;       /* reduce_by_key_and_window: windows of the records' own time */
+    int64_t disorder_ms;   /* event_time: max_out_of_orderness */
+    int64_t lateness_ms;   /* event_time: allowed_lateness */
+    int64_t idle_ms;       /* event_time: idle_timeout */
+    int64_t ttl_ms;        /* running; 0: none */
+    sl_yamlop *run;        /* running */
+    bool reads_header;     /* key, value, filter: {header: NAME} */
+    struct sl_lua_fn *lua; /* the Lua form of an op ({lua: CODE}, sl_cfg_lua.c) */
 };
 
 typedef struct cfg_stream {
@@ -283,5 +284,22 @@ sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *cons
 /* Resolves names, orders streams (cycles are errors), computes and checks slides and turns
  * on headers where they are read. */
 int sl__cfg_check_graph(cfg_parser *p, cfg_loc root_loc);
+
+/* ==== Lua forms of ops (sl_cfg_lua.c) ==== */
+
+/* True when arg is a mapping with lua: or lua_file:. */
+bool sl__cfg_lua_form(cfg_parser *p, const yaml_node_t *arg);
+/* Parses a Lua form (lua or lua_file, function, allow, instructions, memory_mb, and the keys
+ * of extra) into op->lua, compiled as a function of kind (sl_lua_kind), and op->desc. */
+int sl__cfg_lua_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op, int kind,
+                      const char *const *extra);
+/* Builds an op whose Lua form is the whole op (map, filter, flat_map, key, value, reduce,
+ * reduce_by_key, update_state) on s. */
+sl_stream *sl__cfg_lua_apply(const cfg_op *op, sl_stream *s);
+int sl__cfg_op_flat_map(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_update_state(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+sl_stream *sl__cfg_apply_lua(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+/* Frees op->lua. */
+void sl__cfg_lua_free(cfg_op *op);
 
 #endif /* SL_CFG_H */

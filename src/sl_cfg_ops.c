@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sl_cfg.h"
+#include "sl_lua.h"
 
 /* ==== Arguments ==== */
 
@@ -161,6 +162,9 @@ static const char *const cfg_attr_words[] = {
 static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     char msg[256];
+    if (sl__cfg_lua_form(p, arg)) {
+        return sl__cfg_lua_parse(p, arg, op, SL_LUA_KEY, NULL);
+    }
     if (arg->type == YAML_SCALAR_NODE) {
         if (strcmp(sl__cfg_text(p, arg), "value") != 0) {
             return sl__cfg_error(p, sl__cfg_loc_of(arg),
@@ -189,6 +193,9 @@ static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     char msg[256];
+    if (sl__cfg_lua_form(p, arg)) {
+        return sl__cfg_lua_parse(p, arg, op, SL_LUA_VALUE, NULL);
+    }
     if (arg->type == YAML_SCALAR_NODE && strcmp(sl__cfg_text(p, arg), "number") == 0) {
         op->yop = sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, msg, sizeof(msg));
         op->desc = strdup("value number");
@@ -263,6 +270,9 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     static const char *const keys[] = {"json",       "meta",    "header", "key", "equals",
                                        "not_equals", "gt",      "ge",     "lt",  "le",
                                        "contains",   "matches", NULL};
+    if (sl__cfg_lua_form(p, arg)) {
+        return sl__cfg_lua_parse(p, arg, op, SL_LUA_FILTER, NULL);
+    }
     int rc = sl__cfg_op_args(p, arg, "filter", keys);
     if (rc != SL_OK) {
         return rc;
@@ -333,6 +343,11 @@ static int cfg_op_reduce_common(cfg_parser *p, yaml_node_t *arg, cfg_op *op, boo
     const char *opname = op->def->name;
     yaml_node_t *fn = arg;
     int rc;
+    if (sl__cfg_lua_form(p, arg)) {
+        static const char *const parts[] = {"partitions", NULL};
+        rc = sl__cfg_lua_parse(p, arg, op, SL_LUA_REDUCE, by_key ? parts : NULL);
+        return rc == SL_OK && by_key ? sl__cfg_op_partitions(p, arg, opname, op) : rc;
+    }
     if (arg->type != YAML_SCALAR_NODE) {
         static const char *const keys_bk[] = {"fn", "partitions", NULL};
         static const char *const keys[] = {"fn", NULL};
@@ -406,6 +421,12 @@ int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *o
         return sl__cfg_error(p, sl__cfg_loc_of(arg),
                              "missing required key 'fn' in op '%s' (one of sum, count, min, max)",
                              opname);
+    }
+    if (fn->type == YAML_MAPPING_NODE && strcmp(opname, "running") != 0) {
+        *which = -1; /* a Lua reducer: {lua: CODE} */
+        int rc = sl__cfg_lua_parse(p, fn, op, SL_LUA_REDUCE, NULL);
+        op->reduce = sl__lua_reduce;
+        return rc;
     }
     char what[96];
     snprintf(what, sizeof(what), "%s.fn", opname);
@@ -545,6 +566,9 @@ static int cfg_op_map(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     static const char *const map_words[] = {"lower", "upper", "trim", NULL};
     char msg[256];
     int which;
+    if (sl__cfg_lua_form(p, arg)) {
+        return sl__cfg_lua_parse(p, arg, op, SL_LUA_MAP, NULL);
+    }
     int rc = sl__cfg_choice(p, arg, "map", map_words, &which);
     if (rc != SL_OK) {
         return rc;
@@ -583,30 +607,45 @@ static sl_stream *cfg_apply_split(const cfg_op *op, sl_stream *s, sl_stream *con
 static sl_stream *cfg_apply_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
+    if (op->lua) {
+        return sl__cfg_lua_apply(op, s);
+    }
     return sl_stream_key_by(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_value(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
+    if (op->lua) {
+        return sl__cfg_lua_apply(op, s);
+    }
     return sl_stream_map_values(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_filter(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
+    if (op->lua) {
+        return sl__cfg_lua_apply(op, s);
+    }
     return sl_stream_filter(s, sl__yamlops_filter, op->yop);
 }
 
 static sl_stream *cfg_apply_reduce_by_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
+    if (op->lua) {
+        return sl__cfg_lua_apply(op, s);
+    }
     return sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
 }
 
 static sl_stream *cfg_apply_reduce(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
+    if (op->lua) {
+        return sl__cfg_lua_apply(op, s);
+    }
     return sl_stream_reduce(sl__cfg_count_ones(op, s), op->reduce, NULL);
 }
 
@@ -627,6 +666,9 @@ static sl_stream *cfg_apply_count_by_value(const cfg_op *op, sl_stream *s,
 static sl_stream *cfg_apply_map(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
+    if (op->lua) {
+        return sl__cfg_lua_apply(op, s);
+    }
     return sl_stream_map(s, sl__yamlops_map, op->yop);
 }
 
@@ -666,34 +708,42 @@ const cfg_op_def sl__cfg_ops[] = {
      .parse = cfg_op_key,
      .apply = cfg_apply_key,
      .forms = {"key: value", "key: {json: user.id}",
-               "key: {meta: partition|topic|offset|source|timestamp}", "key: {header: NAME}"},
+               "key: {meta: partition|topic|offset|source|timestamp}", "key: {header: NAME}",
+               "key: {lua: \"function(r) return r.topic end\"}"},
      .doc = "the key becomes the value bytes, a field of the JSON value (dotted path; a number "
             "indexes an array: `items.0.sku`), a record attribute (numbers as text) or a Kafka "
             "header's value (the last of that name; a null value: empty); a record without it "
-            "is rejected. A Kafka record's key is already the message key"},
+            "is rejected. A Kafka record's key is already the message key. With `lua:` (or "
+            "`lua_file:`) the key is what the function returns (a string or a number; nil "
+            "rejects the record)"},
     {.name = "value",
      .parse = cfg_op_value,
      .apply = cfg_apply_value,
      .forms = {"value: 1", "value: number", "value: {json: amount}", "value: {meta: offset}",
-               "value: {header: NAME, as: text}"},
+               "value: {header: NAME, as: text}",
+               "value: {lua: \"function(r) return #r.value end\"}"},
      .doc = "the typed value becomes a literal (integer or float); with `number`, the number the "
             "value bytes hold as text (integer, else float; e.g. counts a kafka sink wrote); or, "
             "with `as: number` (the default), the typed value from a JSON number, from "
             "partition, offset or timestamp, or from a field or header holding a number; `as: "
             "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
             "field's, attribute's or header's text. A record without it, or whose text is not a "
-            "number, is rejected (counted, logged with its source, partition and offset)"},
+            "number, is rejected (counted, logged with its source, partition and offset). With "
+            "`lua:`, a number the function returns becomes the typed value, a string the value "
+            "bytes, a table sets the record's fields (as `map`); nil rejects"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
      .forms = {"filter: {json: level, equals: error}", "filter: {header: NAME, equals: x}",
-               "filter: {meta: partition, equals: 3}", "filter: {key: true, matches: REGEX}"},
+               "filter: {meta: partition, equals: 3}", "filter: {key: true, matches: REGEX}",
+               "filter: {lua: \"function(r) return r.num > 10 end\"}"},
      .doc = "keeps matching records; one of `equals`, `not_equals`, `gt`, `ge`, `lt`, `le`, "
             "`contains`, `matches` (POSIX extended regex); without `json:`, `meta:` or "
             "`header:` on the value (the typed value for `gt`..`le`, and for `equals` and "
             "`not_equals` with a number when the record has one), with `key: true` on the key; "
             "integer attributes compare as numbers (as text with `contains` and `matches`), "
-            "headers as text; a missing field, header or attribute matches only `not_equals`"},
+            "headers as text; a missing field, header or attribute matches only `not_equals`; with "
+            "`lua:`, keeps the records for which the function returns a true value"},
     {.name = "timestamp",
      .parse = cfg_op_timestamp,
      .apply = cfg_apply_value,
@@ -709,13 +759,19 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,
-     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: sum, partitions: 4}"},
-     .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records)"},
+     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: sum, partitions: 4}",
+               "reduce_by_key: {lua: \"function(a, b) return a + b end\", partitions: 4}"},
+     .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records); "
+            "a Lua function combines two values (the typed value, else the value bytes) into "
+            "one (a number: the typed value; a string: the value bytes); it must be associative "
+            "and commutative"},
     {.name = "reduce",
      .parse = cfg_op_reduce,
      .apply = cfg_apply_reduce,
-     .forms = {"reduce: sum", "reduce: {fn: sum}"},
-     .doc = "one record per batch: `sum`, `count`, `min`, `max` of the typed value"},
+     .forms = {"reduce: sum", "reduce: {fn: sum}",
+               "reduce: {lua: \"function(a, b) return a + b end\"}"},
+     .doc = "one record per batch: `sum`, `count`, `min`, `max` of the typed value, or a Lua "
+            "function of two values (as in `reduce_by_key`)"},
     {.name = "count",
      .parse = cfg_op_count,
      .apply = cfg_apply_count,
@@ -731,8 +787,25 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "map",
      .parse = cfg_op_map,
      .apply = cfg_apply_map,
-     .forms = {"map: lower", "map: upper", "map: trim"},
-     .doc = "changes the value bytes (ASCII)"},
+     .forms = {"map: lower", "map: upper", "map: trim",
+               "map: {lua: \"function(r) r.value = r.value:upper() return r end\"}",
+               "map: {lua_file: scripts/shape.lua, function: shape}"},
+     .doc = "changes the value bytes (ASCII); or a Lua function of the record table (`key`, "
+            "`value`, `num`, `timestamp`, `topic`, `partition`, `offset`, `source`, `headers`) "
+            "returning the record: a table sets `key`, `value`, `num` and `timestamp` (absent "
+            "or nil: unchanged; false: cleared), a string the value; nil or an error rejects "
+            "the record. Every Lua form takes `lua: CODE` or `lua_file: PATH` (relative to the "
+            "YAML file; `function: NAME` names the function the file defines, else the file "
+            "returns it), `allow: [io, os, require, debug, bytecode]`, `instructions: N` (per "
+            "call, default 10000000; 0: none, and the JIT on) and `memory_mb: N` (per Lua "
+            "state, default 64; 0: none); see \"Writing functions in Lua\""},
+    {.name = "flat_map",
+     .parse = sl__cfg_op_flat_map,
+     .apply = sl__cfg_apply_lua,
+     .forms = {"flat_map: {lua: \"function(r) return {r.value, r.value} end\"}"},
+     .doc = "zero or more records per record: the Lua function returns a list of records "
+            "(tables, as `map` returns, or strings: the value), one record table, or nil "
+            "(none); each starts as a copy of the input record"},
     {.name = "repartition",
      .parse = cfg_op_repartition,
      .apply = cfg_apply_repartition,
@@ -811,6 +884,18 @@ const cfg_op_def sl__cfg_ops[] = {
      .doc = "a running aggregate per key across batches (`sum`, `count`, `min`, `max`): each "
             "batch emits (key, aggregate so far) for its keys; keys idle longer than `ttl` are "
             "forgotten (no `ttl`: kept); `partitions: N`"},
+    {.name = "update_state",
+     .parse = sl__cfg_op_update_state,
+     .apply = sl__cfg_apply_lua,
+     .flags = CFG_OP_STATEFUL,
+     .forms = {"update_state: {lua: \"function(key, values, state) return (state or 0) + "
+               "#values end\", partitions: 4}"},
+     .doc = "Spark's updateStateByKey in Lua: per key with state or records in the batch, the "
+            "function gets the key, the list of the batch's record tables of the key (maybe "
+            "empty) and the previous state (nil for a new key; a number, a string or a table) "
+            "and returns the new state (nil removes the key); the output is one record per key "
+            "with state: a number as the typed value, a string as the value, a table as JSON "
+            "text in the value; `partitions: N`"},
     {.name = "burn",
      .parse = cfg_op_burn,
      .apply = cfg_apply_burn,
