@@ -104,7 +104,9 @@ static void lua_count_hook(lua_State *L, lua_Debug *ar)
     lua_vm *vm = lua_vm_of(L);
     vm->steps += LUA_HOOK_EVERY;
     if (vm->steps > vm->fn->max_instructions) {
+        /* from now on at every instruction: a pcall in the script cannot keep it going */
         vm->over = true;
+        lua_sethook(L, lua_count_hook, LUA_MASKCOUNT, 1);
         char msg[200];
         int line = lua_getinfo(L, "Sl", ar) ? ar->currentline : -1;
         snprintf(msg, sizeof(msg),
@@ -617,7 +619,10 @@ static int lua_vm_call(lua_vm *vm, int nargs, int nres)
 {
     lua_State *L = vm->L;
     vm->steps = 0;
-    vm->over = false;
+    if (vm->over) {
+        lua_sethook(L, lua_count_hook, LUA_MASKCOUNT, LUA_HOOK_EVERY);
+        vm->over = false;
+    }
     int st = lua_pcall(L, nargs, nres, 0);
     if (st == 0 && !vm->over) {
         return SL_OK;
