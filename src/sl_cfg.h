@@ -80,22 +80,23 @@ struct cfg_op {
     char *desc;     /* as printed by sl__config_print_graph */
     sl_yamlop *yop; /* split, key, value, filter, map, burn; value 1 for a count reducer */
     sl_reduce_fn reduce;
-    int partitions;        /* 0: the context's default */
-    int64_t length_ms;     /* window */
-    int64_t slide_ms;      /* window; 0: the parent's slide */
-    cfg_ref with;          /* join */
-    bool left;             /* join */
-    bool inverse;          /* reduce_by_key_and_window */
-    bool drop_zero;        /* reduce_by_key_and_window */
-    bool keyed;            /* reduce_by_key_and_window: each key's window as keyed state */
-    bool event_time;       /* reduce_by_key_and_window: windows of the records' own time */
-    int64_t disorder_ms;   /* event_time: max_out_of_orderness */
-    int64_t lateness_ms;   /* event_time: allowed_lateness */
-    int64_t idle_ms;       /* event_time: idle_timeout */
-    int64_t ttl_ms;        /* running; 0: none */
-    sl_yamlop *run;        /* running */
-    bool reads_header;     /* key, value, filter: {header: NAME} */
-    struct sl_lua_fn *lua; /* the Lua form of an op ({lua: CODE}, sl_cfg_lua.c) */
+    int partitions;      /* 0: the context's default */
+    int64_t length_ms;   /* window */
+    int64_t slide_ms;    /* window; 0: the parent's slide */
+    cfg_ref with;        /* join */
+    bool left;           /* join */
+    bool inverse;        /* reduce_by_key_and_window */
+    bool drop_zero;      /* reduce_by_key_and_window */
+    bool keyed;          /* reduce_by_key_and_window: each key's window as keyed state */
+    bool event_time;     /* reduce_by_key_and_window: windows of the records' own time */
+    int64_t disorder_ms; /* event_time: max_out_of_orderness */
+    int64_t lateness_ms; /* event_time: allowed_lateness */
+    int64_t idle_ms;     /* event_time: idle_timeout */
+    int64_t ttl_ms;      /* running; 0: none */
+    sl_yamlop *run;      /* running */
+    bool reads_header;   /* key, value, filter: {header: NAME} */
+    /* the Lua form of an op ({lua: CODE}, sl_cfg_lua.c) */
+    struct sl_lua_fn *lua;
 };
 
 typedef struct cfg_stream {
@@ -293,6 +294,8 @@ bool sl__cfg_lua_form(cfg_parser *p, const yaml_node_t *arg);
  * of extra) into op->lua, compiled as a function of kind (sl_lua_kind), and op->desc. */
 int sl__cfg_lua_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op, int kind,
                       const char *const *extra);
+/* Parses the Lua form of op (the ops without one: an error naming those with one). */
+int sl__cfg_lua_op(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
 /* Builds an op whose Lua form is the whole op (map, filter, flat_map, key, value, reduce,
  * reduce_by_key, update_state) on s. */
 sl_stream *sl__cfg_lua_apply(const cfg_op *op, sl_stream *s);

@@ -123,7 +123,8 @@ sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
         }
         for (size_t j = 0; j < st->nops; j++) {
             const cfg_op *op = &st->ops[j];
-            s = op->def->apply(op, s, handles);
+            s = op->lua && !(op->def->flags & CFG_OP_WINDOWED) ? sl__cfg_lua_apply(op, s)
+                                                               : op->def->apply(op, s, handles);
             if (!s) {
                 free(handles);
                 return cfg_build_fail(cfg, ctx, op->loc, NULL, errstr, errsize,

@@ -170,29 +170,48 @@ sl_stream *sl__cfg_lua_apply(const cfg_op *op, sl_stream *s)
     return NULL;
 }
 
-static int cfg_op_lua_only(cfg_parser *p, yaml_node_t *arg, cfg_op *op, int kind)
+/* The ops with a Lua form that is the whole op, and what their function computes. */
+static const struct {
+    const char *op;
+    sl_lua_kind kind;
+    bool partitions; /* takes partitions: too */
+} cfg_lua_ops[] = {
+    {"map", SL_LUA_MAP, false},           {"filter", SL_LUA_FILTER, false},
+    {"flat_map", SL_LUA_FLAT_MAP, false}, {"key", SL_LUA_KEY, false},
+    {"value", SL_LUA_VALUE, false},       {"reduce_by_key", SL_LUA_REDUCE, true},
+    {"reduce", SL_LUA_REDUCE, false},     {"update_state", SL_LUA_UPDATE_STATE, true},
+};
+
+int sl__cfg_lua_op(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     static const char *const parts[] = {"partitions", NULL};
-    if (!sl__cfg_lua_form(p, arg)) {
-        return sl__cfg_error(p, sl__cfg_loc_of(arg),
-                             "op '%s' takes {lua: CODE} or {lua_file: PATH, function: NAME}",
-                             op->def->name);
+    const char *name = op->def->name;
+    for (size_t i = 0; i < sizeof(cfg_lua_ops) / sizeof(cfg_lua_ops[0]); i++) {
+        if (strcmp(name, cfg_lua_ops[i].op) != 0) {
+            continue;
+        }
+        bool bp = cfg_lua_ops[i].partitions;
+        int rc = sl__cfg_lua_parse(p, arg, op, cfg_lua_ops[i].kind, bp ? parts : NULL);
+        return rc == SL_OK && bp ? sl__cfg_op_partitions(p, arg, name, op) : rc;
     }
-    int rc = sl__cfg_lua_parse(p, arg, op, kind, kind == SL_LUA_UPDATE_STATE ? parts : NULL);
-    if (rc == SL_OK && kind == SL_LUA_UPDATE_STATE) {
-        rc = sl__cfg_op_partitions(p, arg, op->def->name, op);
-    }
-    return rc;
+    return sl__cfg_error(p, sl__cfg_loc_of(arg),
+                         "op '%s' has no Lua form (map, filter, flat_map, key, value, "
+                         "reduce_by_key, reduce and update_state have; windowed reducers take "
+                         "fn: {lua: CODE})",
+                         name);
 }
 
+/* flat_map and update_state exist only in Lua (sl__cfg_lua_op parses that form). */
 int sl__cfg_op_flat_map(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
-    return cfg_op_lua_only(p, arg, op, SL_LUA_FLAT_MAP);
+    return sl__cfg_error(p, sl__cfg_loc_of(arg),
+                         "op '%s' takes {lua: CODE} or {lua_file: PATH, function: NAME}",
+                         op->def->name);
 }
 
 int sl__cfg_op_update_state(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
-    return cfg_op_lua_only(p, arg, op, SL_LUA_UPDATE_STATE);
+    return sl__cfg_op_flat_map(p, arg, op);
 }
 
 sl_stream *sl__cfg_apply_lua(const cfg_op *op, sl_stream *s, sl_stream *const *handles)

@@ -162,9 +162,6 @@ static const char *const cfg_attr_words[] = {
 static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     char msg[256];
-    if (sl__cfg_lua_form(p, arg)) {
-        return sl__cfg_lua_parse(p, arg, op, SL_LUA_KEY, NULL);
-    }
     if (arg->type == YAML_SCALAR_NODE) {
         if (strcmp(sl__cfg_text(p, arg), "value") != 0) {
             return sl__cfg_error(p, sl__cfg_loc_of(arg),
@@ -193,9 +190,6 @@ static int cfg_op_key(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 static int cfg_op_value(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     char msg[256];
-    if (sl__cfg_lua_form(p, arg)) {
-        return sl__cfg_lua_parse(p, arg, op, SL_LUA_VALUE, NULL);
-    }
     if (arg->type == YAML_SCALAR_NODE && strcmp(sl__cfg_text(p, arg), "number") == 0) {
         op->yop = sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, msg, sizeof(msg));
         op->desc = strdup("value number");
@@ -270,9 +264,6 @@ static int cfg_op_filter(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     static const char *const keys[] = {"json",       "meta",    "header", "key", "equals",
                                        "not_equals", "gt",      "ge",     "lt",  "le",
                                        "contains",   "matches", NULL};
-    if (sl__cfg_lua_form(p, arg)) {
-        return sl__cfg_lua_parse(p, arg, op, SL_LUA_FILTER, NULL);
-    }
     int rc = sl__cfg_op_args(p, arg, "filter", keys);
     if (rc != SL_OK) {
         return rc;
@@ -343,11 +334,6 @@ static int cfg_op_reduce_common(cfg_parser *p, yaml_node_t *arg, cfg_op *op, boo
     const char *opname = op->def->name;
     yaml_node_t *fn = arg;
     int rc;
-    if (sl__cfg_lua_form(p, arg)) {
-        static const char *const parts[] = {"partitions", NULL};
-        rc = sl__cfg_lua_parse(p, arg, op, SL_LUA_REDUCE, by_key ? parts : NULL);
-        return rc == SL_OK && by_key ? sl__cfg_op_partitions(p, arg, opname, op) : rc;
-    }
     if (arg->type != YAML_SCALAR_NODE) {
         static const char *const keys_bk[] = {"fn", "partitions", NULL};
         static const char *const keys[] = {"fn", NULL};
@@ -566,9 +552,6 @@ static int cfg_op_map(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
     static const char *const map_words[] = {"lower", "upper", "trim", NULL};
     char msg[256];
     int which;
-    if (sl__cfg_lua_form(p, arg)) {
-        return sl__cfg_lua_parse(p, arg, op, SL_LUA_MAP, NULL);
-    }
     int rc = sl__cfg_choice(p, arg, "map", map_words, &which);
     if (rc != SL_OK) {
         return rc;
@@ -607,45 +590,30 @@ static sl_stream *cfg_apply_split(const cfg_op *op, sl_stream *s, sl_stream *con
 static sl_stream *cfg_apply_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    if (op->lua) {
-        return sl__cfg_lua_apply(op, s);
-    }
     return sl_stream_key_by(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_value(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    if (op->lua) {
-        return sl__cfg_lua_apply(op, s);
-    }
     return sl_stream_map_values(s, sl__yamlops_map, op->yop);
 }
 
 static sl_stream *cfg_apply_filter(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    if (op->lua) {
-        return sl__cfg_lua_apply(op, s);
-    }
     return sl_stream_filter(s, sl__yamlops_filter, op->yop);
 }
 
 static sl_stream *cfg_apply_reduce_by_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    if (op->lua) {
-        return sl__cfg_lua_apply(op, s);
-    }
     return sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
 }
 
 static sl_stream *cfg_apply_reduce(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    if (op->lua) {
-        return sl__cfg_lua_apply(op, s);
-    }
     return sl_stream_reduce(sl__cfg_count_ones(op, s), op->reduce, NULL);
 }
 
@@ -666,9 +634,6 @@ static sl_stream *cfg_apply_count_by_value(const cfg_op *op, sl_stream *s,
 static sl_stream *cfg_apply_map(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    if (op->lua) {
-        return sl__cfg_lua_apply(op, s);
-    }
     return sl_stream_map(s, sl__yamlops_map, op->yop);
 }
 
@@ -794,11 +759,8 @@ const cfg_op_def sl__cfg_ops[] = {
             "`value`, `num`, `timestamp`, `topic`, `partition`, `offset`, `source`, `headers`) "
             "returning the record: a table sets `key`, `value`, `num` and `timestamp` (absent "
             "or nil: unchanged; false: cleared), a string the value; nil or an error rejects "
-            "the record. Every Lua form takes `lua: CODE` or `lua_file: PATH` (relative to the "
-            "YAML file; `function: NAME` names the function the file defines, else the file "
-            "returns it), `allow: [io, os, require, debug, bytecode]`, `instructions: N` (per "
-            "call, default 10000000; 0: none, and the JIT on) and `memory_mb: N` (per Lua "
-            "state, default 64; 0: none); see \"Writing functions in Lua\""},
+            "the record. Lua forms also take `allow:`, `instructions:` and `memory_mb:` (see "
+            "\"Writing functions in Lua\")"},
     {.name = "flat_map",
      .parse = sl__cfg_op_flat_map,
      .apply = sl__cfg_apply_lua,
@@ -970,7 +932,7 @@ int sl__cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg_op
     if (!arg && !(op->def->flags & CFG_OP_ARG_OPTIONAL)) {
         return sl__cfg_error(p, op->loc, "op '%s' needs an argument", name);
     }
-    int rc = op->def->parse(p, arg, op);
+    int rc = sl__cfg_lua_form(p, arg) ? sl__cfg_lua_op(p, arg, op) : op->def->parse(p, arg, op);
     if (rc == SL_OK && (op->def->flags & CFG_OP_STATEFUL)) {
         char what[96];
         snprintf(what, sizeof(what), "op '%s'", name);
