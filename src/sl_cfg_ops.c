@@ -412,6 +412,8 @@ int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *o
         *which = -1; /* a Lua reducer: {lua: CODE} */
         int rc = sl__cfg_lua_parse(p, fn, op, SL_LUA_REDUCE, NULL);
         op->reduce = sl__lua_reduce;
+        free(op->desc); /* the windowed op writes its own */
+        op->desc = NULL;
         return rc;
     }
     char what[96];
