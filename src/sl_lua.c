@@ -604,8 +604,9 @@ static int lua_table_to_record(lua_vm *vm, int idx, sl_record *out, sl_emitter *
     }
     lua_pop(L, 1);
     lua_getfield(L, idx, "timestamp");
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-        out->ts = (int64_t)lua_tonumber(L, -1);
+    double ts = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+    if (ts >= 0 && ts < 9.0e18) { /* ms since the epoch; NaN and the absurd are left out */
+        out->ts = (int64_t)ts;
     }
     lua_pop(L, 1);
     return rc;
