@@ -139,6 +139,8 @@ int sl__cfg_lua_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op, int kind,
         rc = sl__cfg_error(p, loc, "lua: %s", msg);
     } else {
         op->lua = fn;
+        /* Kafka sources parse headers only when asked: a script that names them asks */
+        op->reads_header = strstr(conf.code, "headers") != NULL;
         op->desc = inl ? sl__cfg_strdupf("%s lua (line %d)", opname, loc.line)
                        : sl__cfg_strdupf("%s lua_file %s%s%s", opname, sl__cfg_text(p, file),
                                          conf.function ? " function " : "",

@@ -492,6 +492,41 @@ static void test_yaml_forms_and_errors(void)
     }
 }
 
+#ifdef SLUICE_WITH_KAFKA
+/* A Lua op whose script reads headers turns them on for the kafka source feeding it; one
+ * that does not leaves the source alone. */
+static void test_yaml_lua_headers_turn_on_kafka_headers(void)
+{
+    static const char *const ops[] = {"map: {lua: \"function(r) return r.headers.h end\"}",
+                                      "map: {lua: \"function(r) return r end\"}"};
+    static const char *const want[] = {"true", "unset"};
+    for (int i = 0; i < 2; i++) {
+        char yaml[1024], err[1024];
+        snprintf(yaml, sizeof(yaml),
+                 "app: {batch_interval: 1s}\n"
+                 "sources:\n"
+                 "  - {name: a, type: kafka, brokers: embedded, topics: [ta]}\n"
+                 "streams:\n"
+                 "  - {name: s, from: a, ops: [{%s}]}\n"
+                 "sinks:\n"
+                 "  - {name: o, type: stdout, from: s}\n",
+                 ops[i]);
+        sl_config *cfg = NULL;
+        int rc = sl__config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, err, sizeof(err));
+        if (rc != SL_OK) {
+            fprintf(stderr, "\n    %s\n", err);
+        }
+        CU_ASSERT_EQUAL_FATAL(rc, SL_OK);
+        sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+        const char *h = sl_options_get(ctx->sources->opts, "headers");
+        CU_ASSERT_STRING_EQUAL(h ? h : "unset", want[i]);
+        sl_context_destroy(ctx);
+        sl__config_destroy(cfg);
+    }
+}
+#endif
+
 void sl_test_register(void)
 {
     SL_SUITE("lua_ops", SL_TEST(map_sets_key_value_and_typed_value),
@@ -502,5 +537,10 @@ void sl_test_register(void)
     SL_SUITE("lua_limits", SL_TEST(runaway_loop_is_stopped), SL_TEST(unbounded_memory_is_stopped),
              SL_TEST(sandbox_denies_io_os_require), SL_TEST(compile_errors_name_file_and_line));
     SL_SUITE("lua_json", SL_TEST(json_decode_and_encode));
+#ifdef SLUICE_WITH_KAFKA
+    SL_SUITE("lua_yaml", SL_TEST(yaml_forms_and_errors),
+             SL_TEST(yaml_lua_headers_turn_on_kafka_headers));
+#else
     SL_SUITE("lua_yaml", SL_TEST(yaml_forms_and_errors));
+#endif
 }
