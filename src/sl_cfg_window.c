@@ -283,22 +283,25 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                               .max_out_of_orderness_ms = op->disorder_ms,
                               .allowed_lateness_ms = op->lateness_ms,
                               .idle_timeout_ms = op->idle_ms};
+        /* Reducers whose results are bytes (a Lua function may return a string) keep each
+         * pane's bytes. */
         sl_stream *k =
-            op->agg ? sl__cfg_finish(op, sl__stream_event_window_bytes(sl__cfg_count_ones(op, s),
-                                                                       op->reduce, NULL, &ew,
-                                                                       op->partitions))
-                    : sl_stream_reduce_by_key_and_event_window(
-                          sl__cfg_count_ones(op, s), op->reduce, op->lua, &ew, op->partitions);
+            op->agg || op->lua
+                ? sl__cfg_finish(op, sl__stream_event_window_bytes(sl__cfg_count_ones(op, s),
+                                                                   op->reduce, op->lua, &ew,
+                                                                   op->partitions))
+                : sl_stream_reduce_by_key_and_event_window(sl__cfg_count_ones(op, s), op->reduce,
+                                                           NULL, &ew, op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
     if (op->keyed) {
         sl_stream *k =
-            op->agg
+            op->agg || op->lua
                 ? sl__cfg_finish(op, sl__stream_rbkw_state_bytes(sl__cfg_count_ones(op, s),
-                                                                 op->reduce, NULL, op->length_ms,
+                                                                 op->reduce, op->lua, op->length_ms,
                                                                  op->slide_ms, op->partitions))
                 : sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce,
-                                                           op->lua, op->length_ms, op->slide_ms,
+                                                           NULL, op->length_ms, op->slide_ms,
                                                            op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
