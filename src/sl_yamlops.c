@@ -354,9 +354,9 @@ void sl__yamlops_destroy(sl_yamlop *op)
     free(op->steps);
     free(op->ts_pattern);
     free((void *)op->first_ns);
-    if (op->has_regex) {
-        regfree(&op->regex);
-    }
+    sl__yamlops_re_free(op->re);
+    sl__yamlops_parse_free(op->parse);
+    sl__yamlops_shape_free(op->shape);
     free(op);
 }
 
@@ -514,6 +514,8 @@ int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
     }
     case YOP_BURN: return sl__yamlops_burn(in, out, NULL, (void *)op);
     case YOP_TIMESTAMP: return sl__yamlops_timestamp(op, in, out);
+    case YOP_PARSE: return sl__yamlops_parse_apply(op, in, out, alloc, arg);
+    case YOP_SHAPE: return sl__yamlops_shape_apply(op, in, out, alloc, arg);
     default: return SL_ERR_INVAL;
     }
 }
