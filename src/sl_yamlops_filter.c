@@ -131,7 +131,7 @@ static int yop_filter_json(const sl_yamlop *op, const sl_record *in)
 {
     json_t *root = sl__yamlops_json_load(in);
     if (!root) {
-        return SL_ERR_RECORD;
+        return sl__yamlops_reject_json(&op->path, false);
     }
     json_t *v = sl__jpath_get(&op->path, root);
     int rc;
@@ -140,7 +140,8 @@ static int yop_filter_json(const sl_yamlop *op, const sl_record *in)
         rc = op->cmp == SL_YOP_NOT_EQUALS;
     } else if (yop_cmp_is_numeric(op->cmp)) {
         yop_num n;
-        rc = sl__yamlops_json_num(v, &n) ? yop_filter_num(op, &n) : SL_ERR_RECORD;
+        rc = sl__yamlops_json_num(v, &n) ? yop_filter_num(op, &n)
+                                         : sl__yamlops_reject_json_nan(&op->path, v);
     } else if ((op->cmp == SL_YOP_EQUALS || op->cmp == SL_YOP_NOT_EQUALS) && json_is_number(v) &&
                op->operand_is_num) {
         yop_num n;
@@ -166,7 +167,8 @@ static int yop_filter_attr(const sl_yamlop *op, const sl_record *in)
     }
     yop_num n;
     if (yop_cmp_is_numeric(op->cmp)) {
-        return sl__yamlops_attr_num(&a, &n) ? yop_filter_num(op, &n) : SL_ERR_RECORD;
+        return sl__yamlops_attr_num(&a, &n) ? yop_filter_num(op, &n)
+                                            : sl__yamlops_reject_attr_nan(op, &a);
     }
     if (a.is_num && op->operand_is_num &&
         (op->cmp == SL_YOP_EQUALS || op->cmp == SL_YOP_NOT_EQUALS)) {
@@ -204,7 +206,8 @@ int sl__yamlops_filter(const sl_record *in, void *opaque)
             n.i = in->num_type == SL_NUM_INT ? in->num.i : 0;
             n.d = in->num_type == SL_NUM_DOUBLE ? in->num.d : (double)in->num.i;
         } else if (!sl__yamlops_parse_num(s, len, &n)) {
-            return SL_ERR_RECORD;
+            return sl__yamlops_reject_nan(op->target == SL_YOP_ON_KEY ? "the key" : "the value", s,
+                                          len);
         }
         return yop_filter_num(op, &n);
     }

@@ -151,8 +151,18 @@ int sl__yamlops_shape_run(const struct yop_shape *sh, json_t *root);
 int sl__yamlops_json_out(json_t *root, sl_record *out, sl_yamlops_alloc_fn alloc, void *arg);
 void sl__yamlops_shape_free(struct yop_shape *sh);
 
-/* Says why the record is rejected: the value is not JSON, or the path's field is missing
- * (for the op's JSON path), then returns SL_ERR_RECORD. */
+/* ==== Rejections: each says why (sl_reject_reason) and returns SL_ERR_RECORD ==== */
+
+/* have_root false: "the value is not JSON"; else "missing JSON field 'PATH'" (a NULL or
+ * empty path: "the value is not a JSON object"). sl_yamlops.c */
 int sl__yamlops_reject_json(const sl_jpath *path, bool have_root);
+/* "JSON field 'PATH' is 'abc', not a number". sl_yamlops.c */
+int sl__yamlops_reject_json_nan(const sl_jpath *path, json_t *v);
+/* "WHAT 'abc' is not a number" (at most 40 bytes of s, unprintable ones as '?'). */
+int sl__yamlops_reject_nan(const char *what, const char *s, size_t len);
+/* "no header 'NAME'" or "the record has no partition" (op's attribute). sl_yamlops_attr.c */
+int sl__yamlops_reject_attr(const sl_yamlop *op);
+/* "header 'NAME' 'abc' is not a number". sl_yamlops_attr.c */
+int sl__yamlops_reject_attr_nan(const sl_yamlop *op, const yop_attr *a);
 
 #endif /* SL_YAMLOPS_INT_H */

@@ -430,19 +430,21 @@ static bool jpath_set(const sl_jpath *p, json_t *root, json_t *v)
     json_t *parent = jpath_parent(p, root, true);
     const char *last = p->seg[p->depth - 1];
     size_t idx;
-    if (json_is_object(parent) && json_object_set_new(parent, last, v) == 0) {
-        return true;
-    }
-    if (json_is_array(parent) && seg_index(last, &idx) && json_array_set_new(parent, idx, v) == 0) {
-        return true;
-    }
-    if (!json_is_object(parent) && !json_is_array(parent)) {
+    bool ok;
+    if (json_is_object(parent)) {
+        ok = json_object_set_new(parent, last, v) == 0; /* takes v, also on failure */
+    } else if (json_is_array(parent) && seg_index(last, &idx)) {
+        ok = json_array_set_new(parent, idx, v) == 0;
+    } else {
         json_decref(v);
+        ok = false;
     }
-    char buf[128];
-    sl_reject_reason("cannot set '%s': what holds it is not an object",
-                     sl__jpath_text(p, buf, sizeof(buf)));
-    return false;
+    if (!ok) {
+        char buf[128];
+        sl_reject_reason("cannot set '%s': what holds it is not an object",
+                         sl__jpath_text(p, buf, sizeof(buf)));
+    }
+    return ok;
 }
 
 /* Removes the field at p; its value (a reference) in *v when v is not NULL. */
@@ -568,19 +570,6 @@ int sl__yamlops_json_out(json_t *root, sl_record *out, sl_yamlops_alloc_fn alloc
     out->value = p;
     out->value_len = (uint32_t)n;
     return SL_OK;
-}
-
-int sl__yamlops_reject_json(const sl_jpath *path, bool have_root)
-{
-    if (!have_root) {
-        sl_reject_reason("the value is not JSON");
-    } else if (path && path->depth > 0) {
-        char buf[128];
-        sl_reject_reason("missing JSON field '%s'", sl__jpath_text(path, buf, sizeof(buf)));
-    } else {
-        sl_reject_reason("the value is not a JSON object");
-    }
-    return SL_ERR_RECORD;
 }
 
 int sl__yamlops_shape_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
