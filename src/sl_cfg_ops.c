@@ -682,7 +682,8 @@ const cfg_op_def sl__cfg_ops[] = {
             "partition, offset or timestamp, or from a field or header holding a number; `as: "
             "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
             "field's, attribute's or header's text. A record without it, or whose text is not a "
-            "number, is rejected (counted, logged with its source, partition and offset)"},
+            "number, is rejected (counted, logged with the reason, such as `missing JSON field "
+            "'amount'`, and its source, partition and offset)"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
@@ -712,7 +713,7 @@ const cfg_op_def sl__cfg_ops[] = {
      .parse = sl__cfg_op_parse,
      .apply = sl__cfg_apply_shape,
      .forms = {"parse: {regex: '^(?<ip>\\S+) .* (?<status>\\d{3}) ', types: {status: int}}",
-               "parse: {format: nginx_combined}", "parse: {format: syslog_rfc5424}",
+               "parse: {format: nginx_combined}", "parse: syslog_rfc5424",
                "parse: {regex: REGEX, json: msg}", "parse: {regex: REGEX, key: true}"},
      .doc = "matches a PCRE2 regular expression with named captures `(?<name>...)` (unanchored: "
             "write `^` and `$`) against the value, the key (`key: true`) or a JSON field's text "
