@@ -1,7 +1,7 @@
 /* test_parse.c -- the parse op (regexes with named captures, the named log formats) and the
  * JSON shaping ops (set, rename, drop, keep), on their own (sl__yamlops_apply), through the
  * engine (the reasons of rejected records in its log line) and in YAML (config errors,
- * fused chains). */
+ * fused chains); and the reasons the other YAML ops give for the records they reject. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +74,10 @@ static int apply(const sl_yamlop *op, const char *value, char *buf, size_t size)
         }                                                                                          \
     } while (0)
 
-/* Runs one record with value through op in the engine, with stderr captured: the log (where
- * a rejection's reason is) in log, the number of failed records returned. */
-static size_t run_logged(sl_yamlop *op, const char *value, char *log, size_t size)
+/* Runs the record r through op (a filter op with sl_stream_filter, else sl_stream_map) in
+ * the engine, with stderr captured: the log (where a rejection's reason is) in log, the
+ * number of failed records returned. */
+static size_t run_record(sl_yamlop *op, bool filter, const sl_record *r, char *log, size_t size)
 {
     fflush(stderr);
     int saved = dup(2);
@@ -86,12 +87,11 @@ static size_t run_logged(sl_yamlop *op, const char *value, char *log, size_t siz
     sl_context *ctx = ts_context(1000, 1);
     ts_source *src;
     sl_stream *s = ts_source_add(ctx, "in", &src);
-    s = sl_stream_map(s, sl__yamlops_map, op);
+    s = filter ? sl_stream_filter(s, sl__yamlops_filter, op)
+               : sl_stream_map(s, sl__yamlops_map, op);
     ts_out out;
     CU_ASSERT_EQUAL(ts_collect(s, &out), SL_OK);
-    sl_record_meta m = {.source = "in", .topic = "t", .partition = 0, .offset = 7};
-    sl_record r = {.value = value, .value_len = (uint32_t)strlen(value), .meta = &m};
-    ts_feed_records(src, &r, 1);
+    ts_feed_records(src, r, 1);
     sl_batch_info info;
     CU_ASSERT_EQUAL(sl__context_step(ctx, T0, &info), SL_OK);
     sl_context_destroy(ctx);
@@ -103,6 +103,28 @@ static size_t run_logged(sl_yamlop *op, const char *value, char *log, size_t siz
     log[n] = '\0';
     fclose(tmp);
     return (size_t)info.failed_records;
+}
+
+/* Asserts that op (built by the caller, destroyed here) rejects r with reason. */
+static void check_op_reason(sl_yamlop *op, bool filter, const sl_record *r, const char *reason)
+{
+    char log[4096], want[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CU_ASSERT_EQUAL(run_record(op, filter, r, log, sizeof(log)), 1);
+    snprintf(want, sizeof(want), "rejected a record (%s) from ", reason);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, want));
+    if (!strstr(log, want)) {
+        fprintf(stderr, "\n  log: %s  want: %s\n", log, want);
+    }
+    sl__yamlops_destroy(op);
+}
+
+/* Runs one record with value (from "in" topic t partition 0 offset 7) through op. */
+static size_t run_logged(sl_yamlop *op, const char *value, char *log, size_t size)
+{
+    static const sl_record_meta m = {.source = "in", .topic = "t", .partition = 0, .offset = 7};
+    sl_record r = {.value = value, .value_len = (uint32_t)strlen(value), .meta = &m};
+    return run_record(op, false, &r, log, size);
 }
 
 /* Asserts that op rejects value, and that the engine's log line gives reason. */
@@ -550,6 +572,78 @@ static void test_drop_and_keep_nested_fields(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "drop needs at least one field"));
 }
 
+/* ==== The other ops' rejections say why ==== */
+
+static sl_record value_rec(const char *value, const sl_record_meta *m)
+{
+    sl_record r = {.value = value, .value_len = (uint32_t)strlen(value), .meta = m};
+    return r;
+}
+
+static void test_key_and_value_ops_give_reasons(void)
+{
+    char err[256];
+    static const sl_header hs[] = {{.name = "h", .value = "abc", .value_len = 3}};
+    sl_record_meta m = {.source = "in", .topic = "t", .partition = -1, .offset = 1};
+    sl_record_meta mh = {.source = "in", .partition = 2, .offset = 1, .headers = hs, .nheaders = 1};
+    sl_record r = value_rec("{\"x\":1}", &m);
+    check_op_reason(sl__yamlops_value_json_new("amount", false, err, sizeof(err)), false, &r,
+                    "missing JSON field 'amount'");
+    r = value_rec("{\"amount\":\"abc\"}", &m);
+    check_op_reason(sl__yamlops_value_json_new("amount", false, err, sizeof(err)), false, &r,
+                    "JSON field 'amount' is 'abc', not a number");
+    r = value_rec("{\"amount\":[1]}", &m);
+    check_op_reason(sl__yamlops_value_json_new("amount", false, err, sizeof(err)), false, &r,
+                    "JSON field 'amount' is [1], not a number");
+    r = value_rec("abc", &m);
+    check_op_reason(sl__yamlops_value_json_new("amount", true, err, sizeof(err)), false, &r,
+                    "the value is not JSON");
+    check_op_reason(sl__yamlops_value_from_new(SL_YOP_ON_VALUE, NULL, false, err, sizeof(err)),
+                    false, &r, "the value 'abc' is not a number");
+    r = value_rec("{}", &m);
+    check_op_reason(sl__yamlops_key_new("user.id", err, sizeof(err)), false, &r,
+                    "missing JSON field 'user.id'");
+    check_op_reason(sl__yamlops_key_from_new(SL_YOP_ON_HEADER, "x", err, sizeof(err)), false, &r,
+                    "no header 'x'");
+    check_op_reason(sl__yamlops_key_from_new(SL_YOP_ON_META, "partition", err, sizeof(err)), false,
+                    &r, "the record has no partition");
+    r = value_rec("{}", &mh);
+    check_op_reason(sl__yamlops_value_from_new(SL_YOP_ON_HEADER, "h", false, err, sizeof(err)),
+                    false, &r, "header 'h' 'abc' is not a number");
+    check_op_reason(sl__yamlops_value_from_new(SL_YOP_ON_META, "topic", true, err, sizeof(err)),
+                    false, &r, "the record has no topic");
+}
+
+static void test_filter_and_timestamp_ops_give_reasons(void)
+{
+    char err[256];
+    static const sl_header hs[] = {{.name = "h", .value = "soon", .value_len = 4}};
+    sl_record_meta m = {.source = "in", .partition = 0, .offset = 1, .headers = hs, .nheaders = 1};
+    sl_record r = value_rec("{\"n\":\"abc\"}", &m);
+    check_op_reason(sl__yamlops_filter_new(SL_YOP_ON_JSON, "n", SL_YOP_GT, "1", err, sizeof(err)),
+                    true, &r, "JSON field 'n' is 'abc', not a number");
+    check_op_reason(sl__yamlops_filter_new(SL_YOP_ON_VALUE, NULL, SL_YOP_GT, "1", err, sizeof(err)),
+                    true, &r, "the value '{\"n\":\"abc\"}' is not a number");
+    check_op_reason(sl__yamlops_filter_new(SL_YOP_ON_HEADER, "h", SL_YOP_LT, "1", err, sizeof(err)),
+                    true, &r, "header 'h' 'soon' is not a number");
+    r = value_rec("{\"n\":", &m);
+    check_op_reason(
+        sl__yamlops_filter_new(SL_YOP_ON_JSON, "n", SL_YOP_EQUALS, "1", err, sizeof(err)), true, &r,
+        "the value is not JSON");
+    r = value_rec("yesterday\x01", &m);
+    check_op_reason(sl__yamlops_timestamp_new(SL_YOP_ON_VALUE, NULL, "rfc3339", err, sizeof(err)),
+                    false, &r, "the value 'yesterday?' is not a time in format rfc3339");
+    r = value_rec("{\"t\":1.5e300}", &m);
+    check_op_reason(sl__yamlops_timestamp_new(SL_YOP_ON_JSON, "t", "s", err, sizeof(err)), false,
+                    &r, "JSON field 't' '1.5e+300' is not a time in format s");
+    check_op_reason(sl__yamlops_timestamp_new(SL_YOP_ON_JSON, "u", "s", err, sizeof(err)), false,
+                    &r, "missing JSON field 'u'");
+    check_op_reason(sl__yamlops_timestamp_new(SL_YOP_ON_HEADER, "h", "%Y-%m-%d", err, sizeof(err)),
+                    false, &r, "header 'h' 'soon' is not a time in format %Y-%m-%d");
+    check_op_reason(sl__yamlops_timestamp_new(SL_YOP_ON_HEADER, "g", "ms", err, sizeof(err)), false,
+                    &r, "no header 'g'");
+}
+
 /* ==== In YAML ==== */
 
 /* The yamlop of op j of stream i (NULL when it has none, such as a fused shaping op). */
@@ -714,6 +808,8 @@ void sl_test_register(void)
     SL_SUITE("shape", SL_TEST(set_expr_arithmetic), SL_TEST(set_expr_rejects_with_reason),
              SL_TEST(set_expr_syntax_errors), SL_TEST(set_from_and_value),
              SL_TEST(rename_moves_fields), SL_TEST(drop_and_keep_nested_fields));
+    SL_SUITE("yamlops_reasons", SL_TEST(key_and_value_ops_give_reasons),
+             SL_TEST(filter_and_timestamp_ops_give_reasons));
     SL_SUITE("shape_yaml", SL_TEST(yaml_config_errors_name_the_line),
              SL_TEST(yaml_set_value_literals), SL_TEST(yaml_shaping_chain_is_fused));
 }
