@@ -63,8 +63,12 @@ int sl__cfg_op_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
             if ((rc = sl__cfg_check_map(p, tn, "parse.types", NULL)) != SL_OK) {
                 return rc;
             }
-            for (yaml_node_pair_t *a = tn->data.mapping.pairs.start;
-                 a < tn->data.mapping.pairs.top && ntypes < CFG_MAX_TYPES; a++) {
+            if (tn->data.mapping.pairs.top - tn->data.mapping.pairs.start > CFG_MAX_TYPES) {
+                return sl__cfg_error(p, sl__cfg_loc_of(tn), "parse.types has more than %d entries",
+                                     CFG_MAX_TYPES);
+            }
+            for (yaml_node_pair_t *a = tn->data.mapping.pairs.start; a < tn->data.mapping.pairs.top;
+                 a++) {
                 yaml_node_t *v = sl__cfg_node(p, a->value);
                 types[ntypes].name = sl__cfg_text(p, sl__cfg_node(p, a->key));
                 if ((rc = sl__cfg_scalar(p, v, "a type in parse.types", &types[ntypes].type))) {
@@ -249,7 +253,7 @@ sl_stream *sl__cfg_apply_shape(const cfg_op *op, sl_stream *s, sl_stream *const 
 
 static bool cfg_is_shape(const cfg_op *op)
 {
-    return op->def->apply == sl__cfg_apply_shape && op->yop;
+    return op->def->apply == sl__cfg_apply_shape && sl__yamlops_shape_can_fuse(op->yop);
 }
 
 int sl__cfg_fuse_shapes(cfg_op *ops, size_t nops)

@@ -1,5 +1,6 @@
 /* sl_yamlops.h -- the built-in operations of the YAML front end (split, key, value, filter,
- * map, running, and the test-only burn), written as ordinary operator functions of the public API.
+ * map, timestamp, running, parse, the JSON shaping ops set, rename, drop and keep, and the
+ * test-only burn), written as ordinary operator functions of the public API.
  *
  * An operation is described by an sl_yamlop, built once at load time (regular expressions
  * compiled, JSON paths split, literals parsed). The operator functions below take it as
@@ -11,7 +12,8 @@
  *
  * Records the functions reject (malformed JSON, a missing field where one is needed, a
  * field that is not a number where one is needed) make them return SL_ERR_RECORD, which the
- * engine counts as a failed record; processing goes on.
+ * engine counts as a failed record, logged with the reason they give (sl_reject_reason);
+ * processing goes on.
  */
 #ifndef SL_YAMLOPS_H
 #define SL_YAMLOPS_H

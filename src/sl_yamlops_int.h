@@ -134,7 +134,7 @@ typedef struct yop_re yop_re;
 /* Compiles pattern (JIT when available); NULL with "MESSAGE at offset N" in errstr. */
 yop_re *sl__yamlops_re_new(const char *pattern, char *errstr, size_t errsize);
 /* 1 when re matches somewhere in s[0..len), 0 when not, SL_ERR_RECORD (with the reject
- * reason set) when the match gave up (its step limit) . Thread-safe. */
+ * reason set) when the match gave up (its step limit). Thread-safe. */
 int sl__yamlops_re_find(const yop_re *re, const char *s, size_t len);
 void sl__yamlops_re_free(yop_re *re);
 
