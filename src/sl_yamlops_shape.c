@@ -548,28 +548,160 @@ int sl__yamlops_shape_run(const struct yop_shape *sh, json_t *root)
     return rc;
 }
 
-/* ==== Encoding ==== */
+/* ==== Encoding ====
+ * Our own compact encoder rather than json_dumpb: jansson writes doubles with 17 digits
+ * (0.1 becomes 0.10000000000000001), which would change every number a record passes
+ * through a shaping op with; here a double takes the fewest digits that read back the same. */
+
+#define ENC_MAX_DEPTH 2048 /* jansson's decoder does not nest deeper */
+
+typedef struct enc_buf {
+    char *p;
+    size_t len, cap;
+    bool heap, failed;
+} enc_buf;
+
+static void enc_put(enc_buf *b, const char *s, size_t n)
+{
+    if (b->failed) {
+        return;
+    }
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n + 256;
+        char *p = b->heap ? realloc(b->p, cap) : malloc(cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        if (!b->heap) {
+            memcpy(p, b->p, b->len);
+        }
+        b->p = p;
+        b->cap = cap;
+        b->heap = true;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void enc_string(enc_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    enc_put(b, "\"", 1);
+    size_t run = 0; /* bytes copied as they are, pending */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        enc_put(b, s + i - run, run);
+        run = 0;
+        char esc[6] = {'\\', 0};
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            enc_put(b, esc, 6);
+            continue;
+        }
+        enc_put(b, esc, 2);
+    }
+    enc_put(b, s + n - run, run);
+    enc_put(b, "\"", 1);
+}
+
+/* The shortest of %.15g, %.16g and %.17g that reads back as d, with ".0" when it would
+ * read as an integer. */
+static void enc_real(enc_buf *b, double d)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) {
+            break;
+        }
+    }
+    if (!strpbrk(buf, ".eEni")) {
+        strcat(buf, ".0");
+    }
+    enc_put(b, buf, strlen(buf));
+}
+
+static void enc_value(enc_buf *b, json_t *v, int depth)
+{
+    char num[32];
+    if (depth > ENC_MAX_DEPTH) {
+        b->failed = true;
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        enc_put(b, "{", 1);
+        bool first = true;
+        for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+            if (!first) {
+                enc_put(b, ",", 1);
+            }
+            first = false;
+            enc_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            enc_put(b, ":", 1);
+            enc_value(b, json_object_iter_value(it), depth + 1);
+        }
+        enc_put(b, "}", 1);
+        return;
+    }
+    case JSON_ARRAY:
+        enc_put(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i) {
+                enc_put(b, ",", 1);
+            }
+            enc_value(b, json_array_get(v, i), depth + 1);
+        }
+        enc_put(b, "]", 1);
+        return;
+    case JSON_STRING: enc_string(b, json_string_value(v), json_string_length(v)); return;
+    case JSON_INTEGER:
+        enc_put(b, num,
+                (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        return;
+    case JSON_REAL: enc_real(b, json_real_value(v)); return;
+    case JSON_TRUE: enc_put(b, "true", 4); return;
+    case JSON_FALSE: enc_put(b, "false", 5); return;
+    default: enc_put(b, "null", 4); return;
+    }
+}
 
 int sl__yamlops_json_out(json_t *root, sl_record *out, sl_yamlops_alloc_fn alloc, void *arg)
 {
     char stack[2048];
-    size_t n = json_dumpb(root, stack, sizeof(stack), JSON_COMPACT);
-    if (n == 0 || n > UINT32_MAX) {
-        sl_reject_reason("the JSON result cannot be encoded");
-        return SL_ERR_RECORD;
+    enc_buf b = {.p = stack, .cap = sizeof(stack)};
+    enc_value(&b, root, 0);
+    int rc = SL_OK;
+    char *p = NULL;
+    if (b.failed || b.len > UINT32_MAX) {
+        sl_reject_reason("the JSON result cannot be encoded (too large or too deep)");
+        rc = SL_ERR_RECORD;
+    } else if (!(p = alloc(arg, b.len ? b.len : 1))) {
+        rc = SL_ERR_NOMEM;
+    } else {
+        memcpy(p, b.p, b.len);
+        out->value = p;
+        out->value_len = (uint32_t)b.len;
     }
-    char *p = alloc(arg, n);
-    if (!p) {
-        return SL_ERR_NOMEM;
+    if (b.heap) {
+        free(b.p);
     }
-    if (n <= sizeof(stack)) {
-        memcpy(p, stack, n);
-    } else if (json_dumpb(root, p, n, JSON_COMPACT) != n) {
-        return SL_ERR_NOMEM;
-    }
-    out->value = p;
-    out->value_len = (uint32_t)n;
-    return SL_OK;
+    return rc;
 }
 
 int sl__yamlops_shape_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,

@@ -429,7 +429,7 @@ static void test_set_expr_arithmetic(void)
         {"o.items.1.p * 2 + 1e1", "{\"o\":{\"items\":[{},{\"p\":\"4\"}]}}",
          "{\"o\":{\"items\":[{},{\"p\":\"4\"}]},\"t\":18.0}"},
         {"a * 2", "{\"a\":9223372036854775807}",
-         "{\"a\":9223372036854775807,\"t\":1.8446744073709552e19}"},
+         "{\"a\":9223372036854775807,\"t\":1.8446744073709552e+19}"},
         {" 0.5+.5 ", "{}", "{\"t\":1.0}"},
         {"t + 1", "{\"t\":1}", "{\"t\":2}"},
     };
@@ -548,6 +548,26 @@ static void test_rename_moves_fields(void)
     op = sl__yamlops_rename_new("k", "o.k", err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     check_reason(op, "{\"k\":1,\"o\":[]}", "cannot set 'o.k': what holds it is not an object");
+    sl__yamlops_destroy(op);
+}
+
+/* What a shaping op does not touch comes out as it came in: doubles with the fewest digits
+ * that read back the same (jansson's own encoder writes 0.1 as 0.10000000000000001),
+ * escapes, NUL bytes, non-ASCII text, key order. */
+static void test_shaping_keeps_other_values_as_they_were(void)
+{
+    static const char *const drop[] = {"x"};
+    char err[256];
+    sl_yamlop *op = sl__yamlops_drop_new(drop, 1, false, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    CHECK_OUT(
+        op,
+        "{\"z\":0.1, \"b\":13.44, \"c\":1e300, \"d\":1.0, \"e\":-0.0, \"f\":0.30000000000000004,"
+        " \"x\":1, \"i\":-9223372036854775808, \"a\":[true,false,null,{}],"
+        " \"s\":\"q\\\"\\\\\\n\\u0001\\u0000\\u00e9/\\ud83d\\ude00\", \"k\\n\":\"\"}",
+        "{\"z\":0.1,\"b\":13.44,\"c\":1e+300,\"d\":1.0,\"e\":-0.0,\"f\":0.30000000000000004,"
+        "\"i\":-9223372036854775808,\"a\":[true,false,null,{}],"
+        "\"s\":\"q\\\"\\\\\\n\\u0001\\u0000\xc3\xa9/\xf0\x9f\x98\x80\",\"k\\n\":\"\"}");
     sl__yamlops_destroy(op);
 }
 
@@ -807,7 +827,8 @@ void sl_test_register(void)
              SL_TEST(parse_apache_common_lines), SL_TEST(parse_syslog_rfc5424_lines));
     SL_SUITE("shape", SL_TEST(set_expr_arithmetic), SL_TEST(set_expr_rejects_with_reason),
              SL_TEST(set_expr_syntax_errors), SL_TEST(set_from_and_value),
-             SL_TEST(rename_moves_fields), SL_TEST(drop_and_keep_nested_fields));
+             SL_TEST(rename_moves_fields), SL_TEST(shaping_keeps_other_values_as_they_were),
+             SL_TEST(drop_and_keep_nested_fields));
     SL_SUITE("yamlops_reasons", SL_TEST(key_and_value_ops_give_reasons),
              SL_TEST(filter_and_timestamp_ops_give_reasons));
     SL_SUITE("shape_yaml", SL_TEST(yaml_config_errors_name_the_line),
