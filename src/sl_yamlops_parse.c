@@ -25,14 +25,25 @@ struct yop_re {
     uint32_t pairs; /* captures + 1: the ovector pairs a match fills */
 };
 
-/* Each thread keeps one match data block, grown to the largest pattern it matched, and
- * freed when the thread exits. */
+/* Each thread keeps one match data block, grown to the largest pattern it matched, and a
+ * JIT stack (32 KB growing to YOP_RE_JIT_STACK) for patterns that backtrack over long
+ * texts; both are freed when the thread exits. */
+#define YOP_RE_JIT_STACK (8u << 20)
+
+typedef struct re_tls {
+    pcre2_match_data *md;
+    pcre2_jit_stack *js;
+} re_tls;
+
 static pthread_key_t re_key;
 static pthread_once_t re_once = PTHREAD_ONCE_INIT;
 
-static void re_key_free(void *md)
+static void re_key_free(void *p)
 {
-    pcre2_match_data_free(md);
+    re_tls *t = p;
+    pcre2_match_data_free(t->md);
+    pcre2_jit_stack_free(t->js);
+    free(t);
 }
 
 static void re_key_init(void)
@@ -42,18 +53,43 @@ static void re_key_init(void)
     }
 }
 
+/* The calling thread's state; NULL when out of memory. */
+static re_tls *re_tls_get(void)
+{
+    pthread_once(&re_once, re_key_init);
+    re_tls *t = pthread_getspecific(re_key);
+    if (!t && (t = calloc(1, sizeof(*t))) && pthread_setspecific(re_key, t) != 0) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
 /* The calling thread's match data with room for pairs; NULL when out of memory. */
 static pcre2_match_data *re_match_data(uint32_t pairs)
 {
-    pthread_once(&re_once, re_key_init);
-    pcre2_match_data *md = pthread_getspecific(re_key);
-    if (md && pcre2_get_ovector_count(md) >= pairs) {
-        return md;
+    re_tls *t = re_tls_get();
+    if (!t) {
+        return NULL;
     }
-    pcre2_match_data_free(md);
-    md = pcre2_match_data_create(pairs < 16 ? 16 : pairs, NULL);
-    pthread_setspecific(re_key, md);
-    return md;
+    if (t->md && pcre2_get_ovector_count(t->md) >= pairs) {
+        return t->md;
+    }
+    pcre2_match_data_free(t->md);
+    t->md = pcre2_match_data_create(pairs < 16 ? 16 : pairs, NULL);
+    return t->md;
+}
+
+/* PCRE2's callback for the JIT stack of a match: the calling thread's (NULL: PCRE2's 32 KB
+ * on the machine stack). */
+static pcre2_jit_stack *re_jit_stack(void *data)
+{
+    (void)data;
+    re_tls *t = re_tls_get();
+    if (t && !t->js) {
+        t->js = pcre2_jit_stack_create(32u << 10, YOP_RE_JIT_STACK, NULL);
+    }
+    return t ? t->js : NULL;
 }
 
 yop_re *sl__yamlops_re_new(const char *pattern, char *errstr, size_t errsize)
@@ -77,6 +113,7 @@ yop_re *sl__yamlops_re_new(const char *pattern, char *errstr, size_t errsize)
     }
     re->code = code;
     pcre2_set_match_limit(re->mctx, YOP_RE_MATCH_LIMIT);
+    pcre2_jit_stack_assign(re->mctx, re_jit_stack, NULL);
     (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* without JIT: the interpreter */
     uint32_t ncap = 0;
     pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &ncap);
@@ -125,13 +162,16 @@ int sl__yamlops_re_find(const yop_re *re, const char *s, size_t len)
 /* ==== Formats ==== */
 
 /* A quoted field's content: anything but a quote, with backslash escapes (Apache writes \",
- * nginx \x22). */
-#define QS "(?:[^\"\\\\]|\\\\.)*"
-/* The start of the access log formats, through the status and the size. */
+ * nginx \x22). The quantifiers are possessive (no backtracking into them), so that a long
+ * field does not fill the JIT stack with positions to return to. */
+#define QS "(?:[^\"\\\\]++|\\\\.)*+"
+/* The start of the access log formats, through the status and the size. The request is
+ * METHOD PATH PROTOCOL when it has that shape (the path may hold spaces and may stop without
+ * a protocol), else only request is set. */
 #define ACCESS_HEAD                                                                                \
-    "^(?<remote_addr>\\S+) \\S+ (?<remote_user>\\S+) \\[(?<time_local>[^\\]]*)\\] "                \
-    "\"(?<request>(?<method>[A-Za-z]+) (?<path>" QS "?)(?: (?<protocol>HTTP/[0-9.]+))?|" QS        \
-    ")\" (?<status>\\d{3}) (?<body_bytes_sent>\\d+|-)"
+    "^(?<remote_addr>\\S+) \\S+ (?<remote_user>\\S+) \\[(?<time_local>[^\\]]*+)\\] "               \
+    "\"(?<request>(?<method>[A-Za-z]++) (?<path>(?:[^\"\\\\ ]++|\\\\.| (?!HTTP/[0-9.]+\"))*+)"     \
+    "(?: (?<protocol>HTTP/[0-9.]+))?(?=\")|" QS ")\" (?<status>\\d{3}) (?<body_bytes_sent>\\d+|-)"
 
 typedef struct yop_format {
     const char *name;
@@ -152,7 +192,7 @@ static const yop_format yop_formats[] = {
     {.name = "syslog_rfc5424",
      .regex = "^<(?<pri>\\d{1,3})>(?<version>[1-9]\\d{0,2}) (?<timestamp>\\S+) (?<hostname>\\S+) "
               "(?<appname>\\S+) (?<procid>\\S+) (?<msgid>\\S+) "
-              "(?<structured_data>-|(?:\\[(?:[^\\]\"\\\\]|\\\\.|\"" QS "\")*\\])+)"
+              "(?<structured_data>-|(?:\\[(?:[^\\]\"\\\\]++|\\\\.|\"" QS "\")*+\\])++)"
               "(?: (?:\\xEF\\xBB\\xBF)?(?<message>(?s:.*)))?$",
      .ints = " pri version ",
      .nils = " timestamp hostname appname procid msgid structured_data ",

@@ -339,6 +339,46 @@ static void test_parse_nginx_combined_lines(void)
     sl__yamlops_destroy(op);
 }
 
+/* Long fields (a 100 KB user agent, a 20 KB path with spaces, a 100 KB structured data
+ * value) parse: the formats do not backtrack over a field, and a user's pattern that does
+ * gets a JIT stack larger than PCRE2's default 32 KB. */
+static void test_parse_long_fields(void)
+{
+    size_t n = 100000;
+    char *line = malloc(n + 30000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+    sl_yamlop *op = parse_fmt("nginx_combined");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    int k = sprintf(line, "1.2.3.4 - - [07/Dec/2026:10:00:00 +0000] \"GET /");
+    for (size_t i = 0; i < 20000; i++) {
+        line[k++] = i % 10 == 9 ? ' ' : 'p';
+    }
+    k += sprintf(line + k, " HTTP/1.1\" 200 1 \"-\" \"");
+    memset(line + k, 'A', n);
+    strcpy(line + k + n, "\"");
+    char *out = malloc(3 * n);
+    CU_ASSERT_EQUAL(apply(op, line, out, 3 * n), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\",\"protocol\":\"HTTP/1.1\",\"status\":200,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "AAAAA\"}"));
+    sl__yamlops_destroy(op);
+    op = parse_fmt("syslog_rfc5424");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    k = sprintf(line, "<14>1 - h a - - [x@1 k=\"");
+    memset(line + k, 'v', n);
+    strcpy(line + k + n, "\\\"\"] msg");
+    CU_ASSERT_EQUAL(apply(op, line, out, 3 * n), SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "vvv\\\\\\\"\\\"]\",\"message\":\"msg\"}"));
+    sl__yamlops_destroy(op);
+    op = parse_re("^(?<a>(?:a|b)*)c$", NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(op);
+    memset(line, 'a', 50000);
+    strcpy(line + 50000, "c");
+    CU_ASSERT_EQUAL(apply(op, line, out, 3 * n), SL_OK);
+    sl__yamlops_destroy(op);
+    free(line);
+    free(out);
+}
+
 static void test_parse_apache_common_lines(void)
 {
     sl_yamlop *op = parse_fmt("apache_common");
@@ -824,7 +864,8 @@ void sl_test_register(void)
              SL_TEST(parse_bad_arguments_fail_with_message),
              SL_TEST(parse_json_field_adds_to_the_object), SL_TEST(parse_key_replaces_the_value));
     SL_SUITE("parse_formats", SL_TEST(parse_nginx_combined_lines),
-             SL_TEST(parse_apache_common_lines), SL_TEST(parse_syslog_rfc5424_lines));
+             SL_TEST(parse_apache_common_lines), SL_TEST(parse_syslog_rfc5424_lines),
+             SL_TEST(parse_long_fields));
     SL_SUITE("shape", SL_TEST(set_expr_arithmetic), SL_TEST(set_expr_rejects_with_reason),
              SL_TEST(set_expr_syntax_errors), SL_TEST(set_from_and_value),
              SL_TEST(rename_moves_fields), SL_TEST(shaping_keeps_other_values_as_they_were),
