@@ -716,7 +716,8 @@ const cfg_op_def sl__cfg_ops[] = {
                "parse: {format: nginx_combined}", "parse: syslog_rfc5424",
                "parse: {regex: REGEX, json: msg}", "parse: {regex: REGEX, key: true}"},
      .doc = "matches a PCRE2 regular expression with named captures `(?<name>...)` (unanchored: "
-            "write `^` and `$`) against the value, the key (`key: true`) or a JSON field's text "
+            "write `^` and `$`; in YAML single quotes, where `\\d` stays as it is) against the "
+            "value, the key (`key: true`) or a JSON field's text "
             "(`json: PATH`), and makes the captures that took part in the match the fields of "
             "a JSON object, in the pattern's order: the new value, or, with `json:`, added to "
             "the value's object (replacing fields of the same name). `types` makes captures "
@@ -739,7 +740,8 @@ const cfg_op_def sl__cfg_ops[] = {
      .doc = "sets a field of the JSON object value (dotted path; missing objects on the way "
             "are created) from another field (`from`; missing: rejected), a literal (`value`: "
             "a plain number, true, false or null is that, anything else a string) or "
-            "arithmetic (`expr`: numbers, field paths, `+ - * /`, unary `-`, parentheses; "
+            "arithmetic (`expr`: numbers, field paths of letters, digits and `_`, `+ - * /`, "
+            "unary `-`, parentheses; "
             "fields hold numbers or strings holding one; `+ - *` of integers stay integers, "
             "`/` gives a float; a missing or non-numeric field, or a division by zero, rejects "
             "the record with the reason). E.g. `{\"price\":2.5,\"qty\":4}` with `expr: \"price * "

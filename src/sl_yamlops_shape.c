@@ -501,8 +501,10 @@ static int step_run(const yop_step *s, json_t **root)
         if (rc != SL_OK) {
             return rc;
         }
-        v = num_json(&n);
-        return v && jpath_set(&s->to, *root, v) ? SL_OK : SL_ERR_NOMEM;
+        if (!(v = num_json(&n))) {
+            return SL_ERR_NOMEM;
+        }
+        return jpath_set(&s->to, *root, v) ? SL_OK : SL_ERR_RECORD;
     }
     case STEP_RENAME:
         jpath_del(&s->from, *root, &v);
