@@ -10,6 +10,7 @@
 
 #include "sl_config.h"
 #include "sl_util.h"
+#include "sl_reducers.h"
 #include "sl_yamlops.h"
 
 #define CFG_MAX_PARTITIONS 4096
@@ -95,6 +96,8 @@ struct cfg_op {
     int64_t ttl_ms;      /* running; 0: none */
     sl_yamlop *run;      /* running */
     bool reads_header;   /* key, value, filter: {header: NAME} */
+    /* avg, first, last, count_distinct (sl_reducers.h); NULL for the others */
+    const sl_reducer *agg;
 };
 
 typedef struct cfg_stream {
@@ -249,6 +252,7 @@ int sl__cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg_op
 
 /* For the op parsers (here and in sl_cfg_window.c). The reducers' names, NULL-terminated. */
 extern const char *const sl__cfg_reducers[];
+#define CFG_REDUCER_NAMES "sum, count, min, max, avg, first, last, count_distinct"
 /* An op's argument as a mapping with valid keys; a null argument is an empty mapping. */
 int sl__cfg_op_args(cfg_parser *p, yaml_node_t *arg, const char *opname, const char *const *valid);
 /* The optional partitions: key of an op's mapping into op->partitions. */
@@ -257,8 +261,11 @@ int sl__cfg_op_partitions(cfg_parser *p, yaml_node_t *arg, const char *opname, c
 int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op, int *which);
 /* An op that keeps state across batches needs app.checkpoint_dir (parsed before streams). */
 int sl__cfg_op_needs_checkpoint(cfg_parser *p, cfg_loc loc, const char *what);
-/* s with the typed value 1 first when op counts (a count reducer is a sum of ones). */
+/* s with the typed value 1 first when op counts (a count reducer is a sum of ones), or each
+ * record lifted to a partial result for op->agg (sl_reducers.h). */
 sl_stream *sl__cfg_count_ones(const cfg_op *op, sl_stream *s);
+/* The reduced stream s with op->agg's partial results finished (s itself without agg). */
+sl_stream *sl__cfg_finish(const cfg_op *op, sl_stream *s);
 
 /* ==== parse and the JSON shaping ops (sl_cfg_ops_shape.c) ==== */
 

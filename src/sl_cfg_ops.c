@@ -9,12 +9,19 @@
 
 /* ==== Arguments ==== */
 
-const char *const sl__cfg_reducers[] = {"sum", "count", "min", "max", NULL};
+const char *const sl__cfg_reducers[] = {"sum",  "count",          "min", "max", "avg", "first",
+                                        "last", "count_distinct", NULL};
 
-/* Sets the reducer of op from its name (index in sl__cfg_reducers). count is sum over 1s. */
+/* Sets the reducer of op from its name (index in sl__cfg_reducers). count is sum over 1s;
+ * avg, first, last and count_distinct combine partial results (sl_reducers.h). */
 static int cfg_set_reducer(cfg_parser *p, cfg_op *op, int which, cfg_loc loc)
 {
     static sl_reduce_fn const fns[] = {sl_reduce_sum, sl_reduce_sum, sl_reduce_min, sl_reduce_max};
+    if (which >= 4) {
+        op->agg = sl__reducer_get(sl__cfg_reducers[which]);
+        op->reduce = sl__reducer_combine;
+        return SL_OK;
+    }
     op->reduce = fns[which];
     if (which == 1) {
         char msg[256];
@@ -341,9 +348,8 @@ static int cfg_op_reduce_common(cfg_parser *p, yaml_node_t *arg, cfg_op *op, boo
         }
         if (!(fn = sl__cfg_get(p, arg, "fn"))) {
             return sl__cfg_error(p, sl__cfg_loc_of(arg),
-                                 "missing required key 'fn' in op '%s' (one of "
-                                 "sum, count, min, max)",
-                                 opname);
+                                 "missing required key 'fn' in op '%s' (one of %s)", opname,
+                                 CFG_REDUCER_NAMES);
         }
         if (by_key && (rc = sl__cfg_op_partitions(p, arg, opname, op)) != SL_OK) {
             return rc;
@@ -404,8 +410,8 @@ int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *o
     yaml_node_t *fn = sl__cfg_get(p, arg, "fn");
     if (!fn || sl__cfg_is_null(p, fn)) {
         return sl__cfg_error(p, sl__cfg_loc_of(arg),
-                             "missing required key 'fn' in op '%s' (one of sum, count, min, max)",
-                             opname);
+                             "missing required key 'fn' in op '%s' (one of %s)", opname,
+                             CFG_REDUCER_NAMES);
     }
     char what[96];
     snprintf(what, sizeof(what), "%s.fn", opname);
@@ -568,10 +574,19 @@ static int cfg_op_repartition(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 
 /* ==== Building: each op through the public API ==== */
 
-/* The typed value 1 before a count reducer (cfg_set_reducer). */
+/* The typed value 1 before a count reducer, partial results before avg, first, last and
+ * count_distinct (cfg_set_reducer). */
 sl_stream *sl__cfg_count_ones(const cfg_op *op, sl_stream *s)
 {
+    if (op->agg) {
+        return sl_stream_map_values(s, sl__reducer_lift, (void *)op->agg);
+    }
     return op->yop ? sl_stream_map_values(s, sl__yamlops_map, op->yop) : s;
+}
+
+sl_stream *sl__cfg_finish(const cfg_op *op, sl_stream *s)
+{
+    return op->agg && s ? sl_stream_map_values(s, sl__reducer_finish, NULL) : s;
 }
 
 static sl_stream *cfg_apply_split(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -601,13 +616,14 @@ static sl_stream *cfg_apply_filter(const cfg_op *op, sl_stream *s, sl_stream *co
 static sl_stream *cfg_apply_reduce_by_key(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
+    return sl__cfg_finish(
+        op, sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions));
 }
 
 static sl_stream *cfg_apply_reduce(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_reduce(sl__cfg_count_ones(op, s), op->reduce, NULL);
+    return sl__cfg_finish(op, sl_stream_reduce(sl__cfg_count_ones(op, s), op->reduce, NULL));
 }
 
 static sl_stream *cfg_apply_count(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -639,9 +655,10 @@ static sl_stream *cfg_apply_repartition(const cfg_op *op, sl_stream *s, sl_strea
 static sl_stream *cfg_apply_join(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     if (op->left) {
-        return sl_stream_left_join(s, handles[op->with.idx], NULL, NULL, op->partitions);
+        return sl_stream_left_join(s, handles[op->with.idx], sl__yamlops_join, NULL,
+                                   op->partitions);
     }
-    return sl_stream_join(s, handles[op->with.idx], NULL, NULL, op->partitions);
+    return sl_stream_join(s, handles[op->with.idx], sl__yamlops_join, NULL, op->partitions);
 }
 
 static sl_stream *cfg_apply_burn(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
@@ -772,13 +789,21 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,
-     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: sum, partitions: 4}"},
-     .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records)"},
+     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: avg, partitions: 4}"},
+     .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records); "
+            "`avg`: the sum over the count, exact over windows too (never an average of "
+            "averages), records without a typed value skipped, a double; `first`, `last`: the "
+            "record with the earliest or latest time (ts), equal times ordered by partition, "
+            "offset, typed value and bytes, so the result does not depend on scheduling: its "
+            "typed value and value bytes; `count_distinct`: how many distinct values, the typed "
+            "value when a record has one (`value: {json: user_id}`; 7 and 7.0 alike), else the "
+            "value bytes (`value: {json: user, as: text}`), exact: the set is kept per key (per "
+            "batch, window or running state), so memory grows with the distinct values"},
     {.name = "reduce",
      .parse = cfg_op_reduce,
      .apply = cfg_apply_reduce,
-     .forms = {"reduce: sum", "reduce: {fn: sum}"},
-     .doc = "one record per batch: `sum`, `count`, `min`, `max` of the typed value"},
+     .forms = {"reduce: sum", "reduce: {fn: avg}"},
+     .doc = "one record per batch: its records reduced with any `fn` of `reduce_by_key`"},
     {.name = "count",
      .parse = cfg_op_count,
      .apply = cfg_apply_count,
@@ -814,7 +839,10 @@ const cfg_op_def sl__cfg_ops[] = {
      .flags = CFG_OP_JOINS,
      .forms = {"join: other", "join: {with: other, type: inner|left, partitions: 4}"},
      .doc = "records of both streams with equal keys in the same batch; the current stream is "
-            "the left side; both must have the same slide"},
+            "the left side; both must have the same slide; the value is "
+            "`{\"left\": L, \"right\": R}` when both are JSON objects (each side's fields kept "
+            "apart, as it came; a left join's missing right is `null`), else `(L,R)` as text "
+            "(typed values as numbers); the typed value is the left one's"},
     {.name = "reduce_by_key_and_window",
      .parse = sl__cfg_op_reduce_by_key_and_window,
      .apply = sl__cfg_apply_reduce_by_key_and_window,
@@ -823,8 +851,11 @@ const cfg_op_def sl__cfg_ops[] = {
                "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}",
                "reduce_by_key_and_window: {fn: count, length: 1m, time: event, "
                "max_out_of_orderness: 5s}"},
-     .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: "
-            "`sum`, `count`, `min`, `max`; `inverse: true` (sum and count only; keeps state "
+     .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: any "
+            "of `reduce_by_key` (`avg`, `first`, `last`, `count_distinct` exact over the whole "
+            "window in every form: each slide or pane keeps its partial result); "
+            "`inverse: true` (sum, count and avg only; an avg whose records all left is dropped; "
+            "keeps state "
             "across batches, so it needs `app.checkpoint_dir`) updates the previous window with "
             "the batches that leave and enter instead of reducing the whole window; "
             "`keyed: true` keeps each key's window as keyed state (one result per slide; needs "
@@ -858,7 +889,8 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_reduce_by_window,
      .flags = CFG_OP_WINDOWED,
      .forms = {"reduce_by_window: {fn: max, length: 30s, slide: 10s}"},
-     .doc = "one record per slide: the window's records reduced (none for an empty window)"},
+     .doc = "one record per slide: the window's records reduced with any `fn` of "
+            "`reduce_by_key` (none for an empty window)"},
     {.name = "count_by_value_and_window",
      .parse = sl__cfg_op_count_by_value_and_window,
      .apply = sl__cfg_apply_count_by_value_and_window,
@@ -871,7 +903,7 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_running,
      .flags = CFG_OP_STATEFUL,
      .forms = {"running: {fn: count, ttl: 10m}"},
-     .doc = "a running aggregate per key across batches (`sum`, `count`, `min`, `max`): each "
+     .doc = "a running aggregate per key across batches (any `fn` of `reduce_by_key`): each "
             "batch emits (key, aggregate so far) for its keys; keys idle longer than `ttl` are "
             "forgotten (no `ttl`: kept); `partitions: N`"},
     {.name = "burn",

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sl_cfg.h"
+#include "sl_engine.h"
 
 /* ==== Arguments ==== */
 
@@ -109,10 +110,11 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
     }
     if (rc == SL_OK && (n = sl__cfg_get(p, arg, "inverse")) && !sl__cfg_is_null(p, n)) {
         rc = sl__cfg_bool(p, n, "reduce_by_key_and_window.inverse", &op->inverse);
-        if (rc == SL_OK && op->inverse && op->reduce != sl_reduce_sum) {
+        if (rc == SL_OK && op->inverse && op->reduce != sl_reduce_sum &&
+            !sl__reducer_invertible(op->agg)) {
             return sl__cfg_error(p, sl__cfg_loc_of(n),
-                                 "reduce_by_key_and_window.inverse: true is available for fn sum "
-                                 "and count only (%s has no inverse)",
+                                 "reduce_by_key_and_window.inverse: true is available for fn sum, "
+                                 "count and avg only (%s has no inverse)",
                                  sl__cfg_reducers[which]);
         }
         if (rc == SL_OK && op->inverse) {
@@ -211,8 +213,8 @@ int sl__cfg_op_running(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
         return rc;
     }
     char msg[256], ttl[32] = "";
-    op->run = sl__yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
-    if (!op->run) {
+    op->run = op->agg ? NULL : sl__yamlops_running_new(sl__cfg_reducers[which], msg, sizeof(msg));
+    if (!op->run && !op->agg) {
         return sl__cfg_error(p, op->loc, "running: %s", msg);
     }
     if (op->ttl_ms) {
@@ -281,15 +283,34 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                               .max_out_of_orderness_ms = op->disorder_ms,
                               .allowed_lateness_ms = op->lateness_ms,
                               .idle_timeout_ms = op->idle_ms};
-        sl_stream *k = sl_stream_reduce_by_key_and_event_window(
-            sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
+        sl_stream *k =
+            op->agg ? sl__cfg_finish(op, sl__stream_event_window_bytes(sl__cfg_count_ones(op, s),
+                                                                       op->reduce, NULL, &ew,
+                                                                       op->partitions))
+                    : sl_stream_reduce_by_key_and_event_window(
+                          sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
     if (op->keyed) {
         sl_stream *k =
-            sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce, NULL,
-                                                     op->length_ms, op->slide_ms, op->partitions);
+            op->agg
+                ? sl__cfg_finish(op, sl__stream_rbkw_state_bytes(sl__cfg_count_ones(op, s),
+                                                                 op->reduce, NULL, op->length_ms,
+                                                                 op->slide_ms, op->partitions))
+                : sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce,
+                                                           NULL, op->length_ms, op->slide_ms,
+                                                           op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
+    }
+    if (op->agg) {
+        /* partial results through the window, finished after; the filter sees partials */
+        const sl_reducer *rd = op->drop_zero ? sl__reducer_dropping_zeros(op->agg) : op->agg;
+        bool keep = op->drop_zero || op->inverse;
+        return sl__cfg_finish(
+            op, sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
+                                                   op->inverse ? sl__reducer_inverse : NULL,
+                                                   keep ? sl__reducer_keep : NULL, (void *)rd,
+                                                   op->length_ms, op->slide_ms, op->partitions));
     }
     return sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
                                               op->inverse ? sl_reduce_sum_inverse : NULL,
@@ -306,8 +327,8 @@ sl_stream *sl__cfg_apply_count_by_window(const cfg_op *op, sl_stream *s, sl_stre
 sl_stream *sl__cfg_apply_reduce_by_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles)
 {
     (void)handles;
-    return sl_stream_reduce_by_window(sl__cfg_count_ones(op, s), op->reduce, NULL, op->length_ms,
-                                      op->slide_ms);
+    return sl__cfg_finish(op, sl_stream_reduce_by_window(sl__cfg_count_ones(op, s), op->reduce,
+                                                         NULL, op->length_ms, op->slide_ms));
 }
 
 sl_stream *sl__cfg_apply_count_by_value_and_window(const cfg_op *op, sl_stream *s,
@@ -322,5 +343,9 @@ sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *cons
 {
     (void)handles;
     s = sl_stream_reduce_by_key(sl__cfg_count_ones(op, s), op->reduce, NULL, op->partitions);
+    if (op->agg) {
+        return sl_stream_map_with_state(s, sl__reducer_running, (void *)op->agg, op->ttl_ms,
+                                        op->partitions);
+    }
     return sl_stream_map_with_state(s, sl__yamlops_running, op->run, op->ttl_ms, op->partitions);
 }

@@ -66,6 +66,8 @@ static void clear_state(sl_checkpoint *ck)
     for (size_t i = 0; i < ck->nsources; i++) {
         free(ck->last_defs[i]);
         ck->last_defs[i] = NULL;
+        free(ck->completed_defs[i]);
+        ck->completed_defs[i] = NULL;
     }
 }
 
@@ -80,6 +82,7 @@ void sl__ckpt_destroy(sl_checkpoint *ck)
     }
     free(ck->source_names);
     free(ck->last_defs);
+    free(ck->completed_defs);
     free(ck->graph);
     free(ck->dir);
     pthread_mutex_destroy(&ck->lock);
@@ -158,7 +161,8 @@ sl_checkpoint *sl__ckpt_new(const char *dir, const char *graph, int64_t batch_in
     ck->nsources = nsources;
     ck->source_names = calloc(nsources + 1, sizeof(char *));
     ck->last_defs = calloc(nsources + 1, sizeof(char *));
-    if (!ck->dir || !ck->graph || !ck->source_names || !ck->last_defs) {
+    ck->completed_defs = calloc(nsources + 1, sizeof(char *));
+    if (!ck->dir || !ck->graph || !ck->source_names || !ck->last_defs || !ck->completed_defs) {
         snprintf(errstr, errsize, "out of memory");
         sl__ckpt_destroy(ck);
         return NULL;
@@ -204,6 +208,7 @@ static char *serialize(const sl_checkpoint *ck)
     }
     json_object_set_new(root, "pending", pending);
     json_object_set_new(root, "positions", defs_json(ck, ck->last_defs));
+    json_object_set_new(root, "completed_positions", defs_json(ck, ck->completed_defs));
     if (ck->state_time || ck->ndone) {
         json_t *state = json_object();
         json_t *files = json_array();
@@ -355,6 +360,15 @@ int sl__ckpt_completed(sl_checkpoint *ck, int64_t t)
     pthread_mutex_lock(&ck->lock);
     for (size_t i = 0; i < ck->npending; i++) {
         if (ck->pending[i].time == t) {
+            /* The oldest batch not completed: every batch up to it has (one completed out of
+             * order leaves the positions at this older one, which is behind: safe). */
+            for (size_t k = 0; i == 0 && k < ck->nsources; k++) {
+                char *d = ck->pending[i].defs ? ck->pending[i].defs[k] : NULL;
+                if (d) {
+                    free(ck->completed_defs[k]);
+                    ck->completed_defs[k] = strdup(d);
+                }
+            }
             sl_ckpt_batch *d = ck->keep_done && t > ck->state_time
                                    ? realloc(ck->done, (ck->ndone + 1) * sizeof(*ck->done))
                                    : NULL;
@@ -373,6 +387,22 @@ int sl__ckpt_completed(sl_checkpoint *ck, int64_t t)
     }
     if (t > ck->last_completed) {
         ck->last_completed = t;
+    }
+    int rc = write_locked(ck);
+    pthread_mutex_unlock(&ck->lock);
+    return rc;
+}
+
+int sl__ckpt_drop_pending(sl_checkpoint *ck)
+{
+    pthread_mutex_lock(&ck->lock);
+    for (size_t i = 0; i < ck->npending; i++) {
+        batch_free(&ck->pending[i], ck->nsources);
+    }
+    ck->npending = 0;
+    for (size_t k = 0; k < ck->nsources; k++) {
+        free(ck->last_defs[k]);
+        ck->last_defs[k] = ck->completed_defs[k] ? strdup(ck->completed_defs[k]) : NULL;
     }
     int rc = write_locked(ck);
     pthread_mutex_unlock(&ck->lock);
@@ -521,6 +551,7 @@ int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize)
     ck->zero_time = json_integer_value(json_object_get(root, "zero_time"));
     ck->last_completed = json_integer_value(json_object_get(root, "last_completed"));
     load_defs(ck, json_object_get(root, "positions"), ck->last_defs);
+    load_defs(ck, json_object_get(root, "completed_positions"), ck->completed_defs);
     json_t *pending = json_object_get(root, "pending");
     size_t np = json_array_size(pending);
     ck->pending = calloc(np + 1, sizeof(*ck->pending));

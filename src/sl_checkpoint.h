@@ -39,6 +39,9 @@ typedef struct sl_checkpoint {
     size_t nsources;
     char **source_names;
     char **last_defs; /* per source: definition of the last generated batch */
+    /* Per source: definition of the newest batch that completed with every batch before it
+     * (where a source continues when the generated batches are not run again). */
+    char **completed_defs;
     sl_ckpt_batch *pending;
     size_t npending;
     /* State data: the files of the last snapshot and the batch time they reflect; with
@@ -72,6 +75,10 @@ int sl__ckpt_load(sl_checkpoint *ck, bool *found, char *errstr, size_t errsize);
 int sl__ckpt_generated(sl_checkpoint *ck, int64_t t, const char *const *defs);
 /* Records that batch t completed and writes the checkpoint. */
 int sl__ckpt_completed(sl_checkpoint *ck, int64_t t);
+/* Forgets the batches generated and not completed, which will not run again: the sources
+ * continue after the last batch completed with all before it (last_defs becomes
+ * completed_defs). Writes the checkpoint. */
+int sl__ckpt_drop_pending(sl_checkpoint *ck);
 /* Records a snapshot of the state at batch t: its files (copied) replace the previous
  * ones, and completed batches up to t are no longer kept. Written with the next write. */
 int sl__ckpt_set_state(sl_checkpoint *ck, int64_t t, const sl_ckpt_state_file *files, size_t n);

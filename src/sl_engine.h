@@ -228,6 +228,18 @@ void sl__stream_free(sl_stream *s);
 int sl__shuffle_reduce_by_key(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_repartition(sl_stream *s, int64_t t, sl_dataset **out);
 int sl__shuffle_join(sl_stream *s, int64_t t, sl_dataset **out);
+/* The join's output value when it has no function: "(left,right)", each side its typed value
+ * as text if it has one, else its value bytes ("null" for a missing right), in e's memory. */
+int sl__join_text(const sl_record *l, const sl_record *r, sl_record *out, sl_emitter *e);
+
+/* sl_stream_reduce_by_key_and_window_state and sl_stream_reduce_by_key_and_event_window that
+ * keep each slide's or pane's value bytes with its typed value and give the window's reduced
+ * bytes as the output's value: for reducers whose partial results are in the bytes
+ * (sl_reducers.h). Memory and state grow with the bytes. (sl_window_state.c) */
+sl_stream *sl__stream_rbkw_state_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                       int64_t length_ms, int64_t slide_ms, int partitions);
+sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                         const sl_event_window *ew, int partitions);
 
 /* ==== Keyed state (sl_ktable.c, sl_stateful.c) ====
  * A table per partition from key bytes to a typed value and bytes, the storage of

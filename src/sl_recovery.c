@@ -81,14 +81,9 @@ int sl__recover(sl_context *ctx)
          * run again would meet state that is not restored yet. */
         sl_log(SL_LOG_INFO,
                "%zu batches of the checkpoint are not run again: the pipeline has a changelog, "
-               "its sources resume where the sinks are",
+               "its sources resume where the sinks are, else after the last completed batch",
                ck->npending);
-        while (ck->npending > 0) {
-            if (sl__ckpt_completed(ck, ck->pending[0].time) != SL_OK) {
-                return SL_ERR_IO;
-            }
-        }
-        return SL_OK;
+        return sl__ckpt_drop_pending(ck) == SL_OK ? SL_OK : SL_ERR_IO;
     }
     /* Completed batches after the state snapshot run first, for their state only. */
     for (size_t j = 0; j < ck->ndone + ck->npending; j++) {
@@ -104,15 +99,20 @@ int sl__recover(sl_context *ctx)
     return SL_OK;
 }
 
-/* Sources continue after the batch each generated last before the restart. */
+/* Sources continue after the batch each generated last before the restart: those batches
+ * run again (sl__recover). In a pipeline with a changelog they do not (the state comes from
+ * the changelog as the partitions are taken), so the sources continue after the last batch
+ * completed: where the generated ones started, for the partitions no sink holds. (Continuing
+ * after the generated ones lost their input.) */
 int sl__restore_sources(sl_context *ctx)
 {
     if (!ctx->ckpt || ctx->ckpt->zero_time == 0) {
         return SL_OK;
     }
+    char **defs = sl__changelog_any(ctx) ? ctx->ckpt->completed_defs : ctx->ckpt->last_defs;
     size_t i = 0;
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next, i++) {
-        const char *def = ctx->ckpt->last_defs[i];
+        const char *def = defs[i];
         if (def && ins->receiver) {
             sl__receiver_restore(ins, def);
         }

@@ -399,7 +399,7 @@ static int value_text(const sl_record *r, char *buf, size_t size, const char **p
     return SL_OK;
 }
 
-static int default_join(const sl_record *l, const sl_record *r, sl_record *out, sl_emitter *e)
+int sl__join_text(const sl_record *l, const sl_record *r, sl_record *out, sl_emitter *e)
 {
     char lb[32], rb[32];
     const char *lp, *rp;
@@ -426,7 +426,7 @@ static int join_emit(join_stage *st, sl_recvec *outv, sl_emitter *e, const sl_re
 {
     sl_stream *s = st->s;
     sl_record out = *l;
-    int rc = s->fn.join ? s->fn.join(l, r, &out, e, s->opaque) : default_join(l, r, &out, e);
+    int rc = s->fn.join ? s->fn.join(l, r, &out, e, s->opaque) : sl__join_text(l, r, &out, e);
     if (rc == SL_ERR_NOMEM) {
         return rc;
     }

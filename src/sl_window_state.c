@@ -31,6 +31,8 @@ typedef struct wspec {
     int64_t disorder; /* event time: how far behind its task's highest time a record may be */
     int64_t lateness; /* event time: how long an emitted window still takes late records */
     sl_stream *node;  /* the update_state_by_key node keeping the windows */
+    bool bytes;       /* keep each slide's or pane's value bytes (partial results of
+                       * sl_reducers.h), and give the window's as the output's value */
 } wspec;
 
 /* Before the per-batch reduce: a record that no longer counts for the node's state is left
@@ -42,25 +44,96 @@ static int counted(const sl_record *in, void *opaque)
     return !w->node || sl__changelog_counts(w->node, in);
 }
 
-/* A slide's partial result, as stored in the state's bytes. */
+/* A slide's partial result. In the state's bytes: end, bits and type as three int64, the
+ * type's bits from 8 on holding the length of the value bytes that follow (0 when they are
+ * not kept, which is the layout from before bytes were kept: old states read the same). */
 typedef struct slot {
     int64_t end; /* the batch time that closed the slide */
     int64_t bits;
     int64_t type;
+    const char *bytes; /* valid for the call: state, input or e's memory; NULL when len is 0 */
+    uint32_t len;
 } slot;
+
+#define SLOT_HEAD (3 * sizeof(int64_t))
 
 static sl_record slot_record(const slot *s, const char *key, uint32_t len)
 {
-    sl_record r = {.key = key, .key_len = len, .num_type = (uint8_t)s->type, .ts = s->end};
+    sl_record r = {.key = key,
+                   .key_len = len,
+                   .num_type = (uint8_t)s->type,
+                   .ts = s->end,
+                   .value = s->bytes,
+                   .value_len = s->len};
     memcpy(&r.num, &s->bits, sizeof(r.num));
     return r;
 }
 
-static slot record_slot(const sl_record *r, int64_t end)
+static slot record_slot(const wspec *w, const sl_record *r, int64_t end)
 {
     slot s = {.end = end, .type = r->num_type};
     memcpy(&s.bits, &r->num, sizeof(s.bits));
+    if (w->bytes && r->value && r->value_len) {
+        s.bytes = r->value;
+        s.len = r->value_len;
+    }
     return s;
+}
+
+/* The slots stored in a state's bytes into out (room for len / SLOT_HEAD of them); returns
+ * how many there are. */
+static size_t slots_decode(const char *p, uint32_t len, slot *out)
+{
+    size_t k = 0, off = 0;
+    while (off + SLOT_HEAD <= len) {
+        slot s = {0};
+        int64_t t;
+        memcpy(&s.end, p + off, 8);
+        memcpy(&s.bits, p + off + 8, 8);
+        memcpy(&t, p + off + 16, 8);
+        off += SLOT_HEAD;
+        uint64_t n = (uint64_t)t >> 8;
+        if (n > len - off) {
+            break; /* cut short: what came before is kept */
+        }
+        s.type = t & 0xff;
+        s.bytes = n ? p + off : NULL;
+        s.len = (uint32_t)n;
+        off += n;
+        out[k++] = s;
+    }
+    return k;
+}
+
+/* Sets the state's bytes to the k slots, in e's memory (the engine copies them). */
+static int slots_encode(const slot *slots, size_t k, sl_emitter *e, sl_state *state)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < k; i++) {
+        size += SLOT_HEAD + slots[i].len;
+    }
+    if (size > UINT32_MAX) {
+        sl_reject_reason("the window's state of a key is over 4 GiB");
+        return SL_ERR_RECORD;
+    }
+    char *p = size ? sl_emitter_alloc(e, size) : NULL;
+    if (size && !p) {
+        return SL_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < k; i++) {
+        int64_t t = (int64_t)(((uint64_t)slots[i].len << 8) | ((uint64_t)slots[i].type & 0xff));
+        memcpy(p + off, &slots[i].end, 8);
+        memcpy(p + off + 8, &slots[i].bits, 8);
+        memcpy(p + off + 16, &t, 8);
+        if (slots[i].len) {
+            memcpy(p + off + SLOT_HEAD, slots[i].bytes, slots[i].len);
+        }
+        off += SLOT_HEAD + slots[i].len;
+    }
+    state->bytes = p;
+    state->len = (uint32_t)size;
+    return SL_OK;
 }
 
 static int window_update(const char *key, uint32_t len, const sl_record *vals, size_t n,
@@ -68,17 +141,16 @@ static int window_update(const char *key, uint32_t len, const sl_record *vals, s
 {
     const wspec *w = opaque;
     int64_t t = sl_emitter_batch_time(e);
-    size_t had = state->exists ? state->len / sizeof(slot) : 0;
+    size_t had = state->exists ? state->len / SLOT_HEAD : 0;
     slot *slots = sl_emitter_alloc(e, (had + 1) * sizeof(slot));
     if (!slots) {
         return SL_ERR_NOMEM;
     }
+    had = had ? slots_decode(state->bytes, state->len, slots) : 0;
     size_t k = 0;
     for (size_t i = 0; i < had; i++) {
-        slot s;
-        memcpy(&s, state->bytes + i * sizeof(slot), sizeof(s));
-        if (s.end > t - w->length) {
-            slots[k++] = s; /* still in the window */
+        if (slots[i].end > t - w->length) {
+            slots[k++] = slots[i]; /* still in the window */
         }
     }
     if (n > 0) {
@@ -89,7 +161,7 @@ static int window_update(const char *key, uint32_t len, const sl_record *vals, s
                 return rc;
             }
         }
-        slots[k++] = record_slot(&acc, t);
+        slots[k++] = record_slot(w, &acc, t);
     }
     if (k == 0) {
         state->exists = false;
@@ -106,9 +178,7 @@ static int window_update(const char *key, uint32_t len, const sl_record *vals, s
     state->exists = true;
     state->num_type = acc.num_type;
     memcpy(&state->num, &acc.num, sizeof(state->num));
-    state->bytes = (const char *)slots;
-    state->len = (uint32_t)(k * sizeof(slot));
-    return SL_OK;
+    return slots_encode(slots, k, e, state);
 }
 
 /* The output: the key and the window's result, without the state's bytes. */
@@ -116,6 +186,37 @@ static int clear_value(const sl_record *in, sl_record *out, sl_emitter *e, void 
 {
     out->value = NULL;
     out->value_len = 0;
+    return SL_OK;
+}
+
+/* The output with bytes kept: the key and the window's result, its slides (the state's bytes)
+ * reduced again for the value bytes the typed value alone does not hold. */
+static int window_result(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+{
+    const wspec *w = opaque;
+    size_t cap = in->value ? in->value_len / SLOT_HEAD : 0;
+    slot *slots = cap ? sl_emitter_alloc(e, cap * sizeof(slot)) : NULL;
+    if (cap && !slots) {
+        return SL_ERR_NOMEM;
+    }
+    size_t k = cap ? slots_decode(in->value, in->value_len, slots) : 0;
+    out->value = NULL;
+    out->value_len = 0;
+    if (k == 0) {
+        return SL_OK;
+    }
+    sl_record acc = slot_record(&slots[0], in->key, in->key_len);
+    for (size_t i = 1; i < k; i++) {
+        sl_record r = slot_record(&slots[i], in->key, in->key_len);
+        int rc = w->fn(&acc, &r, e, w->opaque);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    out->num_type = acc.num_type;
+    out->num = acc.num;
+    out->value = acc.value;
+    out->value_len = acc.value_len;
     return SL_OK;
 }
 
@@ -134,9 +235,8 @@ static sl_stream *windows_node(sl_stream *parent, sl_update_state_fn fn, wspec *
     return k;
 }
 
-sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                                    int64_t length_ms, int64_t slide_ms,
-                                                    int partitions)
+static sl_stream *keyed_windows(sl_stream *s, sl_reduce_fn fn, void *opaque, int64_t length_ms,
+                                int64_t slide_ms, int partitions, bool bytes)
 {
     if (!sl__rbkw_args(s, fn, partitions, length_ms, &slide_ms) ||
         !sl__state_check_dir(s->ctx, "reduce_by_key_and_window with keyed state")) {
@@ -154,7 +254,7 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
     if (!w) {
         return NULL;
     }
-    *w = (wspec){.fn = fn, .opaque = opaque, .length = length_ms};
+    *w = (wspec){.fn = fn, .opaque = opaque, .length = length_ms, .bytes = bytes};
     sl_stream *f = sl_stream_filter(s, counted, w);
     sl_stream *r = f ? sl__stream_reduce_node(f, fn, opaque, partitions, SL_RBK_TASK) : NULL;
     if (r) {
@@ -166,7 +266,21 @@ sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn f
         return NULL;
     }
     k->state_windows = true;
-    return sl_stream_map_values(k, clear_value, NULL);
+    return bytes ? sl_stream_map_values(k, window_result, w)
+                 : sl_stream_map_values(k, clear_value, NULL);
+}
+
+sl_stream *sl_stream_reduce_by_key_and_window_state(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                                    int64_t length_ms, int64_t slide_ms,
+                                                    int partitions)
+{
+    return keyed_windows(s, fn, opaque, length_ms, slide_ms, partitions, false);
+}
+
+sl_stream *sl__stream_rbkw_state_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                       int64_t length_ms, int64_t slide_ms, int partitions)
+{
+    return keyed_windows(s, fn, opaque, length_ms, slide_ms, partitions, true);
 }
 
 /* ==== Event time ==== */
@@ -198,11 +312,11 @@ static int pane_add(const wspec *w, slot *panes, size_t *n, int64_t start, const
         if (rc < 0) {
             return rc;
         }
-        panes[i] = record_slot(&acc, start);
+        panes[i] = record_slot(w, &acc, start);
         return SL_OK;
     }
     memmove(&panes[i + 1], &panes[i], (*n - i) * sizeof(*panes));
-    panes[i] = record_slot(v, start);
+    panes[i] = record_slot(w, v, start);
     (*n)++;
     return SL_OK;
 }
@@ -236,8 +350,15 @@ static int window_emit(const wspec *w, const slot *panes, size_t n, int64_t end,
     }
     acc.key = k ? k : "";
     acc.key_len = len;
-    acc.value = NULL;
-    acc.value_len = 0;
+    if (w->bytes && acc.value_len) {
+        /* the bytes may be the state's, which live for the call only */
+        if (!(acc.value = sl_emitter_copy(e, acc.value, acc.value_len))) {
+            return SL_ERR_NOMEM;
+        }
+    } else {
+        acc.value = NULL;
+        acc.value_len = 0;
+    }
     acc.ts = end;
     acc.meta = NULL;
     return sl_emit(e, &acc);
@@ -249,14 +370,12 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
     const wspec *w = opaque;
     int64_t before = minus(e->stime->before, w->disorder);
     int64_t after = minus(e->stime->after, w->disorder);
-    size_t had = state->exists ? state->len / sizeof(slot) : 0;
+    size_t had = state->exists ? state->len / SLOT_HEAD : 0;
     slot *panes = sl_emitter_alloc(e, (had + n + 1) * sizeof(slot));
     if (!panes) {
         return SL_ERR_NOMEM;
     }
-    if (had) {
-        memcpy(panes, state->bytes, had * sizeof(slot));
-    }
+    had = had ? slots_decode(state->bytes, state->len, panes) : 0;
     size_t k = had;
     int64_t dirty_lo = INT64_MAX, dirty_hi = INT64_MIN; /* panes of emitted windows updated */
     for (size_t i = 0; i < n; i++) {
@@ -324,13 +443,11 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
     }
     state->exists = kept > 0;
     state->num_type = SL_NUM_NONE;
-    state->bytes = kept ? (const char *)panes : NULL;
-    state->len = (uint32_t)(kept * sizeof(slot));
-    return SL_OK;
+    return slots_encode(panes, kept, e, state);
 }
 
-sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                                    const sl_event_window *ew, int partitions)
+static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                const sl_event_window *ew, int partitions, bool bytes)
 {
     if (!s || !ew) {
         return NULL;
@@ -360,7 +477,8 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
                  .length = ew->length_ms,
                  .slide = slide,
                  .disorder = ew->max_out_of_orderness_ms,
-                 .lateness = ew->allowed_lateness_ms};
+                 .lateness = ew->allowed_lateness_ms,
+                 .bytes = bytes};
     sl_stream *k = windows_node(sl_stream_filter(s, counted, w), event_update, w, partitions);
     if (k) {
         k->event_time = true;
@@ -372,4 +490,16 @@ sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn f
         atomic_store(&k->stream_time, INT64_MIN);
     }
     return k;
+}
+
+sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                                    const sl_event_window *ew, int partitions)
+{
+    return event_windows(s, fn, opaque, ew, partitions, false);
+}
+
+sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                         const sl_event_window *ew, int partitions)
+{
+    return event_windows(s, fn, opaque, ew, partitions, true);
 }

@@ -204,6 +204,14 @@ int sl__yamlops_filter(const sl_record *in, void *opaque);
  * batch, so one output per key and batch). */
 int sl__yamlops_running(const sl_record *in, sl_state *state, sl_emitter *e, void *opaque);
 
+/* The YAML join's function (sl_yamlops_join.c): when the left value and the right one (or a
+ * missing right of a left join) are JSON objects, the output value is the object
+ * {"left": LEFT, "right": RIGHT} (RIGHT null when missing), each side's bytes as they came;
+ * otherwise "(left,right)" as without a function (sl__join_text). The typed value is the
+ * left one's. Thread-safe; opaque unused. */
+int sl__yamlops_join(const sl_record *l, const sl_record *r, sl_record *out, sl_emitter *e,
+                     void *opaque);
+
 /* ==== The same without an emitter (what the functions above use; unit tests call them) ==== */
 
 /* Allocates size bytes that live as long as the output record. NULL when out of memory. */

@@ -283,6 +283,30 @@ for sig in INT TERM; do
     fi
 done
 
+# SIGHUP is ignored with a warning (it used to kill the process); the stop lines that follow
+# carry a timestamp like every other log line.
+"$SLUICE_BIN" run "$SLUICE_SRC/config/demo.yaml" >"$WORK/hup.out" 2>"$WORK/hup.err" &
+pid=$!
+BG_PIDS+=("$pid")
+if wait_line "$WORK/hup.out" "Time: " 15; then
+    kill -HUP "$pid"
+    sleep 1
+    alive=0
+    kill -0 "$pid" 2>/dev/null && alive=1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_exit "$pid" 15
+    stamp='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z \[[a-z]+\] '
+    if [ $alive -eq 1 ] && [ $RC -eq 0 ] && grep -Eq "${stamp}SIGHUP ignored" "$WORK/hup.err" &&
+        grep -Eq "${stamp}terminate: stopping gracefully" "$WORK/hup.err"; then
+        pass "run, then SIGHUP: ignored with a warning, still running; timestamped stop lines"
+    else
+        fail "run, then SIGHUP" "alive $alive, exit $RC: $(tail -3 "$WORK/hup.err")"
+    fi
+else
+    fail "run, then SIGHUP" "no batch printed within 15 s"
+    kill -KILL "$pid" 2>/dev/null || true
+fi
+
 # A second signal makes the stop impatient: queued batches are dropped, exit 0 all the same.
 # With a 3 s batch, the graceful stop waits for the next batch time, so the second signal
 # (0.3 s later) comes while it waits, unless the first came right before a batch time.

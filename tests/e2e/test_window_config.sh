@@ -75,7 +75,7 @@ grep -q 's <- lines (every 10s)' "$SL_TMP/rbkw.out" ||
     sl_fail "the window's slide is not the stream's"
 
 bad inverse_max "$ckpt" 'reduce_by_key_and_window: {fn: max, length: 30s, inverse: true}' \
-    '13:67' 'inverse: true is available for fn sum and count only' 'max has no inverse'
+    '13:67' 'inverse: true is available for fn sum, count and avg only' 'max has no inverse'
 bad inverse_no_ckpt '' 'reduce_by_key_and_window: {fn: count, length: 30s, inverse: true}' \
     '13:69' 'needs app.checkpoint_dir'
 bad running_no_ckpt '' 'running: {fn: count, ttl: 1m}' '13:9' "op 'running' keeps state" \
@@ -90,6 +90,6 @@ bad unknown_key "$ckpt" 'count_by_window: {length: 4s, inverse: true}' '13:39' \
     "unknown key 'inverse'" 'valid keys: length, slide'
 bad no_length "$ckpt" 'reduce_by_key_and_window: {fn: sum}' '13:35' "missing required key 'length'"
 bad no_fn "$ckpt" 'running: {ttl: 5s}' '13:18' "missing required key 'fn'"
-bad bad_fn "$ckpt" 'running: {fn: avg}' '13:23' 'unknown value' 'sum, count, min, max'
+bad bad_fn "$ckpt" 'running: {fn: median}' '13:23' 'unknown value' 'sum, count, min, max, avg, first, last, count_distinct'
 bad bad_ttl "$ckpt" 'running: {fn: sum, ttl: soon}' '13:33' 'bad duration'
 sl_pass

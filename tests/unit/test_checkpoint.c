@@ -105,6 +105,50 @@ static void test_round_trip_and_keep(void)
     remove_dir();
 }
 
+/* Where sources continue when the generated batches do not run again (a pipeline with a
+ * changelog): after the newest batch completed with every one before it, kept across a
+ * reload; a batch completed out of order does not move it. */
+static void test_completed_positions_and_dropped_batches(void)
+{
+    fresh_dir();
+    sl_checkpoint *ck = open_ck("source 0 k type=kafka\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ck);
+    ck->zero_time = 5000;
+    const char *d1[] = {"{\"next\":10}", NULL};
+    const char *d2[] = {"{\"next\":20}", NULL};
+    const char *d3[] = {"{\"next\":30}", "t3"};
+    CU_ASSERT_EQUAL(sl__ckpt_generated(ck, 6000, d1), SL_OK);
+    CU_ASSERT_EQUAL(sl__ckpt_generated(ck, 7000, d2), SL_OK);
+    CU_ASSERT_EQUAL(sl__ckpt_generated(ck, 8000, d3), SL_OK);
+    CU_ASSERT_PTR_NULL(ck->completed_defs[0]); /* nothing completed yet */
+    CU_ASSERT_EQUAL(sl__ckpt_completed(ck, 7000), SL_OK);
+    CU_ASSERT_PTR_NULL(ck->completed_defs[0]); /* 6000 has not completed */
+    CU_ASSERT_EQUAL(sl__ckpt_completed(ck, 6000), SL_OK);
+    CU_ASSERT_STRING_EQUAL(ck->completed_defs[0], "{\"next\":10}");
+    sl__ckpt_destroy(ck);
+
+    ck = open_ck("source 0 k type=kafka\n");
+    bool found;
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_STRING_EQUAL(ck->completed_defs[0], "{\"next\":10}");
+    CU_ASSERT_PTR_NULL(ck->completed_defs[1]);
+    CU_ASSERT_STRING_EQUAL(ck->last_defs[0], "{\"next\":30}");
+    CU_ASSERT_EQUAL(ck->npending, 1);
+    CU_ASSERT_EQUAL(sl__ckpt_drop_pending(ck), SL_OK);
+    CU_ASSERT_EQUAL(ck->npending, 0);
+    CU_ASSERT_STRING_EQUAL(ck->last_defs[0], "{\"next\":10}");
+    CU_ASSERT_PTR_NULL(ck->last_defs[1]);
+    sl__ckpt_destroy(ck);
+
+    ck = open_ck("source 0 k type=kafka\n");
+    CU_ASSERT_EQUAL_FATAL(sl__ckpt_load(ck, &found, err, sizeof(err)), SL_OK);
+    CU_ASSERT_EQUAL(ck->npending, 0);
+    CU_ASSERT_STRING_EQUAL(ck->last_defs[0], "{\"next\":10}");
+    sl__ckpt_destroy(ck);
+    remove_dir();
+}
+
 static void test_corrupt_and_truncated_use_previous(void)
 {
     fresh_dir();
@@ -649,6 +693,7 @@ static void test_receiver_wal_pending_batch_rerun_exactly(void)
 void sl_test_register(void)
 {
     SL_SUITE("checkpoint", SL_TEST(round_trip_and_keep),
+             SL_TEST(completed_positions_and_dropped_batches),
              SL_TEST(corrupt_and_truncated_use_previous), SL_TEST(incompatible_pipeline_refused),
              SL_TEST(out_of_range_times_refused), SL_TEST(unusable_directory),
              SL_TEST(pending_batches_replayed_after_restart),

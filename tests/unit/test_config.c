@@ -316,8 +316,10 @@ static void test_error_wrong_types_and_ranges(void)
     EXPECT_PATCH_ERROR("split: whitespace", "repartition: many", "11:22",
                        "repartition must be an integer");
     EXPECT_PATCH_ERROR("split: whitespace", "split: \",\"", "11:16", "split takes 'whitespace'");
-    EXPECT_PATCH_ERROR("split: whitespace", "reduce_by_key: avg", "11:24", "unknown value 'avg'",
-                       "sum, count, min, max");
+    EXPECT_PATCH_ERROR("split: whitespace", "reduce_by_key: median", "11:24",
+                       "unknown value 'median'",
+                       "sum, count, min, max, avg, first, last, "
+                       "count_distinct");
     EXPECT_PATCH_ERROR("split: whitespace", "value: abc", "11:16", "'abc' is not a number");
     EXPECT_PATCH_ERROR("split: whitespace", "filter: {gt: abc}", "11:22", "gt needs a number");
     EXPECT_PATCH_ERROR("split: whitespace", "filter: {matches: \"a(b\"}", "11:27",
@@ -435,6 +437,79 @@ static void test_error_windows_and_slides(void)
                       "  - {name: u, from: [s, w]}\n"
                       "sinks: [{name: o, type: stdout, from: u}]\n";
     EXPECT_ERROR(uni, "5:25", "cannot union streams with different slides");
+}
+
+/* A pipeline with checkpoint_dir whose only op is op (line 12, column 9). */
+static char *with_state_op(const char *op)
+{
+    static const char head[] = "app:\n"                           /* 1 */
+                               "  batch_interval: 1s\n"           /* 2 */
+                               "  checkpoint_dir: /tmp/nowhere\n" /* 3 */
+                               "sources:\n"                       /* 4 */
+                               "  - name: lines\n"                /* 5 */
+                               "    type: tcp\n"                  /* 6 */
+                               "    port: 9999\n"                 /* 7 */
+                               "streams:\n"                       /* 8 */
+                               "  - name: s\n"                    /* 9 */
+                               "    from: lines\n"                /* 10 */
+                               "    ops:\n"                       /* 11 */
+                               "      - ";                        /* 12 */
+    static const char tail[] = "\nsinks: [{name: out, type: stdout, from: s}]\n";
+    char *y = malloc(sizeof(head) + strlen(op) + sizeof(tail));
+    sprintf(y, "%s%s%s", head, op, tail);
+    return y;
+}
+
+/* avg, first, last and count_distinct: first, last and count_distinct have no inverse (the
+ * config fails at the key with the reason); every other form loads. */
+static void test_error_reducers_without_inverse(void)
+{
+    static const struct {
+        const char *op, *loc, *words[3];
+    } bad[] = {
+        {"reduce_by_key_and_window: {fn: first, length: 2s, inverse: true}",
+         "12:68",
+         {"inverse: true is available for fn sum, count and avg only", "first has no inverse"}},
+        {"reduce_by_key_and_window: {fn: count_distinct, length: 2s, inverse: true}",
+         "12:77",
+         {"count_distinct has no inverse"}},
+        {"reduce_by_key_and_window: {fn: last, length: 2s, inverse: true}",
+         "12:67",
+         {"last has no inverse"}},
+        {"reduce_by_key_and_window: {length: 2s}",
+         "12:35",
+         {"missing required key 'fn'", "avg, first, last, count_distinct"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *y = with_state_op(bad[i].op);
+        const char *const *w = bad[i].words;
+        const char *const words[] = {w[0], w[1], w[2], NULL};
+        expect_error_in(y, bad[i].loc, words[1] ? words : (const char *const[]){w[0], NULL});
+        free(y);
+    }
+    static const char *const good[] = {
+        "reduce_by_key_and_window: {fn: avg, length: 2s, inverse: true, drop_zero: true}",
+        "reduce_by_key_and_window: {fn: first, length: 2s, slide: 1s, partitions: 2}",
+        "reduce_by_key_and_window: {fn: avg, length: 2s, keyed: true}",
+        "reduce_by_key_and_window: {fn: first, length: 2s, time: event, allowed_lateness: 1s}",
+        "reduce_by_key_and_window: {fn: count_distinct, length: 2s, keyed: true, drop_zero: true}",
+        "reduce_by_window: {fn: count_distinct, length: 2s}",
+        "reduce_by_key: {fn: last, partitions: 2}",
+        "reduce: avg",
+        "running: {fn: count_distinct, ttl: 1m}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char *y = with_state_op(good[i]);
+        char err[1024];
+        sl_config *cfg = NULL;
+        int rc = load(y, &cfg, err, sizeof(err));
+        if (rc != SL_OK) {
+            fprintf(stderr, "\n    %s: %s\n", good[i], err);
+        }
+        CU_ASSERT_EQUAL(rc, SL_OK);
+        sl__config_destroy(cfg);
+        free(y);
+    }
 }
 
 static void test_error_names_and_types(void)
@@ -749,8 +824,8 @@ void sl_test_register(void)
     SL_SUITE("config_errors", SL_TEST(error_unknown_keys), SL_TEST(error_wrong_types_and_ranges),
              SL_TEST(error_durations), SL_TEST(error_missing_required),
              SL_TEST(error_references_and_cycles), SL_TEST(error_windows_and_slides),
-             SL_TEST(error_names_and_types), SL_TEST(error_yaml_syntax_and_empty),
-             SL_TEST(build_error_points_at_option));
+             SL_TEST(error_reducers_without_inverse), SL_TEST(error_names_and_types),
+             SL_TEST(error_yaml_syntax_and_empty), SL_TEST(build_error_points_at_option));
     SL_SUITE("config_expand", SL_TEST(expand), SL_TEST(expand_in_config));
     SL_SUITE("config_secrets", SL_TEST(secrets_never_shown));
 }
