@@ -269,6 +269,9 @@ sl_stream *sl__cfg_finish(const cfg_op *op, sl_stream *s);
 
 /* ==== parse and the JSON shaping ops (sl_cfg_ops_shape.c) ==== */
 
+/* The docs of their entries in the op table. */
+extern const char sl__cfg_doc_parse[], sl__cfg_doc_set[], sl__cfg_doc_rename[], sl__cfg_doc_drop[],
+    sl__cfg_doc_keep[];
 int sl__cfg_op_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
 int sl__cfg_op_set(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
 int sl__cfg_op_rename(cfg_parser *p, yaml_node_t *arg, cfg_op *op);

@@ -12,6 +12,51 @@
 #define CFG_MAX_TYPES 64 /* parse.types entries */
 #define CFG_MAX_PATHS 64 /* drop and keep fields */
 
+/* ==== Docs (the op table's, in sl_cfg_ops.c) ==== */
+
+const char sl__cfg_doc_parse[] =
+    "matches a PCRE2 regular expression with named captures `(?<name>...)` (unanchored: "
+    "write `^` and `$`; in YAML single quotes, where `\\d` stays as it is) against the "
+    "value, the key (`key: true`) or a JSON field's text "
+    "(`json: PATH`), and makes the captures that took part in the match the fields of "
+    "a JSON object, in the pattern's order: the new value, or, with `json:`, added to "
+    "the value's object (replacing fields of the same name). `types` makes captures "
+    "`int`, `float` or `bool` (default `string`); a typed capture of `-` or nothing is "
+    "null. Formats by name: `nginx_combined` and `apache_combined` (remote_addr, "
+    "remote_user, time_local, request, method, path, protocol, status, "
+    "body_bytes_sent, http_referer, http_user_agent; quoted fields as written, escapes "
+    "kept), `apache_common` (without the last two), `syslog_rfc5424` (pri, facility, "
+    "severity, version, timestamp, hostname, appname, procid, msgid, structured_data "
+    "as text, message; `-` fields are null). A record that does not match, or whose "
+    "typed capture does not convert, is rejected with the reason, e.g. `{format: "
+    "nginx_combined}` on `10.0.0.1 - - [07/Dec/2026:10:00:00 +0000] \"GET /a b "
+    "HTTP/1.1\" 200 512 \"-\" \"curl/8\"` gives `{\"remote_addr\":\"10.0.0.1\", ... "
+    "\"path\":\"/a b\", ... \"status\":200, ...}`";
+const char sl__cfg_doc_set[] =
+    "sets a field of the JSON object value (dotted path; missing objects on the way "
+    "are created) from another field (`from`; missing: rejected), a literal (`value`: "
+    "a plain number, true, false or null is that, anything else a string) or "
+    "arithmetic (`expr`: numbers, field paths of letters, digits and `_`, `+ - * /`, "
+    "unary `-`, parentheses; "
+    "fields hold numbers or strings holding one; `+ - *` of integers stay integers, "
+    "`/` gives a float; a missing or non-numeric field, or a division by zero, rejects "
+    "the record with the reason). E.g. `{\"price\":2.5,\"qty\":4}` with `expr: \"price * "
+    "qty\"` gets `\"total\":10.0`. A value that is not a JSON object is rejected. "
+    "Consecutive `set`, `rename`, `drop` and `keep` ops (and those right after a "
+    "`parse`) decode and encode the JSON once";
+const char sl__cfg_doc_rename[] =
+    "moves a field of the JSON object value (replacing what `to` held; objects on the "
+    "way created); a missing `from` leaves the record as it is. E.g. "
+    "`{\"a\":{\"b\":1}}` becomes `{\"a\":{},\"c\":1}`";
+const char sl__cfg_doc_drop[] =
+    "removes fields of the JSON object value, nested ones too (a number segment "
+    "removes an array element); missing ones: nothing. E.g. `{\"a\":1,\"b\":{\"c\":2,"
+    "\"d\":3}}` becomes `{\"b\":{\"d\":3}}`";
+const char sl__cfg_doc_keep[] =
+    "keeps only these fields of the JSON object value (nested ones inside their "
+    "objects); missing ones stay missing. E.g. `{\"a\":1,\"b\":{\"c\":2,\"d\":3},"
+    "\"e\":4}` becomes `{\"a\":1,\"b\":{\"c\":2}}`";
+
 /* A dotted path: non-empty segments. */
 static int cfg_path(cfg_parser *p, yaml_node_t *n, const char *what, const char **out)
 {

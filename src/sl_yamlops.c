@@ -207,8 +207,7 @@ int sl__yamlops_reject_json(const sl_jpath *path, bool have_root)
     return SL_ERR_RECORD;
 }
 
-/* Up to 40 bytes of s, with bytes outside printable ASCII as '?', into buf. */
-static const char *yop_preview(const char *s, size_t len, char *buf, size_t size)
+const char *sl__yamlops_preview(const char *s, size_t len, char *buf, size_t size)
 {
     size_t n = 0;
     for (size_t i = 0; i < len && n + 4 < size && i < 40; i++) {
@@ -227,7 +226,7 @@ int sl__yamlops_reject_nan(const char *what, const char *s, size_t len)
 {
     char pv[64];
     sl_reject_reason("%s '%s' is not a number", what,
-                     yop_preview(s ? s : "", s ? len : 0, pv, sizeof(pv)));
+                     sl__yamlops_preview(s ? s : "", s ? len : 0, pv, sizeof(pv)));
     return SL_ERR_RECORD;
 }
 
@@ -239,7 +238,7 @@ int sl__yamlops_reject_json_nan(const sl_jpath *path, json_t *v)
     const char *text = sl__yamlops_json_text(v, buf, sizeof(buf), &len, &heap);
     sl_reject_reason("JSON field '%s' is %s%s%s, not a number", sl__jpath_text(path, p, sizeof(p)),
                      json_is_string(v) ? "'" : "",
-                     text ? yop_preview(text, len, pv, sizeof(pv)) : "?",
+                     text ? sl__yamlops_preview(text, len, pv, sizeof(pv)) : "?",
                      json_is_string(v) ? "'" : "");
     free(heap);
     return SL_ERR_RECORD;

@@ -158,7 +158,10 @@ void sl__yamlops_shape_free(struct yop_shape *sh);
 int sl__yamlops_reject_json(const sl_jpath *path, bool have_root);
 /* "JSON field 'PATH' is 'abc', not a number". sl_yamlops.c */
 int sl__yamlops_reject_json_nan(const sl_jpath *path, json_t *v);
-/* "WHAT 'abc' is not a number" (at most 40 bytes of s, unprintable ones as '?'). */
+/* Up to 40 bytes of s (then "..."), bytes outside printable ASCII as '?', into buf (size >=
+ * 48), for the reasons. */
+const char *sl__yamlops_preview(const char *s, size_t len, char *buf, size_t size);
+/* "WHAT 'abc' is not a number" (s as sl__yamlops_preview writes it). */
 int sl__yamlops_reject_nan(const char *what, const char *s, size_t len);
 /* "no header 'NAME'" or "the record has no partition" (op's attribute). sl_yamlops_attr.c */
 int sl__yamlops_reject_attr(const sl_yamlop *op);

@@ -195,16 +195,7 @@ static bool text_ms(const sl_yamlop *op, const char *s, size_t len, int64_t *ms)
 static int reject_time(const sl_yamlop *op, const char *what, const char *s, size_t len)
 {
     char pv[48];
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 4 < sizeof(pv); i++) {
-        unsigned char c = (unsigned char)s[i];
-        pv[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    if (n < len && n + 4 <= sizeof(pv)) {
-        memcpy(pv + n, "...", 3);
-        n += 3;
-    }
-    pv[n] = '\0';
+    sl__yamlops_preview(s, len, pv, sizeof(pv));
     sl_reject_reason("%s '%s' is not a time in format %s", what, pv,
                      op->ts_format == YOP_TS_PATTERN ? op->ts_pattern
                                                      : format_names[op->ts_format]);
