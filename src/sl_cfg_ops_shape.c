@@ -145,6 +145,9 @@ int sl__cfg_op_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 static char *cfg_literal_json(cfg_parser *p, yaml_node_t *n)
 {
     const char *s = sl__cfg_text(p, n);
+    if (sl__cfg_is_null(p, n)) {
+        return strdup("null"); /* value: ~, value: null, value: */
+    }
     if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
         json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
         bool simple = v && !json_is_object(v) && !json_is_array(v) && !json_is_string(v);

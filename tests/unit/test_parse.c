@@ -795,6 +795,9 @@ static void test_yaml_set_value_literals(void)
         {"prod", "{\"v\":\"prod\"}"},
         {"\"true\"", "{\"v\":\"true\"}"},
         {"a b", "{\"v\":\"a b\"}"},
+        {"~", "{\"v\":null}"},
+        {"''", "{\"v\":\"\"}"},
+        {"-1.5e2", "{\"v\":-150.0}"},
     };
     char err[1024], desc[2048], ops[256];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
