@@ -454,9 +454,11 @@ static json_t *sd_object(const char *s, size_t len)
         while (p < end && *p != ' ' && *p != ']' && *p != '=' && *p != '"') {
             p++;
         }
-        json_t *el = json_object();
-        if (p == name || p == end || *p == '=' || *p == '"' || !el ||
-            json_object_setn_new(sd, name, (size_t)(p - name), el) != 0) {
+        if (p == name || p == end || *p == '=' || *p == '"') {
+            goto bad;
+        }
+        json_t *el = json_object(); /* the setn_new takes it, also when it fails */
+        if (!el || json_object_setn_new(sd, name, (size_t)(p - name), el) != 0) {
             goto bad;
         }
         while (p < end && *p == ' ') {

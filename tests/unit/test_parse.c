@@ -445,6 +445,8 @@ static void test_parse_syslog_rfc5424_lines(void)
     CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [a@1 x=\"y\"]junk", buf, sizeof(buf)),
                     SL_ERR_RECORD);
     CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [=1] m", buf, sizeof(buf)), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [] m", buf, sizeof(buf)), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [a@1][] m", buf, sizeof(buf)), SL_ERR_RECORD);
     check_reason(op, "<200>1 - - - - - -", "PRI 200 is over 191");
     CU_ASSERT_EQUAL(apply(op, "<13>Dec  7 10:00:00 host app: BSD syslog", buf, sizeof(buf)),
                     SL_ERR_RECORD);
