@@ -1,4 +1,5 @@
-/* main.c -- the sluice daemon and command line: run, check, connectors, ops, demo.
+/* main.c -- the sluice daemon and command line: run, check, test, connectors, ops,
+ * demo.
  *
  * Exit status: 0 ok, 1 runtime failure (the pipeline could not start or stopped on a fatal
  * error), 2 bad configuration or usage.
@@ -24,6 +25,7 @@
 
 #include "sl_config.h"
 #include "sl_http.h"
+#include "sl_test.h"
 #include "sl_util.h"
 #include "sluice.h"
 
@@ -51,6 +53,8 @@ static void usage(FILE *f)
                "                 batches left pending); a second Ctrl-C drops the queued batches;\n"
                "                 SIGHUP is ignored (logged): restart to change the configuration\n"
                "  check FILE     check FILE and print the pipeline it describes\n"
+               "  test FILE...   run the pipeline tests of each test file (no server needed):\n"
+               "                 a line per test, the differences of those that fail\n"
                "  connectors     list every source and sink with its options\n"
                "  ops            list the operations of a stream's ops: and what they do\n"
                "  demo           run a word count over a built-in text, printed every second\n"
@@ -514,7 +518,7 @@ static int parse_level(const char *s)
 
 int main(int argc, char **argv)
 {
-    const char *positional[8];
+    const char *positional[256];
     int npos = 0;
     int level = -1;
     double seconds = 0;
@@ -582,11 +586,17 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    bool needs_file = strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0;
+    bool testing = strcmp(cmd, "test") == 0;
+    bool needs_file = strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0 || testing;
     int want = needs_file ? 2 : 1;
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check") != 0 && strcmp(cmd, "connectors") != 0 &&
-        strcmp(cmd, "ops") != 0 && strcmp(cmd, "demo") != 0) {
+        strcmp(cmd, "ops") != 0 && strcmp(cmd, "demo") != 0 && !testing) {
         return usage_error("unknown command '%s'", cmd);
+    }
+    if (testing && npos >= want && !markdown && !print_config && seconds <= 0) {
+        /* Quiet unless asked: the engine's info lines would bury the results. */
+        sl_set_log_level(level >= 0 ? (sl_log_level)level : SL_LOG_WARN);
+        return sl__test_main(positional + 1, (size_t)(npos - 1));
     }
     if (npos < want) {
         return usage_error("'%s' needs a FILE", cmd);

@@ -199,9 +199,7 @@ static void stop_instances(sl_instance *list)
     }
 }
 
-/* The least common multiple of the streams' slides (the batch interval when it would
- * exceed a day). */
-static int64_t graph_alignment(const sl_context *ctx)
+int64_t sl__graph_alignment(const sl_context *ctx)
 {
     int64_t lcm = ctx->batch_interval;
     for (const sl_stream *s = ctx->streams; s; s = s->next) {
@@ -281,7 +279,7 @@ int sl_context_start(sl_context *ctx)
     /* The first batch time is the next multiple of the interval, as in Spark. Times count
      * from a multiple of every stream's slide, so that windows end at the same times on
      * every instance of a pipeline (a consumer group), whenever each started. */
-    int64_t align = graph_alignment(ctx);
+    int64_t align = sl__graph_alignment(ctx);
     ctx->zero_time = (ctx->start_time / align) * align;
     ctx->first_batch =
         ctx->zero_time +

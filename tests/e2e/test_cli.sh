@@ -168,6 +168,7 @@ nconfigs=0
 nexamples=0
 for cfg in "$SLUICE_SRC"/config/*.yaml "$SLUICE_SRC"/config/examples/*.yaml; do
     [ -f "$cfg" ] || continue
+    case $cfg in *.test.yaml) continue ;; esac # sluice test's (test_examples_tested.sh)
     nconfigs=$((nconfigs + 1))
     rel=${cfg#"$SLUICE_SRC"/}
     name=$(echo "${rel%.yaml}" | tr '/' '_')
@@ -198,6 +199,7 @@ sl connectors_all connectors --markdown
 covered=$(ex_types)
 missing=""
 while read -r cname ckind; do
+    [ "$cname" != testbench ] || continue # the test doubles of sluice test
     grep -qx "$ckind $cname" <<<"$covered" || missing="$missing $cname ($ckind)"
 done < <(sed -n 's/^## \([a-z_]*\) (\(source\|sink\))$/\1 \2/p' "$WORK/connectors_all.out")
 for mode in "kafka direct" "kafka receiver" "tcp connect" "tcp listen"; do
@@ -217,6 +219,7 @@ else
 fi
 noheader=""
 for cfg in "$SLUICE_SRC"/config/examples/*.yaml; do
+    case $cfg in *.test.yaml) continue ;; esac
     head -n 1 "$cfg" | grep -q "^# $(basename "$cfg") -- " &&
         grep -qE '^#.*sluice run ' "$cfg" || noheader="$noheader $(basename "$cfg")"
 done
