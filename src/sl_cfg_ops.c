@@ -699,14 +699,17 @@ const cfg_op_def sl__cfg_ops[] = {
             "partition, offset or timestamp, or from a field or header holding a number; `as: "
             "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
             "field's, attribute's or header's text. A record without it, or whose text is not a "
-            "number, is rejected (counted, logged with its source, partition and offset)"},
+            "number, is rejected (counted, logged with the reason, such as `missing JSON field "
+            "'amount'`, and its source, partition and offset)"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
      .forms = {"filter: {json: level, equals: error}", "filter: {header: NAME, equals: x}",
                "filter: {meta: partition, equals: 3}", "filter: {key: true, matches: REGEX}"},
      .doc = "keeps matching records; one of `equals`, `not_equals`, `gt`, `ge`, `lt`, `le`, "
-            "`contains`, `matches` (POSIX extended regex); without `json:`, `meta:` or "
+            "`contains`, `matches` (a PCRE2 regular expression, unanchored, on the bytes: `\\d`, "
+            "`(?i)`; a bad one is a config error with PCRE2's message and offset; a match that "
+            "backtracks over a million steps rejects the record); without `json:`, `meta:` or "
             "`header:` on the value (the typed value for `gt`..`le`, and for `equals` and "
             "`not_equals` with a number when the record has one), with `key: true` on the key; "
             "integer attributes compare as numbers (as text with `contains` and `matches`), "
@@ -723,6 +726,66 @@ const cfg_op_def sl__cfg_ops[] = {
             "`2026-12-07T21:44:00.5+01:00`, a space for the T, no offset: UTC) or a strptime "
             "pattern (UTC unless it has `%z`); a record without a valid time is rejected "
             "(counted, logged with its source, partition and offset)"},
+    {.name = "parse",
+     .parse = sl__cfg_op_parse,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"parse: {regex: '^(?<ip>\\S+) .* (?<status>\\d{3}) ', types: {status: int}}",
+               "parse: {format: nginx_combined}", "parse: syslog_rfc5424",
+               "parse: {regex: REGEX, json: msg}", "parse: {regex: REGEX, key: true}"},
+     .doc = "matches a PCRE2 regular expression with named captures `(?<name>...)` (unanchored: "
+            "write `^` and `$`; in YAML single quotes, where `\\d` stays as it is) against the "
+            "value, the key (`key: true`) or a JSON field's text "
+            "(`json: PATH`), and makes the captures that took part in the match the fields of "
+            "a JSON object, in the pattern's order: the new value, or, with `json:`, added to "
+            "the value's object (replacing fields of the same name). `types` makes captures "
+            "`int`, `float` or `bool` (default `string`); a typed capture of `-` or nothing is "
+            "null. Formats by name: `nginx_combined` and `apache_combined` (remote_addr, "
+            "remote_user, time_local, request, method, path, protocol, status, "
+            "body_bytes_sent, http_referer, http_user_agent; quoted fields as written, escapes "
+            "kept), `apache_common` (without the last two), `syslog_rfc5424` (pri, facility, "
+            "severity, version, timestamp, hostname, appname, procid, msgid, structured_data "
+            "as text, message; `-` fields are null). A record that does not match, or whose "
+            "typed capture does not convert, is rejected with the reason, e.g. `{format: "
+            "nginx_combined}` on `10.0.0.1 - - [07/Dec/2026:10:00:00 +0000] \"GET /a b "
+            "HTTP/1.1\" 200 512 \"-\" \"curl/8\"` gives `{\"remote_addr\":\"10.0.0.1\", ... "
+            "\"path\":\"/a b\", ... \"status\":200, ...}`"},
+    {.name = "set",
+     .parse = sl__cfg_op_set,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"set: {field: total, expr: \"price * qty\"}", "set: {field: user.id, from: uid}",
+               "set: {field: env, value: prod}"},
+     .doc = "sets a field of the JSON object value (dotted path; missing objects on the way "
+            "are created) from another field (`from`; missing: rejected), a literal (`value`: "
+            "a plain number, true, false or null is that, anything else a string) or "
+            "arithmetic (`expr`: numbers, field paths of letters, digits and `_`, `+ - * /`, "
+            "unary `-`, parentheses; "
+            "fields hold numbers or strings holding one; `+ - *` of integers stay integers, "
+            "`/` gives a float; a missing or non-numeric field, or a division by zero, rejects "
+            "the record with the reason). E.g. `{\"price\":2.5,\"qty\":4}` with `expr: \"price * "
+            "qty\"` gets `\"total\":10.0`. A value that is not a JSON object is rejected. "
+            "Consecutive `set`, `rename`, `drop` and `keep` ops (and those right after a "
+            "`parse`) decode and encode the JSON once"},
+    {.name = "rename",
+     .parse = sl__cfg_op_rename,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"rename: {from: a.b, to: c}"},
+     .doc = "moves a field of the JSON object value (replacing what `to` held; objects on the "
+            "way created); a missing `from` leaves the record as it is. E.g. "
+            "`{\"a\":{\"b\":1}}` becomes `{\"a\":{},\"c\":1}`"},
+    {.name = "drop",
+     .parse = sl__cfg_op_drop,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"drop: [a, b.c]", "drop: a"},
+     .doc = "removes fields of the JSON object value, nested ones too (a number segment "
+            "removes an array element); missing ones: nothing. E.g. `{\"a\":1,\"b\":{\"c\":2,"
+            "\"d\":3}}` becomes `{\"b\":{\"d\":3}}`"},
+    {.name = "keep",
+     .parse = sl__cfg_op_keep,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"keep: [a, b.c]"},
+     .doc = "keeps only these fields of the JSON object value (nested ones inside their "
+            "objects); missing ones stay missing. E.g. `{\"a\":1,\"b\":{\"c\":2,\"d\":3},"
+            "\"e\":4}` becomes `{\"a\":1,\"b\":{\"c\":2}}`"},
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,
