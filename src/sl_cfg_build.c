@@ -132,7 +132,8 @@ sl_context *sl__config_build_swapped(const sl_config *cfg, const sl_config_swap 
         }
         for (size_t j = 0; j < st->nops; j++) {
             const cfg_op *op = &st->ops[j];
-            s = op->def->apply(op, s, handles);
+            s = op->lua && !(op->def->flags & CFG_OP_WINDOWED) ? sl__cfg_lua_apply(op, s)
+                                                               : op->def->apply(op, s, handles);
             if (!s) {
                 free(handles);
                 return cfg_build_fail(cfg, ctx, op->loc, NULL, errstr, errsize,
