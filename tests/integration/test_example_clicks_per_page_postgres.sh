@@ -3,9 +3,9 @@
 # it ships, against the real Kafka and PostgreSQL: 2400 JSON clicks over 4 minutes of their
 # own time (up to 4 s out of order, some with a +01:00 offset or a fraction of a second) on a
 # topic of 3 partitions, a few clicks without a valid time, then in each partition one later
-# click per page to move the watermarks past the last minute. The table read with psql holds exactly the
-# clicks per page per calendar minute that Python computes from the same input, with the
-# minute's bounds, and the clicks without a valid time are rejected (logged).
+# click per page to move the watermarks past the last minute. The table read with psql holds
+# exactly the clicks per page per calendar minute that Python computes from the same input,
+# with the minute's bounds, and the clicks without a valid time are rejected (logged).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup 90
@@ -87,7 +87,8 @@ rows() {
        FROM \"$table\" ORDER BY window_start, page" 2>/dev/null
 }
 complete() { [ "$(rows)" = "$(cat "$IT_TMP/expected.txt")" ]; }
-it_check "the table holds the clicks per page per minute that Python counts ($(wc -l <"$IT_TMP/expected.txt") rows)" \
+nrows=$(wc -l <"$IT_TMP/expected.txt")
+it_check "the table holds the clicks per page per minute that Python counts ($nrows rows)" \
     it_wait_until "$(it_left)" complete
 complete || diff <(rows) "$IT_TMP/expected.txt" | head -n 20 >&2 || true
 it_eq "every click of the 4 minutes is counted once" 2400 \
