@@ -916,13 +916,19 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_lua,
      .flags = CFG_OP_STATEFUL,
      .forms = {"update_state: {lua: \"function(key, values, state) return (state or 0) + "
-               "#values end\", partitions: 4}"},
+               "#values end\", partitions: 4}",
+               "update_state: {lua: \"function(k, vs, s) local n = (s or 0) + #vs; "
+               "if n >= 100 and (s or 0) < 100 then return n, {value = 'hot'} end; "
+               "return n end\", emit: true}"},
      .doc = "Spark's updateStateByKey in Lua: per key with state or records in the batch, the "
             "function gets the key, the list of the batch's record tables of the key (maybe "
             "empty) and the previous state (nil for a new key; a number, a string or a table) "
             "and returns the new state (nil removes the key); the output is one record per key "
             "with state: a number as the typed value, a string as the value, a table as JSON "
-            "text in the value; `partitions: N`"},
+            "text in the value; with `emit: true` the function returns the new state and the "
+            "records to emit (a list of record tables or strings, one record table, or nil; "
+            "keyed by the key unless they set one, at the batch time), and those are the "
+            "output instead; `partitions: N`"},
     {.name = "burn",
      .parse = cfg_op_burn,
      .apply = cfg_apply_burn,
