@@ -308,6 +308,9 @@ typedef struct sl_kstate {
     uint64_t inconsistent; /* windows: leaving keys missing from the previous result */
     sl_stream_time *stime; /* event_time: per task + 1 (0: records of no partition) */
     size_t nstime;
+    /* event_time without a changelog: the input's stream time, the lowest of the tasks'
+     * (a key's records may come from several partitions) */
+    sl_stream_time input;
 } sl_kstate;
 
 sl_kstate *sl__kstate_new(size_t nparts);
