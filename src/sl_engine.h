@@ -182,6 +182,7 @@ struct sl_stream {
                                   * follows the others' lowest stream time; 0: never */
     _Atomic int64_t watermark;   /* event_time: after the last batch, INT64_MIN: none */
     _Atomic int64_t stream_time; /* event_time: the highest, INT64_MIN: none */
+    struct sl_late_out *late_out; /* event_time: where late records go (sl_stream_late) */
     sl_stream *next;
 };
 
@@ -240,6 +241,9 @@ sl_stream *sl__stream_rbkw_state_bytes(sl_stream *s, sl_reduce_fn fn, void *opaq
                                        int64_t length_ms, int64_t slide_ms, int partitions);
 sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                          const sl_event_window *ew, int partitions);
+/* Session windows (ew->gap_ms > 0), bytes as above (sl_window_session.c). */
+sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                      const sl_event_window *ew, int partitions, bool bytes);
 
 /* ==== Keyed state (sl_ktable.c, sl_stateful.c) ====
  * A table per partition from key bytes to a typed value and bytes, the storage of
@@ -710,6 +714,12 @@ char *sl__graph_describe(sl_context *ctx);
 void sl__record_failed(sl_stream *node, const sl_record *r, int err);
 /* Counts a record that came after the watermark passed every window it belongs to (logged
  * the first few times). */
-void sl__stream_late(sl_stream *node, const sl_record *r);
+void sl__stream_late(sl_stream *node, int64_t t, const sl_record *r);
+
+/* The late output of an event-time window (sl_window_late.c): a late record of batch t
+ * copied for the late stream (thread-safe); the buffer freed with its node. */
+typedef struct sl_late_out sl_late_out;
+int sl__late_add(sl_late_out *lo, int64_t t, const sl_record *r);
+void sl__late_free(sl_late_out *lo);
 
 #endif

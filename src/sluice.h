@@ -85,6 +85,9 @@ typedef struct sl_record_meta {
      * when filling a meta by hand. */
     const sl_header *headers;
     uint32_t nheaders;
+    /* > 0: the record is a session window [ts - window_ms, ts) of its own
+     * (sl_batch_output_when); 0: the stream's window length. */
+    int64_t window_ms;
 } sl_record_meta;
 
 /* A record: key and value bytes, a typed value for aggregation and a timestamp (ms).
@@ -500,6 +503,10 @@ typedef struct sl_event_window {
     int64_t idle_timeout_ms;         /* a partition without records for this long (batch
                                       * time) follows the others' lowest stream time; 0: its
                                       * windows wait for its own records */
+    int64_t gap_ms;    /* > 0: session windows (length and slide 0): per key, records less than
+                        * the gap apart are one window [first, last + gap) */
+    int64_t offset_ms; /* windows aligned to the epoch plus this (any sign): a 1-day window
+                        * from midnight UTC+1 has -1h; 0 for sessions */
 } sl_event_window;
 
 /* reduce_by_key_and_window on event time (the records' ts: for Kafka the message
@@ -515,6 +522,12 @@ typedef struct sl_event_window {
  * across a consumer group. Needs a checkpoint directory. */
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     const sl_event_window *w, int partitions);
+
+/* The late output of s, a reduce_by_key_and_window on event time (or a map, map_values or
+ * filter of one): per batch, the records that came later than its allowed lateness, as they
+ * came in (their headers left out), ordered by source partition and offset. They are still
+ * counted (sl_context_stats.records_late). One late output per window; NULL for another s. */
+sl_stream *sl_stream_late(sl_stream *s);
 
 /* Keeps the keyed state of a stateful stream (update_state_by_key, map_with_state) per task
  * and logs its changes through a sink of connector type that supports changelogs (kafka),
