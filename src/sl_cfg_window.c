@@ -53,8 +53,7 @@ int sl__cfg_offset(cfg_parser *p, yaml_node_t *n, const char *what, int64_t *out
     int64_t ms;
     if (sl_parse_duration(neg || s[0] == '+' ? s + 1 : s, &ms) != SL_OK) {
         return sl__cfg_error(p, sl__cfg_loc_of(n),
-                             "%s: bad offset '%s' (a duration, maybe negative: 1h, -30m)", what,
-                             s);
+                             "%s: bad offset '%s' (a duration, maybe negative: 1h, -30m)", what, s);
     }
     *out = neg ? -ms : ms;
     return SL_OK;
@@ -67,8 +66,8 @@ static int cfg_op_window_span(cfg_parser *p, yaml_node_t *arg, const char *opnam
     char what[96];
     yaml_node_t *n = sl__cfg_get(p, arg, "gap");
     if (n && !sl__cfg_is_null(p, n)) {
-        static const char *const not_with_gap[] = {"length", "slide", "offset", "inverse",
-                                                   "keyed", NULL};
+        static const char *const not_with_gap[] = {"length",  "slide", "offset",
+                                                   "inverse", "keyed", NULL};
         for (size_t i = 0; not_with_gap[i]; i++) {
             yaml_node_t *x = sl__cfg_get(p, arg, not_with_gap[i]);
             if (x && !sl__cfg_is_null(p, x)) {

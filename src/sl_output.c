@@ -589,6 +589,6 @@ sl_record_when sl_batch_output_when(const sl_batch_output *out, const sl_record 
 {
     int64_t end = out->record_windows ? r->ts : out->batch_time;
     int64_t len = out->record_windows && r->meta && r->meta->window_ms > 0 ? r->meta->window_ms
-                                                                            : out->window_ms;
+                                                                           : out->window_ms;
     return (sl_record_when){out->batch_time, end - len, end};
 }

@@ -92,12 +92,10 @@ static int sessions_encode(const session *ss, size_t k, sl_emitter *e, sl_state 
     }
     size_t off = 0;
     for (size_t i = 0; i < k; i++) {
-        int64_t h[6] = {ss[i].start,
-                        ss[i].end,
-                        ss[i].em_start,
-                        ss[i].em_end,
-                        ss[i].bits,
-                        (int64_t)(((uint64_t)ss[i].len << 8) | ((uint64_t)ss[i].type & 0xff))};
+        int64_t h[6] = {
+            ss[i].start,    ss[i].end,
+            ss[i].em_start, ss[i].em_end,
+            ss[i].bits,     (int64_t)(((uint64_t)ss[i].len << 8) | ((uint64_t)ss[i].type & 0xff))};
         memcpy(p + off, h, sizeof(h));
         if (ss[i].len) {
             memcpy(p + off + SESSION_HEAD, ss[i].bytes, ss[i].len);
@@ -290,16 +288,16 @@ static int counted(const sl_record *in, void *opaque)
 sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                       const sl_event_window *ew, int partitions, bool bytes)
 {
-    const char *bad = !fn                ? "no reduce function"
-                      : partitions < 0   ? "partitions must not be negative"
-                      : ew->gap_ms <= 0  ? "the gap must be positive"
-                      : ew->length_ms    ? "a session has a gap, not a length"
-                      : ew->slide_ms     ? "a session has a gap, not a slide"
-                      : ew->offset_ms    ? "a session has no alignment (no offset)"
-                      : ew->max_out_of_orderness_ms < 0 || ew->allowed_lateness_ms < 0 ||
-                              ew->idle_timeout_ms < 0
-                          ? "the disorder, the lateness and the idle timeout must not be negative"
-                          : NULL;
+    const char *bad =
+        !fn               ? "no reduce function"
+        : partitions < 0  ? "partitions must not be negative"
+        : ew->gap_ms <= 0 ? "the gap must be positive"
+        : ew->length_ms   ? "a session has a gap, not a length"
+        : ew->slide_ms    ? "a session has a gap, not a slide"
+        : ew->offset_ms   ? "a session has no alignment (no offset)"
+        : ew->max_out_of_orderness_ms < 0 || ew->allowed_lateness_ms < 0 || ew->idle_timeout_ms < 0
+            ? "the disorder, the lateness and the idle timeout must not be negative"
+            : NULL;
     if (bad) {
         sl_log(SL_LOG_ERROR, "session windows of '%s': %s", s->name, bad);
         return NULL;

@@ -389,7 +389,8 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
         int64_t start = pane_at(w, vals[i].ts);
         bool known = before != INT64_MIN;
         if (known && start + w->length + w->lateness <= before) {
-            sl__stream_late(w->node, sl_emitter_batch_time(e), &vals[i]); /* its windows were emitted and closed */
+            sl__stream_late(w->node, sl_emitter_batch_time(e),
+                            &vals[i]); /* its windows were emitted and closed */
             continue;
         }
         int rc = pane_add(w, panes, &k, start, &vals[i], e);
