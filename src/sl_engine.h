@@ -174,15 +174,16 @@ struct sl_stream {
     size_t ngen, capgen;
     _Atomic uint64_t failed; /* records an operator function rejected */
     _Atomic uint64_t failed_logged;
-    _Atomic uint64_t late;        /* event time: records too late for every window */
-    int64_t event_window;         /* > 0: its records are event-time windows of this length, each
-                                   * record's time the window's end */
-    int64_t disorder;             /* event_time: what a watermark is behind its stream time, ms */
-    int64_t idle_timeout;         /* event_time: a task without records for this long (batch time)
-                                   * follows the others' lowest stream time; 0: never */
-    _Atomic int64_t watermark;    /* event_time: after the last batch, INT64_MIN: none */
-    _Atomic int64_t stream_time;  /* event_time: the highest, INT64_MIN: none */
-    struct sl_late_out *late_out; /* event_time: where late records go (sl_stream_late) */
+    _Atomic uint64_t late;       /* event time: records too late for every window */
+    int64_t event_window;        /* > 0: its records are event-time windows of this length, each
+                                  * record's time the window's end */
+    int64_t disorder;            /* event_time: what a watermark is behind its stream time, ms */
+    int64_t idle_timeout;        /* event_time: a task without records for this long (batch time)
+                                  * follows the others' lowest stream time; 0: never */
+    _Atomic int64_t watermark;   /* event_time: after the last batch, INT64_MIN: none */
+    _Atomic int64_t stream_time; /* event_time: the highest, INT64_MIN: none */
+    /* event_time: where late records go (sl_stream_late); NULL: counted only */
+    struct sl_late_out *late_out;
     sl_stream *next;
 };
 
