@@ -132,6 +132,7 @@ struct sl_config {
     int64_t workers;
     char *checkpoint_dir;
     int64_t block_ms;
+    int64_t window_offset_ms; /* the offset of the processing-time windows (they agree) */
     int64_t stop_timeout_ms;
     int64_t partitions;
     int log_level; /* index in sl__cfg_app_options' log_level choices, -1: not given */
@@ -269,6 +270,9 @@ extern const char *const sl__cfg_reducers[];
 int sl__cfg_op_args(cfg_parser *p, yaml_node_t *arg, const char *opname, const char *const *valid);
 /* Adds the streams that the late: keys of event-time windows name (sl_cfg_window.c). */
 int sl__cfg_add_late_streams(cfg_parser *p);
+/* The offset of the processing-time windows into cfg->window_offset_ms: one for all, as
+ * their batch times count from one zero time; an error where two differ. */
+int sl__cfg_window_offset(cfg_parser *p);
 /* A window's offset: a duration, maybe negative ("-30m"). */
 int sl__cfg_offset(cfg_parser *p, yaml_node_t *n, const char *what, int64_t *out);
 /* The optional partitions: key of an op's mapping into op->partitions. */

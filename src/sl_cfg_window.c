@@ -410,6 +410,41 @@ int sl__cfg_add_late_streams(cfg_parser *p)
     return SL_OK;
 }
 
+int sl__cfg_window_offset(cfg_parser *p)
+{
+    sl_config *cfg = p->cfg;
+    const cfg_op *first = NULL;
+    const cfg_stream *first_st = NULL;
+    for (size_t i = 0; i < cfg->nstreams; i++) {
+        for (size_t j = 0; j < cfg->streams[i].nops; j++) {
+            const cfg_op *op = &cfg->streams[i].ops[j];
+            if (op->length_ms <= 0 || op->event_time) {
+                continue; /* not a window on processing time */
+            }
+            if (!first) {
+                first = op;
+                first_st = &cfg->streams[i];
+                cfg->window_offset_ms = op->offset_ms;
+            } else if (op->offset_ms != first->offset_ms) {
+                char a[32], b[32];
+                sl__cfg_fmt_duration(op->offset_ms < 0 ? -op->offset_ms : op->offset_ms, a,
+                                     sizeof(a));
+                sl__cfg_fmt_duration(first->offset_ms < 0 ? -first->offset_ms : first->offset_ms, b,
+                                     sizeof(b));
+                return sl__cfg_error(
+                    p, op->loc,
+                    "%s: offset %s%s differs from the offset %s%s of the window in stream '%s' "
+                    "(line %d): windows on processing time end on batch times, which count from "
+                    "one zero time, so they all take the same offset (or use time: event, whose "
+                    "windows each have their own)",
+                    op->def->name, op->offset_ms < 0 ? "-" : "", a, first->offset_ms < 0 ? "-" : "",
+                    b, first_st->name, first->loc.line);
+            }
+        }
+    }
+    return SL_OK;
+}
+
 /* ==== Building ==== */
 
 sl_stream *sl__cfg_apply_window(const cfg_op *op, sl_stream *s, sl_stream *const *handles)

@@ -331,7 +331,7 @@ static int cfg_parse_doc(cfg_parser *p)
             return rc;
         }
     }
-    if ((rc = sl__cfg_add_late_streams(p)) != SL_OK) {
+    if ((rc = sl__cfg_add_late_streams(p)) != SL_OK || (rc = sl__cfg_window_offset(p)) != SL_OK) {
         return rc;
     }
     /* Sinks */

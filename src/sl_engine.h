@@ -634,6 +634,7 @@ struct sl_context {
     size_t queued;
     sl_job *running;
     int64_t zero_time; /* batch times are zero_time + k * batch_interval */
+    int64_t window_offset; /* zero_time is a multiple of every slide plus this */
     int64_t start_time;
 
     sl_batch_info *infos; /* ring of completed batch infos */
@@ -698,6 +699,11 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info);
 void sl__job_publish(sl_context *ctx, sl_job *job, const sl_batch_info *info);
 
 /* ==== Recovery (sl_recovery.c) ==== */
+
+/* The zero time of a context started at now: the latest multiple of every stream's slide
+ * (the batch interval when that would exceed a day) plus the window offset, <= now. The
+ * graph must be prepared. (sl_context.c) */
+int64_t sl__context_zero_time(const sl_context *ctx, int64_t now);
 
 /* Opens the checkpoint and loads it. A new checkpoint records the zero time. */
 int sl__checkpoint_open(sl_context *ctx);

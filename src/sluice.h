@@ -295,6 +295,9 @@ typedef struct sl_context_conf {
     size_t max_batches_kept;    /* batch infos kept for the status; 0 = 1000 */
     int64_t stop_timeout_ms;    /* a graceful stop waits this long for the running and queued
                                  * batches, then abandons them; 0 = 90000 */
+    int64_t window_offset_ms;   /* batch times count from a multiple of every slide plus this
+                                 * (any sign): windows of 1 day from midnight UTC+1 have -1h;
+                                 * 0: from the epoch */
 } sl_context_conf;
 
 /* Creates a context. Returns NULL with errstr set when conf is invalid. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cu_main.h"
+#include "sl_config.h"
 #include "sl_engine.h"
 #include "sl_reducers.h"
 #include "support.h"
@@ -424,10 +425,111 @@ static void test_event_windows_offset(void)
     }
 }
 
+/* Processing time: batch times count from a multiple of every slide, so that a tumbling
+ * window of a minute starts on the minute (and one of a day at midnight UTC); the offset
+ * moves that zero time. A window of a minute sliding every batch ends on every batch time. */
+static void test_processing_windows_align_to_the_epoch_plus_offset(void)
+{
+    static const struct {
+        int64_t length, slide, offset, want;
+    } cases[] = {
+        {60000, 60000, 0, 1796679960000},              /* 21:46:00 UTC */
+        {60000, 0, 0, 1796679961000},                  /* every batch: 21:46:01 */
+        {86400000, 86400000, -3600000, 1796598000000}, /* midnight UTC+1: 23:00 the day before */
+        {86400000, 86400000, 3600000, 1796605200000},  /* midnight UTC-1: 01:00 */
+        {60000, 60000, 90000, 1796679930000},          /* 30 s past a minute */
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char err[256];
+        sl_context_conf conf = {
+            .name = "align", .batch_interval_ms = 1000, .window_offset_ms = cases[k].offset};
+        sl_context *ctx = sl_context_new(&conf, err, sizeof(err));
+        ts_source *src;
+        sl_stream *in = ts_source_add(ctx, "in", &src);
+        sl_stream *w = sl_stream_window(in, cases[k].length, cases[k].slide);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        int64_t zero = sl__context_zero_time(ctx, 1796679961123); /* 21:46:01.123 UTC */
+        if (zero != cases[k].want) {
+            fprintf(stderr, "\ncase %zu: zero time %lld\n", k, (long long)zero);
+        }
+        CU_ASSERT_EQUAL(zero, cases[k].want);
+        sl_context_destroy(ctx);
+    }
+}
+
+static int load(const char *streams, char *desc, char *err)
+{
+    char y[2048];
+    snprintf(y, sizeof(y),
+             "app: {name: off, batch_interval: 1s, checkpoint_dir: /tmp/sluice-off-unused}\n"
+             "sources: [{name: in, type: tcp, port: 9999}]\n"
+             "streams:\n%s"
+             "sinks: [{name: out, type: stdout, from: a}]\n",
+             streams);
+    sl_config *cfg = NULL;
+    err[0] = '\0';
+    int rc = ts_config_load(y, &cfg, desc, 4096, err, 1024);
+    sl__config_destroy(cfg);
+    return rc;
+}
+
+/* The YAML: gap, offset and late, and the errors of their misuse. */
+static void test_yaml_sessions_offsets_and_late(void)
+{
+    char desc[4096], err[1024];
+    CU_ASSERT_EQUAL(
+        load("  - {name: a, from: in, ops: [reduce_by_key_and_window: {fn: avg, gap: 30s,"
+             " time: event, allowed_lateness: 10s, late: too_late}]}\n"
+             "  - {name: b, from: too_late, ops: [count]}\n",
+             desc, err),
+        SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, "avg session gap 30s event time (out of order 0ms, "
+                                        "lateness 10s, late to too_late)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, "too_late <- a"));
+    CU_ASSERT_EQUAL(
+        load("  - {name: a, from: in, ops: [reduce_by_key_and_window: {fn: sum, length: 24h,"
+             " time: event, offset: -1h}]}\n",
+             desc, err),
+        SL_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(desc, "length 24h offset -1h event time"));
+    /* processing-time windows share one offset */
+    CU_ASSERT_EQUAL(
+        load("  - {name: a, from: in, ops: [window: {length: 1h, slide: 1h, offset: 30m}]}\n"
+             "  - {name: b, from: in, ops: [count_by_window: {length: 1m, offset: 30m}]}\n",
+             desc, err),
+        SL_OK);
+    CU_ASSERT_EQUAL(
+        load("  - {name: a, from: in, ops: [window: {length: 1h, slide: 1h, offset: 30m}]}\n"
+             "  - {name: b, from: in, ops: [count_by_window: {length: 1m}]}\n",
+             desc, err),
+        SL_ERR_INVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "offset 0ms differs from the offset 30m of the window in "
+                                       "stream 'a'"));
+    static const char *const bad[][2] = {
+        {"{fn: sum, gap: 30s}", "session windows (gap) are on event time"},
+        {"{fn: sum, gap: 30s, length: 1m, time: event}", "take no length"},
+        {"{fn: sum, length: 1m, late: x}", "late is for windows on event time"},
+        {"{fn: sum, length: 1m, offset: soon}", "bad offset 'soon'"},
+        {"{fn: sum, gap: 30s, time: event, late: in}", "duplicate name 'in'"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char s[512];
+        snprintf(s, sizeof(s), "  - {name: a, from: in, ops: [reduce_by_key_and_window: %s]}\n",
+                 bad[k][0]);
+        CU_ASSERT_EQUAL(load(s, desc, err), SL_ERR_INVAL);
+        if (!strstr(err, bad[k][1])) {
+            fprintf(stderr, "\n%s: %s\n", bad[k][0], err);
+        }
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[k][1]));
+    }
+}
+
 void sl_test_register(void)
 {
     SL_SUITE("sessions", SL_TEST(sessions_merge_extend_and_retract),
              SL_TEST(sessions_out_of_order_within_the_disorder),
              SL_TEST(sessions_merge_partial_results), SL_TEST(sessions_move_with_their_partition),
-             SL_TEST(event_windows_offset));
+             SL_TEST(event_windows_offset),
+             SL_TEST(processing_windows_align_to_the_epoch_plus_offset),
+             SL_TEST(yaml_sessions_offsets_and_late));
 }
