@@ -522,7 +522,13 @@ typedef struct sl_event_window {
  * (sl_context_stats.records_late). The output: one record per key and window, its typed value
  * the window's result and its ts the window's end (sinks' window_start and window_end are
  * the window's bounds). The open windows are keyed state per task, which a changelog moves
- * across a consumer group. Needs a checkpoint directory. */
+ * across a consumer group. Needs a checkpoint directory.
+ * With w->offset_ms the windows start on multiples of the slide plus the offset. With
+ * w->gap_ms (length and slide 0) they are sessions: per key, records less than the gap apart
+ * make one window [first, last + gap); a late record can extend an emitted session or merge
+ * two, and the bounds emitted before then come again as a tombstone (each output record's
+ * meta->window_ms gives its own length: sl_batch_output_when). Records later than the allowed
+ * lateness also go to sl_stream_late's stream when it is asked for. */
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     const sl_event_window *w, int partitions);
 
