@@ -634,7 +634,8 @@ struct sl_context {
     size_t queued;
     sl_job *running;
     int64_t zero_time; /* batch times are zero_time + k * batch_interval */
-    int64_t window_offset; /* zero_time is a multiple of every slide plus this */
+    /* zero_time is a multiple of every slide plus this */
+    int64_t window_offset;
     int64_t start_time;
 
     sl_batch_info *infos; /* ring of completed batch infos */
