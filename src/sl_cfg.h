@@ -103,6 +103,8 @@ struct cfg_op {
     bool reads_header; /* key, value, filter: {header: NAME} */
     /* avg, first, last, count_distinct (sl_reducers.h); NULL for the others */
     const sl_reducer *agg;
+    /* the Lua form of an op ({lua: CODE}, sl_cfg_lua.c) */
+    struct sl_lua_fn *lua;
 };
 
 /* The late output of an event-time window: the stream NAME its op makes, built with it. */
@@ -310,5 +312,24 @@ sl_stream *sl__cfg_apply_running(const cfg_op *op, sl_stream *s, sl_stream *cons
 /* Resolves names, orders streams (cycles are errors), computes and checks slides and turns
  * on headers where they are read. */
 int sl__cfg_check_graph(cfg_parser *p, cfg_loc root_loc);
+
+/* ==== Lua forms of ops (sl_cfg_lua.c) ==== */
+
+/* True when arg is a mapping with lua: or lua_file:. */
+bool sl__cfg_lua_form(cfg_parser *p, const yaml_node_t *arg);
+/* Parses a Lua form (lua or lua_file, function, allow, instructions, memory_mb, and the keys
+ * of extra) into op->lua, compiled as a function of kind (sl_lua_kind), and op->desc. */
+int sl__cfg_lua_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op, int kind,
+                      const char *const *extra);
+/* Parses the Lua form of op (the ops without one: an error naming those with one). */
+int sl__cfg_lua_op(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+/* Builds an op whose Lua form is the whole op (map, filter, flat_map, key, value, reduce,
+ * reduce_by_key, update_state) on s. */
+sl_stream *sl__cfg_lua_apply(const cfg_op *op, sl_stream *s);
+int sl__cfg_op_flat_map(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_update_state(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+sl_stream *sl__cfg_apply_lua(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+/* Frees op->lua. */
+void sl__cfg_lua_free(cfg_op *op);
 
 #endif /* SL_CFG_H */

@@ -72,12 +72,18 @@ static void cfg_endpoint_msg(const cfg_endpoint *ep, const char *msg, char *out,
 
 sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
 {
+    return sl__config_build_swapped(cfg, NULL, errstr, errsize);
+}
+
+sl_context *sl__config_build_swapped(const sl_config *cfg, const sl_config_swap *swap, char *errstr,
+                                     size_t errsize)
+{
     char msg[512];
     sl_context_conf conf = {
         .name = cfg->name,
         .batch_interval_ms = cfg->batch_ms,
         .workers = (int)cfg->workers,
-        .checkpoint_dir = cfg->checkpoint_dir,
+        .checkpoint_dir = swap && cfg->checkpoint_dir ? swap->checkpoint_dir : cfg->checkpoint_dir,
         .block_interval_ms = cfg->block_ms,
         .default_partitions = (int)cfg->partitions,
         .stop_timeout_ms = cfg->stop_timeout_ms,
@@ -100,7 +106,10 @@ sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
     for (size_t i = 0; i < cfg->nsources; i++) {
         const cfg_endpoint *ep = &cfg->sources[i];
         msg[0] = '\0';
-        handles[i] = sl_context_add_source(ctx, ep->type, ep->name, ep->opts, msg, sizeof(msg));
+        handles[i] =
+            swap ? sl_context_add_source(ctx, swap->source_type, ep->name, swap->source_opts[i],
+                                         msg, sizeof(msg))
+                 : sl_context_add_source(ctx, ep->type, ep->name, ep->opts, msg, sizeof(msg));
         if (!handles[i]) {
             char full[768];
             cfg_endpoint_msg(ep, msg, full, sizeof(full));
@@ -124,7 +133,8 @@ sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
         }
         for (size_t j = 0; j < st->nops; j++) {
             const cfg_op *op = &st->ops[j];
-            s = op->def->apply(op, s, handles);
+            s = op->lua && !(op->def->flags & CFG_OP_WINDOWED) ? sl__cfg_lua_apply(op, s)
+                                                               : op->def->apply(op, s, handles);
             if (!s) {
                 free(handles);
                 return cfg_build_fail(cfg, ctx, op->loc, NULL, errstr, errsize,
@@ -146,8 +156,13 @@ sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
     for (size_t i = 0; i < cfg->nsinks; i++) {
         const cfg_endpoint *ep = &cfg->sinks[i];
         msg[0] = '\0';
-        int rc =
-            sl_stream_to(handles[ep->from.idx], ep->type, ep->name, ep->opts, msg, sizeof(msg));
+        if (swap && !swap->sink_opts[i]) {
+            continue; /* left out */
+        }
+        int rc = swap ? sl_stream_to(handles[ep->from.idx], swap->sink_type, ep->name,
+                                     swap->sink_opts[i], msg, sizeof(msg))
+                      : sl_stream_to(handles[ep->from.idx], ep->type, ep->name, ep->opts, msg,
+                                     sizeof(msg));
         if (rc != SL_OK) {
             char full[768];
             if (!msg[0]) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sl_cfg.h"
+#include "sl_lua.h"
 
 /* ==== Arguments ==== */
 
@@ -413,6 +414,14 @@ int sl__cfg_op_fn(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *o
                              "missing required key 'fn' in op '%s' (one of %s)", opname,
                              CFG_REDUCER_NAMES);
     }
+    if (fn->type == YAML_MAPPING_NODE && strcmp(opname, "running") != 0) {
+        *which = -1; /* a Lua reducer: {lua: CODE} */
+        int rc = sl__cfg_lua_parse(p, fn, op, SL_LUA_REDUCE, NULL);
+        op->reduce = sl__lua_reduce;
+        free(op->desc); /* the windowed op writes its own */
+        op->desc = NULL;
+        return rc;
+    }
     char what[96];
     snprintf(what, sizeof(what), "%s.fn", opname);
     int rc = sl__cfg_choice(p, fn, what, sl__cfg_reducers, which);
@@ -683,34 +692,42 @@ const cfg_op_def sl__cfg_ops[] = {
      .parse = cfg_op_key,
      .apply = cfg_apply_key,
      .forms = {"key: value", "key: {json: user.id}",
-               "key: {meta: partition|topic|offset|source|timestamp}", "key: {header: NAME}"},
+               "key: {meta: partition|topic|offset|source|timestamp}", "key: {header: NAME}",
+               "key: {lua: \"function(r) return r.topic end\"}"},
      .doc = "the key becomes the value bytes, a field of the JSON value (dotted path; a number "
             "indexes an array: `items.0.sku`), a record attribute (numbers as text) or a Kafka "
             "header's value (the last of that name; a null value: empty); a record without it "
-            "is rejected. A Kafka record's key is already the message key"},
+            "is rejected. A Kafka record's key is already the message key. With `lua:` (or "
+            "`lua_file:`) the key is what the function returns (a string or a number; nil "
+            "rejects the record)"},
     {.name = "value",
      .parse = cfg_op_value,
      .apply = cfg_apply_value,
      .forms = {"value: 1", "value: number", "value: {json: amount}", "value: {meta: offset}",
-               "value: {header: NAME, as: text}"},
+               "value: {header: NAME, as: text}",
+               "value: {lua: \"function(r) return #r.value end\"}"},
      .doc = "the typed value becomes a literal (integer or float); with `number`, the number the "
             "value bytes hold as text (integer, else float; e.g. counts a kafka sink wrote); or, "
             "with `as: number` (the default), the typed value from a JSON number, from "
             "partition, offset or timestamp, or from a field or header holding a number; `as: "
             "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
             "field's, attribute's or header's text. A record without it, or whose text is not a "
-            "number, is rejected (counted, logged with its source, partition and offset)"},
+            "number, is rejected (counted, logged with its source, partition and offset). With "
+            "`lua:`, a number the function returns becomes the typed value, a string the value "
+            "bytes, a table sets the record's fields (as `map`); nil rejects"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
      .forms = {"filter: {json: level, equals: error}", "filter: {header: NAME, equals: x}",
-               "filter: {meta: partition, equals: 3}", "filter: {key: true, matches: REGEX}"},
+               "filter: {meta: partition, equals: 3}", "filter: {key: true, matches: REGEX}",
+               "filter: {lua: \"function(r) return r.num > 10 end\"}"},
      .doc = "keeps matching records; one of `equals`, `not_equals`, `gt`, `ge`, `lt`, `le`, "
             "`contains`, `matches` (POSIX extended regex); without `json:`, `meta:` or "
             "`header:` on the value (the typed value for `gt`..`le`, and for `equals` and "
             "`not_equals` with a number when the record has one), with `key: true` on the key; "
             "integer attributes compare as numbers (as text with `contains` and `matches`), "
-            "headers as text; a missing field, header or attribute matches only `not_equals`"},
+            "headers as text; a missing field, header or attribute matches only `not_equals`; with "
+            "`lua:`, keeps the records for which the function returns a true value"},
     {.name = "timestamp",
      .parse = cfg_op_timestamp,
      .apply = cfg_apply_value,
@@ -726,7 +743,8 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,
-     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: avg, partitions: 4}"},
+     .forms = {"reduce_by_key: sum", "reduce_by_key: {fn: avg, partitions: 4}",
+               "reduce_by_key: {lua: \"function(a, b) return a + b end\", partitions: 4}"},
      .doc = "per key: `sum`, `count`, `min`, `max` of the typed value (`count` counts records); "
             "`avg`: the sum over the count, exact over windows too (never an average of "
             "averages), records without a typed value skipped, a double; `first`, `last`: the "
@@ -735,12 +753,17 @@ const cfg_op_def sl__cfg_ops[] = {
             "typed value and value bytes; `count_distinct`: how many distinct values, the typed "
             "value when a record has one (`value: {json: user_id}`; 7 and 7.0 alike), else the "
             "value bytes (`value: {json: user, as: text}`), exact: the set is kept per key (per "
-            "batch, window or running state), so memory grows with the distinct values"},
+            "batch, window or running state), so memory grows with the distinct values; a Lua "
+            "function combines two values (the typed value, else the value bytes) into one (a "
+            "number: the typed value; a string: the value bytes); it must be associative and "
+            "commutative"},
     {.name = "reduce",
      .parse = cfg_op_reduce,
      .apply = cfg_apply_reduce,
-     .forms = {"reduce: sum", "reduce: {fn: avg}"},
-     .doc = "one record per batch: its records reduced with any `fn` of `reduce_by_key`"},
+     .forms = {"reduce: sum", "reduce: {fn: avg}",
+               "reduce: {lua: \"function(a, b) return a + b end\"}"},
+     .doc = "one record per batch: its records reduced with any `fn` of `reduce_by_key`, or a "
+            "Lua function of two values (as in `reduce_by_key`)"},
     {.name = "count",
      .parse = cfg_op_count,
      .apply = cfg_apply_count,
@@ -756,8 +779,22 @@ const cfg_op_def sl__cfg_ops[] = {
     {.name = "map",
      .parse = cfg_op_map,
      .apply = cfg_apply_map,
-     .forms = {"map: lower", "map: upper", "map: trim"},
-     .doc = "changes the value bytes (ASCII)"},
+     .forms = {"map: lower", "map: upper", "map: trim",
+               "map: {lua: \"function(r) r.value = r.value:upper() return r end\"}",
+               "map: {lua_file: scripts/shape.lua, function: shape}"},
+     .doc = "changes the value bytes (ASCII); or a Lua function of the record table (`key`, "
+            "`value`, `num`, `timestamp`, `topic`, `partition`, `offset`, `source`, `headers`) "
+            "returning the record: a table sets `key`, `value`, `num` and `timestamp` (absent "
+            "or nil: unchanged; false: cleared), a string the value; nil or an error rejects "
+            "the record. Lua forms also take `allow:`, `instructions:` and `memory_mb:` (see "
+            "\"Writing functions in Lua\")"},
+    {.name = "flat_map",
+     .parse = sl__cfg_op_flat_map,
+     .apply = sl__cfg_apply_lua,
+     .forms = {"flat_map: {lua: \"function(r) return {r.value, r.value} end\"}"},
+     .doc = "zero or more records per record: the Lua function returns a list of records "
+            "(tables, as `map` returns, or strings: the value), one record table, or nil "
+            "(none); each starts as a copy of the input record"},
     {.name = "repartition",
      .parse = cfg_op_repartition,
      .apply = cfg_apply_repartition,
@@ -858,6 +895,18 @@ const cfg_op_def sl__cfg_ops[] = {
      .doc = "a running aggregate per key across batches (any `fn` of `reduce_by_key`): each "
             "batch emits (key, aggregate so far) for its keys; keys idle longer than `ttl` are "
             "forgotten (no `ttl`: kept); `partitions: N`"},
+    {.name = "update_state",
+     .parse = sl__cfg_op_update_state,
+     .apply = sl__cfg_apply_lua,
+     .flags = CFG_OP_STATEFUL,
+     .forms = {"update_state: {lua: \"function(key, values, state) return (state or 0) + "
+               "#values end\", partitions: 4}"},
+     .doc = "Spark's updateStateByKey in Lua: per key with state or records in the batch, the "
+            "function gets the key, the list of the batch's record tables of the key (maybe "
+            "empty) and the previous state (nil for a new key; a number, a string or a table) "
+            "and returns the new state (nil removes the key); the output is one record per key "
+            "with state: a number as the typed value, a string as the value, a table as JSON "
+            "text in the value; `partitions: N`"},
     {.name = "burn",
      .parse = cfg_op_burn,
      .apply = cfg_apply_burn,
@@ -869,114 +918,3 @@ const cfg_op_def sl__cfg_ops[] = {
             "`after` has passed since the first record the op saw (`after` values increase)"},
     {0},
 };
-
-/* What the docs add to an op's own for its flags, into buf. */
-static const char *cfg_op_flag_doc(const cfg_op_def *d, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s%s",
-             (d->flags & CFG_OP_WINDOWED) ? "; length and slide are multiples of the parent's "
-                                            "slide (a source's: the batch interval)"
-                                          : "",
-             (d->flags & CFG_OP_STATEFUL)
-                 ? "; keeps state across batches, checkpointed (needs `app.checkpoint_dir`)"
-                 : "");
-    return buf;
-}
-
-/* ==== Dispatch ==== */
-
-int sl__cfg_parse_op(cfg_parser *p, yaml_node_t *item, const char *where, cfg_op *op)
-{
-    yaml_node_t *name_node, *arg;
-    op->loc = sl__cfg_loc_of(item);
-    if (item->type == YAML_SCALAR_NODE) {
-        name_node = item;
-        arg = NULL;
-    } else if (item->type == YAML_MAPPING_NODE) {
-        int rc = sl__cfg_check_map(p, item, where, NULL);
-        if (rc != SL_OK) {
-            return rc;
-        }
-        size_t n = (size_t)(item->data.mapping.pairs.top - item->data.mapping.pairs.start);
-        if (n != 1) {
-            return sl__cfg_error(p, op->loc,
-                                 "an op is a mapping with one key, the op's name (got "
-                                 "%zu keys); write each op as its own '- ' item",
-                                 n);
-        }
-        name_node = sl__cfg_node(p, item->data.mapping.pairs.start->key);
-        arg = sl__cfg_node(p, item->data.mapping.pairs.start->value);
-        if (sl__cfg_is_null(p, arg)) {
-            arg = NULL;
-        }
-    } else {
-        return sl__cfg_error(p, op->loc,
-                             "an op must be a mapping such as '- split: whitespace', "
-                             "got %s",
-                             sl__cfg_kind(item));
-    }
-    const char *name = sl__cfg_text(p, name_node);
-    const char *names[64];
-    size_t n = 0;
-    for (const cfg_op_def *d = sl__cfg_ops; d->name && n + 1 < 64; d++) {
-        names[n++] = d->name;
-        if (strcmp(name, d->name) == 0) {
-            op->def = d;
-        }
-    }
-    names[n] = NULL;
-    if (!op->def) {
-        return sl__cfg_unknown(p, sl__cfg_loc_of(name_node), "op", name, where, names);
-    }
-    op->loc = sl__cfg_loc_of(name_node);
-    if (!arg && !(op->def->flags & CFG_OP_ARG_OPTIONAL)) {
-        return sl__cfg_error(p, op->loc, "op '%s' needs an argument", name);
-    }
-    int rc = op->def->parse(p, arg, op);
-    if (rc == SL_OK && (op->def->flags & CFG_OP_STATEFUL)) {
-        char what[96];
-        snprintf(what, sizeof(what), "op '%s'", name);
-        rc = sl__cfg_op_needs_checkpoint(p, op->loc, what);
-    }
-    return rc;
-}
-
-/* ==== Docs ==== */
-
-/* s, with '|' as "\|" when it goes into a Markdown table. */
-static void cfg_put_cell(const char *s, bool markdown, FILE *f)
-{
-    for (; *s; s++) {
-        if (markdown && *s == '|') {
-            fputc('\\', f);
-        }
-        fputc(*s, f);
-    }
-}
-
-void sl__config_print_ops(FILE *f, bool markdown)
-{
-    if (markdown) {
-        fprintf(f, "Operations (`ops`), applied in order (generated from the op table by "
-                   "`sluice ops --markdown`):\n\n| Op | Meaning |\n|---|---|\n");
-    } else {
-        fprintf(f, "Operations (ops), applied in order:\n");
-    }
-    for (const cfg_op_def *d = sl__cfg_ops; d->name; d++) {
-        fprintf(f, markdown ? "| " : "\n");
-        for (int i = 0; i < CFG_OP_MAX_FORMS && d->forms[i]; i++) {
-            if (markdown) {
-                fprintf(f, "%s`", i ? " or " : "");
-                cfg_put_cell(d->forms[i], true, f);
-                fprintf(f, "`");
-            } else {
-                fprintf(f, "  %s\n", d->forms[i]);
-            }
-        }
-        fprintf(f, markdown ? " | " : "      ");
-        cfg_put_cell(d->doc, markdown, f);
-        char flags[256];
-        cfg_put_cell(cfg_op_flag_doc(d, flags, sizeof(flags)), markdown, f);
-        fprintf(f, markdown ? " |\n" : "\n");
-    }
-}

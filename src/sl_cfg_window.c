@@ -162,7 +162,7 @@ static int cfg_op_windowed(cfg_parser *p, yaml_node_t *arg, cfg_op *op, const ch
             return sl__cfg_error(p, sl__cfg_loc_of(n),
                                  "reduce_by_key_and_window.inverse: true is available for fn sum, "
                                  "count and avg only (%s has no inverse)",
-                                 sl__cfg_reducers[which]);
+                                 which >= 0 ? sl__cfg_reducers[which] : "a Lua function");
         }
         if (rc == SL_OK && op->inverse) {
             rc = sl__cfg_op_needs_checkpoint(p, sl__cfg_loc_of(n),
@@ -470,7 +470,7 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                                                                        op->reduce, NULL, &ew,
                                                                        op->partitions))
                     : sl_stream_reduce_by_key_and_event_window(
-                          sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
+                          sl__cfg_count_ones(op, s), op->reduce, op->lua, &ew, op->partitions);
         if (k && op->late && !(op->late->node = sl_stream_late(k))) {
             return NULL;
         }
@@ -483,7 +483,7 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                                                                  op->reduce, NULL, op->length_ms,
                                                                  op->slide_ms, op->partitions))
                 : sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce,
-                                                           NULL, op->length_ms, op->slide_ms,
+                                                           op->lua, op->length_ms, op->slide_ms,
                                                            op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
@@ -499,7 +499,7 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
     }
     return sl_stream_reduce_by_key_and_window(sl__cfg_count_ones(op, s), op->reduce,
                                               op->inverse ? sl_reduce_sum_inverse : NULL,
-                                              op->drop_zero ? sl_filter_nonzero : NULL, NULL,
+                                              op->drop_zero ? sl_filter_nonzero : NULL, op->lua,
                                               op->length_ms, op->slide_ms, op->partitions);
 }
 
@@ -513,7 +513,7 @@ sl_stream *sl__cfg_apply_reduce_by_window(const cfg_op *op, sl_stream *s, sl_str
 {
     (void)handles;
     return sl__cfg_finish(op, sl_stream_reduce_by_window(sl__cfg_count_ones(op, s), op->reduce,
-                                                         NULL, op->length_ms, op->slide_ms));
+                                                         op->lua, op->length_ms, op->slide_ms));
 }
 
 sl_stream *sl__cfg_apply_count_by_value_and_window(const cfg_op *op, sl_stream *s,

@@ -257,6 +257,7 @@ void sl__config_destroy(sl_config *cfg)
             free(st->ops[j].with.name);
             sl__yamlops_destroy(st->ops[j].yop);
             sl__yamlops_destroy(st->ops[j].run);
+            sl__cfg_lua_free(&st->ops[j]);
             if (st->ops[j].late) {
                 free(st->ops[j].late->name);
                 free(st->ops[j].late);

@@ -39,6 +39,22 @@ int sl__config_load_string(const char *text, size_t len, const char *name, sl_co
  * context: the operator functions use state that cfg owns. */
 sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize);
 
+/* What `sluice test` builds in place of the file's sources and sinks: the connector
+ * source_type with source_opts[i] for the i-th source, sink_type with sink_opts[i] for the
+ * i-th sink (NULL: that sink is left out), and checkpoint_dir for app.checkpoint_dir when the
+ * file sets one. Borrowed for the call. */
+typedef struct sl_config_swap {
+    const char *checkpoint_dir;
+    const char *source_type;
+    const sl_options *const *source_opts;
+    const char *sink_type;
+    const sl_options *const *sink_opts;
+} sl_config_swap;
+
+/* sl__config_build with the sources and sinks swapped as swap says (NULL: none). */
+sl_context *sl__config_build_swapped(const sl_config *cfg, const sl_config_swap *swap, char *errstr,
+                                     size_t errsize);
+
 /* Prints the pipeline as sluice check shows it: app settings, sources with their type and
  * options, streams in build order with their inputs and ops, sinks. Secrets as "***". */
 void sl__config_print_graph(const sl_config *cfg, FILE *f);

@@ -155,6 +155,10 @@ int sl_batch_output_flush_rejects(const sl_batch_output *out);
 /* ==== The connector ==== */
 
 #define SL_RECEIVER 0x4u /* source with a receiver thread: the engine cuts its blocks */
+/* A test double: `sluice test` builds the pipeline under test with the connector of this
+ * flag in place of every source (options: batches, JSON records per batch) and every sink
+ * (option: path, where each batch is appended as a JSON line). */
+#define SL_TEST_DOUBLE 0x8u
 
 /* A connector: one struct, filled with designated initializers. Every callback but init is
  * optional (NULL: nothing to do), except next_batch for direct sources and write for sinks.

@@ -200,9 +200,7 @@ static void stop_instances(sl_instance *list)
     }
 }
 
-/* The least common multiple of the streams' slides (the batch interval when it would
- * exceed a day). */
-static int64_t graph_alignment(const sl_context *ctx)
+int64_t sl__graph_alignment(const sl_context *ctx)
 {
     int64_t lcm = ctx->batch_interval;
     for (const sl_stream *s = ctx->streams; s; s = s->next) {
@@ -222,7 +220,7 @@ static int64_t graph_alignment(const sl_context *ctx)
 
 int64_t sl__context_zero_time(const sl_context *ctx, int64_t now)
 {
-    int64_t align = graph_alignment(ctx);
+    int64_t align = sl__graph_alignment(ctx);
     int64_t off = (ctx->window_offset % align + align) % align;
     int64_t k = (now - off) / align - ((now - off) % align < 0);
     return k * align + off;

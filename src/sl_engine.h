@@ -688,6 +688,9 @@ bool sl__scheduler_start(sl_context *ctx);
  * thread: for tests. The first call fixes the zero time at t - batch interval. Sources
  * need not be started; receivers' pushed records go into the batch. */
 int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info);
+/* The least common multiple of the streams' slides (the batch interval when it would
+ * exceed a day): a run's batch times count from a multiple of it (sl_context.c). */
+int64_t sl__graph_alignment(const sl_context *ctx);
 
 /* ==== A batch's outputs (sl_output.c) ==== */
 

@@ -168,6 +168,7 @@ nconfigs=0
 nexamples=0
 for cfg in "$SLUICE_SRC"/config/*.yaml "$SLUICE_SRC"/config/examples/*.yaml; do
     [ -f "$cfg" ] || continue
+    case $cfg in *.test.yaml) continue ;; esac # sluice test's (test_examples_tested.sh)
     nconfigs=$((nconfigs + 1))
     rel=${cfg#"$SLUICE_SRC"/}
     name=$(echo "${rel%.yaml}" | tr '/' '_')
@@ -198,6 +199,7 @@ sl connectors_all connectors --markdown
 covered=$(ex_types)
 missing=""
 while read -r cname ckind; do
+    [ "$cname" != testbench ] || continue # the test doubles of sluice test
     grep -qx "$ckind $cname" <<<"$covered" || missing="$missing $cname ($ckind)"
 done < <(sed -n 's/^## \([a-z_]*\) (\(source\|sink\))$/\1 \2/p' "$WORK/connectors_all.out")
 for mode in "kafka direct" "kafka receiver" "tcp connect" "tcp listen"; do
@@ -217,6 +219,7 @@ else
 fi
 noheader=""
 for cfg in "$SLUICE_SRC"/config/examples/*.yaml; do
+    case $cfg in *.test.yaml) continue ;; esac
     head -n 1 "$cfg" | grep -q "^# $(basename "$cfg") -- " &&
         grep -qE '^#.*sluice run ' "$cfg" || noheader="$noheader $(basename "$cfg")"
 done
@@ -282,6 +285,30 @@ for sig in INT TERM; do
         fail "run, then SIG$sig" "exit $RC: $(tail -3 "$WORK/sig$sig.err")"
     fi
 done
+
+# SIGHUP is ignored with a warning (it used to kill the process); the stop lines that follow
+# carry a timestamp like every other log line.
+"$SLUICE_BIN" run "$SLUICE_SRC/config/demo.yaml" >"$WORK/hup.out" 2>"$WORK/hup.err" &
+pid=$!
+BG_PIDS+=("$pid")
+if wait_line "$WORK/hup.out" "Time: " 15; then
+    kill -HUP "$pid"
+    sleep 1
+    alive=0
+    kill -0 "$pid" 2>/dev/null && alive=1
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_exit "$pid" 15
+    stamp='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z \[[a-z]+\] '
+    if [ $alive -eq 1 ] && [ $RC -eq 0 ] && grep -Eq "${stamp}SIGHUP ignored" "$WORK/hup.err" &&
+        grep -Eq "${stamp}terminate: stopping gracefully" "$WORK/hup.err"; then
+        pass "run, then SIGHUP: ignored with a warning, still running; timestamped stop lines"
+    else
+        fail "run, then SIGHUP" "alive $alive, exit $RC: $(tail -3 "$WORK/hup.err")"
+    fi
+else
+    fail "run, then SIGHUP" "no batch printed within 15 s"
+    kill -KILL "$pid" 2>/dev/null || true
+fi
 
 # A second signal makes the stop impatient: queued batches are dropped, exit 0 all the same.
 # With a 3 s batch, the graceful stop waits for the next batch time, so the second signal

@@ -259,8 +259,14 @@ run_tool() {
 }
 
 new_cluster_id() {
-    # A Kafka Uuid is 16 random bytes in URL-safe base64 without padding.
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+    # A Kafka Uuid is 16 random bytes in URL-safe base64 without padding; one that starts
+    # with '-' would be read as an option by the storage tool, so draw again.
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        [ "${id#-}" = "$id" ] && break
+    done
+    echo "$id"
 }
 
 format_storage() {
