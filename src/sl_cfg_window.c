@@ -466,9 +466,11 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                               .gap_ms = op->gap_ms,
                               .offset_ms = op->offset_ms};
         sl_stream *k =
-            op->agg ? sl__cfg_finish(op, sl__stream_event_window_bytes(sl__cfg_count_ones(op, s),
-                                                                       op->reduce, NULL, &ew,
-                                                                       op->partitions))
+            /* lifted by the window, after its late check: the late output gets the records
+             * as they came */
+            op->agg ? sl__cfg_finish(
+                          op, sl__stream_event_window_bytes(s, op->reduce, NULL, sl__reducer_lift,
+                                                            (void *)op->agg, &ew, op->partitions))
                     : sl_stream_reduce_by_key_and_event_window(
                           sl__cfg_count_ones(op, s), op->reduce, op->lua, &ew, op->partitions);
         if (k && op->late && !(op->late->node = sl_stream_late(k))) {

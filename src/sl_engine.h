@@ -241,10 +241,19 @@ int sl__join_text(const sl_record *l, const sl_record *r, sl_record *out, sl_emi
 sl_stream *sl__stream_rbkw_state_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                        int64_t length_ms, int64_t slide_ms, int partitions);
 sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                         sl_map_fn lift, void *lift_opaque,
                                          const sl_event_window *ew, int partitions);
-/* Session windows (ew->gap_ms > 0), bytes as above (sl_window_session.c). */
-sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                      const sl_event_window *ew, int partitions, bool bytes);
+/* On event time, lift (NULL: none) makes each record the window takes a partial result
+ * (sl__reducer_lift), after the late check: the late output (sl_stream_late) has the records
+ * as they came. A record lift rejects is counted as failed and left out. */
+/* Session windows (ew->gap_ms > 0), bytes and lift as above (sl_window_session.c). */
+sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque, sl_map_fn lift,
+                                      void *lift_opaque, const sl_event_window *ew, int partitions,
+                                      bool bytes);
+/* lift (when not NULL) applied to v into *out for a window: SL_OK with out pointing at the
+ * record to take, SL_ERR_RECORD when it was rejected (counted and logged), or an error. */
+int sl__window_lift(sl_stream *node, sl_map_fn lift, void *lift_opaque, const sl_record *v,
+                    sl_record *buf, const sl_record **out, sl_emitter *e);
 
 /* ==== Keyed state (sl_ktable.c, sl_stateful.c) ====
  * A table per partition from key bytes to a typed value and bytes, the storage of

@@ -27,6 +27,8 @@ typedef struct sspec {
     int64_t disorder;
     int64_t lateness;
     sl_stream *node;
+    sl_map_fn lift; /* makes each record taken a partial result; NULL: none */
+    void *lift_opaque;
     bool bytes; /* keep each session's value bytes (partial results of sl_reducers.h) */
 } sspec;
 
@@ -235,7 +237,15 @@ static int session_update(const char *key, uint32_t len, const sl_record *vals, 
             sl__stream_late(w->node, sl_emitter_batch_time(e), &vals[i]);
             continue;
         }
-        int rc = session_add(w, ss, &k, &vals[i], retired, &nret, e);
+        sl_record buf;
+        const sl_record *v;
+        int rc = sl__window_lift(w->node, w->lift, w->lift_opaque, &vals[i], &buf, &v, e);
+        if (rc == SL_ERR_RECORD) {
+            continue;
+        }
+        if (rc == SL_OK) {
+            rc = session_add(w, ss, &k, v, retired, &nret, e);
+        }
         if (rc < 0) {
             return rc;
         }
@@ -285,8 +295,9 @@ static int counted(const sl_record *in, void *opaque)
     return !w->node || sl__changelog_counts(w->node, in);
 }
 
-sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                      const sl_event_window *ew, int partitions, bool bytes)
+sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque, sl_map_fn lift,
+                                      void *lift_opaque, const sl_event_window *ew, int partitions,
+                                      bool bytes)
 {
     const char *bad =
         !fn               ? "no reduce function"
@@ -314,6 +325,8 @@ sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaqu
                  .gap = ew->gap_ms,
                  .disorder = ew->max_out_of_orderness_ms,
                  .lateness = ew->allowed_lateness_ms,
+                 .lift = lift,
+                 .lift_opaque = lift_opaque,
                  .bytes = bytes};
     sl_stream *f = sl_stream_filter(s, counted, w);
     sl_stream *k = f ? sl_stream_update_state_by_key(f, session_update, w, partitions) : NULL;

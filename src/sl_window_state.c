@@ -31,9 +31,11 @@ typedef struct wspec {
     int64_t disorder; /* event time: how far behind its task's highest time a record may be */
     int64_t lateness; /* event time: how long an emitted window still takes late records */
     int64_t offset;   /* event time: windows start on multiples of the slide plus this */
-    sl_stream *node;  /* the update_state_by_key node keeping the windows */
-    bool bytes;       /* keep each slide's or pane's value bytes (partial results of
-                       * sl_reducers.h), and give the window's as the output's value */
+    sl_map_fn lift;   /* event time: makes each record taken a partial result; NULL: none */
+    void *lift_opaque;
+    sl_stream *node; /* the update_state_by_key node keeping the windows */
+    bool bytes;      /* keep each slide's or pane's value bytes (partial results of
+                      * sl_reducers.h), and give the window's as the output's value */
 } wspec;
 
 /* Before the per-batch reduce: a record that no longer counts for the node's state is left
@@ -393,7 +395,15 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
                             &vals[i]); /* its windows were emitted and closed */
             continue;
         }
-        int rc = pane_add(w, panes, &k, start, &vals[i], e);
+        sl_record buf;
+        const sl_record *v;
+        int rc = sl__window_lift(w->node, w->lift, w->lift_opaque, &vals[i], &buf, &v, e);
+        if (rc == SL_ERR_RECORD) {
+            continue;
+        }
+        if (rc == SL_OK) {
+            rc = pane_add(w, panes, &k, start, v, e);
+        }
         if (rc < 0) {
             return rc;
         }
@@ -454,14 +464,32 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
     return slots_encode(panes, kept, e, state);
 }
 
-static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                const sl_event_window *ew, int partitions, bool bytes)
+int sl__window_lift(sl_stream *node, sl_map_fn lift, void *lift_opaque, const sl_record *v,
+                    sl_record *buf, const sl_record **out, sl_emitter *e)
+{
+    *out = v;
+    if (!lift) {
+        return SL_OK;
+    }
+    *buf = *v;
+    int rc = lift(v, buf, e, lift_opaque);
+    if (rc == SL_ERR_RECORD) {
+        sl__record_failed(node, v, rc);
+    }
+    buf->ts = v->ts;
+    *out = buf;
+    return rc;
+}
+
+static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque, sl_map_fn lift,
+                                void *lift_opaque, const sl_event_window *ew, int partitions,
+                                bool bytes)
 {
     if (!s || !ew) {
         return NULL;
     }
     if (ew->gap_ms) {
-        return sl__stream_session_windows(s, fn, opaque, ew, partitions, bytes);
+        return sl__stream_session_windows(s, fn, opaque, lift, lift_opaque, ew, partitions, bytes);
     }
     int64_t slide = ew->slide_ms > 0 ? ew->slide_ms : ew->length_ms;
     const char *bad =
@@ -491,6 +519,8 @@ static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
                  .lateness = ew->allowed_lateness_ms,
                  /* in [0, slide): a whole number of slides more aligns the same */
                  .offset = (ew->offset_ms % slide + slide) % slide,
+                 .lift = lift,
+                 .lift_opaque = lift_opaque,
                  .bytes = bytes};
     sl_stream *k = windows_node(sl_stream_filter(s, counted, w), event_update, w, partitions);
     if (k) {
@@ -508,11 +538,12 @@ static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     const sl_event_window *ew, int partitions)
 {
-    return event_windows(s, fn, opaque, ew, partitions, false);
+    return event_windows(s, fn, opaque, NULL, NULL, ew, partitions, false);
 }
 
 sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                         sl_map_fn lift, void *lift_opaque,
                                          const sl_event_window *ew, int partitions)
 {
-    return event_windows(s, fn, opaque, ew, partitions, true);
+    return event_windows(s, fn, opaque, lift, lift_opaque, ew, partitions, true);
 }

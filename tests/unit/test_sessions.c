@@ -259,8 +259,8 @@ static bool owner_new(owner *o, const sl_event_window *ew, const char *rd, const
     sl_stream *w;
     if (rd) {
         const sl_reducer *agg = sl__reducer_get(rd);
-        sl_stream *lifted = sl_stream_map_values(in, sl__reducer_lift, (void *)agg);
-        w = sl__stream_event_window_bytes(lifted, sl__reducer_combine, NULL, ew, 2);
+        w = sl__stream_event_window_bytes(in, sl__reducer_combine, NULL, sl__reducer_lift,
+                                          (void *)agg, ew, 2);
         sl_stream *late = sl_stream_late(w);
         w = sl_stream_map_values(w, sl__reducer_finish, NULL);
         if (!late || sl_stream_foreach_batch(late, late_collect, o->late) != SL_OK) {
@@ -360,7 +360,8 @@ static void test_sessions_out_of_order_within_the_disorder(void)
 
 /* The reducers with partial results combine across a merge: avg of 2, 4 and the bridging 9
  * is 5; first and last go by the records' times, not by the order they came in (the bridging
- * record came last but is neither); count_distinct of 2, 4 and 4 is 2. */
+ * record came last but is neither); count_distinct of 2, 4 and 4 is 2. A record too late
+ * reaches the late output with its own value. */
 static void test_sessions_merge_partial_results(void)
 {
     static const char *const rds[] = {"avg", "last", "first", "count_distinct"};
@@ -373,11 +374,17 @@ static void test_sessions_merge_partial_results(void)
         memset(&the_log, 0, sizeof(the_log));
         owner a;
         CU_ASSERT_TRUE_FATAL(owner_new(&a, &sessions, rds[k], NULL));
-        const char *s[2][8] = {{"x@0:0=2", "x@0:1500=4", "y@0:3000", NULL},
-                               {k == 3 ? "x@0:800=4" : "x@0:800=9", NULL}};
+        const char *s[4][8] = {{"x@0:0=2", "x@0:1500=4", "y@0:3000", NULL},
+                               {k == 3 ? "x@0:800=4" : "x@0:800=9", NULL},
+                               {"y@0:20000", NULL},
+                               {"x@0:100=7", NULL}};
         memcpy(a.src->script, s, sizeof(s));
         CU_ASSERT_STRING_EQUAL(step(&a, 1000), want[k][0]);
         CU_ASSERT_STRING_EQUAL(step(&a, 2000), want[k][1]);
+        step(&a, 3000);
+        /* too late: to the late output as it came, not as the reducer's partial result */
+        CU_ASSERT_STRING_EQUAL(step(&a, 4000), "");
+        CU_ASSERT_STRING_EQUAL(a.late, "x@0:100=7");
         owner_free(&a, false);
     }
 }
