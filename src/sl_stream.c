@@ -865,5 +865,9 @@ char *sl__graph_describe(sl_context *ctx)
         sl__buf_printf(&b, "output %s stream=%d type=%s\n", o->name, o->stream->id,
                        o->sink ? o->sink->conn->name : "foreach");
     }
+    if (ctx->window_offset) {
+        /* the checkpoint keeps the zero time: another offset is another pipeline */
+        sl__buf_printf(&b, "window_offset=%" PRId64 "\n", ctx->window_offset);
+    }
     return sl__buf_steal(&b);
 }

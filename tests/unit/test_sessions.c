@@ -460,6 +460,10 @@ static void test_processing_windows_align_to_the_epoch_plus_offset(void)
             fprintf(stderr, "\ncase %zu: zero time %lld\n", k, (long long)zero);
         }
         CU_ASSERT_EQUAL(zero, cases[k].want);
+        /* the checkpoint keeps the zero time: its fingerprint has the offset */
+        char *g = sl__graph_describe(ctx);
+        CU_ASSERT_EQUAL(strstr(g, "window_offset=") != NULL, cases[k].offset != 0);
+        free(g);
         sl_context_destroy(ctx);
     }
 }
