@@ -411,7 +411,8 @@ static void test_sessions_move_with_their_partition(void)
 
 /* ==== Offsets ==== */
 
-/* Windows of 1 s aligned to the epoch plus 300 ms (and -700 ms, the same alignment). */
+/* Windows of 1 s aligned to the epoch plus 300 ms (and -700 ms, the same alignment); a
+ * record too late for them goes to the late output. */
 static void test_event_windows_offset(void)
 {
     static const sl_event_window ews[] = {{.length_ms = 1000, .offset_ms = 300},
@@ -424,10 +425,14 @@ static void test_event_windows_offset(void)
         memset(&the_log, 0, sizeof(the_log));
         owner a;
         CU_ASSERT_TRUE_FATAL(owner_new(&a, &ews[k], NULL, NULL));
-        const char *s[2][8] = {{"x@0:250", "x@0:400", NULL}, {"x@0:1250", "x@0:1400", NULL}};
+        const char *s[3][8] = {
+            {"x@0:250", "x@0:400", NULL}, {"x@0:1250", "x@0:1400", NULL}, {"x@0:100", NULL}};
         memcpy(a.src->script, s, sizeof(s));
         CU_ASSERT_STRING_EQUAL(step(&a, 1000), want[k][0]);
         CU_ASSERT_STRING_EQUAL(step(&a, 2000), want[k][1]);
+        /* every window of 100 ended before the watermark (1400): to the late output */
+        CU_ASSERT_STRING_EQUAL(step(&a, 3000), "");
+        CU_ASSERT_STRING_EQUAL(a.late, "x@0:100");
         owner_free(&a, false);
     }
 }
