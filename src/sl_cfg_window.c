@@ -465,14 +465,19 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
                               .idle_timeout_ms = op->idle_ms,
                               .gap_ms = op->gap_ms,
                               .offset_ms = op->offset_ms};
+        /* Reducers whose results are bytes (avg, first, last, count_distinct; a Lua function
+         * may return a string) keep each pane's bytes. The window lifts the records to avg's
+         * and the others' partial results itself, after its late check: the late output gets
+         * the records as they came. */
         sl_stream *k =
-            /* lifted by the window, after its late check: the late output gets the records
-             * as they came */
             op->agg ? sl__cfg_finish(
                           op, sl__stream_event_window_bytes(s, op->reduce, NULL, sl__reducer_lift,
                                                             (void *)op->agg, &ew, op->partitions))
-                    : sl_stream_reduce_by_key_and_event_window(
-                          sl__cfg_count_ones(op, s), op->reduce, op->lua, &ew, op->partitions);
+            : op->lua ? sl__cfg_finish(op, sl__stream_event_window_bytes(sl__cfg_count_ones(op, s),
+                                                                         op->reduce, op->lua, NULL,
+                                                                         NULL, &ew, op->partitions))
+                      : sl_stream_reduce_by_key_and_event_window(
+                            sl__cfg_count_ones(op, s), op->reduce, NULL, &ew, op->partitions);
         if (k && op->late && !(op->late->node = sl_stream_late(k))) {
             return NULL;
         }
@@ -480,12 +485,12 @@ sl_stream *sl__cfg_apply_reduce_by_key_and_window(const cfg_op *op, sl_stream *s
     }
     if (op->keyed) {
         sl_stream *k =
-            op->agg
+            op->agg || op->lua
                 ? sl__cfg_finish(op, sl__stream_rbkw_state_bytes(sl__cfg_count_ones(op, s),
-                                                                 op->reduce, NULL, op->length_ms,
+                                                                 op->reduce, op->lua, op->length_ms,
                                                                  op->slide_ms, op->partitions))
                 : sl_stream_reduce_by_key_and_window_state(sl__cfg_count_ones(op, s), op->reduce,
-                                                           op->lua, op->length_ms, op->slide_ms,
+                                                           NULL, op->length_ms, op->slide_ms,
                                                            op->partitions);
         return k && op->drop_zero ? sl_stream_filter(k, sl_filter_nonzero, NULL) : k;
     }
