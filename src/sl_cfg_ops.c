@@ -835,9 +835,13 @@ const cfg_op_def sl__cfg_ops[] = {
      .parse = sl__cfg_op_window,
      .apply = sl__cfg_apply_window,
      .flags = CFG_OP_WINDOWED,
-     .forms = {"window: {length: 30s, slide: 10s}", "window: 30s"},
+     .forms = {"window: {length: 30s, slide: 10s}", "window: 30s",
+               "window: {length: 24h, slide: 24h, offset: -1h}"},
      .doc = "the union of the last 30 s of batches, every 10 s (`slide` optional: the parent's "
-            "slide)"},
+            "slide); batch times count from a multiple of every slide since the epoch, so a "
+            "window of 1 m every 1 m starts on the minute; `offset` (any sign; also on the other "
+            "windows) shifts that, e.g. days from midnight UTC+1 with `-1h`: every window on "
+            "processing time in a pipeline must give the same offset"},
     {.name = "join",
      .parse = cfg_op_join,
      .apply = cfg_apply_join,
@@ -855,7 +859,10 @@ const cfg_op_def sl__cfg_ops[] = {
      .forms = {"reduce_by_key_and_window: {fn: sum, length: 30s, slide: 10s}",
                "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}",
                "reduce_by_key_and_window: {fn: count, length: 1m, time: event, "
-               "max_out_of_orderness: 5s}"},
+               "max_out_of_orderness: 5s}",
+               "reduce_by_key_and_window: {fn: sum, gap: 30s, time: event, allowed_lateness: 10s, "
+               "late: too_late}",
+               "reduce_by_key_and_window: {fn: count, length: 24h, time: event, offset: -1h}"},
      .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: any "
             "of `reduce_by_key` (`avg`, `first`, `last`, `count_distinct` exact over the whole "
             "window in every form: each slide or pane keeps its partial result); "
@@ -867,13 +874,21 @@ const cfg_op_def sl__cfg_ops[] = {
             "`app.checkpoint_dir`), which a sink with `changelog: true` moves with the "
             "partitions across a consumer group; "
             "`time: event` windows the records' own time (Kafka: the message timestamp) instead "
-            "of the batches': windows aligned to the epoch, each emitted once per key when the "
+            "of the batches': windows aligned to the epoch (plus `offset`, any sign: `-1h` starts "
+            "days at midnight UTC+1), each emitted once per key when the "
             "watermark of the key's partition (its highest record time less "
             "`max_out_of_orderness`, default 0) passes the window's end, with the window's end as "
             "the record's time and the sinks' `window_start`/`window_end` its bounds; for "
             "`allowed_lateness` (default 0) after that a late record updates its windows, "
             "emitted again (sinks upsert them by their bounds); later records are left out and "
-            "counted (`sluice_late_records_total`); with `idle_timeout` a partition without "
+            "counted (`sluice_late_records_total`) and, with `late: NAME`, go as they came in to "
+            "a stream NAME (read with `from: NAME`); `gap` instead of `length` and `slide` "
+            "makes session windows: per key, records less than the gap apart make one window "
+            "[first, last + gap), emitted when the watermark passes its end; a late record can "
+            "extend a session or bridge two into one, and the bounds emitted before are then "
+            "retracted first by a tombstone with those bounds (the postgres sink in `upsert` with "
+            "`window_start`/`window_end` among `key_columns` deletes that row, the redis sink "
+            "DELs its key), so no stale session stays; with `idle_timeout` a partition without "
             "records for that long follows the others' event time, so its windows close; the "
             "open windows are keyed state (needs "
             "`app.checkpoint_dir`; moves with the partitions with a `changelog: true` sink); "
