@@ -63,6 +63,9 @@ static void usage(FILE *f)
                "\n"
                "Options:\n"
                "  --log-level LEVEL  error, warn, info or debug (overrides app.log_level)\n"
+               "  --log-format FMT   text (the default) or json: one JSON object per line with\n"
+               "                     time, level, pipeline, component, message and fields\n"
+               "                     (overrides app.log_format)\n"
                "  --seconds N        run, demo: stop gracefully after N seconds\n"
                "  --markdown         connectors: print a Markdown table per connector;\n"
                "                     ops: print the README's operations table\n"
@@ -162,7 +165,7 @@ static bool start_http(const sl_config *cfg, sl_context *ctx, bool demo, sl_http
             sl_log(SL_LOG_WARN, "the status page is not served: %s", err);
             return true;
         }
-        fprintf(stderr, "sluice: cannot serve the status page: %s\n", err);
+        sl_log(SL_LOG_ERROR, "cannot serve the status page: %s", err);
         return false;
     }
     char wanted[32];
@@ -192,7 +195,7 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
 
     sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     if (!ctx) {
-        fprintf(stderr, "%s\n", err);
+        sl_log(SL_LOG_ERROR, "%s", err);
         return EXIT_USAGE;
     }
     pthread_mutex_lock(&running_lock);
@@ -200,7 +203,7 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     pthread_mutex_unlock(&running_lock);
     pthread_t sig_thread;
     if (pthread_create(&sig_thread, NULL, signal_main, &stop_set) != 0) {
-        fprintf(stderr, "sluice: cannot create the signal thread\n");
+        sl_log(SL_LOG_ERROR, "cannot create the signal thread");
         pthread_mutex_lock(&running_lock);
         running_ctx = NULL;
         pthread_mutex_unlock(&running_lock);
@@ -214,8 +217,8 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     int rc = served ? sl_context_start(ctx) : SL_ERR_IO;
     if (rc != SL_OK) {
         if (served) {
-            fprintf(stderr, "sluice: the pipeline could not start: %s (see the log above)\n",
-                    sl_err2str(rc));
+            sl_log(SL_LOG_ERROR, "the pipeline could not start: %s (see the log above)",
+                   sl_err2str(rc));
         }
         sl_http_stop(http);
         pthread_mutex_lock(&running_lock);
@@ -244,25 +247,32 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     sl_http_stop(http);
     sl_context_destroy(ctx);
     if (rc == SL_ERR_TIMEOUT) {
-        fprintf(stderr, "sluice: the stop took longer than app.stop_timeout: unfinished batches "
-                        "stay pending (see the log above)\n");
+        sl_log(SL_LOG_ERROR, "the stop took longer than app.stop_timeout: unfinished batches "
+                             "stay pending (see the log above)");
         return EXIT_RUNTIME;
     }
     if (rc != SL_OK) {
-        fprintf(stderr, "sluice: the pipeline stopped on an error: %s\n", sl_err2str(rc));
+        sl_log(SL_LOG_ERROR, "the pipeline stopped on an error: %s", sl_err2str(rc));
         return EXIT_RUNTIME;
     }
     return EXIT_OK;
 }
 
-/* Applies the log level: the command line's, else the config's. */
+/* Set by --log-format: the config's app.log_format is then ignored. */
+static bool cli_format_given;
+
+/* Applies the log level and format: the command line's, else the config's. */
 static void apply_log_level(const sl_config *cfg, int cli_level)
 {
     sl_log_level level;
+    sl_log_format format;
     if (cli_level >= 0) {
         sl_set_log_level((sl_log_level)cli_level);
     } else if (cfg && sl__config_log_level(cfg, &level)) {
         sl_set_log_level(level);
+    }
+    if (!cli_format_given && cfg && sl__config_log_format(cfg, &format)) {
+        sl_set_log_format(format);
     }
 }
 
@@ -273,7 +283,7 @@ static int cmd_run(const char *path, const char *text, int cli_level, double sec
     int rc = text ? sl__config_load_string(text, strlen(text), path, &cfg, err, sizeof(err))
                   : sl__config_load(path, &cfg, err, sizeof(err));
     if (rc != SL_OK) {
-        fprintf(stderr, "%s\n", err);
+        sl_log(SL_LOG_ERROR, "%s", err); /* a log line: run's stderr is the log */
         return EXIT_USAGE;
     }
     apply_log_level(cfg, cli_level);
@@ -545,7 +555,8 @@ int main(int argc, char **argv)
         }
         bool is_level = strncmp(a, "--log-level", 11) == 0 && (a[11] == '\0' || a[11] == '=');
         bool is_secs = strncmp(a, "--seconds", 9) == 0 && (a[9] == '\0' || a[9] == '=');
-        if (is_level || is_secs) {
+        bool is_fmt = strncmp(a, "--log-format", 12) == 0 && (a[12] == '\0' || a[12] == '=');
+        if (is_level || is_secs || is_fmt) {
             const char *eq = strchr(a, '=');
             if (eq) {
                 val = eq + 1;
@@ -553,6 +564,14 @@ int main(int argc, char **argv)
                 val = argv[++i];
             } else {
                 return usage_error("option %s needs a value", a);
+            }
+            sl_log_format format;
+            if (is_fmt) {
+                if (!sl__log_format_parse(val, &format)) {
+                    return usage_error("bad log format '%s' (text or json)", val);
+                }
+                sl_set_log_format(format);
+                cli_format_given = true;
             }
             if (is_level && (level = parse_level(val)) < 0) {
                 return usage_error("bad log level '%s' (error, warn, info or debug)", val);

@@ -122,7 +122,8 @@ struct sl_config {
     int64_t block_ms;
     int64_t stop_timeout_ms;
     int64_t partitions;
-    int log_level; /* index in sl__cfg_app_options' log_level choices, -1: not given */
+    int log_level;  /* index in sl__cfg_app_options' log_level choices, -1: not given */
+    int log_format; /* 0 text, 1 json (the choices' order), -1: not given */
     sl_backpressure_conf backpressure;
     cfg_endpoint *sources;
     size_t nsources;

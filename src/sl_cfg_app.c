@@ -18,7 +18,7 @@
  * char * (sl__config_destroy frees it), BOOL a bool, INT and DURATION an int64_t, DOUBLE a
  * double, ENUM an int (the index of the choice). Options without a default keep the value
  * the struct holds (the backpressure defaults are the engine's, sl_backpressure_defaults).
- * Enumerations: app.log_level. */
+ * Enumerations: app.log_level, app.log_format. */
 
 static const sl_option cfg_app_options[] = {
     {.name = "name",
@@ -72,6 +72,12 @@ static const sl_option cfg_app_options[] = {
      .choices = "error|warn|info|debug",
      .offset = offsetof(sl_config, log_level),
      .doc = "sluice --log-level overrides it (default info)"},
+    {.name = "log_format",
+     .type = SL_OPT_ENUM,
+     .choices = "text|json",
+     .offset = offsetof(sl_config, log_format),
+     .doc = "text, or json: one JSON object per line (sluice --log-format overrides it; "
+            "default text)"},
     {.name = "backpressure.enabled",
      .type = SL_OPT_BOOL,
      .offset = offsetof(sl_config, backpressure.enabled),
@@ -318,6 +324,7 @@ int sl__cfg_parse_app(cfg_parser *p, yaml_node_t *app, cfg_loc root_loc)
     }
     cfg->app_loc = sl__cfg_loc_of(app);
     cfg->log_level = -1;
+    cfg->log_format = -1;
     sl_backpressure_defaults(&cfg->backpressure);
     return cfg_read_section(p, app, "app", cfg_app_options, cfg);
 }

@@ -20,6 +20,7 @@
  *     block_interval: 200ms      # optional; receivers cut blocks this often (>= 1ms)
  *     partitions: 4              # optional; default partitions of shuffles (1..4096)
  *     log_level: info            # error|warn|info|debug (sluice --log-level overrides)
+ *     log_format: text           # text|json (sluice --log-format overrides)
  *     backpressure:              # Spark's PID rate estimator per input (optional)
  *       enabled: true            # default false
  *       initial_rate: 1000       # records/s until the first estimate (0: none)
@@ -358,6 +359,7 @@ int sl__config_load_string(const char *text, size_t len, const char *name, sl_co
     p.cfg = calloc(1, sizeof(sl_config));
     if (p.cfg) {
         p.cfg->log_level = -1;
+        p.cfg->log_format = -1;
     }
     if (!p.cfg || !(p.cfg->path = strdup(p.path))) {
         sl__config_destroy(p.cfg);
@@ -470,4 +472,12 @@ bool sl__config_log_level(const sl_config *cfg, sl_log_level *level)
         *level = (sl_log_level)cfg->log_level;
     }
     return cfg->log_level >= 0;
+}
+
+bool sl__config_log_format(const sl_config *cfg, sl_log_format *format)
+{
+    if (cfg->log_format >= 0) {
+        *format = cfg->log_format == 1 ? SL_LOG_JSON : SL_LOG_TEXT;
+    }
+    return cfg->log_format >= 0;
 }

@@ -71,6 +71,8 @@ const char *sl__config_app_name(const sl_config *cfg);
 int64_t sl__config_batch_interval(const sl_config *cfg);
 /* True and *level set when app.log_level is given. */
 bool sl__config_log_level(const sl_config *cfg, sl_log_level *level);
+/* True and *format set when app.log_format is given. */
+bool sl__config_log_format(const sl_config *cfg, sl_log_format *format);
 
 /* Expands ${VAR} and ${VAR:-default} (default also when VAR is empty) in s[0..len); "$$"
  * is a "$", and a "$" not followed by "{" or "$" stays as it is. Returns SL_OK with a new

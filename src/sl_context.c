@@ -58,6 +58,7 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
         sl_context_destroy(ctx);
         return NULL;
     }
+    sl__log_set_pipeline(ctx->name);
     sl_backpressure_defaults(&ctx->backpressure);
     ctx->state = SL_CTX_CREATED;
     return ctx;
@@ -285,6 +286,7 @@ int sl_context_start(sl_context *ctx)
         ctx->zero_time +
         ((ctx->start_time - ctx->zero_time) / ctx->batch_interval + 1) * ctx->batch_interval;
     pthread_mutex_unlock(&ctx->lock);
+    sl__batch_log_prepare(ctx);
     int crc = sl__recover(ctx);
     if (crc != SL_OK) {
         stop_instances(ctx->sources);

@@ -188,7 +188,7 @@ void sl_instance_log(const sl_instance *ins, sl_log_level level, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    sl__vlog(level, ins->name, fmt, ap);
+    sl__vlog(level, ins->name, NULL, fmt, ap);
     va_end(ap);
 }
 
