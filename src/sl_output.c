@@ -320,7 +320,10 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
             /* The sink's errors, and those of its dead letters, land in why. */
             sl__instance_capture_begin(o->sink, why, sizeof(why));
             sl__rejects_begin(o->sink->rejects, &out);
+            int64_t start = sl__mono_ns();
             rc = o->sink->conn->write(o->sink->cctx, &out, why, sizeof(why));
+            atomic_fetch_add(&o->sink->write_us, (uint64_t)((sl__mono_ns() - start) / 1000));
+            atomic_fetch_add(&o->sink->writes, 1);
             /* Dead letters written; rejected: the records left out. */
             rc = sl__rejects_end(o->sink->rejects, &out, rc, &rejected);
             sl__instance_capture_end();

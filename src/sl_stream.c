@@ -777,7 +777,32 @@ int sl__stream_put(sl_stream *s, int64_t t, sl_dataset *ds)
     return rc;
 }
 
+static int stream_compute(sl_stream *s, int64_t t, sl_dataset **out);
+
+/* Time the current thread spent computing the children of the node it computes, us: what
+ * a node's own time leaves out (its computed parents count for themselves). */
+static _Thread_local int64_t child_us;
+
 int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
+{
+    if (!sl__stream_valid_time(s, t) || cached(s, t)) {
+        return stream_compute(s, t, out);
+    }
+    int64_t outer = child_us;
+    child_us = 0;
+    int64_t start = sl__mono_ns();
+    int rc = stream_compute(s, t, out);
+    int64_t us = (sl__mono_ns() - start) / 1000;
+    if (rc == SL_OK && *out) {
+        atomic_fetch_add(&s->computed_records, sl_dataset_count(*out));
+        atomic_fetch_add(&s->compute_us, (uint64_t)SL_MAX(0, us - child_us));
+        atomic_fetch_add(&s->computes, 1);
+    }
+    child_us = outer + us;
+    return rc;
+}
+
+static int stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
 {
     *out = NULL;
     if (!sl__stream_valid_time(s, t)) {
