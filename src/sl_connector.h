@@ -284,12 +284,18 @@ void sl_instance_count_oversize(sl_instance *ins, uint64_t n);
 /* The engine's max_record_size for this source (bytes). */
 size_t sl_instance_max_record_size(const sl_instance *ins);
 /* The rate limit in force for a source (records/s, 0 = none): the backpressure estimate
- * (or the initial rate until there is one) capped by max_rate. Receivers get it applied by
+ * (or the initial rate until there is one) capped by max_rate and by the source's own cap
+ * (sl_instance_set_rate_cap). Receivers get it applied by
  * sl_receiver_push; direct sources apply it themselves. */
 double sl_instance_rate_limit(const sl_instance *ins);
 /* The backpressure rate alone (estimate, else initial rate; 0 = none or disabled), for
  * direct sources that split it themselves (Kafka: by lag over partitions). */
 double sl_instance_backpressure_rate(const sl_instance *ins);
+/* A direct source's own cap on its rate, records/s (Kafka direct: max_rate_per_partition
+ * times the partitions it reads), 0 = none: sl_instance_rate_limit folds it in, so that the
+ * status page, /api/v1/inputs and sluice_input_rate_limit show the cap in force. The source
+ * applies it itself. @locality any thread */
+void sl_instance_set_rate_cap(sl_instance *ins, double records_per_s);
 /* Makes this instance a receiver (blocks of sl_receiver_push) or a direct source (next_batch),
  * whatever its connector's SL_RECEIVER flag says: for connectors whose options choose (the
  * kafka source's mode). Call it in init. */

@@ -464,6 +464,7 @@ struct sl_instance {
     sl_stream *stream;             /* sources: their stream */
     sl_pid pid;                    /* sources: the backpressure estimator (job thread) */
     _Atomic double estimated_rate; /* its last rate, 0 = none yet */
+    _Atomic double rate_cap;       /* direct sources: their own cap (sl_instance_set_rate_cap) */
     pthread_mutex_t pid_lock;      /* guards pid's terms for readers off the job thread */
     _Atomic uint64_t records;      /* sources: received; sinks: written */
     _Atomic uint64_t oversize;
