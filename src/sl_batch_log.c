@@ -1,7 +1,7 @@
 /* sl_batch_log.c -- the per-batch info line: what an operator of a pipeline without a
- * stdout sink sees of its batches (records in and out, processing time, delays), at most
- * one line every SL_BATCH_LOG_MS, summing up the batches since the previous one; and the
- * delay histograms of /metrics, fed from the same place. */
+ * console sink (SL_CONSOLE: stdout) sees of its batches (records in and out, processing
+ * time, delays), at most one line every SL_BATCH_LOG_MS, summing up the batches since the
+ * previous one; and the delay histograms of /metrics, fed from the same place. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +14,7 @@ void sl__batch_log_prepare(sl_context *ctx)
 {
     bool printed = false;
     for (sl_instance *ins = ctx->sinks; ins; ins = ins->next) {
-        printed = printed || strcmp(ins->conn->name, "stdout") == 0;
+        printed = printed || (ins->conn->flags & SL_CONSOLE);
     }
     memset(&ctx->summary, 0, sizeof(ctx->summary));
     ctx->summary.enabled = !printed;

@@ -158,6 +158,9 @@ int sl_batch_output_flush_rejects(const sl_batch_output *out);
  * flag in place of every source (options: batches, JSON records per batch) and every sink
  * (option: path, where each batch is appended as a JSON line). */
 #define SL_TEST_DOUBLE 0x8u
+/* A sink that prints each batch on the console (stdout): the engine's per-batch log line
+ * is left out beside it. */
+#define SL_CONSOLE 0x10u
 
 /* A connector: one struct, filled with designated initializers. Every callback but init is
  * optional (NULL: nothing to do), except next_batch for direct sources and write for sinks.

@@ -709,7 +709,7 @@ int64_t sl__graph_alignment(const sl_context *ctx);
 
 /* ==== The per-batch info line (sl_batch_log.c) ==== */
 
-/* Decides whether the line is logged: only without a stdout sink (which prints batches
+/* Decides whether the line is logged: only without a console sink (which prints batches
  * itself). Called once at start. */
 void sl__batch_log_prepare(sl_context *ctx);
 /* Adds a completed batch: logs a line at info at most every SL_BATCH_LOG_MS, summing up the
