@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_cmd.h"
 #include "sl_config.h"
 #include "sl_http.h"
 #include "sl_test.h"
@@ -55,7 +56,8 @@ static void usage(FILE *f)
                "  check FILE     check FILE and print the pipeline it describes\n"
                "  test FILE...   run the pipeline tests of each test file (no server needed):\n"
                "                 a line per test, the differences of those that fail\n"
-               "  connectors     list every source and sink with its options\n"
+               "  connectors [NAME]  list every source and sink with its options, or only\n"
+               "                 connector NAME's, wrapped to the terminal's width\n"
                "  ops            list the operations of a stream's ops: and what they do\n"
                "  demo           run a word count over a built-in text, printed every second\n"
                "                 (no file, no server needed)\n"
@@ -315,204 +317,6 @@ static int cmd_check(const char *path, int cli_level)
     return EXIT_OK;
 }
 
-/* ==== sluice connectors ==== */
-
-static const char *type_name(sl_opt_type t)
-{
-    switch (t) {
-    case SL_OPT_STR: return "string";
-    case SL_OPT_INT: return "int";
-    case SL_OPT_BOOL: return "bool";
-    case SL_OPT_DOUBLE: return "double";
-    case SL_OPT_DURATION: return "duration";
-    case SL_OPT_SIZE: return "size";
-    case SL_OPT_ENUM: return "enum";
-    case SL_OPT_LIST: return "list";
-    }
-    return "?";
-}
-
-static void fmt_duration(double ms, char *buf, size_t size)
-{
-    long long v = (long long)ms;
-    if (v != 0 && v % 3600000 == 0) {
-        snprintf(buf, size, "%lldh", v / 3600000);
-    } else if (v != 0 && v % 60000 == 0) {
-        snprintf(buf, size, "%lldm", v / 60000);
-    } else if (v != 0 && v % 1000 == 0) {
-        snprintf(buf, size, "%llds", v / 1000);
-    } else {
-        snprintf(buf, size, "%lldms", v);
-    }
-}
-
-static void fmt_size(double bytes, char *buf, size_t size)
-{
-    long long v = (long long)bytes;
-    if (v != 0 && v % (1LL << 30) == 0) {
-        snprintf(buf, size, "%lldGiB", v >> 30);
-    } else if (v != 0 && v % (1LL << 20) == 0) {
-        snprintf(buf, size, "%lldMiB", v >> 20);
-    } else if (v != 0 && v % 1024 == 0) {
-        snprintf(buf, size, "%lldKiB", v >> 10);
-    } else {
-        snprintf(buf, size, "%lld", v);
-    }
-}
-
-static void fmt_number(const sl_option *o, double v, char *buf, size_t size)
-{
-    if (o->type == SL_OPT_DURATION) {
-        fmt_duration(v, buf, size);
-    } else if (o->type == SL_OPT_SIZE) {
-        fmt_size(v, buf, size);
-    } else {
-        snprintf(buf, size, "%.15g", v);
-    }
-}
-
-/* The range or the choices of an option, "" when it has none. */
-static void fmt_range(const sl_option *o, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    if (o->type == SL_OPT_ENUM && o->choices) {
-        snprintf(buf, size, "%s", o->choices);
-        return;
-    }
-    bool numeric = o->type == SL_OPT_INT || o->type == SL_OPT_DOUBLE ||
-                   o->type == SL_OPT_DURATION || o->type == SL_OPT_SIZE;
-    if (!numeric || !(o->flags & SL_OPT_RANGE)) {
-        return;
-    }
-    char lo[32], hi[32];
-    fmt_number(o, o->min, lo, sizeof(lo));
-    if (o->max >= 1e12) {
-        snprintf(buf, size, ">= %s", lo);
-        return;
-    }
-    fmt_number(o, o->max, hi, sizeof(hi));
-    snprintf(buf, size, "%s..%s", lo, hi);
-}
-
-static const char *fmt_flags(const sl_option *o)
-{
-    bool req = o->flags & SL_OPT_REQUIRED, sec = o->flags & SL_OPT_SECRET;
-    return req && sec ? "required, secret" : req ? "required" : sec ? "secret" : "";
-}
-
-static const char *role_name(unsigned flags)
-{
-    if ((flags & SL_SOURCE) && (flags & SL_SINK)) {
-        return "source and sink";
-    }
-    return flags & SL_SOURCE ? "source" : "sink";
-}
-
-/* Prints one option table as aligned text columns. */
-static void print_table_text(const sl_option *table)
-{
-    int wn = 6, wt = 4, wd = 7, wr = 13, wf = 5;
-    char range[128];
-    if (!table || !table->name) {
-        printf("    (no options)\n");
-        return;
-    }
-    for (const sl_option *o = table; o->name; o++) {
-        fmt_range(o, range, sizeof(range));
-        int n = (int)strlen(o->name), t = (int)strlen(type_name(o->type));
-        int d = o->def ? (int)strlen(o->def) : 1, r = (int)strlen(range);
-        int f = (int)strlen(fmt_flags(o));
-        wn = n > wn ? n : wn;
-        wt = t > wt ? t : wt;
-        wd = d > wd ? d : wd;
-        wr = r > wr ? r : wr;
-        wf = f > wf ? f : wf;
-    }
-    printf("    %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, "OPTION", wt, "TYPE", wd, "DEFAULT", wr,
-           "RANGE/CHOICES", wf, "FLAGS", "DESCRIPTION");
-    for (const sl_option *o = table; o->name; o++) {
-        fmt_range(o, range, sizeof(range));
-        printf("    %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, o->name, wt, type_name(o->type), wd,
-               o->def ? o->def : "-", wr, range[0] ? range : "-", wf,
-               fmt_flags(o)[0] ? fmt_flags(o) : "-", o->doc ? o->doc : "");
-    }
-}
-
-/* Prints s for a Markdown table cell: pipes escaped. */
-static void md_cell(const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '|') {
-            fputs("\\|", stdout);
-        } else if (*s == '\n') {
-            fputc(' ', stdout);
-        } else {
-            fputc(*s, stdout);
-        }
-    }
-}
-
-static void print_table_markdown(const sl_option *table)
-{
-    char range[128];
-    if (!table || !table->name) {
-        printf("No options.\n\n");
-        return;
-    }
-    printf("| Option | Type | Default | Range / choices | Required / secret | Description |\n");
-    printf("|---|---|---|---|---|---|\n");
-    for (const sl_option *o = table; o->name; o++) {
-        fmt_range(o, range, sizeof(range));
-        printf("| `%s` | %s | ", o->name, type_name(o->type));
-        if (o->def) {
-            printf("`");
-            md_cell(o->def);
-            printf("`");
-        }
-        printf(" | ");
-        md_cell(range);
-        printf(" | %s | ", fmt_flags(o));
-        md_cell(o->doc);
-        printf(" |\n");
-    }
-    printf("\n");
-}
-
-static int cmd_connectors(bool markdown)
-{
-    if (markdown) {
-        printf("# Connectors\n\n");
-        printf("Generated by `sluice connectors --markdown`. In a pipeline file, a source or "
-               "sink item takes `name`, `type` (the connector) and these options.\n\n");
-        printf("## Options of every source\n\n");
-        print_table_markdown(sl_common_source_options());
-        printf("## Options of every sink\n\n");
-        print_table_markdown(sl_common_sink_options());
-    } else {
-        printf("Options of every source:\n");
-        print_table_text(sl_common_source_options());
-        printf("\nOptions of every sink:\n");
-        print_table_text(sl_common_sink_options());
-    }
-    for (size_t i = 0;; i++) {
-        const sl_connector *c = sl_connector_at(i);
-        if (!c) {
-            break;
-        }
-        const char *desc = sl_connector_description(c);
-        if (markdown) {
-            printf("## %s (%s)\n\n%s\n\n", sl_connector_name(c), role_name(sl_connector_flags(c)),
-                   desc ? desc : "");
-            print_table_markdown(sl_connector_options(c));
-        } else {
-            printf("\n%s (%s)\n    %s\n", sl_connector_name(c), role_name(sl_connector_flags(c)),
-                   desc ? desc : "");
-            print_table_text(sl_connector_options(c));
-        }
-    }
-    return EXIT_OK;
-}
-
 /* ==== Arguments ==== */
 
 static int parse_level(const char *s)
@@ -620,6 +424,9 @@ int main(int argc, char **argv)
     if (npos < want) {
         return usage_error("'%s' needs a FILE", cmd);
     }
+    if (strcmp(cmd, "connectors") == 0 && npos == 2) {
+        want = 2; /* sluice connectors NAME */
+    }
     if (npos > want) {
         return usage_error("unexpected argument '%s'", positional[want]);
     }
@@ -639,7 +446,7 @@ int main(int argc, char **argv)
         return cmd_check(positional[1], level);
     }
     if (strcmp(cmd, "connectors") == 0) {
-        return cmd_connectors(markdown);
+        return sl__cmd_connectors(npos == 2 ? positional[1] : NULL, markdown);
     }
     if (strcmp(cmd, "ops") == 0) {
         sl__config_print_ops(stdout, markdown);
