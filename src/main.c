@@ -294,29 +294,6 @@ static int cmd_run(const char *path, const char *text, int cli_level, double sec
     return status;
 }
 
-static int cmd_check(const char *path, int cli_level)
-{
-    char err[1024];
-    sl_config *cfg;
-    if (sl__config_load(path, &cfg, err, sizeof(err)) != SL_OK) {
-        fprintf(stderr, "%s\n", err);
-        return EXIT_USAGE;
-    }
-    apply_log_level(cfg, cli_level);
-    /* Building runs the connectors' own checks (init); nothing starts. */
-    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
-    if (!ctx) {
-        fprintf(stderr, "%s\n", err);
-        sl__config_destroy(cfg);
-        return EXIT_USAGE;
-    }
-    sl_context_destroy(ctx);
-    printf("%s: ok\n", path);
-    sl__config_print_graph(cfg, stdout);
-    sl__config_destroy(cfg);
-    return EXIT_OK;
-}
-
 /* ==== Arguments ==== */
 
 static int parse_level(const char *s)
@@ -336,7 +313,7 @@ int main(int argc, char **argv)
     int npos = 0;
     int level = -1;
     double seconds = 0;
-    bool markdown = false, print_config = false;
+    bool markdown = false, print_config = false, connect = false;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -351,6 +328,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--markdown") == 0) {
             markdown = true;
+            continue;
+        }
+        if (strcmp(a, "--connect") == 0) {
+            connect = true;
             continue;
         }
         if (strcmp(a, "--print-config") == 0) {
@@ -433,6 +414,9 @@ int main(int argc, char **argv)
     if (markdown && strcmp(cmd, "connectors") != 0 && strcmp(cmd, "ops") != 0) {
         return usage_error("--markdown is an option of 'connectors' and 'ops', not of '%s'", cmd);
     }
+    if (connect && strcmp(cmd, "check") != 0) {
+        return usage_error("--connect is an option of 'check', not of '%s'", cmd);
+    }
     if (print_config && strcmp(cmd, "demo") != 0) {
         return usage_error("--print-config is an option of 'demo', not of '%s'", cmd);
     }
@@ -443,7 +427,8 @@ int main(int argc, char **argv)
         return cmd_run(positional[1], NULL, level, seconds, false);
     }
     if (strcmp(cmd, "check") == 0) {
-        return cmd_check(positional[1], level);
+        apply_log_level(NULL, level);
+        return sl__cmd_check(positional[1], connect);
     }
     if (strcmp(cmd, "connectors") == 0) {
         return sl__cmd_connectors(npos == 2 ? positional[1] : NULL, markdown);

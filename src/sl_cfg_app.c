@@ -286,9 +286,13 @@ static int cfg_read_section(cfg_parser *p, yaml_node_t *map, const char *section
     char pool[64][64];
     sl__cfg_level_keys(table, NULL, NULL, keys, pool, 64);
     int rc = sl__cfg_check_map(p, map, section, keys);
+    int first = rc;
+    bool unknown_key = rc != SL_OK;
     yaml_node_t *checked[16];
     size_t nchecked = 0;
-    for (const sl_option *o = table; rc == SL_OK && o->name; o++) {
+    /* A collecting parse (sluice check) reads every option in spite of an error. */
+    for (const sl_option *o = table; (rc == SL_OK || p->collect) && o->name; o++) {
+        first = first != SL_OK ? first : rc;
         char *field = (char *)base + o->offset;
         yaml_node_t *holder, *n = NULL;
         if ((rc = cfg_holder(p, map, section, table, o->name, &holder, checked, &nchecked))) {
@@ -304,14 +308,15 @@ static int cfg_read_section(cfg_parser *p, yaml_node_t *map, const char *section
             snprintf(where, sizeof(where), "%s%s%.*s", section, key != o->name ? "." : "",
                      (int)(key - o->name - (key != o->name)), o->name);
             rc = cfg_read_value(p, o, n, key, where, what, field);
-        } else if (o->flags & SL_OPT_REQUIRED) {
+        } else if ((o->flags & SL_OPT_REQUIRED) && !(p->collect && unknown_key)) {
+            /* (Collecting, after an unknown key: most likely the required one misspelt.) */
             rc = sl__cfg_error(p, sl__cfg_loc_of(holder ? holder : map),
                                "missing required key '%s' in %s", key, section);
         } else if (o->def && cfg_store_default(o, field) != SL_OK) {
             rc = sl__cfg_error(p, sl__cfg_loc_of(map), "out of memory");
         }
     }
-    return rc;
+    return first != SL_OK ? first : rc;
 }
 
 /* ==== app ==== */

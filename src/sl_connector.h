@@ -93,6 +93,8 @@ sl_position_check sl_position_check_range(const sl_input_range *r, int64_t posit
 
 /* Called by a changelog sink's restore for each state record, in the order written. */
 typedef int (*sl_restore_fn)(void *arg, const sl_record *r);
+/* What a connector's probe reports per endpoint (see sl_connector.probe). */
+typedef void (*sl_probe_report_fn)(void *opaque, const char *endpoint, bool ok, const char *detail);
 
 /* True for a sink instance that is a stream's changelog (see above). */
 bool sl_instance_is_changelog(const sl_instance *ins);
@@ -258,9 +260,24 @@ struct sl_connector {
      * the read and is returned. @locality the engine's timer thread */
     int (*restore_state)(void *ctx, const char *pipeline, sl_position *pos, sl_restore_fn fn,
                          void *arg, char *errstr, size_t errsize);
+
+    /* `sluice check --connect` (optional): tries each endpoint of an instance that init set
+     * up and that has not started (a TCP connect to each broker, a login, a PING, a bind
+     * of a port to listen on) within a few seconds, and calls report once per endpoint
+     * ("HOST:PORT", whether it answered, why not). Leaves nothing open. SL_OK, or an error
+     * when it could not try at all. @locality the thread of sluice check */
+    int (*probe)(void *ctx, sl_probe_report_fn report, void *opaque);
 };
 
 /* ==== Engine services for connectors ==== */
+
+/* Tries a TCP connection to host:port within timeout_ms (every address of the name, until
+ * one connects) and closes it. SL_OK, or SL_ERR_IO with the reason in errstr ("connection
+ * refused", "timed out", "unknown host"). For probes. @locality any */
+int sl_probe_tcp(const char *host, int port, int timeout_ms, char *errstr, size_t errsize);
+/* Tries to bind a listening TCP socket on host:port (what a listening source will do) and
+ * closes it. SL_OK, or SL_ERR_IO with the reason. @locality any */
+int sl_probe_listen(const char *host, int port, char *errstr, size_t errsize);
 
 const char *sl_instance_name(const sl_instance *ins);
 const sl_options *sl_instance_options(const sl_instance *ins);
