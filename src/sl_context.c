@@ -422,10 +422,10 @@ void sl_context_stop(sl_context *ctx, bool graceful)
     sl_log(SL_LOG_INFO, "stopped after %" PRIu64 " batches", atomic_load(&ctx->batches_completed));
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         uint64_t over = atomic_load(&ins->oversize);
-        sl_log(over ? SL_LOG_WARN : SL_LOG_INFO,
-               "source '%s': %" PRIu64 " records received, %" PRIu64
-               " skipped for exceeding max_record_size (%" PRId64 " bytes)",
-               ins->name, atomic_load(&ins->records), over, ins->common.max_record_size);
+        sl__log_as(over ? SL_LOG_WARN : SL_LOG_INFO, ins->name,
+                   "source '%s': %" PRIu64 " records received, %" PRIu64
+                   " skipped for exceeding max_record_size (%" PRId64 " bytes)",
+                   ins->name, atomic_load(&ins->records), over, ins->common.max_record_size);
     }
 }
 

@@ -88,8 +88,18 @@ static void put_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static void vlog(sl_log_level level, const char *component, bool prefix, const char *fields,
+                 const char *fmt, va_list ap);
+
 void sl__vlog(sl_log_level level, const char *component, const char *fields, const char *fmt,
               va_list ap)
+{
+    vlog(level, component, true, fields, fmt, ap);
+}
+
+/* prefix: text lines start with "component: " (sl__log_as's messages name it already). */
+static void vlog(sl_log_level level, const char *component, bool prefix, const char *fields,
+                 const char *fmt, va_list ap)
 {
     static const char *names[] = {"error", "warn", "info", "debug"};
     if (!sl__log_enabled(level)) {
@@ -118,8 +128,9 @@ void sl__vlog(sl_log_level level, const char *component, const char *fields, con
         }
         fputs("}\n", stderr);
     } else {
-        fprintf(stderr, "%s [%s] %s%s%s\n", when, names[level], component ? component : "",
-                component ? ": " : "", msg);
+        bool named = component && prefix;
+        fprintf(stderr, "%s [%s] %s%s%s\n", when, names[level], named ? component : "",
+                named ? ": " : "", msg);
     }
     fflush(stderr);
     pthread_mutex_unlock(&log_lock);
@@ -138,5 +149,13 @@ void sl__log_fields(sl_log_level level, const char *fields, const char *fmt, ...
     va_list ap;
     va_start(ap, fmt);
     sl__vlog(level, NULL, fields, fmt, ap);
+    va_end(ap);
+}
+
+void sl__log_as(sl_log_level level, const char *component, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, component, false, NULL, fmt, ap);
     va_end(ap);
 }

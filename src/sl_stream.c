@@ -436,12 +436,12 @@ void sl__record_failed(sl_stream *node, const sl_record *r, int err)
     }
     preview[n] = '\0';
     const sl_record_meta *m = r->meta;
-    sl_log(SL_LOG_WARN,
-           "operator '%s' rejected a record (%s) from %s%s%s partition %d offset %" PRId64
-           ": \"%s%s\"",
-           node->name, why[0] ? why : sl_err2str(err), m && m->source ? m->source : "?",
-           m && m->topic ? " " : "", m && m->topic ? m->topic : "", m ? m->partition : -1,
-           m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
+    sl__log_as(SL_LOG_WARN, node->name,
+               "operator '%s' rejected a record (%s) from %s%s%s partition %d offset %" PRId64
+               ": \"%s%s\"",
+               node->name, why[0] ? why : sl_err2str(err), m && m->source ? m->source : "?",
+               m && m->topic ? " " : "", m && m->topic ? m->topic : "", m ? m->partition : -1,
+               m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
 }
 
 void sl__stream_late(sl_stream *node, const sl_record *r)

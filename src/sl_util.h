@@ -139,6 +139,10 @@ int sl__log_enabled(sl_log_level level);
 /* Logs with fields (see sl__vlog), for the engine. */
 void sl__log_fields(sl_log_level level, const char *fields, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Logs a line about component (an operator, an output): the JSON lines' "component"; the
+ * text lines keep the message as it is (it names the component already). */
+void sl__log_as(sl_log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The pipeline that JSON lines name (the context's app name); "sluice" until one is set. */
 void sl__log_set_pipeline(const char *name);
 /* Parses "text" or "json"; false for anything else. */

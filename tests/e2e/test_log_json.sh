@@ -43,6 +43,8 @@ sl_log "$n lines, each a JSON object with time, level, pipeline, component, mess
 
 jq -se 'any(.[]; .component == "lines" and (.message | startswith("listening on")))' \
     "$SL_TMP/json.err" >/dev/null || sl_fail "no line of the source 'lines' with its component"
+jq -se 'any(.[]; .component == "poem" and (.message | test("^source .poem.: [0-9]+ records")))' \
+    "$SL_TMP/json.err" >/dev/null || sl_fail "the stop's line about the source 'poem' is not its"
 jq -se 'any(.[]; .component == "sluice" and (.message | startswith("stopping")))' \
     "$SL_TMP/json.err" >/dev/null || sl_fail "the engine's lines are not component sluice"
 
