@@ -149,6 +149,10 @@ YAML
     timeout 30 "$SLUICE_BIN" check --connect "$SL_TMP/conn_ok.yaml" >"$SL_TMP/conn_ok.out" 2>&1 ||
         rc=$?
     check "check --connect, every endpoint up: exit 0" test "$rc" = 0
+fi
+# Kafka brokers one by one, PostgreSQL and Redis down (when built with all three).
+if "$SLUICE_BIN" connectors kafka >/dev/null 2>&1 && "$SLUICE_BIN" connectors postgres \
+    >/dev/null 2>&1 && "$SLUICE_BIN" connectors redis >/dev/null 2>&1; then
     cat >"$SL_TMP/conn_k.yaml" <<YAML
 app: {batch_interval: 1s}
 sources: [{name: k, type: kafka, brokers: "127.0.0.1:$closed,127.0.0.1:$open_port", topics: [t]}]
