@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_cmd.h"
 #include "sl_config.h"
 #include "sl_http.h"
 #include "sl_test.h"
@@ -52,10 +53,15 @@ static void usage(FILE *f)
                "                 sinks are flushed, within app.stop_timeout (else exit 1, the\n"
                "                 batches left pending); a second Ctrl-C drops the queued batches;\n"
                "                 SIGHUP is ignored (logged): restart to change the configuration\n"
-               "  check FILE     check FILE and print the pipeline it describes\n"
+               "  check FILE     check FILE and print the pipeline it describes, or every\n"
+               "                 error in it (up to 20, with line:column; exit 2)\n"
+               "  check --connect FILE  try each source's and sink's endpoints (brokers,\n"
+               "                 databases, ports): a line each; exit 1 if one failed\n"
                "  test FILE...   run the pipeline tests of each test file (no server needed):\n"
                "                 a line per test, the differences of those that fail\n"
-               "  connectors     list every source and sink with its options\n"
+               "  connectors [NAME]\n"
+               "                 list every source and sink with its options, or only\n"
+               "                 connector NAME's, wrapped to the terminal's width\n"
                "  ops            list the operations of a stream's ops: and what they do\n"
                "  demo           run a word count over a built-in text, printed every second\n"
                "                 (no file, no server needed)\n"
@@ -63,7 +69,12 @@ static void usage(FILE *f)
                "\n"
                "Options:\n"
                "  --log-level LEVEL  error, warn, info or debug (overrides app.log_level)\n"
-               "  --seconds N        run, demo: stop gracefully after N seconds\n"
+               "  --log-format FMT   text (the default) or json: one JSON object per line with\n"
+               "                     time, level, pipeline, component, message and fields\n"
+               "                     (overrides app.log_format)\n"
+               "  --seconds N        run, demo: stop gracefully after N seconds (a stop takes\n"
+               "                     about a second: the last batch runs at once)\n"
+               "  --connect          check: try the endpoints instead of printing the pipeline\n"
                "  --markdown         connectors: print a Markdown table per connector;\n"
                "                     ops: print the README's operations table\n"
                "  --print-config     demo: print the demo's YAML instead of running it\n"
@@ -162,7 +173,7 @@ static bool start_http(const sl_config *cfg, sl_context *ctx, bool demo, sl_http
             sl_log(SL_LOG_WARN, "the status page is not served: %s", err);
             return true;
         }
-        fprintf(stderr, "sluice: cannot serve the status page: %s\n", err);
+        sl_log(SL_LOG_ERROR, "cannot serve the status page: %s", err);
         return false;
     }
     char wanted[32];
@@ -192,7 +203,7 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
 
     sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     if (!ctx) {
-        fprintf(stderr, "%s\n", err);
+        sl_log(SL_LOG_ERROR, "%s", err);
         return EXIT_USAGE;
     }
     pthread_mutex_lock(&running_lock);
@@ -200,7 +211,7 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     pthread_mutex_unlock(&running_lock);
     pthread_t sig_thread;
     if (pthread_create(&sig_thread, NULL, signal_main, &stop_set) != 0) {
-        fprintf(stderr, "sluice: cannot create the signal thread\n");
+        sl_log(SL_LOG_ERROR, "cannot create the signal thread");
         pthread_mutex_lock(&running_lock);
         running_ctx = NULL;
         pthread_mutex_unlock(&running_lock);
@@ -214,8 +225,8 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     int rc = served ? sl_context_start(ctx) : SL_ERR_IO;
     if (rc != SL_OK) {
         if (served) {
-            fprintf(stderr, "sluice: the pipeline could not start: %s (see the log above)\n",
-                    sl_err2str(rc));
+            sl_log(SL_LOG_ERROR, "the pipeline could not start: %s (see the log above)",
+                   sl_err2str(rc));
         }
         sl_http_stop(http);
         pthread_mutex_lock(&running_lock);
@@ -244,25 +255,32 @@ static int run_config(sl_config *cfg, double seconds, bool demo)
     sl_http_stop(http);
     sl_context_destroy(ctx);
     if (rc == SL_ERR_TIMEOUT) {
-        fprintf(stderr, "sluice: the stop took longer than app.stop_timeout: unfinished batches "
-                        "stay pending (see the log above)\n");
+        sl_log(SL_LOG_ERROR, "the stop took longer than app.stop_timeout: unfinished batches "
+                             "stay pending (see the log above)");
         return EXIT_RUNTIME;
     }
     if (rc != SL_OK) {
-        fprintf(stderr, "sluice: the pipeline stopped on an error: %s\n", sl_err2str(rc));
+        sl_log(SL_LOG_ERROR, "the pipeline stopped on an error: %s", sl_err2str(rc));
         return EXIT_RUNTIME;
     }
     return EXIT_OK;
 }
 
-/* Applies the log level: the command line's, else the config's. */
+/* Set by --log-format: the config's app.log_format is then ignored. */
+static bool cli_format_given;
+
+/* Applies the log level and format: the command line's, else the config's. */
 static void apply_log_level(const sl_config *cfg, int cli_level)
 {
     sl_log_level level;
+    sl_log_format format;
     if (cli_level >= 0) {
         sl_set_log_level((sl_log_level)cli_level);
     } else if (cfg && sl__config_log_level(cfg, &level)) {
         sl_set_log_level(level);
+    }
+    if (!cli_format_given && cfg && sl__config_log_format(cfg, &format)) {
+        sl_set_log_format(format);
     }
 }
 
@@ -273,234 +291,13 @@ static int cmd_run(const char *path, const char *text, int cli_level, double sec
     int rc = text ? sl__config_load_string(text, strlen(text), path, &cfg, err, sizeof(err))
                   : sl__config_load(path, &cfg, err, sizeof(err));
     if (rc != SL_OK) {
-        fprintf(stderr, "%s\n", err);
+        sl_log(SL_LOG_ERROR, "%s", err); /* a log line: run's stderr is the log */
         return EXIT_USAGE;
     }
     apply_log_level(cfg, cli_level);
     int status = run_config(cfg, seconds, demo);
     sl__config_destroy(cfg);
     return status;
-}
-
-static int cmd_check(const char *path, int cli_level)
-{
-    char err[1024];
-    sl_config *cfg;
-    if (sl__config_load(path, &cfg, err, sizeof(err)) != SL_OK) {
-        fprintf(stderr, "%s\n", err);
-        return EXIT_USAGE;
-    }
-    apply_log_level(cfg, cli_level);
-    /* Building runs the connectors' own checks (init); nothing starts. */
-    sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
-    if (!ctx) {
-        fprintf(stderr, "%s\n", err);
-        sl__config_destroy(cfg);
-        return EXIT_USAGE;
-    }
-    sl_context_destroy(ctx);
-    printf("%s: ok\n", path);
-    sl__config_print_graph(cfg, stdout);
-    sl__config_destroy(cfg);
-    return EXIT_OK;
-}
-
-/* ==== sluice connectors ==== */
-
-static const char *type_name(sl_opt_type t)
-{
-    switch (t) {
-    case SL_OPT_STR: return "string";
-    case SL_OPT_INT: return "int";
-    case SL_OPT_BOOL: return "bool";
-    case SL_OPT_DOUBLE: return "double";
-    case SL_OPT_DURATION: return "duration";
-    case SL_OPT_SIZE: return "size";
-    case SL_OPT_ENUM: return "enum";
-    case SL_OPT_LIST: return "list";
-    }
-    return "?";
-}
-
-static void fmt_duration(double ms, char *buf, size_t size)
-{
-    long long v = (long long)ms;
-    if (v != 0 && v % 3600000 == 0) {
-        snprintf(buf, size, "%lldh", v / 3600000);
-    } else if (v != 0 && v % 60000 == 0) {
-        snprintf(buf, size, "%lldm", v / 60000);
-    } else if (v != 0 && v % 1000 == 0) {
-        snprintf(buf, size, "%llds", v / 1000);
-    } else {
-        snprintf(buf, size, "%lldms", v);
-    }
-}
-
-static void fmt_size(double bytes, char *buf, size_t size)
-{
-    long long v = (long long)bytes;
-    if (v != 0 && v % (1LL << 30) == 0) {
-        snprintf(buf, size, "%lldGiB", v >> 30);
-    } else if (v != 0 && v % (1LL << 20) == 0) {
-        snprintf(buf, size, "%lldMiB", v >> 20);
-    } else if (v != 0 && v % 1024 == 0) {
-        snprintf(buf, size, "%lldKiB", v >> 10);
-    } else {
-        snprintf(buf, size, "%lld", v);
-    }
-}
-
-static void fmt_number(const sl_option *o, double v, char *buf, size_t size)
-{
-    if (o->type == SL_OPT_DURATION) {
-        fmt_duration(v, buf, size);
-    } else if (o->type == SL_OPT_SIZE) {
-        fmt_size(v, buf, size);
-    } else {
-        snprintf(buf, size, "%.15g", v);
-    }
-}
-
-/* The range or the choices of an option, "" when it has none. */
-static void fmt_range(const sl_option *o, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    if (o->type == SL_OPT_ENUM && o->choices) {
-        snprintf(buf, size, "%s", o->choices);
-        return;
-    }
-    bool numeric = o->type == SL_OPT_INT || o->type == SL_OPT_DOUBLE ||
-                   o->type == SL_OPT_DURATION || o->type == SL_OPT_SIZE;
-    if (!numeric || !(o->flags & SL_OPT_RANGE)) {
-        return;
-    }
-    char lo[32], hi[32];
-    fmt_number(o, o->min, lo, sizeof(lo));
-    if (o->max >= 1e12) {
-        snprintf(buf, size, ">= %s", lo);
-        return;
-    }
-    fmt_number(o, o->max, hi, sizeof(hi));
-    snprintf(buf, size, "%s..%s", lo, hi);
-}
-
-static const char *fmt_flags(const sl_option *o)
-{
-    bool req = o->flags & SL_OPT_REQUIRED, sec = o->flags & SL_OPT_SECRET;
-    return req && sec ? "required, secret" : req ? "required" : sec ? "secret" : "";
-}
-
-static const char *role_name(unsigned flags)
-{
-    if ((flags & SL_SOURCE) && (flags & SL_SINK)) {
-        return "source and sink";
-    }
-    return flags & SL_SOURCE ? "source" : "sink";
-}
-
-/* Prints one option table as aligned text columns. */
-static void print_table_text(const sl_option *table)
-{
-    int wn = 6, wt = 4, wd = 7, wr = 13, wf = 5;
-    char range[128];
-    if (!table || !table->name) {
-        printf("    (no options)\n");
-        return;
-    }
-    for (const sl_option *o = table; o->name; o++) {
-        fmt_range(o, range, sizeof(range));
-        int n = (int)strlen(o->name), t = (int)strlen(type_name(o->type));
-        int d = o->def ? (int)strlen(o->def) : 1, r = (int)strlen(range);
-        int f = (int)strlen(fmt_flags(o));
-        wn = n > wn ? n : wn;
-        wt = t > wt ? t : wt;
-        wd = d > wd ? d : wd;
-        wr = r > wr ? r : wr;
-        wf = f > wf ? f : wf;
-    }
-    printf("    %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, "OPTION", wt, "TYPE", wd, "DEFAULT", wr,
-           "RANGE/CHOICES", wf, "FLAGS", "DESCRIPTION");
-    for (const sl_option *o = table; o->name; o++) {
-        fmt_range(o, range, sizeof(range));
-        printf("    %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, o->name, wt, type_name(o->type), wd,
-               o->def ? o->def : "-", wr, range[0] ? range : "-", wf,
-               fmt_flags(o)[0] ? fmt_flags(o) : "-", o->doc ? o->doc : "");
-    }
-}
-
-/* Prints s for a Markdown table cell: pipes escaped. */
-static void md_cell(const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '|') {
-            fputs("\\|", stdout);
-        } else if (*s == '\n') {
-            fputc(' ', stdout);
-        } else {
-            fputc(*s, stdout);
-        }
-    }
-}
-
-static void print_table_markdown(const sl_option *table)
-{
-    char range[128];
-    if (!table || !table->name) {
-        printf("No options.\n\n");
-        return;
-    }
-    printf("| Option | Type | Default | Range / choices | Required / secret | Description |\n");
-    printf("|---|---|---|---|---|---|\n");
-    for (const sl_option *o = table; o->name; o++) {
-        fmt_range(o, range, sizeof(range));
-        printf("| `%s` | %s | ", o->name, type_name(o->type));
-        if (o->def) {
-            printf("`");
-            md_cell(o->def);
-            printf("`");
-        }
-        printf(" | ");
-        md_cell(range);
-        printf(" | %s | ", fmt_flags(o));
-        md_cell(o->doc);
-        printf(" |\n");
-    }
-    printf("\n");
-}
-
-static int cmd_connectors(bool markdown)
-{
-    if (markdown) {
-        printf("# Connectors\n\n");
-        printf("Generated by `sluice connectors --markdown`. In a pipeline file, a source or "
-               "sink item takes `name`, `type` (the connector) and these options.\n\n");
-        printf("## Options of every source\n\n");
-        print_table_markdown(sl_common_source_options());
-        printf("## Options of every sink\n\n");
-        print_table_markdown(sl_common_sink_options());
-    } else {
-        printf("Options of every source:\n");
-        print_table_text(sl_common_source_options());
-        printf("\nOptions of every sink:\n");
-        print_table_text(sl_common_sink_options());
-    }
-    for (size_t i = 0;; i++) {
-        const sl_connector *c = sl_connector_at(i);
-        if (!c) {
-            break;
-        }
-        const char *desc = sl_connector_description(c);
-        if (markdown) {
-            printf("## %s (%s)\n\n%s\n\n", sl_connector_name(c), role_name(sl_connector_flags(c)),
-                   desc ? desc : "");
-            print_table_markdown(sl_connector_options(c));
-        } else {
-            printf("\n%s (%s)\n    %s\n", sl_connector_name(c), role_name(sl_connector_flags(c)),
-                   desc ? desc : "");
-            print_table_text(sl_connector_options(c));
-        }
-    }
-    return EXIT_OK;
 }
 
 /* ==== Arguments ==== */
@@ -522,7 +319,7 @@ int main(int argc, char **argv)
     int npos = 0;
     int level = -1;
     double seconds = 0;
-    bool markdown = false, print_config = false;
+    bool markdown = false, print_config = false, connect = false;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -539,13 +336,18 @@ int main(int argc, char **argv)
             markdown = true;
             continue;
         }
+        if (strcmp(a, "--connect") == 0) {
+            connect = true;
+            continue;
+        }
         if (strcmp(a, "--print-config") == 0) {
             print_config = true;
             continue;
         }
         bool is_level = strncmp(a, "--log-level", 11) == 0 && (a[11] == '\0' || a[11] == '=');
         bool is_secs = strncmp(a, "--seconds", 9) == 0 && (a[9] == '\0' || a[9] == '=');
-        if (is_level || is_secs) {
+        bool is_fmt = strncmp(a, "--log-format", 12) == 0 && (a[12] == '\0' || a[12] == '=');
+        if (is_level || is_secs || is_fmt) {
             const char *eq = strchr(a, '=');
             if (eq) {
                 val = eq + 1;
@@ -553,6 +355,14 @@ int main(int argc, char **argv)
                 val = argv[++i];
             } else {
                 return usage_error("option %s needs a value", a);
+            }
+            sl_log_format format;
+            if (is_fmt) {
+                if (!sl__log_format_parse(val, &format)) {
+                    return usage_error("bad log format '%s' (text or json)", val);
+                }
+                sl_set_log_format(format);
+                cli_format_given = true;
             }
             if (is_level && (level = parse_level(val)) < 0) {
                 return usage_error("bad log level '%s' (error, warn, info or debug)", val);
@@ -601,11 +411,17 @@ int main(int argc, char **argv)
     if (npos < want) {
         return usage_error("'%s' needs a FILE", cmd);
     }
+    if (strcmp(cmd, "connectors") == 0 && npos == 2) {
+        want = 2; /* sluice connectors NAME */
+    }
     if (npos > want) {
         return usage_error("unexpected argument '%s'", positional[want]);
     }
     if (markdown && strcmp(cmd, "connectors") != 0 && strcmp(cmd, "ops") != 0) {
         return usage_error("--markdown is an option of 'connectors' and 'ops', not of '%s'", cmd);
+    }
+    if (connect && strcmp(cmd, "check") != 0) {
+        return usage_error("--connect is an option of 'check', not of '%s'", cmd);
     }
     if (print_config && strcmp(cmd, "demo") != 0) {
         return usage_error("--print-config is an option of 'demo', not of '%s'", cmd);
@@ -617,10 +433,11 @@ int main(int argc, char **argv)
         return cmd_run(positional[1], NULL, level, seconds, false);
     }
     if (strcmp(cmd, "check") == 0) {
-        return cmd_check(positional[1], level);
+        apply_log_level(NULL, level);
+        return sl__cmd_check(positional[1], connect);
     }
     if (strcmp(cmd, "connectors") == 0) {
-        return cmd_connectors(markdown);
+        return sl__cmd_connectors(npos == 2 ? positional[1] : NULL, markdown);
     }
     if (strcmp(cmd, "ops") == 0) {
         sl__config_print_ops(stdout, markdown);

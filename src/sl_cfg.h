@@ -137,7 +137,8 @@ struct sl_config {
     int64_t window_offset_ms; /* the offset of the processing-time windows (they agree) */
     int64_t stop_timeout_ms;
     int64_t partitions;
-    int log_level; /* index in sl__cfg_app_options' log_level choices, -1: not given */
+    int log_level;  /* index in sl__cfg_app_options' log_level choices, -1: not given */
+    int log_format; /* 0 text, 1 json (the choices' order), -1: not given */
     sl_backpressure_conf backpressure;
     cfg_endpoint *sources;
     size_t nsources;
@@ -164,6 +165,14 @@ typedef struct cfg_names {
     size_t n;
 } cfg_names;
 
+#define CFG_MAX_ERRORS 20
+
+/* An error kept by a collecting parse. */
+typedef struct cfg_error {
+    cfg_loc loc;
+    char *text; /* the whole line, "PATH:LINE:COL: error: ..." */
+} cfg_error;
+
 struct cfg_parser {
     const char *path;
     const char *src; /* the text as read, for clamping error locations */
@@ -175,14 +184,20 @@ struct cfg_parser {
     char *errstr;
     size_t errsize;
     bool failed;
+    /* sluice check: every error is kept (up to CFG_MAX_ERRORS), not only the first, and
+     * the parse goes on where it can. */
+    bool collect;
+    struct cfg_error *errors;
+    size_t nerrors;
     sl_config *cfg;
     cfg_names names[2]; /* [0] sources and streams (cfg_ref indexes), [1] sinks */
 };
 
 /* ==== YAML nodes, scalars and errors (sl_cfg_yaml.c) ==== */
 
-/* Writes "PATH:LINE:COL: error: MESSAGE" into errstr for the first error only. Returns
- * SL_ERR_INVAL so callers can `return sl__cfg_error(...)`. */
+/* Writes "PATH:LINE:COL: error: MESSAGE" into errstr for the first error only, and, when
+ * collecting, keeps every error. Returns SL_ERR_INVAL so callers can
+ * `return sl__cfg_error(...)`. */
 int sl__cfg_error(cfg_parser *p, cfg_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A malloc'ed formatted string, NULL when out of memory. */

@@ -18,7 +18,7 @@
  * char * (sl__config_destroy frees it), BOOL a bool, INT and DURATION an int64_t, DOUBLE a
  * double, ENUM an int (the index of the choice). Options without a default keep the value
  * the struct holds (the backpressure defaults are the engine's, sl_backpressure_defaults).
- * Enumerations: app.log_level. */
+ * Enumerations: app.log_level, app.log_format. */
 
 static const sl_option cfg_app_options[] = {
     {.name = "name",
@@ -72,6 +72,12 @@ static const sl_option cfg_app_options[] = {
      .choices = "error|warn|info|debug",
      .offset = offsetof(sl_config, log_level),
      .doc = "sluice --log-level overrides it (default info)"},
+    {.name = "log_format",
+     .type = SL_OPT_ENUM,
+     .choices = "text|json",
+     .offset = offsetof(sl_config, log_format),
+     .doc = "text, or json: one JSON object per line (sluice --log-format overrides it; "
+            "default text)"},
     {.name = "backpressure.enabled",
      .type = SL_OPT_BOOL,
      .offset = offsetof(sl_config, backpressure.enabled),
@@ -280,9 +286,13 @@ static int cfg_read_section(cfg_parser *p, yaml_node_t *map, const char *section
     char pool[64][64];
     sl__cfg_level_keys(table, NULL, NULL, keys, pool, 64);
     int rc = sl__cfg_check_map(p, map, section, keys);
+    int first = rc;
+    bool unknown_key = rc != SL_OK;
     yaml_node_t *checked[16];
     size_t nchecked = 0;
-    for (const sl_option *o = table; rc == SL_OK && o->name; o++) {
+    /* A collecting parse (sluice check) reads every option in spite of an error. */
+    for (const sl_option *o = table; (rc == SL_OK || p->collect) && o->name; o++) {
+        first = first != SL_OK ? first : rc;
         char *field = (char *)base + o->offset;
         yaml_node_t *holder, *n = NULL;
         if ((rc = cfg_holder(p, map, section, table, o->name, &holder, checked, &nchecked))) {
@@ -298,14 +308,15 @@ static int cfg_read_section(cfg_parser *p, yaml_node_t *map, const char *section
             snprintf(where, sizeof(where), "%s%s%.*s", section, key != o->name ? "." : "",
                      (int)(key - o->name - (key != o->name)), o->name);
             rc = cfg_read_value(p, o, n, key, where, what, field);
-        } else if (o->flags & SL_OPT_REQUIRED) {
+        } else if ((o->flags & SL_OPT_REQUIRED) && !(p->collect && unknown_key)) {
+            /* (Collecting, after an unknown key: most likely the required one misspelt.) */
             rc = sl__cfg_error(p, sl__cfg_loc_of(holder ? holder : map),
                                "missing required key '%s' in %s", key, section);
         } else if (o->def && cfg_store_default(o, field) != SL_OK) {
             rc = sl__cfg_error(p, sl__cfg_loc_of(map), "out of memory");
         }
     }
-    return rc;
+    return first != SL_OK ? first : rc;
 }
 
 /* ==== app ==== */
@@ -318,6 +329,7 @@ int sl__cfg_parse_app(cfg_parser *p, yaml_node_t *app, cfg_loc root_loc)
     }
     cfg->app_loc = sl__cfg_loc_of(app);
     cfg->log_level = -1;
+    cfg->log_format = -1;
     sl_backpressure_defaults(&cfg->backpressure);
     return cfg_read_section(p, app, "app", cfg_app_options, cfg);
 }

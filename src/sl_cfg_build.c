@@ -221,6 +221,9 @@ void sl__config_print_graph(const sl_config *cfg, FILE *f)
         char lvl[32];
         fprintf(f, "  log_level: %s\n", sl__cfg_log_level_name(cfg->log_level, lvl, sizeof(lvl)));
     }
+    if (cfg->log_format >= 0) {
+        fprintf(f, "  log_format: %s\n", cfg->log_format == 1 ? "json" : "text");
+    }
     fprintf(f, "sources:\n");
     for (size_t i = 0; i < cfg->nsources; i++) {
         fprintf(f, "  %s (%s)\n", cfg->sources[i].name, cfg->sources[i].type);

@@ -13,13 +13,29 @@
 
 /* Writes "PATH:LINE:COL: error: MESSAGE" into errstr for the first error only. Returns
  * SL_ERR_INVAL so callers can `return sl__cfg_error(...)`. */
+/* Keeps one more error of a collecting parse (an exact repeat is dropped). */
+static void keep_error(cfg_parser *p, cfg_loc loc, const char *text)
+{
+    for (size_t i = 0; i < p->nerrors; i++) {
+        if (strcmp(p->errors[i].text, text) == 0) {
+            return;
+        }
+    }
+    if (p->nerrors == CFG_MAX_ERRORS) {
+        return;
+    }
+    if (!p->errors && !(p->errors = calloc(CFG_MAX_ERRORS, sizeof(*p->errors)))) {
+        return;
+    }
+    char *copy = strdup(text);
+    if (copy) {
+        p->errors[p->nerrors++] = (cfg_error){.loc = loc, .text = copy};
+    }
+}
+
 int sl__cfg_error(cfg_parser *p, cfg_loc loc, const char *fmt, ...)
 {
-    if (p->failed) {
-        return SL_ERR_INVAL;
-    }
-    p->failed = true;
-    if (!p->errstr || p->errsize == 0) {
+    if (p->failed && !p->collect) {
         return SL_ERR_INVAL;
     }
     /* libyaml reports the end of the input one line below the last: point at the file's last
@@ -42,18 +58,26 @@ int sl__cfg_error(cfg_parser *p, cfg_loc loc, const char *fmt, ...)
             loc = end;
         }
     }
-    int n = snprintf(p->errstr, p->errsize, "%s:%d:%d: error: ", p->path, loc.line, loc.col);
-    if (n >= 0 && (size_t)n < p->errsize) {
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "%s:%d:%d: error: ", p->path, loc.line, loc.col);
+    if (n >= 0 && (size_t)n < sizeof(line)) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(p->errstr + n, p->errsize - (size_t)n, fmt, ap);
+        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
         va_end(ap);
     }
     /* One line: a message from a library could hold a newline. */
-    for (char *c = p->errstr; *c; c++) {
+    for (char *c = line; *c; c++) {
         if (*c == '\n' || *c == '\r') {
             *c = ' ';
         }
+    }
+    if (!p->failed && p->errstr && p->errsize) {
+        snprintf(p->errstr, p->errsize, "%s", line);
+    }
+    p->failed = true;
+    if (p->collect) {
+        keep_error(p, loc, line);
     }
     return SL_ERR_INVAL;
 }
@@ -164,6 +188,7 @@ int sl__cfg_check_map(cfg_parser *p, yaml_node_t *map, const char *where, const 
         return sl__cfg_error(p, sl__cfg_loc_of(map), "%s must be a mapping, got %s", where,
                              sl__cfg_kind(map));
     }
+    int rc = SL_OK;
     for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top;
          a++) {
         yaml_node_t *k = sl__cfg_node(p, a->key);
@@ -181,13 +206,15 @@ int sl__cfg_check_map(cfg_parser *p, yaml_node_t *map, const char *where, const 
             }
         }
         if (valid && !sl__cfg_in_list(ks, valid)) {
-            if (strcmp(where, "the top level") == 0) {
-                return sl__cfg_unknown(p, sl__cfg_loc_of(k), "section", ks, NULL, valid);
+            bool top = strcmp(where, "the top level") == 0;
+            rc = sl__cfg_unknown(p, sl__cfg_loc_of(k), top ? "section" : "key", ks,
+                                 top ? NULL : where, valid);
+            if (!p->collect) {
+                return rc; /* else every unknown key of the map is reported */
             }
-            return sl__cfg_unknown(p, sl__cfg_loc_of(k), "key", ks, where, valid);
         }
     }
-    return SL_OK;
+    return rc;
 }
 
 /* The value of key in a (checked) mapping, or NULL. */

@@ -20,6 +20,7 @@
  *     block_interval: 200ms      # optional; receivers cut blocks this often (>= 1ms)
  *     partitions: 4              # optional; default partitions of shuffles (1..4096)
  *     log_level: info            # error|warn|info|debug (sluice --log-level overrides)
+ *     log_format: text           # text|json (sluice --log-format overrides)
  *     backpressure:              # Spark's PID rate estimator per input (optional)
  *       enabled: true            # default false
  *       initial_rate: 1000       # records/s until the first estimate (0: none)
@@ -285,6 +286,48 @@ void sl__config_destroy(sl_config *cfg)
     free(cfg);
 }
 
+/* Parses the items of one section with parse. When collecting every error (sluice check),
+ * an item that fails does not stop the others. */
+static int cfg_parse_items(cfg_parser *p, yaml_node_t *root, const char *section, size_t size,
+                           void **arr, size_t *count,
+                           int (*parse)(cfg_parser *, yaml_node_t *, void *))
+{
+    yaml_node_item_t *items;
+    size_t n;
+    int rc = cfg_section_items(p, sl__cfg_get(p, root, section), section, &items, &n);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (n && !(*arr = calloc(n, size))) {
+        return sl__cfg_error(p, sl__cfg_loc_of(root), "out of memory");
+    }
+    int first = SL_OK;
+    for (size_t i = 0; i < n; i++) {
+        *count = i + 1;
+        rc = parse(p, sl__cfg_node(p, items[i]), (char *)*arr + i * size);
+        if (rc != SL_OK && (!p->collect || rc == SL_ERR_NOMEM)) {
+            return rc;
+        }
+        first = first != SL_OK ? first : rc;
+    }
+    return first;
+}
+
+static int cfg_parse_source(cfg_parser *p, yaml_node_t *item, void *ep)
+{
+    return sl__cfg_parse_endpoint(p, item, SL_SOURCE, ep);
+}
+
+static int cfg_parse_sink(cfg_parser *p, yaml_node_t *item, void *ep)
+{
+    return sl__cfg_parse_endpoint(p, item, SL_SINK, ep);
+}
+
+static int cfg_parse_stream_item(cfg_parser *p, yaml_node_t *item, void *st)
+{
+    return cfg_parse_stream(p, item, st);
+}
+
 static int cfg_parse_doc(cfg_parser *p)
 {
     sl_config *cfg = p->cfg;
@@ -296,72 +339,76 @@ static int cfg_parse_doc(cfg_parser *p)
                              "sources, streams and sinks; got %s",
                              sl__cfg_kind(root));
     }
+    /* Each step stops the parse at its error, unless every error is collected: then the
+     * sections that can be read still are, and only the graph's checks (which would
+     * report what the first errors caused) are left out. */
     int rc = sl__cfg_check_map(p, root, "the top level", cfg_sections);
-    if (rc != SL_OK) {
-        return rc;
+    if (rc == SL_OK || p->collect) {
+        rc = sl__cfg_parse_app(p, sl__cfg_get(p, root, "app"), root_loc);
     }
-    if ((rc = sl__cfg_parse_app(p, sl__cfg_get(p, root, "app"), root_loc)) != SL_OK) {
-        return rc;
+    if (rc == SL_OK || p->collect) {
+        rc = sl__cfg_parse_http(p, sl__cfg_get(p, root, "http"));
     }
-    if ((rc = sl__cfg_parse_http(p, sl__cfg_get(p, root, "http"))) != SL_OK) {
-        return rc;
+    if (rc == SL_OK || p->collect) {
+        rc = cfg_parse_items(p, root, "sources", sizeof(cfg_endpoint), (void **)&cfg->sources,
+                             &cfg->nsources, cfg_parse_source);
     }
-    yaml_node_item_t *items;
-    size_t n;
-    /* Sources */
-    if ((rc = cfg_section_items(p, sl__cfg_get(p, root, "sources"), "sources", &items, &n))) {
-        return rc;
+    if (rc == SL_OK || p->collect) {
+        rc = cfg_parse_items(p, root, "streams", sizeof(cfg_stream), (void **)&cfg->streams,
+                             &cfg->nstreams, cfg_parse_stream_item);
     }
-    if (n && !(cfg->sources = calloc(n, sizeof(cfg_endpoint)))) {
-        return sl__cfg_error(p, root_loc, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        cfg->nsources = i + 1;
-        if ((rc = sl__cfg_parse_endpoint(p, sl__cfg_node(p, items[i]), SL_SOURCE,
-                                         &cfg->sources[i]))) {
-            return rc;
+    if (rc == SL_OK && !p->failed) {
+        /* the streams of late outputs, and the windows' common offset, need every stream */
+        rc = sl__cfg_add_late_streams(p);
+        if (rc == SL_OK) {
+            rc = sl__cfg_window_offset(p);
         }
     }
-    /* Streams */
-    if ((rc = cfg_section_items(p, sl__cfg_get(p, root, "streams"), "streams", &items, &n))) {
-        return rc;
+    if (rc == SL_OK || p->collect) {
+        rc = cfg_parse_items(p, root, "sinks", sizeof(cfg_endpoint), (void **)&cfg->sinks,
+                             &cfg->nsinks, cfg_parse_sink);
     }
-    if (n && !(cfg->streams = calloc(n, sizeof(cfg_stream)))) {
-        return sl__cfg_error(p, root_loc, "out of memory");
+    if (p->failed) {
+        return SL_ERR_INVAL;
     }
-    for (size_t i = 0; i < n; i++) {
-        cfg->nstreams = i + 1;
-        if ((rc = cfg_parse_stream(p, sl__cfg_node(p, items[i]), &cfg->streams[i])) != SL_OK) {
-            return rc;
-        }
-    }
-    if ((rc = sl__cfg_add_late_streams(p)) != SL_OK || (rc = sl__cfg_window_offset(p)) != SL_OK) {
-        return rc;
-    }
-    /* Sinks */
-    if ((rc = cfg_section_items(p, sl__cfg_get(p, root, "sinks"), "sinks", &items, &n))) {
-        return rc;
-    }
-    if (n && !(cfg->sinks = calloc(n, sizeof(cfg_endpoint)))) {
-        return sl__cfg_error(p, root_loc, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        cfg->nsinks = i + 1;
-        if ((rc = sl__cfg_parse_endpoint(p, sl__cfg_node(p, items[i]), SL_SINK, &cfg->sinks[i]))) {
-            return rc;
-        }
-    }
-    return sl__cfg_check_graph(p, root_loc);
+    return rc != SL_OK ? rc : sl__cfg_check_graph(p, root_loc);
 }
 
-int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
-                           char *errstr, size_t errsize)
+static int cmp_errors(const void *a, const void *b)
+{
+    const cfg_error *x = a, *y = b;
+    return x->loc.line != y->loc.line ? (x->loc.line > y->loc.line) - (x->loc.line < y->loc.line)
+                                      : (x->loc.col > y->loc.col) - (x->loc.col < y->loc.col);
+}
+
+/* Hands the errors of a collecting parse to all, in the file's order (a stable order for
+ * equal places: qsort is not stable, so the text breaks ties), and frees them. */
+static void cfg_errors_take(cfg_parser *p, sl_buf *all)
+{
+    if (p->nerrors) {
+        qsort(p->errors, p->nerrors, sizeof(*p->errors), cmp_errors);
+    }
+    for (size_t i = 0; i < p->nerrors; i++) {
+        if (all) {
+            sl__buf_printf(all, "%s\n", p->errors[i].text);
+        }
+        free(p->errors[i].text);
+    }
+    if (all && p->nerrors == CFG_MAX_ERRORS) {
+        sl__buf_printf(all, "%s: too many errors: stopped after %d\n", p->path, CFG_MAX_ERRORS);
+    }
+    free(p->errors);
+}
+
+static int cfg_load(const char *text, size_t len, const char *name, sl_config **out, char *errstr,
+                    size_t errsize, sl_buf *all)
 {
     cfg_parser p = {.path = name ? name : "<config>",
                     .src = text,
                     .srclen = len,
                     .errstr = errstr,
-                    .errsize = errsize};
+                    .errsize = errsize,
+                    .collect = all != NULL};
     if (errstr && errsize) {
         errstr[0] = '\0';
     }
@@ -369,6 +416,7 @@ int sl__config_load_string(const char *text, size_t len, const char *name, sl_co
     p.cfg = calloc(1, sizeof(sl_config));
     if (p.cfg) {
         p.cfg->log_level = -1;
+        p.cfg->log_format = -1;
     }
     if (!p.cfg || !(p.cfg->path = strdup(p.path))) {
         sl__config_destroy(p.cfg);
@@ -413,6 +461,10 @@ int sl__config_load_string(const char *text, size_t len, const char *name, sl_co
     if (rc == SL_OK) {
         rc = cfg_parse_doc(&p);
     }
+    if (p.collect && p.failed && p.nerrors == 0 && errstr) {
+        sl__buf_printf(all, "%s\n", errstr); /* an error reported before collecting began */
+    }
+    cfg_errors_take(&p, all);
     sl__cfg_names_free(&p);
     if (p.text) {
         for (size_t i = 0; i < p.nnodes; i++) {
@@ -432,7 +484,32 @@ int sl__config_load_string(const char *text, size_t len, const char *name, sl_co
     return SL_OK;
 }
 
+int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
+                           char *errstr, size_t errsize)
+{
+    return cfg_load(text, len, name, out, errstr, errsize, NULL);
+}
+
+static int cfg_load_file(const char *path, sl_config **out, char *errstr, size_t errsize,
+                         sl_buf *all);
+
 int sl__config_load(const char *path, sl_config **out, char *errstr, size_t errsize)
+{
+    return cfg_load_file(path, out, errstr, errsize, NULL);
+}
+
+int sl__config_check_file(const char *path, sl_config **out, sl_buf *errors)
+{
+    char err[1024];
+    int rc = cfg_load_file(path, out, err, sizeof(err), errors);
+    if (rc != SL_OK && errors->len == 0) {
+        sl__buf_printf(errors, "%s\n", err);
+    }
+    return rc;
+}
+
+static int cfg_load_file(const char *path, sl_config **out, char *errstr, size_t errsize,
+                         sl_buf *all)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -458,7 +535,7 @@ int sl__config_load(const char *path, sl_config **out, char *errstr, size_t errs
         sl__buf_free(&b);
         return err ? SL_ERR_IO : SL_ERR_NOMEM;
     }
-    rc = sl__config_load_string(b.p, b.len, path, out, errstr, errsize);
+    rc = cfg_load(b.p, b.len, path, out, errstr, errsize, all);
     sl__buf_free(&b);
     return rc;
 }
@@ -481,4 +558,12 @@ bool sl__config_log_level(const sl_config *cfg, sl_log_level *level)
         *level = (sl_log_level)cfg->log_level;
     }
     return cfg->log_level >= 0;
+}
+
+bool sl__config_log_format(const sl_config *cfg, sl_log_format *format)
+{
+    if (cfg->log_format >= 0) {
+        *format = cfg->log_format == 1 ? SL_LOG_JSON : SL_LOG_TEXT;
+    }
+    return cfg->log_format >= 0;
 }

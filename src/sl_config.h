@@ -19,6 +19,7 @@
 
 #include <stdio.h>
 
+#include "sl_util.h"
 #include "sluice.h"
 
 /* A loaded and checked pipeline description. No context exists yet. */
@@ -28,6 +29,11 @@ typedef struct sl_config sl_config;
  * new config in *out (the caller destroys it), or SL_ERR_INVAL for a bad config, SL_ERR_IO
  * when the file cannot be read, SL_ERR_NOMEM; errstr then holds the message. */
 int sl__config_load(const char *path, sl_config **out, char *errstr, size_t errsize);
+/* As sl__config_load, for `sluice check`: every error of the file (up to 20), one line
+ * each ("PATH:LINE:COL: error: ..."), in the file's order, appended to errors; the parse
+ * goes on after an error where it can (the other items of a section, the other sections).
+ * SL_OK with *out set, or an error. */
+int sl__config_check_file(const char *path, sl_config **out, sl_buf *errors);
 /* The same from text in memory; name stands for the file name in messages. */
 int sl__config_load_string(const char *text, size_t len, const char *name, sl_config **out,
                            char *errstr, size_t errsize);
@@ -71,6 +77,8 @@ const char *sl__config_app_name(const sl_config *cfg);
 int64_t sl__config_batch_interval(const sl_config *cfg);
 /* True and *level set when app.log_level is given. */
 bool sl__config_log_level(const sl_config *cfg, sl_log_level *level);
+/* True and *format set when app.log_format is given. */
+bool sl__config_log_format(const sl_config *cfg, sl_log_format *format);
 
 /* Expands ${VAR} and ${VAR:-default} (default also when VAR is empty) in s[0..len); "$$"
  * is a "$", and a "$" not followed by "{" or "$" stays as it is. Returns SL_OK with a new

@@ -93,6 +93,8 @@ sl_position_check sl_position_check_range(const sl_input_range *r, int64_t posit
 
 /* Called by a changelog sink's restore for each state record, in the order written. */
 typedef int (*sl_restore_fn)(void *arg, const sl_record *r);
+/* What a connector's probe reports per endpoint (see sl_connector.probe). */
+typedef void (*sl_probe_report_fn)(void *opaque, const char *endpoint, bool ok, const char *detail);
 
 /* True for a sink instance that is a stream's changelog (see above). */
 bool sl_instance_is_changelog(const sl_instance *ins);
@@ -159,6 +161,9 @@ int sl_batch_output_flush_rejects(const sl_batch_output *out);
  * flag in place of every source (options: batches, JSON records per batch) and every sink
  * (option: path, where each batch is appended as a JSON line). */
 #define SL_TEST_DOUBLE 0x8u
+/* A sink that prints each batch on the console (stdout): the engine's per-batch log line
+ * is left out beside it. */
+#define SL_CONSOLE 0x10u
 
 /* A connector: one struct, filled with designated initializers. Every callback but init is
  * optional (NULL: nothing to do), except next_batch for direct sources and write for sinks.
@@ -256,9 +261,24 @@ struct sl_connector {
      * the read and is returned. @locality the engine's timer thread */
     int (*restore_state)(void *ctx, const char *pipeline, sl_position *pos, sl_restore_fn fn,
                          void *arg, char *errstr, size_t errsize);
+
+    /* `sluice check --connect` (optional): tries each endpoint of an instance that init set
+     * up and that has not started (a TCP connect to each broker, a login, a PING, a bind
+     * of a port to listen on) within a few seconds, and calls report once per endpoint
+     * ("HOST:PORT", whether it answered, why not). Leaves nothing open. SL_OK, or an error
+     * when it could not try at all. @locality the thread of sluice check */
+    int (*probe)(void *ctx, sl_probe_report_fn report, void *opaque);
 };
 
 /* ==== Engine services for connectors ==== */
+
+/* Tries a TCP connection to host:port within timeout_ms (every address of the name, until
+ * one connects) and closes it. SL_OK, or SL_ERR_IO with the reason in errstr ("connection
+ * refused", "timed out", "unknown host"). For probes. @locality any */
+int sl_probe_tcp(const char *host, int port, int timeout_ms, char *errstr, size_t errsize);
+/* Tries to bind a listening TCP socket on host:port (what a listening source will do) and
+ * closes it. SL_OK, or SL_ERR_IO with the reason. @locality any */
+int sl_probe_listen(const char *host, int port, char *errstr, size_t errsize);
 
 const char *sl_instance_name(const sl_instance *ins);
 const sl_options *sl_instance_options(const sl_instance *ins);
@@ -285,12 +305,18 @@ void sl_instance_count_oversize(sl_instance *ins, uint64_t n);
 /* The engine's max_record_size for this source (bytes). */
 size_t sl_instance_max_record_size(const sl_instance *ins);
 /* The rate limit in force for a source (records/s, 0 = none): the backpressure estimate
- * (or the initial rate until there is one) capped by max_rate. Receivers get it applied by
+ * (or the initial rate until there is one) capped by max_rate and by the source's own cap
+ * (sl_instance_set_rate_cap). Receivers get it applied by
  * sl_receiver_push; direct sources apply it themselves. */
 double sl_instance_rate_limit(const sl_instance *ins);
 /* The backpressure rate alone (estimate, else initial rate; 0 = none or disabled), for
  * direct sources that split it themselves (Kafka: by lag over partitions). */
 double sl_instance_backpressure_rate(const sl_instance *ins);
+/* A direct source's own cap on its rate, records/s (Kafka direct: max_rate_per_partition
+ * times the partitions it reads), 0 = none: sl_instance_rate_limit folds it in, so that the
+ * status page, /api/v1/inputs and sluice_input_rate_limit show the cap in force. The source
+ * applies it itself. @locality any thread */
+void sl_instance_set_rate_cap(sl_instance *ins, double records_per_s);
 /* Makes this instance a receiver (blocks of sl_receiver_push) or a direct source (next_batch),
  * whatever its connector's SL_RECEIVER flag says: for connectors whose options choose (the
  * kafka source's mode). Call it in init. */

@@ -59,6 +59,7 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
         sl_context_destroy(ctx);
         return NULL;
     }
+    sl__log_set_pipeline(ctx->name);
     sl_backpressure_defaults(&ctx->backpressure);
     ctx->state = SL_CTX_CREATED;
     return ctx;
@@ -293,6 +294,7 @@ int sl_context_start(sl_context *ctx)
         ctx->zero_time +
         ((ctx->start_time - ctx->zero_time) / ctx->batch_interval + 1) * ctx->batch_interval;
     pthread_mutex_unlock(&ctx->lock);
+    sl__batch_log_prepare(ctx);
     int crc = sl__recover(ctx);
     if (crc != SL_OK) {
         stop_instances(ctx->sources);
@@ -428,10 +430,10 @@ void sl_context_stop(sl_context *ctx, bool graceful)
     sl_log(SL_LOG_INFO, "stopped after %" PRIu64 " batches", atomic_load(&ctx->batches_completed));
     for (sl_instance *ins = ctx->sources; ins; ins = ins->next) {
         uint64_t over = atomic_load(&ins->oversize);
-        sl_log(over ? SL_LOG_WARN : SL_LOG_INFO,
-               "source '%s': %" PRIu64 " records received, %" PRIu64
-               " skipped for exceeding max_record_size (%" PRId64 " bytes)",
-               ins->name, atomic_load(&ins->records), over, ins->common.max_record_size);
+        sl__log_as(over ? SL_LOG_WARN : SL_LOG_INFO, ins->name,
+                   "source '%s': %" PRIu64 " records received, %" PRIu64
+                   " skipped for exceeding max_record_size (%" PRId64 " bytes)",
+                   ins->name, atomic_load(&ins->records), over, ins->common.max_record_size);
     }
 }
 

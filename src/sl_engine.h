@@ -9,6 +9,7 @@
 #include "sl_checkpoint.h"
 #include "sl_connector.h"
 #include "sl_context.h"
+#include "sl_hist.h"
 #include "sl_rate.h"
 #include "sl_util.h"
 #include "sl_wal.h"
@@ -184,6 +185,10 @@ struct sl_stream {
     _Atomic int64_t stream_time; /* event_time: the highest, INT64_MIN: none */
     /* event_time: where late records go (sl_stream_late); NULL: counted only */
     struct sl_late_out *late_out;
+    /* Computed datasets (sl__stream_compute, job thread): records out, and the time spent
+     * computing them, the fused narrow operators before it included, its computed parents
+     * not. */
+    _Atomic uint64_t computed_records, compute_us, computes;
     sl_stream *next;
 };
 
@@ -476,9 +481,12 @@ struct sl_instance {
     sl_stream *stream;             /* sources: their stream */
     sl_pid pid;                    /* sources: the backpressure estimator (job thread) */
     _Atomic double estimated_rate; /* its last rate, 0 = none yet */
+    _Atomic double rate_cap;       /* direct sources: their own cap (sl_instance_set_rate_cap) */
     pthread_mutex_t pid_lock;      /* guards pid's terms for readers off the job thread */
     _Atomic uint64_t records;      /* sources: received; sinks: written */
     _Atomic uint64_t oversize;
+    _Atomic uint64_t write_us;  /* sinks: time in write, retries included */
+    _Atomic uint64_t writes;    /* sinks: calls of write */
     struct sl_rejects *rejects; /* sinks: records rejected, dead letters (sl_deadletter.c) */
     _Atomic bool active;
     _Atomic int64_t retrying_since; /* sinks: ms of the batch's first failed attempt, 0: none */
@@ -596,6 +604,17 @@ typedef struct sl_job {
     struct sl_job *next;
 } sl_job;
 
+/* The batches since the last per-batch info line (sl_batch_log.c). */
+typedef struct sl_batch_summary {
+    bool enabled;        /* no stdout sink: the line is logged */
+    int64_t logged_at;   /* monotonic ms of the last line, 0: none yet */
+    uint64_t batches;    /* since that line */
+    int64_t first, last; /* their batch times */
+    uint64_t records_in;
+    uint64_t sink_records; /* every sink's written records at the last line */
+    int64_t proc_sum, proc_max, sched_max, total_max;
+} sl_batch_summary;
+
 typedef struct sl_listener {
     sl_batch_listener_fn fn;
     void *opaque;
@@ -671,6 +690,9 @@ struct sl_context {
     _Atomic int64_t gen_time; /* the batch being generated, or the next one */
     sl_job *computing;        /* the job the job thread runs (its ranges); job thread only */
     size_t nstate_gens;
+    /* Completed batches' delays, for /metrics. */
+    sl_hist hist_processing, hist_scheduling, hist_total;
+    sl_batch_summary summary; /* the per-batch info line; job thread only */
 };
 
 /* Waits on ctx->cond until the wall-clock time until_ms or a change of state. Batch times
@@ -703,6 +725,17 @@ int sl__context_step(sl_context *ctx, int64_t t, sl_batch_info *info);
 /* The least common multiple of the streams' slides (the batch interval when it would
  * exceed a day): a run's batch times count from a multiple of it (sl_context.c). */
 int64_t sl__graph_alignment(const sl_context *ctx);
+
+/* ==== The per-batch info line (sl_batch_log.c) ==== */
+
+/* Decides whether the line is logged: only without a console sink (which prints batches
+ * itself). Called once at start. */
+void sl__batch_log_prepare(sl_context *ctx);
+/* Adds a completed batch: logs a line at info at most every SL_BATCH_LOG_MS, summing up the
+ * batches since the last one; observes the delay histograms. @locality the job thread */
+void sl__batch_log_add(sl_context *ctx, const sl_batch_info *info);
+/* Logs what is left (at stop). @locality the job thread, as it ends */
+void sl__batch_log_flush(sl_context *ctx);
 
 /* ==== A batch's outputs (sl_output.c) ==== */
 

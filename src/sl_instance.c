@@ -188,7 +188,7 @@ void sl_instance_log(const sl_instance *ins, sl_log_level level, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    sl__vlog(level, ins->name, fmt, ap);
+    sl__vlog(level, ins->name, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -261,14 +261,24 @@ double sl_instance_backpressure_rate(const sl_instance *ins)
     return est > 0 ? est : bp->initial_rate;
 }
 
+/* The lower of two limits, 0 meaning none. */
+static double lower_limit(double a, double b)
+{
+    if (a > 0 && b > 0) {
+        return SL_MIN(a, b);
+    }
+    return a > 0 ? a : b;
+}
+
 double sl_instance_rate_limit(const sl_instance *ins)
 {
     double bp = sl_instance_backpressure_rate(ins);
-    double cap = ins->common.max_rate;
-    if (bp > 0 && cap > 0) {
-        return SL_MIN(bp, cap);
-    }
-    return bp > 0 ? bp : cap;
+    return lower_limit(lower_limit(bp, ins->common.max_rate), atomic_load(&ins->rate_cap));
+}
+
+void sl_instance_set_rate_cap(sl_instance *ins, double records_per_s)
+{
+    atomic_store(&ins->rate_cap, records_per_s > 0 ? records_per_s : 0);
 }
 
 void sl_instance_set_receiver(sl_instance *ins, bool receiver)

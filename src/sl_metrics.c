@@ -16,6 +16,9 @@
  *   sluice_input_estimated_rate, sluice_input_waiting; per sink (label sink=):
  * sluice_sink_records_total, sluice_sink_active, sluice_sink_last_error_timestamp_seconds,
  *   sluice_sink_records_rejected_total, sluice_sink_dead_letters_total.
+ * Then (sl_metrics_engine.c) the histograms sluice_batch_processing_seconds,
+ * sluice_batch_scheduling_delay_seconds and sluice_batch_total_delay_seconds; per operator
+ * sluice_operator_{records,seconds,batches}_total; per sink sluice_sink_{seconds,writes}_total.
  * Then the published gauges, sorted by name and labels.
  *
  * The registry is process-wide, keyed by context, behind one mutex: a context has no slot
@@ -73,6 +76,14 @@ static const char *const builtin_names[] = {
     "sluice_sink_dead_letters_total",
     "sluice_watermark_seconds",
     "sluice_event_time_lag_seconds",
+    "sluice_batch_processing_seconds",
+    "sluice_batch_scheduling_delay_seconds",
+    "sluice_batch_total_delay_seconds",
+    "sluice_operator_records_total",
+    "sluice_operator_seconds_total",
+    "sluice_operator_batches_total",
+    "sluice_sink_seconds_total",
+    "sluice_sink_writes_total",
     NULL,
 };
 
@@ -747,6 +758,7 @@ void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf
     }
     free(infos);
     event_times(ctx, b);
+    sl__metrics_render_engine(ctx, b);
 
     render_gauges(ctx, b);
 }

@@ -35,6 +35,10 @@ void sl__metrics_snapshot(sl_context *ctx, sl_metrics_snapshot *snap);
  * @locality any thread. */
 void sl__metrics_render(sl_context *ctx, const sl_metrics_snapshot *snap, sl_buf *b);
 
+/* Appends the histograms of batch delays and the per-operator and per-sink counters
+ * (sl_metrics_engine.c). @locality any thread */
+void sl__metrics_render_engine(sl_context *ctx, sl_buf *b);
+
 /* Forgets the gauges published for ctx. sl_context_destroy should call it (a context
  * created later at the same address would otherwise inherit them). */
 void sl__metrics_forget(sl_context *ctx);

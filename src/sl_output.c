@@ -320,7 +320,10 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
             /* The sink's errors, and those of its dead letters, land in why. */
             sl__instance_capture_begin(o->sink, why, sizeof(why));
             sl__rejects_begin(o->sink->rejects, &out);
+            int64_t start = sl__mono_ns();
             rc = o->sink->conn->write(o->sink->cctx, &out, why, sizeof(why));
+            atomic_fetch_add(&o->sink->write_us, (uint64_t)((sl__mono_ns() - start) / 1000));
+            atomic_fetch_add(&o->sink->writes, 1);
             /* Dead letters written; rejected: the records left out. */
             rc = sl__rejects_end(o->sink->rejects, &out, rc, &rejected);
             sl__instance_capture_end();
@@ -345,8 +348,9 @@ static int run_output_retrying(sl_context *ctx, sl_output *o, sl_job *job, const
             atomic_compare_exchange_strong(&o->sink->retrying_since, &zero, sl__now_ms());
         }
         if (attempt == 0 || attempt % 10 == 0) {
-            sl_log(SL_LOG_WARN, "output '%s' failed for batch %" PRId64 ", retrying: %s", o->name,
-                   job->time, err);
+            sl__log_as(SL_LOG_WARN, o->name,
+                       "output '%s' failed for batch %" PRId64 ", retrying: %s", o->name, job->time,
+                       err);
         }
         for (int64_t slept = 0; slept < backoff; slept += 50) {
             if (sl__context_abandoning(ctx)) {
@@ -463,7 +467,8 @@ static void output_done(out_run *run, sl_output *o, int rc, const char *err)
         atomic_store(&ctx->stop_requested, true);
         pthread_cond_broadcast(&ctx->cond);
         pthread_mutex_unlock(&ctx->lock);
-        sl_log(SL_LOG_ERROR, "stopping: output '%s' failed and cannot recover", o->name);
+        sl__log_as(SL_LOG_ERROR, o->name, "stopping: output '%s' failed and cannot recover",
+                   o->name);
     }
 }
 

@@ -220,7 +220,10 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&ctx->lock);
             next_block += ctx->block_interval * ((now - next_block) / ctx->block_interval + 1);
         }
-        if (now < next_batch) {
+        /* A graceful stop does not wait for the next batch time: the sources have stopped,
+         * so the last batch (at that time, to keep batch times aligned) takes what they
+         * hold now, and the stop takes about a second, not up to a batch interval. */
+        if (now < next_batch && !final) {
             continue;
         }
         if (ctx->fatal_err != SL_OK) {
@@ -357,7 +360,8 @@ static void run_job(sl_context *ctx, sl_job *job)
     }
     info->processing_end = sl__now_ms();
     info->processing_time = info->processing_end - info->processing_start;
-    info->total_delay = info->processing_end - info->batch_time;
+    /* A graceful stop runs its last batch before its time: no negative delay. */
+    info->total_delay = SL_MAX(0, info->processing_end - info->batch_time);
     sl__job_publish(ctx, job, info);
     feed_estimators(ctx, info);
 }
@@ -413,12 +417,18 @@ static void *job_main(void *arg)
         }
         sl_listener *listeners = job->state_only ? NULL : ctx->listeners;
         pthread_mutex_unlock(&ctx->lock);
+        if (!job->state_only) {
+            sl__batch_log_add(ctx, &job->info);
+        }
         for (sl_listener *l = listeners; l; l = l->next) {
             l->fn(&job->info, l->opaque);
         }
         sl__job_free(job);
         pthread_mutex_lock(&ctx->lock);
     }
+    pthread_mutex_unlock(&ctx->lock);
+    sl__batch_log_flush(ctx);
+    pthread_mutex_lock(&ctx->lock);
     ctx->job_running = false;
     pthread_cond_broadcast(&ctx->cond);
     pthread_mutex_unlock(&ctx->lock);

@@ -437,12 +437,12 @@ void sl__record_failed(sl_stream *node, const sl_record *r, int err)
     }
     preview[n] = '\0';
     const sl_record_meta *m = r->meta;
-    sl_log(SL_LOG_WARN,
-           "operator '%s' rejected a record (%s) from %s%s%s partition %d offset %" PRId64
-           ": \"%s%s\"",
-           node->name, why[0] ? why : sl_err2str(err), m && m->source ? m->source : "?",
-           m && m->topic ? " " : "", m && m->topic ? m->topic : "", m ? m->partition : -1,
-           m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
+    sl__log_as(SL_LOG_WARN, node->name,
+               "operator '%s' rejected a record (%s) from %s%s%s partition %d offset %" PRId64
+               ": \"%s%s\"",
+               node->name, why[0] ? why : sl_err2str(err), m && m->source ? m->source : "?",
+               m && m->topic ? " " : "", m && m->topic ? m->topic : "", m ? m->partition : -1,
+               m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
 }
 
 void sl__stream_late(sl_stream *node, int64_t t, const sl_record *r)
@@ -782,7 +782,32 @@ int sl__stream_put(sl_stream *s, int64_t t, sl_dataset *ds)
     return rc;
 }
 
+static int stream_compute(sl_stream *s, int64_t t, sl_dataset **out);
+
+/* Time the current thread spent computing the children of the node it computes, us: what
+ * a node's own time leaves out (its computed parents count for themselves). */
+static _Thread_local int64_t child_us;
+
 int sl__stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
+{
+    if (!sl__stream_valid_time(s, t) || cached(s, t)) {
+        return stream_compute(s, t, out);
+    }
+    int64_t outer = child_us;
+    child_us = 0;
+    int64_t start = sl__mono_ns();
+    int rc = stream_compute(s, t, out);
+    int64_t us = (sl__mono_ns() - start) / 1000;
+    if (rc == SL_OK && *out) {
+        atomic_fetch_add(&s->computed_records, sl_dataset_count(*out));
+        atomic_fetch_add(&s->compute_us, (uint64_t)SL_MAX(0, us - child_us));
+        atomic_fetch_add(&s->computes, 1);
+    }
+    child_us = outer + us;
+    return rc;
+}
+
+static int stream_compute(sl_stream *s, int64_t t, sl_dataset **out)
 {
     *out = NULL;
     if (!sl__stream_valid_time(s, t)) {

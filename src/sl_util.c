@@ -1,4 +1,4 @@
-/* sl_util.c -- clocks, arenas, hashing, the key table, logging, error names, directories,
+/* sl_util.c -- clocks, arenas, hashing, the key table, error names, directories,
  * JSON text, and the toolkit: buffers, booleans, secrets, "did you mean", JSON paths. */
 #include <ctype.h>
 #include <errno.h>
@@ -396,48 +396,6 @@ int sl__recvec_push(sl_recvec *v, const sl_record *r)
     }
     v->recs[v->n++] = *r;
     return SL_OK;
-}
-
-/* ==== Logging ==== */
-
-static _Atomic int log_level = SL_LOG_INFO;
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void sl_set_log_level(sl_log_level level)
-{
-    atomic_store(&log_level, (int)level);
-}
-
-int sl__log_enabled(sl_log_level level)
-{
-    return (int)level <= atomic_load(&log_level);
-}
-
-void sl__vlog(sl_log_level level, const char *prefix, const char *fmt, va_list ap)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    if (!sl__log_enabled(level)) {
-        return;
-    }
-    char msg[2048];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] %s%s%s\n", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-            names[level], prefix ? prefix : "", prefix ? ": " : "", msg);
-    pthread_mutex_unlock(&log_lock);
-}
-
-void sl_log(sl_log_level level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sl__vlog(level, NULL, fmt, ap);
-    va_end(ap);
 }
 
 void sl__strlcpy(char *dst, const char *src, size_t size)

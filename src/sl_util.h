@@ -129,8 +129,24 @@ int sl__recvec_push(sl_recvec *v, const sl_record *r);
 
 /* ==== Logging ==== */
 
-void sl__vlog(sl_log_level level, const char *prefix, const char *fmt, va_list ap);
+/* Writes one log line on stderr, in the format of sl_set_log_format. component: the source,
+ * sink or operator the line is about, NULL for the engine ("sluice" in JSON lines, no
+ * prefix in text ones); fields: NULL or the text of a JSON object with the line's figures
+ * (JSON lines only: text lines carry them in the message). @locality any thread */
+void sl__vlog(sl_log_level level, const char *component, const char *fields, const char *fmt,
+              va_list ap);
 int sl__log_enabled(sl_log_level level);
+/* Logs with fields (see sl__vlog), for the engine. */
+void sl__log_fields(sl_log_level level, const char *fields, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Logs a line about component (an operator, an output): the JSON lines' "component"; the
+ * text lines keep the message as it is (it names the component already). */
+void sl__log_as(sl_log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The pipeline that JSON lines name (the context's app name); "sluice" until one is set. */
+void sl__log_set_pipeline(const char *name);
+/* Parses "text" or "json"; false for anything else. */
+bool sl__log_format_parse(const char *s, sl_log_format *format);
 
 /* Formats into a fixed buffer, always terminated. */
 void sl__strlcpy(char *dst, const char *src, size_t size);

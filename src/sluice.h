@@ -357,6 +357,15 @@ int sl_context_workers(const sl_context *ctx);
 
 /* Logging: the level and where lines go (default stderr). */
 void sl_set_log_level(sl_log_level level);
+
+/* How log lines are written: SL_LOG_TEXT (the default) is
+ * `2026-12-08T01:02:03.456Z [info] component: message`; SL_LOG_JSON is one JSON object per
+ * line: {"time","level","pipeline","component","message"} and, on some lines, "fields". */
+typedef enum sl_log_format {
+    SL_LOG_TEXT = 0,
+    SL_LOG_JSON = 1,
+} sl_log_format;
+void sl_set_log_format(sl_log_format format);
 void sl_log(sl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ==== Sources ====

@@ -652,5 +652,6 @@ const sl_connector sl__connector_kafka_source = {
     .restore = kafka_src_restore,
     .stop = kafka_src_stop,
     .destroy = kafka_src_destroy,
+    .probe = sl__kafka_src_probe,
     .headers_option = "headers",
 };

@@ -330,6 +330,9 @@ int sl__kafka_msg_record(sl_kafka_src *ctx, const rd_kafka_message_t *m, const c
 void sl__kafka_hdrs_link(sl_record_meta *metas, size_t n, sl_kafka_hdrs *hdrs);
 /* Maps a librdkafka error to an sl_err. */
 int sl__kafka_err(rd_kafka_resp_err_t err);
+/* sluice check --connect: a TCP connect to each bootstrap broker (kafka_probe.c). */
+int sl__kafka_src_probe(void *ctx, sl_probe_report_fn report, void *opaque);
+int sl__kafka_sink_probe(void *ctx, sl_probe_report_fn report, void *opaque);
 
 /* ==== kafka_embedded.c ==== */
 

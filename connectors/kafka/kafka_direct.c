@@ -524,6 +524,10 @@ static int plan_batch(sl_kafka_src *ctx, batch_build *bb)
         ctx->from_buf[k] = ctx->parts[bb->idx[k]].next;
     }
     bb->rewinds = ctx->rewinds;
+    if (ctx->max_rate_per_partition > 0 && bb->n > 0) {
+        /* What the status page shows as the rate limit: the cap over the partitions read. */
+        sl_instance_set_rate_cap(ctx->ins, ctx->max_rate_per_partition * (double)bb->n);
+    }
     bb->lim = (sl_kafka_limits){
         .batch_ms = ctx->batch_ms,
         .max_rate_per_partition = ctx->max_rate_per_partition,

@@ -631,6 +631,7 @@ const sl_connector sl__connector_kafka_sink = {
     .write = kafka_sink_write,
     .stop = kafka_sink_stop,
     .destroy = kafka_sink_destroy,
+    .probe = sl__kafka_sink_probe,
     .wants_headers = kafka_sink_wants_headers,
     .positions = sl__kafka_sink_positions,
     .restore_state = sl__kafka_changelog_restore,

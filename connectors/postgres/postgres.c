@@ -374,6 +374,7 @@ const sl_connector sl__connector_postgres = {
     .write = pg_write,
     .stop = pg_stop,
     .destroy = pg_destroy,
+    .probe = sl__pg_probe,
     .wants_headers = pg_wants_headers,
     .positions = pg_positions_read,
 };

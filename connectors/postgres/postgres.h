@@ -221,6 +221,8 @@ struct pg_conn *sl__pg_connect(const sl_pg_ctx *ctx, char *msg, size_t msgsize, 
 /* Connects when there is no usable connection, creates the tables, checks the mapping and
  * prepares the statements. SL_OK, SL_ERR_RETRY or SL_ERR_FATAL. */
 int sl__pg_ensure(sl_pg_ctx *ctx);
+/* sluice check --connect: connect and log in, then close (postgres_conn.c). */
+int sl__pg_probe(void *ctx, sl_probe_report_fn report, void *opaque);
 
 /* ==== postgres_write.c ==== */
 

@@ -424,3 +424,22 @@ int sl__pg_ensure(sl_pg_ctx *ctx)
     sl_instance_set_active(ctx->ins, true);
     return SL_OK;
 }
+
+/* sluice check --connect: a libpq connection (and login) within connect_timeout, closed at
+ * once. The endpoint is the server libpq reached, or the conninfo's (password scrubbed). */
+int sl__pg_probe(void *vctx, sl_probe_report_fn report, void *opaque)
+{
+    const sl_pg_ctx *ctx = vctx;
+    char msg[512] = "", endpoint[300];
+    bool auth;
+    PGconn *conn = sl__pg_connect(ctx, msg, sizeof(msg), &auth);
+    if (conn) {
+        snprintf(endpoint, sizeof(endpoint), "postgres %s:%s/%s", PQhost(conn), PQport(conn),
+                 PQdb(conn));
+        PQfinish(conn);
+        report(opaque, endpoint, true, "connected and logged in");
+    } else {
+        report(opaque, "postgres", false, msg[0] ? msg : "cannot connect");
+    }
+    return SL_OK;
+}

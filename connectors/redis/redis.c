@@ -933,5 +933,6 @@ const sl_connector sl__connector_redis = {
     .write = redis_write,
     .stop = redis_stop,
     .destroy = redis_destroy,
+    .probe = sl__redis_probe,
     .positions = redis_positions,
 };

@@ -152,4 +152,7 @@ int sl__redis_position_parse(const char *s, size_t len, int64_t *next);
 sl_position_check sl__redis_positions_decide(const sl_input_range *r, const int64_t *held, size_t n,
                                              size_t *culprit);
 
+/* sluice check --connect: connect, AUTH, PING (redis_probe.c). */
+int sl__redis_probe(void *ctx, sl_probe_report_fn report, void *opaque);
+
 #endif /* SL_REDIS_H */

@@ -667,6 +667,22 @@ static const sl_option tcp_options[] = {
     {0},
 };
 
+/* sluice check --connect: connect mode connects to the server; listen mode binds its port
+ * (and closes it), as start will. */
+static int tcp_probe(void *vctx, sl_probe_report_fn report, void *opaque)
+{
+    sl_tcp_ctx *ctx = vctx;
+    bool listen = ctx->mode == SL_TCP_LISTEN;
+    const char *host = ctx->host ? ctx->host : listen ? "127.0.0.1" : "localhost";
+    char endpoint[300], why[256] = "";
+    snprintf(endpoint, sizeof(endpoint), "%s %s:%lld", listen ? "listen on" : "server", host,
+             (long long)ctx->port);
+    int rc = listen ? sl_probe_listen(host, (int)ctx->port, why, sizeof(why))
+                    : sl_probe_tcp(host, (int)ctx->port, 3000, why, sizeof(why));
+    report(opaque, endpoint, rc == SL_OK, why);
+    return SL_OK;
+}
+
 const sl_connector sl__connector_tcp = {
     .name = "tcp",
     .description = "Lines from TCP: connect to a server (Spark's socketTextStream) or listen "
@@ -684,6 +700,7 @@ const sl_connector sl__connector_tcp = {
     .on_batch_failed = tcp_batch_failed,
     .stop = tcp_stop,
     .destroy = tcp_destroy,
+    .probe = tcp_probe,
 };
 
 /* Spark's socketTextStream: a tcp source connecting to host:port. */

@@ -54,7 +54,7 @@ EOF
 
 # expect NAME COMMAND LOC WORD... : runs `sluice COMMAND $WORK/NAME.yaml` and checks exit
 # 2, an empty stdout, and a stderr of exactly one line that starts with "FILE:LOC: error: "
-# and contains every WORD.
+# (after the log's timestamp and level for run) and contains every WORD.
 expect() {
     local name=$1 cmd=$2 loc=$3
     shift 3
@@ -75,6 +75,12 @@ expect() {
     if [ "$lines" -ne 1 ]; then
         fail "$check" "expected exactly one line on stderr, got $lines: $err"
         return
+    fi
+    if [ "$cmd" = run ]; then
+        # run's stderr is its log: the line has the log's timestamp and level first.
+        [[ "$err" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z\ \[error\]\  ]] ||
+            { fail "$check" "run's error line is not a log line: $err"; return; }
+        err=${err#*\[error\] }
     fi
     local rest=${err#"$file:"}
     if [ "$rest" = "$err" ] || ! [[ "$rest" =~ ^[0-9]+:[0-9]+:\ error:\  ]]; then

@@ -106,8 +106,31 @@ for want in '^sluice_receivers 2$' '^sluice_receivers_active 2$' \
     '^# TYPE sluice_state_restored_records_total counter$' \
     '^sluice_state_restored_records_total 0$' '^sluice_state_restored_bytes_total 0$' \
     '^sluice_state_restore_seconds_total 0$' '^sluice_state_restored_tasks_total 0$' \
-    '^# TYPE sluice_state_restoring_tasks gauge$' '^sluice_state_restoring_tasks 0$'; do
+    '^# TYPE sluice_state_restoring_tasks gauge$' '^sluice_state_restoring_tasks 0$' \
+    '^# TYPE sluice_batch_processing_seconds histogram$' \
+    '^sluice_batch_processing_seconds_bucket\{le="0.005"\} [0-9]+$' \
+    '^sluice_batch_processing_seconds_bucket\{le="\+Inf"\} [1-9]' \
+    '^sluice_batch_processing_seconds_sum [0-9.]+$' '^sluice_batch_processing_seconds_count [1-9]' \
+    '^# TYPE sluice_batch_scheduling_delay_seconds histogram$' \
+    '^sluice_batch_scheduling_delay_seconds_count [1-9]' \
+    '^# TYPE sluice_batch_total_delay_seconds histogram$' \
+    '^sluice_batch_total_delay_seconds_bucket\{le="\+Inf"\} [1-9]' \
+    '^# TYPE sluice_operator_records_total counter$' \
+    '^sluice_operator_records_total\{operator="counts"\} [1-9]' \
+    '^sluice_operator_seconds_total\{operator="counts"\} [0-9.e-]+$' \
+    '^sluice_operator_batches_total\{operator="counts"\} [1-9]' \
+    '^# TYPE sluice_sink_seconds_total counter$' '^sluice_sink_seconds_total\{sink="out"\} [0-9.e-]+$' \
+    '^sluice_sink_writes_total\{sink="out"\} [1-9]'; do
     grep -Eq -- "$want" "$SL_TMP/metrics.txt" || sl_fail "/metrics lacks $want"
+done
+
+# Each histogram: cumulative buckets (never decreasing) and +Inf equal to _count.
+for h in processing scheduling_delay total_delay; do
+    awk -v h="sluice_batch_${h}_seconds" '
+        index($0, h "_bucket{") == 1 { if ($2 + 0 < last) bad = 1; last = $2 + 0; inf = $2 }
+        index($0, h "_count ") == 1 { count = $2 }
+        END { exit (bad || inf == "" || inf != count) }' "$SL_TMP/metrics.txt" ||
+        sl_fail "histogram sluice_batch_${h}_seconds is not cumulative or +Inf != _count"
 done
 
 if [ "$have_promtool" = 1 ]; then
