@@ -269,6 +269,22 @@ sl_stream *sl__cfg_count_ones(const cfg_op *op, sl_stream *s);
 /* The reduced stream s with op->agg's partial results finished (s itself without agg). */
 sl_stream *sl__cfg_finish(const cfg_op *op, sl_stream *s);
 
+/* ==== parse and the JSON shaping ops (sl_cfg_ops_shape.c) ==== */
+
+/* The docs of their entries in the op table. */
+extern const char sl__cfg_doc_parse[], sl__cfg_doc_set[], sl__cfg_doc_rename[], sl__cfg_doc_drop[],
+    sl__cfg_doc_keep[];
+int sl__cfg_op_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_set(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_rename(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_drop(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+int sl__cfg_op_keep(cfg_parser *p, yaml_node_t *arg, cfg_op *op);
+sl_stream *sl__cfg_apply_shape(const cfg_op *op, sl_stream *s, sl_stream *const *handles);
+/* Joins each run of consecutive shaping ops (set, rename, drop, keep), and such a run after a
+ * parse op, into its first op, so that a record's JSON is decoded and encoded once: the
+ * others keep their desc and add no node. SL_OK or SL_ERR_NOMEM. */
+int sl__cfg_fuse_shapes(cfg_op *ops, size_t nops);
+
 /* ==== Windowed and stateful ops (sl_cfg_window.c) ==== */
 
 int sl__cfg_op_window(cfg_parser *p, yaml_node_t *arg, cfg_op *op);

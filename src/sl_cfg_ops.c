@@ -712,9 +712,10 @@ const cfg_op_def sl__cfg_ops[] = {
             "partition, offset or timestamp, or from a field or header holding a number; `as: "
             "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
             "field's, attribute's or header's text. A record without it, or whose text is not a "
-            "number, is rejected (counted, logged with its source, partition and offset). With "
-            "`lua:`, a number the function returns becomes the typed value, a string the value "
-            "bytes, a table sets the record's fields (as `map`); nil rejects"},
+            "number, is rejected (counted, logged with the reason, such as `missing JSON field "
+            "'amount'`, and its source, partition and offset). With `lua:`, a number the function "
+            "returns becomes the typed value, a string the value bytes, a table sets the record's "
+            "fields (as `map`); nil rejects"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
@@ -722,7 +723,9 @@ const cfg_op_def sl__cfg_ops[] = {
                "filter: {meta: partition, equals: 3}", "filter: {key: true, matches: REGEX}",
                "filter: {lua: \"function(r) return r.num > 10 end\"}"},
      .doc = "keeps matching records; one of `equals`, `not_equals`, `gt`, `ge`, `lt`, `le`, "
-            "`contains`, `matches` (POSIX extended regex); without `json:`, `meta:` or "
+            "`contains`, `matches` (a PCRE2 regular expression, unanchored, on the bytes: `\\d`, "
+            "`(?i)`; a bad one is a config error with PCRE2's message and offset; a match that "
+            "backtracks over a million steps rejects the record); without `json:`, `meta:` or "
             "`header:` on the value (the typed value for `gt`..`le`, and for `equals` and "
             "`not_equals` with a number when the record has one), with `key: true` on the key; "
             "integer attributes compare as numbers (as text with `contains` and `matches`), "
@@ -740,6 +743,34 @@ const cfg_op_def sl__cfg_ops[] = {
             "`2026-12-07T21:44:00.5+01:00`, a space for the T, no offset: UTC) or a strptime "
             "pattern (UTC unless it has `%z`); a record without a valid time is rejected "
             "(counted, logged with its source, partition and offset)"},
+    {.name = "parse",
+     .parse = sl__cfg_op_parse,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"parse: {regex: '^(?<ip>\\S+) .* (?<status>\\d{3}) ', types: {status: int}}",
+               "parse: {format: nginx_combined}", "parse: syslog_rfc5424",
+               "parse: {regex: REGEX, json: msg}", "parse: {regex: REGEX, key: true}"},
+     .doc = sl__cfg_doc_parse},
+    {.name = "set",
+     .parse = sl__cfg_op_set,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"set: {field: total, expr: \"price * qty\"}", "set: {field: user.id, from: uid}",
+               "set: {field: env, value: prod}"},
+     .doc = sl__cfg_doc_set},
+    {.name = "rename",
+     .parse = sl__cfg_op_rename,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"rename: {from: a.b, to: c}"},
+     .doc = sl__cfg_doc_rename},
+    {.name = "drop",
+     .parse = sl__cfg_op_drop,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"drop: [a, b.c]", "drop: a"},
+     .doc = sl__cfg_doc_drop},
+    {.name = "keep",
+     .parse = sl__cfg_op_keep,
+     .apply = sl__cfg_apply_shape,
+     .forms = {"keep: [a, b.c]"},
+     .doc = sl__cfg_doc_keep},
     {.name = "reduce_by_key",
      .parse = cfg_op_reduce_by_key,
      .apply = cfg_apply_reduce_by_key,

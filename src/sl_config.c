@@ -189,6 +189,9 @@ static int cfg_parse_stream(cfg_parser *p, yaml_node_t *item, cfg_stream *st)
             return sl__cfg_error(p, st->ops[i].loc, "out of memory");
         }
     }
+    if (sl__cfg_fuse_shapes(st->ops, st->nops) != SL_OK) {
+        return sl__cfg_error(p, st->loc, "out of memory");
+    }
     return SL_OK;
 }
 

@@ -192,6 +192,58 @@ const char *sl__yamlops_json_text(json_t *v, char *buf, size_t bufsize, size_t *
     }
 }
 
+/* ==== Rejections: each says why (sl_reject_reason) and returns SL_ERR_RECORD ==== */
+
+int sl__yamlops_reject_json(const sl_jpath *path, bool have_root)
+{
+    if (!have_root) {
+        sl_reject_reason("the value is not JSON");
+    } else if (path && path->depth > 0) {
+        char buf[128];
+        sl_reject_reason("missing JSON field '%s'", sl__jpath_text(path, buf, sizeof(buf)));
+    } else {
+        sl_reject_reason("the value is not a JSON object");
+    }
+    return SL_ERR_RECORD;
+}
+
+const char *sl__yamlops_preview(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 4 < size && i < 40; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (len > 40 && n + 4 < size) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int sl__yamlops_reject_nan(const char *what, const char *s, size_t len)
+{
+    char pv[64];
+    sl_reject_reason("%s '%s' is not a number", what,
+                     sl__yamlops_preview(s ? s : "", s ? len : 0, pv, sizeof(pv)));
+    return SL_ERR_RECORD;
+}
+
+int sl__yamlops_reject_json_nan(const sl_jpath *path, json_t *v)
+{
+    char p[96], buf[64], pv[64];
+    char *heap;
+    size_t len;
+    const char *text = sl__yamlops_json_text(v, buf, sizeof(buf), &len, &heap);
+    sl_reject_reason("JSON field '%s' is %s%s%s, not a number", sl__jpath_text(path, p, sizeof(p)),
+                     json_is_string(v) ? "'" : "",
+                     text ? sl__yamlops_preview(text, len, pv, sizeof(pv)) : "?",
+                     json_is_string(v) ? "'" : "");
+    free(heap);
+    return SL_ERR_RECORD;
+}
+
 /* Copies len bytes with alloc. A zero length needs no memory: *out points to fallback. */
 static int yop_copy(const char *bytes, size_t len, const char *fallback, sl_yamlops_alloc_fn alloc,
                     void *arg, const char **out, uint32_t *out_len)
@@ -354,9 +406,9 @@ void sl__yamlops_destroy(sl_yamlop *op)
     free(op->steps);
     free(op->ts_pattern);
     free((void *)op->first_ns);
-    if (op->has_regex) {
-        regfree(&op->regex);
-    }
+    sl__yamlops_re_free(op->re);
+    sl__yamlops_parse_free(op->parse);
+    sl__yamlops_shape_free(op->shape);
     free(op);
 }
 
@@ -368,12 +420,12 @@ static int yop_apply_json_text(const sl_yamlop *op, const sl_record *in, sl_reco
 {
     json_t *root = sl__yamlops_json_load(in);
     if (!root) {
-        return SL_ERR_RECORD;
+        return sl__yamlops_reject_json(&op->path, false);
     }
     json_t *v = sl__jpath_get(&op->path, root);
     if (!v) {
         json_decref(root);
-        return SL_ERR_RECORD;
+        return sl__yamlops_reject_json(&op->path, true);
     }
     char buf[64];
     char *heap;
@@ -407,14 +459,19 @@ static int yop_apply_json_num(const sl_yamlop *op, const sl_record *in, sl_recor
 {
     json_t *root = sl__yamlops_json_load(in);
     if (!root) {
-        return SL_ERR_RECORD;
+        return sl__yamlops_reject_json(&op->path, false);
     }
     json_t *v = sl__jpath_get(&op->path, root);
     yop_num n;
-    bool ok = v && sl__yamlops_json_num(v, &n);
+    int rc = SL_OK;
+    if (!v) {
+        rc = sl__yamlops_reject_json(&op->path, true);
+    } else if (!sl__yamlops_json_num(v, &n)) {
+        rc = sl__yamlops_reject_json_nan(&op->path, v);
+    }
     json_decref(root);
-    if (!ok) {
-        return SL_ERR_RECORD;
+    if (rc != SL_OK) {
+        return rc;
     }
     yop_set_num(out, &n);
     return SL_OK;
@@ -427,12 +484,12 @@ static int yop_apply_attr(const sl_yamlop *op, const sl_record *in, sl_record *o
 {
     yop_attr a;
     if (!sl__yamlops_attr_get(op, in, &a)) {
-        return SL_ERR_RECORD;
+        return sl__yamlops_reject_attr(op);
     }
     if (as_num) {
         yop_num n;
         if (!sl__yamlops_attr_num(&a, &n)) {
-            return SL_ERR_RECORD;
+            return sl__yamlops_reject_attr_nan(op, &a);
         }
         yop_set_num(out, &n);
         return SL_OK;
@@ -489,7 +546,7 @@ int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
     case YOP_VALUE_NUM: {
         yop_num n;
         if (!in->value || !sl__yamlops_parse_num(in->value, in->value_len, &n)) {
-            return SL_ERR_RECORD;
+            return sl__yamlops_reject_nan("the value", in->value, in->value_len);
         }
         yop_set_num(out, &n);
         return SL_OK;
@@ -514,6 +571,8 @@ int sl__yamlops_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
     }
     case YOP_BURN: return sl__yamlops_burn(in, out, NULL, (void *)op);
     case YOP_TIMESTAMP: return sl__yamlops_timestamp(op, in, out);
+    case YOP_PARSE: return sl__yamlops_parse_apply(op, in, out, alloc, arg);
+    case YOP_SHAPE: return sl__yamlops_shape_apply(op, in, out, alloc, arg);
     default: return SL_ERR_INVAL;
     }
 }

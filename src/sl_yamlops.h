@@ -1,5 +1,6 @@
 /* sl_yamlops.h -- the built-in operations of the YAML front end (split, key, value, filter,
- * map, running, and the test-only burn), written as ordinary operator functions of the public API.
+ * map, timestamp, running, parse, the JSON shaping ops set, rename, drop and keep, and the
+ * test-only burn), written as ordinary operator functions of the public API.
  *
  * An operation is described by an sl_yamlop, built once at load time (regular expressions
  * compiled, JSON paths split, literals parsed). The operator functions below take it as
@@ -11,7 +12,8 @@
  *
  * Records the functions reject (malformed JSON, a missing field where one is needed, a
  * field that is not a number where one is needed) make them return SL_ERR_RECORD, which the
- * engine counts as a failed record; processing goes on.
+ * engine counts as a failed record, logged with the reason they give (sl_reject_reason);
+ * processing goes on.
  */
 #ifndef SL_YAMLOPS_H
 #define SL_YAMLOPS_H
@@ -29,7 +31,7 @@ typedef enum sl_yamlop_cmp {
     SL_YOP_LT,
     SL_YOP_LE,
     SL_YOP_CONTAINS,
-    SL_YOP_MATCHES, /* POSIX extended regular expression, unanchored */
+    SL_YOP_MATCHES, /* PCRE2 regular expression, unanchored */
 } sl_yamlop_cmp;
 
 /* What a filter, a key or a value op looks at. */
@@ -100,9 +102,9 @@ sl_yamlop *sl__yamlops_value_from_new(sl_yamlop_target target, const char *name,
                                       char *errstr, size_t errsize);
 /* filter: target, name (the JSON path for SL_YOP_ON_JSON, the attribute for SL_YOP_ON_META,
  * the header for SL_YOP_ON_HEADER, else NULL), comparison and operand. GT..LE need a numeric
- * operand; MATCHES compiles the operand as an extended regex. Integer attributes compare as
- * numbers with GT..LE and with a numeric operand, else as their decimal text; headers and
- * text attributes compare as text (as numbers with GT..LE). A missing JSON field, header or
+ * operand; MATCHES compiles the operand as a PCRE2 regex (bytes, no UTF-8 mode). Integer attributes
+ * compare as numbers with GT..LE and with a numeric operand, else as their decimal text; headers
+ * and text attributes compare as text (as numbers with GT..LE). A missing JSON field, header or
  * attribute matches no comparison but not_equals; a null header value compares as empty. */
 sl_yamlop *sl__yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
                                   const char *operand, char *errstr, size_t errsize);
@@ -137,6 +139,49 @@ int sl__yamlops_parse_us(const char *s, int64_t *us);
 void sl__yamlops_burn_spin(int64_t us);
 /* For sl_stream_map with a burn op (sl__yamlops_map does the same). Thread-safe. */
 int sl__yamlops_burn(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque);
+
+/* ==== parse and the JSON shaping ops (set, rename, drop, keep) ====
+ * They read the value as a JSON object (parse: with json:) and write it back, compact. A
+ * record they cannot process is rejected with the reason (sl_reject_reason). */
+
+/* A capture's type in a parse op: "string" (the default), "int", "float" or "bool". */
+typedef struct sl_yamlops_capture_type {
+    const char *name; /* the capture's name */
+    const char *type;
+} sl_yamlops_capture_type;
+
+/* parse: matches regex (PCRE2, named captures (?<name>...)) or the named format (see
+ * sl__yamlops_parse_formats; exactly one of the two) against target's text: the value
+ * (SL_YOP_ON_VALUE), the key (SL_YOP_ON_KEY) or the JSON field at path (SL_YOP_ON_JSON). The
+ * named captures that took part in the match become the fields of a JSON object, in the
+ * pattern's order: the new value, or, for SL_YOP_ON_JSON, added to the value's object.
+ * types (ntypes entries, may be NULL) convert captures; a typed capture of "" or "-" is
+ * null. A record that does not match, or whose typed capture does not convert, is
+ * rejected. NULL with errstr set ("... at offset N" for a bad regex). */
+sl_yamlop *sl__yamlops_parse_new(sl_yamlop_target target, const char *path, const char *regex,
+                                 const char *format, const sl_yamlops_capture_type *types,
+                                 size_t ntypes, char *errstr, size_t errsize);
+/* The formats parse knows: "nginx_combined, apache_combined, apache_common, syslog_rfc5424". */
+const char *sl__yamlops_parse_formats(void);
+
+/* set: the field at the dotted path field (objects created on the way) from exactly one
+ * of: from (another field's path; missing: rejected), literal_json (JSON text: 1, "a",
+ * true, null, {...}) or expr (numbers, field paths, + - * / and parentheses; see
+ * sl_yamlops_shape.c). */
+sl_yamlop *sl__yamlops_set_new(const char *field, const char *from, const char *literal_json,
+                               const char *expr, char *errstr, size_t errsize);
+/* rename: moves the field at from to to (replacing what is there); a missing from: as is. */
+sl_yamlop *sl__yamlops_rename_new(const char *from, const char *to, char *errstr, size_t errsize);
+/* drop (keep false): removes the fields at paths (missing ones: nothing); keep (true):
+ * keeps only them (the missing ones stay missing). */
+sl_yamlop *sl__yamlops_drop_new(const char *const *paths, size_t npaths, bool keep, char *errstr,
+                                size_t errsize);
+/* True for a parse or shaping op that the steps of a following shaping op can join. */
+bool sl__yamlops_shape_can_fuse(const sl_yamlop *op);
+/* Moves the steps of the shaping op next (destroyed by this call) to the end of op's, so
+ * that the value is decoded and encoded once for both. SL_OK or SL_ERR_NOMEM (then nothing
+ * changed and next is still the caller's). */
+int sl__yamlops_shape_fuse(sl_yamlop *op, sl_yamlop *next);
 
 void sl__yamlops_destroy(sl_yamlop *op);
 

@@ -96,6 +96,27 @@ bool sl__yamlops_attr_num(const yop_attr *a, yop_num *n)
     return sl__yamlops_parse_num(a->s, a->len, n);
 }
 
+int sl__yamlops_reject_attr(const sl_yamlop *op)
+{
+    if (op->target == SL_YOP_ON_HEADER) {
+        sl_reject_reason("no header '%s'", op->header);
+    } else {
+        sl_reject_reason("the record has no %s", yop_meta_names[op->meta]);
+    }
+    return SL_ERR_RECORD;
+}
+
+int sl__yamlops_reject_attr_nan(const sl_yamlop *op, const yop_attr *a)
+{
+    char what[96];
+    if (op->target == SL_YOP_ON_HEADER) {
+        snprintf(what, sizeof(what), "header '%s'", op->header);
+    } else {
+        snprintf(what, sizeof(what), "%s", yop_meta_names[op->meta]);
+    }
+    return sl__yamlops_reject_nan(what, a->s, a->len);
+}
+
 /* Sets what op reads: a meta attribute by name or a header. */
 static int yop_set_attr(sl_yamlop *op, sl_yamlop_target target, const char *name, char *errstr,
                         size_t errsize)

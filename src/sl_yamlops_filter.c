@@ -1,6 +1,5 @@
 /* sl_yamlops_filter.c -- the filter op: compares a record's value, key, JSON field, meta or
  * header with an operand. */
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,15 +7,6 @@
 #include <jansson.h>
 
 #include "sl_yamlops_int.h"
-
-/* Built with AddressSanitizer (gcc defines __SANITIZE_ADDRESS__, clang has the feature). */
-#if defined(__SANITIZE_ADDRESS__)
-#define SL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SL_ASAN 1
-#endif
-#endif
 
 static const char *const yop_cmp_names[] = {
     [SL_YOP_EQUALS] = "equals",
@@ -42,141 +32,6 @@ int sl__yamlops_cmp_from_name(const char *name)
 const char *sl__yamlops_cmp_name(sl_yamlop_cmp cmp)
 {
     return (unsigned)cmp <= SL_YOP_MATCHES ? yop_cmp_names[cmp] : "?";
-}
-
-/* ==== Regular expressions that regcomp can build ====
- * glibc's regcomp copies a repeated subexpression once per repetition ({m,n}), and takes
- * time and memory exponential in the number of stacked quantifiers: "a" followed by 22 "+"
- * needs gigabytes. Such expressions are refused at load, with the reason. */
-
-#define YOP_RE_MAX_DEPTH 16    /* nested groups */
-#define YOP_RE_MAX_SIZE  10000 /* elements once the repetitions are expanded */
-
-/* Parses "{m}", "{m,}" or "{m,n}" at p; returns the character after it (NULL when p is
- * not a bound: then "{" is an ordinary character) and in *reps the copies it makes. */
-static const char *yop_regex_bound(const char *p, size_t *reps)
-{
-    size_t m = 0, n = 0;
-    const char *q = p + 1;
-    if (*q < '0' || *q > '9') {
-        return NULL;
-    }
-    for (; *q >= '0' && *q <= '9'; q++) {
-        m = m < 100000 ? m * 10 + (size_t)(*q - '0') : m;
-    }
-    n = m;
-    if (*q == ',') {
-        q++;
-        if (*q >= '0' && *q <= '9') {
-            for (n = 0; *q >= '0' && *q <= '9'; q++) {
-                n = n < 100000 ? n * 10 + (size_t)(*q - '0') : n;
-            }
-        } else {
-            n = m + 1; /* unbounded: m copies and a star */
-        }
-    }
-    if (*q != '}') {
-        return NULL;
-    }
-    *reps = n > m ? n : m;
-    return q + 1;
-}
-
-/* Skips a bracket expression starting at p ('['); returns its last character (']'), or
- * the terminating NUL when it is unterminated (regcomp reports that). */
-static const char *yop_regex_bracket(const char *p)
-{
-    p++;
-    if (*p == '^') {
-        p++;
-    }
-    if (*p == ']') {
-        p++;
-    }
-    for (; *p && *p != ']'; p++) {
-        if (*p == '[' && (p[1] == ':' || p[1] == '=' || p[1] == '.')) {
-            const char *end = strchr(p + 2, p[1]);
-            while (end && end[1] != ']') {
-                end = strchr(end + 1, p[1]);
-            }
-            if (!end) {
-                return p + strlen(p);
-            }
-            p = end + 1;
-        }
-    }
-    return p;
-}
-
-/* True when the extended regex re has no stacked quantifiers (a++, a*{2}), groups nested at
- * most YOP_RE_MAX_DEPTH deep and at most YOP_RE_MAX_SIZE elements with its repetitions
- * expanded; otherwise false with why. Syntax errors are left to regcomp. */
-static bool yop_regex_bounded(const char *re, char *why, size_t whysize)
-{
-    size_t outer[YOP_RE_MAX_DEPTH]; /* the size of each enclosing group so far */
-    int depth = 0;
-    size_t cur = 0, last = 0; /* the size of the current group, of its last atom */
-    bool quantified = false;  /* the last item was a quantifier */
-    for (const char *p = re; *p; p++) {
-        size_t reps = 0, atom = 1;
-        const char *after = NULL;
-        if (*p == '*' || *p == '+' || *p == '?') {
-            reps = *p == '?' ? 1 : 2;
-        } else if (*p == '{' && (after = yop_regex_bound(p, &reps)) != NULL) {
-            reps = reps ? reps : 1;
-        }
-        if (reps) {
-            if (quantified) {
-                snprintf(why, whysize,
-                         "a quantifier follows another one at offset %zu (as in a++); "
-                         "group the first: (a+)+",
-                         (size_t)(p - re));
-                return false;
-            }
-            quantified = true;
-            if (last && reps - 1 > (YOP_RE_MAX_SIZE - cur) / last) {
-                snprintf(why, whysize, "over %d elements once its repetitions are expanded",
-                         YOP_RE_MAX_SIZE);
-                return false;
-            }
-            cur += last * (reps - 1);
-            p = after ? after - 1 : p;
-            continue;
-        }
-        quantified = false;
-        if (*p == '(') {
-            if (depth == YOP_RE_MAX_DEPTH) {
-                snprintf(why, whysize, "groups nested more than %d deep", YOP_RE_MAX_DEPTH);
-                return false;
-            }
-            outer[depth++] = cur;
-            cur = last = 0;
-            continue;
-        }
-        if (*p == '|') {
-            last = 0;
-            continue;
-        }
-        if (*p == ')' && depth > 0) {
-            atom = cur ? cur : 1;
-            cur = outer[--depth];
-        } else if (*p == '\\' && p[1]) {
-            p++;
-        } else if (*p == '[') {
-            p = yop_regex_bracket(p);
-            if (!*p) {
-                return true;
-            }
-        }
-        if (atom > YOP_RE_MAX_SIZE - cur) {
-            snprintf(why, whysize, "over %d elements once its repetitions are expanded",
-                     YOP_RE_MAX_SIZE);
-            return false;
-        }
-        cur += atom;
-        last = atom;
-    }
-    return true;
 }
 
 sl_yamlop *sl__yamlops_filter_new(sl_yamlop_target target, const char *name, sl_yamlop_cmp cmp,
@@ -217,21 +72,13 @@ sl_yamlop *sl__yamlops_filter_new(sl_yamlop_target target, const char *name, sl_
         return NULL;
     }
     if (cmp == SL_YOP_MATCHES) {
-        char why[128];
-        if (!yop_regex_bounded(operand, why, sizeof(why))) {
-            sl__yamlops_err(errstr, errsize, "bad regular expression '%s': %s", operand, why);
-            sl__yamlops_destroy(op);
-            return NULL;
-        }
-        int rc = regcomp(&op->regex, operand, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char msg[128];
-            regerror(rc, &op->regex, msg, sizeof(msg));
+        char msg[200];
+        op->re = sl__yamlops_re_new(operand, msg, sizeof(msg));
+        if (!op->re) {
             sl__yamlops_err(errstr, errsize, "bad regular expression '%s': %s", operand, msg);
             sl__yamlops_destroy(op);
             return NULL;
         }
-        op->has_regex = true;
     }
     return op;
 }
@@ -247,35 +94,6 @@ static int yop_num_cmp(const yop_num *a, const yop_num *b)
     return x < y ? -1 : x > y;
 }
 
-#if !defined(REG_STARTEND) || defined(SL_ASAN)
-/* Matches op's regex against a NUL-terminated copy of s[0..len): without REG_STARTEND, and
- * under AddressSanitizer, whose regexec interceptor reads the string up to its NUL even with
- * REG_STARTEND (a record's bytes have none). With REG_STARTEND the copy is still matched
- * as len bytes, so NUL bytes inside the value match as bytes. */
-static int yop_match_copy(const sl_yamlop *op, const char *s, size_t len)
-{
-    char small[256];
-    char *buf = len < sizeof(small) ? small : malloc(len + 1);
-    if (!buf) {
-        return SL_ERR_NOMEM;
-    }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-#ifdef REG_STARTEND
-    regmatch_t m[1];
-    m[0].rm_so = 0;
-    m[0].rm_eo = (regoff_t)len;
-    int rc = regexec(&op->regex, buf, 1, m, REG_STARTEND) == 0;
-#else
-    int rc = regexec(&op->regex, buf, 0, NULL, 0) == 0;
-#endif
-    if (buf != small) {
-        free(buf);
-    }
-    return rc;
-}
-#endif
-
 /* Applies a text comparison (equals, not_equals, contains, matches) to s[0..len). */
 static int yop_filter_text(const sl_yamlop *op, const char *s, size_t len)
 {
@@ -284,16 +102,7 @@ static int yop_filter_text(const sl_yamlop *op, const char *s, size_t len)
     case SL_YOP_NOT_EQUALS: return !(len == op->operand_len && memcmp(s, op->operand, len) == 0);
     case SL_YOP_CONTAINS:
         return op->operand_len == 0 || (len > 0 && memmem(s, len, op->operand, op->operand_len));
-    case SL_YOP_MATCHES: {
-#if defined(REG_STARTEND) && !defined(SL_ASAN)
-        regmatch_t m[1];
-        m[0].rm_so = 0;
-        m[0].rm_eo = (regoff_t)len;
-        return regexec(&op->regex, len ? s : "", 1, m, REG_STARTEND) == 0;
-#else
-        return yop_match_copy(op, s, len);
-#endif
-    }
+    case SL_YOP_MATCHES: return sl__yamlops_re_find(op->re, s, len);
     default: return SL_ERR_INVAL;
     }
 }
@@ -322,7 +131,7 @@ static int yop_filter_json(const sl_yamlop *op, const sl_record *in)
 {
     json_t *root = sl__yamlops_json_load(in);
     if (!root) {
-        return SL_ERR_RECORD;
+        return sl__yamlops_reject_json(&op->path, false);
     }
     json_t *v = sl__jpath_get(&op->path, root);
     int rc;
@@ -331,7 +140,8 @@ static int yop_filter_json(const sl_yamlop *op, const sl_record *in)
         rc = op->cmp == SL_YOP_NOT_EQUALS;
     } else if (yop_cmp_is_numeric(op->cmp)) {
         yop_num n;
-        rc = sl__yamlops_json_num(v, &n) ? yop_filter_num(op, &n) : SL_ERR_RECORD;
+        rc = sl__yamlops_json_num(v, &n) ? yop_filter_num(op, &n)
+                                         : sl__yamlops_reject_json_nan(&op->path, v);
     } else if ((op->cmp == SL_YOP_EQUALS || op->cmp == SL_YOP_NOT_EQUALS) && json_is_number(v) &&
                op->operand_is_num) {
         yop_num n;
@@ -357,7 +167,8 @@ static int yop_filter_attr(const sl_yamlop *op, const sl_record *in)
     }
     yop_num n;
     if (yop_cmp_is_numeric(op->cmp)) {
-        return sl__yamlops_attr_num(&a, &n) ? yop_filter_num(op, &n) : SL_ERR_RECORD;
+        return sl__yamlops_attr_num(&a, &n) ? yop_filter_num(op, &n)
+                                            : sl__yamlops_reject_attr_nan(op, &a);
     }
     if (a.is_num && op->operand_is_num &&
         (op->cmp == SL_YOP_EQUALS || op->cmp == SL_YOP_NOT_EQUALS)) {
@@ -395,7 +206,8 @@ int sl__yamlops_filter(const sl_record *in, void *opaque)
             n.i = in->num_type == SL_NUM_INT ? in->num.i : 0;
             n.d = in->num_type == SL_NUM_DOUBLE ? in->num.d : (double)in->num.i;
         } else if (!sl__yamlops_parse_num(s, len, &n)) {
-            return SL_ERR_RECORD;
+            return sl__yamlops_reject_nan(op->target == SL_YOP_ON_KEY ? "the key" : "the value", s,
+                                          len);
         }
         return yop_filter_num(op, &n);
     }

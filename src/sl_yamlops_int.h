@@ -2,7 +2,6 @@
 #ifndef SL_YAMLOPS_INT_H
 #define SL_YAMLOPS_INT_H
 
-#include <regex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +30,8 @@ typedef enum yop_kind {
     YOP_RUNNING,
     YOP_BURN,
     YOP_TIMESTAMP,
+    YOP_PARSE, /* sl_yamlops_parse.c */
+    YOP_SHAPE, /* sl_yamlops_shape.c */
 } yop_kind;
 
 /* The timestamp op's formats: epoch numbers in a unit, RFC 3339, a strptime pattern. */
@@ -67,8 +68,7 @@ struct sl_yamlop {
     char *operand;
     size_t operand_len;
     bool operand_is_num;
-    bool has_regex;
-    regex_t regex;
+    struct yop_re *re; /* filter matches, parse (PCRE2) */
     /* running */
     sl_reduce_fn reduce;
     /* burn */
@@ -79,6 +79,10 @@ struct sl_yamlop {
     /* timestamp (target: SL_YOP_ON_VALUE, _JSON or _HEADER) */
     yop_ts_format ts_format;
     char *ts_pattern;
+    /* parse (captures, format) and the JSON shaping steps (set, rename, drop, keep) run on
+     * the value's object; a parse op may carry the steps of the shaping ops after it */
+    struct yop_parse *parse;
+    struct yop_shape *shape;
 };
 
 /* An attribute of a record as the ops see it: an integer, or text borrowed from the record
@@ -122,5 +126,46 @@ bool sl__yamlops_attr_num(const yop_attr *a, yop_num *n);
 /* Builds an op of kind that reads an attribute (target SL_YOP_ON_META or _HEADER). */
 sl_yamlop *sl__yamlops_new_attr(yop_kind kind, sl_yamlop_target target, const char *name,
                                 char *errstr, size_t errsize);
+
+/* ==== Regular expressions (PCRE2, sl_yamlops_parse.c) ==== */
+
+typedef struct yop_re yop_re;
+
+/* Compiles pattern (JIT when available); NULL with "MESSAGE at offset N" in errstr. */
+yop_re *sl__yamlops_re_new(const char *pattern, char *errstr, size_t errsize);
+/* 1 when re matches somewhere in s[0..len), 0 when not, SL_ERR_RECORD (with the reject
+ * reason set) when the match gave up (its step limit). Thread-safe. */
+int sl__yamlops_re_find(const yop_re *re, const char *s, size_t len);
+void sl__yamlops_re_free(yop_re *re);
+
+/* ==== Parse and shaping ops (sl_yamlops_parse.c, sl_yamlops_shape.c) ==== */
+
+int sl__yamlops_parse_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
+                            sl_yamlops_alloc_fn alloc, void *arg);
+void sl__yamlops_parse_free(struct yop_parse *pp);
+int sl__yamlops_shape_apply(const sl_yamlop *op, const sl_record *in, sl_record *out,
+                            sl_yamlops_alloc_fn alloc, void *arg);
+/* Runs the steps of sh on the object root. SL_OK, or SL_ERR_RECORD with the reason set. */
+int sl__yamlops_shape_run(const struct yop_shape *sh, json_t *root);
+/* Encodes root (compact) into out's value bytes. SL_OK, SL_ERR_NOMEM, or SL_ERR_RECORD. */
+int sl__yamlops_json_out(json_t *root, sl_record *out, sl_yamlops_alloc_fn alloc, void *arg);
+void sl__yamlops_shape_free(struct yop_shape *sh);
+
+/* ==== Rejections: each says why (sl_reject_reason) and returns SL_ERR_RECORD ==== */
+
+/* have_root false: "the value is not JSON"; else "missing JSON field 'PATH'" (a NULL or
+ * empty path: "the value is not a JSON object"). sl_yamlops.c */
+int sl__yamlops_reject_json(const sl_jpath *path, bool have_root);
+/* "JSON field 'PATH' is 'abc', not a number". sl_yamlops.c */
+int sl__yamlops_reject_json_nan(const sl_jpath *path, json_t *v);
+/* Up to 40 bytes of s (then "..."), bytes outside printable ASCII as '?', into buf (size >=
+ * 48), for the reasons. */
+const char *sl__yamlops_preview(const char *s, size_t len, char *buf, size_t size);
+/* "WHAT 'abc' is not a number" (s as sl__yamlops_preview writes it). */
+int sl__yamlops_reject_nan(const char *what, const char *s, size_t len);
+/* "no header 'NAME'" or "the record has no partition" (op's attribute). sl_yamlops_attr.c */
+int sl__yamlops_reject_attr(const sl_yamlop *op);
+/* "header 'NAME' 'abc' is not a number". sl_yamlops_attr.c */
+int sl__yamlops_reject_attr_nan(const sl_yamlop *op, const yop_attr *a);
 
 #endif /* SL_YAMLOPS_INT_H */

@@ -5,6 +5,7 @@
  * engine) and keeps none. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -190,34 +191,65 @@ static bool text_ms(const sl_yamlop *op, const char *s, size_t len, int64_t *ms)
     }
 }
 
+/* Says why the text s[0..len) (from what) is not a time in op's format. */
+static int reject_time(const sl_yamlop *op, const char *what, const char *s, size_t len)
+{
+    char pv[48];
+    sl__yamlops_preview(s, len, pv, sizeof(pv));
+    sl_reject_reason("%s '%s' is not a time in format %s", what, pv,
+                     op->ts_format == YOP_TS_PATTERN ? op->ts_pattern
+                                                     : format_names[op->ts_format]);
+    return SL_ERR_RECORD;
+}
+
 int sl__yamlops_timestamp(const sl_yamlop *op, const sl_record *in, sl_record *out)
 {
     int64_t ms = 0;
-    bool ok = false;
     if (op->target == SL_YOP_ON_VALUE) {
-        ok = in->value && text_ms(op, in->value, in->value_len, &ms);
+        if (!in->value || !text_ms(op, in->value, in->value_len, &ms)) {
+            return reject_time(op, "the value", in->value ? in->value : "",
+                               in->value ? in->value_len : 0);
+        }
     } else if (op->target == SL_YOP_ON_JSON) {
         json_t *root = sl__yamlops_json_load(in);
         json_t *v = root ? sl__jpath_get(&op->path, root) : NULL;
         yop_num n;
+        bool ok = false;
         if (v && json_is_string(v)) {
             ok = text_ms(op, json_string_value(v), json_string_length(v), &ms);
         } else if (v && json_is_number(v) && op->ts_format <= YOP_TS_NS) {
             ok = sl__yamlops_json_num(v, &n) && epoch_ms(op, &n, &ms);
         }
+        int rc = SL_OK;
+        if (!v) {
+            rc = sl__yamlops_reject_json(&op->path, root != NULL);
+        } else if (!ok) {
+            char buf[64], p[96], what[128];
+            char *heap;
+            size_t len;
+            const char *text = sl__yamlops_json_text(v, buf, sizeof(buf), &len, &heap);
+            snprintf(what, sizeof(what), "JSON field '%s'",
+                     sl__jpath_text(&op->path, p, sizeof(p)));
+            rc = reject_time(op, what, text ? text : "", text ? len : 0);
+            free(heap);
+        }
         json_decref(root);
+        if (rc != SL_OK) {
+            return rc;
+        }
     } else {
         yop_attr a;
-        if (sl__yamlops_attr_get(op, in, &a)) {
-            char buf[32];
-            const char *s;
-            size_t len;
-            sl__yamlops_attr_text(&a, buf, sizeof(buf), &s, &len);
-            ok = text_ms(op, s, len, &ms);
+        if (!sl__yamlops_attr_get(op, in, &a)) {
+            return sl__yamlops_reject_attr(op);
         }
-    }
-    if (!ok) {
-        return SL_ERR_RECORD;
+        char buf[32], what[96];
+        const char *s;
+        size_t len;
+        sl__yamlops_attr_text(&a, buf, sizeof(buf), &s, &len);
+        if (!text_ms(op, s, len, &ms)) {
+            snprintf(what, sizeof(what), "header '%s'", op->header ? op->header : "?");
+            return reject_time(op, what, s, len);
+        }
     }
     out->ts = ms;
     return SL_OK;

@@ -1,6 +1,7 @@
-/* fuzz_yamlops.c -- fuzzes the YAML ops (split, key, value, filter, map) on record bytes:
- * JSON paths, numbers, regexes, text transforms and times (the timestamp op's formats)
- * applied to whatever a source may read. */
+/* fuzz_yamlops.c -- fuzzes the YAML ops (split, key, value, filter, map, parse, set, rename,
+ * drop, keep) on record bytes: JSON paths, numbers, regexes, text transforms, times (the
+ * timestamp op's formats), the parse op's regexes and log formats, and the JSON shaping ops
+ * (alone and fused into one op) applied to whatever a source may read. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_OPS 32
+#define MAX_OPS 64
 
 static sl_yamlop *maps[MAX_OPS], *filters[MAX_OPS], *splits[4];
 static size_t nmaps, nfilters, nsplits;
@@ -71,6 +72,58 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add(maps, &nmaps, sl__yamlops_transform_new("upper", err, sizeof(err)), "upper");
     add(maps, &nmaps, sl__yamlops_transform_new("trim", err, sizeof(err)), "trim");
 
+    /* parse: the formats, a regex with typed captures, on the value, the key, a JSON field */
+    static const sl_yamlops_capture_type types[] = {{"n", "int"}, {"f", "float"}, {"b", "bool"}};
+    static const char *const formats[] = {"nginx_combined", "apache_common", "syslog_rfc5424"};
+    for (size_t i = 0; i < 3; i++) {
+        add(maps, &nmaps,
+            sl__yamlops_parse_new(SL_YOP_ON_VALUE, NULL, NULL, formats[i], NULL, 0, err,
+                                  sizeof(err)),
+            formats[i]);
+    }
+    static const char re[] = "^(?<n>-?\\d+)?,(?<f>[^,]*),(?<b>\\w*),(?<s>(?s:.*))$";
+    add(maps, &nmaps,
+        sl__yamlops_parse_new(SL_YOP_ON_VALUE, NULL, re, NULL, types, 3, err, sizeof(err)),
+        "parse regex");
+    add(maps, &nmaps,
+        sl__yamlops_parse_new(SL_YOP_ON_KEY, NULL, re, NULL, types, 3, err, sizeof(err)),
+        "parse key");
+    add(maps, &nmaps,
+        sl__yamlops_parse_new(SL_YOP_ON_JSON, "msg", "(?i)(?<level>error|warn)|(?<x>(a|aa)+$)",
+                              NULL, NULL, 0, err, sizeof(err)),
+        "parse json");
+    /* shaping: each op alone, and a parse with every shaping step fused after it */
+    static const char *const exprs[] = {"price * qty", "-(a.b + 1) / (c - 2) * 1e300",
+                                        "items.0.p / items.1.p - 0.5"};
+    for (size_t i = 0; i < 3; i++) {
+        add(maps, &nmaps, sl__yamlops_set_new("total", NULL, NULL, exprs[i], err, sizeof(err)),
+            exprs[i]);
+    }
+    add(maps, &nmaps, sl__yamlops_set_new("a.b.c", "items.1", NULL, NULL, err, sizeof(err)),
+        "set from");
+    add(maps, &nmaps, sl__yamlops_set_new("a", "a", NULL, NULL, err, sizeof(err)), "set self");
+    add(maps, &nmaps, sl__yamlops_set_new("items.0", NULL, "{\"k\":[1]}", NULL, err, sizeof(err)),
+        "set value");
+    add(maps, &nmaps, sl__yamlops_rename_new("a", "a.b", err, sizeof(err)), "rename a a.b");
+    add(maps, &nmaps, sl__yamlops_rename_new("a.b", "a", err, sizeof(err)), "rename a.b a");
+    static const char *const paths[] = {"a.b", "items.0", "msg", "x.y.z"};
+    add(maps, &nmaps, sl__yamlops_drop_new(paths, 4, false, err, sizeof(err)), "drop");
+    add(maps, &nmaps, sl__yamlops_drop_new(paths, 4, true, err, sizeof(err)), "keep");
+    sl_yamlop *chain =
+        sl__yamlops_parse_new(SL_YOP_ON_JSON, "msg", "(?<a>\\d+)", NULL, NULL, 0, err, sizeof(err));
+    sl_yamlop *steps[] = {
+        sl__yamlops_set_new("t", NULL, NULL, "a * 2", err, sizeof(err)),
+        sl__yamlops_rename_new("t", "o.t", err, sizeof(err)),
+        sl__yamlops_drop_new(paths, 4, true, err, sizeof(err)),
+        sl__yamlops_set_new("o.u", "o", NULL, NULL, err, sizeof(err)),
+    };
+    for (size_t i = 0; i < 4; i++) {
+        if (!chain || !steps[i] || sl__yamlops_shape_fuse(chain, steps[i]) != SL_OK) {
+            add(maps, &nmaps, NULL, "fused chain");
+        }
+    }
+    add(maps, &nmaps, chain, "fused chain");
+
     add_filter(SL_YOP_ON_JSON, "service", SL_YOP_EQUALS, "cart");
     add_filter(SL_YOP_ON_JSON, "service", SL_YOP_NOT_EQUALS, "login");
     add_filter(SL_YOP_ON_JSON, "status", SL_YOP_GE, "400");
@@ -85,6 +138,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add_filter(SL_YOP_ON_KEY, NULL, SL_YOP_CONTAINS, "k");
     add_filter(SL_YOP_ON_META, "offset", SL_YOP_GT, "3");
     add_filter(SL_YOP_ON_META, "topic", SL_YOP_MATCHES, "^t");
+    add_filter(SL_YOP_ON_VALUE, NULL, SL_YOP_MATCHES, "(?i)^(x+x+)+y\\b\\d");
     add_filter(SL_YOP_ON_HEADER, "h", SL_YOP_GE, "2.5");
     return 0;
 }
