@@ -21,7 +21,7 @@
  *
  * Variants: passthrough, builtin, lua, lua_jit, c. Prints a line per run, then a table of
  * medians and ranges, and "RESULT <variant> <median records/s> <min> <max> <cpu s per 1 M
- * records>" lines for bench/reshape.sh. */
+ * records>" lines for bench/reshape_lua.sh. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

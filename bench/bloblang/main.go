@@ -1,4 +1,4 @@
-// Command bloblang runs bench/reshape.sh's JSON reshape as a Bloblang mapping (Benthos's
+// Command bloblang runs bench/reshape_lua.sh's JSON reshape as a Bloblang mapping (Benthos's
 // public service API, as its mapping processor runs it: parse the message as JSON, map,
 // serialise) over a file of JSON lines held in memory, on one goroutine, and prints
 // records/s per run. Run it with GOMAXPROCS=1 for one core.

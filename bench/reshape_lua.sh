@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# reshape.sh -- one JSON reshape (about 200-byte events: compute a field, rename one, drop a
+# reshape_lua.sh -- one JSON reshape (about 200-byte events: compute a field, rename one, drop a
 # nested one) on one worker, written as the built-in ops, as a Lua map and as a C map
 # function (bench/reshape.c, through the engine), and as a Bloblang mapping run by Benthos's
 # public Go API on one core (bench/bloblang/), all on the same events in the same run.
 #
-#     bench/reshape.sh [RECORDS]          default 1000000; RUNS=3 runs per variant
+#     bench/reshape_lua.sh [RECORDS]          default 1000000; RUNS=3 runs per variant
 #
 # Prints each run, the medians and ranges, the ratios (Lua/C, built-in/C, Lua/Bloblang, per
 # wall second and per CPU second) and, with valgrind (CALLGRIND=0 skips it), the instructions
 # per record of each variant from callgrind (the difference between 10000 and 30000 records,
 # so that setup does not count), less the pass-through's. No timing assertions. Build
 # directory: $BUILD (default build-bench, configured Release). Output also in
-# bench/out/reshape.txt. Bloblang needs Go and the module github.com/redpanda-data/benthos/v4
+# bench/out/reshape_lua.txt. Bloblang needs Go and the module github.com/redpanda-data/benthos/v4
 # at v4.60.0 (bench/bloblang/go.mod); without them it is skipped with the reason. A few
 # minutes.
 set -euo pipefail
@@ -22,7 +22,7 @@ RUNS=${RUNS:-3}
 OUT=bench/out
 mkdir -p "$OUT"
 EVENTS=$OUT/reshape_events.jsonl
-exec > >(tee "$OUT/reshape.txt") 2>&1
+exec > >(tee "$OUT/reshape_lua.txt") 2>&1
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSLUICE_WERROR=OFF >/dev/null
 cmake --build "$BUILD" -j2 --target reshape >/dev/null
