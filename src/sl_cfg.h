@@ -93,14 +93,26 @@ struct cfg_op {
     int64_t disorder_ms; /* event_time: max_out_of_orderness */
     int64_t lateness_ms; /* event_time: allowed_lateness */
     int64_t idle_ms;     /* event_time: idle_timeout */
-    int64_t ttl_ms;      /* running; 0: none */
-    sl_yamlop *run;      /* running */
-    bool reads_header;   /* key, value, filter: {header: NAME} */
+    int64_t gap_ms;      /* event_time: session windows' gap; 0: length and slide */
+    int64_t offset_ms;   /* windows: their alignment's offset (any sign) */
+    /* event_time: late: NAME (owned); the op of a late stream: its window's (borrowed) */
+    struct cfg_late *late;
+    const struct cfg_late *late_of;
+    int64_t ttl_ms;    /* running; 0: none */
+    sl_yamlop *run;    /* running */
+    bool reads_header; /* key, value, filter: {header: NAME} */
     /* avg, first, last, count_distinct (sl_reducers.h); NULL for the others */
     const sl_reducer *agg;
     /* the Lua form of an op ({lua: CODE}, sl_cfg_lua.c) */
     struct sl_lua_fn *lua;
 };
+
+/* The late output of an event-time window: the stream NAME its op makes, built with it. */
+typedef struct cfg_late {
+    char *name;
+    size_t stream;   /* the stream whose op it is (index in streams) */
+    sl_stream *node; /* set when the window is built */
+} cfg_late;
 
 typedef struct cfg_stream {
     char *name;
@@ -122,6 +134,7 @@ struct sl_config {
     int64_t workers;
     char *checkpoint_dir;
     int64_t block_ms;
+    int64_t window_offset_ms; /* the offset of the processing-time windows (they agree) */
     int64_t stop_timeout_ms;
     int64_t partitions;
     int log_level; /* index in sl__cfg_app_options' log_level choices, -1: not given */
@@ -257,6 +270,13 @@ extern const char *const sl__cfg_reducers[];
 #define CFG_REDUCER_NAMES "sum, count, min, max, avg, first, last, count_distinct"
 /* An op's argument as a mapping with valid keys; a null argument is an empty mapping. */
 int sl__cfg_op_args(cfg_parser *p, yaml_node_t *arg, const char *opname, const char *const *valid);
+/* Adds the streams that the late: keys of event-time windows name (sl_cfg_window.c). */
+int sl__cfg_add_late_streams(cfg_parser *p);
+/* The offset of the processing-time windows into cfg->window_offset_ms: one for all, as
+ * their batch times count from one zero time; an error where two differ. */
+int sl__cfg_window_offset(cfg_parser *p);
+/* A window's offset: a duration, maybe negative ("-30m"). */
+int sl__cfg_offset(cfg_parser *p, yaml_node_t *n, const char *what, int64_t *out);
 /* The optional partitions: key of an op's mapping into op->partitions. */
 int sl__cfg_op_partitions(cfg_parser *p, yaml_node_t *arg, const char *opname, cfg_op *op);
 /* The required fn of a windowed or running op; sets the reducer. *which gets its index. */

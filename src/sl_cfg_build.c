@@ -88,6 +88,7 @@ sl_context *sl__config_build_swapped(const sl_config *cfg, const sl_config_swap 
         .block_interval_ms = cfg->block_ms,
         .default_partitions = (int)cfg->partitions,
         .stop_timeout_ms = cfg->stop_timeout_ms,
+        .window_offset_ms = cfg->window_offset_ms,
     };
     msg[0] = '\0';
     sl_context *ctx = sl_context_new(&conf, msg, sizeof(msg));

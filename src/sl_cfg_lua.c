@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sl_cfg.h"
+#include "sl_engine.h"
 #include "sl_lua.h"
 
 #define CFG_LUA_MAX_FILE (1u << 20)
@@ -166,8 +167,13 @@ sl_stream *sl__cfg_lua_apply(const cfg_op *op, sl_stream *s)
         return strcmp(op->def->name, "reduce") == 0
                    ? sl_stream_reduce(s, sl__lua_reduce, fn)
                    : sl_stream_reduce_by_key(s, sl__lua_reduce, fn, op->partitions);
-    case SL_LUA_UPDATE_STATE:
-        return sl_stream_update_state_by_key(s, sl__lua_update_state, fn, op->partitions);
+    case SL_LUA_UPDATE_STATE: {
+        sl_stream *k = sl_stream_update_state_by_key(s, sl__lua_update_state, fn, op->partitions);
+        if (k && sl__lua_fn_emits(fn)) {
+            k->state_emits = true; /* the output: what the function emits */
+        }
+        return k;
+    }
     }
     return NULL;
 }
@@ -187,13 +193,24 @@ static const struct {
 int sl__cfg_lua_op(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 {
     static const char *const parts[] = {"partitions", NULL};
+    static const char *const parts_emit[] = {"partitions", "emit", NULL};
     const char *name = op->def->name;
     for (size_t i = 0; i < sizeof(cfg_lua_ops) / sizeof(cfg_lua_ops[0]); i++) {
         if (strcmp(name, cfg_lua_ops[i].op) != 0) {
             continue;
         }
         bool bp = cfg_lua_ops[i].partitions;
-        int rc = sl__cfg_lua_parse(p, arg, op, cfg_lua_ops[i].kind, bp ? parts : NULL);
+        bool us = cfg_lua_ops[i].kind == SL_LUA_UPDATE_STATE;
+        int rc = sl__cfg_lua_parse(p, arg, op, cfg_lua_ops[i].kind,
+                                   us   ? parts_emit
+                                   : bp ? parts
+                                        : NULL);
+        yaml_node_t *n;
+        if (rc == SL_OK && us && (n = sl__cfg_get(p, arg, "emit")) && !sl__cfg_is_null(p, n)) {
+            bool emit = false;
+            rc = sl__cfg_bool(p, n, "update_state.emit", &emit);
+            sl__lua_fn_set_emits(op->lua, emit);
+        }
         return rc == SL_OK && bp ? sl__cfg_op_partitions(p, arg, name, op) : rc;
     }
     return sl__cfg_error(p, sl__cfg_loc_of(arg),

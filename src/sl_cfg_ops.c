@@ -713,9 +713,9 @@ const cfg_op_def sl__cfg_ops[] = {
             "text` (the default for `meta: topic` and `source`) sets the value bytes to the "
             "field's, attribute's or header's text. A record without it, or whose text is not a "
             "number, is rejected (counted, logged with the reason, such as `missing JSON field "
-            "'amount'`, and its source, partition and offset). With `lua:`, a number the function "
-            "returns becomes the typed value, a string the value bytes, a table sets the record's "
-            "fields (as `map`); nil rejects"},
+            "'amount'`, and its source, partition and offset). With "
+            "`lua:`, a number the function returns becomes the typed value, a string the value "
+            "bytes, a table sets the record's fields (as `map`); nil rejects"},
     {.name = "filter",
      .parse = cfg_op_filter,
      .apply = cfg_apply_filter,
@@ -835,9 +835,13 @@ const cfg_op_def sl__cfg_ops[] = {
      .parse = sl__cfg_op_window,
      .apply = sl__cfg_apply_window,
      .flags = CFG_OP_WINDOWED,
-     .forms = {"window: {length: 30s, slide: 10s}", "window: 30s"},
+     .forms = {"window: {length: 30s, slide: 10s}", "window: 30s",
+               "window: {length: 24h, slide: 24h, offset: -1h}"},
      .doc = "the union of the last 30 s of batches, every 10 s (`slide` optional: the parent's "
-            "slide)"},
+            "slide); batch times count from a multiple of every slide since the epoch, so a "
+            "window of 1 m every 1 m starts on the minute; `offset` (any sign; also on the other "
+            "windows) shifts that, e.g. days from midnight UTC+1 with `-1h`: every window on "
+            "processing time in a pipeline must give the same offset"},
     {.name = "join",
      .parse = cfg_op_join,
      .apply = cfg_apply_join,
@@ -855,7 +859,10 @@ const cfg_op_def sl__cfg_ops[] = {
      .forms = {"reduce_by_key_and_window: {fn: sum, length: 30s, slide: 10s}",
                "reduce_by_key_and_window: {fn: count, length: 30s, keyed: true}",
                "reduce_by_key_and_window: {fn: count, length: 1m, time: event, "
-               "max_out_of_orderness: 5s}"},
+               "max_out_of_orderness: 5s}",
+               "reduce_by_key_and_window: {fn: sum, gap: 30s, time: event, allowed_lateness: 10s, "
+               "late: too_late}",
+               "reduce_by_key_and_window: {fn: count, length: 24h, time: event, offset: -1h}"},
      .doc = "per key over the window, every slide (`slide` optional: the parent's); `fn`: any "
             "of `reduce_by_key` (`avg`, `first`, `last`, `count_distinct` exact over the whole "
             "window in every form: each slide or pane keeps its partial result); "
@@ -867,13 +874,21 @@ const cfg_op_def sl__cfg_ops[] = {
             "`app.checkpoint_dir`), which a sink with `changelog: true` moves with the "
             "partitions across a consumer group; "
             "`time: event` windows the records' own time (Kafka: the message timestamp) instead "
-            "of the batches': windows aligned to the epoch, each emitted once per key when the "
+            "of the batches': windows aligned to the epoch (plus `offset`, any sign: `-1h` starts "
+            "days at midnight UTC+1), each emitted once per key when the "
             "watermark of the key's partition (its highest record time less "
             "`max_out_of_orderness`, default 0) passes the window's end, with the window's end as "
             "the record's time and the sinks' `window_start`/`window_end` its bounds; for "
             "`allowed_lateness` (default 0) after that a late record updates its windows, "
             "emitted again (sinks upsert them by their bounds); later records are left out and "
-            "counted (`sluice_late_records_total`); with `idle_timeout` a partition without "
+            "counted (`sluice_late_records_total`) and, with `late: NAME`, go as they came in to "
+            "a stream NAME (read with `from: NAME`); `gap` instead of `length` and `slide` "
+            "makes session windows: per key, records less than the gap apart make one window "
+            "[first, last + gap), emitted when the watermark passes its end; a late record can "
+            "extend a session or bridge two into one, and the bounds emitted before are then "
+            "retracted first by a tombstone with those bounds (the postgres sink in `upsert` with "
+            "`window_start`/`window_end` among `key_columns` deletes that row, the redis sink "
+            "DELs its key), so no stale session stays; with `idle_timeout` a partition without "
             "records for that long follows the others' event time, so its windows close; the "
             "open windows are keyed state (needs "
             "`app.checkpoint_dir`; moves with the partitions with a `changelog: true` sink); "
@@ -916,13 +931,19 @@ const cfg_op_def sl__cfg_ops[] = {
      .apply = sl__cfg_apply_lua,
      .flags = CFG_OP_STATEFUL,
      .forms = {"update_state: {lua: \"function(key, values, state) return (state or 0) + "
-               "#values end\", partitions: 4}"},
+               "#values end\", partitions: 4}",
+               "update_state: {lua: \"function(k, vs, s) local n = (s or 0) + #vs; "
+               "if n >= 100 and (s or 0) < 100 then return n, {value = 'hot'} end; "
+               "return n end\", emit: true}"},
      .doc = "Spark's updateStateByKey in Lua: per key with state or records in the batch, the "
             "function gets the key, the list of the batch's record tables of the key (maybe "
             "empty) and the previous state (nil for a new key; a number, a string or a table) "
             "and returns the new state (nil removes the key); the output is one record per key "
             "with state: a number as the typed value, a string as the value, a table as JSON "
-            "text in the value; `partitions: N`"},
+            "text in the value; with `emit: true` the function returns the new state and the "
+            "records to emit (a list of record tables or strings, one record table, or nil; "
+            "keyed by the key unless they set one, at the batch time), and those are the "
+            "output instead; `partitions: N`"},
     {.name = "burn",
      .parse = cfg_op_burn,
      .apply = cfg_apply_burn,

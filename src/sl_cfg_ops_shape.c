@@ -27,7 +27,8 @@ const char sl__cfg_doc_parse[] =
     "body_bytes_sent, http_referer, http_user_agent; quoted fields as written, escapes "
     "kept), `apache_common` (without the last two), `syslog_rfc5424` (pri, facility, "
     "severity, version, timestamp, hostname, appname, procid, msgid, structured_data "
-    "as text, message; `-` fields are null). A record that does not match, or whose "
+    "as `{\"SD-ID\": {\"PARAM\": \"value\"}}` with the values unescaped, message; `-` fields "
+    "are null). A record that does not match, or whose "
     "typed capture does not convert, is rejected with the reason, e.g. `{format: "
     "nginx_combined}` on `10.0.0.1 - - [07/Dec/2026:10:00:00 +0000] \"GET /a b "
     "HTTP/1.1\" 200 512 \"-\" \"curl/8\"` gives `{\"remote_addr\":\"10.0.0.1\", ... "
@@ -145,6 +146,9 @@ int sl__cfg_op_parse(cfg_parser *p, yaml_node_t *arg, cfg_op *op)
 static char *cfg_literal_json(cfg_parser *p, yaml_node_t *n)
 {
     const char *s = sl__cfg_text(p, n);
+    if (sl__cfg_is_null(p, n)) {
+        return strdup("null"); /* value: ~, value: null, value: */
+    }
     if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
         json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
         bool simple = v && !json_is_object(v) && !json_is_array(v) && !json_is_string(v);

@@ -261,6 +261,10 @@ void sl__config_destroy(sl_config *cfg)
             sl__yamlops_destroy(st->ops[j].yop);
             sl__yamlops_destroy(st->ops[j].run);
             sl__cfg_lua_free(&st->ops[j]);
+            if (st->ops[j].late) {
+                free(st->ops[j].late->name);
+                free(st->ops[j].late);
+            }
         }
         free(st->from);
         free(st->ops);
@@ -330,6 +334,9 @@ static int cfg_parse_doc(cfg_parser *p)
         if ((rc = cfg_parse_stream(p, sl__cfg_node(p, items[i]), &cfg->streams[i])) != SL_OK) {
             return rc;
         }
+    }
+    if ((rc = sl__cfg_add_late_streams(p)) != SL_OK || (rc = sl__cfg_window_offset(p)) != SL_OK) {
+        return rc;
     }
     /* Sinks */
     if ((rc = cfg_section_items(p, sl__cfg_get(p, root, "sinks"), "sinks", &items, &n))) {

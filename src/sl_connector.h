@@ -129,7 +129,8 @@ typedef struct sl_record_when {
 } sl_record_when;
 
 /* The window of r: the batch's, [batch_time - window_ms, batch_time), or with
- * record_windows the record's own event-time window, [r->ts - window_ms, r->ts). */
+ * record_windows the record's own event-time window, [r->ts - window_ms, r->ts) (a session's
+ * length is its meta's window_ms). */
 sl_record_when sl_batch_output_when(const sl_batch_output *out, const sl_record *r);
 
 /* Rejected records (dead letters). A sink calls this for a record it cannot write (a value

@@ -42,6 +42,7 @@ sl_context *sl_context_new(const sl_context_conf *conf, char *errstr, size_t err
     pthread_cond_init(&ctx->cond, &ca);
     pthread_condattr_destroy(&ca);
     ctx->batch_interval = conf->batch_interval_ms;
+    ctx->window_offset = conf->window_offset_ms;
     ctx->block_interval = conf->block_interval_ms ? conf->block_interval_ms : 200;
     ctx->block_interval = SL_MIN(ctx->block_interval, ctx->batch_interval);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -217,6 +218,14 @@ int64_t sl__graph_alignment(const sl_context *ctx)
     return lcm;
 }
 
+int64_t sl__context_zero_time(const sl_context *ctx, int64_t now)
+{
+    int64_t align = sl__graph_alignment(ctx);
+    int64_t off = (ctx->window_offset % align + align) % align;
+    int64_t k = (now - off) / align - ((now - off) % align < 0);
+    return k * align + off;
+}
+
 int sl_context_start(sl_context *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
@@ -279,8 +288,7 @@ int sl_context_start(sl_context *ctx)
     /* The first batch time is the next multiple of the interval, as in Spark. Times count
      * from a multiple of every stream's slide, so that windows end at the same times on
      * every instance of a pipeline (a consumer group), whenever each started. */
-    int64_t align = sl__graph_alignment(ctx);
-    ctx->zero_time = (ctx->start_time / align) * align;
+    ctx->zero_time = sl__context_zero_time(ctx, ctx->start_time);
     ctx->first_batch =
         ctx->zero_time +
         ((ctx->start_time - ctx->zero_time) / ctx->batch_interval + 1) * ctx->batch_interval;

@@ -182,6 +182,8 @@ struct sl_stream {
                                   * follows the others' lowest stream time; 0: never */
     _Atomic int64_t watermark;   /* event_time: after the last batch, INT64_MIN: none */
     _Atomic int64_t stream_time; /* event_time: the highest, INT64_MIN: none */
+    /* event_time: where late records go (sl_stream_late); NULL: counted only */
+    struct sl_late_out *late_out;
     sl_stream *next;
 };
 
@@ -239,7 +241,19 @@ int sl__join_text(const sl_record *l, const sl_record *r, sl_record *out, sl_emi
 sl_stream *sl__stream_rbkw_state_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                        int64_t length_ms, int64_t slide_ms, int partitions);
 sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                         sl_map_fn lift, void *lift_opaque,
                                          const sl_event_window *ew, int partitions);
+/* On event time, lift (NULL: none) makes each record the window takes a partial result
+ * (sl__reducer_lift), after the late check: the late output (sl_stream_late) has the records
+ * as they came. A record lift rejects is counted as failed and left out. */
+/* Session windows (ew->gap_ms > 0), bytes and lift as above (sl_window_session.c). */
+sl_stream *sl__stream_session_windows(sl_stream *s, sl_reduce_fn fn, void *opaque, sl_map_fn lift,
+                                      void *lift_opaque, const sl_event_window *ew, int partitions,
+                                      bool bytes);
+/* lift (when not NULL) applied to v into *out for a window: SL_OK with out pointing at the
+ * record to take, SL_ERR_RECORD when it was rejected (counted and logged), or an error. */
+int sl__window_lift(sl_stream *node, sl_map_fn lift, void *lift_opaque, const sl_record *v,
+                    sl_record *buf, const sl_record **out, sl_emitter *e);
 
 /* ==== Keyed state (sl_ktable.c, sl_stateful.c) ====
  * A table per partition from key bytes to a typed value and bytes, the storage of
@@ -308,6 +322,9 @@ typedef struct sl_kstate {
     uint64_t inconsistent; /* windows: leaving keys missing from the previous result */
     sl_stream_time *stime; /* event_time: per task + 1 (0: records of no partition) */
     size_t nstime;
+    /* event_time without a changelog: the input's stream time, the lowest of the tasks'
+     * (a key's records may come from several partitions) */
+    sl_stream_time input;
 } sl_kstate;
 
 sl_kstate *sl__kstate_new(size_t nparts);
@@ -629,6 +646,8 @@ struct sl_context {
     size_t queued;
     sl_job *running;
     int64_t zero_time; /* batch times are zero_time + k * batch_interval */
+    /* zero_time is a multiple of every slide plus this */
+    int64_t window_offset;
     int64_t start_time;
 
     sl_batch_info *infos; /* ring of completed batch infos */
@@ -697,6 +716,11 @@ void sl__job_publish(sl_context *ctx, sl_job *job, const sl_batch_info *info);
 
 /* ==== Recovery (sl_recovery.c) ==== */
 
+/* The zero time of a context started at now: the latest multiple of every stream's slide
+ * (the batch interval when that would exceed a day) plus the window offset, <= now. The
+ * graph must be prepared. (sl_context.c) */
+int64_t sl__context_zero_time(const sl_context *ctx, int64_t now);
+
 /* Opens the checkpoint and loads it. A new checkpoint records the zero time. */
 int sl__checkpoint_open(sl_context *ctx);
 /* Sources continue after the batch each generated last before the restart. */
@@ -713,6 +737,12 @@ char *sl__graph_describe(sl_context *ctx);
 void sl__record_failed(sl_stream *node, const sl_record *r, int err);
 /* Counts a record that came after the watermark passed every window it belongs to (logged
  * the first few times). */
-void sl__stream_late(sl_stream *node, const sl_record *r);
+void sl__stream_late(sl_stream *node, int64_t t, const sl_record *r);
+
+/* The late output of an event-time window (sl_window_late.c): a late record of batch t
+ * copied for the late stream (thread-safe); the buffer freed with its node. */
+typedef struct sl_late_out sl_late_out;
+int sl__late_add(sl_late_out *lo, int64_t t, const sl_record *r);
+void sl__late_free(sl_late_out *lo);
 
 #endif

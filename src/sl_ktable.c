@@ -264,6 +264,7 @@ sl_kstate *sl__kstate_new(size_t nparts)
         return NULL;
     }
     ks->nparts = nparts;
+    ks->input = (sl_stream_time){INT64_MIN, INT64_MIN, 0};
     return ks;
 }
 
@@ -314,6 +315,18 @@ int sl__kstate_stime_rebuild(sl_kstate *ks, int32_t task)
             if (e->ts > st->after) {
                 st->before = st->after = e->ts;
             }
+        }
+    }
+    if (task == -2) {
+        /* the input's stream time: the lowest of the tasks' (a lower bound of what it was) */
+        int64_t low = INT64_MAX;
+        for (size_t i = 0; i < ks->nstime; i++) {
+            if (ks->stime[i].after != INT64_MIN && ks->stime[i].after < low) {
+                low = ks->stime[i].after;
+            }
+        }
+        if (low != INT64_MAX) {
+            ks->input.before = ks->input.after = low;
         }
     }
     return SL_OK;

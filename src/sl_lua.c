@@ -44,6 +44,7 @@ struct sl_lua_fn {
     unsigned allow;
     int64_t max_instructions;
     size_t max_memory;
+    bool emits;         /* update_state: returns records to emit after the state */
     pthread_mutex_t mu; /* guards vms (taken when a thread makes its state) */
     lua_vm **vms;
     size_t nvms;
@@ -466,6 +467,16 @@ sl_lua_kind sl__lua_fn_kind(const sl_lua_fn *fn)
     return fn->kind;
 }
 
+void sl__lua_fn_set_emits(sl_lua_fn *fn, bool emits)
+{
+    fn->emits = emits;
+}
+
+bool sl__lua_fn_emits(const sl_lua_fn *fn)
+{
+    return fn->emits;
+}
+
 void sl__lua_fn_destroy(sl_lua_fn *fn)
 {
     if (!fn) {
@@ -711,6 +722,37 @@ static int lua_emit_one(lua_vm *vm, int idx, const sl_record *in, sl_emitter *e)
     return rc == SL_OK ? sl_emit(e, &out) : rc;
 }
 
+/* Emits what a function returned at idx, each record starting as a copy of base: nil emits
+ * nothing, a string or a record table one record, a list its items. */
+static int lua_emit_all(lua_vm *vm, int idx, const sl_record *base, sl_emitter *e)
+{
+    lua_State *L = vm->L;
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL) {
+        return SL_OK;
+    }
+    if (t != LUA_TTABLE) {
+        return lua_emit_one(vm, idx, base, e);
+    }
+    size_t n = lua_objlen(L, idx);
+    if (n == 0) {
+        /* a record table alone is one record; an empty list none */
+        lua_getfield(L, idx, "value");
+        lua_getfield(L, idx, "key");
+        lua_getfield(L, idx, "num");
+        bool one = !lua_isnil(L, -1) || !lua_isnil(L, -2) || !lua_isnil(L, -3);
+        lua_pop(L, 3);
+        return one ? lua_emit_one(vm, idx, base, e) : SL_OK;
+    }
+    int rc = SL_OK;
+    for (size_t i = 1; i <= n && rc == SL_OK; i++) {
+        lua_rawgeti(L, idx, (int)i);
+        rc = lua_emit_one(vm, lua_gettop(L), base, e);
+        lua_pop(L, 1);
+    }
+    return rc;
+}
+
 int sl__lua_flat_map(const sl_record *in, sl_emitter *e, void *opaque)
 {
     lua_vm *vm = lua_begin(opaque);
@@ -723,29 +765,7 @@ int sl__lua_flat_map(const sl_record *in, sl_emitter *e, void *opaque)
     if (rc != SL_OK) {
         return rc;
     }
-    int t = lua_type(L, 1);
-    if (t == LUA_TNIL) {
-        return lua_end(vm, SL_OK);
-    }
-    if (t != LUA_TTABLE) {
-        return lua_end(vm, lua_emit_one(vm, 1, in, e));
-    }
-    size_t n = lua_objlen(L, 1);
-    if (n == 0) {
-        /* a record table alone is one record; an empty list none */
-        lua_getfield(L, 1, "value");
-        lua_getfield(L, 1, "key");
-        lua_getfield(L, 1, "num");
-        bool one = !lua_isnil(L, -1) || !lua_isnil(L, -2) || !lua_isnil(L, -3);
-        lua_pop(L, 3);
-        return lua_end(vm, one ? lua_emit_one(vm, 1, in, e) : SL_OK);
-    }
-    for (size_t i = 1; i <= n && rc == SL_OK; i++) {
-        lua_rawgeti(L, 1, (int)i);
-        rc = lua_emit_one(vm, 2, in, e);
-        lua_pop(L, 1);
-    }
-    return lua_end(vm, rc);
+    return lua_end(vm, lua_emit_all(vm, lua_gettop(L), in, e));
 }
 
 int sl__lua_key(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
@@ -880,9 +900,22 @@ int sl__lua_update_state(const char *key, uint32_t key_len, const sl_record *val
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_push_state(vm, state);
-    int rc = lua_vm_call(vm, 3, 1);
+    int rc = lua_vm_call(vm, 3, vm->fn->emits ? 2 : 1);
     if (rc != SL_OK) {
         return rc;
+    }
+    if (vm->fn->emits) {
+        /* The records to emit, keyed by the state's key unless they say otherwise, at the
+         * batch time; the key is copied (the engine's bytes live for the call only). */
+        sl_record base = {.ts = sl_emitter_batch_time(e), .key = "", .value = ""};
+        if (key_len && !(base.key = sl_emitter_copy(e, key, key_len))) {
+            return lua_end(vm, SL_ERR_NOMEM);
+        }
+        base.key_len = key_len;
+        if ((rc = lua_emit_all(vm, lua_gettop(L), &base, e)) != SL_OK) {
+            return lua_end(vm, rc);
+        }
+        lua_pop(L, 1);
     }
     switch (lua_type(L, -1)) {
     case LUA_TNIL: state->exists = false; break;

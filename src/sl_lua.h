@@ -54,6 +54,10 @@ void sl__lua_fn_destroy(sl_lua_fn *f);
 
 /* What f computes. */
 sl_lua_kind sl__lua_fn_kind(const sl_lua_fn *f);
+/* An update_state function that emits: it returns the new state and the records to emit (a
+ * list, one record table, a string or nil), and its node's output is those records. */
+void sl__lua_fn_set_emits(sl_lua_fn *f, bool emits);
+bool sl__lua_fn_emits(const sl_lua_fn *f);
 
 /* The op functions; opaque is the sl_lua_fn. They run on any thread, several at once (one
  * Lua state per thread), and reject a record with a reason (sl_reject_reason) when the script

@@ -588,5 +588,7 @@ bool sl__outputs_run(sl_context *ctx, sl_job *job, sl_batch_info *info)
 sl_record_when sl_batch_output_when(const sl_batch_output *out, const sl_record *r)
 {
     int64_t end = out->record_windows ? r->ts : out->batch_time;
-    return (sl_record_when){out->batch_time, end - out->window_ms, end};
+    int64_t len = out->record_windows && r->meta && r->meta->window_ms > 0 ? r->meta->window_ms
+                                                                           : out->window_ms;
+    return (sl_record_when){out->batch_time, end - len, end};
 }

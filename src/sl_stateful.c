@@ -333,6 +333,20 @@ static int stream_time_advance(const state_stage *st)
         }
     }
     idle_follow(ks, st->t, st->s->idle_timeout);
+    /* Without a changelog a key's records may come from any partition (keyed by a field, not
+     * by the Kafka key): its windows follow the lowest stream time of the partitions, as
+     * Flink's watermark is the minimum over its inputs. With one, keys come by partition and
+     * each task keeps its own (Kafka Streams' stream time), which moves with it. */
+    ks->input.before = ks->input.after;
+    int64_t low = INT64_MAX;
+    for (size_t i = 0; i < ks->nstime; i++) {
+        if (ks->stime[i].after != INT64_MIN && ks->stime[i].after < low) {
+            low = ks->stime[i].after;
+        }
+    }
+    if (low != INT64_MAX && low > ks->input.after) {
+        ks->input.after = low;
+    }
     return SL_OK;
 }
 
@@ -370,7 +384,7 @@ static int update_one(const state_stage *st, size_t r, sl_ktable *tab, sl_emitte
     int32_t task = n ? record_task(vals) : en ? (int32_t)en->task - 1 : -1;
     int64_t data_ts = st->t;
     if (s->event_time) {
-        e->stime = stream_time_of(s->kstate, task);
+        e->stime = s->chg ? stream_time_of(s->kstate, task) : &s->kstate->input;
         data_ts = INT64_MIN;
         for (size_t i = 0; i < n; i++) {
             data_ts = vals[i].ts > data_ts ? vals[i].ts : data_ts;

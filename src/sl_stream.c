@@ -350,6 +350,7 @@ void sl__stream_free(sl_stream *s)
     free(s->gen);
     sl__kstate_free(s->kstate);
     sl__changelog_free(s);
+    sl__late_free(s->late_out);
     free(s->owned);
     free(s);
 }
@@ -444,9 +445,13 @@ void sl__record_failed(sl_stream *node, const sl_record *r, int err)
            m ? m->offset : (int64_t)-1, preview, r->value_len > 60 ? "..." : "");
 }
 
-void sl__stream_late(sl_stream *node, const sl_record *r)
+void sl__stream_late(sl_stream *node, int64_t t, const sl_record *r)
 {
     atomic_fetch_add(&node->ctx->records_late, 1);
+    if (node->late_out && sl__late_add(node->late_out, t, r) != SL_OK) {
+        sl_log(SL_LOG_ERROR, "'%s': out of memory: a late record misses the late output",
+               node->name);
+    }
     if (atomic_fetch_add(&node->late, 1) >= 10) {
         return; /* counted in sluice_late_records_total */
     }
@@ -859,6 +864,10 @@ char *sl__graph_describe(sl_context *ctx)
     for (sl_output *o = ctx->outputs; o; o = o->next) {
         sl__buf_printf(&b, "output %s stream=%d type=%s\n", o->name, o->stream->id,
                        o->sink ? o->sink->conn->name : "foreach");
+    }
+    if (ctx->window_offset) {
+        /* the checkpoint keeps the zero time: another offset is another pipeline */
+        sl__buf_printf(&b, "window_offset=%" PRId64 "\n", ctx->window_offset);
     }
     return sl__buf_steal(&b);
 }

@@ -262,8 +262,10 @@ static int parse_test(cfg_parser *p, yaml_node_t *n, sl_tfile *tf, const sl_conf
         (rc = sl__tparse_time(p, v, "'start'", TEST_DEFAULT_START, &start)) != SL_OK) {
         return rc;
     }
-    /* A run's batch times count from a multiple of every stream's slide. */
-    tc->start = start - ((start % align) + align) % align;
+    /* A run's batch times count from a multiple of every stream's slide (plus the windows'
+     * offset, as sl__context_zero_time). */
+    int64_t off = cfg->window_offset_ms % align;
+    tc->start = start - (((start - off) % align) + align) % align;
     if ((v = sl__cfg_get(p, n, "ordered")) &&
         (rc = sl__cfg_bool(p, v, "'ordered'", &tc->ordered)) != SL_OK) {
         return rc;

@@ -142,6 +142,7 @@ static ssize_t block_decode(const unsigned char *p, size_t len, const char *sour
             m->offset = offset;
             m->headers = NULL;
             m->nheaders = 0;
+            m->window_ms = 0;
             r->meta = m;
         }
         q += tlen;

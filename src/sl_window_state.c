@@ -30,9 +30,12 @@ typedef struct wspec {
     int64_t slide;    /* event time: the windows' step (the panes' width) */
     int64_t disorder; /* event time: how far behind its task's highest time a record may be */
     int64_t lateness; /* event time: how long an emitted window still takes late records */
-    sl_stream *node;  /* the update_state_by_key node keeping the windows */
-    bool bytes;       /* keep each slide's or pane's value bytes (partial results of
-                       * sl_reducers.h), and give the window's as the output's value */
+    int64_t offset;   /* event time: windows start on multiples of the slide plus this */
+    sl_map_fn lift;   /* event time: makes each record taken a partial result; NULL: none */
+    void *lift_opaque;
+    sl_stream *node; /* the update_state_by_key node keeping the windows */
+    bool bytes;      /* keep each slide's or pane's value bytes (partial results of
+                      * sl_reducers.h), and give the window's as the output's value */
 } wspec;
 
 /* Before the per-batch reduce: a record that no longer counts for the node's state is left
@@ -298,6 +301,12 @@ static int64_t pane_of(int64_t t, int64_t slide)
     return (t % slide < 0 ? q - 1 : q) * slide;
 }
 
+/* The start of w's pane of time t: panes start on multiples of the slide plus the offset. */
+static int64_t pane_at(const wspec *w, int64_t t)
+{
+    return t == INT64_MIN ? t : pane_of(t - w->offset, w->slide) + w->offset;
+}
+
 /* Adds v into the panes (sorted by start; room for one more): returns how many there are. */
 static int pane_add(const wspec *w, slot *panes, size_t *n, int64_t start, const sl_record *v,
                     sl_emitter *e)
@@ -379,13 +388,22 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
     size_t k = had;
     int64_t dirty_lo = INT64_MAX, dirty_hi = INT64_MIN; /* panes of emitted windows updated */
     for (size_t i = 0; i < n; i++) {
-        int64_t start = pane_of(vals[i].ts, w->slide);
+        int64_t start = pane_at(w, vals[i].ts);
         bool known = before != INT64_MIN;
         if (known && start + w->length + w->lateness <= before) {
-            sl__stream_late(w->node, &vals[i]); /* its windows were emitted and closed */
+            sl__stream_late(w->node, sl_emitter_batch_time(e),
+                            &vals[i]); /* its windows were emitted and closed */
             continue;
         }
-        int rc = pane_add(w, panes, &k, start, &vals[i], e);
+        sl_record buf;
+        const sl_record *v;
+        int rc = sl__window_lift(w->node, w->lift, w->lift_opaque, &vals[i], &buf, &v, e);
+        if (rc == SL_ERR_RECORD) {
+            continue;
+        }
+        if (rc == SL_OK) {
+            rc = pane_add(w, panes, &k, start, v, e);
+        }
         if (rc < 0) {
             return rc;
         }
@@ -398,7 +416,7 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
      * emitted again, updated. */
     if (dirty_lo <= dirty_hi) {
         int64_t end = dirty_lo + w->slide;
-        int64_t open = pane_of(before - w->lateness, w->slide) + w->slide; /* still taking */
+        int64_t open = pane_at(w, before - w->lateness) + w->slide; /* still taking */
         int64_t last = dirty_hi + w->length < before ? dirty_hi + w->length : before;
         for (end = end > open ? end : open; end <= last; end += w->slide) {
             int rc = window_emit(w, panes, k, end, key, len, e);
@@ -413,7 +431,7 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
     if (after != INT64_MIN && k > 0) {
         int64_t end = panes[0].end + w->slide;
         if (before != INT64_MIN && end <= before) {
-            end = pane_of(before, w->slide) + w->slide;
+            end = pane_at(w, before) + w->slide;
         }
         size_t i = 0;
         while (end <= after) {
@@ -446,11 +464,32 @@ static int event_update(const char *key, uint32_t len, const sl_record *vals, si
     return slots_encode(panes, kept, e, state);
 }
 
-static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
-                                const sl_event_window *ew, int partitions, bool bytes)
+int sl__window_lift(sl_stream *node, sl_map_fn lift, void *lift_opaque, const sl_record *v,
+                    sl_record *buf, const sl_record **out, sl_emitter *e)
+{
+    *out = v;
+    if (!lift) {
+        return SL_OK;
+    }
+    *buf = *v;
+    int rc = lift(v, buf, e, lift_opaque);
+    if (rc == SL_ERR_RECORD) {
+        sl__record_failed(node, v, rc);
+    }
+    buf->ts = v->ts;
+    *out = buf;
+    return rc;
+}
+
+static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque, sl_map_fn lift,
+                                void *lift_opaque, const sl_event_window *ew, int partitions,
+                                bool bytes)
 {
     if (!s || !ew) {
         return NULL;
+    }
+    if (ew->gap_ms) {
+        return sl__stream_session_windows(s, fn, opaque, lift, lift_opaque, ew, partitions, bytes);
     }
     int64_t slide = ew->slide_ms > 0 ? ew->slide_ms : ew->length_ms;
     const char *bad =
@@ -478,6 +517,10 @@ static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
                  .slide = slide,
                  .disorder = ew->max_out_of_orderness_ms,
                  .lateness = ew->allowed_lateness_ms,
+                 /* in [0, slide): a whole number of slides more aligns the same */
+                 .offset = (ew->offset_ms % slide + slide) % slide,
+                 .lift = lift,
+                 .lift_opaque = lift_opaque,
                  .bytes = bytes};
     sl_stream *k = windows_node(sl_stream_filter(s, counted, w), event_update, w, partitions);
     if (k) {
@@ -495,11 +538,12 @@ static sl_stream *event_windows(sl_stream *s, sl_reduce_fn fn, void *opaque,
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     const sl_event_window *ew, int partitions)
 {
-    return event_windows(s, fn, opaque, ew, partitions, false);
+    return event_windows(s, fn, opaque, NULL, NULL, ew, partitions, false);
 }
 
 sl_stream *sl__stream_event_window_bytes(sl_stream *s, sl_reduce_fn fn, void *opaque,
+                                         sl_map_fn lift, void *lift_opaque,
                                          const sl_event_window *ew, int partitions)
 {
-    return event_windows(s, fn, opaque, ew, partitions, true);
+    return event_windows(s, fn, opaque, lift, lift_opaque, ew, partitions, true);
 }

@@ -440,6 +440,75 @@ static int add_syslog_pri(json_t *obj, json_t *pri)
     return SL_OK;
 }
 
+/* RFC 5424's STRUCTURED-DATA s[0..len) (not "-") as an object: {SD-ID: {PARAM: VALUE}},
+ * values unescaped (\" \\ \]; another backslash stays); a repeated name: the last. NULL with
+ * the reason set when it is not well-formed. */
+static json_t *sd_object(const char *s, size_t len)
+{
+    const char *p = s, *end = s + len;
+    json_t *sd = json_object();
+    char small[256];
+    char *val = NULL; /* unescaped value: small, or malloc'ed when longer */
+    while (sd && p < end) {
+        const char *name = ++p; /* past '[' */
+        while (p < end && *p != ' ' && *p != ']' && *p != '=' && *p != '"') {
+            p++;
+        }
+        if (p == name || p == end || *p == '=' || *p == '"') {
+            goto bad;
+        }
+        json_t *el = json_object(); /* the setn_new takes it, also when it fails */
+        if (!el || json_object_setn_new(sd, name, (size_t)(p - name), el) != 0) {
+            goto bad;
+        }
+        while (p < end && *p == ' ') {
+            const char *pn = ++p;
+            while (p < end && *p != '=' && *p != ' ' && *p != ']' && *p != '"') {
+                p++;
+            }
+            size_t pnlen = (size_t)(p - pn);
+            if (pnlen == 0 || p + 1 >= end || p[0] != '=' || p[1] != '"') {
+                goto bad;
+            }
+            p += 2;
+            const char *v = p;
+            while (p < end && *p != '"') {
+                p += *p == '\\' && p + 1 < end ? 2 : 1;
+            }
+            if (p >= end) {
+                goto bad;
+            }
+            size_t vlen = (size_t)(p - v), n = 0;
+            char *buf = vlen < sizeof(small) ? small : (val = realloc(val, vlen));
+            if (!buf) {
+                goto bad;
+            }
+            for (size_t i = 0; i < vlen; i++) {
+                if (v[i] == '\\' && i + 1 < vlen &&
+                    (v[i + 1] == '"' || v[i + 1] == '\\' || v[i + 1] == ']')) {
+                    i++;
+                }
+                buf[n++] = v[i];
+            }
+            json_t *js = json_stringn(buf, n);
+            if (!js || json_object_setn_new(el, pn, pnlen, js) != 0) {
+                goto bad;
+            }
+            p++; /* past the closing quote */
+        }
+        if (p >= end || *p != ']' || (++p < end && *p != '[')) {
+            goto bad;
+        }
+    }
+    free(val);
+    return sd;
+bad:
+    free(val);
+    json_decref(sd);
+    sl_reject_reason("malformed or non-UTF-8 structured data at offset %zu of it", (size_t)(p - s));
+    return NULL;
+}
+
 /* The captures of op's pattern in s[0..len) as the fields of obj. */
 static int parse_text(const sl_yamlop *op, const char *s, size_t len, json_t *obj)
 {
@@ -463,7 +532,9 @@ static int parse_text(const sl_yamlop *op, const char *s, size_t len, json_t *ob
             continue; /* did not take part in the match */
         }
         size_t so = ov[2 * c->group], eo = ov[2 * c->group + 1];
-        json_t *v = cap_value(c, s + so, eo - so);
+        bool sd = pp->format && pp->format->syslog_pri && strcmp(c->name, "structured_data") == 0 &&
+                  !(eo - so == 1 && s[so] == '-');
+        json_t *v = sd ? sd_object(s + so, eo - so) : cap_value(c, s + so, eo - so);
         if (!v || json_object_set_new(obj, c->name, v) != 0) {
             return SL_ERR_RECORD;
         }

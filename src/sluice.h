@@ -85,6 +85,9 @@ typedef struct sl_record_meta {
      * when filling a meta by hand. */
     const sl_header *headers;
     uint32_t nheaders;
+    /* > 0: the record is a session window [ts - window_ms, ts) of its own
+     * (sl_batch_output_when); 0: the stream's window length. */
+    int64_t window_ms;
 } sl_record_meta;
 
 /* A record: key and value bytes, a typed value for aggregation and a timestamp (ms).
@@ -292,6 +295,9 @@ typedef struct sl_context_conf {
     size_t max_batches_kept;    /* batch infos kept for the status; 0 = 1000 */
     int64_t stop_timeout_ms;    /* a graceful stop waits this long for the running and queued
                                  * batches, then abandons them; 0 = 90000 */
+    int64_t window_offset_ms;   /* batch times count from a multiple of every slide plus this
+                                 * (any sign): windows of 1 day from midnight UTC+1 have -1h;
+                                 * 0: from the epoch */
 } sl_context_conf;
 
 /* Creates a context. Returns NULL with errstr set when conf is invalid. */
@@ -500,6 +506,10 @@ typedef struct sl_event_window {
     int64_t idle_timeout_ms;         /* a partition without records for this long (batch
                                       * time) follows the others' lowest stream time; 0: its
                                       * windows wait for its own records */
+    int64_t gap_ms;    /* > 0: session windows (length and slide 0): per key, records less than
+                        * the gap apart are one window [first, last + gap) */
+    int64_t offset_ms; /* windows aligned to the epoch plus this (any sign): a 1-day window
+                        * from midnight UTC+1 has -1h; 0 for sessions */
 } sl_event_window;
 
 /* reduce_by_key_and_window on event time (the records' ts: for Kafka the message
@@ -512,9 +522,21 @@ typedef struct sl_event_window {
  * (sl_context_stats.records_late). The output: one record per key and window, its typed value
  * the window's result and its ts the window's end (sinks' window_start and window_end are
  * the window's bounds). The open windows are keyed state per task, which a changelog moves
- * across a consumer group. Needs a checkpoint directory. */
+ * across a consumer group. Needs a checkpoint directory.
+ * With w->offset_ms the windows start on multiples of the slide plus the offset. With
+ * w->gap_ms (length and slide 0) they are sessions: per key, records less than the gap apart
+ * make one window [first, last + gap); a late record can extend an emitted session or merge
+ * two, and the bounds emitted before then come again as a tombstone (each output record's
+ * meta->window_ms gives its own length: sl_batch_output_when). Records later than the allowed
+ * lateness also go to sl_stream_late's stream when it is asked for. */
 sl_stream *sl_stream_reduce_by_key_and_event_window(sl_stream *s, sl_reduce_fn fn, void *opaque,
                                                     const sl_event_window *w, int partitions);
+
+/* The late output of s, a reduce_by_key_and_window on event time (or a map, map_values or
+ * filter of one): per batch, the records that came later than its allowed lateness, as they
+ * came in (their headers left out), ordered by source partition and offset. They are still
+ * counted (sl_context_stats.records_late). One late output per window; NULL for another s. */
+sl_stream *sl_stream_late(sl_stream *s);
 
 /* Keeps the keyed state of a stateful stream (update_state_by_key, map_with_state) per task
  * and logs its changes through a sink of connector type that supports changelogs (kafka),

@@ -33,5 +33,15 @@ fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 args=(--test-dir "$build" --output-on-failure --timeout 600)
-[ -n "$label" ] && args+=(-L "$label")
-ctest "${args[@]}"
+# Unit and end-to-end tests use no shared server and each has its own ports and directories:
+# they run side by side, one per core. Integration tests share the servers (and some take
+# them down): one at a time.
+jobs=$(nproc)
+case "$label" in
+'') rc=0
+    ctest "${args[@]}" -L 'unit|e2e' -j"$jobs" || rc=$?
+    ctest "${args[@]}" -L integration || rc=$?
+    exit $rc ;;
+unit | e2e | 'unit|e2e') ctest "${args[@]}" -L "$label" -j"$jobs" ;;
+*) ctest "${args[@]}" -L "$label" ;;
+esac

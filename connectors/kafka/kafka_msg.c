@@ -160,6 +160,7 @@ int sl__kafka_msg_record(sl_kafka_src *ctx, const rd_kafka_message_t *m, const c
     meta->topic = topic;
     meta->partition = m->partition;
     meta->offset = m->offset;
+    meta->window_ms = 0;
     r->key = m->key;
     r->key_len = (uint32_t)m->key_len;
     r->value = m->payload;

@@ -40,7 +40,7 @@ check "a failing file: the unexpected records" \
     bash -c "grep -qxF '      + (b,1)' '$SL_TMP/fail.out' && grep -qxF '      + (c,1)' '$SL_TMP/fail.out'"
 check "a failing file: the summary" has fail "2 tests, 1 passed, 1 failed"
 
-for f in windows running event; do
+for f in windows running event lua_windows lua_state; do
     st "$f" "$D/$f.test.yaml"
     n=$(grep -c '^ok ' "$SL_TMP/$f.out")
     check "$f.test.yaml: exit 0 ($RC), $n tests ok" \
@@ -62,11 +62,13 @@ st all "$D/wordcount.test.yaml" "$D/windows.test.yaml" "$D/running.test.yaml" "$
 check "several files at once: exit 0 ($RC), every test counted" has all "7 tests, 7 passed, 0 failed"
 
 # Every test can fail: without its inputs, each one fails.
-for f in wordcount windows running event headers; do
+for f in wordcount windows running event headers lua_windows lua_state; do
     yq -y --arg p "$D/clicks.yaml" --arg w "$D/wordcount.yaml" \
-        --arg h "$D/headers.yaml" \
+        --arg h "$D/headers.yaml" --arg l "$D/lua_windows.yaml" --arg s "$D/lua_state.yaml" \
         '.pipeline = (if .pipeline == "wordcount.yaml" then $w
-                      elif .pipeline == "headers.yaml" then $h else $p end)
+                      elif .pipeline == "headers.yaml" then $h
+                      elif .pipeline == "lua_windows.yaml" then $l
+                      elif .pipeline == "lua_state.yaml" then $s else $p end)
          | .tests[].batches[].inputs = {}' "$D/$f.test.yaml" >"$SL_TMP/$f-empty.test.yaml"
     st "$f-empty" "$SL_TMP/$f-empty.test.yaml"
     n=$(grep -c '^FAIL ' "$SL_TMP/$f-empty.out")

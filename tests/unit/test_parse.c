@@ -367,7 +367,7 @@ static void test_parse_long_fields(void)
     memset(line + k, 'v', n);
     strcpy(line + k + n, "\\\"\"] msg");
     CU_ASSERT_EQUAL(apply(op, line, out, 3 * n), SL_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "vvv\\\\\\\"\\\"]\",\"message\":\"msg\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "vvv\\\"\"}},\"message\":\"msg\"}"));
     sl__yamlops_destroy(op);
     op = parse_re("^(?<a>(?:a|b)*)c$", NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
@@ -405,16 +405,16 @@ static void test_parse_syslog_rfc5424_lines(void)
     sl_yamlop *op = parse_fmt("syslog_rfc5424");
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
     /* RFC 5424's example with structured data */
-    CHECK_OUT(
-        op,
-        "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
-        "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] An "
-        "application event log entry...",
-        "{\"pri\":165,\"facility\":20,\"severity\":5,\"version\":1,"
-        "\"timestamp\":\"2003-10-11T22:14:15.003Z\",\"hostname\":\"mymachine.example.com\","
-        "\"appname\":\"evntslog\",\"procid\":null,\"msgid\":\"ID47\","
-        "\"structured_data\":\"[exampleSDID@32473 iut=\\\"3\\\" eventSource=\\\"Application\\\" "
-        "eventID=\\\"1011\\\"]\",\"message\":\"An application event log entry...\"}");
+    CHECK_OUT(op,
+              "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+              "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] An "
+              "application event log entry...",
+              "{\"pri\":165,\"facility\":20,\"severity\":5,\"version\":1,"
+              "\"timestamp\":\"2003-10-11T22:14:15.003Z\",\"hostname\":\"mymachine.example.com\","
+              "\"appname\":\"evntslog\",\"procid\":null,\"msgid\":\"ID47\","
+              "\"structured_data\":{\"exampleSDID@32473\":{\"iut\":\"3\",\"eventSource\":"
+              "\"Application\",\"eventID\":\"1011\"}},\"message\":\"An application event log "
+              "entry...\"}");
     /* no structured data, a BOM before the message */
     CHECK_OUT(op,
               "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - "
@@ -423,17 +423,30 @@ static void test_parse_syslog_rfc5424_lines(void)
               "\"timestamp\":\"2003-10-11T22:14:15.003Z\",\"hostname\":\"mymachine.example.com\","
               "\"appname\":\"su\",\"procid\":null,\"msgid\":\"ID47\",\"structured_data\":null,"
               "\"message\":\"'su root' failed for lonvick on /dev/pts/8\"}");
-    /* every field NILVALUE, no message; two SD elements with an escaped ] and a space */
+    /* every field NILVALUE, no message */
     CHECK_OUT(op, "<0>1 - - - - - -",
               "{\"pri\":0,\"facility\":0,\"severity\":0,\"version\":1,\"timestamp\":null,"
               "\"hostname\":null,\"appname\":null,\"procid\":null,\"msgid\":null,"
               "\"structured_data\":null}");
-    CHECK_OUT(op, "<14>1 2026-12-07T10:00:00+01:00 h app 4242 - [a@1 x=\"y\\] z\"][b@2] hi",
-              "{\"pri\":14,\"facility\":1,\"severity\":6,\"version\":1,"
-              "\"timestamp\":\"2026-12-07T10:00:00+01:00\",\"hostname\":\"h\",\"appname\":\"app\","
-              "\"procid\":\"4242\",\"msgid\":null,"
-              "\"structured_data\":\"[a@1 x=\\\"y\\\\] z\\\"][b@2]\",\"message\":\"hi\"}");
+    /* two SD elements, one empty; values with escaped ] " and \, a space, a \n kept as is */
+    CHECK_OUT(
+        op,
+        "<14>1 2026-12-07T10:00:00+01:00 h app 4242 - [a@1 x=\"y\\] z\" q=\"\\\"\\\\\\n\"][b@2] "
+        "hi",
+        "{\"pri\":14,\"facility\":1,\"severity\":6,\"version\":1,"
+        "\"timestamp\":\"2026-12-07T10:00:00+01:00\",\"hostname\":\"h\",\"appname\":\"app\","
+        "\"procid\":\"4242\",\"msgid\":null,"
+        "\"structured_data\":{\"a@1\":{\"x\":\"y] z\",\"q\":\"\\\"\\\\\\\\n\"},\"b@2\":{}},"
+        "\"message\":\"hi\"}");
     char buf[256];
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [a@1 x=y] m", buf, sizeof(buf)), SL_ERR_RECORD);
+    check_reason(op, "<14>1 - h a - - [a@1 x=y] m",
+                 "malformed or non-UTF-8 structured data at offset 6 of it");
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [a@1 x=\"y\"]junk", buf, sizeof(buf)),
+                    SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [=1] m", buf, sizeof(buf)), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [] m", buf, sizeof(buf)), SL_ERR_RECORD);
+    CU_ASSERT_EQUAL(apply(op, "<14>1 - h a - - [a@1][] m", buf, sizeof(buf)), SL_ERR_RECORD);
     check_reason(op, "<200>1 - - - - - -", "PRI 200 is over 191");
     CU_ASSERT_EQUAL(apply(op, "<13>Dec  7 10:00:00 host app: BSD syslog", buf, sizeof(buf)),
                     SL_ERR_RECORD);
@@ -795,6 +808,9 @@ static void test_yaml_set_value_literals(void)
         {"prod", "{\"v\":\"prod\"}"},
         {"\"true\"", "{\"v\":\"true\"}"},
         {"a b", "{\"v\":\"a b\"}"},
+        {"~", "{\"v\":null}"},
+        {"''", "{\"v\":\"\"}"},
+        {"-1.5e2", "{\"v\":-150.0}"},
     };
     char err[1024], desc[2048], ops[256];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
