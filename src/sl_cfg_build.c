@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sl_cfg.h"
+#include "sl_connector.h"
 #include "sl_http.h"
 
 /* ==== Building ==== */
@@ -106,10 +107,15 @@ sl_context *sl__config_build_swapped(const sl_config *cfg, const sl_config_swap 
     for (size_t i = 0; i < cfg->nsources; i++) {
         const cfg_endpoint *ep = &cfg->sources[i];
         msg[0] = '\0';
-        handles[i] =
-            swap ? sl_context_add_source(ctx, swap->source_type, ep->name, swap->source_opts[i],
-                                         msg, sizeof(msg))
-                 : sl_context_add_source(ctx, ep->type, ep->name, ep->opts, msg, sizeof(msg));
+        if (swap && swap->source_conn) {
+            handles[i] = sl_context_add_source_connector(ctx, swap->source_conn, ep->name,
+                                                         swap->source_opts[i], msg, sizeof(msg));
+        } else if (swap) {
+            handles[i] = sl_context_add_source(ctx, swap->source_type, ep->name,
+                                               swap->source_opts[i], msg, sizeof(msg));
+        } else {
+            handles[i] = sl_context_add_source(ctx, ep->type, ep->name, ep->opts, msg, sizeof(msg));
+        }
         if (!handles[i]) {
             char full[768];
             cfg_endpoint_msg(ep, msg, full, sizeof(full));
@@ -159,10 +165,17 @@ sl_context *sl__config_build_swapped(const sl_config *cfg, const sl_config_swap 
         if (swap && !swap->sink_opts[i]) {
             continue; /* left out */
         }
-        int rc = swap ? sl_stream_to(handles[ep->from.idx], swap->sink_type, ep->name,
-                                     swap->sink_opts[i], msg, sizeof(msg))
-                      : sl_stream_to(handles[ep->from.idx], ep->type, ep->name, ep->opts, msg,
-                                     sizeof(msg));
+        int rc;
+        if (swap && swap->sink_conn) {
+            rc = sl_stream_to_connector(handles[ep->from.idx], swap->sink_conn, ep->name,
+                                        swap->sink_opts[i], msg, sizeof(msg));
+        } else if (swap) {
+            rc = sl_stream_to(handles[ep->from.idx], swap->sink_type, ep->name, swap->sink_opts[i],
+                              msg, sizeof(msg));
+        } else {
+            rc =
+                sl_stream_to(handles[ep->from.idx], ep->type, ep->name, ep->opts, msg, sizeof(msg));
+        }
         if (rc != SL_OK) {
             char full[768];
             if (!msg[0]) {

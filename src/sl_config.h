@@ -48,13 +48,17 @@ sl_context *sl__config_build(const sl_config *cfg, char *errstr, size_t errsize)
 /* What `sluice test` builds in place of the file's sources and sinks: the connector
  * source_type with source_opts[i] for the i-th source, sink_type with sink_opts[i] for the
  * i-th sink (NULL: that sink is left out), and checkpoint_dir for app.checkpoint_dir when the
- * file sets one. Borrowed for the call. */
+ * file sets one. source_conn and sink_conn, when set, are connectors that are not in the
+ * registry (a benchmark's in-memory source and counting sink), used instead of the types;
+ * they must outlive the context. Borrowed for the call. */
 typedef struct sl_config_swap {
     const char *checkpoint_dir;
     const char *source_type;
     const sl_options *const *source_opts;
     const char *sink_type;
     const sl_options *const *sink_opts;
+    const sl_connector *source_conn;
+    const sl_connector *sink_conn;
 } sl_config_swap;
 
 /* sl__config_build with the sources and sinks swapped as swap says (NULL: none). */

@@ -142,8 +142,59 @@ static bool json_string(json_dec *d)
     return true;
 }
 
+/* Powers of ten that doubles hold exactly. */
+static const double json_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The number at s without strtod, for the common case: at most 15 significant digits, a
+ * fraction perhaps, no exponent. Then m / 10^k with m < 2^53 and 10^k exact is one correctly
+ * rounded division, the same double strtod gives (Clinger's fast path). Returns the end of
+ * the number, or NULL to leave it to strtod. */
+static const char *json_number_fast(const char *s, const char *end, double *out)
+{
+    const char *p = s;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    const char *start = p;
+    uint64_t m = 0;
+    int nd = 0, frac = 0;
+    while (p < end && *p >= '0' && *p <= '9' && nd < 16) {
+        m = m * 10 + (uint64_t)(*p++ - '0');
+        nd++;
+    }
+    if (nd == 0 || (nd > 1 && *start == '0')) {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        const char *f = ++p;
+        while (p < end && *p >= '0' && *p <= '9' && nd < 16) {
+            m = m * 10 + (uint64_t)(*p++ - '0');
+            nd++;
+        }
+        frac = (int)(p - f);
+        if (frac == 0) {
+            return NULL;
+        }
+    }
+    if (nd > 15 || (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
+                                *p == '+' || *p == '-'))) {
+        return NULL;
+    }
+    double v = (double)m / json_pow10[frac];
+    *out = neg ? -v : v;
+    return p;
+}
+
 static bool json_number(json_dec *d)
 {
+    double v;
+    const char *fast = json_number_fast(d->s, d->end, &v);
+    if (fast) {
+        lua_pushnumber(d->L, v);
+        d->s = fast;
+        return true;
+    }
     const char *p = d->s;
     if (p < d->end && *p == '-') {
         p++;
@@ -161,7 +212,7 @@ static bool json_number(json_dec *d)
     memcpy(buf, d->s, n);
     buf[n] = '\0';
     char *endp;
-    double v = strtod(buf, &endp);
+    v = strtod(buf, &endp);
     if (*endp) {
         return json_fail(d, "bad number");
     }
@@ -182,6 +233,11 @@ static bool json_literal(json_dec *d, const char *word)
 
 static bool json_value(json_dec *d);
 
+/* How many entries the last object and array at each depth had on this thread: a new table
+ * is made that size, so that records of one shape are decoded without growing tables (each
+ * growth rehashes the table). */
+static _Thread_local uint16_t json_size_hint[2][JSON_MAX_DEPTH + 2];
+
 static bool json_container(json_dec *d, bool object)
 {
     if (++d->depth > JSON_MAX_DEPTH || !lua_checkstack(d->L, 4)) {
@@ -190,7 +246,8 @@ static bool json_container(json_dec *d, bool object)
     lua_State *L = d->L;
     char close = object ? '}' : ']';
     d->s++;
-    lua_newtable(L);
+    uint16_t *hint = &json_size_hint[object][d->depth];
+    lua_createtable(L, object ? 0 : *hint, object ? *hint : 0);
     json_skip_ws(d);
     if (d->s < d->end && *d->s == close) {
         d->s++;
@@ -228,6 +285,7 @@ static bool json_container(json_dec *d, bool object)
         if (d->s < d->end && *d->s == close) {
             d->s++;
             d->depth--;
+            *hint = (uint16_t)(i < 256 ? i : 256);
             return true;
         }
         return json_fail(d, object ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -287,27 +345,40 @@ static int json_decode(lua_State *L)
 
 /* ==== Encoding ==== */
 
+/* The text being encoded: in the caller's stack buffer until it outgrows it. */
 typedef struct json_buf {
     char *p;
     size_t n;
     size_t cap;
+    bool heap; /* p was malloc'ed */
     const char *err;
 } json_buf;
 
-static bool jb_add(json_buf *b, const char *s, size_t n)
+/* Makes room for n more bytes. */
+static bool jb_grow(json_buf *b, size_t n)
 {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n) {
-            cap *= 2;
-        }
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->err = "out of memory";
-            return false;
-        }
-        b->p = q;
-        b->cap = cap;
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->n + n) {
+        cap *= 2;
+    }
+    char *q = b->heap ? realloc(b->p, cap) : malloc(cap);
+    if (!q) {
+        b->err = "out of memory";
+        return false;
+    }
+    if (!b->heap && b->n) {
+        memcpy(q, b->p, b->n);
+    }
+    b->p = q;
+    b->cap = cap;
+    b->heap = true;
+    return true;
+}
+
+static inline bool jb_add(json_buf *b, const char *s, size_t n)
+{
+    if (b->n + n > b->cap && !jb_grow(b, n)) {
+        return false;
     }
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -353,18 +424,63 @@ static bool jb_str(json_buf *b, const char *s, size_t n)
     return jb_add(b, s + run, n - run) && jb_add(b, "\"", 1);
 }
 
+/* Writes v's decimal digits ending at end; returns where they start. */
+static char *json_u64_digits(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/* v as the fewest digits that read back as v: integers as such; other numbers as a plain
+ * decimal m / 10^k with the fewest fraction digits k when m has at most 15 digits (m and
+ * 10^k are exact doubles, so the text reads back as the division m / 10^k, which is
+ * checked), else the shortest of %.15g, %.16g and %.17g that reads back. Without printf in
+ * the common cases: it was most of json.encode's time. */
 static bool jb_num(json_buf *b, double v)
 {
-    char buf[40];
-    int k;
+    char buf[48];
+    char *end = buf + sizeof(buf), *p;
     if (!isfinite(v)) {
         b->err = "cannot encode NaN or infinity";
         return false;
     }
-    if (v == floor(v) && fabs(v) < 9.0e15) {
-        k = snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)v);
-    } else {
-        k = snprintf(buf, sizeof(buf), "%.17g", v);
+    double a = fabs(v);
+    if (v == floor(v) && a < 9.0e15) {
+        p = json_u64_digits(end, (uint64_t)a);
+        if (v < 0) {
+            *--p = '-';
+        }
+        return jb_add(b, p, (size_t)(end - p));
+    }
+    for (int k = 1; k <= 15 && a < 1e15; k++) {
+        double m = floor(a * json_pow10[k] + 0.5);
+        if (m >= 1e15) {
+            break;
+        }
+        if (m / json_pow10[k] == a) {
+            p = json_u64_digits(end, (uint64_t)m);
+            while (end - p <= k) {
+                *--p = '0'; /* 0.05: m = 5, k = 2 */
+            }
+            char *point = end - k;
+            memmove(p - 1, p, (size_t)(point - p));
+            p--;
+            point[-1] = '.';
+            if (v < 0) {
+                *--p = '-';
+            }
+            return jb_add(b, p, (size_t)(end - p));
+        }
+    }
+    int k = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        k = snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
     }
     return jb_add(b, buf, (size_t)k);
 }
@@ -459,17 +575,21 @@ static bool jb_value(json_buf *b, lua_State *L, int idx, int depth)
 
 void sl__lua_json_encode_at(lua_State *L, int idx)
 {
-    json_buf b = {0};
+    char stack[1024];
+    json_buf b = {.p = stack, .cap = sizeof(stack)};
     if (idx < 0) {
         idx = lua_gettop(L) + idx + 1;
     }
-    if (!jb_value(&b, L, idx, 0)) {
-        free(b.p);
-        luaL_error(L, "json.encode: %s", b.err);
-        return;
+    bool ok = jb_value(&b, L, idx, 0);
+    if (ok) {
+        lua_pushlstring(L, b.p, b.n);
     }
-    lua_pushlstring(L, b.p ? b.p : "", b.n);
-    free(b.p);
+    if (b.heap) {
+        free(b.p);
+    }
+    if (!ok) {
+        luaL_error(L, "json.encode: %s", b.err);
+    }
 }
 
 /* json.encode(v): the JSON text; raises an error for what JSON cannot hold. */

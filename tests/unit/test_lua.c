@@ -409,6 +409,69 @@ static void test_json_decode_and_encode(void)
     CU_ASSERT_STRING_EQUAL(got, "nil");
 }
 
+/* json numbers: decoding without strtod gives strtod's double, and encoding gives the fewest
+ * digits that read back as the same double (not 17 digits: 244.85, not 244.84999999999999). */
+static void test_json_numbers_exact_and_shortest(void)
+{
+    char got[1024];
+    map_one("function(r) return json.encode({244.85, 0.1, -0.05, 1958.8, 1e-7, 123456789.125, "
+            "0.1 + 0.2, 1e21, -7, 2^53, 1/3, -0.0, 5e-324}) end",
+            "x", got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "[244.85,0.1,-0.05,1958.8,0.0000001,123456789.125,"
+                                "0.30000000000000004,1e+21,-7,9007199254740992,"
+                                "0.3333333333333333,0,4.94065645841247e-324]");
+    map_one("function(r) local bad = {} "
+            "for _, s in ipairs({'244.85', '-0.05', '0', '-0', '12345678901234567', '1.5e3', "
+            "'0.1', '123456789012345.6', '999999999999999', '9999999999999999', '00.5', "
+            "'0.000000000000001', '-1234.5678e-2'}) do "
+            "  if json.decode(s) ~= tonumber(s) or 1 / json.decode(s) ~= 1 / tonumber(s) then "
+            "    bad[#bad + 1] = s end end "
+            "return table.concat(bad, ' ') .. '|' .. "
+            "tostring(json.decode('-')) .. tostring(json.decode('1.5.5')) end",
+            "x", got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "|nilnil");
+    /* round trips of random doubles of every scale, and of prices (two decimals) */
+    map_one("function(r) local bad = 0 "
+            "for i = 1, 20000 do "
+            "  local x = (math.random() - 0.5) * 10 ^ math.random(-12, 20) "
+            "  if i % 2 == 0 then x = math.floor(x * 100) / 100 end "
+            "  local e = json.encode(x) "
+            "  if json.decode(e) ~= x or #e > 24 then bad = bad + 1 end "
+            "end return tostring(bad) end",
+            "x", got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "0");
+}
+
+/* Tables are made the size the last one at their depth had: shapes that change from one
+ * text to the next still decode whole (more entries, fewer, none, arrays for objects). */
+static void test_json_decode_tables_of_changing_shapes(void)
+{
+    char got[1024];
+    map_one(
+        "function(r) "
+        "local function canon(v) "
+        "  if type(v) ~= 'table' then return tostring(v) end "
+        "  local ks = {} for k in pairs(v) do ks[#ks + 1] = k end "
+        "  table.sort(ks, function(x, y) return tostring(x) < tostring(y) end) "
+        "  local out = {} "
+        "  for _, k in ipairs(ks) do out[#out + 1] = tostring(k) .. '=' .. canon(v[k]) end "
+        "  return '{' .. table.concat(out, ',') .. '}' end "
+        "local texts = {'{\"a\":1,\"b\":{\"c\":[1,2,3]},\"d\":4}', '{}', "
+        "'{\"b\":{\"c\":{\"x\":1}}}', '[{\"q\":1},[5,6,7,8,9],[]]', "
+        "'{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6}'} "
+        "local out = {} "
+        "for round = 1, 2 do for _, t in ipairs(texts) do "
+        "  out[#out + 1] = canon(json.decode(t)) .. ';' .. #json.encode(json.decode(t)) end end "
+        "return table.concat(out, ' ') end",
+        "x", got, sizeof(got));
+    const char *once = "{a=1,b={c={1=1,2=2,3=3}},d=4};31 {};2 {b={c={x=1}}};19 "
+                       "{1={q=1},2={1=5,2=6,3=7,4=8,5=9},3={}};24 "
+                       "{a=1,b=2,c=3,d=4,e=5,f=6};37";
+    char want[1024];
+    snprintf(want, sizeof(want), "%s %s", once, once);
+    CU_ASSERT_STRING_EQUAL(got, want);
+}
+
 /* ==== YAML ==== */
 
 static int load_yaml_op(const char *op, char *err, size_t errsize)
@@ -536,7 +599,8 @@ void sl_test_register(void)
              SL_TEST(update_state_tables_numbers_and_removal));
     SL_SUITE("lua_limits", SL_TEST(runaway_loop_is_stopped), SL_TEST(unbounded_memory_is_stopped),
              SL_TEST(sandbox_denies_io_os_require), SL_TEST(compile_errors_name_file_and_line));
-    SL_SUITE("lua_json", SL_TEST(json_decode_and_encode));
+    SL_SUITE("lua_json", SL_TEST(json_decode_and_encode), SL_TEST(json_numbers_exact_and_shortest),
+             SL_TEST(json_decode_tables_of_changing_shapes));
 #ifdef SLUICE_WITH_KAFKA
     SL_SUITE("lua_yaml", SL_TEST(yaml_forms_and_errors),
              SL_TEST(yaml_lua_headers_turn_on_kafka_headers));
