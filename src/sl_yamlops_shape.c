@@ -765,7 +765,7 @@ sl_yamlop *sl__yamlops_set_new(const char *field, const char *from, const char *
         sl__yamlops_err(errstr, errsize, "set takes one of from, value and expr");
         return NULL;
     }
-    yop_step *s;
+    yop_step *s = NULL;
     sl_yamlop *op = shape_new(from   ? STEP_SET_FROM
                               : expr ? STEP_SET_EXPR
                                      : STEP_SET_VALUE,
@@ -795,7 +795,7 @@ sl_yamlop *sl__yamlops_set_new(const char *field, const char *from, const char *
 
 sl_yamlop *sl__yamlops_rename_new(const char *from, const char *to, char *errstr, size_t errsize)
 {
-    yop_step *s;
+    yop_step *s = NULL;
     sl_yamlop *op = shape_new(STEP_RENAME, &s, errstr, errsize);
     if (op && (!shape_path(&s->from, from, "rename.from", errstr, errsize) ||
                !shape_path(&s->to, to, "rename.to", errstr, errsize))) {
@@ -812,7 +812,7 @@ sl_yamlop *sl__yamlops_drop_new(const char *const *paths, size_t npaths, bool ke
         sl__yamlops_err(errstr, errsize, "%s needs at least one field", keep ? "keep" : "drop");
         return NULL;
     }
-    yop_step *s;
+    yop_step *s = NULL;
     sl_yamlop *op = shape_new(keep ? STEP_KEEP : STEP_DROP, &s, errstr, errsize);
     if (op && !(s->paths = calloc(npaths, sizeof(*s->paths)))) {
         sl__yamlops_err(errstr, errsize, "out of memory");
