@@ -434,7 +434,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "check") == 0) {
         apply_log_level(NULL, level);
-        return sl__cmd_check(positional[1], connect);
+        return sl__cmd_check(positional[1], connect, level);
     }
     if (strcmp(cmd, "connectors") == 0) {
         return sl__cmd_connectors(npos == 2 ? positional[1] : NULL, markdown);

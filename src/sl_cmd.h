@@ -13,7 +13,8 @@ int sl__cmd_connectors(const char *name, bool markdown);
 /* `sluice check FILE [--connect]`: prints every error of FILE (up to 20, with line:col) on
  * stderr and returns 2; else, without connect, prints the pipeline and returns 0; with
  * connect, tries each source's and sink's endpoints (the connector's probe: a TCP connect,
- * a login, a PING), prints a line per endpoint and returns 1 when one failed. */
-int sl__cmd_check(const char *path, bool connect);
+ * a login, a PING), prints a line per endpoint and returns 1 when one failed. The log level
+ * is cli_level (a --log-level), else the file's app.log_level. */
+int sl__cmd_check(const char *path, bool connect, int cli_level);
 
 #endif /* SL_CMD_H */

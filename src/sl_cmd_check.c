@@ -38,7 +38,7 @@ static int probe_all(sl_context *ctx)
     return failed;
 }
 
-int sl__cmd_check(const char *path, bool connect)
+int sl__cmd_check(const char *path, bool connect, int cli_level)
 {
     char err[1024];
     sl_config *cfg;
@@ -49,6 +49,10 @@ int sl__cmd_check(const char *path, bool connect)
         return 2;
     }
     sl__buf_free(&errors);
+    sl_log_level level;
+    if (cli_level < 0 && sl__config_log_level(cfg, &level)) {
+        sl_set_log_level(level); /* what building logs follows the file, as `run` does */
+    }
     /* Building runs the connectors' own checks (init); nothing starts. */
     sl_context *ctx = sl__config_build(cfg, err, sizeof(err));
     if (!ctx) {

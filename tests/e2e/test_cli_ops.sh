@@ -173,4 +173,18 @@ fi
 rc=0
 "$SLUICE_BIN" run "$SL_TMP/conn.yaml" --connect >/dev/null 2>&1 || rc=$?
 check "--connect on run: usage error, exit 2" test "$rc" = 2
+
+# check follows the file's app.log_level as run does (a kafka source from earliest without a
+# rate warns while it is built); --log-level overrides it.
+cat >"$SL_TMP/level.yaml" <<'YAML'
+app: {name: level, batch_interval: 1s, log_level: error}
+sources:
+  - {name: k, type: kafka, brokers: 127.0.0.1:9, topics: [t], start: earliest, group: g}
+sinks:
+  - {name: out, type: stdout, from: k}
+YAML
+"$SLUICE_BIN" check "$SL_TMP/level.yaml" >/dev/null 2>"$SL_TMP/level.err" || true
+"$SLUICE_BIN" check --log-level warn "$SL_TMP/level.yaml" >/dev/null 2>"$SL_TMP/level-w.err" || true
+check "check with app.log_level: error: no warning" bash -c "! grep -q 'start: earliest' '$SL_TMP/level.err'"
+check "check --log-level warn overrides it" grep -q 'start: earliest' "$SL_TMP/level-w.err"
 finish
