@@ -674,14 +674,23 @@ static int lua_end(lua_vm *vm, int rc)
     return rc;
 }
 
-int sl__lua_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+/* Calls f (opaque) on the record table of in, for one result; *vmp is the thread's state.
+ * A failure has rejected the record and ended the call. */
+static int lua_call_record(void *opaque, const sl_record *in, lua_vm **vmp)
 {
     lua_vm *vm = lua_begin(opaque);
     if (!vm) {
         return SL_ERR_RECORD;
     }
+    *vmp = vm;
     lua_push_record(vm, in);
-    int rc = lua_vm_call(vm, 1, 1);
+    return lua_vm_call(vm, 1, 1);
+}
+
+int sl__lua_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
+{
+    lua_vm *vm;
+    int rc = lua_call_record(opaque, in, &vm);
     if (rc != SL_OK) {
         return rc;
     }
@@ -700,12 +709,8 @@ int sl__lua_map(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque
 
 int sl__lua_filter(const sl_record *in, void *opaque)
 {
-    lua_vm *vm = lua_begin(opaque);
-    if (!vm) {
-        return SL_ERR_RECORD;
-    }
-    lua_push_record(vm, in);
-    int rc = lua_vm_call(vm, 1, 1);
+    lua_vm *vm;
+    int rc = lua_call_record(opaque, in, &vm);
     return rc != SL_OK ? rc : lua_end(vm, lua_toboolean(vm->L, -1) ? 1 : 0);
 }
 
@@ -755,27 +760,18 @@ static int lua_emit_all(lua_vm *vm, int idx, const sl_record *base, sl_emitter *
 
 int sl__lua_flat_map(const sl_record *in, sl_emitter *e, void *opaque)
 {
-    lua_vm *vm = lua_begin(opaque);
-    if (!vm) {
-        return SL_ERR_RECORD;
-    }
-    lua_State *L = vm->L;
-    lua_push_record(vm, in);
-    int rc = lua_vm_call(vm, 1, 1);
+    lua_vm *vm;
+    int rc = lua_call_record(opaque, in, &vm);
     if (rc != SL_OK) {
         return rc;
     }
-    return lua_end(vm, lua_emit_all(vm, lua_gettop(L), in, e));
+    return lua_end(vm, lua_emit_all(vm, lua_gettop(vm->L), in, e));
 }
 
 int sl__lua_key(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
 {
-    lua_vm *vm = lua_begin(opaque);
-    if (!vm) {
-        return SL_ERR_RECORD;
-    }
-    lua_push_record(vm, in);
-    int rc = lua_vm_call(vm, 1, 1);
+    lua_vm *vm;
+    int rc = lua_call_record(opaque, in, &vm);
     if (rc != SL_OK) {
         return rc;
     }
@@ -788,12 +784,8 @@ int sl__lua_key(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque
 
 int sl__lua_value(const sl_record *in, sl_record *out, sl_emitter *e, void *opaque)
 {
-    lua_vm *vm = lua_begin(opaque);
-    if (!vm) {
-        return SL_ERR_RECORD;
-    }
-    lua_push_record(vm, in);
-    int rc = lua_vm_call(vm, 1, 1);
+    lua_vm *vm;
+    int rc = lua_call_record(opaque, in, &vm);
     if (rc != SL_OK) {
         return rc;
     }
